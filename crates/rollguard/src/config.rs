@@ -1,0 +1,1012 @@
+//! The policy document: versions, metrics, gates, strategy and safety settings.
+//!
+//! A config is validated once, in [`Policy::new`](crate::Policy::new); after that no
+//! decision path can fail on it. Every error names the offending field's JSON path.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorCode, ensure};
+
+/// The schema version of configs, inputs, steps and snapshots this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Hard ceilings on list sizes, whatever the config asks for: they bound memory and
+/// the cost of one step.
+pub mod limits {
+    /// Metrics per policy.
+    pub const METRICS_MAX: u32 = 32;
+    /// Gates per policy.
+    pub const GATES_MAX: u32 = 64;
+    /// Strategy steps.
+    pub const STEPS_MAX: u32 = 64;
+    /// Time buckets per rolling window.
+    pub const BUCKETS_MAX: u32 = 1024;
+    /// Components per version bundle.
+    pub const COMPONENTS_MAX: u32 = 32;
+    /// Versions the registry may be configured to hold.
+    pub const VERSIONS_MAX: u32 = 1024;
+    /// Fewest versions a registry may hold: stable, candidate, previous, golden and the
+    /// three most recent validated ones must always fit.
+    pub const VERSIONS_MIN: u32 = 8;
+    /// Longest label (names, ids, digests, tenant) a config may allow.
+    pub const LABEL_LEN_MAX: u32 = 4096;
+    /// Octaves a quantile histogram may span.
+    pub const OCTAVES_MAX: i32 = 128;
+}
+
+/// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Must equal [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// A free-form name, echoed in nothing but kept in snapshots.
+    #[serde(default)]
+    pub name: String,
+    /// The version bundles known at creation.
+    pub versions: Vec<VersionSpec>,
+    /// The version serving all traffic at creation; it must be validated.
+    pub stable: String,
+    /// A version to start rolling out at creation, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+    /// The metrics samples may carry.
+    pub metrics: Vec<MetricConfig>,
+    /// The gates that judge the candidate (and, in the `steady` phase, the stable version).
+    #[serde(default)]
+    pub gates: Vec<GateConfig>,
+    /// How a candidate reaches all traffic.
+    pub strategy: Strategy,
+    /// When gates are evaluated.
+    #[serde(default)]
+    pub analysis: AnalysisConfig,
+    /// Pauses for a human: timeout and what happens then.
+    #[serde(default)]
+    pub approval: ApprovalConfig,
+    /// Cooldown, circuit breaker and action acknowledgement.
+    #[serde(default)]
+    pub safety: SafetyConfig,
+    /// Size limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// An immutable version bundle: everything that moves together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionSpec {
+    /// Unique id, e.g. `v42` or `support-agent@2026-11-02`.
+    pub id: String,
+    /// Content digest of the bundle, e.g. `sha256:…`.
+    pub digest: String,
+    /// Component name → reference: `model`, `prompt_template`, `agent_config`,
+    /// `tool_schema`, or any other part that must move with them.
+    #[serde(default)]
+    pub components: BTreeMap<String, String>,
+    /// Validated by a human (or known good at creation). Only validated versions are
+    /// rollback targets; the most recently validated by a human is `golden`.
+    #[serde(default)]
+    pub validated: bool,
+}
+
+/// What a metric's samples carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// One number per sample: latency, a quality score, a cost.
+    Value,
+    /// `events` out of `total` per sample: errors out of requests.
+    Count,
+}
+
+/// A metric and its rolling window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricConfig {
+    /// Name samples refer to.
+    pub name: String,
+    /// Value or count.
+    pub kind: MetricKind,
+    /// Length of the rolling window gates read (default 5 minutes).
+    #[serde(default = "default_window_ms")]
+    pub window_ms: u64,
+    /// Number of fixed time buckets the window is kept in (default 10). The window
+    /// read at time t covers the buckets of the last `window_ms`, so its effective
+    /// length lies between `window_ms − window_ms/buckets` and `window_ms`.
+    #[serde(default = "default_buckets")]
+    pub buckets: u32,
+    /// The value range quantiles are resolved in (value metrics only). Inside it a
+    /// quantile is within 1/64 (1.5625 %) relative error; outside it, clamped to the
+    /// window's exact minimum or maximum.
+    #[serde(default)]
+    pub histogram_range: HistogramRange,
+}
+
+/// Lowest and highest positive values a quantile histogram resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistogramRange {
+    /// Lowest resolved value (> 0); default 0.001.
+    pub min: f64,
+    /// Highest resolved value; default 1e9.
+    pub max: f64,
+}
+
+impl Default for HistogramRange {
+    fn default() -> Self {
+        Self {
+            min: 0.001,
+            max: 1e9,
+        }
+    }
+}
+
+fn default_window_ms() -> u64 {
+    300_000
+}
+fn default_buckets() -> u32 {
+    10
+}
+
+/// A statistic of one rolling window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stat {
+    /// Mean of values.
+    Mean,
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+    /// Median (nearest rank, histogram resolved).
+    P50,
+    /// 90th percentile.
+    P90,
+    /// 95th percentile.
+    P95,
+    /// 99th percentile.
+    P99,
+    /// `events / total` of a count metric.
+    Rate,
+    /// Number of value samples, or `total` of a count metric.
+    Count,
+}
+
+impl Stat {
+    /// The quantile this stat reads, if it is one.
+    pub fn quantile(self) -> Option<f64> {
+        match self {
+            Self::P50 => Some(0.50),
+            Self::P90 => Some(0.90),
+            Self::P95 => Some(0.95),
+            Self::P99 => Some(0.99),
+            _ => None,
+        }
+    }
+
+    fn fits(self, kind: MetricKind) -> bool {
+        match self {
+            Self::Count => true,
+            Self::Rate => kind == MetricKind::Count,
+            _ => kind == MetricKind::Value,
+        }
+    }
+}
+
+/// The rollout phases a gate can be evaluated in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The candidate sees mirrored traffic and serves nothing.
+    Shadow,
+    /// Blue-green pre-promotion analysis of the idle (preview) environment.
+    Preview,
+    /// The candidate serves a weight of traffic.
+    Canary,
+    /// After promotion, the new stable is watched against the previous one.
+    Bake,
+    /// No rollout: the stable version alone is watched (absolute rules only).
+    Steady,
+}
+
+/// How a gate judges one statistic.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Rule {
+    /// Absolute bounds: fail when the statistic is below `min` or above `max`
+    /// (Flagger's `thresholdRange`).
+    Threshold {
+        /// Lowest passing value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min: Option<f64>,
+        /// Highest passing value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<f64>,
+    },
+    /// Bounds relative to the same statistic of the baseline arm (stable, or the
+    /// previous version after promotion). Every bound given applies.
+    VsBaseline {
+        /// Fail when candidate > baseline × `max_ratio` (e.g. 1.3 for p95).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_ratio: Option<f64>,
+        /// Fail when candidate < baseline × `min_ratio` (e.g. 0.95 for a quality score).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_ratio: Option<f64>,
+        /// Fail when candidate > baseline + `max_increase` (e.g. 0.005 for error rate).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_increase: Option<f64>,
+        /// Fail when candidate < baseline − `max_decrease`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_decrease: Option<f64>,
+    },
+}
+
+/// What a gate reports when a window holds fewer than `samples_min` samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoData {
+    /// Not enough evidence to judge (the default): never a failure by itself.
+    #[default]
+    Inconclusive,
+    /// Treat missing evidence as a failure (Flagger's behaviour).
+    Fail,
+    /// Treat missing evidence as a pass.
+    Pass,
+}
+
+/// When a failing gate trips, and when a tripped gate clears.
+///
+/// A gate trips when it has failed `consecutive` evaluations in a row **and**, if
+/// `for_ms` is set, its first failure in that streak is at least `for_ms` old
+/// (Prometheus `for`). A passing evaluation resets the streak; an inconclusive one
+/// neither extends nor resets it. A tripped gate clears after `clear_after` passing
+/// evaluations in a row, and not before `keep_failing_ms` have passed since its last
+/// failure (Prometheus `keep_firing_for`). Counters are never cumulative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Persistence {
+    /// Failing evaluations in a row that trip the gate (default 3, at least 1).
+    #[serde(default = "default_consecutive")]
+    pub consecutive: u32,
+    /// How long the breach must have been held, in addition (default 0: off).
+    #[serde(default)]
+    pub for_ms: u64,
+    /// Passing evaluations in a row that clear a tripped gate (default 1).
+    #[serde(default = "default_clear_after")]
+    pub clear_after: u32,
+    /// A tripped gate stays tripped this long after its last failure (default 0).
+    #[serde(default)]
+    pub keep_failing_ms: u64,
+}
+
+impl Default for Persistence {
+    fn default() -> Self {
+        Self {
+            consecutive: 3,
+            for_ms: 0,
+            clear_after: 1,
+            keep_failing_ms: 0,
+        }
+    }
+}
+fn default_consecutive() -> u32 {
+    3
+}
+fn default_clear_after() -> u32 {
+    1
+}
+
+/// A gate: one statistic of one metric, one rule, its evidence floor and persistence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// Unique name, used in reports.
+    pub name: String,
+    /// The metric it reads.
+    pub metric: String,
+    /// The statistic of the metric's window.
+    pub stat: Stat,
+    /// The rule.
+    pub rule: Rule,
+    /// Fewest samples (value metrics) or `total` (count metrics) each window read must
+    /// hold before any verdict (default 1).
+    #[serde(default = "default_samples_min")]
+    pub samples_min: u64,
+    /// The verdict when evidence is below `samples_min`.
+    #[serde(default)]
+    pub on_no_data: NoData,
+    /// Evaluated and reported, never acted on (Argo's per-metric `dryRun`).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Trip and clear conditions.
+    #[serde(default)]
+    pub persistence: Persistence,
+    /// Phases the gate is evaluated in (default: shadow, preview, canary, bake).
+    #[serde(default = "default_phases")]
+    pub phases: Vec<Phase>,
+}
+
+fn default_samples_min() -> u64 {
+    1
+}
+fn default_phases() -> Vec<Phase> {
+    vec![Phase::Shadow, Phase::Preview, Phase::Canary, Phase::Bake]
+}
+
+/// How a candidate reaches all traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Strategy {
+    /// Ordered steps, then promotion and a post-promotion bake.
+    Canary {
+        /// The steps, in order.
+        steps: Vec<CanaryStep>,
+        /// How long the new stable is watched after promotion (0: not at all).
+        #[serde(default)]
+        post_promotion_bake_ms: u64,
+    },
+    /// A preview environment analysed before an instant switch, then a bake.
+    BlueGreen {
+        /// Mirrored-traffic shadow analysis before the preview (0: none).
+        #[serde(default)]
+        shadow_ms: u64,
+        /// Pre-promotion analysis of the preview environment (0: none).
+        #[serde(default)]
+        preview_ms: u64,
+        /// Promote as soon as the preview passes (default); if false, pause for approval.
+        #[serde(default = "default_true")]
+        auto_promote: bool,
+        /// How long the new stable is watched after the switch (0: not at all).
+        #[serde(default)]
+        post_promotion_bake_ms: u64,
+    },
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One step of a canary strategy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CanaryStep {
+    /// Mirror traffic to the candidate for `duration_ms`; it serves nothing.
+    Shadow {
+        /// How long (must be positive).
+        duration_ms: u64,
+    },
+    /// Send `weight` percent of traffic to the candidate and bake for `duration_ms`.
+    SetWeight {
+        /// Percent of traffic, 1..=100.
+        weight: u32,
+        /// Bake time; 0 moves on as soon as the weight is acknowledged.
+        #[serde(default)]
+        duration_ms: u64,
+    },
+    /// Wait for an operator's `resume` (or the approval timeout).
+    Approval {},
+}
+
+/// When gates are evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// Interval between evaluations during an analysed phase (default 60 s).
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: default_interval_ms(),
+        }
+    }
+}
+fn default_interval_ms() -> u64 {
+    60_000
+}
+
+/// What happens when an approval pause times out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTimeout {
+    /// Roll the candidate back (the default: the safe choice).
+    #[default]
+    Rollback,
+    /// Carry on as if approved.
+    Continue,
+    /// Stay paused and escalate.
+    Hold,
+}
+
+/// Pauses for a human decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    /// How long a pause waits for an operator (default 1 hour).
+    #[serde(default = "default_approval_timeout_ms")]
+    pub timeout_ms: u64,
+    /// What happens then.
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
+    /// Pause when a stage ends with an inconclusive gate (default true); if false the
+    /// stage keeps waiting for a conclusive verdict.
+    #[serde(default = "default_true")]
+    pub pause_on_inconclusive: bool,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: default_approval_timeout_ms(),
+            on_timeout: OnTimeout::Rollback,
+            pause_on_inconclusive: true,
+        }
+    }
+}
+fn default_approval_timeout_ms() -> u64 {
+    3_600_000
+}
+
+/// Cooldown, circuit breaker and the acknowledgement deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyConfig {
+    /// No automated rollback within this long of the last one (default 30 minutes).
+    #[serde(default = "default_cooldown_ms")]
+    pub cooldown_ms: u64,
+    /// The circuit breaker.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    /// How long an issued action may wait for its acknowledgement (default 10 minutes,
+    /// Argo's `progressDeadlineSeconds`).
+    #[serde(default = "default_ack_timeout_ms")]
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        Self {
+            cooldown_ms: default_cooldown_ms(),
+            breaker: BreakerConfig::default(),
+            ack_timeout_ms: default_ack_timeout_ms(),
+        }
+    }
+}
+fn default_cooldown_ms() -> u64 {
+    1_800_000
+}
+fn default_ack_timeout_ms() -> u64 {
+    600_000
+}
+
+/// The circuit breaker over automated rollbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// The automated rollback that brings the count within `window_ms` to this number
+    /// trips the breaker: it pins traffic to the golden version and stops automation
+    /// (default 2).
+    #[serde(default = "default_max_rollbacks")]
+    pub max_rollbacks: u32,
+    /// The window rollbacks are counted in (default 24 hours). A rollout that completes
+    /// also resets the count.
+    #[serde(default = "default_breaker_window_ms")]
+    pub window_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            max_rollbacks: default_max_rollbacks(),
+            window_ms: default_breaker_window_ms(),
+        }
+    }
+}
+fn default_max_rollbacks() -> u32 {
+    2
+}
+fn default_breaker_window_ms() -> u64 {
+    86_400_000
+}
+
+/// Size limits of a policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Versions the registry holds (default 16); older failed and retired versions are
+    /// evicted first, and the last 3 validated ones are never evicted.
+    #[serde(default = "default_versions_max")]
+    pub versions_max: u32,
+    /// Longest id, name, digest or label, in bytes (default 256).
+    #[serde(default = "default_label_len_max")]
+    pub label_len_max: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            versions_max: default_versions_max(),
+            label_len_max: default_label_len_max(),
+        }
+    }
+}
+fn default_versions_max() -> u32 {
+    16
+}
+fn default_label_len_max() -> u32 {
+    256
+}
+
+impl PolicyConfig {
+    /// Parses a config from its canonical JSON text (without validating it; see
+    /// [`PolicyConfig::validate`]).
+    ///
+    /// # Errors
+    /// `invalid_json` with the path of the field that failed to parse.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        crate::error::parse_json(text)
+    }
+
+    /// The canonical JSON text.
+    pub fn to_json(&self) -> String {
+        // Serializing plain data to a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The index of a metric by name.
+    pub(crate) fn metric_index(&self, name: &str) -> Option<usize> {
+        self.metrics.iter().position(|m| m.name == name)
+    }
+
+    /// Checks every field; the first problem found is returned with its path.
+    ///
+    /// # Errors
+    /// A config error code (`no_steps`, `weight_out_of_range`, `min_above_max`,
+    /// `zero_duration`, `limit_exceeded`, `duplicate_name`, `unknown_reference`,
+    /// `invalid_value`, `unsupported_format_version`) and the field's path.
+    pub fn validate(&self) -> Result<(), Error> {
+        ensure(
+            self.format_version == FORMAT_VERSION,
+            ErrorCode::UnsupportedFormatVersion,
+            "format_version",
+            || {
+                format!(
+                    "format_version {} is not {FORMAT_VERSION}",
+                    self.format_version
+                )
+            },
+        )?;
+        self.limits.validate().map_err(|e| e.within("limits"))?;
+        let label_max = self.limits.label_len_max;
+        check_label(&self.name, label_max, "name", true)?;
+
+        // Versions.
+        ensure(
+            self.versions.len() as u64 <= u64::from(self.limits.versions_max),
+            ErrorCode::LimitExceeded,
+            "versions",
+            || {
+                format!(
+                    "{} versions, limits.versions_max is {}",
+                    self.versions.len(),
+                    self.limits.versions_max
+                )
+            },
+        )?;
+        for (i, v) in self.versions.iter().enumerate() {
+            v.validate(label_max)
+                .map_err(|e| e.within(format!("versions[{i}]")))?;
+            if self.versions[..i].iter().any(|w| w.id == v.id) {
+                return Err(Error::new(
+                    ErrorCode::DuplicateName,
+                    format!("versions[{i}].id"),
+                    format!("version id {:?} appears twice", v.id),
+                ));
+            }
+        }
+        let stable = self
+            .versions
+            .iter()
+            .find(|v| v.id == self.stable)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::UnknownReference,
+                    "stable",
+                    format!("no version {:?}", self.stable),
+                )
+            })?;
+        ensure(stable.validated, ErrorCode::InvalidValue, "stable", || {
+            format!("the stable version {:?} must be validated", self.stable)
+        })?;
+        if let Some(candidate) = &self.candidate {
+            ensure(
+                self.versions.iter().any(|v| &v.id == candidate),
+                ErrorCode::UnknownReference,
+                "candidate",
+                || format!("no version {candidate:?}"),
+            )?;
+            ensure(
+                candidate != &self.stable,
+                ErrorCode::InvalidValue,
+                "candidate",
+                || "the candidate is already the stable version".into(),
+            )?;
+        }
+
+        // Metrics.
+        ensure(
+            !self.metrics.is_empty(),
+            ErrorCode::InvalidValue,
+            "metrics",
+            || "at least one metric is required".into(),
+        )?;
+        ensure(
+            self.metrics.len() as u64 <= u64::from(limits::METRICS_MAX),
+            ErrorCode::LimitExceeded,
+            "metrics",
+            || {
+                format!(
+                    "{} metrics, at most {}",
+                    self.metrics.len(),
+                    limits::METRICS_MAX
+                )
+            },
+        )?;
+        for (i, m) in self.metrics.iter().enumerate() {
+            m.validate(label_max)
+                .map_err(|e| e.within(format!("metrics[{i}]")))?;
+            if self.metrics[..i].iter().any(|n| n.name == m.name) {
+                return Err(Error::new(
+                    ErrorCode::DuplicateName,
+                    format!("metrics[{i}].name"),
+                    format!("metric {:?} appears twice", m.name),
+                ));
+            }
+        }
+
+        // Gates.
+        ensure(
+            self.gates.len() as u64 <= u64::from(limits::GATES_MAX),
+            ErrorCode::LimitExceeded,
+            "gates",
+            || format!("{} gates, at most {}", self.gates.len(), limits::GATES_MAX),
+        )?;
+        for (i, g) in self.gates.iter().enumerate() {
+            let path = format!("gates[{i}]");
+            g.validate(label_max).map_err(|e| e.within(&path))?;
+            if self.gates[..i].iter().any(|h| h.name == g.name) {
+                return Err(Error::new(
+                    ErrorCode::DuplicateName,
+                    format!("{path}.name"),
+                    format!("gate {:?} appears twice", g.name),
+                ));
+            }
+            let metric = self
+                .metrics
+                .iter()
+                .find(|m| m.name == g.metric)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::UnknownReference,
+                        format!("{path}.metric"),
+                        format!("no metric {:?}", g.metric),
+                    )
+                })?;
+            ensure(
+                g.stat.fits(metric.kind),
+                ErrorCode::InvalidValue,
+                format!("{path}.stat"),
+                || {
+                    format!(
+                        "stat {:?} does not apply to a {:?} metric",
+                        g.stat, metric.kind
+                    )
+                },
+            )?;
+        }
+
+        self.strategy.validate().map_err(|e| e.within("strategy"))?;
+        ensure(
+            self.analysis.interval_ms > 0,
+            ErrorCode::ZeroDuration,
+            "analysis.interval_ms",
+            || "the analysis interval must be positive".into(),
+        )?;
+        ensure(
+            self.approval.timeout_ms > 0,
+            ErrorCode::ZeroDuration,
+            "approval.timeout_ms",
+            || "the approval timeout must be positive".into(),
+        )?;
+        ensure(
+            self.safety.ack_timeout_ms > 0,
+            ErrorCode::ZeroDuration,
+            "safety.ack_timeout_ms",
+            || "the acknowledgement timeout must be positive".into(),
+        )?;
+        ensure(
+            self.safety.breaker.max_rollbacks >= 1,
+            ErrorCode::InvalidValue,
+            "safety.breaker.max_rollbacks",
+            || "max_rollbacks must be at least 1".into(),
+        )?;
+        ensure(
+            self.safety.breaker.window_ms > 0,
+            ErrorCode::ZeroDuration,
+            "safety.breaker.window_ms",
+            || "the breaker window must be positive".into(),
+        )?;
+        Ok(())
+    }
+}
+
+pub(crate) fn check_label(s: &str, max: u32, path: &str, allow_empty: bool) -> Result<(), Error> {
+    ensure(
+        allow_empty || !s.is_empty(),
+        ErrorCode::InvalidValue,
+        path,
+        || "must not be empty".into(),
+    )?;
+    ensure(
+        s.len() as u64 <= u64::from(max),
+        ErrorCode::LabelTooLong,
+        path,
+        || format!("{} bytes, at most {max}", s.len()),
+    )
+}
+
+fn check_finite(x: Option<f64>, path: &str) -> Result<(), Error> {
+    match x {
+        Some(v) if !v.is_finite() => Err(Error::new(
+            ErrorCode::InvalidValue,
+            path,
+            "must be a finite number",
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), Error> {
+        ensure(
+            (limits::VERSIONS_MIN..=limits::VERSIONS_MAX).contains(&self.versions_max),
+            ErrorCode::LimitExceeded,
+            "versions_max",
+            || {
+                format!(
+                    "must be in {}..={}",
+                    limits::VERSIONS_MIN,
+                    limits::VERSIONS_MAX
+                )
+            },
+        )?;
+        ensure(
+            (1..=limits::LABEL_LEN_MAX).contains(&self.label_len_max),
+            ErrorCode::LimitExceeded,
+            "label_len_max",
+            || format!("must be in 1..={}", limits::LABEL_LEN_MAX),
+        )
+    }
+}
+
+impl VersionSpec {
+    pub(crate) fn validate(&self, label_max: u32) -> Result<(), Error> {
+        check_label(&self.id, label_max, "id", false)?;
+        check_label(&self.digest, label_max, "digest", false)?;
+        ensure(
+            self.components.len() as u64 <= u64::from(limits::COMPONENTS_MAX),
+            ErrorCode::LimitExceeded,
+            "components",
+            || {
+                format!(
+                    "{} components, at most {}",
+                    self.components.len(),
+                    limits::COMPONENTS_MAX
+                )
+            },
+        )?;
+        for (k, v) in &self.components {
+            check_label(k, label_max, &format!("components.{k}"), false)?;
+            check_label(v, label_max, &format!("components.{k}"), false)?;
+        }
+        Ok(())
+    }
+}
+
+impl MetricConfig {
+    fn validate(&self, label_max: u32) -> Result<(), Error> {
+        check_label(&self.name, label_max, "name", false)?;
+        ensure(
+            self.window_ms > 0,
+            ErrorCode::ZeroDuration,
+            "window_ms",
+            || "a window must be positive".into(),
+        )?;
+        ensure(
+            self.buckets >= 1,
+            ErrorCode::ZeroDuration,
+            "buckets",
+            || "a window needs at least one bucket".into(),
+        )?;
+        ensure(
+            self.buckets <= limits::BUCKETS_MAX,
+            ErrorCode::LimitExceeded,
+            "buckets",
+            || format!("at most {} buckets", limits::BUCKETS_MAX),
+        )?;
+        ensure(
+            self.window_ms % u64::from(self.buckets) == 0,
+            ErrorCode::InvalidValue,
+            "window_ms",
+            || {
+                format!(
+                    "window_ms {} is not a multiple of buckets {}",
+                    self.window_ms, self.buckets
+                )
+            },
+        )?;
+        let r = self.histogram_range;
+        check_finite(Some(r.min), "histogram_range.min")?;
+        check_finite(Some(r.max), "histogram_range.max")?;
+        ensure(
+            r.min >= f64::MIN_POSITIVE,
+            ErrorCode::InvalidValue,
+            "histogram_range.min",
+            || "must be a positive normal number".into(),
+        )?;
+        ensure(
+            r.min < r.max,
+            ErrorCode::MinAboveMax,
+            "histogram_range",
+            || format!("min {} is not below max {}", r.min, r.max),
+        )?;
+        ensure(
+            crate::window::octaves(r) <= limits::OCTAVES_MAX,
+            ErrorCode::LimitExceeded,
+            "histogram_range",
+            || format!("the range spans more than {} octaves", limits::OCTAVES_MAX),
+        )
+    }
+}
+
+impl Rule {
+    fn validate(&self) -> Result<(), Error> {
+        match *self {
+            Rule::Threshold { min, max } => {
+                check_finite(min, "min")?;
+                check_finite(max, "max")?;
+                ensure(
+                    min.is_some() || max.is_some(),
+                    ErrorCode::InvalidValue,
+                    "",
+                    || "a threshold needs min or max".into(),
+                )?;
+                if let (Some(lo), Some(hi)) = (min, max) {
+                    ensure(lo <= hi, ErrorCode::MinAboveMax, "min", || {
+                        format!("min {lo} is above max {hi}")
+                    })?;
+                }
+            }
+            Rule::VsBaseline {
+                max_ratio,
+                min_ratio,
+                max_increase,
+                max_decrease,
+            } => {
+                let fields = [
+                    ("max_ratio", max_ratio),
+                    ("min_ratio", min_ratio),
+                    ("max_increase", max_increase),
+                    ("max_decrease", max_decrease),
+                ];
+                ensure(
+                    fields.iter().any(|(_, v)| v.is_some()),
+                    ErrorCode::InvalidValue,
+                    "",
+                    || "a vs_baseline rule needs at least one bound".into(),
+                )?;
+                for (name, v) in fields {
+                    check_finite(v, name)?;
+                    ensure(
+                        v.is_none_or(|v| v >= 0.0),
+                        ErrorCode::InvalidValue,
+                        name,
+                        || "must not be negative".into(),
+                    )?;
+                }
+                if let (Some(lo), Some(hi)) = (min_ratio, max_ratio) {
+                    ensure(lo <= hi, ErrorCode::MinAboveMax, "min_ratio", || {
+                        format!("min_ratio {lo} is above max_ratio {hi}")
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl GateConfig {
+    fn validate(&self, label_max: u32) -> Result<(), Error> {
+        check_label(&self.name, label_max, "name", false)?;
+        self.rule.validate().map_err(|e| e.within("rule"))?;
+        ensure(
+            self.persistence.consecutive >= 1,
+            ErrorCode::InvalidValue,
+            "persistence.consecutive",
+            || "must be at least 1".into(),
+        )?;
+        ensure(
+            self.persistence.clear_after >= 1,
+            ErrorCode::InvalidValue,
+            "persistence.clear_after",
+            || "must be at least 1".into(),
+        )?;
+        ensure(
+            !self.phases.is_empty(),
+            ErrorCode::InvalidValue,
+            "phases",
+            || "a gate must apply to at least one phase".into(),
+        )?;
+        if let Rule::VsBaseline { .. } = self.rule {
+            ensure(
+                !self.phases.contains(&Phase::Steady),
+                ErrorCode::InvalidValue,
+                "phases",
+                || "a vs_baseline gate has no baseline in the steady phase".into(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Strategy {
+    fn validate(&self) -> Result<(), Error> {
+        match self {
+            Strategy::Canary { steps, .. } => {
+                ensure(!steps.is_empty(), ErrorCode::NoSteps, "steps", || {
+                    "a canary strategy needs at least one step".into()
+                })?;
+                ensure(
+                    steps.len() as u64 <= u64::from(limits::STEPS_MAX),
+                    ErrorCode::LimitExceeded,
+                    "steps",
+                    || format!("{} steps, at most {}", steps.len(), limits::STEPS_MAX),
+                )?;
+                let mut seen_weight = false;
+                for (i, step) in steps.iter().enumerate() {
+                    let path = format!("steps[{i}]");
+                    match *step {
+                        CanaryStep::Shadow { duration_ms } => {
+                            ensure(
+                                duration_ms > 0,
+                                ErrorCode::ZeroDuration,
+                                format!("{path}.duration_ms"),
+                                || "a shadow step must last".into(),
+                            )?;
+                            ensure(!seen_weight, ErrorCode::InvalidValue, &path, || {
+                                "shadow steps must come before traffic steps".into()
+                            })?;
+                        }
+                        CanaryStep::SetWeight { weight, .. } => {
+                            seen_weight = true;
+                            ensure(
+                                (1..=100).contains(&weight),
+                                ErrorCode::WeightOutOfRange,
+                                format!("{path}.weight"),
+                                || format!("weight {weight} is not in 1..=100"),
+                            )?;
+                        }
+                        CanaryStep::Approval {} => {}
+                    }
+                }
+            }
+            Strategy::BlueGreen { .. } => {}
+        }
+        Ok(())
+    }
+}

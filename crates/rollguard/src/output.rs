@@ -1,0 +1,389 @@
+//! Outputs: the [`Step`] each input returns, its [`Decision`]s and [`Event`]s.
+//!
+//! Decisions are imperatives for the caller; the ones with an `action_id` change
+//! routing and must be acknowledged (`ack`) or reported failed (`action_failed`).
+//! Events are past-tense facts for logs, dashboards and audits.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{OnTimeout, Phase, Stat};
+use crate::input::TargetKind;
+use crate::registry::{Aliases, Validator};
+use crate::time::Timestamp;
+
+/// What one input produced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[must_use = "a step may carry decisions the caller must act on"]
+pub struct Step {
+    /// The input's time.
+    pub at: Timestamp,
+    /// What the caller should do, in order.
+    #[serde(default)]
+    pub decisions: Vec<Decision>,
+    /// What happened, in order.
+    #[serde(default)]
+    pub events: Vec<Event>,
+}
+
+impl Step {
+    /// True when the step carries neither decisions nor events.
+    pub fn is_empty(&self) -> bool {
+        self.decisions.is_empty() && self.events.is_empty()
+    }
+
+    /// The actions in this step the caller must execute and acknowledge.
+    pub fn actions(&self) -> impl Iterator<Item = &Decision> {
+        self.decisions.iter().filter(|d| d.action_id.is_some())
+    }
+}
+
+/// Why a decision was taken. Stable snake_case codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reason {
+    /// A rollout began.
+    RolloutStarted,
+    /// The previous stage passed its gates and bake time.
+    StagePassed,
+    /// An approval pause was approved by an operator.
+    ApprovalGranted,
+    /// An approval pause timed out and the config says to carry on.
+    ApprovalTimeoutContinue,
+    /// The strategy has an approval step here.
+    ApprovalStep,
+    /// A stage ended with a gate that could not reach a verdict.
+    Inconclusive,
+    /// A gate tripped.
+    GateFailed,
+    /// A stage ended while a gate is failing but not yet tripped.
+    GateFailing,
+    /// An approval pause timed out and the config says to roll back.
+    ApprovalTimeout,
+    /// An approval pause timed out and the config says to hold.
+    ApprovalTimeoutHold,
+    /// The operator asked to revert.
+    OperatorRevert,
+    /// The operator aborted the rollout.
+    OperatorAbort,
+    /// The operator forced promotion.
+    OperatorForcePromote,
+    /// The operator asked to retry a failed or timed-out action.
+    OperatorRetry,
+    /// The breaker tripped: rolled back to golden, automation stopped.
+    BreakerTripped,
+    /// The breaker is open: automation is stopped.
+    BreakerOpen,
+    /// An automated rollback is due but the cooldown forbids it.
+    CooldownActive,
+    /// Automation is halted after a failed or unacknowledged action.
+    Halted,
+    /// An action was not acknowledged by its deadline.
+    AckTimeout,
+    /// The caller reported an action failed.
+    ActionFailed,
+    /// A rollback is due but no validated, non-failed version is available.
+    NoRollbackTarget,
+    /// An automated rollback was issued (escalations tell a human about it).
+    AutomatedRollback,
+}
+
+/// A verdict of one gate evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Within bounds.
+    Pass,
+    /// Out of bounds.
+    Fail,
+    /// Not enough evidence.
+    Inconclusive,
+}
+
+/// The evidence of one gate evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateReport {
+    /// Gate name.
+    pub gate: String,
+    /// Metric name.
+    pub metric: String,
+    /// Statistic.
+    pub stat: Stat,
+    /// Verdict of this evaluation.
+    pub verdict: Verdict,
+    /// The version judged.
+    pub arm: String,
+    /// The statistic on the judged arm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<f64>,
+    /// The statistic on the baseline arm (`vs_baseline` rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    /// The effective lower bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The effective upper bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Samples (or `total`) behind `observed`.
+    pub samples: u64,
+    /// Samples behind `baseline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_samples: Option<u64>,
+    /// Start of the window read.
+    pub window_start: Timestamp,
+    /// End of the window read (the evaluation time).
+    pub window_end: Timestamp,
+    /// Failing evaluations in a row.
+    pub consecutive_failures: u32,
+    /// Whether the gate is tripped after this evaluation.
+    pub tripped: bool,
+    /// Dry-run gates are reported, never acted on.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// What the caller should do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Action {
+    /// Mirror traffic to `version`; it serves nothing.
+    StartShadow {
+        /// The candidate.
+        version: String,
+    },
+    /// Deploy `version` as the blue-green preview (no live traffic).
+    StartPreview {
+        /// The candidate.
+        version: String,
+    },
+    /// Route `weight` percent of traffic to `version` (step `step` of the strategy).
+    SetWeight {
+        /// The candidate.
+        version: String,
+        /// Percent of traffic.
+        weight: u32,
+        /// Strategy step index.
+        step: u32,
+    },
+    /// Switch all traffic to `version`; `from` stays warm for the post-promotion bake.
+    Promote {
+        /// The candidate.
+        version: String,
+        /// The outgoing stable version.
+        from: String,
+    },
+    /// Switch all traffic from `from` to `to` (and stop any mirroring).
+    Rollback {
+        /// The version judged bad.
+        from: String,
+        /// The version that gets all traffic.
+        to: String,
+        /// How `to` was chosen.
+        target: TargetKind,
+        /// Whether automation (not an operator) decided it.
+        automated: bool,
+        /// Estimated start of the degradation (gate failures only): reprocess what
+        /// `from` handled since then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        degradation_started_at: Option<Timestamp>,
+    },
+    /// Stop and wait for an operator's `resume` (or `abort`) until `deadline`.
+    PauseForApproval {
+        /// The candidate.
+        version: String,
+        /// When the pause times out.
+        deadline: Timestamp,
+        /// What happens then.
+        on_timeout: OnTimeout,
+    },
+    /// Keep routing as it is.
+    Hold {},
+    /// Tell a human.
+    Escalate {},
+}
+
+/// One decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// When it was taken.
+    pub at: Timestamp,
+    /// What to do.
+    #[serde(flatten)]
+    pub action: Action,
+    /// Why.
+    pub reason: Reason,
+    /// Present when the caller must execute it and then `ack` (or `action_failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_id: Option<u64>,
+    /// Acknowledge by then, or the policy escalates and halts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_deadline: Option<Timestamp>,
+    /// Free-form detail (a failed action's reason, say).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// The gates involved, with observed values, thresholds and windows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateReport>,
+}
+
+/// Who paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseKind {
+    /// An operator's `pause`.
+    Operator,
+    /// The strategy's approval step, an inconclusive stage, or a blue-green preview
+    /// without auto-promotion.
+    Approval,
+}
+
+/// A fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A version was added to the registry.
+    VersionRegistered {
+        /// Its id.
+        version: String,
+        /// Evicted to make room, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evicted: Option<String>,
+    },
+    /// A version was validated.
+    VersionValidated {
+        /// Its id.
+        version: String,
+        /// By whom.
+        by: Validator,
+    },
+    /// The aliases changed.
+    AliasesChanged(Aliases),
+    /// A rollout began.
+    RolloutStarted {
+        /// The candidate.
+        version: String,
+    },
+    /// The caller acknowledged an action.
+    ActionAcknowledged {
+        /// Its id.
+        action_id: u64,
+    },
+    /// The caller reported an action failed.
+    ActionFailed {
+        /// Its id.
+        action_id: u64,
+        /// As reported.
+        reason: String,
+    },
+    /// An action was not acknowledged in time.
+    AckTimedOut {
+        /// Its id.
+        action_id: u64,
+    },
+    /// A stage started (its action was acknowledged).
+    StageStarted {
+        /// Stage index in the compiled strategy.
+        stage: u32,
+        /// Phase the gates now run in.
+        phase: Phase,
+        /// Candidate traffic percent.
+        weight: u32,
+        /// When its bake ends, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ends_at: Option<Timestamp>,
+    },
+    /// Gates were evaluated.
+    Analysis {
+        /// Phase.
+        phase: Phase,
+        /// One report per gate evaluated.
+        reports: Vec<GateReport>,
+    },
+    /// A gate tripped.
+    GateTripped {
+        /// Its name.
+        gate: String,
+        /// Dry-run gates trip without consequence.
+        #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+        dry_run: bool,
+    },
+    /// A tripped gate cleared.
+    GateCleared {
+        /// Its name.
+        gate: String,
+        /// Dry-run gate.
+        #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+        dry_run: bool,
+    },
+    /// The candidate became stable.
+    Promoted {
+        /// The new stable.
+        version: String,
+        /// The old stable, now `previous`.
+        previous: String,
+    },
+    /// Traffic went back.
+    RolledBack {
+        /// The version rolled back.
+        from: String,
+        /// The version now stable.
+        to: String,
+    },
+    /// A rollout finished its bake; the version is validated by rollout.
+    RolloutCompleted {
+        /// The version.
+        version: String,
+    },
+    /// The rollout paused.
+    Paused {
+        /// Operator or approval.
+        by: PauseKind,
+    },
+    /// The rollout resumed.
+    Resumed {
+        /// Which pause ended.
+        by: PauseKind,
+    },
+    /// An approval pause timed out.
+    ApprovalTimedOut {
+        /// What the config said to do.
+        on_timeout: OnTimeout,
+    },
+    /// A cooldown began.
+    CooldownStarted {
+        /// Its end.
+        until: Timestamp,
+    },
+    /// The cooldown ended.
+    CooldownEnded {},
+    /// The breaker tripped.
+    BreakerTripped {
+        /// Automated rollbacks counted in its window.
+        rollbacks: u32,
+    },
+    /// An operator cleared the breaker.
+    BreakerCleared {},
+    /// Automation halted until an operator acts.
+    Halted {
+        /// Why.
+        reason: Reason,
+    },
+    /// An operator command was accepted.
+    CommandAccepted {
+        /// The input kind (`pause`, `revert_now`, …).
+        command: String,
+    },
+}
+
+/// A fact, with its time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// When.
+    pub at: Timestamp,
+    /// What.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}

@@ -1,0 +1,299 @@
+//! The version registry: immutable bundles, lifecycle stages and the aliases
+//! `stable`, `candidate`, `previous` and `golden`.
+//!
+//! Rules it keeps:
+//! - a bundle never changes once registered (same id, same digest and components);
+//! - a rollback target is always validated and never failed;
+//! - `golden` is the most recently human-validated version (by config or operator);
+//! - when full, it evicts the oldest version that holds no alias and is not one of
+//!   the three most recently validated; if there is none, registration fails.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::VersionSpec;
+use crate::error::{Error, ErrorCode};
+use crate::time::Timestamp;
+
+/// Where a version is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Known, never rolled out.
+    Registered,
+    /// Being rolled out (shadow, preview or canary).
+    RollingOut,
+    /// Promoted, in its post-promotion bake.
+    Baking,
+    /// Serving all traffic.
+    Stable,
+    /// Served before and was replaced by a newer stable version.
+    Retired,
+    /// Rolled back because it failed (or an operator reverted it).
+    Failed,
+    /// Its rollout was aborted by an operator.
+    Aborted,
+}
+
+/// Who validated a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Validator {
+    /// Declared validated in the config.
+    Config,
+    /// Marked validated by an operator command.
+    Operator,
+    /// Completed a rollout, including its post-promotion bake.
+    Rollout,
+}
+
+impl Validator {
+    /// Config and operator validations are human ones; they make a version golden.
+    pub fn is_human(self) -> bool {
+        matches!(self, Self::Config | Self::Operator)
+    }
+}
+
+/// A validation record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validation {
+    /// When.
+    pub at: Timestamp,
+    /// By whom.
+    pub by: Validator,
+}
+
+/// A registered version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// The bundle id.
+    pub id: String,
+    /// The bundle digest.
+    pub digest: String,
+    /// The bundle components.
+    pub components: BTreeMap<String, String>,
+    /// Lifecycle stage.
+    pub stage: Stage,
+    /// The latest validation, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validated: Option<Validation>,
+    /// Registration order, for eviction.
+    pub seq: u64,
+}
+
+impl Version {
+    /// Usable as a rollback target.
+    pub fn is_target(&self) -> bool {
+        self.validated.is_some() && self.stage != Stage::Failed
+    }
+}
+
+/// The aliases, as reported in events and status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aliases {
+    /// Serving all (or the rest of the) traffic.
+    pub stable: String,
+    /// Under rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+    /// The last version that held `stable` before the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// The most recently human-validated version.
+    pub golden: String,
+}
+
+/// The registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Registry {
+    pub(crate) versions: Vec<Version>,
+    pub(crate) aliases: Aliases,
+    pub(crate) next_seq: u64,
+}
+
+impl Registry {
+    pub(crate) fn new(specs: &[VersionSpec], stable: &str, now: Timestamp) -> Self {
+        let versions: Vec<Version> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Version {
+                id: s.id.clone(),
+                digest: s.digest.clone(),
+                components: s.components.clone(),
+                stage: if s.id == stable {
+                    Stage::Stable
+                } else {
+                    Stage::Registered
+                },
+                validated: s.validated.then_some(Validation {
+                    at: now,
+                    by: Validator::Config,
+                }),
+                seq: i as u64,
+            })
+            .collect();
+        Self {
+            next_seq: versions.len() as u64,
+            versions,
+            aliases: Aliases {
+                stable: stable.to_string(),
+                candidate: None,
+                previous: None,
+                golden: stable.to_string(),
+            },
+        }
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<&Version> {
+        self.versions.iter().find(|v| v.id == id)
+    }
+
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    pub(crate) fn require(&self, id: &str, path: &str) -> Result<&Version, Error> {
+        self.get(id).ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownVersion,
+                path,
+                format!("no version {id:?}"),
+            )
+        })
+    }
+
+    pub(crate) fn set_stage(&mut self, id: &str, stage: Stage) {
+        if let Some(v) = self.versions.iter_mut().find(|v| v.id == id) {
+            v.stage = stage;
+        }
+    }
+
+    pub(crate) fn validate(&mut self, id: &str, at: Timestamp, by: Validator) {
+        if let Some(v) = self.versions.iter_mut().find(|v| v.id == id) {
+            v.validated = Some(Validation { at, by });
+            if v.stage == Stage::Failed {
+                // A human overruled the failure.
+                v.stage = Stage::Retired;
+            }
+            if by.is_human() {
+                self.aliases.golden = id.to_string();
+            }
+        }
+    }
+
+    /// Adds a bundle. Registering an identical bundle again is a no-op (`Ok(false)`).
+    pub(crate) fn register(&mut self, spec: &VersionSpec, max: u32) -> Result<bool, Error> {
+        if let Some(v) = self.get(&spec.id) {
+            if v.digest == spec.digest && v.components == spec.components {
+                return Ok(false);
+            }
+            return Err(Error::new(
+                ErrorCode::DuplicateVersion,
+                "version.id",
+                format!(
+                    "version {:?} is registered with other contents; bundles are immutable",
+                    spec.id
+                ),
+            ));
+        }
+        if self.versions.len() as u64 >= u64::from(max) {
+            let evict = self.eviction_candidate().ok_or_else(|| {
+                Error::new(
+                    ErrorCode::RegistryFull,
+                    "version",
+                    "no version can be evicted",
+                )
+            })?;
+            self.versions.remove(evict);
+        }
+        self.versions.push(Version {
+            id: spec.id.clone(),
+            digest: spec.digest.clone(),
+            components: spec.components.clone(),
+            stage: Stage::Registered,
+            validated: spec.validated.then_some(Validation {
+                at: 0,
+                by: Validator::Config,
+            }),
+            seq: self.next_seq,
+        });
+        self.next_seq += 1;
+        Ok(true)
+    }
+
+    /// Index of the version to evict when full, if any may go.
+    fn eviction_candidate(&self) -> Option<usize> {
+        let mut validated: Vec<&Version> = self
+            .versions
+            .iter()
+            .filter(|v| v.validated.is_some())
+            .collect();
+        validated.sort_by_key(|v| {
+            (
+                core::cmp::Reverse(v.validated.map(|x| x.at)),
+                core::cmp::Reverse(v.seq),
+            )
+        });
+        let keep: Vec<&str> = validated.iter().take(3).map(|v| v.id.as_str()).collect();
+        let a = &self.aliases;
+        let pinned = |id: &str| {
+            id == a.stable
+                || id == a.golden
+                || a.candidate.as_deref() == Some(id)
+                || a.previous.as_deref() == Some(id)
+                || keep.contains(&id)
+        };
+        let rank = |v: &Version| match v.stage {
+            Stage::Failed | Stage::Aborted => 0,
+            Stage::Retired => 1,
+            _ => 2,
+        };
+        self.versions
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !pinned(&v.id))
+            .min_by_key(|(_, v)| (rank(v), v.seq))
+            .map(|(i, _)| i)
+    }
+
+    /// The newest validated, non-failed version other than `except`, preferring the
+    /// `previous` alias.
+    pub(crate) fn previous_target(&self, except: &str) -> Option<String> {
+        if let Some(p) = &self.aliases.previous {
+            if p != except && self.get(p).is_some_and(Version::is_target) {
+                return Some(p.clone());
+            }
+        }
+        self.versions
+            .iter()
+            .filter(|v| v.id != except && v.is_target())
+            .max_by_key(|v| (v.validated.map(|x| x.at), v.seq))
+            .map(|v| v.id.clone())
+    }
+
+    /// The golden version, if it is a usable target.
+    pub(crate) fn golden_target(&self) -> Option<String> {
+        let g = &self.aliases.golden;
+        self.get(g)
+            .is_some_and(Version::is_target)
+            .then(|| g.clone())
+    }
+
+    /// Checks the registry of a restored snapshot.
+    pub(crate) fn check(&self, max: u32) -> bool {
+        let a = &self.aliases;
+        let ids_unique = self
+            .versions
+            .iter()
+            .enumerate()
+            .all(|(i, v)| self.versions[..i].iter().all(|w| w.id != v.id));
+        ids_unique
+            && self.versions.len() as u64 <= u64::from(max)
+            && self.contains(&a.stable)
+            && self.contains(&a.golden)
+            && a.candidate.as_deref().is_none_or(|c| self.contains(c))
+            && a.previous.as_deref().is_none_or(|p| self.contains(p))
+            && self.versions.iter().all(|v| v.seq < self.next_seq)
+    }
+}

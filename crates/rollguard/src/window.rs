@@ -1,0 +1,512 @@
+//! Rolling time windows in fixed buckets, with a deterministic quantile histogram.
+//!
+//! A window of `window_ms` is kept as `buckets` slots of `window_ms / buckets` each, in
+//! a ring indexed by `at / width`. Memory is fixed by the config, whatever the sample
+//! rate. Reading at time `t` merges the slots of the last `buckets` bucket epochs, so
+//! the effective window is between `window_ms − width` and `window_ms` long.
+//!
+//! # Quantiles
+//!
+//! Values are counted in a log-linear histogram: 32 sub-buckets per power of two,
+//! indexed straight from the IEEE-754 bits (exponent and top five mantissa bits), so
+//! no logarithm is taken and every platform files a value into the same bucket. A
+//! quantile is the nearest-rank sample quantile (rank ⌈q·n⌉, 1-based), reported as the
+//! midpoint of the bucket holding that rank and clamped to the window's exact min and
+//! max. Inside `histogram_range` the result is within **1/64 (1.5625 %) relative
+//! error** of the exact nearest-rank quantile; values below the range are reported as
+//! the window minimum, values above it as the window maximum.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{HistogramRange, MetricConfig, MetricKind, Stat};
+use crate::time::Timestamp;
+
+const SUB_BITS: u32 = 5;
+const SUB: i32 = 1 << SUB_BITS;
+
+/// Binary exponent of a positive normal f64.
+fn exponent(x: f64) -> i32 {
+    ((x.to_bits() >> 52) & 0x7ff) as i32 - 1023
+}
+
+/// 2^e for a normal exponent, exactly.
+fn pow2(e: i32) -> f64 {
+    f64::from_bits(((e + 1023) as u64) << 52)
+}
+
+/// Octaves a histogram range spans.
+pub(crate) fn octaves(r: HistogramRange) -> i32 {
+    exponent(r.max) - exponent(r.min) + 1
+}
+
+/// Shape of a histogram: its lowest octave and its number of bins (including the
+/// underflow bin 0 and the overflow bin `len − 1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HistShape {
+    e_lo: i32,
+    len: u32,
+}
+
+impl HistShape {
+    pub(crate) fn new(r: HistogramRange) -> Self {
+        Self {
+            e_lo: exponent(r.min),
+            len: (octaves(r) * SUB) as u32 + 2,
+        }
+    }
+
+    pub(crate) fn len(self) -> u32 {
+        self.len
+    }
+
+    /// The bin of a value.
+    #[inline]
+    fn bin(self, x: f64) -> usize {
+        // NaN is never accepted as input; file it with the underflow all the same.
+        if x.is_nan() || x < pow2(self.e_lo) {
+            return 0;
+        }
+        let bits = x.to_bits();
+        let e = ((bits >> 52) & 0x7ff) as i32 - 1023;
+        let sub = ((bits >> (52 - SUB_BITS)) & (SUB as u64 - 1)) as i32;
+        let i = (e - self.e_lo) * SUB + sub + 1;
+        if i >= self.len as i32 - 1 {
+            self.len as usize - 1
+        } else {
+            i as usize
+        }
+    }
+
+    /// Midpoint of an interior bin.
+    fn midpoint(self, bin: usize) -> f64 {
+        let i = bin as i32 - 1;
+        let e = self.e_lo + i / SUB;
+        let sub = f64::from(i % SUB);
+        pow2(e) * (1.0 + (sub + 0.5) / f64::from(SUB))
+    }
+}
+
+/// One time bucket of a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Slot {
+    /// `at / width` of the samples in it; `u64::MAX` when never used.
+    pub(crate) epoch: u64,
+    pub(crate) count: u64,
+    pub(crate) sum: f64,
+    /// Smallest and largest value; meaningful only when `count > 0` (kept finite so
+    /// that snapshots stay plain JSON).
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+    pub(crate) events: u64,
+    pub(crate) total: u64,
+    /// Dense bin counts when the metric feeds a quantile gate; empty otherwise.
+    #[serde(with = "sparse")]
+    pub(crate) hist: Vec<u32>,
+}
+
+impl Slot {
+    fn empty(hist_len: u32) -> Self {
+        Self {
+            epoch: u64::MAX,
+            count: 0,
+            sum: 0.0,
+            min: 0.0,
+            max: 0.0,
+            events: 0,
+            total: 0,
+            hist: vec![0; hist_len as usize],
+        }
+    }
+
+    fn reset(&mut self, epoch: u64) {
+        self.epoch = epoch;
+        self.count = 0;
+        self.sum = 0.0;
+        self.min = 0.0;
+        self.max = 0.0;
+        self.events = 0;
+        self.total = 0;
+        self.hist.fill(0);
+    }
+}
+
+/// The layout of one metric's window, derived from its config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowShape {
+    pub(crate) width_ms: u64,
+    pub(crate) buckets: u32,
+    pub(crate) kind: MetricKind,
+    /// `None` when no gate reads a quantile of this metric.
+    pub(crate) hist: Option<HistShape>,
+}
+
+impl WindowShape {
+    pub(crate) fn new(m: &MetricConfig, wants_quantiles: bool) -> Self {
+        Self {
+            width_ms: m.window_ms / u64::from(m.buckets),
+            buckets: m.buckets,
+            kind: m.kind,
+            hist: (wants_quantiles && m.kind == MetricKind::Value)
+                .then(|| HistShape::new(m.histogram_range)),
+        }
+    }
+
+    fn hist_len(self) -> u32 {
+        self.hist.map_or(0, HistShape::len)
+    }
+}
+
+/// A statistic read from a window, with the evidence behind it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Reading {
+    /// `None` when the window holds no sample the statistic can use.
+    pub(crate) value: Option<f64>,
+    /// Samples (value metrics) or `total` (count metrics).
+    pub(crate) evidence: u64,
+}
+
+/// A rolling window of one metric for one arm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Window {
+    pub(crate) slots: Vec<Slot>,
+}
+
+impl Window {
+    pub(crate) fn new(shape: WindowShape) -> Self {
+        Self {
+            slots: (0..shape.buckets)
+                .map(|_| Slot::empty(shape.hist_len()))
+                .collect(),
+        }
+    }
+
+    /// Whether this window's layout matches `shape` (used to check restored snapshots).
+    pub(crate) fn fits(&self, shape: WindowShape) -> bool {
+        self.slots.len() as u64 == u64::from(shape.buckets)
+            && self.slots.iter().all(|s| {
+                s.hist.len() as u64 == u64::from(shape.hist_len())
+                    && s.events <= s.total
+                    && s.sum.is_finite()
+            })
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, shape: WindowShape, at: Timestamp) -> Option<&mut Slot> {
+        let epoch = at / shape.width_ms;
+        let n = self.slots.len() as u64;
+        let slot = self.slots.get_mut((epoch % n.max(1)) as usize)?;
+        if slot.epoch != epoch {
+            slot.reset(epoch);
+        }
+        Some(slot)
+    }
+
+    /// Records one value.
+    #[inline]
+    pub(crate) fn add_value(&mut self, shape: WindowShape, at: Timestamp, x: f64) {
+        if let Some(slot) = self.slot_mut(shape, at) {
+            if slot.count == 0 {
+                (slot.min, slot.max) = (x, x);
+            } else {
+                slot.min = slot.min.min(x);
+                slot.max = slot.max.max(x);
+            }
+            slot.count += 1;
+            slot.sum += x;
+            if let Some(h) = shape.hist {
+                if let Some(c) = slot.hist.get_mut(h.bin(x)) {
+                    *c = c.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Records `events` out of `total`.
+    #[inline]
+    pub(crate) fn add_count(&mut self, shape: WindowShape, at: Timestamp, events: u64, total: u64) {
+        if let Some(slot) = self.slot_mut(shape, at) {
+            slot.count += 1;
+            slot.events = slot.events.saturating_add(events);
+            slot.total = slot.total.saturating_add(total);
+        }
+    }
+
+    /// The epochs live at `now`: the last `buckets` ones.
+    fn live(shape: WindowShape, now: Timestamp) -> (u64, u64) {
+        let hi = now / shape.width_ms;
+        (hi.saturating_sub(u64::from(shape.buckets) - 1), hi)
+    }
+
+    /// Start of the window read at `now`.
+    pub(crate) fn start(shape: WindowShape, now: Timestamp) -> Timestamp {
+        Self::live(shape, now).0 * shape.width_ms
+    }
+
+    /// Reads a statistic over the whole window at `now`.
+    pub(crate) fn read(&self, shape: WindowShape, stat: Stat, now: Timestamp) -> Reading {
+        let (lo, hi) = Self::live(shape, now);
+        self.read_epochs(shape, stat, lo, hi)
+    }
+
+    /// Per-bucket readings at `now`, oldest first, with each bucket's start time; used
+    /// to estimate when a degradation began.
+    pub(crate) fn read_buckets(
+        &self,
+        shape: WindowShape,
+        stat: Stat,
+        now: Timestamp,
+    ) -> Vec<(Timestamp, Reading)> {
+        let (lo, hi) = Self::live(shape, now);
+        (lo..=hi)
+            .filter(|e| self.slots.iter().any(|s| s.epoch == *e))
+            .map(|e| (e * shape.width_ms, self.read_epochs(shape, stat, e, e)))
+            .collect()
+    }
+
+    fn read_epochs(&self, shape: WindowShape, stat: Stat, lo: u64, hi: u64) -> Reading {
+        let live = || {
+            self.slots
+                .iter()
+                .filter(move |s| s.epoch >= lo && s.epoch <= hi)
+        };
+        let mut count = 0u64;
+        let mut sum = 0.0;
+        let mut min = f64::INFINITY;
+        let mut max = f64::NEG_INFINITY;
+        let mut events = 0u64;
+        let mut total = 0u64;
+        // Sum in epoch order, not ring order, so the result does not depend on where
+        // the ring happens to start.
+        let mut order: Vec<&Slot> = live().collect();
+        order.sort_by_key(|s| s.epoch);
+        for s in &order {
+            if s.count > 0 {
+                min = min.min(s.min);
+                max = max.max(s.max);
+            }
+            count += s.count;
+            sum += s.sum;
+            events = events.saturating_add(s.events);
+            total = total.saturating_add(s.total);
+        }
+        let evidence = match shape.kind {
+            MetricKind::Value => count,
+            MetricKind::Count => total,
+        };
+        let value = match stat {
+            Stat::Count => Some(evidence as f64),
+            Stat::Rate => (total > 0).then(|| events as f64 / total as f64),
+            Stat::Mean => (count > 0).then(|| sum / count as f64),
+            Stat::Min => (count > 0).then_some(min),
+            Stat::Max => (count > 0).then_some(max),
+            Stat::P50 | Stat::P90 | Stat::P95 | Stat::P99 => {
+                let pct = match stat {
+                    Stat::P50 => 50,
+                    Stat::P90 => 90,
+                    Stat::P95 => 95,
+                    _ => 99,
+                };
+                shape
+                    .hist
+                    .and_then(|h| quantile(h, &order, count, pct, min, max))
+            }
+        };
+        Reading { value, evidence }
+    }
+}
+
+/// Nearest-rank quantile `pct`/100 over the merged histograms of `slots`.
+fn quantile(h: HistShape, slots: &[&Slot], n: u64, pct: u64, min: f64, max: f64) -> Option<f64> {
+    if n == 0 {
+        return None;
+    }
+    // rank = ⌈n·pct/100⌉ in integers, at least 1.
+    let rank = (n.saturating_mul(pct).div_ceil(100)).max(1);
+    let mut seen = 0u64;
+    for bin in 0..h.len as usize {
+        seen += slots
+            .iter()
+            .map(|s| u64::from(s.hist.get(bin).copied().unwrap_or(0)))
+            .sum::<u64>();
+        if seen >= rank {
+            let x = if bin == 0 {
+                min
+            } else if bin == h.len as usize - 1 {
+                max
+            } else {
+                h.midpoint(bin)
+            };
+            return Some(x.clamp(min, max));
+        }
+    }
+    // Only reachable when bin counts saturated; the maximum is the honest answer.
+    Some(max)
+}
+
+/// Histograms are mostly zeros: serialize them as `[[bin, count], …]` plus their length.
+mod sparse {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::config::limits::OCTAVES_MAX;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Sparse {
+        len: u32,
+        bins: Vec<(u32, u32)>,
+    }
+
+    pub(super) fn serialize<S: Serializer>(hist: &[u32], s: S) -> Result<S::Ok, S::Error> {
+        let bins = hist
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| (i as u32, *c))
+            .collect();
+        Sparse {
+            len: hist.len() as u32,
+            bins,
+        }
+        .serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+        let sparse = Sparse::deserialize(d)?;
+        let cap = (OCTAVES_MAX * super::SUB) as u32 + 2;
+        if sparse.len > cap {
+            return Err(D::Error::custom("histogram longer than any config allows"));
+        }
+        let mut hist = vec![0; sparse.len as usize];
+        for (i, c) in sparse.bins {
+            *hist
+                .get_mut(i as usize)
+                .ok_or_else(|| D::Error::custom("histogram bin out of range"))? = c;
+        }
+        Ok(hist)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value_metric(window_ms: u64, buckets: u32) -> MetricConfig {
+        MetricConfig {
+            name: "latency_ms".into(),
+            kind: MetricKind::Value,
+            window_ms,
+            buckets,
+            histogram_range: HistogramRange::default(),
+        }
+    }
+
+    #[test]
+    fn bins_are_monotonic_and_midpoints_within_bound() {
+        let h = HistShape::new(HistogramRange::default());
+        let mut last = 0;
+        let mut x = 0.001;
+        while x < 1e9 {
+            let b = h.bin(x);
+            assert!(b >= last, "bin went down at {x}");
+            last = b;
+            if b != 0 && b != h.len as usize - 1 {
+                let mid = h.midpoint(b);
+                assert!(
+                    ((mid - x) / x).abs() <= 1.0 / 64.0 + 1e-12,
+                    "x={x} mid={mid}"
+                );
+            }
+            x *= 1.013;
+        }
+    }
+
+    #[test]
+    fn quantile_matches_nearest_rank_within_bound() {
+        let m = value_metric(60_000, 6);
+        let shape = WindowShape::new(&m, true);
+        let mut w = Window::new(shape);
+        let mut exact = Vec::new();
+        for i in 0..1000u64 {
+            // A deterministic spread of values over three decades.
+            let x = 1.0 + ((i * 7919) % 1000) as f64 * 1.7;
+            w.add_value(shape, 1000 + i * 50, x);
+            exact.push(x);
+        }
+        exact.sort_by(f64::total_cmp);
+        for (stat, pct) in [(Stat::P50, 50u64), (Stat::P95, 95), (Stat::P99, 99)] {
+            let rank = (1000 * pct).div_ceil(100) as usize;
+            let want = exact[rank - 1];
+            let got = w.read(shape, stat, 1000 + 999 * 50).value.unwrap();
+            assert!(
+                ((got - want) / want).abs() <= 1.0 / 64.0,
+                "{stat:?}: {got} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn old_buckets_expire() {
+        let m = value_metric(10_000, 10);
+        let shape = WindowShape::new(&m, false);
+        let mut w = Window::new(shape);
+        w.add_value(shape, 0, 100.0);
+        w.add_value(shape, 9_999, 1.0);
+        assert_eq!(w.read(shape, Stat::Count, 9_999).evidence, 2);
+        // At 10 000 the bucket of t=0 has left the window.
+        let r = w.read(shape, Stat::Mean, 10_000);
+        assert_eq!((r.evidence, r.value), (1, Some(1.0)));
+        assert_eq!(w.read(shape, Stat::Mean, 20_000).value, None);
+    }
+
+    #[test]
+    fn slot_reuse_resets_old_contents() {
+        let m = value_metric(4_000, 4);
+        let shape = WindowShape::new(&m, true);
+        let mut w = Window::new(shape);
+        w.add_value(shape, 500, 9.0);
+        w.add_value(shape, 4_500, 3.0); // same ring slot, new epoch
+        let r = w.read(shape, Stat::Max, 4_500);
+        assert_eq!((r.evidence, r.value), (1, Some(3.0)));
+        assert_eq!(w.read(shape, Stat::P99, 4_500).value, Some(3.0));
+    }
+
+    #[test]
+    fn count_rate_and_out_of_range_values() {
+        let m = MetricConfig {
+            kind: MetricKind::Count,
+            ..value_metric(1_000, 1)
+        };
+        let shape = WindowShape::new(&m, false);
+        let mut w = Window::new(shape);
+        w.add_count(shape, 1, 3, 100);
+        w.add_count(shape, 2, 1, 100);
+        let r = w.read(shape, Stat::Rate, 2);
+        assert_eq!((r.evidence, r.value), (200, Some(0.02)));
+
+        let m = value_metric(1_000, 1);
+        let shape = WindowShape::new(&m, true);
+        let mut w = Window::new(shape);
+        for x in [-5.0, 0.0, 2e12] {
+            w.add_value(shape, 1, x);
+        }
+        assert_eq!(w.read(shape, Stat::P50, 1).value, Some(-5.0));
+        assert_eq!(w.read(shape, Stat::P99, 1).value, Some(2e12));
+    }
+
+    #[test]
+    fn sparse_histograms_round_trip() {
+        let m = value_metric(1_000, 2);
+        let shape = WindowShape::new(&m, true);
+        let mut w = Window::new(shape);
+        w.add_value(shape, 1, 42.0);
+        let json = serde_json::to_string(&w).unwrap();
+        let back: Window = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, w);
+        assert!(
+            json.len() < 400,
+            "histograms should serialize sparsely: {json}"
+        );
+    }
+}

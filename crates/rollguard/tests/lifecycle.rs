@@ -1,0 +1,217 @@
+//! End-to-end behaviour of the rollout machine, driven as a service would drive it.
+
+use rollguard::{Action, EventKind, Input, Policy, Reason, Sample, Step, TargetKind};
+
+const CONFIG: &str = r#"{
+  "format_version": 1,
+  "versions": [
+    {"id": "v1", "digest": "sha256:01", "validated": true,
+     "components": {"model": "m-1", "prompt_template": "p-1"}},
+    {"id": "v2", "digest": "sha256:02"},
+    {"id": "v3", "digest": "sha256:03"}
+  ],
+  "stable": "v1",
+  "metrics": [
+    {"name": "latency_ms", "kind": "value", "window_ms": 60000, "buckets": 6},
+    {"name": "errors", "kind": "count", "window_ms": 60000, "buckets": 6}
+  ],
+  "gates": [
+    {"name": "p95_vs_stable", "metric": "latency_ms", "stat": "p95",
+     "rule": {"kind": "vs_baseline", "max_ratio": 1.3}, "samples_min": 20},
+    {"name": "error_rate", "metric": "errors", "stat": "rate",
+     "rule": {"kind": "vs_baseline", "max_increase": 0.005}, "samples_min": 100}
+  ],
+  "strategy": {"kind": "canary", "steps": [
+    {"kind": "shadow", "duration_ms": 120000},
+    {"kind": "set_weight", "weight": 10, "duration_ms": 180000},
+    {"kind": "set_weight", "weight": 50, "duration_ms": 180000}
+  ], "post_promotion_bake_ms": 180000},
+  "analysis": {"interval_ms": 30000},
+  "safety": {"cooldown_ms": 600000, "ack_timeout_ms": 60000}
+}"#;
+
+/// Drives the policy with samples every second from `from` to `to`, acknowledging
+/// every action at once; `latency` gives each arm's latency at a time.
+fn drive(
+    p: &mut Policy,
+    from: u64,
+    to: u64,
+    latency: impl Fn(&str, u64) -> f64,
+    steps: &mut Vec<Step>,
+) {
+    let mut t = from;
+    while t < to {
+        let arms = [p.status().aliases.stable.clone()]
+            .into_iter()
+            .chain(p.status().aliases.candidate.clone())
+            .collect::<Vec<_>>();
+        for arm in &arms {
+            let s = p
+                .observe(&Sample::value(t, arm, "latency_ms", latency(arm, t)))
+                .unwrap();
+            steps.push(s);
+            let s = p.observe(&Sample::count(t, arm, "errors", 0, 10)).unwrap();
+            steps.push(s);
+        }
+        let s = p.tick(t).unwrap();
+        steps.push(s);
+        let ids: Vec<u64> = steps
+            .last()
+            .unwrap()
+            .actions()
+            .filter_map(|d| d.action_id)
+            .collect();
+        for s in steps.iter().rev().take(8).collect::<Vec<_>>() {
+            let _ = s;
+        }
+        for id in ids {
+            steps.push(
+                p.handle(&Input::Ack {
+                    at: t,
+                    action_id: id,
+                })
+                .unwrap(),
+            );
+        }
+        // Actions decided during observe calls.
+        let pending = p.status().pending_action;
+        if let Some(id) = pending {
+            steps.push(
+                p.handle(&Input::Ack {
+                    at: t,
+                    action_id: id,
+                })
+                .unwrap(),
+            );
+        }
+        t += 1000;
+    }
+}
+
+fn decisions(steps: &[Step]) -> Vec<(u64, Action, Reason)> {
+    steps
+        .iter()
+        .flat_map(|s| s.decisions.iter())
+        .map(|d| (d.at, d.action.clone(), d.reason))
+        .collect()
+}
+
+#[test]
+fn healthy_candidate_walks_every_stage_and_completes() {
+    let mut p = Policy::from_json(CONFIG, 0).unwrap();
+    let mut steps = vec![
+        p.handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap(),
+    ];
+    let id = steps[0].decisions[0].action_id.unwrap();
+    steps.push(
+        p.handle(&Input::Ack {
+            at: 0,
+            action_id: id,
+        })
+        .unwrap(),
+    );
+    drive(&mut p, 0, 900_000, |_, _| 100.0, &mut steps);
+    let kinds: Vec<String> = decisions(&steps)
+        .iter()
+        .map(|(_, a, _)| {
+            serde_json::to_value(a).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["start_shadow", "set_weight", "set_weight", "promote"],
+        "{kinds:?}"
+    );
+    let completed = steps
+        .iter()
+        .flat_map(|s| &s.events)
+        .any(|e| matches!(&e.kind, EventKind::RolloutCompleted { version } if version == "v2"));
+    assert!(completed);
+    assert_eq!(p.status().aliases.stable, "v2");
+    assert_eq!(p.status().aliases.previous.as_deref(), Some("v1"));
+}
+
+#[test]
+fn latency_regression_rolls_back_after_persistence_with_onset() {
+    let mut p = Policy::from_json(CONFIG, 0).unwrap();
+    let mut steps = vec![
+        p.handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap(),
+    ];
+    let id = steps[0].decisions[0].action_id.unwrap();
+    steps.push(
+        p.handle(&Input::Ack {
+            at: 0,
+            action_id: id,
+        })
+        .unwrap(),
+    );
+    // v2 regresses from t = 200 s, during the 10 % step.
+    let onset = 200_000;
+    drive(
+        &mut p,
+        0,
+        600_000,
+        |arm, t| {
+            if arm == "v2" && t >= onset {
+                250.0
+            } else {
+                100.0
+            }
+        },
+        &mut steps,
+    );
+    let rollbacks: Vec<_> = steps
+        .iter()
+        .flat_map(|s| &s.decisions)
+        .filter(|d| matches!(d.action, Action::Rollback { .. }))
+        .collect();
+    assert_eq!(rollbacks.len(), 1, "{rollbacks:#?}");
+    let d = rollbacks[0];
+    assert_eq!(d.reason, Reason::GateFailed);
+    let Action::Rollback {
+        from,
+        to,
+        target,
+        automated,
+        degradation_started_at,
+    } = &d.action
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (from.as_str(), to.as_str(), *target, *automated),
+        ("v2", "v1", TargetKind::Stable, true)
+    );
+    // Three failing evaluations 30 s apart: the first failure comes within a window of
+    // the onset and the rollback 60 s after it.
+    let onset_estimate = degradation_started_at.unwrap();
+    assert!(
+        onset_estimate <= onset + 10_000 && onset_estimate + 10_000 >= onset,
+        "{onset_estimate}"
+    );
+    assert!(
+        d.at > onset && d.at <= onset + 120_000,
+        "rollback at {}",
+        d.at
+    );
+    assert_eq!(d.gates[0].gate, "p95_vs_stable");
+    assert!(d.gates[0].observed.unwrap() > d.gates[0].max.unwrap());
+    assert_eq!(p.status().aliases.stable, "v1");
+    assert!(p.status().cooldown_until.is_some());
+    let escalations = decisions(&steps)
+        .into_iter()
+        .filter(|(_, a, _)| matches!(a, Action::Escalate {}))
+        .count();
+    assert_eq!(escalations, 1);
+}
