@@ -1115,6 +1115,10 @@ impl Policy {
             return;
         };
         r.stage_ends_at = (duration_ms > 0).then(|| later(now, duration_ms));
+        if let Some(pause) = r.pause.as_mut().filter(|p| p.kind == PauseKind::Operator) {
+            // Paused while the action was pending: the bake starts frozen.
+            pause.remaining_ms = r.stage_ends_at.take().map(|_| duration_ms);
+        }
         let phase = r.phase.unwrap_or(Phase::Canary);
         out.event(
             now,
@@ -1128,8 +1132,18 @@ impl Policy {
         let analysed = self.config.gates.iter().any(|g| g.phases.contains(&phase));
         self.state.analysis_at = analysed.then(|| later(now, interval));
         if duration_ms == 0 {
-            // No bake: move on as soon as the traffic change is in place.
-            self.next_stage(now, Reason::StagePassed, out);
+            // No bake: move on as soon as the traffic change is in place (Argo's
+            // `setWeight` without `pause`), unless an operator paused the rollout.
+            if self
+                .state
+                .rollout
+                .as_ref()
+                .is_some_and(|r| r.pause.is_none())
+            {
+                self.next_stage(now, Reason::StagePassed, out);
+            } else if let Some(r) = self.state.rollout.as_mut() {
+                r.stage_done = true;
+            }
         }
     }
 
@@ -1221,7 +1235,15 @@ impl Policy {
         out.event(now, EventKind::ApprovalTimedOut { on_timeout });
         match on_timeout {
             OnTimeout::Rollback => {
-                self.auto_rollback(now, Reason::ApprovalTimeout, Vec::new(), None, out)
+                self.auto_rollback(now, Reason::ApprovalTimeout, Vec::new(), None, out);
+                // Blocked by the cooldown: try again when it ends.
+                let retry = self
+                    .state
+                    .cooldown_until
+                    .filter(|_| self.state.pending.is_none());
+                if let Some(pause) = self.state.rollout.as_mut().and_then(|r| r.pause.as_mut()) {
+                    pause.deadline = retry;
+                }
             }
             OnTimeout::Continue => {
                 out.event(

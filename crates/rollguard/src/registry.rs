@@ -212,10 +212,7 @@ impl Registry {
             digest: spec.digest.clone(),
             components: spec.components.clone(),
             stage: Stage::Registered,
-            validated: spec.validated.then_some(Validation {
-                at: 0,
-                by: Validator::Config,
-            }),
+            validated: None,
             seq: self.next_seq,
         });
         self.next_seq += 1;

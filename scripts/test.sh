@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need on a fresh machine, then runs them all:
+# format, lints (native and wasm32), unit/property/conformance/doc tests, the core
+# built for wasm32, the CLI demo and the example, benches compiled, and a short fuzz
+# run per target. `.ci/run` calls exactly this.
+#
+#   ./scripts/test.sh             everything
+#   FUZZ_SECONDS=60 ./scripts/test.sh   longer fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+started=$SECONDS
+section() { printf '\n==> %s  (+%ss)\n' "$*" "$((SECONDS - started))"; }
+
+section "toolchain"
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
+# cargo-fuzz needs a nightly; use the machine's, or fetch a pinned one.
+NIGHTLY=nightly
+if ! rustc +nightly --version >/dev/null 2>&1; then
+  NIGHTLY=nightly-2026-05-20
+  rustup toolchain install "$NIGHTLY" --profile minimal
+fi
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+rustc --version; rustc "+$NIGHTLY" --version; cargo fuzz --version
+
+section "fmt"
+cargo fmt --all --check
+
+section "clippy (native, all targets, warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+section "clippy (core for wasm32)"
+cargo clippy -p rollguard --target wasm32-unknown-unknown --locked -- -D warnings
+
+section "tests (unit, lifecycle, properties, conformance vectors, CLI, doc)"
+cargo test --workspace --locked
+
+section "core built for wasm32-unknown-unknown"
+cargo build -p rollguard --target wasm32-unknown-unknown --release --locked
+
+section "demo and examples run"
+cargo run -q --release -p rollguard-cli --locked -- demo >/dev/null
+cargo run -q --release -p rollguard-examples --bin service-loop --locked >/dev/null
+echo "demo and service-loop ran"
+
+section "benches compile"
+cargo bench --workspace --no-run --locked
+
+section "fuzz (${FUZZ_SECONDS}s per target)"
+(
+  cd fuzz
+  cargo "+$NIGHTLY" fuzz build
+  for target in $(cargo "+$NIGHTLY" fuzz list); do
+    echo "-- fuzz $target"
+    cargo "+$NIGHTLY" fuzz run "$target" -- -max_total_time="$FUZZ_SECONDS" 2>&1 | grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==|SUMMARY)' || true
+    # A crash makes `cargo fuzz run` exit non-zero; pipefail turns that into a failure.
+    test "${PIPESTATUS[0]}" -eq 0
+  done
+)
+
+section "all checks passed in $((SECONDS - started))s"
