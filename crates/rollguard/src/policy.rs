@@ -115,6 +115,9 @@ struct State {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     blocked: Option<Reason>,
     next_action_id: u64,
+    /// The config's candidate, until its rollout starts at the first input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kickoff: Option<String>,
 }
 
 /// The whole state of a policy, with its config: restore it anywhere, in any binding.
@@ -292,6 +295,7 @@ impl Policy {
                 analysis_at: None,
                 blocked: None,
                 next_action_id: 1,
+                kickoff: None,
             },
             plan,
             config,
@@ -301,9 +305,9 @@ impl Policy {
             .arms
             .push(policy.new_arm(&policy.config.stable.clone()));
         policy.state.analysis_at = policy.steady_analysis(now);
-        if let Some(candidate) = policy.config.candidate.clone() {
-            policy.begin_rollout(&candidate, now, &mut Out::default());
-        }
+        // The config's candidate starts rolling out at the first input, so that the
+        // trace shows it like any `start_rollout`.
+        policy.state.kickoff = policy.config.candidate.clone();
         Ok(policy)
     }
 
@@ -338,6 +342,9 @@ impl Policy {
         };
         consider(s.pending.as_ref().map(|p| p.deadline));
         consider(s.cooldown_until);
+        if s.kickoff.is_some() {
+            consider(Some(s.now));
+        }
         if s.pending.is_none() {
             consider(s.analysis_at);
             if let Some(r) = &s.rollout {
@@ -757,6 +764,9 @@ impl Policy {
     }
 
     fn fire(&mut self, now: Timestamp, out: &mut Out) {
+        if let Some(candidate) = self.state.kickoff.take() {
+            self.begin_rollout(&candidate, now, out);
+        }
         if let Some(p) = self.state.pending.as_ref().filter(|p| p.deadline <= now) {
             let p = p.clone();
             self.state.pending = None;
