@@ -480,6 +480,9 @@ impl Policy {
             s.breaker.rollbacks.len() as u64 <= u64::from(self.config.safety.breaker.max_rollbacks),
             "breaker history",
         )?;
+        if let Some(k) = &s.kickoff {
+            check(s.registry.contains(k) && s.rollout.is_none(), "kickoff")?;
+        }
         if let Some(r) = &s.rollout {
             check((r.stage as usize) < self.plan.stages.len(), "stage index")?;
             check(
