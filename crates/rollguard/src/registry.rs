@@ -294,3 +294,86 @@ impl Registry {
             && self.versions.iter().all(|v| v.seq < self.next_seq)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(id: &str, validated: bool) -> VersionSpec {
+        VersionSpec {
+            id: id.into(),
+            digest: format!("sha256:{id}"),
+            components: BTreeMap::new(),
+            validated,
+        }
+    }
+
+    #[test]
+    fn eviction_keeps_aliases_and_the_three_latest_validated() {
+        let mut r = Registry::new(&[spec("v0", true)], "v0", 0);
+        for (i, id) in ["v1", "v2", "v3", "v4", "v5", "v6", "v7"]
+            .iter()
+            .enumerate()
+        {
+            r.register(&spec(id, false), 8).unwrap();
+            r.validate(id, 10 + i as u64, Validator::Rollout);
+        }
+        r.set_stage("v1", Stage::Failed);
+        // Full (8): the failed v1 goes first, although v0 is older.
+        r.register(&spec("v8", false), 8).unwrap();
+        assert!(!r.contains("v1") && r.contains("v0"));
+        // Then the oldest unpinned: v2 (v0 is stable and golden; v5–v7 the latest validated).
+        r.register(&spec("v9", false), 8).unwrap();
+        assert!(!r.contains("v2"));
+        for kept in ["v0", "v5", "v6", "v7"] {
+            assert!(r.contains(kept), "{kept} evicted");
+        }
+    }
+
+    #[test]
+    fn registry_full_when_everything_is_pinned() {
+        let mut r = Registry::new(&[spec("v0", true)], "v0", 0);
+        for id in ["v1", "v2", "v3"] {
+            r.register(&spec(id, false), 4).unwrap();
+            r.validate(id, 5, Validator::Operator);
+        }
+        let err = r.register(&spec("v4", false), 4).unwrap_err();
+        assert_eq!(err.code, ErrorCode::RegistryFull);
+        assert_eq!(r.versions.len(), 4);
+    }
+
+    #[test]
+    fn bundles_are_immutable_and_identical_re_registration_is_a_no_op() {
+        let mut r = Registry::new(&[spec("v0", true)], "v0", 0);
+        assert_eq!(r.register(&spec("v1", false), 8), Ok(true));
+        assert_eq!(r.register(&spec("v1", false), 8), Ok(false));
+        let mut changed = spec("v1", false);
+        changed.components.insert("model".into(), "other".into());
+        assert_eq!(
+            r.register(&changed, 8).unwrap_err().code,
+            ErrorCode::DuplicateVersion
+        );
+    }
+
+    #[test]
+    fn targets_are_validated_and_never_failed() {
+        let mut r = Registry::new(
+            &[spec("v0", true), spec("v1", false), spec("v2", false)],
+            "v0",
+            0,
+        );
+        assert_eq!(r.previous_target("v0"), None, "v1 and v2 are not validated");
+        r.validate("v1", 5, Validator::Rollout);
+        assert_eq!(r.previous_target("v0").as_deref(), Some("v1"));
+        r.set_stage("v1", Stage::Failed);
+        assert_eq!(r.previous_target("v0"), None);
+        // Golden follows human validation only.
+        r.validate("v2", 9, Validator::Rollout);
+        assert_eq!(r.aliases.golden, "v0");
+        r.validate("v2", 10, Validator::Operator);
+        assert_eq!(r.golden_target().as_deref(), Some("v2"));
+        // A human validating a failed version overrules the failure.
+        r.validate("v1", 11, Validator::Operator);
+        assert_eq!(r.get("v1").map(|v| v.stage), Some(Stage::Retired));
+    }
+}
