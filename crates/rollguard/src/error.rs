@@ -164,7 +164,13 @@ impl Error {
     /// Turns a serde_path_to_error failure into an `invalid_json` error with its path.
     pub(crate) fn from_json(err: serde_path_to_error::Error<serde_json::Error>) -> Self {
         let path = err.path().to_string();
-        let path = if path == "." { String::new() } else { path };
+        // serde_path_to_error says "." for the root and "?" where it lost track
+        // (a truncated document, say); both mean "the whole document".
+        let path = if path == "." || path == "?" {
+            String::new()
+        } else {
+            path
+        };
         Self::new(ErrorCode::InvalidJson, path, err.into_inner().to_string())
     }
 }

@@ -79,3 +79,31 @@ fn the_guard_recognises_platform_math() {
     let line = "let y = x.exp();";
     assert!(PLATFORM_MATH.iter().any(|p| line.contains(p)));
 }
+
+#[test]
+fn floats_survive_json_bit_for_bit() {
+    // serde_json's default parser can be 1 ulp off; the workspace enables its
+    // `float_roundtrip` feature so snapshots and inputs replay bit for bit. These values
+    // were misparsed without it.
+    use rollguard::{Input, Policy, Sample};
+    let config = r#"{"format_version": 1, "versions": [{"id": "v1", "digest": "d", "validated": true}],
+        "stable": "v1", "metrics": [{"name": "m", "kind": "value"}],
+        "strategy": {"kind": "canary", "steps": [{"kind": "set_weight", "weight": 5}]}}"#;
+    let mut p = Policy::from_json(config, 0).unwrap();
+    let mut t = 0;
+    for x in [
+        30.174078628186514,
+        0.1 + 0.2,
+        1.0 / 3.0,
+        2.2250738585072014e-308,
+        123456.78901234567,
+    ] {
+        let sample = Sample::value(t, "v1", "m", x);
+        let back =
+            Input::from_json(&serde_json::to_string(&Input::Observe(sample.clone())).unwrap());
+        assert_eq!(back.unwrap(), Input::Observe(sample.clone()), "{x:e}");
+        let _ = p.observe(&sample).unwrap();
+        t += 1;
+    }
+    assert_eq!(Policy::restore_json(&p.snapshot().to_json()).unwrap(), p);
+}
