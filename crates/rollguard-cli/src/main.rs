@@ -1,1 +1,222 @@
-fn main() {}
+//! `rollguard`: replay scenarios and recorded metrics against a rollback policy, tell
+//! the bundled demo's story, and validate policy files.
+//!
+//! Exit codes: 0 success, 2 bad input (JSON, CSV, config; clap's usage errors too),
+//! 1 I/O failure. Errors print as `error: <code> at <path>: <message>` on stderr.
+
+mod demo;
+mod error;
+mod narrative;
+mod replay;
+mod samples;
+mod text;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::CliError;
+use crate::replay::PrintOptions;
+use crate::samples::Format;
+
+/// Deterministic rollback policy for model and agent rollouts: replay, explain, validate.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rollguard",
+    version,
+    after_help = "Examples:\n  \
+        rollguard demo                                  watch a regression get caught and rolled back\n  \
+        rollguard replay incident.json --summary        replay a scenario, trace as JSON lines\n  \
+        rollguard replay --policy policy.json --samples metrics.csv\n  \
+        rollguard validate policy.json\n\n\
+        Exit codes: 0 ok, 2 bad input, 1 I/O failure."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay a scenario, or recorded metrics against a policy, and print the trace as
+    /// JSON lines
+    #[command(
+        long_about = "Replay inputs through a policy and print the trace to stdout as \
+        JSON lines, one rollguard TraceEntry ({index, input, step | error}) per line.\n\n\
+        Two modes:\n  \
+        rollguard replay SCENARIO.json\n      \
+        a scenario: {format_version, name, description, config, start, inputs: [...]}\n  \
+        rollguard replay --policy POLICY.json --samples FILE\n      \
+        recorded metrics against a policy file (a bare PolicyConfig). FILE is JSON lines (an \
+        input with \"kind\", or a bare sample object meaning observe) or, for a .csv file, \
+        CSV with a header naming columns among at,arm,metric,value,events,total,tenant,tier,agent \
+        (an empty cell is an absent field). The file is streamed.\n\n\
+        Refused inputs are part of the trace (an entry with \"error\"), not a failure. A line of \
+        FILE that does not parse stops the replay with its line number (exit code 2)."
+    )]
+    Replay(ReplayArgs),
+    /// Replay the bundled demo and tell its story: a regression caught and rolled back
+    #[command(
+        long_about = "Replay the bundled demo scenario (three rollouts of a support \
+        agent: a healthy one, a latency regression that is rolled back, and an error \
+        regression held by the cooldown and then rolled back by the circuit breaker) and print \
+        what happened, moment by moment, with the gates' evidence."
+    )]
+    Demo(DemoArgs),
+    /// Check a policy file: print `ok`, or the first error with its JSON path
+    Validate {
+        /// The policy file (a PolicyConfig document); `-` reads stdin
+        #[arg(value_name = "POLICY.json")]
+        policy: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The scenario to replay; `-` reads stdin
+    #[arg(
+        value_name = "SCENARIO.json",
+        required_unless_present = "policy",
+        conflicts_with_all = ["policy", "samples", "start", "format"]
+    )]
+    scenario: Option<PathBuf>,
+
+    /// The policy to replay recorded samples against (a bare PolicyConfig)
+    #[arg(long, value_name = "POLICY.json", requires = "samples")]
+    policy: Option<PathBuf>,
+
+    /// Recorded inputs: JSON lines, or CSV for a `.csv` file; `-` reads stdin
+    #[arg(long, value_name = "FILE", requires = "policy")]
+    samples: Option<PathBuf>,
+
+    /// The samples file's format [default: csv for a .csv file, jsonl otherwise]
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+
+    /// The policy's creation time in ms [default: the first input's time]
+    #[arg(long, value_name = "MS")]
+    start: Option<u64>,
+
+    /// Acknowledge every action the moment it is issued, as a caller that executes
+    /// instantly would; the acks appear in the trace. On by default with --samples
+    #[arg(long, overrides_with = "no_auto_ack")]
+    auto_ack: bool,
+
+    /// Do not acknowledge actions (with --samples, the first action then times out)
+    #[arg(long, overrides_with = "auto_ack")]
+    no_auto_ack: bool,
+
+    /// Print every trace entry, not only those with decisions, events or an error
+    #[arg(long)]
+    all: bool,
+
+    /// Print a short summary to stderr at the end: inputs, refusals, decisions, final
+    /// aliases and status
+    #[arg(long)]
+    summary: bool,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Print the trace as JSON lines instead of the story
+    #[arg(long)]
+    json: bool,
+
+    /// With --json: print every trace entry, not only those with decisions, events or
+    /// an error
+    #[arg(long, requires = "json")]
+    all: bool,
+
+    /// Print the bundled scenario itself (to save it and replay it with `rollguard
+    /// replay`)
+    #[arg(long, conflicts_with_all = ["json", "all"])]
+    print_scenario: bool,
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Replay(args) => {
+            let options = PrintOptions {
+                all: args.all,
+                summary: args.summary,
+            };
+            match (args.scenario, args.policy, args.samples) {
+                (Some(path), _, _) => {
+                    let scenario = replay::load_scenario(&replay::read_text(&path)?)?;
+                    replay::replay_scenario(scenario, args.auto_ack, options)
+                }
+                (None, Some(policy), Some(samples)) => replay::replay_samples(
+                    &policy,
+                    &samples,
+                    args.format,
+                    args.start,
+                    !args.no_auto_ack,
+                    options,
+                ),
+                // clap's `requires` and `required_unless_present` rule this out.
+                _ => Err(CliError::bad_input(
+                    "usage",
+                    "",
+                    "give a SCENARIO, or --policy and --samples",
+                )),
+            }
+        }
+        Command::Demo(args) => demo::run(args.json, args.all, args.print_scenario),
+        Command::Validate { policy } => {
+            let config = rollguard::PolicyConfig::from_json(&replay::read_text(&policy)?)?;
+            config.validate()?;
+            println!("ok");
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.exit)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn replay_takes_a_scenario_or_a_policy_with_samples() {
+        assert!(Cli::try_parse_from(["rollguard", "replay", "s.json"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["rollguard", "replay", "--policy", "p", "--samples", "f"]).is_ok()
+        );
+        assert!(Cli::try_parse_from(["rollguard", "replay"]).is_err());
+        assert!(Cli::try_parse_from(["rollguard", "replay", "--policy", "p"]).is_err());
+        assert!(Cli::try_parse_from(["rollguard", "replay", "s.json", "--policy", "p"]).is_err());
+        assert!(Cli::try_parse_from(["rollguard", "replay", "s.json", "--start", "5"]).is_err());
+    }
+
+    #[test]
+    fn auto_ack_flags_override_each_other() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["rollguard", "replay", "--policy", "p", "--samples", "f"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all).unwrap().command {
+                Command::Replay(a) => (a.auto_ack, a.no_auto_ack),
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(parse(&[]), (false, false));
+        assert_eq!(parse(&["--no-auto-ack"]), (false, true));
+        assert_eq!(parse(&["--no-auto-ack", "--auto-ack"]), (true, false));
+    }
+}

@@ -1,0 +1,1007 @@
+//! Tells a replayed trace as a story for people: one line per meaningful moment, with
+//! a clock since the start, what the policy decided or what happened, and why.
+//!
+//! Routine evidence is left out (passing gate evaluations, acknowledgements, repeated
+//! holds, which are folded into one line). A gate's failures are shown as they build up
+//! towards its trip, with the observed value against its bound. A rollback shows the
+//! gates behind it and the estimated start of the degradation.
+//!
+//! A scenario may declare the known onsets of its regressions in its description, one
+//! per line, as `- onset VERSION METRIC MS (…): note` (MS from the start). The
+//! narrative marks each one where it falls, and the summary says how long the policy
+//! took to act after it.
+
+use std::collections::BTreeSet;
+
+use rollguard::{
+    Action, Aliases, CanaryStep, Decision, Event, EventKind, GateReport, PolicyConfig, Reason,
+    Rule, Scenario, Stat, Status, Strategy, Timestamp, TraceEntry, Validator, Verdict,
+};
+
+use crate::text::{clock, duration, input_summary, snake, stat_value};
+
+/// A regression the scenario says begins at a known time.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Onset {
+    /// The version that regresses.
+    pub(crate) version: String,
+    /// The metric that shows it.
+    pub(crate) metric: String,
+    /// When, in ms from the start.
+    pub(crate) offset_ms: u64,
+    /// What the description says about it.
+    pub(crate) note: String,
+}
+
+/// Reads `- onset VERSION METRIC MS …: note` lines from a scenario description.
+pub(crate) fn onsets_from_description(description: &str) -> Vec<Onset> {
+    let mut onsets: Vec<Onset> = description
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("- onset ")?;
+            let mut words = rest.split_whitespace();
+            let version = words.next()?.to_string();
+            let metric = words.next()?.to_string();
+            let offset_ms = words.next()?.parse().ok()?;
+            let note = rest
+                .split_once(": ")
+                .map(|(_, n)| n.trim().to_string())
+                .unwrap_or_default();
+            Some(Onset {
+                version,
+                metric,
+                offset_ms,
+                note,
+            })
+        })
+        .collect();
+    onsets.sort_by_key(|o| o.offset_ms);
+    onsets
+}
+
+/// What one version went through, for the summary.
+#[derive(Debug, Clone, Default)]
+struct VersionStory {
+    promoted_at: Option<Timestamp>,
+    completed_at: Option<Timestamp>,
+    first_trip: Option<(Timestamp, String)>,
+    holds: u32,
+    hold_reason: Option<Reason>,
+    rollback: Option<RollbackStory>,
+}
+
+#[derive(Debug, Clone)]
+struct RollbackStory {
+    at: Timestamp,
+    to: String,
+    reason: Reason,
+    automated: bool,
+    degradation_started_at: Option<Timestamp>,
+}
+
+/// A run of identical holds, folded into one line.
+#[derive(Debug, Clone)]
+struct HoldRun {
+    reason: Reason,
+    repeats: u32,
+    first_repeat: Timestamp,
+    last: Timestamp,
+}
+
+/// Builds the story line by line.
+struct Narrator<'a> {
+    config: &'a PolicyConfig,
+    start: Timestamp,
+    lines: Vec<String>,
+    onsets: Vec<Onset>,
+    /// Onsets already marked.
+    marked: usize,
+    /// Gates whose failing streak is being shown.
+    failing: BTreeSet<String>,
+    hold: Option<HoldRun>,
+    aliases: Aliases,
+    /// The current rollout's version and the label of its latest stage.
+    stage_label: Option<(String, String)>,
+    /// Per version, in order of first appearance.
+    stories: Vec<(String, VersionStory)>,
+    refused: Vec<String>,
+}
+
+/// Markers in the second column: what kind of line this is, at a glance.
+const ACTION: &str = ">>";
+const GOOD: &str = "ok";
+const BAD: &str = "!!";
+const ROLLBACK: &str = "<<";
+const HOLD: &str = "==";
+const INFO: &str = "..";
+const ONSET: &str = "~~";
+const REFUSED: &str = "xx";
+/// Continuation lines line up under the text.
+const INDENT: &str = "              ";
+
+impl<'a> Narrator<'a> {
+    fn new(scenario: &'a Scenario) -> Self {
+        let stable = scenario.config.stable.clone();
+        Self {
+            config: &scenario.config,
+            start: scenario.start,
+            lines: Vec::new(),
+            onsets: onsets_from_description(&scenario.description),
+            marked: 0,
+            failing: BTreeSet::new(),
+            hold: None,
+            aliases: Aliases {
+                stable: stable.clone(),
+                candidate: None,
+                previous: None,
+                golden: stable,
+            },
+            stage_label: None,
+            stories: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
+
+    fn clock(&self, at: Timestamp) -> String {
+        clock(at.saturating_sub(self.start))
+    }
+
+    /// Marks the known onsets that fall at or before `at`.
+    fn mark_onsets(&mut self, at: Timestamp) {
+        while let Some(o) = self.onsets.get(self.marked) {
+            let when = self.start.saturating_add(o.offset_ms);
+            if when > at {
+                break;
+            }
+            let text = format!(
+                "{:>8}  {ONSET} known regression onset: {} {}{}",
+                self.clock(when),
+                o.version,
+                o.metric,
+                if o.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", o.note)
+                }
+            );
+            self.marked += 1;
+            self.lines.push(text);
+        }
+    }
+
+    /// Ends a run of holds with one line for its repeats.
+    fn flush_hold(&mut self) {
+        if let Some(run) = self.hold.take().filter(|r| r.repeats > 0) {
+            let text = format!(
+                "{:>8}  {HOLD} held again at every check until {} ({} more, {})",
+                self.clock(run.first_repeat),
+                self.clock(run.last),
+                run.repeats,
+                snake(&run.reason)
+            );
+            self.lines.push(text);
+        }
+    }
+
+    /// Adds a line (and continuation lines) at `at`.
+    fn emit(&mut self, at: Timestamp, marker: &str, text: &str, more: &[String]) {
+        self.flush_hold();
+        self.mark_onsets(at);
+        self.lines
+            .push(format!("{:>8}  {marker} {text}", self.clock(at)));
+        for m in more {
+            self.lines.push(format!("{INDENT}{m}"));
+        }
+    }
+
+    fn story(&mut self, version: &str) -> &mut VersionStory {
+        let i = match self.stories.iter().position(|(v, _)| v == version) {
+            Some(i) => i,
+            None => {
+                self.stories
+                    .push((version.to_string(), VersionStory::default()));
+                self.stories.len() - 1
+            }
+        };
+        &mut self.stories[i].1
+    }
+
+    fn consecutive(&self, gate: &str) -> u32 {
+        self.config
+            .gates
+            .iter()
+            .find(|g| g.name == gate)
+            .map_or(1, |g| g.persistence.consecutive)
+    }
+
+    // ------------------------------------------------------------------ entries
+
+    fn entry(&mut self, entry: &TraceEntry) {
+        if let Some(e) = &entry.error {
+            let at = entry.input.at().unwrap_or(self.start);
+            let what = input_summary(&entry.input);
+            self.refused
+                .push(format!("{what} at {}: {}", self.clock(at), e.code.as_str()));
+            self.emit(
+                at,
+                REFUSED,
+                &format!("REFUSED {what}: {} ({})", e.code.as_str(), e.message),
+                &[],
+            );
+            return;
+        }
+        let Some(step) = &entry.step else { return };
+        // A step may hold several moments (timers that fired on the way to its time):
+        // tell them in time order; at each moment, causes (analysis, trips), then the
+        // decisions, with their consequences (cooldown, breaker) right after the first
+        // action.
+        let mut times: Vec<Timestamp> = step
+            .decisions
+            .iter()
+            .map(|d| d.at)
+            .chain(step.events.iter().map(|e| e.at))
+            .collect();
+        times.sort_unstable();
+        times.dedup();
+        for t in times {
+            let events: Vec<&Event> = step.events.iter().filter(|e| e.at == t).collect();
+            let (effects, causes): (Vec<&Event>, Vec<&Event>) =
+                events.iter().partition(|e| is_effect(&e.kind));
+            for e in &causes {
+                self.event(e, &events);
+            }
+            let decisions: Vec<&Decision> = step.decisions.iter().filter(|d| d.at == t).collect();
+            let mut effects_told = false;
+            for d in decisions {
+                self.decision(d);
+                if d.action_id.is_some() && !effects_told {
+                    for e in &effects {
+                        self.event(e, &events);
+                    }
+                    effects_told = true;
+                }
+            }
+            if !effects_told {
+                for e in &effects {
+                    self.event(e, &events);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ decisions
+
+    fn decision(&mut self, d: &Decision) {
+        let at = d.at;
+        match &d.action {
+            Action::StartShadow { version } => {
+                let text = self.traffic_text(version, d.reason, "shadow", || {
+                    format!("mirror traffic to {version} (shadow: it serves nothing)")
+                });
+                self.emit(at, ACTION, &text, &[]);
+            }
+            Action::StartPreview { version } => {
+                let text = self.traffic_text(version, d.reason, "preview", || {
+                    format!("deploy {version} as the blue-green preview")
+                });
+                self.emit(at, ACTION, &text, &[]);
+            }
+            Action::SetWeight {
+                version, weight, ..
+            } => {
+                let text = self.traffic_text(version, d.reason, &format!("{weight}%"), || {
+                    format!("route {weight}% of traffic to {version}")
+                });
+                self.emit(at, ACTION, &text, &[]);
+            }
+            Action::Promote { version, from } => {
+                self.story(version).promoted_at = Some(at);
+                let text = self.traffic_text(version, d.reason, "promotion", || {
+                    format!("PROMOTE {version}: all traffic to {version} ({from} stays warm)")
+                });
+                self.emit(at, ACTION, &text, &[]);
+            }
+            Action::Rollback {
+                from,
+                to,
+                target,
+                automated,
+                degradation_started_at,
+            } => {
+                let who = if *automated { "automated" } else { "operator" };
+                let mut more = gate_lines(&d.gates);
+                if let Some(onset) = degradation_started_at {
+                    more.push(format!(
+                        "degradation started ~{}{}: reprocess {from}'s work since then",
+                        self.clock(*onset),
+                        self.known_onset_note(from, *onset)
+                    ));
+                }
+                self.emit(
+                    at,
+                    ROLLBACK,
+                    &format!(
+                        "ROLLBACK {from} -> {to} ({who}: {}; target {})",
+                        snake(&d.reason),
+                        snake(target)
+                    ),
+                    &more,
+                );
+                self.story(from).rollback = Some(RollbackStory {
+                    at,
+                    to: to.clone(),
+                    reason: d.reason,
+                    automated: *automated,
+                    degradation_started_at: *degradation_started_at,
+                });
+                self.stage_label = None;
+            }
+            Action::PauseForApproval {
+                version,
+                deadline,
+                on_timeout,
+            } => {
+                let text = format!(
+                    "PAUSE {version} for approval ({}): resume approves; at {} it will {}",
+                    snake(&d.reason),
+                    self.clock(*deadline),
+                    snake(on_timeout)
+                );
+                self.emit(at, HOLD, &text, &[]);
+            }
+            Action::Hold {} => self.hold(d),
+            Action::Escalate {} => {
+                // An escalation that explains the hold just told does not end its run
+                // of repeats, so it is pushed here rather than through `emit`.
+                if self.hold.as_ref().is_none_or(|r| r.reason != d.reason) {
+                    self.flush_hold();
+                }
+                self.mark_onsets(at);
+                // The hold just told explains itself; otherwise say why.
+                let text = match &self.hold {
+                    Some(r) if r.reason == d.reason => {
+                        format!("PAGE on-call: {}", snake(&d.reason))
+                    }
+                    _ => format!("PAGE on-call: {}", explain(d.reason)),
+                };
+                self.lines
+                    .push(format!("{:>8}  {BAD} {text}", self.clock(at)));
+                if !d.detail.is_empty() {
+                    self.lines.push(format!("{INDENT}{}", d.detail));
+                }
+            }
+            _ => {
+                let text = format!(
+                    "{} ({})",
+                    crate::text::action_kind(&d.action),
+                    snake(&d.reason)
+                );
+                self.emit(at, ACTION, &text, &[]);
+            }
+        }
+    }
+
+    /// `rollout of v3 starts: …`, `v3 passed 5%: …`, or the action with its reason.
+    fn traffic_text(
+        &mut self,
+        version: &str,
+        reason: Reason,
+        label: &str,
+        what: impl FnOnce() -> String,
+    ) -> String {
+        let what = what();
+        let previous = self
+            .stage_label
+            .as_ref()
+            .filter(|(v, _)| v == version)
+            .map(|(_, l)| l.clone());
+        self.stage_label = Some((version.to_string(), label.to_string()));
+        match (reason, previous) {
+            (Reason::RolloutStarted, _) => format!("rollout of {version} starts: {what}"),
+            (Reason::StagePassed, Some(p)) => format!("{version} passed {p}: {what}"),
+            (reason, _) => format!("{what} ({})", snake(&reason)),
+        }
+    }
+
+    fn hold(&mut self, d: &Decision) {
+        if let Some(run) = self.hold.as_mut().filter(|r| r.reason == d.reason) {
+            if run.repeats == 0 {
+                run.first_repeat = d.at;
+            }
+            run.repeats += 1;
+            run.last = d.at;
+        } else {
+            let more = gate_lines(&d.gates);
+            let text = format!("HOLD, no rollback: {}", explain(d.reason));
+            self.emit(d.at, HOLD, &text, &more);
+            self.hold = Some(HoldRun {
+                reason: d.reason,
+                repeats: 0,
+                first_repeat: d.at,
+                last: d.at,
+            });
+        }
+        if let Some(version) = d.gates.first().map(|g| g.arm.clone()) {
+            let story = self.story(&version);
+            story.holds += 1;
+            story.hold_reason.get_or_insert(d.reason);
+        }
+    }
+
+    /// ` (= the known onset)` or ` (known onset 1:33:30: 30s late)` when the scenario
+    /// declares an onset for `version`.
+    fn known_onset_note(&self, version: &str, estimate: Timestamp) -> String {
+        self.onsets
+            .iter()
+            .filter(|o| o.version == version)
+            .map(|o| self.start.saturating_add(o.offset_ms))
+            .min_by_key(|t| t.abs_diff(estimate))
+            .map(|known| match estimate.cmp(&known) {
+                std::cmp::Ordering::Equal => " (= the known onset)".to_string(),
+                o => format!(
+                    " (known onset {}: {} {})",
+                    self.clock(known),
+                    duration(known.abs_diff(estimate)),
+                    if o == std::cmp::Ordering::Greater {
+                        "late"
+                    } else {
+                        "early"
+                    }
+                ),
+            })
+            .unwrap_or_default()
+    }
+
+    // ------------------------------------------------------------------ events
+
+    fn event(&mut self, e: &Event, same_time: &[&Event]) {
+        let at = e.at;
+        match &e.kind {
+            EventKind::Analysis { reports, .. } => self.analysis(at, reports, same_time),
+            EventKind::GateTripped {
+                gate,
+                dry_run: true,
+            } => {
+                self.emit(
+                    at,
+                    INFO,
+                    &format!("dry-run gate {gate} tripped: reported only, never acted on"),
+                    &[],
+                );
+            }
+            EventKind::GateCleared { gate, dry_run } => {
+                self.failing.remove(gate);
+                let kind = if *dry_run { "dry-run gate" } else { "gate" };
+                self.emit(at, INFO, &format!("{kind} {gate} cleared"), &[]);
+            }
+            EventKind::StageStarted {
+                phase: rollguard::Phase::Bake,
+                ends_at,
+                ..
+            } => {
+                let until = ends_at.map_or(String::new(), |t| format!(" until {}", self.clock(t)));
+                let text = format!(
+                    "{} serves all traffic; post-promotion bake{until}",
+                    self.aliases.stable
+                );
+                self.emit(at, INFO, &text, &[]);
+            }
+            EventKind::RolledBack { from, to } => {
+                let text = format!("rollback done: {to} serves all traffic, {from} is out");
+                self.emit(at, INFO, &text, &[]);
+            }
+            EventKind::RolloutCompleted { version } => {
+                self.story(version).completed_at = Some(at);
+                self.stage_label = None;
+                let golden = &self.aliases.golden;
+                let note = if golden == version {
+                    String::new()
+                } else {
+                    format!("; golden stays {golden} until a human validates")
+                };
+                let text = format!("rollout of {version} COMPLETE (validated by rollout{note})");
+                self.emit(at, GOOD, &text, &[]);
+            }
+            EventKind::VersionValidated {
+                version,
+                by: Validator::Operator,
+            } => {
+                self.emit(at, INFO, &format!("operator validated {version}"), &[]);
+            }
+            EventKind::AliasesChanged(a) => {
+                if a.golden != self.aliases.golden {
+                    self.emit(at, INFO, &format!("golden is now {}", a.golden), &[]);
+                }
+                self.aliases = a.clone();
+            }
+            EventKind::CooldownStarted { until } => {
+                let text = format!(
+                    "cooldown: no automated rollback until {}",
+                    self.clock(*until)
+                );
+                self.emit(at, INFO, &text, &[]);
+            }
+            EventKind::CooldownEnded {} => {
+                self.emit(
+                    at,
+                    INFO,
+                    "cooldown over: automated rollbacks allowed again",
+                    &[],
+                );
+            }
+            EventKind::BreakerTripped { rollbacks } => {
+                let b = self.config.safety.breaker;
+                let text = format!(
+                    "CIRCUIT BREAKER TRIPPED: {rollbacks} automated rollbacks within {}",
+                    duration(b.window_ms)
+                );
+                let more = [format!(
+                    "traffic pinned to golden {}; automation stopped until an operator clears it",
+                    self.aliases.golden
+                )];
+                self.emit(at, BAD, &text, &more);
+            }
+            EventKind::BreakerCleared {} => {
+                self.emit(
+                    at,
+                    INFO,
+                    "operator cleared the breaker: automation resumes",
+                    &[],
+                );
+            }
+            EventKind::Halted { reason } => {
+                let text = format!(
+                    "automation HALTED ({}): resume retries the action, revert_now overrides",
+                    snake(reason)
+                );
+                self.emit(at, BAD, &text, &[]);
+            }
+            EventKind::AckTimedOut { action_id } => {
+                let text = format!("action {action_id} was not acknowledged in time");
+                self.emit(at, BAD, &text, &[]);
+            }
+            EventKind::ActionFailed { action_id, reason } => {
+                self.emit(
+                    at,
+                    BAD,
+                    &format!("action {action_id} failed: {reason}"),
+                    &[],
+                );
+            }
+            EventKind::Paused {
+                by: rollguard::PauseKind::Operator,
+            } => {
+                self.emit(at, INFO, "operator paused the rollout", &[]);
+            }
+            EventKind::Resumed { by } => {
+                self.emit(at, INFO, &format!("resumed ({})", snake(by)), &[]);
+            }
+            EventKind::ApprovalTimedOut { on_timeout } => {
+                let text = format!("approval timed out: {}", snake(on_timeout));
+                self.emit(at, BAD, &text, &[]);
+            }
+            EventKind::CommandAccepted { command } => {
+                self.emit(at, INFO, &format!("operator: {command}"), &[]);
+            }
+            EventKind::VersionRegistered { version, .. } => {
+                self.emit(at, INFO, &format!("registered {version}"), &[]);
+            }
+            // Told by the decisions they go with, or routine.
+            _ => {}
+        }
+    }
+
+    fn analysis(&mut self, at: Timestamp, reports: &[GateReport], same_time: &[&Event]) {
+        for r in reports.iter().filter(|r| !r.dry_run) {
+            let just_tripped = same_time.iter().any(|e| {
+                matches!(&e.kind, EventKind::GateTripped { gate, dry_run: false } if *gate == r.gate)
+            });
+            let n = self.consecutive(&r.gate);
+            match r.verdict {
+                Verdict::Fail if just_tripped => {
+                    self.failing.remove(&r.gate);
+                    self.story(&r.arm)
+                        .first_trip
+                        .get_or_insert((at, r.gate.clone()));
+                    let text = format!("gate {} TRIPPED: {n} failing checks in a row", r.gate);
+                    self.emit(at, BAD, &text, &[report_line(r)]);
+                }
+                Verdict::Fail if !r.tripped => {
+                    self.failing.insert(r.gate.clone());
+                    let text = format!(
+                        "gate {} failing {}/{n}: {}",
+                        r.gate,
+                        r.consecutive_failures,
+                        report_line(r)
+                    );
+                    self.emit(at, BAD, &text, &[]);
+                }
+                Verdict::Pass if self.failing.remove(&r.gate) => {
+                    let text = format!("gate {} passing again: {}", r.gate, report_line(r));
+                    self.emit(at, INFO, &text, &[]);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ the end
+
+    fn summary(&mut self, status: &Status, inputs: usize) {
+        self.flush_hold();
+        self.mark_onsets(Timestamp::MAX);
+        self.lines.push(String::new());
+        self.lines.push("What happened".into());
+        let stories = std::mem::take(&mut self.stories);
+        for (version, s) in &stories {
+            let onset = self
+                .onsets
+                .iter()
+                .find(|o| o.version == *version)
+                .map(|o| (self.start.saturating_add(o.offset_ms), o.metric.clone()));
+            let mut parts = Vec::new();
+            if let Some((t, metric)) = &onset {
+                parts.push(format!("{metric} regressed at {}", self.clock(*t)));
+            }
+            if let Some((t, gate)) = &s.first_trip {
+                parts.push(format!("{gate} tripped at {}", self.clock(*t)));
+            }
+            if s.holds > 0 {
+                let why = s.hold_reason.map(|r| snake(&r)).unwrap_or_default();
+                parts.push(format!("held at {} checks ({why})", s.holds));
+            }
+            if let Some(p) = s.promoted_at {
+                parts.push(format!("promoted at {}", self.clock(p)));
+            }
+            if let Some(c) = s.completed_at {
+                parts.push(format!("completed at {}", self.clock(c)));
+            }
+            if let Some(r) = &s.rollback {
+                let after = onset
+                    .as_ref()
+                    .filter(|(t, _)| *t <= r.at)
+                    .map(|(t, _)| format!(", {} after the onset", duration(r.at - t)))
+                    .unwrap_or_default();
+                let who = if r.automated { "" } else { " by an operator" };
+                parts.push(format!(
+                    "rolled back{who} to {} at {} ({}){after}",
+                    r.to,
+                    self.clock(r.at),
+                    snake(&r.reason)
+                ));
+                if let Some(d) = r.degradation_started_at {
+                    parts.push(format!("degradation estimated from {}", self.clock(d)));
+                }
+            }
+            for (i, part) in parts.iter().enumerate() {
+                let head = if i == 0 { version.as_str() } else { "" };
+                let arrow = if i == 0 { "" } else { "-> " };
+                self.lines.push(format!("  {head:<4} {arrow}{part}"));
+            }
+        }
+        match self.refused.len() {
+            0 => {}
+            1 => self.lines.push(format!("  refused: {}", self.refused[0])),
+            n => self
+                .lines
+                .push(format!("  refused: {n} inputs, first {}", self.refused[0])),
+        }
+        let start = self.start;
+        self.lines.push(format!(
+            "  now: {}",
+            crate::replay::status_line(status, |t| clock(t.saturating_sub(start)))
+        ));
+        self.lines.push(format!(
+            "  ({inputs} inputs replayed; `rollguard demo --json` prints the full trace)"
+        ));
+    }
+}
+
+/// Events that follow from a decision and read best after it.
+fn is_effect(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::CooldownStarted { .. } | EventKind::BreakerTripped { .. }
+    )
+}
+
+/// Why a hold or an escalation, in words.
+fn explain(reason: Reason) -> String {
+    let why = match reason {
+        Reason::CooldownActive => "a rollback is due, but the cooldown forbids it",
+        Reason::BreakerOpen => "a rollback is due, but the breaker is open",
+        Reason::Halted => "a rollback is due, but automation is halted",
+        Reason::GateFailing => "the stage ended while a gate is failing",
+        Reason::Inconclusive => "a gate could not reach a verdict",
+        Reason::AutomatedRollback => "an automated rollback was issued",
+        Reason::AckTimeout => "an action was not acknowledged in time",
+        Reason::ActionFailed => "the caller could not execute an action",
+        Reason::NoRollbackTarget => "a rollback is due but there is no validated version to go to",
+        Reason::ApprovalTimeoutHold => "an approval timed out",
+        _ => "",
+    };
+    if why.is_empty() {
+        snake(&reason)
+    } else {
+        format!("{} ({why})", snake(&reason))
+    }
+}
+
+/// `p95 latency_ms 213.4 > max 158.9 (baseline 122.2)`.
+fn report_line(r: &GateReport) -> String {
+    let stat = snake(&r.stat);
+    let value = |x: f64| stat_value(r.stat, x);
+    let Some(observed) = r.observed else {
+        return format!("{stat} {}: no data ({} samples)", r.metric, r.samples);
+    };
+    let bound = match (r.min, r.max) {
+        (_, Some(max)) if observed > max => format!("> max {}", value(max)),
+        (Some(min), _) if observed < min => format!("< min {}", value(min)),
+        (Some(min), Some(max)) => format!("within {}..{}", value(min), value(max)),
+        (None, Some(max)) => format!("<= max {}", value(max)),
+        (Some(min), None) => format!(">= min {}", value(min)),
+        (None, None) => String::new(),
+    };
+    let baseline = r
+        .baseline
+        .map(|b| format!(" (baseline {})", value(b)))
+        .unwrap_or_default();
+    format!("{stat} {} {} {bound}{baseline}", r.metric, value(observed))
+}
+
+fn gate_lines(gates: &[GateReport]) -> Vec<String> {
+    gates
+        .iter()
+        .map(|g| format!("{}: {}", g.gate, report_line(g)))
+        .collect()
+}
+
+/// The policy in a few lines: strategy, timing, safety, gates.
+fn policy_lines(config: &PolicyConfig) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut stages: Vec<String> = Vec::new();
+    let bake = match &config.strategy {
+        Strategy::Canary {
+            steps,
+            post_promotion_bake_ms,
+        } => {
+            for s in steps {
+                stages.push(match s {
+                    CanaryStep::Shadow { duration_ms } => {
+                        format!("shadow {}", duration(*duration_ms))
+                    }
+                    CanaryStep::SetWeight {
+                        weight,
+                        duration_ms,
+                    } => format!("{weight}% {}", duration(*duration_ms)),
+                    CanaryStep::Approval {} => "approval".into(),
+                });
+            }
+            *post_promotion_bake_ms
+        }
+        Strategy::BlueGreen {
+            shadow_ms,
+            preview_ms,
+            post_promotion_bake_ms,
+            ..
+        } => {
+            if *shadow_ms > 0 {
+                stages.push(format!("shadow {}", duration(*shadow_ms)));
+            }
+            if *preview_ms > 0 {
+                stages.push(format!("preview {}", duration(*preview_ms)));
+            }
+            *post_promotion_bake_ms
+        }
+    };
+    stages.push("promote".into());
+    if bake > 0 {
+        stages.push(format!("bake {}", duration(bake)));
+    }
+    lines.push(format!("rollout: {}", stages.join(" -> ")));
+    let trips: BTreeSet<u32> = config
+        .gates
+        .iter()
+        .map(|g| g.persistence.consecutive)
+        .collect();
+    let trip = match trips.iter().collect::<Vec<_>>().as_slice() {
+        [n] => format!("; a gate trips after {n} failing checks in a row"),
+        _ => String::new(),
+    };
+    lines.push(format!(
+        "checks:  gates every {}{trip}",
+        duration(config.analysis.interval_ms)
+    ));
+    let s = config.safety;
+    lines.push(format!(
+        "safety:  cooldown {} after an automated rollback; the breaker trips on automated rollback #{} within {}",
+        duration(s.cooldown_ms),
+        s.breaker.max_rollbacks,
+        duration(s.breaker.window_ms)
+    ));
+    let width = config.gates.iter().map(|g| g.name.len()).max().unwrap_or(0);
+    for (i, g) in config.gates.iter().enumerate() {
+        let head = if i == 0 { "gates:  " } else { "        " };
+        let dry = if g.dry_run {
+            "  (dry run: reported, never acted on)"
+        } else {
+            ""
+        };
+        lines.push(format!(
+            "{head} {:<width$}  {}{dry}",
+            g.name,
+            rule_text(g.stat, &g.metric, &g.rule)
+        ));
+    }
+    lines
+}
+
+fn rule_text(stat: Stat, metric: &str, rule: &Rule) -> String {
+    let v = |x: f64| stat_value(stat, x);
+    let name = format!("{} {metric}", snake(&stat));
+    let mut bounds = Vec::new();
+    match *rule {
+        Rule::Threshold { min, max } => {
+            if let Some(min) = min {
+                bounds.push(format!(">= {}", v(min)));
+            }
+            if let Some(max) = max {
+                bounds.push(format!("<= {}", v(max)));
+            }
+        }
+        Rule::VsBaseline {
+            max_ratio,
+            min_ratio,
+            max_increase,
+            max_decrease,
+        } => {
+            if let Some(r) = max_ratio {
+                bounds.push(format!("<= {r} x baseline"));
+            }
+            if let Some(r) = min_ratio {
+                bounds.push(format!(">= {r} x baseline"));
+            }
+            if let Some(d) = max_increase {
+                bounds.push(format!("<= baseline + {}", v(d)));
+            }
+            if let Some(d) = max_decrease {
+                bounds.push(format!(">= baseline - {}", v(d)));
+            }
+        }
+        _ => bounds.push("(custom rule)".into()),
+    }
+    format!("{name} {}", bounds.join(" and "))
+}
+
+/// The whole narrative of a replayed scenario: a header with the policy, one line per
+/// moment, and a summary.
+pub(crate) fn narrate(scenario: &Scenario, trace: &[TraceEntry], status: &Status) -> String {
+    let mut n = Narrator::new(scenario);
+    let title = scenario.description.lines().next().unwrap_or_default();
+    n.lines.push(format!("rollguard demo: {}", scenario.name));
+    if !title.is_empty() {
+        n.lines.push(title.to_string());
+    }
+    n.lines.push(String::new());
+    n.lines.extend(policy_lines(&scenario.config));
+    n.lines.push(String::new());
+    n.lines.push(format!(
+        "{:>8}  >> action (traffic changes)  !! trouble  << rollback  == hold  ~~ known onset",
+        "time"
+    ));
+    for entry in trace {
+        n.entry(entry);
+    }
+    n.summary(status, trace.len());
+    let mut out = n.lines.join("\n");
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn onsets_are_read_from_description_lines() {
+        let d = "Intro.\n- onset v4 errors 7080000 (1:58:00): error rate up\n\
+                 - onset v3 latency_ms 5640000 (1:34:00): p95 x1.8\n\
+                 - onset broken\n- onset v5 m notanumber\nnot - onset v6 m 1\n";
+        let got = onsets_from_description(d);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0],
+            Onset {
+                version: "v3".into(),
+                metric: "latency_ms".into(),
+                offset_ms: 5_640_000,
+                note: "p95 x1.8".into(),
+            }
+        );
+        assert_eq!(got[1].version, "v4");
+    }
+
+    #[test]
+    fn timeouts_halts_retries_and_aborts_are_told() {
+        let config = r#"{
+          "format_version": 1,
+          "versions": [{"id": "v1", "digest": "a", "validated": true},
+                       {"id": "v2", "digest": "b"}],
+          "stable": "v1",
+          "metrics": [{"name": "m", "kind": "value"}],
+          "gates": [{"name": "g", "metric": "m", "stat": "mean",
+                     "rule": {"kind": "threshold", "max": 1}}],
+          "strategy": {"kind": "canary", "steps": [
+            {"kind": "set_weight", "weight": 10, "duration_ms": 600000}]}
+        }"#;
+        let inputs = r#"[
+          {"kind": "start_rollout", "at": 0, "version": "v2"},
+          {"kind": "tick", "at": 700000},
+          {"kind": "resume", "at": 710000},
+          {"kind": "ack", "at": 711000, "action_id": 2},
+          {"kind": "ack", "at": 712000, "action_id": 2},
+          {"kind": "abort", "at": 720000},
+          {"kind": "ack", "at": 721000, "action_id": 3}
+        ]"#;
+        let text = format!(
+            r#"{{"format_version": 1, "name": "t", "config": {config}, "inputs": {inputs}}}"#
+        );
+        let scenario = Scenario::from_json(&text).unwrap();
+        let mut trace = Vec::new();
+        let policy =
+            rollguard::replay_with(scenario.config.clone(), 0, scenario.inputs.clone(), |e| {
+                trace.push(e)
+            })
+            .unwrap();
+        let story = narrate(&scenario, &trace, &policy.status());
+        for line in [
+            "0:00:00  >> rollout of v2 starts: route 10% of traffic to v2",
+            "0:10:00  !! action 1 was not acknowledged in time",
+            "0:10:00  !! automation HALTED (ack_timeout)",
+            "0:10:00  !! PAGE on-call: ack_timeout (an action was not acknowledged in time)",
+            "0:11:50  >> route 10% of traffic to v2 (operator_retry)",
+            "0:11:52  xx REFUSED ack of action 2: unknown_action",
+            "0:12:00  << ROLLBACK v2 -> v1 (operator: operator_abort; target stable)",
+            "0:12:01  .. rollback done: v1 serves all traffic, v2 is out",
+            "  v2   rolled back by an operator to v1 at 0:12:00 (operator_abort)",
+        ] {
+            assert!(story.contains(line), "missing {line:?} in:\n{story}");
+        }
+    }
+
+    #[test]
+    fn report_lines_compare_observed_with_the_broken_bound() {
+        let r = GateReport {
+            gate: "err".into(),
+            metric: "errors".into(),
+            stat: Stat::Rate,
+            verdict: Verdict::Fail,
+            arm: "v4".into(),
+            observed: Some(0.026),
+            baseline: Some(0.002),
+            min: None,
+            max: Some(0.007),
+            samples: 3000,
+            baseline_samples: Some(9000),
+            window_start: 0,
+            window_end: 1,
+            consecutive_failures: 1,
+            tripped: false,
+            dry_run: false,
+        };
+        assert_eq!(
+            report_line(&r),
+            "rate errors 2.60% > max 0.70% (baseline 0.20%)"
+        );
+        let q = GateReport {
+            stat: Stat::Mean,
+            metric: "quality".into(),
+            observed: Some(0.75),
+            baseline: None,
+            min: Some(0.8),
+            max: None,
+            ..r
+        };
+        assert_eq!(report_line(&q), "mean quality 0.750 < min 0.800");
+    }
+}

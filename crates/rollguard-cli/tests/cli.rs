@@ -1,0 +1,349 @@
+//! Runs the built `rollguard` binary and checks what it does, not how it is written:
+//! the demo's trace really holds a caught regression, samples files replay with
+//! auto-acks, and bad input fails with the documented exit codes.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use rollguard::{Action, Input, Reason, Scenario, TraceEntry};
+
+fn rollguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rollguard"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("UTF-8 output")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("UTF-8 output")
+}
+
+/// Parses JSON-lines output into trace entries; every line must be one.
+fn trace(o: &Output) -> Vec<TraceEntry> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// A file in this test's scratch directory.
+fn scratch(name: &str, text: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rollguard-cli-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The automated rollbacks of a trace: (decision time, from, reason, onset estimate).
+fn rollbacks(trace: &[TraceEntry]) -> Vec<(u64, String, Reason, Option<u64>)> {
+    trace
+        .iter()
+        .filter_map(|e| e.step.as_ref())
+        .flat_map(|s| &s.decisions)
+        .filter_map(|d| match &d.action {
+            Action::Rollback {
+                from,
+                automated: true,
+                degradation_started_at,
+                ..
+            } => Some((d.at, from.clone(), d.reason, *degradation_started_at)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `- onset VERSION METRIC MS` lines of a scenario description.
+fn onsets(description: &str) -> Vec<(String, u64)> {
+    description
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("- onset ")?.split_whitespace();
+            let version = w.next()?.to_string();
+            let _metric = w.next()?;
+            Some((version, w.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn demo_trace_shows_regressions_caught_near_their_documented_onsets() {
+    let scenario_out = rollguard(&["demo", "--print-scenario"]);
+    assert!(scenario_out.status.success());
+    let scenario = Scenario::from_json(&stdout(&scenario_out)).expect("a scenario");
+    let onsets = onsets(&scenario.description);
+    assert_eq!(onsets.len(), 2, "{}", scenario.description);
+
+    let out = rollguard(&["demo", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let trace = trace(&out);
+    let rollbacks = rollbacks(&trace);
+    assert_eq!(rollbacks.len(), 2, "{rollbacks:?}");
+    for ((at, from, _, estimate), (version, onset)) in rollbacks.iter().zip(&onsets) {
+        let onset = scenario.start + onset;
+        assert_eq!(from, version);
+        let estimate = estimate.expect("gate-driven rollbacks estimate the onset");
+        assert!(
+            estimate.abs_diff(onset) <= 60_000,
+            "{from}: estimate {estimate}, onset {onset}"
+        );
+        assert!(
+            *at > onset,
+            "{from} rolled back before its regression began"
+        );
+    }
+    // The first is caught by its gate within minutes; the second waits for the
+    // cooldown and trips the breaker.
+    assert_eq!(rollbacks[0].2, Reason::GateFailed);
+    assert!(rollbacks[0].0 - (scenario.start + onsets[0].1) <= 5 * 60_000);
+    assert_eq!(rollbacks[1].2, Reason::BreakerTripped);
+    let held = trace
+        .iter()
+        .filter_map(|e| e.step.as_ref())
+        .flat_map(|s| &s.decisions)
+        .any(|d| matches!(d.action, Action::Hold {}) && d.reason == Reason::CooldownActive);
+    assert!(held);
+    // The operator's refused command is part of the trace.
+    let refused: Vec<&TraceEntry> = trace.iter().filter(|e| e.error.is_some()).collect();
+    assert_eq!(refused.len(), 1);
+    assert!(matches!(refused[0].input, Input::StartRollout { .. }));
+    assert_eq!(
+        refused[0].error.as_ref().unwrap().code.as_str(),
+        "breaker_open"
+    );
+}
+
+#[test]
+fn demo_story_fits_two_screens_and_names_the_rollback() {
+    let out = rollguard(&["demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.lines().count() <= 100, "{text}");
+    assert!(
+        text.contains("known regression onset: v3 latency_ms"),
+        "{text}"
+    );
+    assert!(text.contains("<< ROLLBACK v3 -> v2"), "{text}");
+    assert!(text.contains("degradation started ~1:34:00"), "{text}");
+    assert!(text.contains("CIRCUIT BREAKER TRIPPED"), "{text}");
+    assert!(text.contains("What happened"), "{text}");
+}
+
+#[test]
+fn replaying_the_scenario_file_gives_the_demo_trace() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/scenarios/demo.json"
+    );
+    let replayed = rollguard(&["replay", file]);
+    let demo = rollguard(&["demo", "--json"]);
+    assert!(replayed.status.success());
+    assert_eq!(replayed.stdout, demo.stdout);
+    // Only entries that carry something by default; one per input with --all.
+    let all = rollguard(&["replay", file, "--all"]);
+    let inputs = Scenario::from_json(&std::fs::read_to_string(file).unwrap())
+        .unwrap()
+        .inputs
+        .len();
+    assert_eq!(trace(&all).len(), inputs);
+    assert!(trace(&replayed).len() < inputs);
+    for e in trace(&replayed) {
+        assert!(e.error.is_some() || !e.step.unwrap().is_empty());
+    }
+}
+
+const POLICY: &str = r#"{
+  "format_version": 1,
+  "versions": [{"id": "v1", "digest": "sha256:01", "validated": true},
+               {"id": "v2", "digest": "sha256:02"}],
+  "stable": "v1", "candidate": "v2",
+  "metrics": [{"name": "latency_ms", "kind": "value", "window_ms": 60000, "buckets": 6},
+              {"name": "errors", "kind": "count", "window_ms": 60000, "buckets": 6}],
+  "gates": [{"name": "p95", "metric": "latency_ms", "stat": "p95",
+             "rule": {"kind": "vs_baseline", "max_ratio": 1.3}, "samples_min": 5}],
+  "strategy": {"kind": "canary", "steps": [{"kind": "set_weight", "weight": 10, "duration_ms": 600000}]},
+  "analysis": {"interval_ms": 30000}
+}"#;
+
+/// v2's latency triples 100 s in (at 1 100 000 ms); samples every 5 s, with empty
+/// cells for the fields a row does not use.
+fn metrics_csv() -> String {
+    let mut csv = String::from("at,arm,metric,value,events,total,tenant,tier,agent\n");
+    for i in 0..60u64 {
+        let at = 1_000_000 + i * 5_000;
+        let v2 = if at >= 1_100_000 { 300 } else { 100 };
+        csv.push_str(&format!("{at},v1,latency_ms,100,,,,,\n"));
+        csv.push_str(&format!("{at},v2,latency_ms,{v2},,,acme,gold,\n"));
+        csv.push_str(&format!("{at},v2,errors,,1,50,,,\n"));
+    }
+    csv
+}
+
+#[test]
+fn csv_samples_replay_with_auto_acks_and_roll_back() {
+    let policy = scratch("policy.json", POLICY);
+    let csv = scratch("metrics.csv", &metrics_csv());
+    let (policy, csv) = (policy.to_str().unwrap(), csv.to_str().unwrap());
+    let out = rollguard(&["replay", "--policy", policy, "--samples", csv, "--summary"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let trace = trace(&out);
+
+    // The set_weight action was acknowledged by the CLI, at once, and shows in the trace.
+    let acks: Vec<&TraceEntry> = trace
+        .iter()
+        .filter(|e| matches!(e.input, Input::Ack { .. }))
+        .collect();
+    assert_eq!(acks.len(), 2, "set_weight and rollback");
+    assert!(acks.iter().all(|a| a.error.is_none()));
+    assert_eq!(acks[0].input.at(), Some(1_000_000));
+
+    let rollbacks = rollbacks(&trace);
+    assert_eq!(rollbacks.len(), 1);
+    let (at, from, reason, estimate) = &rollbacks[0];
+    assert_eq!((from.as_str(), *reason), ("v2", Reason::GateFailed));
+    assert!(
+        estimate.unwrap().abs_diff(1_100_000) <= 10_000,
+        "{estimate:?}"
+    );
+    assert!(*at > 1_100_000);
+
+    let summary = stderr(&out);
+    assert!(
+        summary.contains("summary: 182 inputs, 0 refused"),
+        "{summary}"
+    );
+    assert!(summary.contains("auto-acks: 2"), "{summary}");
+    assert!(summary.contains("rollback 1"), "{summary}");
+    assert!(summary.contains("final: stable v1"), "{summary}");
+}
+
+#[test]
+fn without_auto_ack_nothing_moves() {
+    let policy = scratch("policy-noack.json", POLICY);
+    let csv = scratch("metrics-noack.csv", &metrics_csv());
+    let out = rollguard(&[
+        "replay",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--samples",
+        csv.to_str().unwrap(),
+        "--no-auto-ack",
+        "--all",
+    ]);
+    assert!(out.status.success());
+    let trace = trace(&out);
+    assert_eq!(trace.len(), 180);
+    assert!(!trace.iter().any(|e| matches!(e.input, Input::Ack { .. })));
+    assert!(rollbacks(&trace).is_empty());
+}
+
+#[test]
+fn jsonl_samples_mix_inputs_and_bare_samples() {
+    let policy = scratch("policy-jsonl.json", POLICY);
+    let lines = [
+        r#"{"at":0,"arm":"v1","metric":"latency_ms","value":100}"#,
+        "",
+        r#"{"kind":"observe","at":1000,"arm":"v2","metric":"latency_ms","value":100}"#,
+        r#"{"kind":"pause","at":2000}"#,
+        r#"{"at":3000,"arm":"v2","metric":"errors","events":5,"total":1}"#,
+    ];
+    let samples = scratch("samples.jsonl", &lines.join("\n"));
+    let out = rollguard(&[
+        "replay",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--samples",
+        samples.to_str().unwrap(),
+        "--all",
+        "--start",
+        "0",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let trace = trace(&out);
+    // Four lines of the file and one auto-ack after the first.
+    assert_eq!(trace.len(), 5);
+    assert!(matches!(trace[1].input, Input::Ack { .. }));
+    assert!(matches!(trace[3].input, Input::Pause { .. }));
+    // A parsed sample the policy refuses is a trace entry, not a failure.
+    assert_eq!(
+        trace[4].error.as_ref().unwrap().code.as_str(),
+        "events_exceed_total"
+    );
+}
+
+#[test]
+fn a_bad_line_stops_with_its_line_number_and_exit_code_2() {
+    let policy = scratch("policy-bad.json", POLICY);
+    let mut csv = metrics_csv();
+    csv.push_str("1300000,v1,latency_ms,fast,,,,,\n");
+    let csv = scratch("bad.csv", &csv);
+    let out = rollguard(&[
+        "replay",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--samples",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        r#"error: invalid_csv at line 182 (value): cannot read "fast" as a number"#
+    );
+    // What was replayed before the bad line was printed.
+    assert!(!trace(&out).is_empty());
+}
+
+#[test]
+fn validate_prints_ok_or_the_error_with_exit_codes() {
+    let good = scratch("good.json", POLICY);
+    let out = rollguard(&["validate", good.to_str().unwrap()]);
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (Some(0), "ok\n")
+    );
+
+    let bad = scratch(
+        "bad-weight.json",
+        &POLICY.replace("\"weight\": 10", "\"weight\": 0"),
+    );
+    let out = rollguard(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: weight_out_of_range at strategy.steps[0].weight: weight 0 is not in 1..=100"
+    );
+
+    let out = rollguard(&["validate", "/nonexistent/policy.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with("error: io at /nonexistent/policy.json: "));
+}
+
+#[test]
+fn garbage_never_panics() {
+    let inputs = [
+        "",
+        "{",
+        "[]",
+        "null",
+        "{\"format_version\": 1}",
+        "\u{0}\u{1}",
+        "{\"format_version\":1,\"config\":{},\"inputs\":[{\"kind\":\"tick\"}]}",
+    ];
+    for (i, text) in inputs.iter().enumerate() {
+        let f = scratch(&format!("garbage-{i}.json"), text);
+        let f = f.to_str().unwrap();
+        for args in [
+            vec!["validate", f],
+            vec!["replay", f],
+            vec!["replay", "--policy", f, "--samples", f],
+        ] {
+            let out = rollguard(&args);
+            assert_eq!(out.status.code(), Some(2), "{args:?} on {text:?}");
+            assert!(stderr(&out).starts_with("error: "), "{args:?}");
+        }
+    }
+}
