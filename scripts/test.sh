@@ -42,7 +42,9 @@ cargo build -p rollguard --target wasm32-unknown-unknown --release --locked
 section "demo and examples run"
 cargo run -q --release -p rollguard-cli --locked -- demo >/dev/null
 cargo run -q --release -p rollguard-examples --bin service-loop --locked >/dev/null
-echo "demo and service-loop ran"
+# The committed demo scenario must be what its generator produces today.
+cargo run -q --release -p rollguard-examples --bin gen-demo --locked -- --check
+echo "demo, service-loop and gen-demo --check ran"
 
 section "benches compile"
 cargo bench --workspace --no-run --locked
