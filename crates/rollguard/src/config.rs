@@ -27,13 +27,20 @@ pub mod limits {
     pub const COMPONENTS_MAX: u32 = 32;
     /// Versions the registry may be configured to hold.
     pub const VERSIONS_MAX: u32 = 1024;
-    /// Fewest versions a registry may hold: stable, candidate, previous, golden and the
-    /// three most recent validated ones must always fit.
-    pub const VERSIONS_MIN: u32 = 8;
+    /// Fewest versions a registry may hold. With fewer than 7 (stable, candidate,
+    /// previous, golden and the three most recently validated) registration can fail
+    /// with `registry_full` rather than evict a version that must be kept.
+    pub const VERSIONS_MIN: u32 = 4;
     /// Longest label (names, ids, digests, tenant) a config may allow.
     pub const LABEL_LEN_MAX: u32 = 4096;
     /// Octaves a quantile histogram may span.
     pub const OCTAVES_MAX: i32 = 128;
+    /// Largest magnitude of a sample value. No latency, score or cost comes near it, and
+    /// it keeps every window sum finite (at most 2^53 samples of it).
+    pub const VALUE_ABS_MAX: f64 = 1e100;
+    /// Most gate evaluations one input runs to catch up with time (a tick long after its
+    /// deadline); older ones are skipped and reported as `analysis_skipped`.
+    pub const ANALYSIS_CATCHUP_MAX: u64 = 1000;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
@@ -213,7 +220,7 @@ pub enum Phase {
 
 /// How a gate judges one statistic.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Rule {
     /// Absolute bounds: fail when the statistic is below `min` or above `max`
@@ -338,7 +345,7 @@ fn default_phases() -> Vec<Phase> {
 
 /// How a candidate reaches all traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Strategy {
     /// Ordered steps, then promotion and a post-promotion bake.
     Canary {
@@ -371,7 +378,7 @@ fn default_true() -> bool {
 
 /// One step of a canary strategy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CanaryStep {
     /// Mirror traffic to the candidate for `duration_ms`; it serves nothing.
     Shadow {
@@ -389,6 +396,10 @@ pub enum CanaryStep {
     /// Wait for an operator's `resume` (or the approval timeout).
     Approval {},
 }
+
+crate::tagged::kind_tagged!(Rule);
+crate::tagged::kind_tagged!(Strategy);
+crate::tagged::kind_tagged!(CanaryStep);
 
 /// When gates are evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

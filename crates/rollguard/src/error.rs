@@ -37,10 +37,14 @@ pub enum ErrorCode {
     // ---- samples ----
     /// A sample value is NaN or infinite.
     NonFiniteValue,
+    /// A sample value beyond ±1e100.
+    ValueOutOfRange,
     /// A count is negative.
     NegativeCount,
     /// `events` is greater than `total`.
     EventsExceedTotal,
+    /// A count at or above 2^53, which JavaScript cannot represent exactly.
+    CountOutOfRange,
     /// A sample carries a value where the metric expects counts, or the reverse.
     MetricKindMismatch,
     /// An input's time is before the policy's current time.
@@ -90,8 +94,10 @@ impl ErrorCode {
             Self::UnknownReference => "unknown_reference",
             Self::InvalidValue => "invalid_value",
             Self::NonFiniteValue => "non_finite_value",
+            Self::ValueOutOfRange => "value_out_of_range",
             Self::NegativeCount => "negative_count",
             Self::EventsExceedTotal => "events_exceed_total",
+            Self::CountOutOfRange => "count_out_of_range",
             Self::MetricKindMismatch => "metric_kind_mismatch",
             Self::TimeWentBackwards => "time_went_backwards",
             Self::TimeOutOfRange => "time_out_of_range",
@@ -171,7 +177,16 @@ impl Error {
         } else {
             path
         };
-        Self::new(ErrorCode::InvalidJson, path, err.into_inner().to_string())
+        let message = err.into_inner().to_string();
+        // A tagged enum deeper down reports its field's path inside the message.
+        match crate::tagged::split_marked(&message) {
+            Some((inner, message)) => Self::new(
+                ErrorCode::InvalidJson,
+                crate::tagged::join(&path, inner),
+                message,
+            ),
+            None => Self::new(ErrorCode::InvalidJson, path, message),
+        }
     }
 }
 

@@ -66,9 +66,11 @@ impl Detector {
                 };
                 let upper = [max_ratio.map(|r| b * r), max_increase.map(|d| b + d)];
                 let lower = [min_ratio.map(|r| b * r), max_decrease.map(|d| b - d)];
+                // A bound that overflows (a huge baseline times a ratio) bounds nothing.
+                let finite = |x: &f64| x.is_finite();
                 (
-                    lower.into_iter().flatten().reduce(f64::max),
-                    upper.into_iter().flatten().reduce(f64::min),
+                    lower.into_iter().flatten().filter(finite).reduce(f64::max),
+                    upper.into_iter().flatten().filter(finite).reduce(f64::min),
                 )
             }
         };

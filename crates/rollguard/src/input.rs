@@ -90,7 +90,7 @@ pub enum TargetKind {
 
 /// Everything a policy accepts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Input {
     /// One sample.
@@ -181,6 +181,8 @@ pub enum Input {
         at: Timestamp,
     },
 }
+
+crate::tagged::kind_tagged!(Input);
 
 impl Input {
     /// The input's time (for a batch, its last sample's; `None` for an empty batch).

@@ -83,6 +83,7 @@ mod plan;
 mod policy;
 mod registry;
 mod scenario;
+mod tagged;
 mod time;
 mod window;
 

@@ -302,6 +302,14 @@ pub enum EventKind {
         /// One report per gate evaluated.
         reports: Vec<GateReport>,
     },
+    /// Evaluations lagging far behind the input's time were skipped (a tick long after
+    /// its deadline); the next one runs at `resumes_at`.
+    AnalysisSkipped {
+        /// How many.
+        evaluations: u64,
+        /// When evaluations resume.
+        resumes_at: Timestamp,
+    },
     /// A gate tripped.
     GateTripped {
         /// Its name.

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
 use crate::config::{OnTimeout, Phase, PolicyConfig, Rule, check_label};
 use crate::error::{Error, ErrorCode, ensure, parse_json};
 use crate::gate::{GateState, Transition};
@@ -333,29 +334,26 @@ impl Policy {
     /// more often is harmless; ticking late delays decisions until the tick (every
     /// other input also fires due timers first).
     pub fn next_deadline(&self) -> Option<Timestamp> {
+        // Mirrors `fire`: a timer counts only when `fire` would act on it.
         let s = &self.state;
-        let mut next: Option<Timestamp> = None;
-        let mut consider = |t: Option<Timestamp>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
-        consider(s.pending.as_ref().map(|p| p.deadline));
-        consider(s.cooldown_until);
-        if s.kickoff.is_some() {
-            consider(Some(s.now));
-        }
+        let mut timers = [
+            s.kickoff.as_ref().map(|_| s.now),
+            s.pending.as_ref().map(|p| p.deadline),
+            s.cooldown_until,
+            None,
+            None,
+            None,
+            None,
+        ];
         if s.pending.is_none() {
-            consider(s.analysis_at);
-            if let Some(r) = &s.rollout {
-                consider(r.stage_ends_at);
-                consider(r.pause.as_ref().and_then(|p| p.deadline));
-                if !r.entered && s.halt.is_none() {
-                    consider(Some(s.now));
-                }
+            timers[3] = s.analysis_at;
+            if let (Some(r), None) = (&s.rollout, &s.halt) {
+                timers[4] = r.stage_ends_at;
+                timers[5] = r.pause.as_ref().and_then(|p| p.deadline);
+                timers[6] = (!r.entered).then_some(s.now);
             }
         }
-        next
+        timers.into_iter().flatten().min()
     }
 
     /// The aliases and the state of the rollout, breaker and cooldown.
@@ -684,6 +682,12 @@ impl Policy {
                 ensure(v.is_finite(), ErrorCode::NonFiniteValue, "value", || {
                     format!("{v} is not finite")
                 })?;
+                ensure(
+                    v.abs() <= VALUE_ABS_MAX,
+                    ErrorCode::ValueOutOfRange,
+                    "value",
+                    || format!("{v:e} is beyond ±{VALUE_ABS_MAX:e}"),
+                )?;
             }
             (crate::config::MetricKind::Count, None, Some(e), Some(t)) => {
                 ensure(e >= 0, ErrorCode::NegativeCount, "events", || {
@@ -692,6 +696,12 @@ impl Policy {
                 ensure(t >= 0, ErrorCode::NegativeCount, "total", || {
                     format!("{t} is negative")
                 })?;
+                ensure(
+                    t <= TIME_MAX as i64,
+                    ErrorCode::CountOutOfRange,
+                    "total",
+                    || format!("{t} is above 2^53-1"),
+                )?;
                 ensure(e <= t, ErrorCode::EventsExceedTotal, "events", || {
                     format!("events {e} exceed total {t}")
                 })?;
@@ -752,13 +762,14 @@ impl Policy {
 
     /// Fires every timer due at or before `t`, in time order, then sets the time to `t`.
     fn advance(&mut self, t: Timestamp, out: &mut Out) {
-        // Each firing clears or moves its timer strictly later, so this terminates;
-        // the bound is a second guard against a bug turning into a hang.
-        for _ in 0..1_000_000 {
+        // Each firing clears its timer or moves it strictly later, and analyses lagging
+        // far behind are skipped (see `analysis_due`), so this ends after a bounded
+        // number of firings; the bound is a second guard against a bug becoming a hang.
+        for _ in 0..10_000 + 4 * ANALYSIS_CATCHUP_MAX {
             match self.next_deadline() {
                 Some(d) if d <= t => {
                     self.state.now = self.state.now.max(d);
-                    self.fire(self.state.now, out);
+                    self.fire(self.state.now, t, out);
                 }
                 _ => break,
             }
@@ -766,48 +777,73 @@ impl Policy {
         self.state.now = t;
     }
 
-    fn fire(&mut self, now: Timestamp, out: &mut Out) {
+    /// Acts on every timer due at `now`, in a fixed order, on the way to `until`.
+    fn fire(&mut self, now: Timestamp, until: Timestamp, out: &mut Out) {
         if let Some(candidate) = self.state.kickoff.take() {
             self.begin_rollout(&candidate, now, out);
         }
-        if let Some(p) = self.state.pending.as_ref().filter(|p| p.deadline <= now) {
-            let p = p.clone();
-            self.state.pending = None;
+        if let Some(p) = self.state.pending.take_if(|p| p.deadline <= now) {
             out.event(now, EventKind::AckTimedOut { action_id: p.id });
             self.halt(now, Reason::AckTimeout, Some(p), String::new(), out);
-            return;
         }
         if self.state.cooldown_until.is_some_and(|c| c <= now) {
             self.state.cooldown_until = None;
             out.event(now, EventKind::CooldownEnded {});
         }
-        if self.state.pending.is_some() {
+        // From here on each timer may issue an action; while one is pending nothing else
+        // moves, and while automation is halted the rollout does not progress.
+        let idle = |p: &Self| p.state.pending.is_none();
+        if idle(self) && self.state.analysis_at.is_some_and(|a| a <= now) {
+            self.analysis_due(now, until, out);
+        }
+        if !idle(self) || self.state.halt.is_some() {
             return;
         }
-        if self.state.analysis_at.is_some_and(|a| a <= now) {
-            self.state.analysis_at = Some(later(now, self.config.analysis.interval_ms));
-            self.analyse(now, out);
-        }
-        let Some(r) = self.state.rollout.as_mut() else {
-            return;
-        };
-        if r.stage_ends_at.is_some_and(|e| e <= now) {
+        if let Some(r) = self
+            .state
+            .rollout
+            .as_mut()
+            .filter(|r| r.stage_ends_at.is_some_and(|e| e <= now))
+        {
             r.stage_ends_at = None;
             r.stage_done = true;
             self.stage_end(now, out);
         }
-        if let Some(pause) = self.state.rollout.as_mut().and_then(|r| r.pause.as_mut()) {
-            if pause.deadline.is_some_and(|d| d <= now) {
-                pause.deadline = None;
-                self.approval_timeout(now, out);
-            }
+        let timed_out = self
+            .state
+            .rollout
+            .as_mut()
+            .and_then(|r| r.pause.as_mut())
+            .is_some_and(|p| p.deadline.take_if(|d| *d <= now).is_some());
+        if idle(self) && timed_out {
+            self.approval_timeout(now, out);
         }
-        if self.state.pending.is_none()
-            && self.state.halt.is_none()
-            && self.state.rollout.as_ref().is_some_and(|r| !r.entered)
-        {
+        if idle(self) && self.state.rollout.as_ref().is_some_and(|r| !r.entered) {
             self.enter_stage(now, None, out);
         }
+    }
+
+    /// An evaluation is due at `now`. Evaluations lagging more than
+    /// [`ANALYSIS_CATCHUP_MAX`] intervals behind `until` (a tick long after its
+    /// deadline) are skipped and reported, so one input does bounded work.
+    fn analysis_due(&mut self, now: Timestamp, until: Timestamp, out: &mut Out) {
+        let interval = self.config.analysis.interval_ms;
+        let behind = until.saturating_sub(now) / interval;
+        if behind >= ANALYSIS_CATCHUP_MAX {
+            let evaluations = behind - ANALYSIS_CATCHUP_MAX + 1;
+            let resumes_at = later(now, evaluations.saturating_mul(interval));
+            self.state.analysis_at = Some(resumes_at);
+            out.event(
+                now,
+                EventKind::AnalysisSkipped {
+                    evaluations,
+                    resumes_at,
+                },
+            );
+            return;
+        }
+        self.state.analysis_at = Some(later(now, interval));
+        self.analyse(now, out);
     }
 
     fn steady_analysis(&self, now: Timestamp) -> Option<Timestamp> {
@@ -1315,7 +1351,13 @@ impl Policy {
     ) {
         let id = self.state.next_action_id;
         self.state.next_action_id += 1;
+        debug_assert!(
+            self.state.pending.is_none(),
+            "an action would replace a pending one"
+        );
         let deadline = later(now, self.config.safety.ack_timeout_ms);
+        // Gates pause until the switch is in place; the acknowledgement restarts them.
+        self.state.analysis_at = None;
         self.state.pending = Some(Pending {
             id,
             action: action.clone(),
@@ -1392,6 +1434,12 @@ impl Policy {
             self.default_target(&from)
         };
         let Some(to) = to.filter(|to| *to != from) else {
+            out.decide(
+                now,
+                Action::Hold {},
+                Reason::NoRollbackTarget,
+                gates.clone(),
+            );
             if self.state.blocked != Some(Reason::NoRollbackTarget) {
                 self.state.blocked = Some(Reason::NoRollbackTarget);
                 out.escalate(now, Reason::NoRollbackTarget, String::new(), gates);
@@ -1466,7 +1514,10 @@ impl Policy {
             Some(r) if r.promoted_at.is_none() => {
                 (Some(reg.aliases.stable.clone()), TargetKind::Stable)
             }
-            _ => (reg.previous_target(from), TargetKind::Previous),
+            _ => match reg.previous_target(from) {
+                Some(previous) => (Some(previous), TargetKind::Previous),
+                None => (reg.golden_target(), TargetKind::Golden),
+            },
         }
     }
 
@@ -1507,9 +1558,8 @@ impl Policy {
             Action::Promote { version, from } => {
                 let reg = &mut self.state.registry;
                 reg.set_stage(&from, Lifecycle::Retired);
-                reg.set_stage(&version, Lifecycle::Baking);
+                reg.set_stable(&version, Lifecycle::Baking);
                 reg.aliases.previous = Some(from.clone());
-                reg.aliases.stable = version.clone();
                 reg.aliases.candidate = None;
                 out.event(
                     now,
@@ -1562,10 +1612,8 @@ impl Policy {
         if old_stable != to && old_stable != from {
             reg.set_stage(&old_stable, Lifecycle::Retired);
         }
-        reg.set_stage(to, Lifecycle::Stable);
-        reg.aliases.stable = to.to_string();
+        reg.set_stable(to, Lifecycle::Stable);
         reg.aliases.candidate = None;
-        reg.aliases.previous = None;
         reg.aliases.previous = reg.previous_target(to);
         out.event(
             now,
@@ -1587,6 +1635,7 @@ impl Policy {
     // ------------------------------------------------------------------ commands
 
     fn command(&mut self, input: &Input, at: Timestamp, out: &mut Out) -> Result<(), Error> {
+        let emitted = (out.events.len(), out.decisions.len());
         let kind = match input {
             Input::Ack { action_id, .. } => return self.acknowledge(at, *action_id, out),
             Input::ActionFailed {
@@ -1619,11 +1668,6 @@ impl Policy {
                     .registry
                     .register(version, self.config.limits.versions_max)?
                 {
-                    if version.validated {
-                        self.state
-                            .registry
-                            .validate(&version.id, at, Validator::Operator);
-                    }
                     let evicted = before
                         .into_iter()
                         .find(|id| !self.state.registry.contains(id));
@@ -1634,8 +1678,14 @@ impl Policy {
                             evicted,
                         },
                     );
+                    // Registered as validated: validated by whoever registers it, so it
+                    // becomes golden like any operator validation.
+                    if version.validated {
+                        self.validated_by_operator(&version.id, at, out);
+                    }
+                    return Ok(());
                 }
-                return Ok(());
+                "register_version"
             }
             Input::StartRollout { version, .. } => {
                 self.no_pending()?;
@@ -1782,20 +1832,7 @@ impl Policy {
             }
             Input::MarkValidated { version, .. } => {
                 self.state.registry.require(version, "version")?;
-                self.state
-                    .registry
-                    .validate(version, at, Validator::Operator);
-                out.event(
-                    at,
-                    EventKind::VersionValidated {
-                        version: version.clone(),
-                        by: Validator::Operator,
-                    },
-                );
-                out.event(
-                    at,
-                    EventKind::AliasesChanged(self.state.registry.aliases.clone()),
-                );
+                self.validated_by_operator(version, at, out);
                 return Ok(());
             }
             Input::ClearBreaker { .. } => {
@@ -1813,7 +1850,7 @@ impl Policy {
             Input::Observe(_) | Input::ObserveBatch { .. } | Input::Tick { .. } => return Ok(()),
         };
         // Commands that emitted nothing of their own still show up in the trace.
-        if !out.events.iter().any(|e| e.at == at) && !out.decisions.iter().any(|d| d.at == at) {
+        if (out.events.len(), out.decisions.len()) == emitted {
             out.event(
                 at,
                 EventKind::CommandAccepted {
@@ -1822,6 +1859,24 @@ impl Policy {
             );
         }
         Ok(())
+    }
+
+    fn validated_by_operator(&mut self, version: &str, at: Timestamp, out: &mut Out) {
+        self.state
+            .registry
+            .validate(version, at, Validator::Operator);
+        let by = Validator::Operator;
+        out.event(
+            at,
+            EventKind::VersionValidated {
+                version: version.to_string(),
+                by,
+            },
+        );
+        out.event(
+            at,
+            EventKind::AliasesChanged(self.state.registry.aliases.clone()),
+        );
     }
 
     fn no_pending(&self) -> Result<(), Error> {
@@ -1874,6 +1929,10 @@ impl Policy {
                 "nothing is paused or halted",
             ));
         };
+        if pause.kind == PauseKind::Approval {
+            // Approving moves the rollout on, which must wait for a pending rollback.
+            self.no_pending()?;
+        }
         out.event(at, EventKind::Resumed { by: pause.kind });
         match pause.kind {
             PauseKind::Approval => self.next_stage(at, Reason::ApprovalGranted, out),

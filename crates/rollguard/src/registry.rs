@@ -80,6 +80,10 @@ pub struct Version {
     pub validated: Option<Validation>,
     /// Registration order, for eviction.
     pub seq: u64,
+    /// When it last became stable, as a sequence number (higher is more recent); `None`
+    /// if it never served all traffic. `previous` is the most recent former stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_stable: Option<u64>,
 }
 
 impl Version {
@@ -131,9 +135,10 @@ impl Registry {
                     by: Validator::Config,
                 }),
                 seq: i as u64,
+                held_stable: None,
             })
             .collect();
-        Self {
+        let mut registry = Self {
             next_seq: versions.len() as u64,
             versions,
             aliases: Aliases {
@@ -142,7 +147,20 @@ impl Registry {
                 previous: None,
                 golden: stable.to_string(),
             },
+        };
+        registry.set_stable(stable, Stage::Stable);
+        registry
+    }
+
+    /// Makes `id` the stable version, in `stage` (`Baking` right after a promotion).
+    pub(crate) fn set_stable(&mut self, id: &str, stage: Stage) {
+        let seq = self.next_seq;
+        if let Some(v) = self.versions.iter_mut().find(|v| v.id == id) {
+            v.stage = stage;
+            v.held_stable = Some(seq);
+            self.next_seq += 1;
         }
+        self.aliases.stable = id.to_string();
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&Version> {
@@ -166,6 +184,17 @@ impl Registry {
     pub(crate) fn set_stage(&mut self, id: &str, stage: Stage) {
         if let Some(v) = self.versions.iter_mut().find(|v| v.id == id) {
             v.stage = stage;
+        }
+        if stage == Stage::Failed && self.aliases.golden == id {
+            // Golden must stay usable: fall back to the latest human validation left.
+            if let Some(g) = self
+                .versions
+                .iter()
+                .filter(|v| v.is_target() && v.validated.is_some_and(|x| x.by.is_human()))
+                .max_by_key(|v| (v.validated.map(|x| x.at), v.seq))
+            {
+                self.aliases.golden = g.id.clone();
+            }
         }
     }
 
@@ -214,6 +243,7 @@ impl Registry {
             stage: Stage::Registered,
             validated: None,
             seq: self.next_seq,
+            held_stable: None,
         });
         self.next_seq += 1;
         Ok(true)
@@ -254,19 +284,15 @@ impl Registry {
             .map(|(i, _)| i)
     }
 
-    /// The newest validated, non-failed version other than `except`, preferring the
-    /// `previous` alias.
+    /// The most recent former stable version other than `except` that is validated and
+    /// not failed.
     pub(crate) fn previous_target(&self, except: &str) -> Option<String> {
-        if let Some(p) = &self.aliases.previous {
-            if p != except && self.get(p).is_some_and(Version::is_target) {
-                return Some(p.clone());
-            }
-        }
         self.versions
             .iter()
             .filter(|v| v.id != except && v.is_target())
-            .max_by_key(|v| (v.validated.map(|x| x.at), v.seq))
-            .map(|v| v.id.clone())
+            .filter_map(|v| v.held_stable.map(|seq| (seq, &v.id)))
+            .max()
+            .map(|(_, id)| id.clone())
     }
 
     /// The golden version, if it is a usable target.
@@ -291,7 +317,10 @@ impl Registry {
             && self.contains(&a.golden)
             && a.candidate.as_deref().is_none_or(|c| self.contains(c))
             && a.previous.as_deref().is_none_or(|p| self.contains(p))
-            && self.versions.iter().all(|v| v.seq < self.next_seq)
+            && self
+                .versions
+                .iter()
+                .all(|v| v.seq < self.next_seq && v.held_stable.is_none_or(|s| s < self.next_seq))
     }
 }
 
@@ -357,21 +386,35 @@ mod tests {
 
     #[test]
     fn targets_are_validated_and_never_failed() {
-        let mut r = Registry::new(
-            &[spec("v0", true), spec("v1", false), spec("v2", false)],
-            "v0",
-            0,
+        let specs = [spec("v0", true), spec("v1", false), spec("v2", false)];
+        let mut r = Registry::new(&specs, "v0", 0);
+        assert_eq!(
+            r.previous_target("v0"),
+            None,
+            "nothing else ever held stable"
         );
-        assert_eq!(r.previous_target("v0"), None, "v1 and v2 are not validated");
+        r.set_stable("v1", Stage::Stable);
+        r.set_stable("v2", Stage::Stable);
+        assert_eq!(
+            r.previous_target("v2").as_deref(),
+            Some("v0"),
+            "v1 is not validated"
+        );
         r.validate("v1", 5, Validator::Rollout);
-        assert_eq!(r.previous_target("v0").as_deref(), Some("v1"));
+        assert_eq!(
+            r.previous_target("v2").as_deref(),
+            Some("v1"),
+            "the latest former stable"
+        );
         r.set_stage("v1", Stage::Failed);
-        assert_eq!(r.previous_target("v0"), None);
-        // Golden follows human validation only.
+        assert_eq!(r.previous_target("v2").as_deref(), Some("v0"));
+        // Golden follows human validation only, and leaves a version that fails.
         r.validate("v2", 9, Validator::Rollout);
         assert_eq!(r.aliases.golden, "v0");
         r.validate("v2", 10, Validator::Operator);
         assert_eq!(r.golden_target().as_deref(), Some("v2"));
+        r.set_stage("v2", Stage::Failed);
+        assert_eq!(r.golden_target().as_deref(), Some("v0"));
         // A human validating a failed version overrules the failure.
         r.validate("v1", 11, Validator::Operator);
         assert_eq!(r.get("v1").map(|v| v.stage), Some(Stage::Retired));

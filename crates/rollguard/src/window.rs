@@ -89,7 +89,9 @@ impl HistShape {
 /// One time bucket of a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Slot {
-    /// `at / width` of the samples in it; `u64::MAX` when never used.
+    /// `at / width` of the samples in it. A never-used slot says 0 and is empty, which
+    /// reads the same as an empty slot of epoch 0 (and keeps snapshots JSON-safe: every
+    /// integer stays below 2^53).
     pub(crate) epoch: u64,
     pub(crate) count: u64,
     pub(crate) sum: f64,
@@ -107,7 +109,7 @@ pub(crate) struct Slot {
 impl Slot {
     fn empty(hist_len: u32) -> Self {
         Self {
-            epoch: u64::MAX,
+            epoch: 0,
             count: 0,
             sum: 0.0,
             min: 0.0,
@@ -227,8 +229,12 @@ impl Window {
     pub(crate) fn add_count(&mut self, shape: WindowShape, at: Timestamp, events: u64, total: u64) {
         if let Some(slot) = self.slot_mut(shape, at) {
             slot.count += 1;
-            slot.events = slot.events.saturating_add(events);
-            slot.total = slot.total.saturating_add(total);
+            // Saturate below 2^53 so snapshots stay exact in every binding's JSON.
+            slot.events = slot
+                .events
+                .saturating_add(events)
+                .min(crate::time::TIME_MAX);
+            slot.total = slot.total.saturating_add(total).min(crate::time::TIME_MAX);
         }
     }
 

@@ -90,20 +90,21 @@ fn floats_survive_json_bit_for_bit() {
         "stable": "v1", "metrics": [{"name": "m", "kind": "value"}],
         "strategy": {"kind": "canary", "steps": [{"kind": "set_weight", "weight": 5}]}}"#;
     let mut p = Policy::from_json(config, 0).unwrap();
-    let mut t = 0;
-    for x in [
+    for (t, x) in [
         30.174078628186514,
         0.1 + 0.2,
         1.0 / 3.0,
         2.2250738585072014e-308,
         123456.78901234567,
-    ] {
-        let sample = Sample::value(t, "v1", "m", x);
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sample = Sample::value(t as u64, "v1", "m", x);
         let back =
             Input::from_json(&serde_json::to_string(&Input::Observe(sample.clone())).unwrap());
         assert_eq!(back.unwrap(), Input::Observe(sample.clone()), "{x:e}");
         let _ = p.observe(&sample).unwrap();
-        t += 1;
     }
     assert_eq!(Policy::restore_json(&p.snapshot().to_json()).unwrap(), p);
 }

@@ -1,0 +1,150 @@
+//! Internally tagged enums (`{"kind": "tick", "at": 5}`) that keep error paths.
+//!
+//! serde's own internally tagged enums buffer their content before choosing a variant,
+//! and an error inside loses the field's path (`{"kind": "tick", "at": "x"}` would be
+//! blamed on the whole input). The enums users write (inputs, rules, strategies, steps)
+//! are therefore derived externally tagged behind `#[serde(remote = "Self")]` and
+//! converted here to and from the canonical form; a failure inside keeps its path,
+//! which travels in the error message to [`crate::Error::from_json`] (any depth of
+//! nesting).
+
+use serde::de::Error as _;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serializer};
+use serde_json::{Map, Value};
+
+/// Marks a message that starts with a path relative to the value being parsed.
+pub(crate) const PATH_MARK: char = '\u{1e}';
+/// Separates that path from the message.
+pub(crate) const PATH_END: char = '\u{1f}';
+
+/// Splits a marked message into (relative path, message).
+pub(crate) fn split_marked(message: &str) -> Option<(&str, &str)> {
+    message.strip_prefix(PATH_MARK)?.split_once(PATH_END)
+}
+
+/// Joins two JSON paths (`steps[0]` + `weight` = `steps[0].weight`).
+pub(crate) fn join(parent: &str, child: &str) -> String {
+    match (parent.is_empty(), child.is_empty()) {
+        (true, _) => child.to_string(),
+        (false, true) => parent.to_string(),
+        (false, false) if child.starts_with('[') => format!("{parent}{child}"),
+        (false, false) => format!("{parent}.{child}"),
+    }
+}
+
+fn marked<E: serde::de::Error>(path: &str, message: &str) -> E {
+    // A nested marked message carries a path relative to `path`.
+    let (path, message) = match split_marked(message) {
+        Some((inner, message)) => (join(path, inner), message),
+        None => (path.to_string(), message),
+    };
+    E::custom(format!("{PATH_MARK}{path}{PATH_END}{message}"))
+}
+
+/// Deserializes `{"<tag>": "variant", ...fields}` through the externally tagged
+/// `external` deserializer.
+pub(crate) fn deserialize<'de, D, T>(
+    d: D,
+    tag: &'static str,
+    external: impl FnOnce(Value) -> Result<T, serde_path_to_error::Error<serde_json::Error>>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let mut map = match Value::deserialize(d)? {
+        Value::Object(map) => map,
+        _ => {
+            return Err(D::Error::custom(format!(
+                "expected an object with a `{tag}` field"
+            )));
+        }
+    };
+    let variant = match map.remove(tag) {
+        Some(Value::String(v)) => v,
+        Some(_) => return Err(marked(tag, "must be a string")),
+        None => return Err(D::Error::missing_field(tag)),
+    };
+    let mut outer = Map::new();
+    outer.insert(variant.clone(), Value::Object(map));
+    external(Value::Object(outer)).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // "." is the enum itself (an unknown variant: blame the tag); otherwise drop the
+        // variant's own segment, which is not part of the canonical document.
+        let relative = if path == "." || path == "?" {
+            tag.to_string()
+        } else {
+            path.strip_prefix(variant.as_str())
+                .map(|rest| rest.trim_start_matches('.').to_string())
+                .unwrap_or(path)
+        };
+        marked(&relative, &message)
+    })
+}
+
+/// Serializes through the externally tagged `external` serializer into the canonical
+/// internally tagged form.
+pub(crate) fn serialize<S: Serializer>(
+    s: S,
+    tag: &'static str,
+    external: Result<Value, serde_json::Error>,
+) -> Result<S::Ok, S::Error> {
+    let value = external.map_err(serde::ser::Error::custom)?;
+    let (variant, fields) = match value {
+        Value::String(v) => (v, Map::new()),
+        Value::Object(outer) if outer.len() == 1 => {
+            let (variant, inner) = outer.into_iter().next().unwrap_or_default();
+            match inner {
+                Value::Object(fields) => (variant, fields),
+                _ => {
+                    return Err(serde::ser::Error::custom(
+                        "a tagged variant must hold an object",
+                    ));
+                }
+            }
+        }
+        _ => return Err(serde::ser::Error::custom("not an externally tagged enum")),
+    };
+    // The tag first, then the fields (in key order: the derived serializer's map sorts).
+    let mut map = s.serialize_map(Some(fields.len() + 1))?;
+    map.serialize_entry(tag, &variant)?;
+    for (k, v) in &fields {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+/// Implements `Serialize` and `Deserialize` for an enum derived with
+/// `#[serde(remote = "Self")]` (externally tagged), in the canonical form tagged by
+/// `kind`.
+macro_rules! kind_tagged {
+    ($ty:ty) => {
+        const _: () = {
+            impl serde::Serialize for $ty {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    $crate::tagged::serialize(
+                        s,
+                        "kind",
+                        <$ty>::serialize(self, serde_json::value::Serializer),
+                    )
+                }
+            }
+            impl<'de> serde::Deserialize<'de> for $ty {
+                fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    $crate::tagged::deserialize(d, "kind", |v| {
+                        serde_path_to_error::deserialize(v).map(|Wrap(x)| x)
+                    })
+                }
+            }
+            /// Runs the derived (externally tagged) deserializer under path tracking.
+            struct Wrap($ty);
+            impl<'de> serde::Deserialize<'de> for Wrap {
+                fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    <$ty>::deserialize(d).map(Wrap)
+                }
+            }
+        };
+    };
+}
+pub(crate) use kind_tagged;
