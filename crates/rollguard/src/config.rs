@@ -40,7 +40,7 @@ pub mod limits {
     pub const VALUE_ABS_MAX: f64 = 1e100;
     /// Most gate evaluations one input runs to catch up with time (a tick long after its
     /// deadline); older ones are skipped and reported as `analysis_skipped`.
-    pub const ANALYSIS_CATCHUP_MAX: u64 = 1000;
+    pub const ANALYSIS_CATCHUP_MAX: u64 = 100;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.

@@ -215,3 +215,45 @@ fn latency_regression_rolls_back_after_persistence_with_onset() {
         .count();
     assert_eq!(escalations, 1);
 }
+
+#[test]
+fn a_very_late_tick_does_bounded_work_and_stays_idempotent() {
+    use rollguard::limits::ANALYSIS_CATCHUP_MAX;
+    let config = r#"{"format_version": 1,
+        "versions": [{"id": "v1", "digest": "d1", "validated": true}],
+        "stable": "v1", "metrics": [{"name": "m", "kind": "value", "window_ms": 10000}],
+        "gates": [{"name": "g", "metric": "m", "stat": "mean", "phases": ["steady"],
+                   "rule": {"kind": "threshold", "max": 10}}],
+        "strategy": {"kind": "canary", "steps": [{"kind": "set_weight", "weight": 5}]},
+        "analysis": {"interval_ms": 1000}}"#;
+    let mut p = Policy::from_json(config, 0).unwrap();
+    // Evaluations are due every second from 1 s; the tick comes 500 s late.
+    let step = p.tick(500_000).unwrap();
+    let skipped: Vec<_> = step
+        .events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::AnalysisSkipped {
+                evaluations,
+                resumes_at,
+            } => Some((evaluations, resumes_at)),
+            _ => None,
+        })
+        .collect();
+    let analyses = step
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Analysis { .. }))
+        .count() as u64;
+    assert_eq!(analyses, ANALYSIS_CATCHUP_MAX);
+    assert_eq!(
+        skipped,
+        [(
+            500 - ANALYSIS_CATCHUP_MAX,
+            (501 - ANALYSIS_CATCHUP_MAX) * 1000
+        )]
+    );
+    assert_eq!(p.next_deadline(), Some(501_000));
+    let again = p.tick(500_000).unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}
