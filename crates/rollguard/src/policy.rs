@@ -13,7 +13,7 @@ use crate::output::{
 };
 use crate::plan::{Plan, Stage};
 use crate::registry::{Aliases, Registry, Stage as Lifecycle, Validator};
-use crate::time::{TIME_MAX, Timestamp, check_time, later};
+use crate::time::{TIME_MAX, Timestamp, check_time, later, next_period};
 use crate::window::{Reading, Window};
 
 /// Windows of one live version.
@@ -832,7 +832,7 @@ impl Policy {
         if behind >= ANALYSIS_CATCHUP_MAX {
             let evaluations = behind - ANALYSIS_CATCHUP_MAX + 1;
             let resumes_at = later(now, evaluations.saturating_mul(interval));
-            self.state.analysis_at = Some(resumes_at);
+            self.state.analysis_at = Some(resumes_at).filter(|t| *t > now);
             out.event(
                 now,
                 EventKind::AnalysisSkipped {
@@ -842,14 +842,15 @@ impl Policy {
             );
             return;
         }
-        self.state.analysis_at = Some(later(now, interval));
+        self.state.analysis_at = next_period(now, interval);
         self.analyse(now, out);
     }
 
     fn steady_analysis(&self, now: Timestamp) -> Option<Timestamp> {
         self.plan
             .steady
-            .then(|| later(now, self.config.analysis.interval_ms))
+            .then(|| next_period(now, self.config.analysis.interval_ms))
+            .flatten()
     }
 
     // ------------------------------------------------------------------ analysis
@@ -1179,7 +1180,7 @@ impl Policy {
             },
         );
         let analysed = self.config.gates.iter().any(|g| g.phases.contains(&phase));
-        self.state.analysis_at = analysed.then(|| later(now, interval));
+        self.state.analysis_at = analysed.then(|| next_period(now, interval)).flatten();
         if duration_ms == 0 {
             // No bake: move on as soon as the traffic change is in place (Argo's
             // `setWeight` without `pause`), unless an operator paused the rollout.

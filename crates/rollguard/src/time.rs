@@ -26,3 +26,9 @@ pub(crate) fn check_time(at: Timestamp, path: &str) -> Result<(), Error> {
 pub(crate) fn later(a: Timestamp, b: u64) -> Timestamp {
     a.saturating_add(b).min(TIME_MAX)
 }
+
+/// The next run of a periodic timer, `a + b`, or `None` when it cannot come after `a`:
+/// time never passes [`TIME_MAX`], and a timer re-armed at `now` would fire forever.
+pub(crate) fn next_period(a: Timestamp, b: u64) -> Option<Timestamp> {
+    Some(later(a, b)).filter(|t| *t > a)
+}
