@@ -1,1 +1,287 @@
-//! Reference policies for the benches.
+//! Reference policies for the benches, a prepared sample stream, and a memory
+//! footprint estimate.
+//!
+//! The reference policy is what a typical service would run: three metrics (a latency
+//! value with a p95-vs-baseline gate, an error count with a rate gate, a quality score
+//! with a mean threshold), persistence 3, the circuit breaker, and canary steps. The
+//! helpers put it in the state where the hot path is most expensive and that state
+//! lasts: a rollout in its first canary step, so two arms (stable and candidate) keep
+//! windows and every gate runs. The first step bakes for 30 days, so that no benchmark
+//! moves the rollout on however much policy time it covers.
+
+use rollguard::{Input, Policy, Sample};
+use serde_json::Value;
+
+/// The reference config.
+pub const REFERENCE_CONFIG: &str = r#"{
+  "format_version": 1,
+  "name": "bench-reference",
+  "versions": [
+    {"id": "v1", "digest": "sha256:01", "validated": true,
+     "components": {"model": "m-1", "prompt_template": "p-1"}},
+    {"id": "v2", "digest": "sha256:02",
+     "components": {"model": "m-2", "prompt_template": "p-1"}}
+  ],
+  "stable": "v1",
+  "metrics": [
+    {"name": "latency_ms", "kind": "value", "window_ms": 300000, "buckets": 10},
+    {"name": "errors", "kind": "count", "window_ms": 300000, "buckets": 10},
+    {"name": "quality", "kind": "value", "window_ms": 300000, "buckets": 10}
+  ],
+  "gates": [
+    {"name": "p95_latency", "metric": "latency_ms", "stat": "p95",
+     "rule": {"kind": "vs_baseline", "max_ratio": 1.3}, "samples_min": 50,
+     "persistence": {"consecutive": 3}},
+    {"name": "error_rate", "metric": "errors", "stat": "rate",
+     "rule": {"kind": "vs_baseline", "max_increase": 0.005}, "samples_min": 500,
+     "persistence": {"consecutive": 3}},
+    {"name": "quality", "metric": "quality", "stat": "mean",
+     "rule": {"kind": "threshold", "min": 0.8}, "samples_min": 50,
+     "persistence": {"consecutive": 3}}
+  ],
+  "strategy": {"kind": "canary", "steps": [
+    {"kind": "set_weight", "weight": 5, "duration_ms": 2592000000},
+    {"kind": "set_weight", "weight": 25, "duration_ms": 600000},
+    {"kind": "approval"},
+    {"kind": "set_weight", "weight": 50, "duration_ms": 600000}
+  ], "post_promotion_bake_ms": 600000},
+  "analysis": {"interval_ms": 10000},
+  "safety": {"cooldown_ms": 1800000, "breaker": {"max_rollbacks": 2, "window_ms": 86400000},
+             "ack_timeout_ms": 600000}
+}"#;
+
+/// The arms samples are for: the stable version and the candidate.
+pub const ARMS: [&str; 2] = ["v1", "v2"];
+
+/// The reference config's metrics, in order.
+pub const METRICS: [&str; 3] = ["latency_ms", "errors", "quality"];
+
+/// The reference policy at time `start`, with the rollout of `v2` started and its
+/// first traffic step acknowledged: two live arms, gates running in the canary phase.
+///
+/// # Panics
+/// If the reference config is refused (a bug in this crate).
+pub fn reference_policy(start: u64) -> Policy {
+    let mut p = Policy::from_json(REFERENCE_CONFIG, start).expect("the reference config");
+    let step = p
+        .handle(&Input::StartRollout {
+            at: start,
+            version: "v2".into(),
+        })
+        .expect("start the rollout");
+    let id = step
+        .actions()
+        .find_map(|d| d.action_id)
+        .expect("a set_weight action");
+    let _ = p
+        .handle(&Input::Ack {
+            at: start,
+            action_id: id,
+        })
+        .expect("acknowledge it");
+    p
+}
+
+/// One prepared observation, without its time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Item {
+    /// Index into [`ARMS`].
+    pub arm: usize,
+    /// Index into [`METRICS`].
+    pub metric: usize,
+    /// The value, for the value metrics.
+    pub value: f64,
+    /// Errors out of `total`, for the count metric.
+    pub events: i64,
+    /// Requests.
+    pub total: i64,
+}
+
+impl Item {
+    /// The item as a [`Sample`] at `at`.
+    pub fn sample(&self, at: u64) -> Sample {
+        let (arm, metric) = (ARMS[self.arm], METRICS[self.metric]);
+        if self.metric == 1 {
+            Sample::count(at, arm, metric, self.events, self.total)
+        } else {
+            Sample::value(at, arm, metric, self.value)
+        }
+    }
+
+    /// Feeds the item at `at` through the fast entry points.
+    ///
+    /// # Errors
+    /// As [`Policy::observe_value`] and [`Policy::observe_count`].
+    pub fn observe_fast(
+        &self,
+        p: &mut Policy,
+        at: u64,
+    ) -> Result<rollguard::Step, rollguard::Error> {
+        let (arm, metric) = (ARMS[self.arm], METRICS[self.metric]);
+        if self.metric == 1 {
+            p.observe_count(at, arm, metric, self.events, self.total)
+        } else {
+            p.observe_value(at, arm, metric, self.value)
+        }
+    }
+}
+
+/// A deterministic stream of healthy observations that cycles through the arms and
+/// metrics: (v1, latency), (v2, latency), (v1, errors), (v2, errors), (v1, quality), …
+/// Latencies spread over 60–380 ms, so that the p95 histograms fill many bins.
+pub fn stream(len: usize, seed: u64) -> Vec<Item> {
+    let mut x = seed | 1;
+    let mut next = move || {
+        // xorshift64*: no dependency, and the same numbers on every platform.
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    (0..len)
+        .map(|i| {
+            let r = next();
+            let (arm, metric) = (i % 2, (i / 2) % 3);
+            let (value, events, total) = match metric {
+                // A skewed latency: most around 100 ms, a tail to 380 ms.
+                0 => {
+                    let u = (r % 1000) as f64 / 1000.0;
+                    (60.0 + 320.0 * u * u * u + (r >> 40) as f64 / 1e6, 0, 0)
+                }
+                // 0 or 1 error out of 100 requests: a steady 0.3 % on both arms.
+                1 => (0.0, ((r >> 20) % 3 == 0) as i64, 100),
+                _ => (0.85 + (r % 100) as f64 / 1000.0, 0, 0),
+            };
+            Item {
+                arm,
+                metric,
+                value,
+                events,
+                total,
+            }
+        })
+        .collect()
+}
+
+/// The time of the `i`-th sample of a stream arriving at `per_second` samples per
+/// second from `start`.
+pub fn time_of(start: u64, i: u64, per_second: u64) -> u64 {
+    start + i * 1000 / per_second
+}
+
+/// Feeds `n` samples of `items` (cycling) at `per_second` through the fast path and
+/// ticks at every deadline on the way, as a service would.
+///
+/// # Panics
+/// If the policy refuses a sample or a tick (a bug in this crate or the core).
+pub fn feed(p: &mut Policy, items: &[Item], n: u64, per_second: u64) {
+    let start = p.now();
+    for i in 0..n {
+        let at = time_of(start, i, per_second);
+        while let Some(d) = p.next_deadline().filter(|d| *d <= at) {
+            let _ = p.tick(d).expect("tick");
+        }
+        let item = &items[(i % items.len() as u64) as usize];
+        let _ = item.observe_fast(p, at).expect("observe");
+    }
+}
+
+/// An estimate of a policy's memory, from its snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// Bytes of the snapshot's JSON text.
+    pub snapshot_bytes: usize,
+    /// Live arms.
+    pub arms: usize,
+    /// Window buckets over all arms and metrics.
+    pub buckets: usize,
+    /// Histogram bins over all buckets.
+    pub histogram_bins: usize,
+    /// Estimated heap bytes of the windows: see [`footprint`].
+    pub window_bytes: usize,
+    /// Estimated bytes of everything else: see [`footprint`].
+    pub other_bytes: usize,
+}
+
+/// Bytes of one bucket without its histogram: epoch, count, sum, min, max, events and
+/// total (7 × 8 bytes) and the histogram's `Vec` header (3 × 8 bytes).
+pub const BUCKET_FIXED_BYTES: usize = 7 * 8 + 3 * 8;
+
+/// Estimates a policy's memory from its snapshot (the state is private, so its layout
+/// is read from the snapshot, which mirrors it field for field).
+///
+/// - Windows dominate. Each bucket holds seven 8-byte fields and a histogram `Vec`
+///   header ([`BUCKET_FIXED_BYTES`] = 80 bytes). When a quantile gate reads the metric,
+///   it also holds a dense `Vec<u32>` of `hist.len` bins (4 bytes each, allocated at
+///   creation, whether or not the bins are used; the snapshot stores them sparsely but
+///   gives `len`). Each window and arm adds a `Vec` header (24 bytes), and each arm its
+///   version string.
+/// - Everything else (config, registry, gate states, timers) is counted as the length
+///   of its JSON text. That is a rough proxy for the strings and small structs it holds.
+///   It does not grow with samples.
+///
+/// Allocator overhead is not counted.
+///
+/// # Panics
+/// If the snapshot does not have the expected shape.
+pub fn footprint(p: &Policy) -> Footprint {
+    let text = p.snapshot().to_json();
+    let mut doc: Value = serde_json::from_str(&text).expect("snapshot JSON");
+    let arms = doc["state"]["arms"].take();
+    let arms = arms.as_array().expect("arms");
+    let (mut buckets, mut bins, mut window_bytes) = (0, 0, 0);
+    for arm in arms {
+        let windows = arm["windows"].as_array().expect("windows");
+        window_bytes += 24 + 24 + arm["version"].as_str().map_or(0, str::len);
+        for w in windows {
+            let slots = w.as_array().expect("slots");
+            window_bytes += 24;
+            for slot in slots {
+                let len = slot["hist"]["len"].as_u64().expect("hist.len") as usize;
+                buckets += 1;
+                bins += len;
+                window_bytes += BUCKET_FIXED_BYTES + 4 * len;
+            }
+        }
+    }
+    Footprint {
+        snapshot_bytes: text.len(),
+        arms: arms.len(),
+        buckets,
+        histogram_bins: bins,
+        window_bytes,
+        other_bytes: doc.to_string().len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_policy_runs_a_canary_with_two_arms() {
+        let mut p = reference_policy(0);
+        let status = p.status();
+        assert_eq!(status.weight, 5);
+        assert_eq!(status.pending_action, None);
+        let items = stream(600, 7);
+        feed(&mut p, &items, 20_000, 100);
+        // Still in the first step, nothing tripped, both arms live.
+        let status = p.status();
+        assert_eq!((status.stage, status.weight), (Some(0), 5));
+        assert!(status.tripped_gates.is_empty(), "{status:?}");
+        assert_eq!(footprint(&p).arms, 2);
+    }
+
+    #[test]
+    fn the_memory_estimate_does_not_grow_with_samples_or_their_rate() {
+        let items = stream(600, 7);
+        let mut sizes = Vec::new();
+        for (n, rate) in [(1_000, 10), (30_000, 10), (30_000, 10_000)] {
+            let mut p = reference_policy(0);
+            feed(&mut p, &items, n, rate);
+            sizes.push((footprint(&p).window_bytes, footprint(&p).buckets));
+        }
+        assert!(sizes.windows(2).all(|w| w[0] == w[1]), "{sizes:?}");
+    }
+}

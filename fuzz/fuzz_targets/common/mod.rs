@@ -1,0 +1,582 @@
+//! Shared by the fuzz targets: a compact byte decoder that turns fuzzer bytes into
+//! structurally valid calls of every entry point of a [`Policy`], a driver that applies
+//! them and checks the invariants after each one, and a byte-driven mutator of JSON
+//! documents (so that configs and snapshots can be fuzzed from a valid start, with no
+//! seed corpus).
+//!
+//! Each target uses only part of this module.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+
+use rollguard::{
+    Decision, Error, EventKind, Input, Policy, Sample, Step, TIME_MAX, TargetKind, VersionSpec,
+};
+use serde_json::{Value, json};
+
+/// The configs the stream targets drive, picked by the first byte.
+pub const CONFIGS: [&str; 2] = [
+    include_str!("../../configs/canary.json"),
+    include_str!("../../configs/blue_green.json"),
+];
+
+/// Metric names of both configs, in order, plus one that does not exist.
+const METRICS: [&str; 4] = ["latency_ms", "errors", "quality", "no_such_metric"];
+
+/// A reader that never fails: past the end it yields zeros.
+pub struct Bytes<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Bytes<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { data, pos: 0 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    /// The bytes not read yet.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.data[self.pos.min(self.data.len())..]
+    }
+
+    pub fn u8(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    pub fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    pub fn u64(&mut self) -> u64 {
+        u64::from(self.u32()) | (u64::from(self.u32()) << 32)
+    }
+
+    /// The time of the next input, relative to the policy's `now`. Mostly small steps
+    /// forward (so that streams walk through stages), sometimes long ones, backwards
+    /// ones, and times around the 2^53 − 1 ms limit.
+    pub fn time(&mut self, now: u64) -> u64 {
+        let b = self.u8();
+        match b % 64 {
+            0..=39 => now + u64::from(b / 64) * 250,
+            40..=51 => now + u64::from(self.u16()),
+            52..=55 => now + u64::from(self.u32()),
+            56..=61 => now.saturating_sub(u64::from(self.u8()) + 1),
+            62 => TIME_MAX - u64::from(self.u8()),
+            _ => TIME_MAX + 1 + u64::from(self.u8()),
+        }
+    }
+
+    /// A sample value: mostly plausible ones, then the awkward ones (non-finite,
+    /// signed zero, subnormal, huge, not exactly representable), then any bit pattern.
+    pub fn value(&mut self) -> f64 {
+        const SPECIAL: [f64; 12] = [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -0.0,
+            5e-324,
+            f64::MIN_POSITIVE,
+            1e308,
+            f64::MAX,
+            -1e308,
+            0.1 + 0.2,
+            0.9 + 0.236,
+        ];
+        let b = self.u8();
+        match b {
+            0..=159 => 60.0 + f64::from(b) * 2.5,
+            160..=199 => f64::from(self.u16()) / 64.0,
+            200..=239 => SPECIAL[usize::from(b - 200) % SPECIAL.len()],
+            _ => f64::from_bits(self.u64()),
+        }
+    }
+
+    /// `events` out of `total`: mostly valid, sometimes negative or inconsistent.
+    pub fn counts(&mut self) -> (i64, i64) {
+        let b = self.u8();
+        match b % 8 {
+            0..=4 => {
+                let total = i64::from(self.u8()) + 1;
+                (i64::from(self.u8()) % (total + 1), total)
+            }
+            5 => (i64::from(self.u16()), i64::from(self.u16())),
+            6 => (i64::MAX, i64::MAX),
+            _ => (i64::from(self.u8() as i8), i64::from(self.u8() as i8)),
+        }
+    }
+
+    /// A label: a short one, the empty one, or one over the configs' length limits.
+    pub fn label(&mut self) -> String {
+        match self.u8() % 8 {
+            0 => String::new(),
+            1 => "x".repeat(300),
+            2 => "é".repeat(20),
+            n => format!("l{n}"),
+        }
+    }
+}
+
+/// Resolves an arm selector against the policy: stable, candidate, previous, any
+/// registered version, or something unregistered.
+fn arm(p: &Policy, sel: u8) -> String {
+    let status = p.status();
+    let versions = p.versions();
+    match sel % 8 {
+        0..=2 => status.aliases.stable,
+        3 | 4 => status.aliases.candidate.unwrap_or(status.aliases.stable),
+        5 => status.aliases.previous.unwrap_or_else(|| "v1".into()),
+        6 => versions[usize::from(sel / 8) % versions.len()].id.clone(),
+        _ => "ghost".into(),
+    }
+}
+
+fn version(p: &Policy, sel: u8) -> String {
+    let versions = p.versions();
+    if sel == 255 {
+        return "ghost".into();
+    }
+    versions[usize::from(sel) % versions.len()].id.clone()
+}
+
+fn metric(sel: u8) -> &'static str {
+    // The unknown metric only rarely.
+    METRICS[if sel >= 250 { 3 } else { usize::from(sel) % 3 }]
+}
+
+/// A concrete call of one entry point.
+#[derive(Debug, Clone)]
+pub enum Call {
+    Handle(Input),
+    Observe(Sample),
+    Batch(Vec<Sample>),
+    Value(u64, String, String, f64),
+    Count(u64, String, String, i64, i64),
+    Tick(u64),
+    /// A JSON text through `handle_json` (may not parse).
+    Json(String),
+}
+
+impl Call {
+    pub fn apply(&self, p: &mut Policy) -> Result<Step, Error> {
+        match self {
+            Call::Handle(input) => p.handle(input),
+            Call::Observe(s) => p.observe(s),
+            Call::Batch(samples) => p.observe_batch(samples),
+            Call::Value(at, arm, metric, v) => p.observe_value(*at, arm, metric, *v),
+            Call::Count(at, arm, metric, e, t) => p.observe_count(*at, arm, metric, *e, *t),
+            Call::Tick(at) => p.tick(*at),
+            Call::Json(text) => p.handle_json(text),
+        }
+    }
+}
+
+fn sample(b: &mut Bytes<'_>, p: &Policy, at: u64) -> Sample {
+    let arm = arm(p, b.u8());
+    let metric = metric(b.u8());
+    let mut s = match b.u8() % 4 {
+        // Mostly the field the metric expects; sometimes the other one (refused).
+        0..=2 if metric == "errors" => {
+            let (e, t) = b.counts();
+            Sample::count(at, &arm, metric, e, t)
+        }
+        0..=2 => Sample::value(at, &arm, metric, b.value()),
+        _ => {
+            let (e, t) = b.counts();
+            let mut s = Sample::count(at, &arm, metric, e, t);
+            s.value = Some(b.value());
+            s
+        }
+    };
+    if b.u8().is_multiple_of(8) {
+        s.tenant = Some(b.label());
+        s.tier = Some(b.label());
+        s.agent = Some(b.label());
+    }
+    s
+}
+
+/// Decodes the next call, against the policy's current state.
+pub fn next_call(b: &mut Bytes<'_>, p: &Policy) -> Call {
+    let now = p.now();
+    let op = b.u8();
+    let at = b.time(now);
+    match op % 32 {
+        // Samples, through every entry point.
+        0..=5 => {
+            let arm = arm(p, b.u8());
+            Call::Value(at, arm, metric(b.u8()).into(), b.value())
+        }
+        6..=8 => {
+            let arm = arm(p, b.u8());
+            let (e, t) = b.counts();
+            let m = if b.u8() < 240 {
+                "errors"
+            } else {
+                metric(b.u8())
+            };
+            Call::Count(at, arm, m.into(), e, t)
+        }
+        9 | 10 => Call::Observe(sample(b, p, at)),
+        11 => Call::Handle(Input::Observe(sample(b, p, at))),
+        12 | 13 => {
+            // A batch in time order from `at` (the decoder may still put one sample
+            // before the policy's time: then the whole batch is refused).
+            let n = usize::from(b.u8() % 24);
+            let mut t = at;
+            let samples: Vec<Sample> = (0..n)
+                .map(|_| {
+                    t = t.saturating_add(u64::from(b.u8()) * 4);
+                    sample(b, p, t)
+                })
+                .collect();
+            if b.u8().is_multiple_of(2) {
+                Call::Batch(samples)
+            } else {
+                Call::Handle(Input::ObserveBatch { samples })
+            }
+        }
+        14..=16 => Call::Tick(at),
+        17 => Call::Handle(Input::Tick { at }),
+        // Acknowledge the pending action (most of the time its real id).
+        18..=20 => {
+            let pending = p.status().pending_action;
+            let id = match (pending, b.u8() % 8) {
+                (Some(id), 0..=6) => id,
+                (Some(id), _) => id.wrapping_add(1),
+                (None, n) => u64::from(n),
+            };
+            Call::Handle(Input::Ack { at, action_id: id })
+        }
+        21 => Call::Handle(Input::ActionFailed {
+            at,
+            action_id: p.status().pending_action.unwrap_or(0),
+            reason: b.label(),
+        }),
+        22 => Call::Handle(Input::Pause { at }),
+        23 => Call::Handle(Input::Resume { at }),
+        24 => Call::Handle(Input::Abort { at }),
+        25 => {
+            let target = match b.u8() % 6 {
+                0 => None,
+                1 => Some(TargetKind::Stable),
+                2 => Some(TargetKind::Previous),
+                3 => Some(TargetKind::Golden),
+                _ => Some(TargetKind::Version),
+            };
+            let v = b.u8();
+            let version = (!v.is_multiple_of(4)).then(|| version(p, v));
+            Call::Handle(Input::RevertNow {
+                at,
+                target,
+                version,
+            })
+        }
+        26 => Call::Handle(Input::ForcePromote { at }),
+        27 => Call::Handle(Input::MarkValidated {
+            at,
+            version: version(p, b.u8()),
+        }),
+        28 => Call::Handle(Input::ClearBreaker { at }),
+        29 => Call::Handle(Input::StartRollout {
+            at,
+            version: version(p, b.u8()),
+        }),
+        30 => {
+            let k = b.u8();
+            let id = if k.is_multiple_of(16) {
+                b.label()
+            } else {
+                format!("n{}", k % 32)
+            };
+            let digest = if k % 16 == 1 {
+                "other".into()
+            } else {
+                format!("sha256:{id}")
+            };
+            let mut components = BTreeMap::new();
+            for i in 0..(b.u8() % 4) {
+                components.insert(format!("c{i}"), b.label());
+            }
+            Call::Handle(Input::RegisterVersion {
+                at,
+                version: VersionSpec {
+                    id,
+                    digest,
+                    components,
+                    validated: b.u8().is_multiple_of(2),
+                },
+            })
+        }
+        // Through the JSON entry point: a valid input, or the text cut short.
+        _ => {
+            let input = match b.u8() % 3 {
+                0 => Input::Tick { at },
+                1 => Input::Observe(sample(b, p, at)),
+                _ => Input::Ack {
+                    at,
+                    action_id: p.status().pending_action.unwrap_or(1),
+                },
+            };
+            let mut text = serde_json::to_string(&input).unwrap_or_default();
+            let cut = usize::from(b.u8());
+            if cut < text.len() && text.is_char_boundary(cut) && b.u8().is_multiple_of(4) {
+                text.truncate(cut);
+            }
+            Call::Json(text)
+        }
+    }
+}
+
+/// Applies calls and checks, after each, what must hold whatever the input:
+///
+/// - a refused call leaves the policy exactly as it was;
+/// - an accepted call moves the policy's time to the call's time, and its step's
+///   decisions and events are dated between the previous time and that time;
+/// - `next_deadline()` is not before the policy's time, is representable, and one tick
+///   moves it past the policy's time, so the run loop (`tick(next_deadline)`) always
+///   makes progress;
+/// - the ack protocol: a new action is issued only when none is pending or the pending
+///   one was resolved (acknowledged, failed, timed out) in the same step; ids grow.
+pub struct Driver {
+    pub policy: Policy,
+    last_action_id: u64,
+}
+
+impl Driver {
+    pub fn new(policy: Policy) -> Self {
+        let last_action_id = policy.status().pending_action.unwrap_or(0);
+        Self {
+            policy,
+            last_action_id,
+        }
+    }
+
+    pub fn apply(&mut self, call: &Call) {
+        let before = self.policy.clone();
+        let result = call.apply(&mut self.policy);
+        match result {
+            Err(e) => {
+                assert!(
+                    self.policy == before,
+                    "refused with {e} but the policy changed: {call:?}"
+                );
+                black_box(e);
+            }
+            Ok(step) => {
+                self.check_step(&before, call, &step);
+                let _ = black_box(step);
+            }
+        }
+    }
+
+    fn check_step(&mut self, before: &Policy, call: &Call, step: &Step) {
+        let p = &self.policy;
+        let now = p.now();
+        assert_eq!(
+            step.at, now,
+            "the step's time is not the policy's: {call:?}"
+        );
+        assert!(now >= before.now(), "time went backwards: {call:?}");
+        for t in step
+            .decisions
+            .iter()
+            .map(|d| d.at)
+            .chain(step.events.iter().map(|e| e.at))
+        {
+            assert!(
+                (before.now()..=now).contains(&t),
+                "an output dated {t} outside {}..={now}: {call:?}",
+                before.now()
+            );
+        }
+        if let Some(d) = p.next_deadline() {
+            assert!(d >= now, "next_deadline {d} is before now {now}: {call:?}");
+            assert!(
+                d <= TIME_MAX,
+                "next_deadline {d} cannot be ticked: {call:?}"
+            );
+            if d == now {
+                // Legitimate only after an input that fires no timers (an empty batch):
+                // then one tick at `now` must move the deadline on, or the caller's
+                // loop `tick(next_deadline)` would spin.
+                let mut q = p.clone();
+                let _ = black_box(q.tick(now));
+                assert!(
+                    q.next_deadline().is_none_or(|d| d > now),
+                    "tick({now}) leaves next_deadline at {now}: the run loop spins ({call:?})"
+                );
+            }
+        }
+        self.check_actions(before, step);
+    }
+
+    fn check_actions(&mut self, before: &Policy, step: &Step) {
+        let resolved: Vec<u64> = step
+            .events
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::ActionAcknowledged { action_id }
+                | EventKind::ActionFailed { action_id, .. }
+                | EventKind::AckTimedOut { action_id } => Some(action_id),
+                _ => None,
+            })
+            .collect();
+        let mut open = before.status().pending_action;
+        let issued: Vec<&Decision> = step.actions().collect();
+        for d in issued {
+            let id = d.action_id.unwrap_or_default();
+            if let Some(prev) = open {
+                assert!(
+                    resolved.contains(&prev),
+                    "action {id} issued while action {prev} is pending: {d:?}"
+                );
+            }
+            assert!(id > self.last_action_id, "action id {id} reused");
+            self.last_action_id = id;
+            open = Some(id);
+        }
+        let want = open.filter(|id| !resolved.contains(id));
+        assert_eq!(self.policy.status().pending_action, want);
+    }
+
+    /// The run loop: tick at every deadline up to `until`, at most `max` times.
+    pub fn run_loop(&mut self, until: u64, max: usize) {
+        for _ in 0..max {
+            match self.policy.next_deadline() {
+                Some(d) if d <= until => self.apply(&Call::Tick(d)),
+                _ => break,
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ JSON mutation
+
+/// Values a mutation can put anywhere in a document.
+fn replacement(b: &mut Bytes<'_>) -> Value {
+    match b.u8() % 24 {
+        0 => json!(0),
+        1 => json!(1),
+        2 => json!(-1),
+        3 => json!(u64::MAX),
+        4 => json!(TIME_MAX),
+        5 => json!(TIME_MAX + 1),
+        6 => json!(u32::MAX),
+        7 => json!(1e308),
+        8 => json!(-0.0),
+        9 => json!(0.5),
+        10 => json!(""),
+        11 => json!("x".repeat(5000)),
+        12 => Value::Null,
+        13 => json!(true),
+        14 => json!([]),
+        15 => json!({}),
+        16 => json!("v1"),
+        17 => json!("v2"),
+        18 => json!(i64::MIN),
+        19 => json!(1025),
+        20 => json!(b.u8()),
+        21 => json!(b.u16()),
+        22 => json!(b.u64()),
+        _ => json!(f64::from(b.u16()) / 7.0),
+    }
+}
+
+/// Every path (as a list of keys and indexes) in `v`, containers included.
+fn paths(v: &Value, prefix: &mut Vec<Value>, out: &mut Vec<Vec<Value>>) {
+    out.push(prefix.clone());
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                prefix.push(json!(k));
+                paths(child, prefix, out);
+                prefix.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                prefix.push(json!(i));
+                paths(child, prefix, out);
+                prefix.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn at_path<'v>(v: &'v mut Value, path: &[Value]) -> Option<&'v mut Value> {
+    path.iter().try_fold(v, |v, k| match k {
+        Value::String(k) => v.get_mut(k.as_str()),
+        Value::Number(i) => v.get_mut(i.as_u64()? as usize),
+        _ => None,
+    })
+}
+
+/// Applies up to 8 byte-driven mutations to a JSON document: replace a node, delete a
+/// key or an array element, duplicate an array element, or nudge a number by ±1.
+pub fn mutate(doc: &mut Value, b: &mut Bytes<'_>) {
+    for _ in 0..(b.u8() % 8) {
+        if b.is_empty() {
+            break;
+        }
+        let mut all = Vec::new();
+        paths(doc, &mut Vec::new(), &mut all);
+        let path = all[usize::from(b.u16()) % all.len()].clone();
+        let op = b.u8() % 6;
+        match op {
+            0 | 1 => {
+                let new = replacement(b);
+                if let Some(node) = at_path(doc, &path) {
+                    *node = new;
+                }
+            }
+            2 | 3 => {
+                let Some((last, parent)) = path.split_last() else {
+                    continue;
+                };
+                let Some(parent) = at_path(doc, parent) else {
+                    continue;
+                };
+                match (parent, last) {
+                    (Value::Object(map), Value::String(k)) if op == 2 => {
+                        map.remove(k);
+                    }
+                    (Value::Array(items), Value::Number(i)) => {
+                        let i = i.as_u64().unwrap_or(0) as usize;
+                        if op == 2 && i < items.len() {
+                            items.remove(i);
+                        } else if let Some(item) = items.get(i).cloned() {
+                            items.insert(i, item);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {
+                if let Some(node) = at_path(doc, &path) {
+                    if let Some(n) = node.as_u64() {
+                        *node = json!(if op == 4 {
+                            n.wrapping_add(1)
+                        } else {
+                            n.wrapping_sub(1)
+                        });
+                    } else if let Some(x) = node.as_f64() {
+                        *node = json!(if op == 4 { x * 2.0 } else { -x });
+                    }
+                }
+            }
+        }
+    }
+}
