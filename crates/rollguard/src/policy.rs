@@ -1753,28 +1753,7 @@ impl Policy {
                         "no validated version to go back to",
                     )
                 })?;
-                out.event(
-                    at,
-                    EventKind::CommandAccepted {
-                        command: "abort".into(),
-                    },
-                );
-                self.state.halt = None;
-                let action = Action::Rollback {
-                    from,
-                    to,
-                    target,
-                    automated: false,
-                    degradation_started_at: None,
-                };
-                self.issue(
-                    at,
-                    action,
-                    Reason::OperatorAbort,
-                    Some(Lifecycle::Aborted),
-                    Vec::new(),
-                    out,
-                );
+                self.operator_rollback(at, from, (to, target), Reason::OperatorAbort, out);
                 return Ok(());
             }
             Input::RevertNow {
@@ -1783,28 +1762,7 @@ impl Policy {
                 self.no_pending()?;
                 let from = self.judged_version();
                 let (to, target) = self.revert_target(&from, *target, version.as_deref())?;
-                out.event(
-                    at,
-                    EventKind::CommandAccepted {
-                        command: "revert_now".into(),
-                    },
-                );
-                self.state.halt = None;
-                let action = Action::Rollback {
-                    from,
-                    to,
-                    target,
-                    automated: false,
-                    degradation_started_at: None,
-                };
-                self.issue(
-                    at,
-                    action,
-                    Reason::OperatorRevert,
-                    Some(Lifecycle::Failed),
-                    Vec::new(),
-                    out,
-                );
+                self.operator_rollback(at, from, (to, target), Reason::OperatorRevert, out);
                 return Ok(());
             }
             Input::ForcePromote { .. } => {
@@ -1860,6 +1818,37 @@ impl Policy {
             );
         }
         Ok(())
+    }
+
+    /// Issues a rollback an operator asked for (`abort` or `revert_now`): it skips gates,
+    /// cooldown and breaker, ends a halt, and counts as no automated rollback.
+    fn operator_rollback(
+        &mut self,
+        at: Timestamp,
+        from: String,
+        (to, target): (String, TargetKind),
+        reason: Reason,
+        out: &mut Out,
+    ) {
+        let (command, mark) = match reason {
+            Reason::OperatorAbort => ("abort", Lifecycle::Aborted),
+            _ => ("revert_now", Lifecycle::Failed),
+        };
+        out.event(
+            at,
+            EventKind::CommandAccepted {
+                command: command.into(),
+            },
+        );
+        self.state.halt = None;
+        let action = Action::Rollback {
+            from,
+            to,
+            target,
+            automated: false,
+            degradation_started_at: None,
+        };
+        self.issue(at, action, reason, Some(mark), Vec::new(), out);
     }
 
     fn validated_by_operator(&mut self, version: &str, at: Timestamp, out: &mut Out) {
