@@ -563,6 +563,15 @@ impl PolicyConfig {
         crate::error::parse_json(text)
     }
 
+    /// Converts a JSON value (a binding's native object) into a config, without
+    /// validating it.
+    ///
+    /// # Errors
+    /// `invalid_json` with the path of the field that failed to convert.
+    pub fn from_value(value: serde_json::Value) -> Result<Self, Error> {
+        crate::error::parse_value(value)
+    }
+
     /// The canonical JSON text.
     pub fn to_json(&self) -> String {
         // Serializing plain data to a String cannot fail.

@@ -199,6 +199,14 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T
     Ok(value)
 }
 
+/// Converts a JSON value (from a binding's native objects) into `T`, reporting the
+/// failing field's path exactly as [`parse_json`] does for text.
+pub(crate) fn parse_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(Error::from_json)
+}
+
 /// Shorthand for an error-returning check.
 pub(crate) fn ensure(
     cond: bool,

@@ -212,4 +212,12 @@ impl Input {
     pub fn from_json(text: &str) -> Result<Self, Error> {
         parse_json(text)
     }
+
+    /// Converts one input from a JSON value (a binding's native object).
+    ///
+    /// # Errors
+    /// `invalid_json` with the failing field's path.
+    pub fn from_value(value: serde_json::Value) -> Result<Self, Error> {
+        crate::error::parse_value(value)
+    }
 }

@@ -144,30 +144,36 @@ impl Snapshot {
     /// `unsupported_format_version` for another format, `snapshot_corrupt` with the
     /// failing field's path for anything else that does not parse.
     pub fn from_json(text: &str) -> Result<Self, Error> {
-        #[derive(Deserialize)]
-        struct Probe {
-            format_version: u32,
-        }
-        let probe: Probe = parse_json(text).map_err(|e| Error {
+        let corrupt = |e: Error| Error {
             code: ErrorCode::SnapshotCorrupt,
             ..e
-        })?;
-        ensure(
-            probe.format_version == crate::FORMAT_VERSION,
-            ErrorCode::UnsupportedFormatVersion,
-            "format_version",
-            || {
+        };
+        Self::from_value(parse_json(text).map_err(corrupt)?)
+    }
+
+    /// Converts a snapshot from a JSON value (a binding's native object).
+    ///
+    /// # Errors
+    /// As [`Snapshot::from_json`].
+    pub fn from_value(value: serde_json::Value) -> Result<Self, Error> {
+        let version = value
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64);
+        if let Some(v) = version.filter(|v| *v != u64::from(crate::FORMAT_VERSION)) {
+            return Err(Error::new(
+                ErrorCode::UnsupportedFormatVersion,
+                "format_version",
                 format!(
-                    "snapshot format_version {} is not {}",
-                    probe.format_version,
+                    "snapshot format_version {v} is not {}",
                     crate::FORMAT_VERSION
-                )
-            },
-        )?;
-        parse_json(text).map_err(|e| Error {
+                ),
+            ));
+        }
+        let corrupt = |e: Error| Error {
             code: ErrorCode::SnapshotCorrupt,
             ..e
-        })
+        };
+        crate::error::parse_value(value).map_err(corrupt)
     }
 }
 
@@ -614,6 +620,66 @@ impl Policy {
         let mut out = Out::default();
         self.record_parts(at, arm, m, None, events as u64, total as u64, &mut out);
         Ok(out.into_step(at))
+    }
+
+    /// Records a column of value samples of one metric on one arm (the numpy or typed
+    /// array path of the bindings), atomically: if any is refused, none is recorded.
+    /// Times must not decrease.
+    ///
+    /// # Errors
+    /// The first sample error; its path names the column and row (`value[3]`, `at[0]`),
+    /// or `arm` / `metric`. Columns of different lengths are `invalid_value` at `value`.
+    pub fn observe_values(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[Timestamp],
+        values: &[f64],
+    ) -> Result<Step, Error> {
+        same_length(at.len(), values.len(), "value")?;
+        let mut t = self.state.now;
+        let mut m = 0;
+        for (i, (&a, &v)) in at.iter().zip(values).enumerate() {
+            m = self
+                .check_parts(a, t, arm, metric, Some(v), None, None)
+                .map_err(|e| row(e, i))?;
+            t = a;
+        }
+        let mut out = Out::default();
+        for (&a, &v) in at.iter().zip(values) {
+            self.record_parts(a, arm, m, Some(v), 0, 0, &mut out);
+        }
+        Ok(out.into_step(t))
+    }
+
+    /// Records a column of count samples (`events` out of `totals`) of one metric on one
+    /// arm, atomically, as [`Policy::observe_values`] does.
+    ///
+    /// # Errors
+    /// As [`Policy::observe_values`] (`events[3]`, `total[3]`, …).
+    pub fn observe_counts(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[Timestamp],
+        events: &[i64],
+        totals: &[i64],
+    ) -> Result<Step, Error> {
+        same_length(at.len(), events.len(), "events")?;
+        same_length(at.len(), totals.len(), "total")?;
+        let mut t = self.state.now;
+        let mut m = 0;
+        for (i, ((&a, &e), &n)) in at.iter().zip(events).zip(totals).enumerate() {
+            m = self
+                .check_parts(a, t, arm, metric, None, Some(e), Some(n))
+                .map_err(|err| row(err, i))?;
+            t = a;
+        }
+        let mut out = Out::default();
+        for ((&a, &e), &n) in at.iter().zip(events).zip(totals) {
+            self.record_parts(a, arm, m, None, e as u64, n as u64, &mut out);
+        }
+        Ok(out.into_step(t))
     }
 
     fn check_now(&self, at: Timestamp, path: &str) -> Result<(), Error> {
@@ -2009,6 +2075,22 @@ impl Policy {
         )?;
         Ok((to, target))
     }
+}
+
+/// Columns of one batch must have the same length.
+fn same_length(rows: usize, len: usize, column: &str) -> Result<(), Error> {
+    ensure(rows == len, ErrorCode::InvalidValue, column, || {
+        format!("{len} {column} for {rows} times")
+    })
+}
+
+/// Points a per-sample error at its row of a column (`value` → `value[3]`); errors about
+/// the whole column (`arm`, `metric`) keep their path.
+fn row(mut e: Error, i: usize) -> Error {
+    if !matches!(e.path.as_str(), "arm" | "metric") {
+        e.path = format!("{}[{i}]", e.path);
+    }
+    e
 }
 
 fn check(cond: bool, what: &'static str) -> Result<(), &'static str> {

@@ -38,7 +38,18 @@ impl Scenario {
     /// # Errors
     /// `invalid_json` with the path, or `unsupported_format_version`.
     pub fn from_json(text: &str) -> Result<Self, Error> {
-        let s: Self = parse_json(text)?;
+        Self::checked(parse_json(text)?)
+    }
+
+    /// Converts a scenario from a JSON value (a binding's native object).
+    ///
+    /// # Errors
+    /// As [`Scenario::from_json`].
+    pub fn from_value(value: serde_json::Value) -> Result<Self, Error> {
+        Self::checked(crate::error::parse_value(value)?)
+    }
+
+    fn checked(s: Self) -> Result<Self, Error> {
         ensure(
             s.format_version == crate::FORMAT_VERSION,
             ErrorCode::UnsupportedFormatVersion,

@@ -257,3 +257,55 @@ fn a_very_late_tick_does_bounded_work_and_stays_idempotent() {
     let again = p.tick(500_000).unwrap();
     assert!(again.is_empty(), "{again:?}");
 }
+
+#[test]
+fn column_batches_are_atomic_and_equal_to_single_samples() {
+    let mut columns = Policy::from_json(CONFIG, 0).unwrap();
+    let mut singles = columns.clone();
+    let at = [1_000, 2_000, 2_000, 3_000];
+    let values = [101.0, 99.5, 120.25, 80.0];
+    let _ = columns
+        .observe_values("v1", "latency_ms", &at, &values)
+        .unwrap();
+    let _ = columns
+        .observe_counts("v1", "errors", &[3_000, 3_000], &[1, 0], &[10, 10])
+        .unwrap();
+    for (t, x) in at.iter().zip(values) {
+        let _ = singles.observe_value(*t, "v1", "latency_ms", x).unwrap();
+    }
+    let _ = singles.observe_count(3_000, "v1", "errors", 1, 10).unwrap();
+    let _ = singles.observe_count(3_000, "v1", "errors", 0, 10).unwrap();
+    assert_eq!(columns, singles);
+
+    // One bad row refuses the whole column and names the row.
+    let before = columns.clone();
+    let err = columns
+        .observe_values("v1", "latency_ms", &[4_000, 5_000], &[1.0, f64::NAN])
+        .unwrap_err();
+    assert_eq!(
+        (err.code, err.path.as_str()),
+        (rollguard::ErrorCode::NonFiniteValue, "value[1]")
+    );
+    let err = columns
+        .observe_counts("v1", "errors", &[4_000, 3_999], &[0, 0], &[1, 1])
+        .unwrap_err();
+    assert_eq!(
+        (err.code, err.path.as_str()),
+        (rollguard::ErrorCode::TimeWentBackwards, "at[1]")
+    );
+    let err = columns
+        .observe_values("v9", "latency_ms", &[4_000], &[1.0])
+        .unwrap_err();
+    assert_eq!(
+        (err.code, err.path.as_str()),
+        (rollguard::ErrorCode::UnknownArm, "arm")
+    );
+    let err = columns
+        .observe_values("v1", "latency_ms", &[4_000], &[])
+        .unwrap_err();
+    assert_eq!(
+        (err.code, err.path.as_str()),
+        (rollguard::ErrorCode::InvalidValue, "value")
+    );
+    assert_eq!(columns, before);
+}
