@@ -1,0 +1,187 @@
+//! Gate evaluation: readings, baselines, onset estimates and verdicts.
+
+use super::*;
+
+impl Policy {
+    /// The version judged and its baseline, in the current phase.
+    pub(super) fn arms_in(&self, phase: Phase) -> (String, Option<String>) {
+        let a = &self.state.registry.aliases;
+        match (phase, &self.state.rollout) {
+            (Phase::Steady, _) | (_, None) => (a.stable.clone(), None),
+            (Phase::Bake, Some(r)) => (r.version.clone(), a.previous.clone()),
+            (_, Some(r)) => (r.version.clone(), Some(a.stable.clone())),
+        }
+    }
+
+    pub(super) fn current_phase(&self) -> Option<Phase> {
+        match &self.state.rollout {
+            Some(r) => r.phase,
+            None => self.plan.steady.then_some(Phase::Steady),
+        }
+    }
+
+    pub(super) fn reading(
+        &self,
+        version: &str,
+        metric: usize,
+        gate: usize,
+        now: Timestamp,
+    ) -> Reading {
+        let stat = self.config.gates[gate].stat;
+        self.state
+            .arms
+            .iter()
+            .find(|a| a.version == version)
+            .and_then(|a| a.windows.get(metric))
+            .map_or(
+                Reading {
+                    value: None,
+                    evidence: 0,
+                },
+                |w| w.read(self.plan.shapes[metric], stat, now),
+            )
+    }
+
+    /// The baseline's reading. After promotion the previous version usually serves
+    /// nothing, so unless it still gets enough samples (mirrored or kept warm), the
+    /// bake compares with its window as it stood at promotion.
+    pub(super) fn baseline_reading(
+        &self,
+        version: &str,
+        metric: usize,
+        gate: usize,
+        now: Timestamp,
+    ) -> Reading {
+        let live = self.reading(version, metric, gate, now);
+        let frozen_at = self.state.rollout.as_ref().and_then(|r| r.promoted_at);
+        match frozen_at {
+            Some(at) if live.evidence < self.config.gates[gate].samples_min => {
+                self.reading(version, metric, gate, at)
+            }
+            _ => live,
+        }
+    }
+
+    /// Estimates when a degradation began: the start of the oldest bucket in the
+    /// window whose own statistic breaks the bounds, or the window start.
+    pub(super) fn onset(
+        &self,
+        version: &str,
+        metric: usize,
+        gate: usize,
+        min: Option<f64>,
+        max: Option<f64>,
+        now: Timestamp,
+    ) -> Timestamp {
+        let shape = self.plan.shapes[metric];
+        let stat = self.config.gates[gate].stat;
+        let start = Window::start(shape, now);
+        let floor = self.state.rollout.as_ref().map_or(0, |r| r.started_at);
+        let breaks = |x: f64| min.is_some_and(|lo| x < lo) || max.is_some_and(|hi| x > hi);
+        let first = self
+            .state
+            .arms
+            .iter()
+            .find(|a| a.version == version)
+            .and_then(|a| a.windows.get(metric))
+            .and_then(|w| {
+                w.read_buckets(shape, stat, now)
+                    .into_iter()
+                    .find(|(_, r)| r.value.is_some_and(breaks))
+                    .map(|(t, _)| t)
+            });
+        first.unwrap_or(start).max(floor)
+    }
+
+    pub(super) fn analyse(&mut self, now: Timestamp, out: &mut Out) {
+        let Some(phase) = self.current_phase() else {
+            return;
+        };
+        let (subject, baseline) = self.arms_in(phase);
+        let mut reports = Vec::new();
+        for i in 0..self.config.gates.len() {
+            let gate = &self.config.gates[i];
+            if !gate.phases.contains(&phase) {
+                continue;
+            }
+            let m = self.plan.gate_metric[i];
+            let observed = self.reading(&subject, m, i, now);
+            let base = match (&gate.rule, &baseline) {
+                (Rule::VsBaseline { .. }, Some(b)) => Some(self.baseline_reading(b, m, i, now)),
+                _ => None,
+            };
+            let judgement = self.state.gates[i].detector.judge(gate, observed, base);
+            let st = &self.state.gates[i];
+            let first_failure =
+                judgement.verdict == Verdict::Fail && st.failing_since.is_none() && !st.tripped();
+            let onset = if first_failure {
+                self.onset(&subject, m, i, judgement.min, judgement.max, now)
+            } else {
+                now
+            };
+            let gate = &self.config.gates[i];
+            let st = &mut self.state.gates[i];
+            let transition = st.record(&gate.persistence, judgement.verdict, now, || onset);
+            match transition {
+                Transition::Tripped => out.event(
+                    now,
+                    EventKind::GateTripped {
+                        gate: gate.name.clone(),
+                        dry_run: gate.dry_run,
+                    },
+                ),
+                Transition::Cleared => out.event(
+                    now,
+                    EventKind::GateCleared {
+                        gate: gate.name.clone(),
+                        dry_run: gate.dry_run,
+                    },
+                ),
+                Transition::None => {}
+            }
+            reports.push(GateReport {
+                gate: gate.name.clone(),
+                metric: gate.metric.clone(),
+                stat: gate.stat,
+                verdict: judgement.verdict,
+                arm: subject.clone(),
+                observed: observed.value,
+                baseline: base.and_then(|b| b.value),
+                min: judgement.min,
+                max: judgement.max,
+                samples: observed.evidence,
+                baseline_samples: base.map(|b| b.evidence),
+                window_start: Window::start(self.plan.shapes[m], now),
+                window_end: now,
+                consecutive_failures: st.consecutive_failures,
+                tripped: st.tripped(),
+                dry_run: gate.dry_run,
+            });
+        }
+        if reports.is_empty() {
+            return;
+        }
+        let tripped: Vec<GateReport> = reports
+            .iter()
+            .filter(|r| r.tripped && !r.dry_run)
+            .cloned()
+            .collect();
+        out.event(now, EventKind::Analysis { phase, reports });
+        if tripped.is_empty() {
+            self.state.blocked = None;
+            if self.state.rollout.as_ref().is_some_and(|r| r.stage_done) {
+                self.stage_end(now, out);
+            }
+            return;
+        }
+        let onset = self
+            .config
+            .gates
+            .iter()
+            .zip(&self.state.gates)
+            .filter(|(c, g)| g.tripped() && !c.dry_run)
+            .filter_map(|(_, g)| g.onset)
+            .min();
+        self.auto_rollback(now, Reason::GateFailed, tripped, onset, out);
+    }
+}

@@ -1,0 +1,325 @@
+//! Inputs: validation of samples, commands and ticks, and recording samples.
+
+use super::*;
+
+impl Policy {
+    /// Applies any input.
+    ///
+    /// # Errors
+    /// An input error; the policy is unchanged.
+    pub fn handle(&mut self, input: &Input) -> Result<Step, Error> {
+        match input {
+            Input::Observe(sample) => self.observe(sample),
+            Input::ObserveBatch { samples } => self.observe_batch(samples),
+            Input::Tick { at } => self.tick(*at),
+            other => {
+                let at = other.at().unwrap_or(self.state.now);
+                self.check_now(at, "at")?;
+                let mut next = self.clone();
+                let mut out = Out::default();
+                next.advance(at, &mut out);
+                next.command(other, at, &mut out)?;
+                *self = next;
+                Ok(out.into_step(at))
+            }
+        }
+    }
+
+    /// Parses one input from JSON and applies it.
+    ///
+    /// # Errors
+    /// `invalid_json`, or an input error; the policy is unchanged.
+    pub fn handle_json(&mut self, input: &str) -> Result<Step, Error> {
+        self.handle(&Input::from_json(input)?)
+    }
+
+    /// Time passes: fires every timer due at or before `now`.
+    ///
+    /// # Errors
+    /// `time_went_backwards` or `time_out_of_range`; the policy is unchanged.
+    pub fn tick(&mut self, now: Timestamp) -> Result<Step, Error> {
+        self.check_now(now, "at")?;
+        let mut out = Out::default();
+        self.advance(now, &mut out);
+        Ok(out.into_step(now))
+    }
+
+    /// Records one sample (after firing timers due by its time).
+    ///
+    /// # Errors
+    /// A sample error (`non_finite_value`, `negative_count`, `events_exceed_total`,
+    /// `metric_kind_mismatch`, `unknown_arm`, `unknown_metric`, `label_too_long`,
+    /// `time_went_backwards`, `time_out_of_range`); the policy is unchanged.
+    pub fn observe(&mut self, sample: &Sample) -> Result<Step, Error> {
+        let metric = self.check_sample(sample, self.state.now)?;
+        let mut out = Out::default();
+        self.record(sample, metric, &mut out);
+        Ok(out.into_step(sample.at))
+    }
+
+    /// Records samples in time order, atomically: if any is refused, none is recorded.
+    ///
+    /// # Errors
+    /// The first sample error, its path prefixed with `samples[i]`.
+    pub fn observe_batch(&mut self, samples: &[Sample]) -> Result<Step, Error> {
+        let mut metrics = Vec::with_capacity(samples.len());
+        let mut t = self.state.now;
+        for (i, s) in samples.iter().enumerate() {
+            metrics.push(
+                self.check_sample(s, t)
+                    .map_err(|e| e.within(format!("samples[{i}]")))?,
+            );
+            t = s.at;
+        }
+        let mut out = Out::default();
+        for (s, m) in samples.iter().zip(metrics) {
+            self.record(s, m, &mut out);
+        }
+        Ok(out.into_step(t))
+    }
+
+    /// The fast path for one value sample, without building a [`Sample`].
+    ///
+    /// # Errors
+    /// As [`Policy::observe`].
+    pub fn observe_value(
+        &mut self,
+        at: Timestamp,
+        arm: &str,
+        metric: &str,
+        value: f64,
+    ) -> Result<Step, Error> {
+        let m = self.check_parts(at, self.state.now, arm, metric, Some(value), None, None)?;
+        let mut out = Out::default();
+        self.record_parts(at, arm, m, Some(value), 0, 0, &mut out);
+        Ok(out.into_step(at))
+    }
+
+    /// The fast path for one count sample.
+    ///
+    /// # Errors
+    /// As [`Policy::observe`].
+    pub fn observe_count(
+        &mut self,
+        at: Timestamp,
+        arm: &str,
+        metric: &str,
+        events: i64,
+        total: i64,
+    ) -> Result<Step, Error> {
+        let m = self.check_parts(
+            at,
+            self.state.now,
+            arm,
+            metric,
+            None,
+            Some(events),
+            Some(total),
+        )?;
+        let mut out = Out::default();
+        self.record_parts(at, arm, m, None, events as u64, total as u64, &mut out);
+        Ok(out.into_step(at))
+    }
+
+    /// Records a column of value samples of one metric on one arm (the numpy or typed
+    /// array path of the bindings), atomically: if any is refused, none is recorded.
+    /// Times must not decrease.
+    ///
+    /// # Errors
+    /// The first sample error; its path names the column and row (`value[3]`, `at[0]`),
+    /// or `arm` / `metric`. Columns of different lengths are `invalid_value` at `value`.
+    pub fn observe_values(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[Timestamp],
+        values: &[f64],
+    ) -> Result<Step, Error> {
+        same_length(at.len(), values.len(), "value")?;
+        let mut t = self.state.now;
+        let mut m = 0;
+        for (i, (&a, &v)) in at.iter().zip(values).enumerate() {
+            m = self
+                .check_parts(a, t, arm, metric, Some(v), None, None)
+                .map_err(|e| row(e, i))?;
+            t = a;
+        }
+        let mut out = Out::default();
+        for (&a, &v) in at.iter().zip(values) {
+            self.record_parts(a, arm, m, Some(v), 0, 0, &mut out);
+        }
+        Ok(out.into_step(t))
+    }
+
+    /// Records a column of count samples (`events` out of `totals`) of one metric on one
+    /// arm, atomically, as [`Policy::observe_values`] does.
+    ///
+    /// # Errors
+    /// As [`Policy::observe_values`] (`events[3]`, `total[3]`, …).
+    pub fn observe_counts(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[Timestamp],
+        events: &[i64],
+        totals: &[i64],
+    ) -> Result<Step, Error> {
+        same_length(at.len(), events.len(), "events")?;
+        same_length(at.len(), totals.len(), "total")?;
+        let mut t = self.state.now;
+        let mut m = 0;
+        for (i, ((&a, &e), &n)) in at.iter().zip(events).zip(totals).enumerate() {
+            m = self
+                .check_parts(a, t, arm, metric, None, Some(e), Some(n))
+                .map_err(|err| row(err, i))?;
+            t = a;
+        }
+        let mut out = Out::default();
+        for ((&a, &e), &n) in at.iter().zip(events).zip(totals) {
+            self.record_parts(a, arm, m, None, e as u64, n as u64, &mut out);
+        }
+        Ok(out.into_step(t))
+    }
+
+    pub(super) fn check_now(&self, at: Timestamp, path: &str) -> Result<(), Error> {
+        check_time(at, path)?;
+        ensure(
+            at >= self.state.now,
+            ErrorCode::TimeWentBackwards,
+            path,
+            || format!("time {at} is before the policy's time {}", self.state.now),
+        )
+    }
+
+    pub(super) fn check_sample(&self, s: &Sample, not_before: Timestamp) -> Result<usize, Error> {
+        let label_max = self.config.limits.label_len_max;
+        for (name, label) in [
+            ("tenant", &s.tenant),
+            ("tier", &s.tier),
+            ("agent", &s.agent),
+        ] {
+            if let Some(l) = label {
+                check_label(l, label_max, name, true)?;
+            }
+        }
+        self.check_parts(
+            s.at, not_before, &s.arm, &s.metric, s.value, s.events, s.total,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(super) fn check_parts(
+        &self,
+        at: Timestamp,
+        not_before: Timestamp,
+        arm: &str,
+        metric: &str,
+        value: Option<f64>,
+        events: Option<i64>,
+        total: Option<i64>,
+    ) -> Result<usize, Error> {
+        check_time(at, "at")?;
+        if at < not_before {
+            return Err(Error::new(
+                ErrorCode::TimeWentBackwards,
+                "at",
+                format!("time {at} is before {not_before}"),
+            ));
+        }
+        if !self.state.arms.iter().any(|a| a.version == arm) && !self.state.registry.contains(arm) {
+            return Err(Error::new(
+                ErrorCode::UnknownArm,
+                "arm",
+                format!("no version {arm:?}"),
+            ));
+        }
+        let m = self.config.metric_index(metric).ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownMetric,
+                "metric",
+                format!("no metric {metric:?}"),
+            )
+        })?;
+        let kind = self.plan.shapes[m].kind;
+        match (kind, value, events, total) {
+            (crate::config::MetricKind::Value, Some(v), None, None) => {
+                ensure(v.is_finite(), ErrorCode::NonFiniteValue, "value", || {
+                    format!("{v} is not finite")
+                })?;
+                ensure(
+                    v.abs() <= VALUE_ABS_MAX,
+                    ErrorCode::ValueOutOfRange,
+                    "value",
+                    || format!("{v:e} is beyond ±{VALUE_ABS_MAX:e}"),
+                )?;
+            }
+            (crate::config::MetricKind::Count, None, Some(e), Some(t)) => {
+                ensure(e >= 0, ErrorCode::NegativeCount, "events", || {
+                    format!("{e} is negative")
+                })?;
+                ensure(t >= 0, ErrorCode::NegativeCount, "total", || {
+                    format!("{t} is negative")
+                })?;
+                ensure(
+                    t <= TIME_MAX as i64,
+                    ErrorCode::CountOutOfRange,
+                    "total",
+                    || format!("{t} is above 2^53-1"),
+                )?;
+                ensure(e <= t, ErrorCode::EventsExceedTotal, "events", || {
+                    format!("events {e} exceed total {t}")
+                })?;
+            }
+            (crate::config::MetricKind::Value, ..) => {
+                return Err(Error::new(
+                    ErrorCode::MetricKindMismatch,
+                    "value",
+                    format!("metric {metric:?} takes exactly one `value`"),
+                ));
+            }
+            (crate::config::MetricKind::Count, ..) => {
+                return Err(Error::new(
+                    ErrorCode::MetricKindMismatch,
+                    "events",
+                    format!("metric {metric:?} takes `events` and `total`"),
+                ));
+            }
+        }
+        Ok(m)
+    }
+
+    pub(super) fn record(&mut self, s: &Sample, metric: usize, out: &mut Out) {
+        let events = s.events.unwrap_or(0) as u64;
+        let total = s.total.unwrap_or(0) as u64;
+        self.record_parts(s.at, &s.arm, metric, s.value, events, total, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(super) fn record_parts(
+        &mut self,
+        at: Timestamp,
+        arm: &str,
+        metric: usize,
+        value: Option<f64>,
+        events: u64,
+        total: u64,
+        out: &mut Out,
+    ) {
+        if self.next_deadline().is_some_and(|d| d <= at) {
+            self.advance(at, out);
+        }
+        self.state.now = at;
+        let shape = self.plan.shapes[metric];
+        // Samples from registered versions that are not live are accepted and ignored.
+        if let Some(a) = self.state.arms.iter_mut().find(|a| a.version == arm) {
+            if let Some(w) = a.windows.get_mut(metric) {
+                match value {
+                    Some(x) => w.add_value(shape, at, x),
+                    None => w.add_count(shape, at, events, total),
+                }
+            }
+        }
+    }
+}

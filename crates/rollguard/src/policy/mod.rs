@@ -1,0 +1,536 @@
+//! [`Policy`]: versions, windows, gates, the rollout machine, cooldown, breaker and
+//! the reversion protocol, composed into one deterministic state machine.
+//!
+//! This file holds the state and the public API; the behaviour is split by concern:
+//! `inputs` (validating and recording), `timers` (what fires when), `analysis` (gate
+//! evaluation), `rollout` (stages), `actions` (issuing and acknowledging, automated
+//! rollbacks) and `commands` (operator inputs).
+
+mod actions;
+mod analysis;
+mod commands;
+mod inputs;
+mod rollout;
+mod timers;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
+use crate::config::{OnTimeout, Phase, PolicyConfig, Rule, check_label};
+use crate::error::{Error, ErrorCode, ensure, parse_json};
+use crate::gate::{GateState, Transition};
+use crate::input::{Input, Sample, TargetKind};
+use crate::output::{
+    Action, Decision, Event, EventKind, GateReport, PauseKind, Reason, Step, Verdict,
+};
+use crate::plan::{Plan, Stage};
+use crate::registry::{Aliases, Registry, Stage as Lifecycle, Validator};
+use crate::time::{TIME_MAX, Timestamp, check_time, later, next_period};
+use crate::window::{Reading, Window};
+
+/// Windows of one live version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Arm {
+    version: String,
+    windows: Vec<Window>,
+}
+
+/// A pause of the rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Pause {
+    kind: PauseKind,
+    since: Timestamp,
+    /// Approval timeout, if still armed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deadline: Option<Timestamp>,
+    /// Bake time left when an operator paused a running stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    remaining_ms: Option<u64>,
+}
+
+/// The rollout in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Rollout {
+    version: String,
+    started_at: Timestamp,
+    /// Index into the compiled stages.
+    stage: u32,
+    /// Whether the stage's entry decision was issued.
+    entered: bool,
+    /// The phase gates run in; `None` until the first traffic action is acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phase: Option<Phase>,
+    /// Candidate traffic percent.
+    weight: u32,
+    /// When the current stage's bake ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stage_ends_at: Option<Timestamp>,
+    /// The stage's bake is over; it advances once its gates allow.
+    stage_done: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pause: Option<Pause>,
+    /// When the candidate was promoted: the bake's baseline falls back to the previous
+    /// version's window as it stood then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    promoted_at: Option<Timestamp>,
+}
+
+/// An action waiting for its acknowledgement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Pending {
+    id: u64,
+    action: Action,
+    deadline: Timestamp,
+    /// For rollbacks: the lifecycle stage the rolled-back version gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mark: Option<Lifecycle>,
+}
+
+/// Automation halted until an operator acts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Halt {
+    reason: Reason,
+    /// The action that failed or timed out; `resume` issues it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry: Option<Pending>,
+}
+
+/// The circuit breaker over automated rollbacks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Breaker {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    open_since: Option<Timestamp>,
+    /// Times of recent automated rollbacks, at most `max_rollbacks` of them.
+    rollbacks: Vec<Timestamp>,
+}
+
+/// Everything that changes. Serialized as the `state` of a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct State {
+    now: Timestamp,
+    registry: Registry,
+    arms: Vec<Arm>,
+    gates: Vec<GateState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rollout: Option<Rollout>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<Pending>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    halt: Option<Halt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cooldown_until: Option<Timestamp>,
+    breaker: Breaker,
+    /// Next gate evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    analysis_at: Option<Timestamp>,
+    /// The reason automation is currently blocked from acting, so that it escalates
+    /// once per episode rather than at every evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blocked: Option<Reason>,
+    next_action_id: u64,
+    /// The config's candidate, until its rollout starts at the first input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kickoff: Option<String>,
+}
+
+/// The whole state of a policy, with its config: restore it anywhere, in any binding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// Must equal [`FORMAT_VERSION`](crate::FORMAT_VERSION).
+    pub format_version: u32,
+    /// The policy's config.
+    pub config: PolicyConfig,
+    state: State,
+}
+
+impl Snapshot {
+    /// The canonical JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses a snapshot.
+    ///
+    /// # Errors
+    /// `unsupported_format_version` for another format, `snapshot_corrupt` with the
+    /// failing field's path for anything else that does not parse.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        let corrupt = |e: Error| Error {
+            code: ErrorCode::SnapshotCorrupt,
+            ..e
+        };
+        Self::from_value(parse_json(text).map_err(corrupt)?)
+    }
+
+    /// Converts a snapshot from a JSON value (a binding's native object).
+    ///
+    /// # Errors
+    /// As [`Snapshot::from_json`].
+    pub fn from_value(value: serde_json::Value) -> Result<Self, Error> {
+        let version = value
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64);
+        if let Some(v) = version.filter(|v| *v != u64::from(crate::FORMAT_VERSION)) {
+            return Err(Error::new(
+                ErrorCode::UnsupportedFormatVersion,
+                "format_version",
+                format!(
+                    "snapshot format_version {v} is not {}",
+                    crate::FORMAT_VERSION
+                ),
+            ));
+        }
+        let corrupt = |e: Error| Error {
+            code: ErrorCode::SnapshotCorrupt,
+            ..e
+        };
+        crate::error::parse_value(value).map_err(corrupt)
+    }
+}
+
+/// A read-only summary of where a policy stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Status {
+    /// The policy's current time.
+    pub now: Timestamp,
+    /// The aliases.
+    pub aliases: Aliases,
+    /// The phase gates run in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Candidate traffic percent (0 without a rollout).
+    pub weight: u32,
+    /// The rollout's stage index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<u32>,
+    /// The action waiting for acknowledgement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_action: Option<u64>,
+    /// Paused, and by whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<PauseKind>,
+    /// Halted, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted: Option<Reason>,
+    /// Whether the breaker is open.
+    pub breaker_open: bool,
+    /// End of the cooldown, if one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_until: Option<Timestamp>,
+    /// Gates currently tripped.
+    pub tripped_gates: Vec<String>,
+}
+
+/// Decisions and events collected during one input.
+#[derive(Default)]
+struct Out {
+    decisions: Vec<Decision>,
+    events: Vec<Event>,
+}
+
+impl Out {
+    fn event(&mut self, at: Timestamp, kind: EventKind) {
+        self.events.push(Event { at, kind });
+    }
+
+    fn decide(&mut self, at: Timestamp, action: Action, reason: Reason, gates: Vec<GateReport>) {
+        self.decisions.push(Decision {
+            at,
+            action,
+            reason,
+            action_id: None,
+            ack_deadline: None,
+            detail: String::new(),
+            gates,
+        });
+    }
+
+    fn escalate(&mut self, at: Timestamp, reason: Reason, detail: String, gates: Vec<GateReport>) {
+        self.decisions.push(Decision {
+            at,
+            action: Action::Escalate {},
+            reason,
+            action_id: None,
+            ack_deadline: None,
+            detail,
+            gates,
+        });
+    }
+
+    fn into_step(self, at: Timestamp) -> Step {
+        Step {
+            at,
+            decisions: self.decisions,
+            events: self.events,
+        }
+    }
+}
+
+/// A rollback policy.
+///
+/// Build it from a validated config and a start time, then feed it inputs. Each input
+/// returns a [`Step`]; act on its decisions, acknowledge the ones that carry an
+/// `action_id`, and call [`Policy::tick`] when [`Policy::next_deadline`] comes.
+///
+/// Every method that takes an input either applies it completely or returns an
+/// [`Error`] and leaves the policy exactly as it was.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    config: PolicyConfig,
+    plan: Plan,
+    state: State,
+}
+
+impl PartialEq for Policy {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config && self.state == other.state
+    }
+}
+
+impl Policy {
+    /// Creates a policy at time `now`. If the config names a `candidate`, its rollout
+    /// starts at the first input (or tick) at or after `now`.
+    ///
+    /// # Errors
+    /// A config error with the offending field's path, or `time_out_of_range`.
+    pub fn new(config: PolicyConfig, now: Timestamp) -> Result<Self, Error> {
+        config.validate()?;
+        check_time(now, "now")?;
+        let plan = Plan::new(&config);
+        let registry = Registry::new(&config.versions, &config.stable, now);
+        let mut policy = Self {
+            state: State {
+                now,
+                registry,
+                arms: Vec::new(),
+                gates: vec![GateState::default(); config.gates.len()],
+                rollout: None,
+                pending: None,
+                halt: None,
+                cooldown_until: None,
+                breaker: Breaker::default(),
+                analysis_at: None,
+                blocked: None,
+                next_action_id: 1,
+                kickoff: None,
+            },
+            plan,
+            config,
+        };
+        policy
+            .state
+            .arms
+            .push(policy.new_arm(&policy.config.stable.clone()));
+        policy.state.analysis_at = policy.steady_analysis(now);
+        // The config's candidate starts rolling out at the first input, so that the
+        // trace shows it like any `start_rollout`.
+        policy.state.kickoff = policy.config.candidate.clone();
+        Ok(policy)
+    }
+
+    /// Parses and validates a config, then creates the policy.
+    ///
+    /// # Errors
+    /// `invalid_json` or a config error, with the field's path.
+    pub fn from_json(config: &str, now: Timestamp) -> Result<Self, Error> {
+        Self::new(PolicyConfig::from_json(config)?, now)
+    }
+
+    /// The config.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// The policy's current time: the latest input's.
+    pub fn now(&self) -> Timestamp {
+        self.state.now
+    }
+
+    /// When the policy next needs a [`tick`](Policy::tick), if ever. Ticking earlier or
+    /// more often is harmless; ticking late delays decisions until the tick (every
+    /// other input also fires due timers first).
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        // Mirrors `fire`: a timer counts only when `fire` would act on it.
+        let s = &self.state;
+        let mut timers = [
+            s.kickoff.as_ref().map(|_| s.now),
+            s.pending.as_ref().map(|p| p.deadline),
+            s.cooldown_until,
+            None,
+            None,
+            None,
+            None,
+        ];
+        if s.pending.is_none() {
+            timers[3] = s.analysis_at;
+            if let (Some(r), None) = (&s.rollout, &s.halt) {
+                timers[4] = r.stage_ends_at;
+                timers[5] = r.pause.as_ref().and_then(|p| p.deadline);
+                timers[6] = (!r.entered).then_some(s.now);
+            }
+        }
+        timers.into_iter().flatten().min()
+    }
+
+    /// The aliases and the state of the rollout, breaker and cooldown.
+    pub fn status(&self) -> Status {
+        let s = &self.state;
+        let r = s.rollout.as_ref();
+        Status {
+            now: s.now,
+            aliases: s.registry.aliases.clone(),
+            phase: r
+                .and_then(|r| r.phase)
+                .or_else(|| self.plan.steady.then_some(Phase::Steady)),
+            weight: r.map_or(0, |r| r.weight),
+            stage: r.map(|r| r.stage),
+            pending_action: s.pending.as_ref().map(|p| p.id),
+            paused: r.and_then(|r| r.pause.as_ref()).map(|p| p.kind),
+            halted: s.halt.as_ref().map(|h| h.reason),
+            breaker_open: s.breaker.open_since.is_some(),
+            cooldown_until: s.cooldown_until,
+            tripped_gates: self
+                .config
+                .gates
+                .iter()
+                .zip(&s.gates)
+                .filter(|(_, g)| g.tripped())
+                .map(|(c, _)| c.name.clone())
+                .collect(),
+        }
+    }
+
+    /// The registered versions.
+    pub fn versions(&self) -> &[crate::registry::Version] {
+        &self.state.registry.versions
+    }
+
+    /// A snapshot of the whole state.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            format_version: crate::FORMAT_VERSION,
+            config: self.config.clone(),
+            state: self.state.clone(),
+        }
+    }
+
+    /// Recreates a policy from a snapshot; it continues exactly as the original would.
+    ///
+    /// # Errors
+    /// `unsupported_format_version`, a config error, or `snapshot_corrupt` when the
+    /// state does not fit the config.
+    pub fn restore(snapshot: Snapshot) -> Result<Self, Error> {
+        ensure(
+            snapshot.format_version == crate::FORMAT_VERSION,
+            ErrorCode::UnsupportedFormatVersion,
+            "format_version",
+            || {
+                format!(
+                    "snapshot format_version {} is not {}",
+                    snapshot.format_version,
+                    crate::FORMAT_VERSION
+                )
+            },
+        )?;
+        snapshot.config.validate().map_err(|e| e.within("config"))?;
+        let plan = Plan::new(&snapshot.config);
+        let policy = Self {
+            plan,
+            config: snapshot.config,
+            state: snapshot.state,
+        };
+        policy.check_state().map_err(|what| {
+            Error::new(
+                ErrorCode::SnapshotCorrupt,
+                "state",
+                format!("inconsistent state: {what}"),
+            )
+        })?;
+        Ok(policy)
+    }
+
+    /// Parses a snapshot's JSON and restores it.
+    ///
+    /// # Errors
+    /// As [`Snapshot::from_json`] and [`Policy::restore`].
+    pub fn restore_json(text: &str) -> Result<Self, Error> {
+        Self::restore(Snapshot::from_json(text)?)
+    }
+
+    fn check_state(&self) -> Result<(), &'static str> {
+        let s = &self.state;
+        let times = [
+            Some(s.now),
+            s.cooldown_until,
+            s.analysis_at,
+            s.pending.as_ref().map(|p| p.deadline),
+            s.breaker.open_since,
+        ];
+        check(
+            times.iter().flatten().all(|t| *t <= TIME_MAX),
+            "time out of range",
+        )?;
+        check(
+            s.registry.check(self.config.limits.versions_max),
+            "registry",
+        )?;
+        check(s.gates.len() == self.config.gates.len(), "gate count")?;
+        check(s.arms.len() <= 3, "too many arms")?;
+        for arm in &s.arms {
+            check(
+                s.registry.contains(&arm.version),
+                "arm of an unknown version",
+            )?;
+            check(arm.windows.len() == self.plan.shapes.len(), "window count")?;
+            check(
+                arm.windows
+                    .iter()
+                    .zip(&self.plan.shapes)
+                    .all(|(w, sh)| w.fits(*sh)),
+                "window shape",
+            )?;
+        }
+        check(
+            s.breaker.rollbacks.len() as u64 <= u64::from(self.config.safety.breaker.max_rollbacks),
+            "breaker history",
+        )?;
+        if let Some(k) = &s.kickoff {
+            check(s.registry.contains(k) && s.rollout.is_none(), "kickoff")?;
+        }
+        if let Some(r) = &s.rollout {
+            check((r.stage as usize) < self.plan.stages.len(), "stage index")?;
+            check(
+                s.registry.contains(&r.version),
+                "rollout of an unknown version",
+            )?;
+            check(r.weight <= 100, "weight")?;
+        }
+        check(
+            s.next_action_id > s.pending.as_ref().map_or(0, |p| p.id),
+            "action ids",
+        )?;
+        Ok(())
+    }
+}
+
+/// Columns of one batch must have the same length.
+fn same_length(rows: usize, len: usize, column: &str) -> Result<(), Error> {
+    ensure(rows == len, ErrorCode::InvalidValue, column, || {
+        format!("{len} {column} for {rows} times")
+    })
+}
+
+/// Points a per-sample error at its row of a column (`value` → `value[3]`); errors about
+/// the whole column (`arm`, `metric`) keep their path.
+fn row(mut e: Error, i: usize) -> Error {
+    if !matches!(e.path.as_str(), "arm" | "metric") {
+        e.path = format!("{}[{i}]", e.path);
+    }
+    e
+}
+
+fn check(cond: bool, what: &'static str) -> Result<(), &'static str> {
+    if cond { Ok(()) } else { Err(what) }
+}
