@@ -78,6 +78,29 @@ fn observe_batch(c: &mut Criterion) {
     group.finish();
 }
 
+fn observe_columns(c: &mut Criterion) {
+    // One column of latencies on the candidate arm, as the Python `observe_many` and the
+    // JS `observeMany` send it: times advance 10 per ms (10,000 samples/s).
+    let items = stream(CHUNK as usize, 44);
+    let values: Vec<f64> = items.iter().map(|it| it.value).collect();
+    let mut group = c.benchmark_group("observe_columns");
+    group.throughput(Throughput::Elements(CHUNK));
+    group.bench_function("values_1000", |b| {
+        let mut p = reference_policy(0);
+        let mut at = vec![0u64; values.len()];
+        let mut i = 0u64;
+        b.iter(|| {
+            for t in &mut at {
+                *t = i / PER_MS;
+                i += 1;
+            }
+            let step = p.observe_values("v2", "latency_ms", &at, &values);
+            let _ = black_box(step).expect("accepted");
+        });
+    });
+    group.finish();
+}
+
 /// The reference policy with full windows: 5 minutes at 200 samples/s, stopped just
 /// before an analysis is due.
 fn loaded_policy(items: &[Item]) -> (Policy, u64) {
@@ -143,6 +166,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
-    targets = observe, observe_batch, tick, snapshot
+    targets = observe, observe_batch, observe_columns, tick, snapshot
 }
 criterion_main!(benches);

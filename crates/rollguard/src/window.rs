@@ -62,19 +62,17 @@ impl HistShape {
     /// The bin of a value.
     #[inline]
     fn bin(self, x: f64) -> usize {
+        let lo = pow2(self.e_lo);
         // NaN is never accepted as input; file it with the underflow all the same.
-        if x.is_nan() || x < pow2(self.e_lo) {
+        if x.is_nan() || x < lo {
             return 0;
         }
-        let bits = x.to_bits();
-        let e = ((bits >> 52) & 0x7ff) as i32 - 1023;
-        let sub = ((bits >> (52 - SUB_BITS)) & (SUB as u64 - 1)) as i32;
-        let i = (e - self.e_lo) * SUB + sub + 1;
-        if i >= self.len as i32 - 1 {
-            self.len as usize - 1
-        } else {
-            i as usize
-        }
+        // For a positive double, `bits >> 47` is its exponent followed by the top five
+        // mantissa bits: exactly (octave, sub-bucket), so the bin is one subtraction
+        // from the key of the range's lowest value.
+        let key = (x.to_bits() >> (52 - SUB_BITS)) - (lo.to_bits() >> (52 - SUB_BITS));
+        let last = u64::from(self.len) - 1;
+        (key + 1).min(last) as usize
     }
 
     /// Midpoint of an interior bin.
@@ -107,6 +105,67 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    #[inline]
+    fn push_value(&mut self, hist: Option<HistShape>, x: f64) {
+        if self.count == 0 {
+            (self.min, self.max) = (x, x);
+        } else {
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+        self.count += 1;
+        self.sum += x;
+        if let Some(h) = hist {
+            if let Some(c) = self.hist.get_mut(h.bin(x)) {
+                *c = c.saturating_add(1);
+            }
+        }
+    }
+
+    /// [`Slot::push_value`] for a run: the same updates in the same order (so the same
+    /// bits), with the slot's fields kept in registers.
+    fn push_values(&mut self, hist: Option<HistShape>, xs: &[f64]) {
+        let Some(&first) = xs.first() else { return };
+        let (mut lo, mut hi) = if self.count == 0 {
+            (first, first)
+        } else {
+            (self.min, self.max)
+        };
+        let mut sum = self.sum;
+        match hist {
+            Some(h) => {
+                for &x in xs {
+                    lo = lo.min(x);
+                    hi = hi.max(x);
+                    sum += x;
+                    if let Some(c) = self.hist.get_mut(h.bin(x)) {
+                        *c = c.saturating_add(1);
+                    }
+                }
+            }
+            None => {
+                for &x in xs {
+                    lo = lo.min(x);
+                    hi = hi.max(x);
+                    sum += x;
+                }
+            }
+        }
+        (self.min, self.max, self.sum) = (lo, hi, sum);
+        self.count += xs.len() as u64;
+    }
+
+    #[inline]
+    fn push_count(&mut self, events: u64, total: u64) {
+        self.count += 1;
+        // Saturate below 2^53 so snapshots stay exact in every binding's JSON.
+        self.events = self
+            .events
+            .saturating_add(events)
+            .min(crate::time::TIME_MAX);
+        self.total = self.total.saturating_add(total).min(crate::time::TIME_MAX);
+    }
+
     fn empty(hist_len: u32) -> Self {
         Self {
             epoch: 0,
@@ -208,19 +267,7 @@ impl Window {
     #[inline]
     pub(crate) fn add_value(&mut self, shape: WindowShape, at: Timestamp, x: f64) {
         if let Some(slot) = self.slot_mut(shape, at) {
-            if slot.count == 0 {
-                (slot.min, slot.max) = (x, x);
-            } else {
-                slot.min = slot.min.min(x);
-                slot.max = slot.max.max(x);
-            }
-            slot.count += 1;
-            slot.sum += x;
-            if let Some(h) = shape.hist {
-                if let Some(c) = slot.hist.get_mut(h.bin(x)) {
-                    *c = c.saturating_add(1);
-                }
-            }
+            slot.push_value(shape.hist, x);
         }
     }
 
@@ -228,13 +275,48 @@ impl Window {
     #[inline]
     pub(crate) fn add_count(&mut self, shape: WindowShape, at: Timestamp, events: u64, total: u64) {
         if let Some(slot) = self.slot_mut(shape, at) {
-            slot.count += 1;
-            // Saturate below 2^53 so snapshots stay exact in every binding's JSON.
-            slot.events = slot
-                .events
-                .saturating_add(events)
-                .min(crate::time::TIME_MAX);
-            slot.total = slot.total.saturating_add(total).min(crate::time::TIME_MAX);
+            slot.push_count(events, total);
+        }
+    }
+
+    /// Records a run of values with non-decreasing times: one slot look-up per bucket
+    /// instead of per value, the same additions in the same order as [`Window::add_value`].
+    pub(crate) fn add_values(&mut self, shape: WindowShape, at: &[Timestamp], values: &[f64]) {
+        self.for_each_bucket(shape, at, |slot, rows| {
+            slot.push_values(shape.hist, &values[rows])
+        });
+    }
+
+    /// Records a run of counts with non-decreasing times, as [`Window::add_values`].
+    pub(crate) fn add_counts(
+        &mut self,
+        shape: WindowShape,
+        at: &[Timestamp],
+        events: &[i64],
+        totals: &[i64],
+    ) {
+        self.for_each_bucket(shape, at, |slot, rows| {
+            for (&e, &n) in events[rows.clone()].iter().zip(&totals[rows]) {
+                slot.push_count(e as u64, n as u64);
+            }
+        });
+    }
+
+    /// Splits non-decreasing times into runs of one bucket each.
+    fn for_each_bucket(
+        &mut self,
+        shape: WindowShape,
+        at: &[Timestamp],
+        mut f: impl FnMut(&mut Slot, core::ops::Range<usize>),
+    ) {
+        let mut i = 0;
+        while let Some(&t) = at.get(i) {
+            let next = (t / shape.width_ms + 1).saturating_mul(shape.width_ms);
+            let end = i + at[i..].partition_point(|x| *x < next);
+            if let Some(slot) = self.slot_mut(shape, t) {
+                f(slot, i..end);
+            }
+            i = end;
         }
     }
 

@@ -1,6 +1,7 @@
 //! Inputs: validation of samples, commands and ticks, and recording samples.
 
 use super::*;
+use crate::window::WindowShape;
 
 impl Policy {
     /// Applies any input.
@@ -136,19 +137,37 @@ impl Policy {
         values: &[f64],
     ) -> Result<Step, Error> {
         same_length(at.len(), values.len(), "value")?;
-        let mut t = self.state.now;
-        let mut m = 0;
-        for (i, (&a, &v)) in at.iter().zip(values).enumerate() {
-            m = self
-                .check_parts(a, t, arm, metric, Some(v), None, None)
-                .map_err(|e| row(e, i))?;
-            t = a;
+        let Some((&first, &x)) = at.first().zip(values.first()) else {
+            return Ok(Out::default().into_step(self.state.now));
+        };
+        // Row 0 through the general check settles arm, metric and kind for the column;
+        // the other rows need only the cheap per-row tests.
+        let now = self.state.now;
+        let m = self
+            .check_parts(first, now, arm, metric, Some(x), None, None)
+            .map_err(|e| row(e, 0))?;
+        // Branch-free tests over the whole column (they vectorize); the exact error, if
+        // any, comes from the general check of the first failing row. Times that do not
+        // decrease need only the last checked against 2^53, and `|v| > max` catches the
+        // infinities.
+        let backwards = at.windows(2).fold(false, |bad, w| bad | (w[1] < w[0]));
+        let out_of_range = values
+            .iter()
+            .fold(false, |bad, v| bad | v.is_nan() | (v.abs() > VALUE_ABS_MAX));
+        if backwards || out_of_range || at.last().is_some_and(|t| *t > TIME_MAX) {
+            for i in 1..at.len() {
+                let e =
+                    self.check_parts(at[i], at[i - 1], arm, metric, Some(values[i]), None, None);
+                if let Err(e) = e {
+                    return Err(row(e, i));
+                }
+            }
         }
         let mut out = Out::default();
-        for (&a, &v) in at.iter().zip(values) {
-            self.record_parts(a, arm, m, Some(v), 0, 0, &mut out);
-        }
-        Ok(out.into_step(t))
+        self.record_column(arm, m, at, &mut out, |w, shape, rows| {
+            w.add_values(shape, &at[rows.clone()], &values[rows]);
+        });
+        Ok(out.into_step(self.state.now))
     }
 
     /// Records a column of count samples (`events` out of `totals`) of one metric on one
@@ -166,19 +185,74 @@ impl Policy {
     ) -> Result<Step, Error> {
         same_length(at.len(), events.len(), "events")?;
         same_length(at.len(), totals.len(), "total")?;
-        let mut t = self.state.now;
-        let mut m = 0;
-        for (i, ((&a, &e), &n)) in at.iter().zip(events).zip(totals).enumerate() {
-            m = self
-                .check_parts(a, t, arm, metric, None, Some(e), Some(n))
-                .map_err(|err| row(err, i))?;
-            t = a;
+        if at.is_empty() {
+            return Ok(Out::default().into_step(self.state.now));
+        }
+        let now = self.state.now;
+        let check = |p: &Self, i: usize, prev: Timestamp| {
+            p.check_parts(
+                at[i],
+                prev,
+                arm,
+                metric,
+                None,
+                Some(events[i]),
+                Some(totals[i]),
+            )
+            .map_err(|e| row(e, i))
+        };
+        let m = check(self, 0, now)?;
+        let fine = |a: Timestamp, prev: Timestamp, e: i64, n: i64| {
+            a <= TIME_MAX && a >= prev && e >= 0 && e <= n && n <= TIME_MAX as i64
+        };
+        for i in 1..at.len() {
+            if !fine(at[i], at[i - 1], events[i], totals[i]) {
+                check(self, i, at[i - 1])?;
+            }
         }
         let mut out = Out::default();
-        for ((&a, &e), &n) in at.iter().zip(events).zip(totals) {
-            self.record_parts(a, arm, m, None, e as u64, n as u64, &mut out);
+        self.record_column(arm, m, at, &mut out, |w, shape, rows| {
+            w.add_counts(
+                shape,
+                &at[rows.clone()],
+                &events[rows.clone()],
+                &totals[rows],
+            );
+        });
+        Ok(out.into_step(self.state.now))
+    }
+
+    /// Records validated column rows in runs that end at timer deadlines: the timers
+    /// fire before the first row at or after them, exactly as when the rows come one by
+    /// one, and each run goes into the window in one pass.
+    fn record_column(
+        &mut self,
+        arm: &str,
+        metric: usize,
+        at: &[Timestamp],
+        out: &mut Out,
+        mut record: impl FnMut(&mut Window, WindowShape, core::ops::Range<usize>),
+    ) {
+        let shape = self.plan.shapes[metric];
+        let mut i = 0;
+        while i < at.len() {
+            if self.next_deadline().is_some_and(|d| d <= at[i]) {
+                self.advance(at[i], out);
+            }
+            let end = match self.next_deadline() {
+                Some(d) if d > at[i] => i + at[i..].partition_point(|t| *t < d),
+                Some(_) => i + 1, // never happens: `advance` fired everything due
+                None => at.len(),
+            };
+            // The live arms change only when timers fire or commands run, so one look-up
+            // serves the whole run; samples of versions that are not live are ignored.
+            let window = self.state.arms.iter_mut().find(|a| a.version == arm);
+            if let Some(w) = window.and_then(|a| a.windows.get_mut(metric)) {
+                record(w, shape, i..end);
+            }
+            self.state.now = at[end - 1];
+            i = end;
         }
-        Ok(out.into_step(t))
     }
 
     pub(super) fn check_now(&self, at: Timestamp, path: &str) -> Result<(), Error> {
