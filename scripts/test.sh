@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need on a fresh machine, then runs them all:
 # format, lints (native and wasm32), unit/property/conformance/doc tests, the core
-# built for wasm32, the CLI demo and the example, benches compiled, and a short fuzz
-# run per target. `.ci/run` calls exactly this.
+# built for wasm32, the CLI demo and the example, the Python package (wheel, pytest,
+# stubtest, notebook), benches compiled, and a short fuzz run per target.
+# `.ci/run` calls exactly this.
 #
 #   ./scripts/test.sh             everything
 #   FUZZ_SECONDS=60 ./scripts/test.sh   longer fuzzing
@@ -45,6 +46,9 @@ cargo run -q --release -p rollguard-examples --bin service-loop --locked >/dev/n
 # The committed demo scenario must be what its generator produces today.
 cargo run -q --release -p rollguard-examples --bin gen-demo --locked -- --check
 echo "demo, service-loop and gen-demo --check ran"
+
+section "Python package (maturin wheel in a fresh venv, pytest, stubtest, notebook)"
+./scripts/test-python.sh
 
 section "benches compile"
 cargo bench --workspace --no-run --locked

@@ -1,1 +1,1188 @@
-//! Python bindings (skeleton).
+//! Python bindings of rollguard, built by maturin as `rollguard._rollguard`.
+//!
+//! Everything here is conversion: Python objects become `serde_json::Value`s that the
+//! core's `from_value` functions read (so error codes and paths are the core's), and the
+//! core's outputs become frozen Python objects. No decision is taken here.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use rollguard as rg;
+use serde_json::{Map, Number, Value};
+
+// ------------------------------------------------------------------------ errors
+
+/// Which API refused something; decides the exception class.
+#[derive(Clone, Copy)]
+enum Api {
+    Config,
+    Input,
+    Snapshot,
+}
+
+/// The exception classes, made once per interpreter with `type(name, bases, ns)` so that
+/// `ConfigError` and friends subclass both `RollguardError` and `ValueError`.
+struct Errors {
+    base: Py<PyType>,
+    config: Py<PyType>,
+    input: Py<PyType>,
+    snapshot: Py<PyType>,
+}
+
+static ERRORS: PyOnceLock<Errors> = PyOnceLock::new();
+
+fn errors(py: Python<'_>) -> PyResult<&Errors> {
+    ERRORS.get_or_try_init(py, || {
+        let type_ = py.import("builtins")?.getattr("type")?;
+        let make = |name: &str, bases: Bound<'_, PyTuple>, doc: &str| -> PyResult<Py<PyType>> {
+            let ns = PyDict::new(py);
+            ns.set_item("__module__", "rollguard")?;
+            ns.set_item("__doc__", doc)?;
+            // Defaults, so that an exception built by hand still has the attributes.
+            ns.set_item("code", "")?;
+            ns.set_item("path", "")?;
+            ns.set_item("message", "")?;
+            Ok(type_
+                .call1((name, bases, ns))?
+                .cast_into::<PyType>()?
+                .unbind())
+        };
+        let exception = py.get_type::<pyo3::exceptions::PyException>();
+        let value_error = py.get_type::<pyo3::exceptions::PyValueError>();
+        let base = make(
+            "RollguardError",
+            PyTuple::new(py, [exception])?,
+            "A refusal by rollguard, with the core's stable `.code` and the field `.path`.",
+        )?;
+        let sub = |name: &str, doc: &str| {
+            make(
+                name,
+                PyTuple::new(py, [base.bind(py).clone(), value_error.clone()])?,
+                doc,
+            )
+        };
+        Ok(Errors {
+            config: sub("ConfigError", "A config (or scenario) was refused.")?,
+            input: sub(
+                "InputError",
+                "An input (sample, tick, command) was refused.",
+            )?,
+            snapshot: sub("SnapshotError", "A snapshot could not be restored.")?,
+            base,
+        })
+    })
+}
+
+/// The exception object for a core error (not raised).
+fn exception<'py>(py: Python<'py>, api: Api, e: &rg::Error) -> PyResult<Bound<'py, PyAny>> {
+    let errs = errors(py)?;
+    let ty = match api {
+        Api::Config => &errs.config,
+        Api::Input => &errs.input,
+        Api::Snapshot => &errs.snapshot,
+    };
+    let exc = ty.bind(py).call1((e.to_string(),))?;
+    exc.setattr("code", e.code.as_str())?;
+    exc.setattr("path", &e.path)?;
+    exc.setattr("message", &e.message)?;
+    Ok(exc)
+}
+
+fn raise(py: Python<'_>, api: Api, e: &rg::Error) -> PyErr {
+    match exception(py, api, e) {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(err) => err,
+    }
+}
+
+/// A conversion failure, reported like the core reports a field that does not parse.
+fn conv(code: rg::ErrorCode, path: impl Into<String>, message: impl Into<String>) -> rg::Error {
+    rg::Error::new(code, path, message)
+}
+
+/// Runs a core call; a panic (there should be none: the core is fuzzed) becomes a
+/// `RollguardError` with code `internal_error` instead of reaching Python.
+fn core<T>(py: Python<'_>, api: Api, f: impl FnOnce() -> Result<T, rg::Error>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(raise(py, api, &e)),
+        Err(_) => {
+            let base = errors(py)?.base.bind(py);
+            let exc = base.call1(("internal_error: rollguard panicked; please report it",))?;
+            exc.setattr("code", "internal_error")?;
+            exc.setattr("message", "rollguard panicked; please report it")?;
+            Err(PyErr::from_value(exc))
+        }
+    }
+}
+
+// ------------------------------------------------------------------ Python -> JSON
+
+static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static EPOCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static MILLISECOND: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static NUMPY: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+fn datetime_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    DATETIME.import(py, "datetime", "datetime")
+}
+
+/// A timezone-aware `datetime` as integer milliseconds since the Unix epoch (exact:
+/// `(dt - epoch) // timedelta(milliseconds=1)`). A naive datetime is refused.
+fn datetime_ms(dt: &Bound<'_, PyAny>, path: &str) -> PyResult<Result<Value, rg::Error>> {
+    let py = dt.py();
+    if dt.call_method0("utcoffset")?.is_none() {
+        return Ok(Err(conv(
+            rg::ErrorCode::InvalidValue,
+            path,
+            "a naive datetime has no time zone; attach a tzinfo (e.g. timezone.utc)",
+        )));
+    }
+    let epoch = EPOCH.get_or_try_init(py, || -> PyResult<_> {
+        let m = py.import("datetime")?;
+        let utc = m.getattr("timezone")?.getattr("utc")?;
+        Ok(m.getattr("datetime")?
+            .call1((1970, 1, 1, 0, 0, 0, 0, utc))?
+            .unbind())
+    })?;
+    let ms = MILLISECOND.get_or_try_init(py, || -> PyResult<_> {
+        let kw = PyDict::new(py);
+        kw.set_item("milliseconds", 1)?;
+        Ok(py
+            .import("datetime")?
+            .getattr("timedelta")?
+            .call((), Some(&kw))?
+            .unbind())
+    })?;
+    let n = dt.sub(epoch.bind(py))?.floor_div(ms.bind(py))?;
+    Ok(int_value(&n))
+}
+
+/// An int as a JSON number: i64/u64 exactly; beyond them a float, as serde_json reads
+/// an integer literal that large (the core then refuses it where it wants an integer).
+fn int_value(n: &Bound<'_, PyAny>) -> Result<Value, rg::Error> {
+    if let Ok(v) = n.extract::<i64>() {
+        return Ok(Value::from(v));
+    }
+    if let Ok(v) = n.extract::<u64>() {
+        return Ok(Value::from(v));
+    }
+    let f = n.extract::<f64>().unwrap_or(f64::INFINITY);
+    Number::from_f64(f)
+        .map(Value::Number)
+        .ok_or_else(|| conv(rg::ErrorCode::InvalidJson, "", "integer out of range"))
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Converts a Python object into a JSON value: `bool` (before `int`), `int`, `float`,
+/// `str`, `None`, `dict` with `str` keys, `list`/`tuple`, aware `datetime` (to ms), and
+/// anything with `__index__` (numpy integers) or `__float__` (numpy floats).
+fn to_value(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Result<Value, rg::Error>> {
+    let py = obj.py();
+    if obj.is_none() {
+        return Ok(Ok(Value::Null));
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Ok(Value::Bool(b.is_true())));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return Ok(int_value(obj).map_err(|e| conv(e.code, path, e.message)));
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(float_value(f.value(), path));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Ok(Value::String(s.to_cow()?.into_owned())));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut map = Map::new();
+        for (k, v) in d.iter() {
+            let Ok(k) = k.cast::<PyString>() else {
+                return Ok(Err(conv(
+                    rg::ErrorCode::InvalidJson,
+                    path,
+                    format!("dict keys must be str, not {}", k.get_type().name()?),
+                )));
+            };
+            let k = k.to_cow()?;
+            match to_value(&v, &join(path, &k))? {
+                Ok(v) => map.insert(k.into_owned(), v),
+                Err(e) => return Ok(Err(e)),
+            };
+        }
+        return Ok(Ok(Value::Object(map)));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let mut out = Vec::new();
+        for (i, item) in obj.try_iter()?.enumerate() {
+            match to_value(&item?, &format!("{path}[{i}]"))? {
+                Ok(v) => out.push(v),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        return Ok(Ok(Value::Array(out)));
+    }
+    if obj.is_instance(datetime_type(py)?)? {
+        return datetime_ms(obj, path);
+    }
+    if obj.hasattr("__index__")? {
+        let n = obj.call_method0("__index__")?;
+        return Ok(int_value(&n).map_err(|e| conv(e.code, path, e.message)));
+    }
+    if obj.hasattr("__float__")? {
+        return Ok(float_value(obj.extract::<f64>()?, path));
+    }
+    Ok(Err(conv(
+        rg::ErrorCode::InvalidJson,
+        path,
+        format!(
+            "expected a JSON-compatible value, not {}",
+            obj.get_type().name()?
+        ),
+    )))
+}
+
+/// JSON has no NaN or infinity; a native one is reported with the core's code for it.
+fn float_value(f: f64, path: &str) -> Result<Value, rg::Error> {
+    Number::from_f64(f).map(Value::Number).ok_or_else(|| {
+        conv(
+            rg::ErrorCode::NonFiniteValue,
+            path,
+            format!("{f} cannot be represented in JSON"),
+        )
+    })
+}
+
+fn value_of(obj: &Bound<'_, PyAny>, api: Api) -> PyResult<Value> {
+    to_value(obj, "")?.map_err(|e| raise(obj.py(), api, &e))
+}
+
+/// A time argument: int milliseconds, or an aware datetime.
+fn time_of(obj: &Bound<'_, PyAny>, path: &str, api: Api) -> PyResult<u64> {
+    let py = obj.py();
+    let value = to_value(obj, path)?.map_err(|e| raise(py, api, &e))?;
+    value.as_u64().ok_or_else(|| {
+        raise(
+            py,
+            api,
+            &conv(
+                rg::ErrorCode::InvalidJson,
+                path,
+                format!("expected a time (int ms >= 0 or an aware datetime), got {value}"),
+            ),
+        )
+    })
+}
+
+// ------------------------------------------------------------------ JSON -> Python
+
+fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any()
+            } else if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any()
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(a) => {
+            let list = PyList::empty(py);
+            for x in a {
+                list.append(to_py(py, x)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(m) => {
+            let d = PyDict::new(py);
+            for (k, x) in m {
+                d.set_item(k, to_py(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+fn json_of<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+fn dict_of<'py, T: serde::Serialize>(py: Python<'py>, v: &T) -> PyResult<Bound<'py, PyAny>> {
+    to_py(py, &json_of(v))
+}
+
+fn str_field(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The fields of a tagged object other than the common ones, as a dict.
+fn fields<'py>(py: Python<'py>, v: &Value, common: &[&str]) -> PyResult<Bound<'py, PyAny>> {
+    let mut m = v.as_object().cloned().unwrap_or_default();
+    m.retain(|k, _| !common.contains(&k.as_str()));
+    to_py(py, &Value::Object(m))
+}
+
+fn compact_fields(v: &Value, skip: &[&str]) -> String {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !skip.contains(&k.as_str()))
+                .map(|(k, x)| format!(", {k}={x}"))
+                .collect::<String>()
+        })
+        .unwrap_or_default()
+}
+
+// ------------------------------------------------------------------ result objects
+
+const DECISION_COMMON: &[&str] = &[
+    "at",
+    "kind",
+    "reason",
+    "action_id",
+    "ack_deadline",
+    "detail",
+    "gates",
+];
+
+/// One decision: what the caller should do, and why.
+#[pyclass(frozen, eq, module = "rollguard", name = "Decision")]
+#[derive(PartialEq)]
+struct PyDecision {
+    inner: rg::Decision,
+}
+
+#[pymethods]
+impl PyDecision {
+    /// When it was taken (ms).
+    #[getter]
+    fn at(&self) -> u64 {
+        self.inner.at
+    }
+    /// The action kind (`rollback`, `set_weight`, `promote`, `hold`, `escalate`, ...).
+    #[getter]
+    fn kind(&self) -> String {
+        str_field(&json_of(&self.inner.action), "kind").unwrap_or_default()
+    }
+    /// The reason code (`gate_failed`, `stage_passed`, ...).
+    #[getter]
+    fn reason(&self) -> String {
+        json_of(&self.inner.reason)
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_default()
+    }
+    /// Present when the caller must execute the action and acknowledge it.
+    #[getter]
+    fn action_id(&self) -> Option<u64> {
+        self.inner.action_id
+    }
+    /// Acknowledge by then.
+    #[getter]
+    fn ack_deadline(&self) -> Option<u64> {
+        self.inner.ack_deadline
+    }
+    /// Free-form detail.
+    #[getter]
+    fn detail(&self) -> &str {
+        &self.inner.detail
+    }
+    /// The gate reports, as dicts.
+    #[getter]
+    fn gates<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner.gates)
+    }
+    /// The action's own fields (`version`, `weight`, `from`, `to`, ...).
+    #[getter]
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        fields(py, &json_of(&self.inner), DECISION_COMMON)
+    }
+    /// The canonical JSON-shaped dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner)
+    }
+    /// The canonical JSON text.
+    fn to_json(&self) -> String {
+        json_of(&self.inner).to_string()
+    }
+    fn __repr__(&self) -> String {
+        let v = json_of(&self.inner);
+        format!(
+            "Decision(kind={}, at={}, reason={}{})",
+            v["kind"],
+            v["at"],
+            v["reason"],
+            compact_fields(&v, &["kind", "at", "reason", "gates"])
+        )
+    }
+}
+
+/// One event: a fact, with its time.
+#[pyclass(frozen, eq, module = "rollguard", name = "Event")]
+#[derive(PartialEq)]
+struct PyEvent {
+    inner: rg::Event,
+}
+
+#[pymethods]
+impl PyEvent {
+    /// When (ms).
+    #[getter]
+    fn at(&self) -> u64 {
+        self.inner.at
+    }
+    /// The event kind (`rolled_back`, `gate_tripped`, `analysis`, ...).
+    #[getter]
+    fn kind(&self) -> String {
+        str_field(&json_of(&self.inner.kind), "kind").unwrap_or_default()
+    }
+    /// The event's own fields.
+    #[getter]
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        fields(py, &json_of(&self.inner), &["at", "kind"])
+    }
+    /// The canonical JSON-shaped dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner)
+    }
+    /// The canonical JSON text.
+    fn to_json(&self) -> String {
+        json_of(&self.inner).to_string()
+    }
+    fn __repr__(&self) -> String {
+        let v = json_of(&self.inner);
+        let skip = ["kind", "at", "reports"];
+        format!(
+            "Event(kind={}, at={}{})",
+            v["kind"],
+            v["at"],
+            compact_fields(&v, &skip)
+        )
+    }
+}
+
+/// What one input produced: decisions to act on and events to log.
+#[pyclass(frozen, eq, module = "rollguard", name = "Step")]
+#[derive(PartialEq)]
+struct PyStep {
+    inner: rg::Step,
+}
+
+#[pymethods]
+impl PyStep {
+    /// The input's time (ms).
+    #[getter]
+    fn at(&self) -> u64 {
+        self.inner.at
+    }
+    /// The decisions, in order.
+    #[getter]
+    fn decisions(&self) -> Vec<PyDecision> {
+        self.inner
+            .decisions
+            .iter()
+            .map(|d| PyDecision { inner: d.clone() })
+            .collect()
+    }
+    /// The decisions that must be executed and acknowledged (they carry an `action_id`).
+    #[getter]
+    fn actions(&self) -> Vec<PyDecision> {
+        self.inner
+            .actions()
+            .map(|d| PyDecision { inner: d.clone() })
+            .collect()
+    }
+    /// The events, in order.
+    #[getter]
+    fn events(&self) -> Vec<PyEvent> {
+        self.inner
+            .events
+            .iter()
+            .map(|e| PyEvent { inner: e.clone() })
+            .collect()
+    }
+    /// True when the step carries neither decisions nor events.
+    fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+    /// The canonical JSON-shaped dict (`at`, `decisions`, `events`).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner)
+    }
+    /// The canonical JSON text, as the core serializes it.
+    fn to_json(&self) -> String {
+        serde_json::to_string(&self.inner).unwrap_or_default()
+    }
+    fn __repr__(&self) -> String {
+        let kinds = |v: Value| {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| x["kind"].as_str().unwrap_or("?").to_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        };
+        format!(
+            "Step(at={}, decisions=[{}], events=[{}])",
+            self.inner.at,
+            kinds(json_of(&self.inner.decisions)),
+            kinds(json_of(&self.inner.events))
+        )
+    }
+}
+
+/// One line of a replay trace: the input and its step, or the refusal.
+#[pyclass(frozen, eq, module = "rollguard", name = "TraceEntry")]
+#[derive(PartialEq)]
+struct PyTraceEntry {
+    inner: rg::TraceEntry,
+}
+
+#[pymethods]
+impl PyTraceEntry {
+    /// Index of the input in the scenario.
+    #[getter]
+    fn index(&self) -> u32 {
+        self.inner.index
+    }
+    /// The input, as a canonical dict.
+    #[getter]
+    fn input<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner.input)
+    }
+    /// What it produced, or None when it was refused.
+    #[getter]
+    fn step(&self) -> Option<PyStep> {
+        self.inner.step.clone().map(|inner| PyStep { inner })
+    }
+    /// The refusal as an `InputError` (not raised), or None.
+    #[getter]
+    fn error<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .error
+            .as_ref()
+            .map(|e| exception(py, Api::Input, e))
+            .transpose()
+    }
+    /// The canonical JSON-shaped dict (`index`, `input`, `step` or `error`).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner)
+    }
+    /// The canonical JSON text.
+    fn to_json(&self) -> String {
+        serde_json::to_string(&self.inner).unwrap_or_default()
+    }
+    fn __repr__(&self) -> String {
+        let input = json_of(&self.inner.input);
+        let outcome = match (&self.inner.step, &self.inner.error) {
+            (_, Some(e)) => format!("error={:?}", e.code.as_str()),
+            (Some(s), None) => PyStep { inner: s.clone() }.__repr__(),
+            (None, None) => String::new(),
+        };
+        format!(
+            "TraceEntry(index={}, input={}, {outcome})",
+            self.inner.index, input["kind"]
+        )
+    }
+}
+
+/// A read-only summary of where a policy stands.
+#[pyclass(frozen, eq, module = "rollguard", name = "Status")]
+#[derive(PartialEq)]
+struct PyStatus {
+    inner: rg::Status,
+}
+
+#[pymethods]
+impl PyStatus {
+    /// The policy's time (ms).
+    #[getter]
+    fn now(&self) -> u64 {
+        self.inner.now
+    }
+    /// The aliases (`stable`, `candidate`, `previous`, `golden`) as a dict.
+    #[getter]
+    fn aliases<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner.aliases)
+    }
+    /// The phase the gates run in, if any.
+    #[getter]
+    fn phase(&self) -> Option<String> {
+        json_of(&self.inner.phase).as_str().map(str::to_owned)
+    }
+    /// Candidate traffic percent.
+    #[getter]
+    fn weight(&self) -> u32 {
+        self.inner.weight
+    }
+    /// The rollout's stage index.
+    #[getter]
+    fn stage(&self) -> Option<u32> {
+        self.inner.stage
+    }
+    /// The action waiting for acknowledgement.
+    #[getter]
+    fn pending_action(&self) -> Option<u64> {
+        self.inner.pending_action
+    }
+    /// Paused, and by whom (`operator` or `approval`).
+    #[getter]
+    fn paused(&self) -> Option<String> {
+        json_of(&self.inner.paused).as_str().map(str::to_owned)
+    }
+    /// Halted, and why.
+    #[getter]
+    fn halted(&self) -> Option<String> {
+        json_of(&self.inner.halted).as_str().map(str::to_owned)
+    }
+    /// Whether the breaker is open.
+    #[getter]
+    fn breaker_open(&self) -> bool {
+        self.inner.breaker_open
+    }
+    /// End of the cooldown, if one runs.
+    #[getter]
+    fn cooldown_until(&self) -> Option<u64> {
+        self.inner.cooldown_until
+    }
+    /// Gates currently tripped.
+    #[getter]
+    fn tripped_gates(&self) -> Vec<String> {
+        self.inner.tripped_gates.clone()
+    }
+    /// The canonical JSON-shaped dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Status({})",
+            compact_fields(&json_of(&self.inner), &[]).trim_start_matches(", ")
+        )
+    }
+}
+
+// ------------------------------------------------------------------ columns
+
+fn numpy(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    NUMPY
+        .get_or_try_init(py, || Ok::<_, PyErr>(py.import("numpy")?.unbind()))
+        .map(|m| m.bind(py))
+}
+
+fn column_error(py: Python<'_>, path: String, message: String) -> PyErr {
+    raise(
+        py,
+        Api::Input,
+        &conv(rg::ErrorCode::InvalidJson, path, message),
+    )
+}
+
+/// A column of 8-byte numbers: the bytes of `numpy.ascontiguousarray(obj, dtype)` seen
+/// in place as `&[T]` (one copy, made by numpy), or decoded into a `Vec` when a view is
+/// not possible (unaligned bytes, a big-endian host) or the column came from a sequence.
+enum Column<'py, T> {
+    View(Bound<'py, PyBytes>, core::marker::PhantomData<T>),
+    Owned(Vec<T>),
+}
+
+impl<T: bytemuck::Pod> core::ops::Deref for Column<'_, T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        match self {
+            // The cast was checked when the view was made, and the bytes never move.
+            Column::View(bytes, _) => bytemuck::try_cast_slice(bytes.as_bytes()).unwrap_or(&[]),
+            Column::Owned(v) => v,
+        }
+    }
+}
+
+impl<'py, T: bytemuck::Pod> Column<'py, T> {
+    /// Views (or decodes) little-endian bytes as `T`.
+    fn of(bytes: Bound<'py, PyBytes>, decode: impl Fn([u8; 8]) -> T) -> Self {
+        let viewable = cfg!(target_endian = "little")
+            && bytemuck::try_cast_slice::<u8, T>(bytes.as_bytes()).is_ok();
+        if viewable {
+            return Column::View(bytes, core::marker::PhantomData);
+        }
+        Column::Owned(
+            bytes
+                .as_bytes()
+                .chunks_exact(8)
+                .map(|c| {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(c);
+                    decode(a)
+                })
+                .collect(),
+        )
+    }
+
+    /// The same bytes seen as another 8-byte type (`i64` times as `u64`).
+    fn recast<U: bytemuck::Pod>(self, decode: impl Fn([u8; 8]) -> U) -> Column<'py, U>
+    where
+        T: Copy,
+    {
+        match self {
+            Column::View(bytes, _) => Column::of(bytes, decode),
+            Column::Owned(v) => Column::Owned(
+                v.iter()
+                    .map(|t| decode(bytemuck::cast::<T, [u8; 8]>(*t)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+fn numpy_column<'py, T: bytemuck::Pod>(
+    obj: &Bound<'py, PyAny>,
+    dtype: &str,
+    decode: impl Fn([u8; 8]) -> T,
+) -> PyResult<Column<'py, T>> {
+    let arr = numpy(obj.py())?.call_method1("ascontiguousarray", (obj, dtype))?;
+    let bytes = arr.call_method0("tobytes")?.cast_into::<PyBytes>()?;
+    Ok(Column::of(bytes, decode))
+}
+
+fn is_sequence(obj: &Bound<'_, PyAny>) -> bool {
+    obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>()
+}
+
+/// The dtype kind of a numpy array (`f`, `i`, `u`, `M`, ...), after `numpy.asarray`.
+fn array_kind<'py>(obj: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, String)> {
+    let arr = numpy(obj.py())?.call_method1("asarray", (obj,))?;
+    let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
+    Ok((arr, kind))
+}
+
+fn float_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Column<'py, f64>> {
+    let py = obj.py();
+    if is_sequence(obj) {
+        let mut out = Vec::with_capacity(obj.len()?);
+        for (i, item) in obj.try_iter()?.enumerate() {
+            let item = item?;
+            let v = match item.cast::<PyFloat>() {
+                Ok(f) => f.value(),
+                Err(_) => item.extract::<f64>().map_err(|e| {
+                    column_error(
+                        py,
+                        format!("{name}[{i}]"),
+                        format!("expected a number: {e}"),
+                    )
+                })?,
+            };
+            out.push(v);
+        }
+        return Ok(Column::Owned(out));
+    }
+    numpy_column(obj, "<f8", f64::from_le_bytes)
+        .map_err(|e| column_error(py, name.into(), format!("expected numbers: {e}")))
+}
+
+fn int_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Column<'py, i64>> {
+    let py = obj.py();
+    if is_sequence(obj) {
+        let mut out = Vec::with_capacity(obj.len()?);
+        for (i, item) in obj.try_iter()?.enumerate() {
+            let item = item?;
+            let v = if item.is_instance_of::<PyFloat>() {
+                None
+            } else {
+                item.extract::<i64>().ok()
+            };
+            out.push(v.ok_or_else(|| {
+                column_error(py, format!("{name}[{i}]"), "expected an integer".into())
+            })?);
+        }
+        return Ok(Column::Owned(out));
+    }
+    let (arr, kind) = array_kind(obj)?;
+    match kind.as_str() {
+        "i" | "b" => numpy_column(&arr, "<i8", i64::from_le_bytes),
+        // Above i64::MAX the core's count range check refuses the value anyway.
+        "u" => Ok(Column::Owned(
+            numpy_column(&arr, "<u8", u64::from_le_bytes)?
+                .iter()
+                .map(|n| i64::try_from(*n).unwrap_or(i64::MAX))
+                .collect(),
+        )),
+        _ => Err(column_error(
+            py,
+            name.into(),
+            format!("expected an integer array, got dtype kind {kind:?}"),
+        )),
+    }
+}
+
+fn time_column<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Column<'py, u64>> {
+    let py = obj.py();
+    if is_sequence(obj) {
+        let mut out = Vec::with_capacity(obj.len()?);
+        for (i, item) in obj.try_iter()?.enumerate() {
+            let item = item?;
+            let t = match item.extract::<u64>() {
+                Ok(t) if !item.is_instance_of::<PyBool>() => t,
+                _ => time_of(&item, &format!("at[{i}]"), Api::Input)?,
+            };
+            out.push(t);
+        }
+        return Ok(Column::Owned(out));
+    }
+    let (arr, kind) = array_kind(obj)?;
+    let signed = |arr: &Bound<'py, PyAny>| -> PyResult<Column<'py, u64>> {
+        let v = numpy_column(arr, "<i8", i64::from_le_bytes)?;
+        if let Some((i, t)) = v.iter().enumerate().find(|(_, t)| **t < 0) {
+            return Err(column_error(
+                py,
+                format!("at[{i}]"),
+                format!("time {t} is negative"),
+            ));
+        }
+        // No time is negative, so the same bytes read as u64 are the same numbers.
+        Ok(v.recast(u64::from_le_bytes))
+    };
+    match kind.as_str() {
+        "u" => numpy_column(&arr, "<u8", u64::from_le_bytes),
+        "i" => signed(&arr),
+        // numpy datetimes carry no time zone: they are read as UTC, numpy's convention.
+        "M" => signed(&arr.call_method1("astype", ("datetime64[ms]",))?),
+        "O" => time_column(&arr.call_method0("tolist")?),
+        _ => Err(column_error(
+            py,
+            "at".into(),
+            format!("expected integer ms or datetime64, got dtype kind {kind:?}"),
+        )),
+    }
+}
+
+// ------------------------------------------------------------------ Policy
+
+fn observe_input(sample: Value) -> Value {
+    let mut m = match sample {
+        Value::Object(m) => m,
+        other => return other,
+    };
+    m.insert("kind".into(), Value::String("observe".into()));
+    Value::Object(m)
+}
+
+/// A rollback policy: feed it samples, ticks, acknowledgements and commands; act on the
+/// decisions of the `Step` each returns.
+#[pyclass(eq, module = "rollguard", name = "Policy")]
+#[derive(Clone, PartialEq)]
+struct PyPolicy {
+    inner: rg::Policy,
+}
+
+impl PyPolicy {
+    fn run(
+        &mut self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut rg::Policy) -> Result<rg::Step, rg::Error>,
+    ) -> PyResult<PyStep> {
+        let inner = &mut self.inner;
+        core(py, Api::Input, || f(inner)).map(|inner| PyStep { inner })
+    }
+
+    fn input(&mut self, py: Python<'_>, value: Value) -> PyResult<PyStep> {
+        let input = core(py, Api::Input, || rg::Input::from_value(value))?;
+        self.run(py, |p| p.handle(&input))
+    }
+
+    fn restored(
+        py: Python<'_>,
+        f: impl FnOnce() -> Result<rg::Policy, rg::Error>,
+    ) -> PyResult<Self> {
+        core(py, Api::Snapshot, f).map(|inner| Self { inner })
+    }
+}
+
+#[pymethods]
+impl PyPolicy {
+    /// Creates a policy from a config dict at time `now` (int ms or aware datetime).
+    #[new]
+    #[pyo3(signature = (config, *, now = None))]
+    fn new(
+        py: Python<'_>,
+        config: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let now = now.map_or(Ok(0), |n| time_of(n, "now", Api::Config))?;
+        let value = value_of(config, Api::Config)?;
+        core(py, Api::Config, || {
+            rg::Policy::new(rg::PolicyConfig::from_value(value)?, now)
+        })
+        .map(|inner| Self { inner })
+    }
+
+    /// Parses a config from JSON text and creates the policy.
+    #[classmethod]
+    #[pyo3(signature = (text, *, now = None))]
+    fn from_json(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        text: &str,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let now = now.map_or(Ok(0), |n| time_of(n, "now", Api::Config))?;
+        core(py, Api::Config, || rg::Policy::from_json(text, now)).map(|inner| Self { inner })
+    }
+
+    /// Restores a policy from a snapshot (a dict from `snapshot()`, or its JSON text).
+    #[classmethod]
+    fn restore(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        snapshot: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        if let Ok(text) = snapshot.cast::<PyString>() {
+            let text = text.to_cow()?;
+            return Self::restored(py, || rg::Policy::restore_json(&text));
+        }
+        let value = value_of(snapshot, Api::Snapshot)?;
+        Self::restored(py, || rg::Policy::restore(rg::Snapshot::from_value(value)?))
+    }
+
+    /// Restores a policy from a snapshot's JSON text.
+    #[classmethod]
+    fn restore_json(_cls: &Bound<'_, PyType>, py: Python<'_>, text: &str) -> PyResult<Self> {
+        Self::restored(py, || rg::Policy::restore_json(text))
+    }
+
+    /// Applies any input, given as a canonical input dict (`{"kind": "tick", "at": 5}`).
+    fn handle(&mut self, py: Python<'_>, input: &Bound<'_, PyAny>) -> PyResult<PyStep> {
+        let value = value_of(input, Api::Input)?;
+        self.input(py, value)
+    }
+
+    /// Parses one input from JSON text and applies it (the core's JSON parser).
+    fn handle_json(&mut self, py: Python<'_>, text: &str) -> PyResult<PyStep> {
+        self.run(py, |p| p.handle_json(text))
+    }
+
+    /// Records one sample dict: `at`, `arm`, `metric`, and `value` or `events` + `total`.
+    fn observe(&mut self, py: Python<'_>, sample: &Bound<'_, PyAny>) -> PyResult<PyStep> {
+        let value = observe_input(value_of(sample, Api::Input)?);
+        self.input(py, value)
+    }
+
+    /// The fast path for one value sample.
+    fn observe_value(
+        &mut self,
+        py: Python<'_>,
+        at: &Bound<'_, PyAny>,
+        arm: &str,
+        metric: &str,
+        value: f64,
+    ) -> PyResult<PyStep> {
+        let at = time_of(at, "at", Api::Input)?;
+        self.run(py, |p| p.observe_value(at, arm, metric, value))
+    }
+
+    /// The fast path for one count sample: `events` out of `total`.
+    fn observe_count(
+        &mut self,
+        py: Python<'_>,
+        at: &Bound<'_, PyAny>,
+        arm: &str,
+        metric: &str,
+        events: i64,
+        total: i64,
+    ) -> PyResult<PyStep> {
+        let at = time_of(at, "at", Api::Input)?;
+        self.run(py, |p| p.observe_count(at, arm, metric, events, total))
+    }
+
+    /// Records several sample dicts atomically, in time order.
+    fn observe_batch(&mut self, py: Python<'_>, samples: &Bound<'_, PyAny>) -> PyResult<PyStep> {
+        let samples = value_of(samples, Api::Input)?;
+        let mut m = Map::new();
+        m.insert("kind".into(), Value::String("observe_batch".into()));
+        m.insert("samples".into(), samples);
+        self.input(py, Value::Object(m))
+    }
+
+    /// Records a column of samples of one metric on one arm, atomically: `value` for a
+    /// value metric, or `events` and `total` for a count metric. Columns are numpy arrays
+    /// or sequences; `at` holds int ms, aware datetimes or numpy datetime64 (UTC).
+    #[pyo3(signature = (arm, metric, at, value = None, *, events = None, total = None))]
+    #[allow(clippy::too_many_arguments)] // Python's signature: one argument per column.
+    fn observe_many(
+        &mut self,
+        py: Python<'_>,
+        arm: &str,
+        metric: &str,
+        at: &Bound<'_, PyAny>,
+        value: Option<&Bound<'_, PyAny>>,
+        events: Option<&Bound<'_, PyAny>>,
+        total: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyStep> {
+        let at = time_column(at)?;
+        match (value, events, total) {
+            (Some(v), None, None) => {
+                let v = float_column(v, "value")?;
+                self.run(py, |p| p.observe_values(arm, metric, &at, &v))
+            }
+            (None, Some(e), Some(n)) => {
+                let e = int_column(e, "events")?;
+                let n = int_column(n, "total")?;
+                self.run(py, |p| p.observe_counts(arm, metric, &at, &e, &n))
+            }
+            _ => Err(PyTypeError::new_err(
+                "observe_many takes value=, or events= and total=",
+            )),
+        }
+    }
+
+    /// Time passes: fires every timer due at or before `now` (int ms or aware datetime).
+    fn tick(&mut self, py: Python<'_>, now: &Bound<'_, PyAny>) -> PyResult<PyStep> {
+        let now = time_of(now, "at", Api::Input)?;
+        self.run(py, |p| p.tick(now))
+    }
+
+    /// An operator command or protocol input by kind, with its fields as keywords:
+    /// `command("pause", at=5000)`, `command("ack", at=t, action_id=3)`,
+    /// `command("revert_now", at=t, target="golden")`.
+    #[pyo3(signature = (kind, /, at, **fields))]
+    fn command(
+        &mut self,
+        py: Python<'_>,
+        kind: &str,
+        at: &Bound<'_, PyAny>,
+        fields: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyStep> {
+        let mut m = match fields
+            .map(|f| value_of(f.as_any(), Api::Input))
+            .transpose()?
+        {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        m.insert("kind".into(), Value::String(kind.into()));
+        m.insert("at".into(), Value::from(time_of(at, "at", Api::Input)?));
+        self.input(py, Value::Object(m))
+    }
+
+    /// When the policy next needs a `tick` (ms), or None.
+    fn next_deadline(&self) -> Option<u64> {
+        self.inner.next_deadline()
+    }
+
+    /// The policy's current time: the latest input's (ms).
+    #[getter]
+    fn now(&self) -> u64 {
+        self.inner.now()
+    }
+
+    /// The policy's config, as a canonical dict.
+    #[getter]
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, self.inner.config())
+    }
+
+    /// The aliases and the state of the rollout, breaker and cooldown.
+    fn status(&self) -> PyStatus {
+        PyStatus {
+            inner: self.inner.status(),
+        }
+    }
+
+    /// The registered versions, as dicts.
+    fn versions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner.versions())
+    }
+
+    /// The whole state with its config, as a dict (`Policy.restore` takes it back).
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner.snapshot())
+    }
+
+    /// The snapshot as the core's canonical JSON text.
+    fn snapshot_json(&self) -> String {
+        self.inner.snapshot().to_json()
+    }
+
+    fn __copy__(&self) -> Self {
+        self.clone()
+    }
+
+    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> Self {
+        self.clone()
+    }
+
+    /// Pickles through the snapshot's JSON text.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        let restore = slf.get_type().getattr("restore_json")?;
+        Ok((restore, (slf.borrow().inner.snapshot().to_json(),)))
+    }
+
+    fn __repr__(&self) -> String {
+        let s = self.inner.status();
+        format!(
+            "Policy(now={}, stable={:?}, candidate={}, phase={}, weight={})",
+            s.now,
+            s.aliases.stable,
+            json_of(&s.aliases.candidate),
+            json_of(&s.phase),
+            s.weight
+        )
+    }
+}
+
+// ------------------------------------------------------------------ replay
+
+/// Replays a scenario (a dict or its JSON text) into its trace. Refused inputs are part
+/// of the trace; a bad scenario or config raises `ConfigError`.
+#[pyfunction]
+fn replay(py: Python<'_>, scenario: &Bound<'_, PyAny>) -> PyResult<Vec<PyTraceEntry>> {
+    let scenario = if let Ok(text) = scenario.cast::<PyString>() {
+        let text = text.to_cow()?;
+        core(py, Api::Config, || rg::Scenario::from_json(&text))?
+    } else {
+        let value = value_of(scenario, Api::Config)?;
+        core(py, Api::Config, || rg::Scenario::from_value(value))?
+    };
+    let trace = core(py, Api::Config, || rg::replay(&scenario))?;
+    Ok(trace
+        .into_iter()
+        .map(|inner| PyTraceEntry { inner })
+        .collect())
+}
+
+#[pymodule]
+fn _rollguard(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let errs = errors(py)?;
+    m.add("RollguardError", errs.base.bind(py))?;
+    m.add("ConfigError", errs.config.bind(py))?;
+    m.add("InputError", errs.input.bind(py))?;
+    m.add("SnapshotError", errs.snapshot.bind(py))?;
+    m.add("FORMAT_VERSION", rg::FORMAT_VERSION)?;
+    m.add("TIME_MAX", rg::TIME_MAX)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<PyPolicy>()?;
+    m.add_class::<PyStep>()?;
+    m.add_class::<PyDecision>()?;
+    m.add_class::<PyEvent>()?;
+    m.add_class::<PyTraceEntry>()?;
+    m.add_class::<PyStatus>()?;
+    m.add_function(wrap_pyfunction!(replay, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,39 @@
+"""rollguard: deterministic, sans-IO rollback policies for model and agent rollouts.
+
+A thin binding of the Rust core: every decision is the core's, byte for byte. This
+module only re-exports the compiled extension.
+"""
+
+from rollguard._rollguard import (
+    FORMAT_VERSION,
+    TIME_MAX,
+    ConfigError,
+    Decision,
+    Event,
+    InputError,
+    Policy,
+    RollguardError,
+    SnapshotError,
+    Status,
+    Step,
+    TraceEntry,
+    __version__,
+    replay,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "TIME_MAX",
+    "ConfigError",
+    "Decision",
+    "Event",
+    "InputError",
+    "Policy",
+    "RollguardError",
+    "SnapshotError",
+    "Status",
+    "Step",
+    "TraceEntry",
+    "__version__",
+    "replay",
+]

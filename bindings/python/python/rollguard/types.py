@@ -1,0 +1,137 @@
+"""TypedDicts of rollguard's canonical JSON documents (config, inputs, snapshots).
+
+These are types only: the Rust core validates every document and reports errors with
+the field's path. Keys are the canonical snake_case keys, identical in Rust, Python and
+JavaScript, so one policy file loads unchanged everywhere.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import Any, Dict, List, Union
+
+if sys.version_info >= (3, 11):
+    from typing import Literal, NotRequired, TypedDict
+else:  # pragma: no cover
+    from typing_extensions import Literal, NotRequired, TypedDict
+
+__all__ = [
+    "Time",
+    "VersionSpecDict",
+    "MetricConfigDict",
+    "RuleDict",
+    "GateConfigDict",
+    "StrategyDict",
+    "SafetyConfigDict",
+    "PolicyConfigDict",
+    "SampleDict",
+    "InputDict",
+    "ScenarioDict",
+    "SnapshotDict",
+    "StepDict",
+]
+
+#: A time: integer milliseconds (since the Unix epoch, or a replay's own zero), or a
+#: timezone-aware ``datetime`` (converted to ms since the Unix epoch).
+Time = Union[int, datetime]
+
+
+class VersionSpecDict(TypedDict):
+    id: str
+    digest: str
+    components: NotRequired[Dict[str, str]]
+    validated: NotRequired[bool]
+
+
+class MetricConfigDict(TypedDict):
+    name: str
+    kind: Literal["value", "count"]
+    window_ms: NotRequired[int]
+    buckets: NotRequired[int]
+    histogram_range: NotRequired[Dict[str, float]]
+
+
+class RuleDict(TypedDict):
+    kind: Literal["threshold", "vs_baseline"]
+    min: NotRequired[float]
+    max: NotRequired[float]
+    max_ratio: NotRequired[float]
+    min_ratio: NotRequired[float]
+    max_increase: NotRequired[float]
+    max_decrease: NotRequired[float]
+
+
+class GateConfigDict(TypedDict):
+    name: str
+    metric: str
+    stat: str
+    rule: RuleDict
+    samples_min: NotRequired[int]
+    on_no_data: NotRequired[Literal["inconclusive", "fail", "pass"]]
+    dry_run: NotRequired[bool]
+    persistence: NotRequired[Dict[str, Any]]
+    phases: NotRequired[List[str]]
+
+
+class StrategyDict(TypedDict):
+    kind: str
+    steps: NotRequired[List[Dict[str, Any]]]
+
+
+class SafetyConfigDict(TypedDict, total=False):
+    cooldown_ms: int
+    breaker: Dict[str, int]
+    ack_timeout_ms: int
+
+
+class PolicyConfigDict(TypedDict):
+    format_version: int
+    versions: List[VersionSpecDict]
+    stable: str
+    metrics: List[MetricConfigDict]
+    strategy: StrategyDict
+    name: NotRequired[str]
+    candidate: NotRequired[str]
+    gates: NotRequired[List[GateConfigDict]]
+    analysis: NotRequired[Dict[str, Any]]
+    approval: NotRequired[Dict[str, Any]]
+    safety: NotRequired[SafetyConfigDict]
+    limits: NotRequired[Dict[str, int]]
+
+
+class SampleDict(TypedDict):
+    at: Time
+    arm: str
+    metric: str
+    value: NotRequired[float]
+    events: NotRequired[int]
+    total: NotRequired[int]
+    tenant: NotRequired[str]
+    tier: NotRequired[str]
+    agent: NotRequired[str]
+
+
+#: Any input, tagged by ``kind`` (``observe``, ``observe_batch``, ``tick``, ``ack``,
+#: ``action_failed``, ``register_version``, ``start_rollout``, ``pause``, ``resume``,
+#: ``abort``, ``revert_now``, ``force_promote``, ``mark_validated``, ``clear_breaker``).
+InputDict = Dict[str, Any]
+
+
+class ScenarioDict(TypedDict):
+    format_version: int
+    config: PolicyConfigDict
+    inputs: List[InputDict]
+    name: NotRequired[str]
+    description: NotRequired[str]
+    start: NotRequired[int]
+
+
+#: A snapshot: ``format_version``, ``config`` and the opaque ``state``.
+SnapshotDict = Dict[str, Any]
+
+
+class StepDict(TypedDict):
+    at: int
+    decisions: List[Dict[str, Any]]
+    events: List[Dict[str, Any]]

@@ -1,0 +1,229 @@
+"""Types, errors, pickle, copies, numpy batches and datetimes of the binding."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import pickle
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+import rollguard
+from rollguard import ConfigError, InputError, Policy, RollguardError, SnapshotError, Step
+
+
+def started(config: dict) -> Policy:
+    p = Policy(config)
+    step = p.tick(0)
+    for d in step.actions:
+        p.command("ack", at=0, action_id=d.action_id)
+    return p
+
+
+def test_import_and_exports() -> None:
+    assert rollguard.FORMAT_VERSION == 1
+    assert rollguard.TIME_MAX == 2**53 - 1
+    assert Policy.__module__ == "rollguard"
+    assert set(rollguard.__all__) <= set(dir(rollguard))
+
+
+def test_results_are_frozen_typed_objects(config: dict) -> None:
+    p = Policy(config)
+    step = p.tick(0)
+    assert isinstance(step, Step) and step.at == 0
+    (d,) = step.decisions
+    assert (d.kind, d.reason, d.action_id) == ("set_weight", "rollout_started", 1)
+    assert d.fields == {"version": "v2", "weight": 10, "step": 0}
+    assert d.to_dict()["kind"] == "set_weight"
+    assert step.actions == [d]
+    assert [e.kind for e in step.events] == ["rollout_started", "aliases_changed"]
+    assert step.to_dict() == json.loads(step.to_json())
+    assert "set_weight" in repr(step) and "rollout_started" in repr(d)
+    with pytest.raises(AttributeError):
+        step.at = 5  # type: ignore[misc]
+    status = p.status()
+    assert status.aliases["candidate"] == "v2" and status.pending_action == 1
+    assert status.to_dict()["weight"] == status.weight
+
+
+def test_handle_and_handle_json_agree(config: dict) -> None:
+    a, b = Policy(config), Policy.from_json(json.dumps(config))
+    assert a == b
+    inp = {"kind": "tick", "at": 0}
+    assert a.handle(inp) == b.handle_json(json.dumps(inp))
+    assert a == b
+
+
+def test_error_codes_and_paths(config: dict) -> None:
+    config["gates"][0]["rule"]["max"] = "high"
+    with pytest.raises(ConfigError) as e:
+        Policy(config)
+    assert e.value.code == "invalid_json" and e.value.path == "gates[0].rule.max"
+    assert isinstance(e.value, ValueError) and isinstance(e.value, RollguardError)
+    with pytest.raises(ConfigError) as e:
+        Policy.from_json("{")
+    assert e.value.code == "invalid_json"
+
+
+def test_input_errors_leave_the_policy_unchanged(config: dict) -> None:
+    p = started(config)
+    before = p.snapshot_json()
+    cases = [
+        ({"at": 1000, "arm": "v9", "metric": "latency_ms", "value": 1.0}, "unknown_arm", "arm"),
+        ({"at": 1000, "arm": "v2", "metric": "nope", "value": 1.0}, "unknown_metric", "metric"),
+        ({"at": 1000, "arm": "v2", "metric": "latency_ms", "value": math.nan}, "non_finite_value", "value"),
+        ({"at": 1000, "arm": "v2", "metric": "latency_ms", "value": math.inf}, "non_finite_value", "value"),
+        ({"at": 1000, "arm": "v2", "metric": "errors", "events": -1, "total": 5}, "negative_count", "events"),
+        ({"at": 2**53, "arm": "v2", "metric": "latency_ms", "value": 1.0}, "time_out_of_range", "at"),
+        ({"at": 1000, "arm": "v2", "metric": "latency_ms", "value": "x"}, "invalid_json", "value"),
+        ({"at": 1000, "arm": "v2", "metric": "latency_ms", "value": 1.0, "extra": 1}, "invalid_json", ""),
+    ]
+    for sample, code, path in cases:
+        with pytest.raises(InputError) as e:
+            p.observe(sample)
+        assert (e.value.code, e.value.path) == (code, path) or (code == "invalid_json" and e.value.code == code), sample
+        assert p.snapshot_json() == before
+    with pytest.raises(InputError) as e:
+        p.observe_value(1000, "v2", "latency_ms", math.nan)
+    assert e.value.code == "non_finite_value"
+    with pytest.raises(InputError) as e:
+        p.tick(-1)
+    assert e.value.path == "at"
+    with pytest.raises(InputError) as e:
+        p.command("ack", at=10, action_id=99)
+    assert e.value.code == "unknown_action"
+    with pytest.raises(InputError) as e:
+        p.handle({1: 2})
+    assert e.value.code == "invalid_json"
+    assert p.snapshot_json() == before
+
+
+def test_exceptions_pickle_with_their_code(config: dict) -> None:
+    p = Policy(config)
+    with pytest.raises(InputError) as e:
+        p.observe_value(0, "nope", "latency_ms", 1.0)
+    again = pickle.loads(pickle.dumps(e.value))
+    assert type(again) is InputError and (again.code, again.path) == (e.value.code, e.value.path)
+
+
+def test_snapshot_errors(config: dict) -> None:
+    with pytest.raises(SnapshotError) as e:
+        Policy.restore_json("not json")
+    assert e.value.code == "snapshot_corrupt"
+    snap = Policy(config).snapshot()
+    snap["format_version"] = 99
+    with pytest.raises(SnapshotError) as e:
+        Policy.restore(snap)
+    assert e.value.code == "unsupported_format_version"
+
+
+def test_pickle_copy_and_restore(config: dict) -> None:
+    p = started(config)
+    p.observe_value(1000, "v2", "latency_ms", 123.456789012345678)
+    for q in (pickle.loads(pickle.dumps(p)), copy.copy(p), copy.deepcopy(p),
+              Policy.restore(p.snapshot()), Policy.restore(p.snapshot_json())):
+        assert q == p and q.snapshot_json() == p.snapshot_json()
+        assert q.tick(50000) == copy.copy(p).tick(50000)
+    q = copy.copy(p)
+    q.tick(6000)
+    assert q != p
+
+
+def test_numpy_batches_match_single_samples(config: dict) -> None:
+    a, b, c = started(config), started(config), started(config)
+    at = np.arange(1000, 60000, 250, dtype=np.int64)
+    values = np.linspace(100.0, 400.0, at.size)
+    batch = a.observe_many("v2", "latency_ms", at, values)
+    for t, v in zip(at.tolist(), values.tolist()):
+        b.observe_value(t, "v2", "latency_ms", v)
+    c.observe_many("v2", "latency_ms", at.tolist(), list(values))
+    assert a == b == c
+    assert batch.at == int(at[-1])
+    # Counts, uint and list inputs.
+    a.observe_many("v1", "errors", np.array([60000, 61000], dtype=np.uint64),
+                   events=np.array([1, 2]), total=[100, 100])
+
+
+def test_observe_many_is_atomic_and_names_the_row(config: dict) -> None:
+    p = started(config)
+    before = p.snapshot_json()
+    with pytest.raises(InputError) as e:
+        p.observe_many("v2", "latency_ms", [1000, 2000, 3000, 4000], np.array([1.0, 2.0, 3.0, np.nan]))
+    assert (e.value.code, e.value.path) == ("non_finite_value", "value[3]")
+    with pytest.raises(InputError) as e:
+        p.observe_many("v2", "latency_ms", [1000, 500], [1.0, 2.0])
+    assert (e.value.code, e.value.path) == ("time_went_backwards", "at[1]")
+    with pytest.raises(InputError) as e:
+        p.observe_many("v2", "latency_ms", np.array([1000, -5]), [1.0, 2.0])
+    assert e.value.path == "at[1]"
+    with pytest.raises(InputError) as e:
+        p.observe_many("v2", "errors", [1000], events=[3], total=[2])
+    assert e.value.code == "events_exceed_total"
+    with pytest.raises(InputError):
+        p.observe_many("v2", "latency_ms", [1000, 2000], [1.0])
+    with pytest.raises(TypeError):
+        p.observe_many("v2", "latency_ms", [1000])
+    assert p.snapshot_json() == before
+
+
+def test_datetimes(config: dict) -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    ms0 = 1767225600000
+    p = Policy(config, now=t0)
+    assert p.now == ms0
+    local = t0.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    assert p.tick(local + timedelta(milliseconds=1)).at == ms0 + 1
+    assert p.observe({"at": t0 + timedelta(seconds=1), "arm": "v1", "metric": "latency_ms", "value": 1.0}).at == ms0 + 1000
+    with pytest.raises(InputError) as e:
+        p.tick(datetime(2026, 1, 2))
+    assert (e.value.code, e.value.path) == ("invalid_value", "at")
+    p.observe_many("v1", "latency_ms", np.array(["2026-01-01T00:00:02", "2026-01-01T00:00:03"], dtype="datetime64[ms]"), [1.0, 2.0])
+    assert p.now == ms0 + 3000
+    p.observe_many("v1", "latency_ms", [t0 + timedelta(seconds=4)], [1.0])
+    assert p.now == ms0 + 4000
+
+
+def test_command_builds_the_canonical_input(config: dict) -> None:
+    a, b = started(config), started(config)
+    assert a.command("pause", at=1000) == b.handle({"kind": "pause", "at": 1000})
+    assert a.status().paused == "operator"
+    step = a.command("revert_now", at=2000, target="stable")
+    assert step.decisions[0].kind == "rollback"
+
+
+def test_replay_returns_the_trace(config: dict) -> None:
+    scenario = {"format_version": 1, "config": config, "inputs": [
+        {"kind": "tick", "at": 0}, {"kind": "ack", "at": 0, "action_id": 7}]}
+    trace = rollguard.replay(scenario)
+    assert [t.index for t in trace] == [0, 1]
+    assert trace[0].step is not None and trace[0].error is None
+    assert isinstance(trace[1].error, InputError) and trace[1].error.code == "unknown_action"
+    assert trace[1].to_dict()["error"]["code"] == "unknown_action"
+    assert rollguard.replay(json.dumps(scenario)) == trace
+    with pytest.raises(ConfigError):
+        rollguard.replay({"format_version": 2, "config": config, "inputs": []})
+
+
+def test_no_panic_on_odd_objects(config: dict) -> None:
+    p = Policy(config)
+    for odd in [object(), {"kind": object()}, [1, 2], "text", 10**30, {"kind": "tick", "at": 10**30},
+                {"kind": "tick", "at": 1.5}, {"kind": "tick", "at": True}]:
+        with pytest.raises((InputError, TypeError)):
+            p.handle(odd)
+
+
+def _advance(p: Policy) -> str:
+    return p.tick(50_000).to_json()
+
+
+def test_a_policy_travels_to_worker_processes(config: dict) -> None:
+    import multiprocessing
+
+    p = started(config)
+    p.observe_value(1000, "v2", "latency_ms", 500.0)
+    expected = copy.copy(p).tick(50_000).to_json()
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        assert pool.map(_advance, [p, p]) == [expected, expected]
