@@ -2,7 +2,8 @@
 # Sets up everything the tests need on a fresh machine, then runs them all:
 # format, lints (native and wasm32), unit/property/conformance/doc tests, the core
 # built for wasm32, the CLI demo and the example, the Python package (wheel, pytest,
-# stubtest, notebook), benches compiled, and a short fuzz run per target.
+# stubtest, notebook), the npm package (Node tests, tsc) and the dashboard end to end in
+# headless Chromium, benches compiled, and a short fuzz run per target.
 # `.ci/run` calls exactly this.
 #
 #   ./scripts/test.sh             everything
@@ -49,6 +50,9 @@ echo "demo, service-loop and gen-demo --check ran"
 
 section "Python package (maturin wheel in a fresh venv, pytest, stubtest, notebook)"
 ./scripts/test-python.sh
+
+section "npm package over WebAssembly, and the dashboard in headless Chromium"
+./scripts/test-wasm.sh
 
 section "benches compile"
 cargo bench --workspace --no-run --locked

@@ -1,1 +1,566 @@
-//! WebAssembly bindings (skeleton).
+//! WebAssembly bindings of rollguard, built into the `rollguard` npm package.
+//!
+//! The binding is thin: every decision is the core's. This crate only converts
+//!
+//! - JS data documents (config, inputs, samples, snapshots, scenarios) into
+//!   `serde_json::Value`s that the core's own `from_value` functions parse, so that
+//!   refusals carry the core's codes and paths;
+//! - the core's outputs into JS, as the core's canonical JSON text parsed by
+//!   `JSON.parse`, so that JS sees exactly the numbers Rust serialized;
+//! - JS numbers used as times and counts into integers, refusing (never truncating)
+//!   fractions and values JS cannot represent exactly;
+//! - [`rollguard::Error`] into a thrown JS `Error` with `name = "RollguardError"`,
+//!   `code` and `path`.
+//!
+//! Methods are camelCase (`nextDeadline`, `observeMany`); data documents keep the
+//! canonical snake_case keys, so one policy file loads unchanged in Rust, Python and JS.
+//! Nothing here panics on input: the core refuses bad input with an error instead.
+#![forbid(unsafe_code)]
+
+use rollguard::{
+    Error, ErrorCode, Input, Policy, PolicyConfig, Sample, Scenario, Snapshot, TIME_MAX,
+};
+use serde::Serialize;
+use serde_json::{Map, Number, Value};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = include_str!("types.d.ts");
+
+/// The result type of every exported function: a thrown `RollguardError` on failure.
+type JsResult<T> = Result<T, JsValue>;
+
+// ---------------------------------------------------------------------- errors
+
+/// A thrown JS `Error` carrying the core's stable `code` and the field's `path`.
+fn js_error(e: &Error) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    err.set_name("RollguardError");
+    let obj: &JsValue = err.as_ref();
+    // Setting a property on a fresh Error object cannot fail.
+    let _ = js_sys::Reflect::set(obj, &"code".into(), &e.code.as_str().into());
+    let _ = js_sys::Reflect::set(obj, &"path".into(), &e.path.as_str().into());
+    err.into()
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::InvalidJson, path, message)
+}
+
+// ---------------------------------------------------------------------- numbers
+
+/// 2^64 as a double: the first double above every `u64`.
+const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+/// 2^63 as a double.
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
+/// A JS number used as a time (ms). Fractions and negative or non-finite numbers are
+/// refused as the core's JSON parser refuses them in a document (`invalid_json`);
+/// integers at or above 2^53 are handed to the core or refused with its code
+/// (`time_out_of_range`), never rounded.
+fn time(x: f64, path: &str) -> Result<u64, Error> {
+    if x.is_nan() || x < 0.0 || x.fract() != 0.0 && x.is_finite() {
+        return Err(invalid(
+            path,
+            format!("a time must be a non-negative integer number of ms, not {x}"),
+        ));
+    }
+    if x >= TWO_POW_64 {
+        return Err(Error::new(
+            ErrorCode::TimeOutOfRange,
+            path,
+            format!("time {x} ms is above 2^53-1 ms"),
+        ));
+    }
+    Ok(x as u64)
+}
+
+/// A JS number used as a count. Fractions and non-finite numbers are refused
+/// (`invalid_json`); sign and magnitude are the core's to judge (`negative_count`,
+/// `count_out_of_range`).
+fn count(x: f64, path: &str) -> Result<i64, Error> {
+    if !x.is_finite() || x.fract() != 0.0 {
+        return Err(invalid(
+            path,
+            format!("a count must be an integer, not {x}"),
+        ));
+    }
+    if x.abs() >= TWO_POW_63 {
+        return Err(Error::new(
+            ErrorCode::CountOutOfRange,
+            path,
+            format!("count {x} is beyond 2^53"),
+        ));
+    }
+    Ok(x as i64)
+}
+
+/// A JS number in a data document, as the JSON parser would read its shortest text:
+/// integers stay integers (so `2 ** 53` reaches the core as the integer it is and is
+/// refused as `time_out_of_range`, like the same text), everything else is a double.
+/// JSON has no NaN or infinity, so those are refused here, at their path, with the code
+/// the core gives a non-finite sample value.
+fn number(x: f64, path: &str) -> Result<Value, Error> {
+    if !x.is_finite() {
+        return Err(Error::new(
+            ErrorCode::NonFiniteValue,
+            path,
+            format!("{x} is not a finite number (JSON cannot carry it)"),
+        ));
+    }
+    if x.fract() == 0.0 {
+        if (0.0..TWO_POW_64).contains(&x) {
+            return Ok(Value::from(x as u64));
+        }
+        if (-TWO_POW_63..0.0).contains(&x) {
+            return Ok(Value::from(x as i64));
+        }
+    }
+    Ok(Number::from_f64(x).map_or(Value::Null, Value::Number))
+}
+
+// ---------------------------------------------------------------------- documents
+
+/// Prefixes an error's path with its parent's segment (`samples` + `[3].value`), as the
+/// error unwinds: paths are built only for the refusal, not for every field converted.
+fn within(e: Error, parent: &str) -> Error {
+    let path = if e.path.is_empty() {
+        parent.to_string()
+    } else if e.path.starts_with('[') {
+        format!("{parent}{}", e.path)
+    } else {
+        format!("{parent}.{}", e.path)
+    };
+    Error::new(e.code, path, e.message)
+}
+
+/// Converts a JS data document (plain objects, arrays, strings, numbers, booleans,
+/// null) into a JSON value, as `JSON.stringify` would see it: `undefined` properties are
+/// left out. Anything JSON cannot express (functions, symbols, bigints, NaN) is refused
+/// at its path instead of being silently dropped or turned into `null`.
+fn to_json(v: &JsValue) -> Result<Value, Error> {
+    if v.is_null() || v.is_undefined() {
+        return Ok(Value::Null);
+    }
+    if let Some(b) = v.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Some(x) = v.as_f64() {
+        return number(x, "");
+    }
+    if let Some(s) = v.as_string() {
+        return Ok(Value::String(s));
+    }
+    if let Some(array) = v.dyn_ref::<js_sys::Array>() {
+        let mut out = Vec::with_capacity(array.length() as usize);
+        for (i, item) in array.iter().enumerate() {
+            out.push(to_json(&item).map_err(|e| within(e, &format!("[{i}]")))?);
+        }
+        return Ok(Value::Array(out));
+    }
+    if v.is_object() && !v.is_function() {
+        if let Some(typed) = v.dyn_ref::<js_sys::Float64Array>() {
+            return typed
+                .to_vec()
+                .iter()
+                .enumerate()
+                .map(|(i, x)| number(*x, "").map_err(|e| within(e, &format!("[{i}]"))))
+                .collect::<Result<_, _>>()
+                .map(Value::Array);
+        }
+        let mut out = Map::new();
+        for entry in js_sys::Object::entries(v.unchecked_ref()).iter() {
+            let entry: js_sys::Array = entry.unchecked_into();
+            let key = entry.get(0).as_string().unwrap_or_default();
+            let value = entry.get(1);
+            if value.is_undefined() {
+                continue;
+            }
+            let value = to_json(&value).map_err(|e| within(e, &key))?;
+            out.insert(key, value);
+        }
+        return Ok(Value::Object(out));
+    }
+    let what = v.js_typeof().as_string().unwrap_or_default();
+    Err(invalid(
+        "",
+        format!("a {what} cannot appear in a JSON document"),
+    ))
+}
+
+thread_local! {
+    /// The property names of a sample, as JS strings made once.
+    static SAMPLE_KEYS: [JsValue; 9] =
+        ["at", "arm", "metric", "value", "events", "total", "tenant", "tier", "agent"]
+            .map(JsValue::from_str);
+}
+
+/// The sample a plain, well-typed sample object denotes, read without building a JSON
+/// value first (the per-object path of `observe` is dominated by conversion). It answers
+/// only when the object is exactly what the JSON route would parse into this `Sample`: its
+/// own keys are sample fields, `at` is a non-negative integer, names and labels are
+/// strings, `value` a number, counts integers. Anything else returns `None` and takes the
+/// JSON route, whose refusal then carries the core's code and path.
+fn plain_sample(v: &JsValue) -> Option<Sample> {
+    if !v.is_object() || v.is_function() || js_sys::Array::is_array(v) {
+        return None;
+    }
+    let own = js_sys::Object::keys(v.unchecked_ref::<js_sys::Object>()).length();
+    SAMPLE_KEYS.with(|keys| {
+        let mut present = 0;
+        let mut get = |i: usize| {
+            let x = js_sys::Reflect::get(v, &keys[i]).unwrap_or(JsValue::UNDEFINED);
+            if !x.is_undefined() {
+                present += 1;
+            }
+            x
+        };
+        let (at, arm, metric) = (get(0), get(1), get(2));
+        let (value, events, total) = (get(3), get(4), get(5));
+        let (tenant, tier, agent) = (get(6), get(7), get(8));
+        let integer = |x: &JsValue, limit: f64| match x.as_f64() {
+            Some(n) if n.fract() == 0.0 && n.abs() < limit => Some(Some(n)),
+            _ if x.is_undefined() => Some(None),
+            _ => None,
+        };
+        let label = |x: &JsValue| match x.as_string() {
+            Some(s) => Some(Some(s)),
+            None if x.is_undefined() => Some(None),
+            None => None,
+        };
+        let at = at
+            .as_f64()
+            .filter(|t| (0.0..TWO_POW_64).contains(t) && t.fract() == 0.0)?;
+        let value = match value.as_f64() {
+            Some(x) => Some(x),
+            None if value.is_undefined() => None,
+            None => return None,
+        };
+        let sample = Sample {
+            at: at as u64,
+            arm: arm.as_string()?,
+            metric: metric.as_string()?,
+            value,
+            events: integer(&events, TWO_POW_63)?.map(|n| n as i64),
+            total: integer(&total, TWO_POW_63)?.map(|n| n as i64),
+            tenant: label(&tenant)?,
+            tier: label(&tier)?,
+            agent: label(&agent)?,
+        };
+        (present == own).then_some(sample)
+    })
+}
+
+/// The core's canonical JSON of `value`, parsed into JS by `JSON.parse`.
+fn to_js<T: Serialize>(value: &T) -> JsResult<JsValue> {
+    let text = serde_json::to_string(value).map_err(|e| JsValue::from(e.to_string()))?;
+    js_sys::JSON::parse(&text)
+}
+
+fn config_from(config: &JsValue) -> Result<PolicyConfig, Error> {
+    PolicyConfig::from_value(to_json(config)?)
+}
+
+fn input_from(input: &JsValue) -> Result<Input, Error> {
+    Input::from_value(to_json(input)?)
+}
+
+fn start_time(start: Option<f64>) -> Result<u64, Error> {
+    start.map_or(Ok(0), |s| time(s, "now"))
+}
+
+// ---------------------------------------------------------------------- Policy
+
+/// A rollback policy (see the crate docs of `rollguard`). Every method that takes an
+/// input either applies it completely and returns its `Step`, or throws a
+/// `RollguardError` and leaves the policy exactly as it was.
+#[wasm_bindgen(js_name = Policy)]
+pub struct JsPolicy {
+    inner: Policy,
+}
+
+#[wasm_bindgen(js_class = Policy)]
+impl JsPolicy {
+    /// Creates a policy from a config object at time `start` (ms, default 0).
+    ///
+    /// # Errors
+    /// A config error with the field's path, or `time_out_of_range` for `start`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "PolicyConfig")] config: JsValue,
+        start: Option<f64>,
+    ) -> JsResult<JsPolicy> {
+        let run = || Policy::new(config_from(&config)?, start_time(start)?);
+        run().map(|inner| Self { inner }).map_err(|e| js_error(&e))
+    }
+
+    /// Creates a policy from a config's JSON text at time `start` (ms, default 0).
+    ///
+    /// # Errors
+    /// `invalid_json` or a config error, with the field's path.
+    #[wasm_bindgen(js_name = fromJson)]
+    pub fn from_json(text: &str, start: Option<f64>) -> JsResult<JsPolicy> {
+        let run = || Policy::from_json(text, start_time(start)?);
+        run().map(|inner| Self { inner }).map_err(|e| js_error(&e))
+    }
+
+    /// Recreates a policy from a snapshot object; it continues exactly as the original.
+    ///
+    /// # Errors
+    /// `unsupported_format_version`, a config error or `snapshot_corrupt`.
+    pub fn restore(
+        #[wasm_bindgen(unchecked_param_type = "Snapshot")] snapshot: JsValue,
+    ) -> JsResult<JsPolicy> {
+        let run = || {
+            let value = to_json(&snapshot)
+                .map_err(|e| Error::new(ErrorCode::SnapshotCorrupt, e.path, e.message))?;
+            Policy::restore(Snapshot::from_value(value)?)
+        };
+        run().map(|inner| Self { inner }).map_err(|e| js_error(&e))
+    }
+
+    /// Recreates a policy from a snapshot's JSON text (what `snapshotJson()` returns).
+    ///
+    /// # Errors
+    /// As `restore`.
+    #[wasm_bindgen(js_name = restoreJson)]
+    pub fn restore_json(text: &str) -> JsResult<JsPolicy> {
+        Policy::restore_json(text)
+            .map(|inner| Self { inner })
+            .map_err(|e| js_error(&e))
+    }
+
+    /// Applies any input object (`{kind: "tick", at: 5000}`, a sample, a command, an ack).
+    ///
+    /// # Errors
+    /// An input error; the policy is unchanged.
+    #[wasm_bindgen(unchecked_return_type = "Step")]
+    pub fn handle(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Input")] input: JsValue,
+    ) -> JsResult<JsValue> {
+        let step = input_from(&input)
+            .and_then(|i| self.inner.handle(&i))
+            .map_err(|e| js_error(&e))?;
+        to_js(&step)
+    }
+
+    /// Parses one input from its canonical JSON text and applies it.
+    ///
+    /// # Errors
+    /// `invalid_json` or an input error; the policy is unchanged.
+    #[wasm_bindgen(js_name = handleJson, unchecked_return_type = "Step")]
+    pub fn handle_json(&mut self, text: &str) -> JsResult<JsValue> {
+        let step = self.inner.handle_json(text).map_err(|e| js_error(&e))?;
+        to_js(&step)
+    }
+
+    /// Applies an operator command or an acknowledgement (`{kind: "pause", at}`,
+    /// `{kind: "revert_now", at, target: "golden"}`, `{kind: "ack", at, action_id}`).
+    /// The same as `handle`, typed for commands.
+    ///
+    /// # Errors
+    /// `invalid_command`, `action_pending`, `breaker_open`, ...; the policy is unchanged.
+    #[wasm_bindgen(unchecked_return_type = "Step")]
+    pub fn command(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Command")] command: JsValue,
+    ) -> JsResult<JsValue> {
+        self.handle(command)
+    }
+
+    /// Records one sample (`{at, arm, metric, value}` or `{at, arm, metric, events, total}`).
+    ///
+    /// # Errors
+    /// A sample error (`non_finite_value`, `unknown_arm`, ...); the policy is unchanged.
+    #[wasm_bindgen(unchecked_return_type = "Step")]
+    pub fn observe(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Sample")] sample: JsValue,
+    ) -> JsResult<JsValue> {
+        let mut run = || {
+            if let Some(fast) = plain_sample(&sample) {
+                return self.inner.observe(&fast);
+            }
+            let mut value = to_json(&sample)?;
+            match &mut value {
+                Value::Object(map) => {
+                    map.insert("kind".into(), Value::String("observe".into()));
+                }
+                _ => return Err(invalid("", "a sample must be an object")),
+            }
+            self.inner.handle(&Input::from_value(value)?)
+        };
+        let step = run().map_err(|e| js_error(&e))?;
+        to_js(&step)
+    }
+
+    /// Records a column of value samples of one metric on one arm, atomically: if any
+    /// is refused, none is recorded. `at` must not decrease. Errors name the row
+    /// (`value[3]`, `at[0]`).
+    ///
+    /// # Errors
+    /// The first sample error; the policy is unchanged.
+    #[wasm_bindgen(js_name = observeMany, unchecked_return_type = "Step")]
+    pub fn observe_many(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[f64],
+        values: &[f64],
+    ) -> JsResult<JsValue> {
+        let mut run = || {
+            let at = times(at)?;
+            self.inner.observe_values(arm, metric, &at, values)
+        };
+        let step = run().map_err(|e| js_error(&e))?;
+        to_js(&step)
+    }
+
+    /// Records a column of count samples (`events[i]` out of `totals[i]`) of one metric
+    /// on one arm, atomically, as `observeMany` does.
+    ///
+    /// # Errors
+    /// The first sample error (`events[3]`, `total[3]`, ...); the policy is unchanged.
+    #[wasm_bindgen(js_name = observeCounts, unchecked_return_type = "Step")]
+    pub fn observe_counts(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[f64],
+        events: &[f64],
+        totals: &[f64],
+    ) -> JsResult<JsValue> {
+        let mut run = || {
+            let at = times(at)?;
+            let counts = |xs: &[f64], name: &str| -> Result<Vec<i64>, Error> {
+                xs.iter()
+                    .enumerate()
+                    .map(|(i, &x)| match x {
+                        x if x.abs() < TWO_POW_63 && x.fract() == 0.0 => Ok(x as i64),
+                        x => count(x, &format!("{name}[{i}]")),
+                    })
+                    .collect()
+            };
+            let events = counts(events, "events")?;
+            let totals = counts(totals, "total")?;
+            self.inner
+                .observe_counts(arm, metric, &at, &events, &totals)
+        };
+        let step = run().map_err(|e| js_error(&e))?;
+        to_js(&step)
+    }
+
+    /// Time passes: fires every timer due at or before `now` (ms).
+    ///
+    /// # Errors
+    /// `time_went_backwards` or `time_out_of_range`; the policy is unchanged.
+    #[wasm_bindgen(unchecked_return_type = "Step")]
+    pub fn tick(&mut self, now: f64) -> JsResult<JsValue> {
+        let step = time(now, "at")
+            .and_then(|t| self.inner.tick(t))
+            .map_err(|e| js_error(&e))?;
+        to_js(&step)
+    }
+
+    /// When the policy next needs a `tick` (ms), or `null` if never.
+    #[wasm_bindgen(js_name = nextDeadline, unchecked_return_type = "number | null")]
+    pub fn next_deadline(&self) -> JsValue {
+        // Deadlines never exceed TIME_MAX (2^53 - 1), so the number is exact.
+        self.inner
+            .next_deadline()
+            .map_or(JsValue::NULL, |t| JsValue::from_f64(t.min(TIME_MAX) as f64))
+    }
+
+    /// The policy's current time (ms): the latest input's.
+    #[wasm_bindgen(getter)]
+    pub fn now(&self) -> f64 {
+        self.inner.now() as f64
+    }
+
+    /// The aliases and the state of the rollout, breaker and cooldown.
+    #[wasm_bindgen(unchecked_return_type = "Status")]
+    pub fn status(&self) -> JsResult<JsValue> {
+        to_js(&self.inner.status())
+    }
+
+    /// The registered versions.
+    #[wasm_bindgen(unchecked_return_type = "Version[]")]
+    pub fn versions(&self) -> JsResult<JsValue> {
+        to_js(&self.inner.versions())
+    }
+
+    /// The policy's config, as a plain object.
+    #[wasm_bindgen(unchecked_return_type = "PolicyConfig")]
+    pub fn config(&self) -> JsResult<JsValue> {
+        to_js(self.inner.config())
+    }
+
+    /// A snapshot of the whole state, as a plain object (`Policy.restore` takes it back).
+    #[wasm_bindgen(unchecked_return_type = "Snapshot")]
+    pub fn snapshot(&self) -> JsResult<JsValue> {
+        to_js(&self.inner.snapshot())
+    }
+
+    /// The snapshot's canonical JSON text: store this to restore exactly, in any binding.
+    #[wasm_bindgen(js_name = snapshotJson)]
+    pub fn snapshot_json(&self) -> String {
+        self.inner.snapshot().to_json()
+    }
+
+    /// The snapshot, for `JSON.stringify(policy)`.
+    #[wasm_bindgen(js_name = toJSON, unchecked_return_type = "Snapshot")]
+    pub fn to_json(&self) -> JsResult<JsValue> {
+        self.snapshot()
+    }
+}
+
+/// A column of times; the row's path is formatted only for the refusal.
+fn times(at: &[f64]) -> Result<Vec<u64>, Error> {
+    let mut out = Vec::with_capacity(at.len());
+    for &x in at {
+        if (0.0..TWO_POW_64).contains(&x) && x.trunc() == x {
+            out.push(x as u64);
+        } else {
+            out.push(time(x, &format!("at[{}]", out.len()))?);
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------- replay
+
+/// Replays a scenario object (`{format_version, config, start?, inputs}`) into its
+/// trace: one entry per input, with its step or its refusal.
+///
+/// # Errors
+/// `invalid_json` or `unsupported_format_version` for the scenario, or a config error.
+#[wasm_bindgen(unchecked_return_type = "TraceEntry[]")]
+pub fn replay(
+    #[wasm_bindgen(unchecked_param_type = "Scenario")] scenario: JsValue,
+) -> JsResult<JsValue> {
+    let trace = to_json(&scenario)
+        .and_then(Scenario::from_value)
+        .and_then(|s| rollguard::replay(&s))
+        .map_err(|e| js_error(&e))?;
+    to_js(&trace)
+}
+
+/// Replays a scenario from its JSON text, as `rollguard replay` does.
+///
+/// # Errors
+/// As `replay`.
+#[wasm_bindgen(js_name = replayJson, unchecked_return_type = "TraceEntry[]")]
+pub fn replay_json(text: &str) -> JsResult<JsValue> {
+    let trace = Scenario::from_json(text)
+        .and_then(|s| rollguard::replay(&s))
+        .map_err(|e| js_error(&e))?;
+    to_js(&trace)
+}
+
+/// The schema version of configs, inputs, steps and snapshots this build reads and writes.
+#[wasm_bindgen(js_name = formatVersion)]
+pub fn format_version() -> u32 {
+    rollguard::FORMAT_VERSION
+}

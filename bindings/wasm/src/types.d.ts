@@ -1,0 +1,275 @@
+// ---- Data documents: the canonical snake_case JSON of rollguard (format_version 1). ----
+// One policy file loads unchanged in Rust, Python and JS. Times are integer milliseconds
+// below 2^53 on a clock the caller chooses.
+
+/** Milliseconds on the caller's clock: a non-negative integer below 2^53. */
+export type Timestamp = number;
+
+export type Stat = "mean" | "min" | "max" | "p50" | "p90" | "p95" | "p99" | "rate" | "count";
+export type Phase = "shadow" | "preview" | "canary" | "bake" | "steady";
+export type OnTimeout = "rollback" | "continue" | "hold";
+export type PauseKind = "operator" | "approval";
+export type TargetKind = "stable" | "previous" | "golden" | "version";
+export type Verdict = "pass" | "fail" | "inconclusive";
+export type Validator = "config" | "operator" | "rollout";
+export type Lifecycle = "registered" | "rolling_out" | "baking" | "stable" | "retired" | "failed" | "aborted";
+
+/** A version bundle: model, prompt, tools... identified by an immutable digest. */
+export interface VersionSpec {
+  id: string;
+  digest: string;
+  components?: Record<string, string>;
+  validated?: boolean;
+}
+
+export interface MetricConfig {
+  name: string;
+  kind: "value" | "count";
+  window_ms: number;
+  buckets?: number;
+  histogram_range?: { min: number; max: number };
+}
+
+export type Rule =
+  | { kind: "threshold"; min?: number; max?: number }
+  | { kind: "vs_baseline"; max_ratio?: number; min_ratio?: number; max_increase?: number; max_decrease?: number };
+
+export interface GateConfig {
+  name: string;
+  metric: string;
+  stat: Stat;
+  rule: Rule;
+  samples_min?: number;
+  on_no_data?: "inconclusive" | "fail" | "pass";
+  dry_run?: boolean;
+  persistence?: { consecutive?: number; for_ms?: number; clear_after?: number; keep_failing_ms?: number };
+  phases?: Phase[];
+}
+
+export type CanaryStep =
+  | { kind: "shadow"; duration_ms: number }
+  | { kind: "set_weight"; weight: number; duration_ms?: number }
+  | { kind: "approval" };
+
+export type Strategy =
+  | { kind: "canary"; steps: CanaryStep[]; post_promotion_bake_ms?: number }
+  | { kind: "blue_green"; shadow_ms?: number; preview_ms?: number; auto_promote?: boolean; post_promotion_bake_ms?: number };
+
+/** A policy document (`PolicyConfig` in Rust). */
+export interface PolicyConfig {
+  format_version: 1;
+  name?: string;
+  versions: VersionSpec[];
+  stable: string;
+  candidate?: string;
+  metrics: MetricConfig[];
+  gates?: GateConfig[];
+  strategy: Strategy;
+  analysis?: { interval_ms?: number };
+  approval?: { timeout_ms?: number; on_timeout?: OnTimeout; pause_on_inconclusive?: boolean };
+  safety?: {
+    cooldown_ms?: number;
+    breaker?: { max_rollbacks?: number; window_ms?: number };
+    ack_timeout_ms?: number;
+  };
+  limits?: { versions_max?: number; label_len_max?: number };
+}
+
+/** One observation: `value` for value metrics, `events` out of `total` for count metrics. */
+export interface Sample {
+  at: Timestamp;
+  arm: string;
+  metric: string;
+  value?: number;
+  events?: number;
+  total?: number;
+  tenant?: string;
+  tier?: string;
+  agent?: string;
+}
+
+/** Operator commands and the acknowledgement protocol. */
+export type Command =
+  | { kind: "ack"; at: Timestamp; action_id: number }
+  | { kind: "action_failed"; at: Timestamp; action_id: number; reason?: string }
+  | { kind: "register_version"; at: Timestamp; version: VersionSpec }
+  | { kind: "start_rollout"; at: Timestamp; version: string }
+  | { kind: "pause"; at: Timestamp }
+  | { kind: "resume"; at: Timestamp }
+  | { kind: "abort"; at: Timestamp }
+  | { kind: "revert_now"; at: Timestamp; target?: TargetKind; version?: string }
+  | { kind: "force_promote"; at: Timestamp }
+  | { kind: "mark_validated"; at: Timestamp; version: string }
+  | { kind: "clear_breaker"; at: Timestamp };
+
+/** Everything a policy accepts, tagged by `kind`. */
+export type Input =
+  | ({ kind: "observe" } & Sample)
+  | { kind: "observe_batch"; samples: Sample[] }
+  | { kind: "tick"; at: Timestamp }
+  | Command;
+
+export type Reason =
+  | "rollout_started" | "stage_passed" | "approval_granted" | "approval_timeout_continue"
+  | "approval_step" | "inconclusive" | "gate_failed" | "gate_failing" | "approval_timeout"
+  | "approval_timeout_hold" | "operator_revert" | "operator_abort" | "operator_force_promote"
+  | "operator_retry" | "breaker_tripped" | "breaker_open" | "cooldown_active" | "halted"
+  | "ack_timeout" | "action_failed" | "no_rollback_target" | "automated_rollback";
+
+/** The evidence of one gate evaluation: observed values, effective bounds, window. */
+export interface GateReport {
+  gate: string;
+  metric: string;
+  stat: Stat;
+  verdict: Verdict;
+  arm: string;
+  observed?: number;
+  baseline?: number;
+  min?: number;
+  max?: number;
+  samples: number;
+  baseline_samples?: number;
+  window_start: Timestamp;
+  window_end: Timestamp;
+  consecutive_failures: number;
+  tripped: boolean;
+  dry_run?: boolean;
+}
+
+export type Action =
+  | { kind: "start_shadow"; version: string }
+  | { kind: "start_preview"; version: string }
+  | { kind: "set_weight"; version: string; weight: number; step: number }
+  | { kind: "promote"; version: string; from: string }
+  | { kind: "rollback"; from: string; to: string; target: TargetKind; automated: boolean; degradation_started_at?: Timestamp }
+  | { kind: "pause_for_approval"; version: string; deadline: Timestamp; on_timeout: OnTimeout }
+  | { kind: "hold" }
+  | { kind: "escalate" };
+
+/** One decision: an action, why, and (for routing changes) the id to acknowledge. */
+export type Decision = Action & {
+  at: Timestamp;
+  reason: Reason;
+  action_id?: number;
+  ack_deadline?: Timestamp;
+  detail?: string;
+  gates?: GateReport[];
+};
+
+export interface Aliases {
+  stable: string;
+  candidate?: string;
+  previous?: string;
+  golden: string;
+}
+
+export type EventKind =
+  | { kind: "version_registered"; version: string; evicted?: string }
+  | { kind: "version_validated"; version: string; by: Validator }
+  | ({ kind: "aliases_changed" } & Aliases)
+  | { kind: "rollout_started"; version: string }
+  | { kind: "action_acknowledged"; action_id: number }
+  | { kind: "action_failed"; action_id: number; reason: string }
+  | { kind: "ack_timed_out"; action_id: number }
+  | { kind: "stage_started"; stage: number; phase: Phase; weight: number; ends_at?: Timestamp }
+  | { kind: "analysis"; phase: Phase; reports: GateReport[] }
+  | { kind: "analysis_skipped"; evaluations: number; resumes_at: Timestamp }
+  | { kind: "gate_tripped"; gate: string; dry_run?: boolean }
+  | { kind: "gate_cleared"; gate: string; dry_run?: boolean }
+  | { kind: "promoted"; version: string; previous: string }
+  | { kind: "rolled_back"; from: string; to: string }
+  | { kind: "rollout_completed"; version: string }
+  | { kind: "paused"; by: PauseKind }
+  | { kind: "resumed"; by: PauseKind }
+  | { kind: "approval_timed_out"; on_timeout: OnTimeout }
+  | { kind: "cooldown_started"; until: Timestamp }
+  | { kind: "cooldown_ended" }
+  | { kind: "breaker_tripped"; rollbacks: number }
+  | { kind: "breaker_cleared" }
+  | { kind: "halted"; reason: Reason }
+  | { kind: "command_accepted"; command: string };
+
+/** A fact, with its time. */
+export type Event = EventKind & { at: Timestamp };
+
+/** What one input produced. */
+export interface Step {
+  at: Timestamp;
+  decisions: Decision[];
+  events: Event[];
+}
+
+/** Where a policy stands. */
+export interface Status {
+  now: Timestamp;
+  aliases: Aliases;
+  phase?: Phase;
+  weight: number;
+  stage?: number;
+  pending_action?: number;
+  paused?: PauseKind;
+  halted?: Reason;
+  breaker_open: boolean;
+  cooldown_until?: Timestamp;
+  tripped_gates: string[];
+}
+
+/** A registered version. */
+export interface Version {
+  id: string;
+  digest: string;
+  components?: Record<string, string>;
+  stage: Lifecycle;
+  validated?: { at: Timestamp; by: Validator };
+  seq: number;
+  held_stable?: number;
+}
+
+/** The whole state of a policy with its config; its `state` is opaque. */
+export interface Snapshot {
+  format_version: 1;
+  config: PolicyConfig;
+  state: unknown;
+}
+
+/** A config, a start time and inputs: what `rollguard replay` and `replay()` run. */
+export interface Scenario {
+  format_version: 1;
+  name?: string;
+  description?: string;
+  config: PolicyConfig;
+  start?: Timestamp;
+  inputs: Input[];
+}
+
+/** The thrown error's shape: `code` is the stable contract, `message` is not. */
+export interface ErrorInfo {
+  code: ErrorCode;
+  path: string;
+  message: string;
+}
+
+/** One line of a trace: an input and what it produced, or why it was refused. */
+export interface TraceEntry {
+  index: number;
+  input: Input;
+  step?: Step;
+  error?: ErrorInfo;
+}
+
+export type ErrorCode =
+  | "invalid_json" | "unsupported_format_version" | "no_steps" | "weight_out_of_range"
+  | "min_above_max" | "zero_duration" | "limit_exceeded" | "duplicate_name"
+  | "unknown_reference" | "invalid_value" | "non_finite_value" | "value_out_of_range"
+  | "negative_count" | "events_exceed_total" | "count_out_of_range" | "metric_kind_mismatch"
+  | "time_went_backwards" | "time_out_of_range" | "unknown_arm" | "unknown_metric"
+  | "label_too_long" | "unknown_version" | "duplicate_version" | "invalid_command"
+  | "action_pending" | "unknown_action" | "breaker_open" | "invalid_rollback_target"
+  | "registry_full" | "snapshot_corrupt";
+
+/** What every method throws on refusal: an `Error` with the core's `code` and `path`. */
+export interface RollguardError extends Error {
+  name: "RollguardError";
+  code: ErrorCode;
+  path: string;
+}

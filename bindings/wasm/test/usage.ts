@@ -1,0 +1,75 @@
+// A typed usage of the package, checked by `tsc --noEmit -p test/tsconfig.json` (never run):
+// it proves the declarations describe the API and the data documents as documented.
+import { Policy, replay } from "rollguard";
+import type {
+  Decision, Event, PolicyConfig, RollguardError, Sample, Scenario, Snapshot, Status, Step, TraceEntry,
+} from "rollguard";
+
+const config: PolicyConfig = {
+  format_version: 1,
+  versions: [
+    { id: "v1", digest: "sha256:aa", validated: true },
+    { id: "v2", digest: "sha256:bb" },
+  ],
+  stable: "v1",
+  candidate: "v2",
+  metrics: [{ name: "latency_ms", kind: "value", window_ms: 60000, buckets: 6 }],
+  gates: [{ name: "p95", metric: "latency_ms", stat: "p95", rule: { kind: "threshold", max: 300 }, samples_min: 20 }],
+  strategy: { kind: "canary", steps: [{ kind: "set_weight", weight: 10, duration_ms: 300000 }] },
+};
+
+const policy = new Policy(config, 0);
+const sample: Sample = { at: 500, arm: "v2", metric: "latency_ms", value: 120 };
+const step: Step = policy.observe(sample);
+const many: Step = policy.observeMany("v2", "latency_ms", new Float64Array([600, 700]), new Float64Array([110, 130]));
+const deadline: number | null = policy.nextDeadline();
+if (deadline !== null) {
+  const ticked: Step = policy.tick(deadline);
+  for (const d of ticked.decisions) act(d);
+}
+policy.command({ kind: "pause", at: 1000 });
+policy.handle({ kind: "tick", at: 1000 });
+
+function act(d: Decision): void {
+  switch (d.kind) {
+    case "rollback": {
+      const to: string = d.to;
+      const automated: boolean = d.automated;
+      void [to, automated];
+      break;
+    }
+    case "set_weight": {
+      const weight: number = d.weight;
+      void weight;
+      break;
+    }
+    default:
+      break;
+  }
+  if (d.action_id !== undefined) policy.command({ kind: "ack", at: d.at, action_id: d.action_id });
+}
+
+const events: Event[] = [...step.events, ...many.events];
+const status: Status = policy.status();
+const snapshot: Snapshot = policy.snapshot();
+const restored: Policy = Policy.restore(snapshot);
+const fromText: Policy = Policy.restoreJson(policy.snapshotJson());
+const scenario: Scenario = { format_version: 1, config, inputs: [{ kind: "tick", at: 1 }] };
+const trace: TraceEntry[] = replay(scenario);
+const firstError: string | undefined = trace[0]?.error?.code;
+
+try {
+  policy.tick(0.5);
+} catch (e) {
+  const err = e as RollguardError;
+  const code: string = err.code;
+  const path: string = err.path;
+  void [code, path];
+}
+
+// @ts-expect-error: methods are camelCase
+policy.next_deadline();
+// @ts-expect-error: data documents are snake_case
+const bad: Sample = { at: 1, arm: "v1", metric: "m", eventCount: 1 };
+
+void [events, status, restored, fromText, firstError, bad];

@@ -1,0 +1,174 @@
+// Replays every conformance vector under tests/vectors through the wasm build and checks
+// the trace is the one the Rust runner checks (tests/conformance/src/lib.rs, `run_vector`,
+// specified in tests/vectors/README.md). No skip list.
+//
+// Inputs go through `handleJson(JSON.stringify(input))`, as the README asks. On top of
+// that, every input is also fed as a plain object to `handle()` on a twin policy, which
+// must give the same step or the same refusal: the binding's own JS-object conversion
+// (and `observe`'s direct reading of sample objects) must not change any outcome.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative, sep } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { Policy } from "rollguard";
+
+import { firstDifference } from "./json.mjs";
+
+const VECTORS = fileURLToPath(new URL("../../../tests/vectors", import.meta.url));
+const MIN_VECTORS = 40;
+const TOP_KEYS = ["format_version", "name", "description", "config", "config_error", "snapshot",
+  "snapshot_text", "restore_error", "start", "steps"];
+const STEP_KEYS = ["input", "restore", "decisions", "events", "error"];
+
+function findVectors(dir) {
+  const out = [];
+  const walk = (d) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (name.endsWith(".json")) out.push(relative(dir, p).split(sep).join("/"));
+    }
+  };
+  walk(dir);
+  // Byte order of the `/`-separated relative path (the names are ASCII).
+  return out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function kindOf(doc) {
+  const has = (k) => Object.hasOwn(doc, k);
+  const bad = Object.keys(doc).find((k) => !TOP_KEYS.includes(k));
+  assert.equal(bad, undefined, `unknown top-level key ${bad}`);
+  if (has("config_error")) return "config_error";
+  if (has("restore_error")) return "restore_error";
+  if (has("config")) return "steps";
+  return "restore";
+}
+
+/** What a call threw, as `{code, path}`; fails if it threw something else. */
+function refusal(fn) {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof Error, `threw a non-Error: ${e}`);
+    assert.equal(e.name, "RollguardError", `threw ${e.name}: ${e.message}`);
+    assert.equal(typeof e.code, "string");
+    assert.equal(typeof e.path, "string");
+    return { code: e.code, path: e.path, message: e.message };
+  }
+  return null;
+}
+
+function compareError(expected, actual, pathRequired, where) {
+  assert.ok(actual, `${where}: expected error ${JSON.stringify(expected)}, but it was accepted`);
+  if (pathRequired) assert.equal(typeof expected.path, "string", `${where}: expected error has no path`);
+  assert.equal(actual.code, expected.code, `${where}: code (${actual.message})`);
+  if (expected.path !== undefined) assert.equal(actual.path, expected.path, `${where}: path (${actual.message})`);
+}
+
+function inputTime(input, now) {
+  if (Number.isInteger(input.at)) return input.at;
+  const last = Array.isArray(input.samples) ? input.samples.at(-1) : undefined;
+  return last && Number.isInteger(last.at) ? last.at : now;
+}
+
+function runSteps(policy, twin, doc) {
+  assert.ok(Array.isArray(doc.steps) && doc.steps.length > 0, "steps must be a non-empty array");
+  doc.steps.forEach((step, i) => {
+    const bad = Object.keys(step).find((k) => !STEP_KEYS.includes(k));
+    assert.equal(bad, undefined, `steps[${i}]: unknown key ${bad}`);
+    const where = `steps[${i}] (input ${JSON.stringify(step.input)})`;
+    const at = inputTime(step.input, policy.now);
+    const before = policy.snapshotJson();
+    let actual;
+    const error = refusal(() => {
+      actual = policy.handleJson(JSON.stringify(step.input));
+    });
+    // The same input as a JS object, through the binding's own conversion (a sample
+    // through `observe`, which reads plain sample objects directly).
+    let twinActual;
+    const twinError = refusal(() => {
+      if (step.input.kind === "observe") {
+        const { kind, ...sample } = step.input;
+        twinActual = twin.observe(sample);
+      } else {
+        twinActual = twin.handle(step.input);
+      }
+    });
+    if (error) {
+      assert.equal(policy.snapshotJson(), before, `${where}: refused (${error.code}) but the policy changed`);
+      assert.ok(step.error, `${where}: expected a step, but the input was refused: ${error.message}`);
+      compareError(step.error, error, true, where);
+      assert.deepEqual(twinError && { code: twinError.code, path: twinError.path },
+        { code: error.code, path: error.path }, `${where}: handle(object) disagrees with handleJson`);
+    } else {
+      assert.ok(!step.error, `${where}: expected the error ${JSON.stringify(step.error)}, but the input was accepted`);
+      const expected = { at, decisions: step.decisions ?? [], events: step.events ?? [] };
+      const diff = firstDifference(expected, actual);
+      assert.equal(diff, null, `${where}:\n${diff}\n--- expected\n${JSON.stringify(expected)}\n--- actual\n${JSON.stringify(actual)}`);
+      assert.equal(twinError, null, `${where}: handle(object) refused it: ${twinError?.message}`);
+      assert.equal(firstDifference(actual, twinActual), null, `${where}: handle(object) disagrees with handleJson`);
+      // A tick at the same time, on a copy, is a no-op (the Rust runner's extra check).
+      const copy = Policy.restoreJson(policy.snapshotJson());
+      const tick = copy.tick(Math.max(at, policy.now));
+      assert.equal(tick.decisions.length + tick.events.length, 0, `${where}: a repeated tick was not empty`);
+      assert.equal(copy.snapshotJson(), policy.snapshotJson(), `${where}: a repeated tick changed the policy`);
+      copy.free();
+    }
+    assert.equal(twin.snapshotJson(), policy.snapshotJson(), `${where}: the twin policy diverged`);
+    // restore(snapshot()) gives back the same policy.
+    const text = policy.snapshotJson();
+    assert.equal(Policy.restoreJson(text).snapshotJson(), text, `${where}: snapshot round trip`);
+    if (step.restore === true) {
+      policy = Policy.restoreJson(policy.snapshotJson());
+      twin = Policy.restore(twin.snapshot());
+    }
+  });
+}
+
+function runVector(name, doc) {
+  assert.equal(doc.format_version, 1, "vector format_version");
+  assert.equal(doc.name, name, "name must be the file's path");
+  assert.ok(typeof doc.description === "string" && doc.description.trim(), "a vector needs a description");
+  switch (kindOf(doc)) {
+    case "config_error": {
+      const error = refusal(() => Policy.fromJson(JSON.stringify(doc.config), doc.start ?? 0));
+      compareError(doc.config_error, error, true, "config");
+      // The same config as a JS object, through the constructor.
+      const viaObject = refusal(() => new Policy(doc.config, doc.start ?? 0));
+      compareError(doc.config_error, viaObject, true, "new Policy(object)");
+      break;
+    }
+    case "restore_error": {
+      assert.ok(Object.hasOwn(doc, "snapshot") !== Object.hasOwn(doc, "snapshot_text"));
+      const text = Object.hasOwn(doc, "snapshot") ? JSON.stringify(doc.snapshot) : doc.snapshot_text;
+      compareError(doc.restore_error, refusal(() => Policy.restoreJson(text)), false, "restore");
+      break;
+    }
+    case "steps": {
+      assert.ok(Number.isInteger(doc.start) && doc.start >= 0, "start must be a non-negative integer");
+      const policy = Policy.fromJson(JSON.stringify(doc.config), doc.start);
+      runSteps(policy, new Policy(doc.config, doc.start), doc);
+      break;
+    }
+    case "restore": {
+      const policy = Policy.restoreJson(JSON.stringify(doc.snapshot));
+      runSteps(policy, Policy.restore(doc.snapshot), doc);
+      break;
+    }
+  }
+}
+
+const files = findVectors(VECTORS);
+
+test(`at least ${MIN_VECTORS} vectors are found`, () => {
+  assert.ok(files.length >= MIN_VECTORS, `found only ${files.length} vectors under ${VECTORS}`);
+});
+
+for (const file of files) {
+  const name = file.replace(/\.json$/, "");
+  test(`vector ${name}`, () => {
+    runVector(name, JSON.parse(readFileSync(join(VECTORS, file), "utf8")));
+  });
+}

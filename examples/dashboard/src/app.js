@@ -1,0 +1,503 @@
+// The rollguard dashboard: replays a scenario in the browser through the `rollguard`
+// npm package (the Rust core compiled to WebAssembly) and draws what the core returned.
+// Nothing here decides anything: gate values and thresholds come from the core's
+// `analysis` reports, the weight and the cooldown/breaker/pause spans from `status()`
+// after each input, decisions and their reasons from the trace.
+import { Policy, replay } from "rollguard";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import "./style.css";
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------------- formatting
+
+let epochTimes = false;
+/** A time (ms) as h:mm:ss from the clock's zero, or as a UTC clock time for epoch ms. */
+function fmtTime(ms) {
+  if (epochTimes) return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  const s = Math.round(ms / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return `${h}:${String(m).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+const fmtNum = (x) => (x === undefined || x === null ? "–" : Math.abs(x) < 0.1 && x !== 0 ? x.toPrecision(3) : +x.toFixed(3));
+const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+
+const REASONS = {
+  rollout_started: "a rollout began",
+  stage_passed: "the previous stage passed its gates and bake time",
+  approval_granted: "an operator approved",
+  approval_timeout_continue: "the approval timed out; the policy says continue",
+  approval_step: "the strategy has an approval step here",
+  inconclusive: "a gate could not reach a verdict",
+  gate_failed: "a gate tripped",
+  gate_failing: "a gate is failing but not yet tripped",
+  approval_timeout: "the approval timed out; the policy says roll back",
+  approval_timeout_hold: "the approval timed out; the policy says hold",
+  operator_revert: "an operator asked to revert",
+  operator_abort: "an operator aborted the rollout",
+  operator_force_promote: "an operator forced promotion",
+  operator_retry: "an operator retried a failed action",
+  breaker_tripped: "too many automated rollbacks: the circuit breaker tripped (rollback to golden, automation stopped)",
+  breaker_open: "the circuit breaker is open: automation is stopped",
+  cooldown_active: "a rollback is due but the cooldown forbids another automated one",
+  halted: "automation is halted",
+  ack_timeout: "an action was not acknowledged in time",
+  action_failed: "the caller reported an action failed",
+  no_rollback_target: "no validated version to roll back to",
+  automated_rollback: "an automated rollback was issued",
+};
+const reasonText = (r) => `${r}: ${REASONS[r] ?? r}`;
+
+function gateEvidence(g) {
+  const bounds = [g.min !== undefined ? `min ${fmtNum(g.min)}` : "", g.max !== undefined ? `max ${fmtNum(g.max)}` : ""]
+    .filter(Boolean).join(", ");
+  const base = g.baseline !== undefined ? `, baseline ${fmtNum(g.baseline)}` : "";
+  return `${g.gate}${g.dry_run ? " (dry run)" : ""}: ${g.stat} of ${g.metric} on ${g.arm} = ${fmtNum(g.observed)}` +
+    `${base}; bounds ${bounds || "none"}; ${g.verdict}, ${g.consecutive_failures} failing in a row` +
+    `${g.tripped ? ", tripped" : ""} (window ${fmtTime(g.window_start)}–${fmtTime(g.window_end)}, ${g.samples} samples)`;
+}
+
+function describeDecision(d) {
+  switch (d.kind) {
+    case "rollback":
+      return `Roll back ${d.from} → ${d.to} (${d.target}${d.automated ? ", automated" : ", by an operator"})`;
+    case "set_weight":
+      return `Set ${d.version} to ${d.weight}% of traffic (step ${d.step})`;
+    case "promote":
+      return `Promote ${d.version} (from ${d.from})`;
+    case "start_shadow":
+      return `Mirror traffic to ${d.version} (shadow)`;
+    case "start_preview":
+      return `Start the preview of ${d.version}`;
+    case "pause_for_approval":
+      return `Pause ${d.version} for approval until ${fmtTime(d.deadline)} (then ${d.on_timeout})`;
+    case "hold":
+      return "Hold: keep routing as it is";
+    case "escalate":
+      return "Escalate to a human";
+    default:
+      return d.kind;
+  }
+}
+
+const KEY_EVENTS = new Set(["gate_tripped", "cooldown_started", "cooldown_ended", "breaker_tripped", "breaker_cleared",
+  "paused", "resumed", "halted", "promoted", "rolled_back", "rollout_started", "rollout_completed", "version_validated"]);
+
+function describeEvent(e) {
+  switch (e.kind) {
+    case "gate_tripped": return `Gate ${e.gate} tripped${e.dry_run ? " (dry run: reported, not acted on)" : ""}`;
+    case "cooldown_started": return `Cooldown until ${fmtTime(e.until)}`;
+    case "cooldown_ended": return "Cooldown ended";
+    case "breaker_tripped": return `Circuit breaker tripped (${e.rollbacks} automated rollbacks in its window)`;
+    case "breaker_cleared": return "Circuit breaker cleared by an operator";
+    case "paused": return `Paused (${e.by})`;
+    case "resumed": return `Resumed (${e.by})`;
+    case "halted": return `Automation halted (${e.reason})`;
+    case "promoted": return `${e.version} promoted (previous: ${e.previous})`;
+    case "rolled_back": return `Rolled back: ${e.from} → ${e.to} is now stable`;
+    case "rollout_started": return `Rollout of ${e.version} started`;
+    case "rollout_completed": return `Rollout of ${e.version} completed`;
+    case "version_validated": return `${e.version} validated by ${e.by}`;
+    default: return e.kind;
+  }
+}
+
+// ---------------------------------------------------------------------- running
+
+/** Replays the scenario with the core; also steps a policy to read status() after each input. */
+function run(scenario) {
+  const trace = replay(scenario);
+  const policy = new Policy(scenario.config, scenario.start ?? 0);
+  const statuses = [];
+  for (const entry of trace) {
+    try {
+      policy.handle(entry.input);
+    } catch {
+      // refused inputs are part of the trace; the policy is unchanged
+    }
+    statuses.push(policy.status());
+  }
+  policy.free();
+  return { trace, statuses };
+}
+
+// ---------------------------------------------------------------------- model for charts
+
+function spansOf(trace, statuses) {
+  const flags = {
+    cooldown: (s) => s.cooldown_until !== undefined,
+    breaker: (s) => s.breaker_open,
+    paused: (s) => s.paused !== undefined,
+    halted: (s) => s.halted !== undefined,
+  };
+  const spans = [];
+  for (const [kind, on] of Object.entries(flags)) {
+    let from = null;
+    statuses.forEach((s, i) => {
+      const at = s.now;
+      if (on(s) && from === null) from = at;
+      if (!on(s) && from !== null) {
+        spans.push({ kind, from, to: at });
+        from = null;
+      }
+    });
+    if (from !== null) spans.push({ kind, from, to: statuses.at(-1).now, open: true });
+  }
+  return spans;
+}
+
+function model(trace, statuses) {
+  const decisions = [];
+  const events = [];
+  const analyses = [];
+  const refusals = [];
+  for (const entry of trace) {
+    if (entry.error) refusals.push(entry);
+    for (const d of entry.step?.decisions ?? []) decisions.push(d);
+    for (const e of entry.step?.events ?? []) {
+      if (e.kind === "analysis") analyses.push(e);
+      else events.push(e);
+    }
+  }
+  const weight = { t: [], w: [] };
+  statuses.forEach((s) => {
+    weight.t.push(s.now / 1000);
+    weight.w.push(s.weight);
+  });
+  // One chart per gate: the statistic observed on each judged arm, the baseline arm's
+  // value and the effective bounds, as the core reported them at each evaluation.
+  const gates = new Map();
+  for (const a of analyses) {
+    for (const r of a.reports) {
+      if (!gates.has(r.gate)) gates.set(r.gate, { name: r.gate, metric: r.metric, stat: r.stat, dry: !!r.dry_run, points: [] });
+      gates.get(r.gate).points.push({ ...r, phase: a.phase });
+    }
+  }
+  return { decisions, events, refusals, weight, gates: [...gates.values()], spans: spansOf(trace, statuses) };
+}
+
+// ---------------------------------------------------------------------- charts
+
+const SPAN_STYLE = {
+  cooldown: { fill: "rgba(245, 158, 11, 0.16)", label: "cooldown" },
+  breaker: { fill: "rgba(220, 38, 38, 0.13)", label: "breaker open" },
+  paused: { fill: "rgba(99, 102, 241, 0.14)", label: "paused" },
+  halted: { fill: "rgba(107, 114, 128, 0.18)", label: "halted" },
+};
+const MARK_STYLE = {
+  rollback: { color: "#dc2626", label: "rollback" },
+  promote: { color: "#16a34a", label: "promote" },
+  escalate: { color: "#ea580c", label: "escalate" },
+  hold: { color: "#a16207", label: "hold" },
+  pause_for_approval: { color: "#6366f1", label: "pause" },
+};
+const ARM_COLORS = ["#2563eb", "#db2777", "#0d9488", "#7c3aed", "#ca8a04", "#0891b2", "#4b5563"];
+
+/** A uPlot plugin that shades spans and draws decision markers, with hover tooltips. */
+function overlay(m) {
+  const marks = m.decisions.filter((d) => MARK_STYLE[d.kind]);
+  return {
+    hooks: {
+      drawClear: [(u) => {
+        const { ctx, bbox } = u;
+        ctx.save();
+        // From the estimated onset of a degradation to its rollback.
+        for (const d of marks) {
+          if (d.kind !== "rollback" || d.degradation_started_at === undefined) continue;
+          const x0 = u.valToPos(d.degradation_started_at / 1000, "x", true);
+          const x1 = u.valToPos(d.at / 1000, "x", true);
+          ctx.fillStyle = "rgba(220, 38, 38, 0.10)";
+          ctx.fillRect(x0, bbox.top, Math.max(1, x1 - x0), bbox.height);
+          ctx.strokeStyle = "rgba(220, 38, 38, 0.7)";
+          ctx.lineWidth = devicePixelRatio;
+          ctx.setLineDash([2 * devicePixelRatio, 2 * devicePixelRatio]);
+          ctx.beginPath();
+          ctx.moveTo(Math.round(x0), bbox.top);
+          ctx.lineTo(Math.round(x0), bbox.top + bbox.height);
+          ctx.stroke();
+          ctx.setLineDash([]);
+        }
+        for (const s of m.spans) {
+          const x0 = u.valToPos(s.from / 1000, "x", true);
+          const x1 = u.valToPos(s.to / 1000, "x", true);
+          ctx.fillStyle = SPAN_STYLE[s.kind].fill;
+          ctx.fillRect(x0, bbox.top, Math.max(1, x1 - x0), bbox.height);
+        }
+        ctx.restore();
+      }],
+      draw: [(u) => {
+        const { ctx, bbox } = u;
+        ctx.save();
+        for (const d of marks) {
+          const x = Math.round(u.valToPos(d.at / 1000, "x", true));
+          ctx.strokeStyle = MARK_STYLE[d.kind].color;
+          ctx.lineWidth = d.kind === "rollback" ? 2.5 * devicePixelRatio : 1.2 * devicePixelRatio;
+          ctx.setLineDash(d.kind === "rollback" || d.kind === "promote" ? [] : [4 * devicePixelRatio, 3 * devicePixelRatio]);
+          ctx.beginPath();
+          ctx.moveTo(x, bbox.top);
+          ctx.lineTo(x, bbox.top + bbox.height);
+          ctx.stroke();
+          if (d.kind === "rollback") {
+            ctx.fillStyle = MARK_STYLE.rollback.color;
+            ctx.font = `bold ${11 * devicePixelRatio}px system-ui, sans-serif`;
+            ctx.fillText(`⟲ ${d.from}→${d.to} ${fmtTime(d.at)}`, x + 4 * devicePixelRatio, bbox.top + 12 * devicePixelRatio);
+          }
+        }
+        ctx.restore();
+      }],
+      setCursor: [(u) => showTooltip(u, m)],
+    },
+  };
+}
+
+function showTooltip(u, m) {
+  const tip = $("tooltip");
+  const left = u.cursor.left;
+  if (left === undefined || left < 0) {
+    tip.hidden = true;
+    return;
+  }
+  const t = u.posToVal(left, "x") * 1000;
+  const tol = (u.posToVal(left + 6, "x") - u.posToVal(left, "x")) * 1000;
+  const near = m.decisions.filter((d) => MARK_STYLE[d.kind] && Math.abs(d.at - t) <= tol);
+  const spans = m.spans.filter((s) => s.from <= t && t <= s.to);
+  const onsets = m.decisions.filter((d) => d.kind === "rollback" && d.degradation_started_at !== undefined &&
+    d.degradation_started_at <= t && t < d.at);
+  if (near.length === 0 && spans.length === 0 && onsets.length === 0) {
+    tip.hidden = true;
+    return;
+  }
+  const html = [
+    ...near.map((d) => `<div class="tip-decision ${d.kind}"><b>${fmtTime(d.at)} ${esc(describeDecision(d))}</b>` +
+      `<div>${esc(reasonText(d.reason))}</div>${(d.gates ?? []).map((g) => `<div class="ev">${esc(gateEvidence(g))}</div>`).join("")}` +
+      `${d.detail ? `<div>${esc(d.detail)}</div>` : ""}</div>`),
+    ...onsets.map((d) => `<div class="tip-span">degradation of ${esc(d.from)} from about ${fmtTime(d.degradation_started_at)}, rolled back at ${fmtTime(d.at)}</div>`),
+    ...spans.map((s) => `<div class="tip-span ${s.kind}">${SPAN_STYLE[s.kind].label}: ${fmtTime(s.from)}–${s.open ? "end" : fmtTime(s.to)}</div>`),
+  ].join("");
+  tip.innerHTML = html;
+  const rect = u.over.getBoundingClientRect();
+  tip.hidden = false;
+  const x = Math.min(rect.left + left + 14, window.innerWidth - tip.offsetWidth - 8);
+  tip.style.left = `${x + window.scrollX}px`;
+  tip.style.top = `${rect.top + window.scrollY + (u.cursor.top ?? 0) + 14}px`;
+}
+
+const timeAxis = () => ({
+  values: (u, ticks) => ticks.map((s) => fmtTime(s * 1000)),
+  space: 70,
+});
+
+function chartWidth() {
+  return Math.max(480, $("charts").clientWidth - 8);
+}
+
+let charts = [];
+function drawCharts(m, range) {
+  for (const c of charts) c.destroy();
+  charts = [];
+  const root = $("charts");
+  root.innerHTML = "";
+  const sync = uPlot.sync("rollguard");
+  const xSeries = { label: "time", value: (u, v) => (v === null || v === undefined ? "–" : fmtTime(v * 1000)) };
+  const common = {
+    width: chartWidth(),
+    cursor: { sync: { key: sync.key }, points: { size: 6 } },
+    scales: { x: { time: false, range: () => range } },
+    plugins: [overlay(m)],
+  };
+
+  // Canary weight.
+  const box = document.createElement("div");
+  box.className = "chart";
+  box.innerHTML = `<h3>Candidate traffic (%) <span class="legend-spans">${legendSpans()}</span></h3>`;
+  root.append(box);
+  charts.push(new uPlot({
+    ...common,
+    height: 150,
+    series: [xSeries, { label: "candidate weight %", stroke: "#111827", width: 2, fill: "rgba(17, 24, 39, 0.06)", paths: uPlot.paths.stepped({ align: 1 }) }],
+    axes: [timeAxis(), { size: 40 }],
+    scales: { ...common.scales, y: { range: [0, 100] } },
+  }, [m.weight.t, m.weight.w], box));
+
+  for (const g of m.gates) {
+    const arms = [...new Set(g.points.map((p) => p.arm))];
+    const times = [...new Set(g.points.map((p) => p.window_end))].sort((a, b) => a - b);
+    const index = new Map(times.map((t, i) => [t, i]));
+    const col = () => new Array(times.length).fill(null);
+    const perArm = arms.map(col);
+    const baseline = col();
+    const min = col();
+    const max = col();
+    for (const p of g.points) {
+      const i = index.get(p.window_end);
+      perArm[arms.indexOf(p.arm)][i] = p.observed ?? null;
+      if (p.baseline !== undefined) baseline[i] = p.baseline;
+      if (p.min !== undefined) min[i] = p.min;
+      if (p.max !== undefined) max[i] = p.max;
+    }
+    const series = [xSeries];
+    const data = [times.map((t) => t / 1000)];
+    arms.forEach((arm, k) => {
+      series.push({ label: `${g.stat} on ${arm}`, stroke: ARM_COLORS[k % ARM_COLORS.length], width: 2, points: { show: false } });
+      data.push(perArm[k]);
+    });
+    if (baseline.some((v) => v !== null)) {
+      series.push({ label: "baseline", stroke: "#6b7280", width: 1.5, dash: [2, 3] });
+      data.push(baseline);
+    }
+    if (max.some((v) => v !== null)) {
+      series.push({ label: "max (threshold)", stroke: "#dc2626", width: 1.5, dash: [7, 4], paths: uPlot.paths.stepped({ align: 1 }) });
+      data.push(max);
+    }
+    if (min.some((v) => v !== null)) {
+      series.push({ label: "min (threshold)", stroke: "#c2410c", width: 1.5, dash: [7, 4], paths: uPlot.paths.stepped({ align: 1 }) });
+      data.push(min);
+    }
+    const div = document.createElement("div");
+    div.className = "chart";
+    div.innerHTML = `<h3>${esc(g.name)} <span class="muted">${esc(g.stat)} of ${esc(g.metric)}${g.dry ? " · dry run (reported, never acted on)" : ""}</span></h3>`;
+    root.append(div);
+    charts.push(new uPlot({
+      ...common,
+      height: 170,
+      series,
+      axes: [timeAxis(), { size: 56, values: (u, ticks) => ticks.map(fmtNum) }],
+    }, data, div));
+  }
+}
+
+function legendSpans() {
+  return Object.values(SPAN_STYLE).map((s) => `<i style="background:${s.fill.replace(/[\d.]+\)$/, "0.45)")}"></i>${s.label}`).join(" ") +
+    ` <i class="line" style="background:${MARK_STYLE.rollback.color}"></i>rollback` +
+    ` <i class="line" style="background:${MARK_STYLE.promote.color}"></i>promote` +
+    ` <i style="background:rgba(220, 38, 38, 0.25)"></i>onset → rollback` +
+    ` <i class="line dashed" style="border-color:${MARK_STYLE.escalate.color}"></i>escalate/hold`;
+}
+
+// ---------------------------------------------------------------------- summary and list
+
+function drawSummary(scenario, m) {
+  const rollbacks = m.decisions.filter((d) => d.kind === "rollback");
+  const cards = rollbacks.map((d) => {
+    const failing = (d.gates ?? []).filter((g) => g.verdict === "fail" && !g.dry_run);
+    const why = failing.length
+      ? failing.map((g) => `<li>${esc(g.gate)}: ${esc(g.stat)} of ${esc(g.metric)} on ${esc(g.arm)} was <b>${fmtNum(g.observed)}</b>` +
+        `${g.max !== undefined ? ` &gt; max ${fmtNum(g.max)}` : ""}${g.min !== undefined ? ` &lt; min ${fmtNum(g.min)}` : ""}` +
+        `${g.baseline !== undefined ? ` (baseline ${fmtNum(g.baseline)})` : ""}, failing ${g.consecutive_failures}× in a row</li>`).join("")
+      : "";
+    const onset = d.degradation_started_at !== undefined ? `<div>Degradation started about <b>${fmtTime(d.degradation_started_at)}</b>: reprocess what ${esc(d.from)} handled since then.</div>` : "";
+    return `<div class="card rollback" data-at="${d.at}"><div class="when">${fmtTime(d.at)}</div>` +
+      `<div><b>${esc(describeDecision(d))}</b></div><div class="reason">${esc(reasonText(d.reason))}</div>` +
+      `${why ? `<ul>${why}</ul>` : ""}${onset}</div>`;
+  });
+  const escalations = m.decisions.filter((d) => d.kind === "escalate").length;
+  const refused = m.refusals.length;
+  $("summary").innerHTML =
+    `<div class="card intro"><div class="when">${esc(scenario.name || "scenario")}</div>` +
+    `<div>${m.decisions.length} decisions, ${rollbacks.length} rollback${rollbacks.length === 1 ? "" : "s"}, ${escalations} escalation${escalations === 1 ? "" : "s"}, ${refused} refused input${refused === 1 ? "" : "s"}` +
+    ` over ${fmtTime(m.weight.t.at(-1) * 1000 - (scenario.start ?? 0))}.</div>` +
+    `<div class="muted">Computed in this page by the rollguard core (WebAssembly).</div></div>` +
+    (cards.join("") || `<div class="card">No rollback.</div>`);
+}
+
+function drawList(m) {
+  const rows = [
+    ...m.decisions.map((d) => ({ at: d.at, kind: d.kind, cls: `decision ${d.kind}`, title: describeDecision(d), reason: reasonText(d.reason), gates: d.gates ?? [], detail: d.detail })),
+    ...m.events.filter((e) => KEY_EVENTS.has(e.kind)).map((e) => ({ at: e.at, kind: e.kind, cls: `event ${e.kind}`, title: describeEvent(e) })),
+    ...m.refusals.map((r) => ({ at: r.input.at ?? 0, kind: "refused", cls: "refused", title: `Refused ${r.input.kind}${r.input.version ? ` ${r.input.version}` : ""}`, reason: `${r.error.code}: ${r.error.message}` })),
+  ];
+  rows.sort((a, b) => a.at - b.at);
+  $("decisions").innerHTML = rows.map((r) =>
+    `<li class="${r.cls}" data-kind="${r.kind}" data-at="${r.at}" title="${esc([r.reason, ...(r.gates ?? []).map(gateEvidence)].filter(Boolean).join("\n"))}">` +
+    `<span class="when">${fmtTime(r.at)}</span> <span class="what">${esc(r.title)}</span>` +
+    `${r.reason ? `<div class="reason">${esc(r.reason)}</div>` : ""}` +
+    `${(r.gates ?? []).filter((g) => g.verdict !== "pass").map((g) => `<div class="ev">${esc(gateEvidence(g))}</div>`).join("")}` +
+    `${r.detail ? `<div class="ev">${esc(r.detail)}</div>` : ""}</li>`).join("");
+}
+
+// ---------------------------------------------------------------------- loading
+
+function show(scenario) {
+  const { trace, statuses } = run(scenario);
+  const times = statuses.map((s) => s.now);
+  const start = scenario.start ?? 0;
+  epochTimes = start > 1e11 || times[0] > 1e11;
+  const m = model(trace, statuses);
+  $("scenario-name").textContent = `${scenario.name || "scenario"} · ${trace.length} inputs`;
+  $("message").textContent = "";
+  const range = [Math.min(start, times[0] ?? start) / 1000, Math.max(...times, start + 1) / 1000];
+  drawSummary(scenario, m);
+  drawList(m);
+  drawCharts(m, range);
+  window.rollguardTrace = trace;
+  window.rollguardStatuses = statuses;
+  window.rollguardCharts = charts;
+  document.body.dataset.status = "ready";
+}
+
+function fail(message) {
+  $("message").textContent = message;
+  $("message").className = "error";
+  document.body.dataset.status = "error";
+}
+
+async function loadDemo() {
+  const res = await fetch(new URL("./demo.json", import.meta.url));
+  show(await res.json());
+}
+
+/** A scenario JSON, or inputs JSONL (lines of inputs, or of `rollguard replay --all` entries) with a policy JSON. */
+async function loadFiles(files) {
+  let scenario = null;
+  let config = null;
+  let inputs = null;
+  for (const file of files) {
+    const text = await file.text();
+    if (file.name.endsWith(".jsonl") || file.name.endsWith(".ndjson")) {
+      inputs = text.split("\n").filter((l) => l.trim()).map((l, i) => {
+        try {
+          const v = JSON.parse(l);
+          return v.input && v.index !== undefined ? v.input : v;
+        } catch (e) {
+          throw new Error(`${file.name} line ${i + 1}: ${e.message}`);
+        }
+      });
+      continue;
+    }
+    const doc = JSON.parse(text);
+    if (doc.inputs && doc.config) scenario = doc;
+    else if (doc.config && doc.state) config = doc.config; // a snapshot's config
+    else config = doc;
+  }
+  if (!scenario && inputs && config) scenario = { format_version: 1, name: files.map((f) => f.name).join(" + "), config, inputs };
+  if (!scenario && inputs) throw new Error("inputs need their policy: drop the policy JSON together with the JSONL");
+  if (!scenario) throw new Error("no scenario: drop a scenario JSON (config + inputs), or inputs JSONL with a policy JSON");
+  show(scenario);
+}
+
+async function guarded(fn) {
+  try {
+    document.body.dataset.status = "loading";
+    await fn();
+  } catch (e) {
+    fail(e.code ? `${e.code}${e.path ? ` at ${e.path}` : ""}: ${e.message}` : String(e.message ?? e));
+  }
+}
+
+$("load-demo").addEventListener("click", () => guarded(loadDemo));
+$("file").addEventListener("change", (ev) => guarded(() => loadFiles([...ev.target.files])));
+let depth = 0;
+window.addEventListener("dragenter", (ev) => { ev.preventDefault(); depth++; document.body.classList.add("dragging"); });
+window.addEventListener("dragleave", () => { if (--depth <= 0) { depth = 0; document.body.classList.remove("dragging"); } });
+window.addEventListener("dragover", (ev) => ev.preventDefault());
+window.addEventListener("drop", (ev) => {
+  ev.preventDefault();
+  depth = 0;
+  document.body.classList.remove("dragging");
+  guarded(() => loadFiles([...ev.dataTransfer.files]));
+});
+window.addEventListener("resize", () => { for (const c of charts) c.setSize({ width: chartWidth(), height: c.height }); });
+
+guarded(loadDemo);
