@@ -34,6 +34,20 @@ fn pow2(e: i32) -> f64 {
     f64::from_bits(((e + 1023) as u64) << 52)
 }
 
+/// The smaller of two values, keeping `a` on a tie. `f64::min` leaves the sign of a
+/// `-0.0`/`+0.0` tie to the platform (and is a call in wasm); one comparison is the same
+/// everywhere. Values are never NaN here (inputs are checked).
+#[inline]
+fn lower(a: f64, b: f64) -> f64 {
+    if b < a { b } else { a }
+}
+
+/// The larger of two values, keeping `a` on a tie (see [`lower`]).
+#[inline]
+fn upper(a: f64, b: f64) -> f64 {
+    if b > a { b } else { a }
+}
+
 /// Octaves a histogram range spans.
 pub(crate) fn octaves(r: HistogramRange) -> i32 {
     exponent(r.max) - exponent(r.min) + 1
@@ -110,8 +124,7 @@ impl Slot {
         if self.count == 0 {
             (self.min, self.max) = (x, x);
         } else {
-            self.min = self.min.min(x);
-            self.max = self.max.max(x);
+            (self.min, self.max) = (lower(self.min, x), upper(self.max, x));
         }
         self.count += 1;
         self.sum += x;
@@ -135,8 +148,7 @@ impl Slot {
         match hist {
             Some(h) => {
                 for &x in xs {
-                    lo = lo.min(x);
-                    hi = hi.max(x);
+                    (lo, hi) = (lower(lo, x), upper(hi, x));
                     sum += x;
                     if let Some(c) = self.hist.get_mut(h.bin(x)) {
                         *c = c.saturating_add(1);
@@ -145,8 +157,7 @@ impl Slot {
             }
             None => {
                 for &x in xs {
-                    lo = lo.min(x);
-                    hi = hi.max(x);
+                    (lo, hi) = (lower(lo, x), upper(hi, x));
                     sum += x;
                 }
             }
@@ -370,8 +381,7 @@ impl Window {
         order.sort_by_key(|s| s.epoch);
         for s in &order {
             if s.count > 0 {
-                min = min.min(s.min);
-                max = max.max(s.max);
+                (min, max) = (lower(min, s.min), upper(max, s.max));
             }
             count += s.count;
             sum += s.sum;
@@ -581,6 +591,24 @@ mod tests {
         }
         assert_eq!(w.read(shape, Stat::P50, 1).value, Some(-5.0));
         assert_eq!(w.read(shape, Stat::P99, 1).value, Some(2e12));
+    }
+
+    #[test]
+    fn signed_zero_ties_keep_the_first_value_on_every_platform() {
+        let m = value_metric(1_000, 1);
+        let shape = WindowShape::new(&m, false);
+        for (first, second) in [(0.0, -0.0), (-0.0, 0.0)] {
+            let mut w = Window::new(shape);
+            w.add_value(shape, 1, first);
+            w.add_value(shape, 1, second);
+            let min = w.read(shape, Stat::Min, 1).value.unwrap();
+            let max = w.read(shape, Stat::Max, 1).value.unwrap();
+            assert_eq!((min.to_bits(), max.to_bits()), (first.to_bits(), first.to_bits()));
+            // The column path agrees bit for bit.
+            let mut c = Window::new(shape);
+            c.add_values(shape, &[1, 1], &[first, second]);
+            assert_eq!(c, w);
+        }
     }
 
     #[test]
