@@ -603,7 +603,10 @@ mod tests {
             w.add_value(shape, 1, second);
             let min = w.read(shape, Stat::Min, 1).value.unwrap();
             let max = w.read(shape, Stat::Max, 1).value.unwrap();
-            assert_eq!((min.to_bits(), max.to_bits()), (first.to_bits(), first.to_bits()));
+            assert_eq!(
+                (min.to_bits(), max.to_bits()),
+                (first.to_bits(), first.to_bits())
+            );
             // The column path agrees bit for bit.
             let mut c = Window::new(shape);
             c.add_values(shape, &[1, 1], &[first, second]);
