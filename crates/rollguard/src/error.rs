@@ -157,13 +157,7 @@ impl Error {
 
     /// Prefixes the path with a parent segment (`samples[3]` + `value` = `samples[3].value`).
     pub(crate) fn within(mut self, parent: impl fmt::Display) -> Self {
-        let parent = parent.to_string();
-        self.path = match (parent.is_empty(), self.path.is_empty()) {
-            (true, _) => self.path,
-            (false, true) => parent,
-            (false, false) if self.path.starts_with('[') => format!("{parent}{}", self.path),
-            (false, false) => format!("{parent}.{}", self.path),
-        };
+        self.path = crate::tagged::join(&parent.to_string(), &self.path);
         self
     }
 

@@ -211,11 +211,17 @@ impl Registry {
         }
     }
 
-    /// Adds a bundle. Registering an identical bundle again is a no-op (`Ok(false)`).
-    pub(crate) fn register(&mut self, spec: &VersionSpec, max: u32) -> Result<bool, Error> {
+    /// Adds a bundle, evicting one version if the registry is full. Registering an
+    /// identical bundle again is a no-op (`Ok(None)`); otherwise the result says which
+    /// version, if any, was evicted (`Ok(Some(evicted))`).
+    pub(crate) fn register(
+        &mut self,
+        spec: &VersionSpec,
+        max: u32,
+    ) -> Result<Option<Option<String>>, Error> {
         if let Some(v) = self.get(&spec.id) {
             if v.digest == spec.digest && v.components == spec.components {
-                return Ok(false);
+                return Ok(None);
             }
             return Err(Error::new(
                 ErrorCode::DuplicateVersion,
@@ -226,6 +232,7 @@ impl Registry {
                 ),
             ));
         }
+        let mut evicted = None;
         if self.versions.len() as u64 >= u64::from(max) {
             let evict = self.eviction_candidate().ok_or_else(|| {
                 Error::new(
@@ -234,7 +241,7 @@ impl Registry {
                     "no version can be evicted",
                 )
             })?;
-            self.versions.remove(evict);
+            evicted = Some(self.versions.remove(evict).id);
         }
         self.versions.push(Version {
             id: spec.id.clone(),
@@ -246,7 +253,7 @@ impl Registry {
             held_stable: None,
         });
         self.next_seq += 1;
-        Ok(true)
+        Ok(Some(evicted))
     }
 
     /// Index of the version to evict when full, if any may go.
@@ -374,8 +381,8 @@ mod tests {
     #[test]
     fn bundles_are_immutable_and_identical_re_registration_is_a_no_op() {
         let mut r = Registry::new(&[spec("v0", true)], "v0", 0);
-        assert_eq!(r.register(&spec("v1", false), 8), Ok(true));
-        assert_eq!(r.register(&spec("v1", false), 8), Ok(false));
+        assert_eq!(r.register(&spec("v1", false), 8), Ok(Some(None)));
+        assert_eq!(r.register(&spec("v1", false), 8), Ok(None));
         let mut changed = spec("v1", false);
         changed.components.insert("model".into(), "other".into());
         assert_eq!(

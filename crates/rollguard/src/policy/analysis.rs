@@ -28,18 +28,13 @@ impl Policy {
         now: Timestamp,
     ) -> Reading {
         let stat = self.config.gates[gate].stat;
-        self.state
-            .arms
-            .iter()
-            .find(|a| a.version == version)
-            .and_then(|a| a.windows.get(metric))
-            .map_or(
-                Reading {
-                    value: None,
-                    evidence: 0,
-                },
-                |w| w.read(self.plan.shapes[metric], stat, now),
-            )
+        self.window(version, metric).map_or(
+            Reading {
+                value: None,
+                evidence: 0,
+            },
+            |w| w.read(self.plan.shapes[metric], stat, now),
+        )
     }
 
     /// The baseline's reading. After promotion the previous version usually serves
@@ -78,18 +73,12 @@ impl Policy {
         let start = Window::start(shape, now);
         let floor = self.state.rollout.as_ref().map_or(0, |r| r.started_at);
         let breaks = |x: f64| min.is_some_and(|lo| x < lo) || max.is_some_and(|hi| x > hi);
-        let first = self
-            .state
-            .arms
-            .iter()
-            .find(|a| a.version == version)
-            .and_then(|a| a.windows.get(metric))
-            .and_then(|w| {
-                w.read_buckets(shape, stat, now)
-                    .into_iter()
-                    .find(|(_, r)| r.value.is_some_and(breaks))
-                    .map(|(t, _)| t)
-            });
+        let first = self.window(version, metric).and_then(|w| {
+            w.read_buckets(shape, stat, now)
+                .into_iter()
+                .find(|(_, r)| r.value.is_some_and(breaks))
+                .map(|(t, _)| t)
+        });
         first.unwrap_or(start).max(floor)
     }
 

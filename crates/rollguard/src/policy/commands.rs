@@ -30,21 +30,11 @@ impl Policy {
                 version
                     .validate(self.config.limits.label_len_max)
                     .map_err(|e| e.within("version"))?;
-                let before: Vec<String> = self
+                let registered = self
                     .state
                     .registry
-                    .versions
-                    .iter()
-                    .map(|v| v.id.clone())
-                    .collect();
-                if self
-                    .state
-                    .registry
-                    .register(version, self.config.limits.versions_max)?
-                {
-                    let evicted = before
-                        .into_iter()
-                        .find(|id| !self.state.registry.contains(id));
+                    .register(version, self.config.limits.versions_max)?;
+                if let Some(evicted) = registered {
                     out.event(
                         at,
                         EventKind::VersionRegistered {

@@ -246,8 +246,7 @@ impl Policy {
             };
             // The live arms change only when timers fire or commands run, so one look-up
             // serves the whole run; samples of versions that are not live are ignored.
-            let window = self.state.arms.iter_mut().find(|a| a.version == arm);
-            if let Some(w) = window.and_then(|a| a.windows.get_mut(metric)) {
+            if let Some(w) = self.window_mut(arm, metric) {
                 record(w, shape, i..end);
             }
             self.state.now = at[end - 1];
@@ -387,12 +386,10 @@ impl Policy {
         self.state.now = at;
         let shape = self.plan.shapes[metric];
         // Samples from registered versions that are not live are accepted and ignored.
-        if let Some(a) = self.state.arms.iter_mut().find(|a| a.version == arm) {
-            if let Some(w) = a.windows.get_mut(metric) {
-                match value {
-                    Some(x) => w.add_value(shape, at, x),
-                    None => w.add_count(shape, at, events, total),
-                }
+        if let Some(w) = self.window_mut(arm, metric) {
+            match value {
+                Some(x) => w.add_value(shape, at, x),
+                None => w.add_count(shape, at, events, total),
             }
         }
     }

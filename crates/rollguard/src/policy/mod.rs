@@ -235,28 +235,34 @@ impl Out {
         self.events.push(Event { at, kind });
     }
 
+    /// A decision the caller need not acknowledge.
     fn decide(&mut self, at: Timestamp, action: Action, reason: Reason, gates: Vec<GateReport>) {
-        self.decisions.push(Decision {
-            at,
-            action,
-            reason,
-            action_id: None,
-            ack_deadline: None,
-            detail: String::new(),
-            gates,
-        });
+        self.notify(at, action, reason, String::new(), gates);
     }
 
     fn escalate(&mut self, at: Timestamp, reason: Reason, detail: String, gates: Vec<GateReport>) {
-        self.decisions.push(Decision {
+        self.notify(at, Action::Escalate {}, reason, detail, gates);
+    }
+
+    fn notify(
+        &mut self,
+        at: Timestamp,
+        action: Action,
+        reason: Reason,
+        detail: String,
+        gates: Vec<GateReport>,
+    ) {
+        let (action_id, ack_deadline) = (None, None);
+        let d = Decision {
             at,
-            action: Action::Escalate {},
+            action,
             reason,
-            action_id: None,
-            ack_deadline: None,
+            action_id,
+            ack_deadline,
             detail,
             gates,
-        });
+        };
+        self.decisions.push(d);
     }
 
     fn into_step(self, at: Timestamp) -> Step {
@@ -336,6 +342,17 @@ impl Policy {
     /// `invalid_json` or a config error, with the field's path.
     pub fn from_json(config: &str, now: Timestamp) -> Result<Self, Error> {
         Self::new(PolicyConfig::from_json(config)?, now)
+    }
+
+    /// The window of `metric` for a live `version` (none for a version that is not).
+    fn window(&self, version: &str, metric: usize) -> Option<&Window> {
+        let arm = self.state.arms.iter().find(|a| a.version == version)?;
+        arm.windows.get(metric)
+    }
+
+    fn window_mut(&mut self, version: &str, metric: usize) -> Option<&mut Window> {
+        let arm = self.state.arms.iter_mut().find(|a| a.version == version)?;
+        arm.windows.get_mut(metric)
     }
 
     /// The config.
