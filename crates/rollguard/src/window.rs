@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HistogramRange, MetricConfig, MetricKind, Stat};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, run_end};
 
 const SUB_BITS: u32 = 5;
 const SUB: i32 = 1 << SUB_BITS;
@@ -73,20 +73,24 @@ impl HistShape {
         self.len
     }
 
-    /// The bin of a value.
+    /// The bin of a value, branch-free.
+    ///
+    /// For a non-negative double, `bits >> 47` is its exponent followed by the top five
+    /// mantissa bits: exactly (octave, sub-bucket), so the bin is one subtraction from
+    /// the key of the range's lowest value, clamped to the underflow and overflow bins.
+    /// Read as `i64`, the bits of a negative value (and of `-0.0`) are negative, so they
+    /// clamp to the underflow bin with everything else below the range. (NaN is never
+    /// accepted as input; it would land in one of the two end bins.)
     #[inline]
     fn bin(self, x: f64) -> usize {
-        let lo = pow2(self.e_lo);
-        // NaN is never accepted as input; file it with the underflow all the same.
-        if x.is_nan() || x < lo {
-            return 0;
-        }
-        // For a positive double, `bits >> 47` is its exponent followed by the top five
-        // mantissa bits: exactly (octave, sub-bucket), so the bin is one subtraction
-        // from the key of the range's lowest value.
-        let key = (x.to_bits() >> (52 - SUB_BITS)) - (lo.to_bits() >> (52 - SUB_BITS));
-        let last = u64::from(self.len) - 1;
-        (key + 1).min(last) as usize
+        let key = (x.to_bits() as i64 >> (52 - SUB_BITS)) - self.lo_key() + 1;
+        key.clamp(0, i64::from(self.len) - 1) as usize
+    }
+
+    /// `bits >> 47` of the range's lowest value, 2^e_lo.
+    #[inline]
+    fn lo_key(self) -> i64 {
+        (pow2(self.e_lo).to_bits() >> (52 - SUB_BITS)) as i64
     }
 
     /// Midpoint of an interior bin.
@@ -323,7 +327,7 @@ impl Window {
         let mut i = 0;
         while let Some(&t) = at.get(i) {
             let next = (t / shape.width_ms + 1).saturating_mul(shape.width_ms);
-            let end = i + at[i..].partition_point(|x| *x < next);
+            let end = run_end(at, i, next);
             if let Some(slot) = self.slot_mut(shape, t) {
                 f(slot, i..end);
             }
