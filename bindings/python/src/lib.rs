@@ -6,10 +6,11 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use numpy::{Element, PyReadonlyArray1};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use rollguard as rg;
 use serde_json::{Map, Number, Value};
 
@@ -694,71 +695,78 @@ fn column_error(py: Python<'_>, path: String, message: String) -> PyErr {
     )
 }
 
-/// A column of 8-byte numbers: the bytes of `numpy.ascontiguousarray(obj, dtype)` seen
-/// in place as `&[T]` (one copy, made by numpy), or decoded into a `Vec` when a view is
-/// not possible (unaligned bytes, a big-endian host) or the column came from a sequence.
-enum Column<'py, T> {
-    View(Bound<'py, PyBytes>, core::marker::PhantomData<T>),
+/// A column of numbers: a contiguous numpy array read in place (no copy), or the values
+/// of a sequence.
+enum Column<'py, T: Element> {
+    View(PyReadonlyArray1<'py, T>),
     Owned(Vec<T>),
 }
 
-impl<T: bytemuck::Pod> core::ops::Deref for Column<'_, T> {
+impl<T: Element> core::ops::Deref for Column<'_, T> {
     type Target = [T];
 
     fn deref(&self) -> &[T] {
         match self {
-            // The cast was checked when the view was made, and the bytes never move.
-            Column::View(bytes, _) => bytemuck::try_cast_slice(bytes.as_bytes()).unwrap_or(&[]),
+            // Contiguity was checked when the view was made (`Column::of`).
+            Column::View(a) => a.as_slice().unwrap_or_default(),
             Column::Owned(v) => v,
         }
     }
 }
 
-impl<'py, T: bytemuck::Pod> Column<'py, T> {
-    /// Views (or decodes) little-endian bytes as `T`.
-    fn of(bytes: Bound<'py, PyBytes>, decode: impl Fn([u8; 8]) -> T) -> Self {
-        let viewable = cfg!(target_endian = "little")
-            && bytemuck::try_cast_slice::<u8, T>(bytes.as_bytes()).is_ok();
-        if viewable {
-            return Column::View(bytes, core::marker::PhantomData);
-        }
-        Column::Owned(
-            bytes
-                .as_bytes()
-                .chunks_exact(8)
-                .map(|c| {
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(c);
-                    decode(a)
-                })
-                .collect(),
-        )
-    }
-
-    /// The same bytes seen as another 8-byte type (`i64` times as `u64`).
-    fn recast<U: bytemuck::Pod>(self, decode: impl Fn([u8; 8]) -> U) -> Column<'py, U>
-    where
-        T: Copy,
-    {
-        match self {
-            Column::View(bytes, _) => Column::of(bytes, decode),
-            Column::Owned(v) => Column::Owned(
-                v.iter()
-                    .map(|t| decode(bytemuck::cast::<T, [u8; 8]>(*t)))
-                    .collect(),
-            ),
-        }
+impl<'py, T: Element + Copy> Column<'py, T> {
+    /// Reads `arr` (already of dtype `T`) in place when it is contiguous.
+    fn of(arr: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let arr: PyReadonlyArray1<'py, T> = arr.extract()?;
+        Ok(match arr.as_slice() {
+            Ok(_) => Column::View(arr),
+            Err(_) => Column::Owned(arr.as_array().iter().copied().collect()),
+        })
     }
 }
 
-fn numpy_column<'py, T: bytemuck::Pod>(
+/// `numpy.ascontiguousarray(obj, dtype)` read in place: no copy when `obj` already is a
+/// contiguous array of that dtype.
+/// Errors are `invalid_json` at `name`: not numbers, or not one-dimensional.
+fn numpy_column<'py, T: Element + Copy>(
     obj: &Bound<'py, PyAny>,
     dtype: &str,
-    decode: impl Fn([u8; 8]) -> T,
+    name: &str,
 ) -> PyResult<Column<'py, T>> {
-    let arr = numpy(obj.py())?.call_method1("ascontiguousarray", (obj, dtype))?;
-    let bytes = arr.call_method0("tobytes")?.cast_into::<PyBytes>()?;
-    Ok(Column::of(bytes, decode))
+    if let Some(c) = view(obj) {
+        return Ok(c);
+    }
+    numpy(obj.py())?
+        .call_method1("ascontiguousarray", (obj, dtype))
+        .and_then(|arr| Column::of(&arr))
+        .map_err(|e| {
+            let message = format!("expected a 1-d array of {dtype}: {e}");
+            column_error(obj.py(), name.into(), message)
+        })
+}
+
+/// `obj` read in place when it already is a contiguous 1-d array of dtype `T`: a type
+/// check, no call into Python (this keeps small batches cheap).
+fn view<'py, T: Element>(obj: &Bound<'py, PyAny>) -> Option<Column<'py, T>> {
+    let arr = obj.extract::<PyReadonlyArray1<'py, T>>().ok()?;
+    arr.as_slice().is_ok().then_some(Column::View(arr))
+}
+
+/// A column of times in ms: unsigned, or signed and checked not negative.
+enum Times<'py> {
+    Signed(Column<'py, i64>),
+    Unsigned(Column<'py, u64>),
+}
+
+impl Times<'_> {
+    fn ms(&self) -> &[u64] {
+        match self {
+            // No time is negative (checked in `time_column`), so the same bits read as
+            // u64 are the same numbers.
+            Times::Signed(c) => bytemuck::cast_slice(c),
+            Times::Unsigned(c) => c,
+        }
+    }
 }
 
 fn is_sequence(obj: &Bound<'_, PyAny>) -> bool {
@@ -792,8 +800,7 @@ fn float_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Column<'py
         }
         return Ok(Column::Owned(out));
     }
-    numpy_column(obj, "<f8", f64::from_le_bytes)
-        .map_err(|e| column_error(py, name.into(), format!("expected numbers: {e}")))
+    numpy_column(obj, "float64", name)
 }
 
 fn int_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Column<'py, i64>> {
@@ -815,10 +822,10 @@ fn int_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Column<'py, 
     }
     let (arr, kind) = array_kind(obj)?;
     match kind.as_str() {
-        "i" | "b" => numpy_column(&arr, "<i8", i64::from_le_bytes),
+        "i" | "b" => numpy_column(&arr, "int64", name),
         // Above i64::MAX the core's count range check refuses the value anyway.
         "u" => Ok(Column::Owned(
-            numpy_column(&arr, "<u8", u64::from_le_bytes)?
+            numpy_column::<u64>(&arr, "uint64", name)?
                 .iter()
                 .map(|n| i64::try_from(*n).unwrap_or(i64::MAX))
                 .collect(),
@@ -831,7 +838,7 @@ fn int_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Column<'py, 
     }
 }
 
-fn time_column<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Column<'py, u64>> {
+fn time_column<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Times<'py>> {
     let py = obj.py();
     if is_sequence(obj) {
         let mut out = Vec::with_capacity(obj.len()?);
@@ -843,26 +850,36 @@ fn time_column<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Column<'py, u64>> {
             };
             out.push(t);
         }
-        return Ok(Column::Owned(out));
+        return Ok(Times::Unsigned(Column::Owned(out)));
+    }
+    let signed = |v: Column<'py, i64>| -> PyResult<Times<'py>> {
+        // One branch-free pass (it vectorizes); the row is looked for only on refusal.
+        if v.iter().fold(0, |acc, t| acc | t) < 0 {
+            if let Some((i, t)) = v.iter().enumerate().find(|(_, t)| **t < 0) {
+                return Err(column_error(
+                    py,
+                    format!("at[{i}]"),
+                    format!("time {t} is negative"),
+                ));
+            }
+        }
+        Ok(Times::Signed(v))
+    };
+    if let Some(v) = view(obj) {
+        return signed(v);
     }
     let (arr, kind) = array_kind(obj)?;
-    let signed = |arr: &Bound<'py, PyAny>| -> PyResult<Column<'py, u64>> {
-        let v = numpy_column(arr, "<i8", i64::from_le_bytes)?;
-        if let Some((i, t)) = v.iter().enumerate().find(|(_, t)| **t < 0) {
-            return Err(column_error(
-                py,
-                format!("at[{i}]"),
-                format!("time {t} is negative"),
-            ));
-        }
-        // No time is negative, so the same bytes read as u64 are the same numbers.
-        Ok(v.recast(u64::from_le_bytes))
-    };
     match kind.as_str() {
-        "u" => numpy_column(&arr, "<u8", u64::from_le_bytes),
-        "i" => signed(&arr),
+        "u" => Ok(Times::Unsigned(numpy_column(&arr, "uint64", "at")?)),
+        "i" => signed(numpy_column(&arr, "int64", "at")?),
         // numpy datetimes carry no time zone: they are read as UTC, numpy's convention.
-        "M" => signed(&arr.call_method1("astype", ("datetime64[ms]",))?),
+        // `view` reinterprets the ms counts as int64 without a copy.
+        "M" => signed(numpy_column(
+            &arr.call_method1("astype", ("datetime64[ms]",))?
+                .call_method1("view", ("int64",))?,
+            "int64",
+            "at",
+        )?),
         "O" => time_column(&arr.call_method0("tolist")?),
         _ => Err(column_error(
             py,
@@ -1034,16 +1051,17 @@ impl PyPolicy {
         events: Option<&Bound<'_, PyAny>>,
         total: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyStep> {
-        let at = time_column(at)?;
+        let times = time_column(at)?;
+        let at = times.ms();
         match (value, events, total) {
             (Some(v), None, None) => {
                 let v = float_column(v, "value")?;
-                self.run(py, |p| p.observe_values(arm, metric, &at, &v))
+                self.run(py, |p| p.observe_values(arm, metric, at, &v))
             }
             (None, Some(e), Some(n)) => {
                 let e = int_column(e, "events")?;
                 let n = int_column(n, "total")?;
-                self.run(py, |p| p.observe_counts(arm, metric, &at, &e, &n))
+                self.run(py, |p| p.observe_counts(arm, metric, at, &e, &n))
             }
             _ => Err(PyTypeError::new_err(
                 "observe_many takes value=, or events= and total=",

@@ -147,6 +147,49 @@ def test_numpy_batches_match_single_samples(config: dict) -> None:
                    events=np.array([1, 2]), total=[100, 100])
 
 
+def test_every_numpy_layout_reads_as_its_values(config: dict) -> None:
+    # Contiguous arrays of the core's types are read in place; anything else (strided
+    # views, other dtypes, byte orders, read-only, datetime units) is converted first.
+    # Every layout must record exactly what the plain lists record.
+    at = np.arange(1000, 41000, 500, dtype=np.int64)
+    values = np.linspace(50.0, 350.0, at.size)
+    want = started(config)
+    want.observe_many("v2", "latency_ms", at[::2].tolist(), values[::2].tolist())
+    readonly = values[::2].copy()
+    readonly.flags.writeable = False
+    layouts = [
+        (at[::2], values[::2]),  # strided views
+        (at[::2].copy(), readonly),
+        (at[::2].astype(np.int32), values[::2].astype(">f8")),
+        (at[::2].astype(np.uint64), values[::2].astype(np.float64, order="F")),
+        (at[::2].astype("datetime64[ms]"), values[::2]),
+    ]
+    for i, (a, v) in enumerate(layouts):
+        p = started(config)
+        p.observe_many("v2", "latency_ms", a, v)
+        assert p == want, f"layout {i}"
+    # Seconds are read as ms.
+    p = started(config)
+    p.observe_many("v2", "latency_ms", np.array([2, 3], dtype="datetime64[s]"), [1.0, 2.0])
+    assert p.now == 3000
+
+
+def test_observe_many_refuses_arrays_that_are_not_columns(config: dict) -> None:
+    p = started(config)
+    before = p.snapshot_json()
+    grid = np.ones((2, 2))
+    with pytest.raises(InputError) as e:
+        p.observe_many("v2", "latency_ms", [1000, 2000], grid)
+    assert (e.value.code, e.value.path) == ("invalid_json", "value")
+    with pytest.raises(InputError) as e:
+        p.observe_many("v2", "latency_ms", np.array([[1000, 2000]]), [1.0, 2.0])
+    assert (e.value.code, e.value.path) == ("invalid_json", "at")
+    with pytest.raises(InputError) as e:
+        p.observe_many("v2", "latency_ms", np.array([1000.5, 2000.0]), [1.0, 2.0])
+    assert e.value.path == "at"
+    assert p.snapshot_json() == before
+
+
 def test_observe_many_is_atomic_and_names_the_row(config: dict) -> None:
     p = started(config)
     before = p.snapshot_json()
