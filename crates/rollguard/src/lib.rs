@@ -100,4 +100,4 @@ pub use output::{
 pub use policy::{Policy, Snapshot, Status};
 pub use registry::{Aliases, Stage, Validation, Validator, Version};
 pub use scenario::{Scenario, TraceEntry, replay, replay_with};
-pub use time::{TIME_MAX, Timestamp};
+pub use time::{TIME_MAX, Timestamp, time_from_number};

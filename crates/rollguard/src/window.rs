@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HistogramRange, MetricConfig, MetricKind, Stat};
-use crate::time::{Timestamp, run_end};
+use crate::time::{Millis, Timestamp, run_end};
 
 const SUB_BITS: u32 = 5;
 const SUB: i32 = 1 << SUB_BITS;
@@ -296,7 +296,7 @@ impl Window {
 
     /// Records a run of values with non-decreasing times: one slot look-up per bucket
     /// instead of per value, the same additions in the same order as [`Window::add_value`].
-    pub(crate) fn add_values(&mut self, shape: WindowShape, at: &[Timestamp], values: &[f64]) {
+    pub(crate) fn add_values<T: Millis>(&mut self, shape: WindowShape, at: &[T], values: &[f64]) {
         self.for_each_bucket(shape, at, |slot, rows| {
             slot.push_values(shape.hist, &values[rows])
         });
@@ -318,14 +318,14 @@ impl Window {
     }
 
     /// Splits non-decreasing times into runs of one bucket each.
-    fn for_each_bucket(
+    fn for_each_bucket<T: Millis>(
         &mut self,
         shape: WindowShape,
-        at: &[Timestamp],
+        at: &[T],
         mut f: impl FnMut(&mut Slot, core::ops::Range<usize>),
     ) {
         let mut i = 0;
-        while let Some(&t) = at.get(i) {
+        while let Some(t) = at.get(i).map(|t| t.ms()) {
             let next = (t / shape.width_ms + 1).saturating_mul(shape.width_ms);
             let end = run_end(at, i, next);
             if let Some(slot) = self.slot_mut(shape, t) {

@@ -3,7 +3,7 @@
 //! rows of one column.
 
 use proptest::prelude::*;
-use rollguard::{Input, Policy, Step};
+use rollguard::{ErrorCode, Input, Policy, Step};
 
 const CONFIG: &str = r#"{"format_version": 1,
   "versions": [{"id": "v1", "digest": "d1", "validated": true}, {"id": "v2", "digest": "d2"}],
@@ -82,6 +82,13 @@ proptest! {
         prop_assert_eq!(flatten(&column_steps), flatten(&single_steps));
         prop_assert_eq!(&columns, &singles);
 
+        // Times as JavaScript numbers make the same policy.
+        let mut numbers = started();
+        let at_f64: Vec<f64> = at.iter().map(|t| *t as f64).collect();
+        let step = numbers.observe_values_f64(arm, "latency_ms", &at_f64, &values).unwrap();
+        prop_assert_eq!(flatten(&[step]), flatten(&column_steps));
+        prop_assert_eq!(&numbers, &columns);
+
         // Counts, on top, from the current time on.
         let now = columns.now();
         let at: Vec<u64> = at.iter().map(|t| t + now).collect();
@@ -92,5 +99,44 @@ proptest! {
         }
         prop_assert_eq!(flatten(&[step]), flatten(&single_steps));
         prop_assert_eq!(columns, singles);
+    }
+
+    #[test]
+    fn a_bad_row_is_refused_alike_in_every_column_type(
+        rows in rows(),
+        bad in any::<prop::sample::Index>(),
+        kind in 0..4u8,
+    ) {
+        let mut at: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        let mut values: Vec<f64> = rows.iter().map(|r| r.1).collect();
+        let i = bad.index(at.len());
+        let mut at_f64: Vec<f64> = at.iter().map(|t| *t as f64).collect();
+        match kind {
+            0 => values[i] = f64::NAN,
+            1 => values[i] = -1e101,
+            2 if i > 0 => {
+                at[i] = at[i - 1].saturating_sub(1);
+                at_f64[i] = at[i] as f64;
+                if at[i] == at[i - 1] { return Ok(()); }
+            }
+            _ => {
+                at[i] = 1 << 53;
+                at_f64[i] = (1u64 << 53) as f64;
+            }
+        }
+        let (mut a, mut b) = (started(), started());
+        let before = a.clone();
+        let ea = a.observe_values("v2", "latency_ms", &at, &values).unwrap_err();
+        let eb = b.observe_values_f64("v2", "latency_ms", &at_f64, &values).unwrap_err();
+        prop_assert_eq!((ea.code, &ea.path), (eb.code, &eb.path));
+        prop_assert_eq!(&a, &before);
+        prop_assert_eq!(&b, &before);
+        // A fraction is a row error of the numbers path only.
+        let mut fraction: Vec<f64> = rows.iter().map(|r| r.0 as f64).collect();
+        let good: Vec<f64> = rows.iter().map(|r| r.1).collect();
+        fraction[i] += 0.5;
+        let e = b.observe_values_f64("v2", "latency_ms", &fraction, &good).unwrap_err();
+        prop_assert_eq!((e.code, e.path), (ErrorCode::InvalidJson, format!("at[{i}]")));
+        prop_assert_eq!(&b, &before);
     }
 }

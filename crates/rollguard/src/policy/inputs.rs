@@ -1,7 +1,7 @@
 //! Inputs: validation of samples, commands and ticks, and recording samples.
 
 use super::*;
-use crate::time::run_end;
+use crate::time::{Millis, run_end};
 use crate::window::WindowShape;
 
 impl Policy {
@@ -137,6 +137,32 @@ impl Policy {
         at: &[Timestamp],
         values: &[f64],
     ) -> Result<Step, Error> {
+        self.observe_value_column(arm, metric, at, values)
+    }
+
+    /// [`Policy::observe_values`] with the times as `f64` ms, as JavaScript numbers (a
+    /// `Float64Array`) carry them: each must be an integer, else the row is refused as
+    /// [`time_from_number`](crate::time_from_number) refuses it (`at[3]`).
+    ///
+    /// # Errors
+    /// As [`Policy::observe_values`].
+    pub fn observe_values_f64(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[f64],
+        values: &[f64],
+    ) -> Result<Step, Error> {
+        self.observe_value_column(arm, metric, at, values)
+    }
+
+    fn observe_value_column<T: Millis>(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[T],
+        values: &[f64],
+    ) -> Result<Step, Error> {
         same_length(at.len(), values.len(), "value")?;
         let Some((&first, &x)) = at.first().zip(values.first()) else {
             return Ok(Out::default().into_step(self.state.now));
@@ -144,21 +170,26 @@ impl Policy {
         // Row 0 through the general check settles arm, metric and kind for the column;
         // the other rows need only the cheap per-row tests.
         let now = self.state.now;
-        let m = self
-            .check_parts(first, now, arm, metric, Some(x), None, None)
+        let m = first
+            .exact("at")
+            .and_then(|t| self.check_parts(t, now, arm, metric, Some(x), None, None))
             .map_err(|e| row(e, 0))?;
         // Branch-free tests over the whole column (they vectorize); the exact error, if
         // any, comes from the general check of the first failing row.
-        let out_of_range = values
+        let in_range = values
             .iter()
-            .fold(false, |bad, v| bad | v.is_nan() | (v.abs() > VALUE_ABS_MAX));
-        if times_refused(at) || out_of_range {
+            .fold(true, |ok, v| ok & (v.abs() <= VALUE_ABS_MAX)); // false for NaN
+        if !(in_range && T::column_fine(at)) {
+            let mut prev = first.ms();
             for i in 1..at.len() {
-                let e =
-                    self.check_parts(at[i], at[i - 1], arm, metric, Some(values[i]), None, None);
-                if let Err(e) = e {
-                    return Err(row(e, i));
-                }
+                at[i]
+                    .exact("at")
+                    .and_then(|t| {
+                        self.check_parts(t, prev, arm, metric, Some(values[i]), None, None)?;
+                        prev = t;
+                        Ok(())
+                    })
+                    .map_err(|e| row(e, i))?;
             }
         }
         let mut out = Out::default();
@@ -223,22 +254,22 @@ impl Policy {
     /// Records validated column rows in runs that end at timer deadlines: the timers
     /// fire before the first row at or after them, exactly as when the rows come one by
     /// one, and each run goes into the window in one pass.
-    fn record_column(
+    fn record_column<T: Millis>(
         &mut self,
         arm: &str,
         metric: usize,
-        at: &[Timestamp],
+        at: &[T],
         out: &mut Out,
         mut record: impl FnMut(&mut Window, WindowShape, core::ops::Range<usize>),
     ) {
         let shape = self.plan.shapes[metric];
         let mut i = 0;
-        while i < at.len() {
-            if self.next_deadline().is_some_and(|d| d <= at[i]) {
-                self.advance(at[i], out);
+        while let Some(t) = at.get(i).map(|t| t.ms()) {
+            if self.next_deadline().is_some_and(|d| d <= t) {
+                self.advance(t, out);
             }
             let end = match self.next_deadline() {
-                Some(d) if d > at[i] => run_end(at, i, d),
+                Some(d) if d > t => run_end(at, i, d),
                 Some(_) => i + 1, // never happens: `advance` fired everything due
                 None => at.len(),
             };
@@ -247,7 +278,7 @@ impl Policy {
             if let Some(w) = self.window_mut(arm, metric) {
                 record(w, shape, i..end);
             }
-            self.state.now = at[end - 1];
+            self.state.now = at[end - 1].ms();
             i = end;
         }
     }
@@ -388,61 +419,6 @@ impl Policy {
             match value {
                 Some(x) => w.add_value(shape, at, x),
                 None => w.add_count(shape, at, events, total),
-            }
-        }
-    }
-}
-
-/// Whether some time of a column is above [`TIME_MAX`] or before the one it follows (it
-/// may say so wrongly only when some time is above `TIME_MAX`, which is refused anyway).
-///
-/// Two OR-folds instead of comparisons, because they vectorize on every target (x86-64
-/// without SSE4.2 and wasm have no unsigned 64-bit vector compare): a time above
-/// `TIME_MAX` sets a bit at or above 2^53, and once every time is below 2^53 the
-/// wrapping difference of a pair has its top bit set exactly when it goes backwards.
-fn times_refused(at: &[Timestamp]) -> bool {
-    let high = at.iter().fold(0, |acc, t| acc | t);
-    let steps = at
-        .iter()
-        .zip(at.iter().skip(1))
-        .fold(0, |acc, (a, b)| acc | b.wrapping_sub(*a));
-    high > TIME_MAX || steps >> 63 != 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_refused_never_misses_a_bad_column() {
-        let edges = [
-            0,
-            1,
-            5,
-            TIME_MAX - 1,
-            TIME_MAX,
-            TIME_MAX + 1,
-            1 << 63,
-            u64::MAX,
-        ];
-        // Every column of up to three edge times.
-        let mut columns: Vec<Vec<Timestamp>> = vec![vec![]];
-        for len in 1..=3 {
-            let mut next = Vec::new();
-            for c in columns.iter().filter(|c| c.len() == len - 1) {
-                for t in edges {
-                    next.push([c.as_slice(), &[t]].concat());
-                }
-            }
-            columns.extend(next);
-        }
-        for at in columns {
-            let high = at.iter().any(|t| *t > TIME_MAX);
-            let backwards = at.windows(2).any(|w| w[1] < w[0]);
-            let refused = times_refused(&at);
-            assert!(refused || !(high || backwards), "missed {at:?}");
-            if !high {
-                assert_eq!(refused, backwards, "{at:?}");
             }
         }
     }
