@@ -122,6 +122,21 @@ describe("typed arrays", () => {
     assert.equal(a.observeMany("v1", "latency_ms", [5000], [1]).at, 5000);
   });
 
+  test("steps are fresh canonical objects, empty or not", () => {
+    const p = new Policy(config);
+    assert.ok(p.tick(0).decisions.length > 0); // the rollout's first step
+    const a = p.observeMany("v1", "latency_ms", [10], [1]);
+    const b = p.observeMany("v1", "latency_ms", [20], [1]);
+    assert.equal(JSON.stringify(a), '{"at":10,"decisions":[],"events":[]}');
+    a.decisions.push("mutated");
+    assert.equal(JSON.stringify(b), '{"at":20,"decisions":[],"events":[]}');
+    // A step with something in it comes from the same canonical JSON as the core's.
+    const full = p.handleJson('{"kind": "tick", "at": 3600000}');
+    assert.ok(full.events.length > 0);
+    assert.equal(JSON.stringify(full), JSON.stringify(JSON.parse(JSON.stringify(full))));
+    assert.deepEqual(Object.keys(full), ["at", "decisions", "events"]);
+  });
+
   test("observeMany is atomic and names the row", () => {
     const p = new Policy(config);
     const before = p.snapshotJson();
