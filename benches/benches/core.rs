@@ -83,8 +83,7 @@ fn observe_columns(c: &mut Criterion) {
     // JS `observeMany` send it: times advance 1 ms every 10 samples (10,000 samples/s).
     // Only the calls are timed: the columns of each run are written before its clock
     // starts (`bindings/wasm/bench/measure.mjs` measures Node the same way).
-    let items = stream(CHUNK as usize, 44);
-    let values: Vec<f64> = items.iter().map(|it| it.value).collect();
+    let values = latency_column(CHUNK);
     let mut group = c.benchmark_group("observe_columns");
     group.throughput(Throughput::Elements(CHUNK));
     group.bench_function("values_1000", |b| {
@@ -113,6 +112,17 @@ fn observe_columns(c: &mut Criterion) {
         });
     });
     group.finish();
+}
+
+/// A column of `n` latencies skewed as in [`stream`] (60–380 ms, most near 100), in a
+/// scrambled order. `bindings/wasm/bench/measure.mjs` computes the same numbers.
+fn latency_column(n: u64) -> Vec<f64> {
+    (0..n)
+        .map(|j| {
+            let u = ((j * 7919) % 1000) as f64 / 1000.0;
+            60.0 + 320.0 * u * u * u
+        })
+        .collect()
 }
 
 /// The reference policy with full windows: 5 minutes at 200 samples/s, stopped just

@@ -45,7 +45,7 @@ const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
 /// # Errors
 /// As above.
 pub fn time_from_number(x: f64, path: &str) -> Result<Timestamp, Error> {
-    let fraction = x < TWO_POW_52 && (x + TWO_POW_52) - TWO_POW_52 != x;
+    let fraction = x < TWO_POW_52 && !integer(x);
     if x.is_nan() || x < 0.0 || fraction {
         return Err(Error::new(
             ErrorCode::InvalidJson,
@@ -66,11 +66,18 @@ pub fn time_from_number(x: f64, path: &str) -> Result<Timestamp, Error> {
 /// A time in a column of samples: `u64` ms, or `f64` ms as JavaScript numbers carry
 /// them (the wasm binding hands its `Float64Array` over as it is: converting every row
 /// cost more than recording it).
+///
+/// A column is checked with [`Millis::pair_fine`] on every pair of neighbours and
+/// [`Millis::ends_fine`] on its ends, branch-free, so the pass vectorizes (with the
+/// sample values' checks, in [`Policy::observe_values`](crate::Policy::observe_values)).
+/// A column that passes has only integer times in `[0, TIME_MAX]`, none before the one
+/// it follows; one that fails is checked row by row for the exact error (some good
+/// columns fail too: see the implementations).
 pub(crate) trait Millis: Copy {
-    /// Whether every time is an integer in `[0, TIME_MAX]` and none is before the one it
-    /// follows, in branch-free passes that vectorize. It may refuse a good column (the
-    /// rows are then checked one by one), never accept a bad one.
-    fn column_fine(at: &[Self]) -> bool;
+    /// Neighbours `a` then `b`: `b` is not before `a`, and `b` is well formed.
+    fn pair_fine(a: Self, b: Self) -> bool;
+    /// The first and last time: the first is well formed, and both are in range.
+    fn ends_fine(first: Self, last: Self) -> bool;
     /// This time in ms, or why it is not one.
     fn exact(self, path: &str) -> Result<Timestamp, Error>;
     /// This time in ms, once it is known to be [`Millis::exact`].
@@ -78,18 +85,18 @@ pub(crate) trait Millis: Copy {
 }
 
 impl Millis for Timestamp {
-    /// Two OR-folds instead of comparisons, because they vectorize on every target
-    /// (x86-64 without SSE4.2 and wasm have no unsigned 64-bit vector compare): a time
-    /// above `TIME_MAX` sets a bit at or above 2^53, and once every time is below 2^53
-    /// the wrapping difference of a pair has its top bit set exactly when it goes
-    /// backwards.
-    fn column_fine(at: &[Self]) -> bool {
-        let high = at.iter().fold(0, |acc, t| acc | t);
-        let steps = at
-            .iter()
-            .zip(at.iter().skip(1))
-            .fold(0, |acc, (a, b)| acc | b.wrapping_sub(*a));
-        high <= TIME_MAX && steps >> 63 == 0
+    /// Unsigned 64-bit comparisons do not vectorize on x86-64 without SSE4.2 or on wasm,
+    /// so: `b` below 2^63, and their wrapping difference without its top bit, which for
+    /// two numbers below 2^63 says exactly that `b >= a`. An `a` at or above 2^63 was the
+    /// `b` of the pair before, or is the first time.
+    #[inline]
+    fn pair_fine(a: Self, b: Self) -> bool {
+        (b.wrapping_sub(a) | b) >> 63 == 0
+    }
+
+    #[inline]
+    fn ends_fine(first: Self, last: Self) -> bool {
+        first <= TIME_MAX && last <= TIME_MAX
     }
 
     fn exact(self, _path: &str) -> Result<Timestamp, Error> {
@@ -101,22 +108,24 @@ impl Millis for Timestamp {
     }
 }
 
+/// Whether a double in `[0, 2^52)` is an integer: adding 2^52 and taking it off again
+/// rounds it to one. Doubles from 2^52 up are all integers but fail this test; as times
+/// they are 142,000 years after the epoch, and their rows are then checked one by one.
+#[inline]
+fn integer(x: f64) -> bool {
+    (x + TWO_POW_52) - TWO_POW_52 == x
+}
+
 impl Millis for f64 {
-    /// Refuses the (good) times from 2^52 up, which the rounding test cannot tell from
-    /// fractions; they are 142,000 years after the epoch.
-    fn column_fine(at: &[Self]) -> bool {
-        let integer = |x: f64| (x + TWO_POW_52) - TWO_POW_52 == x;
-        let (Some(&first), Some(&last)) = (at.first(), at.last()) else {
-            return true;
-        };
-        // One pass: every pair in order (false when either is NaN), every time after the
-        // first an integer. In order, the column lies between its ends, so only they are
-        // checked against the range.
-        let rest = at
-            .iter()
-            .zip(at.iter().skip(1))
-            .fold(true, |ok, (&a, &b)| ok & (b >= a) & integer(b));
-        rest && integer(first) && first >= 0.0 && last <= TIME_MAX as f64
+    /// `>=` is false when either is NaN.
+    #[inline]
+    fn pair_fine(a: Self, b: Self) -> bool {
+        (b >= a) & integer(b)
+    }
+
+    #[inline]
+    fn ends_fine(first: Self, last: Self) -> bool {
+        integer(first) & (first >= 0.0) & (last <= TIME_MAX as f64)
     }
 
     fn exact(self, path: &str) -> Result<Timestamp, Error> {
@@ -126,6 +135,19 @@ impl Millis for f64 {
     fn ms(self) -> Timestamp {
         self as Timestamp
     }
+}
+
+/// Whether a column of times passes [`Millis::pair_fine`] and [`Millis::ends_fine`].
+#[cfg(test)]
+fn column_fine<T: Millis>(at: &[T]) -> bool {
+    let (Some(&first), Some(&last)) = (at.first(), at.last()) else {
+        return true;
+    };
+    let pairs = at
+        .iter()
+        .zip(at.iter().skip(1))
+        .fold(true, |ok, (&a, &b)| ok & T::pair_fine(a, b));
+    pairs && T::ends_fine(first, last)
 }
 
 /// The end of the run of non-decreasing times `at[from..]` that fall before `bound`: the
@@ -225,12 +247,12 @@ mod tests {
             let high = at.iter().any(|t| *t > TIME_MAX);
             let backwards = at.windows(2).any(|w| w[1] < w[0]);
             // Exact for these: no false refusals either.
-            assert_eq!(Timestamp::column_fine(&at), !(high || backwards), "{at:?}");
+            assert_eq!(column_fine(&at), !(high || backwards), "{at:?}");
         }
         for at in columns(&numbers) {
             let ms: Result<Vec<_>, _> = at.iter().map(|x| time_from_number(*x, "at")).collect();
             let good = ms.is_ok_and(|ms| ms.windows(2).all(|w| w[0] <= w[1]));
-            let fine = f64::column_fine(&at);
+            let fine = column_fine(&at);
             assert!(good || !fine, "passed {at:?}");
             // Below 2^52 no good column is refused either.
             if at.iter().all(|x| x.is_nan() || x.abs() < TWO_POW_52) {

@@ -174,12 +174,17 @@ impl Policy {
             .exact("at")
             .and_then(|t| self.check_parts(t, now, arm, metric, Some(x), None, None))
             .map_err(|e| row(e, 0))?;
-        // Branch-free tests over the whole column (they vectorize); the exact error, if
-        // any, comes from the general check of the first failing row.
-        let in_range = values
+        // Branch-free tests over the whole column, times and values in one pass (it
+        // vectorizes; see `Millis`); the exact error, if any, comes from the general
+        // check of the first failing row (row 0 was checked above). `<=` is false for NaN.
+        let fine = |v: f64| v.abs() <= VALUE_ABS_MAX;
+        let rows = at
             .iter()
-            .fold(true, |ok, v| ok & (v.abs() <= VALUE_ABS_MAX)); // false for NaN
-        if !(in_range && T::column_fine(at)) {
+            .zip(at.iter().skip(1))
+            .zip(values.iter().skip(1))
+            .fold(true, |ok, ((&a, &b), &v)| ok & T::pair_fine(a, b) & fine(v));
+        let last = at.last().copied().unwrap_or(first);
+        if !(rows && T::ends_fine(first, last)) {
             let mut prev = first.ms();
             for i in 1..at.len() {
                 at[i]
