@@ -2,7 +2,9 @@
 //! the bytes: structurally valid samples, batches, ticks, acks, failures and every
 //! operator command, with arbitrary numbers and times, through every entry point
 //! (`handle`, `handle_json`, `observe`, `observe_batch`, `observe_value`,
-//! `observe_count`, `tick`). The driver checks the invariants after every call.
+//! `observe_count`, the columns `observe_values`, `observe_values_f64` and
+//! `observe_counts`, `tick`). The driver checks the invariants after every call, and
+//! that a column does what its rows do one by one.
 #![no_main]
 
 mod common;

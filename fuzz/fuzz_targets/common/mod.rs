@@ -166,6 +166,13 @@ pub enum Call {
     Tick(u64),
     /// A JSON text through `handle_json` (may not parse).
     Json(String),
+    /// A value column through `observe_values`.
+    Values(String, String, Vec<u64>, Vec<f64>),
+    /// The same column with its times as JavaScript numbers, through
+    /// `observe_values_f64` (the decoder adds fractions and NaN now and then).
+    ValuesF64(String, String, Vec<f64>, Vec<f64>),
+    /// A count column through `observe_counts`.
+    Counts(String, String, Vec<u64>, Vec<i64>, Vec<i64>),
 }
 
 impl Call {
@@ -178,8 +185,47 @@ impl Call {
             Call::Count(at, arm, metric, e, t) => p.observe_count(*at, arm, metric, *e, *t),
             Call::Tick(at) => p.tick(*at),
             Call::Json(text) => p.handle_json(text),
+            Call::Values(arm, metric, at, v) => p.observe_values(arm, metric, at, v),
+            Call::ValuesF64(arm, metric, at, v) => p.observe_values_f64(arm, metric, at, v),
+            Call::Counts(arm, metric, at, e, t) => p.observe_counts(arm, metric, at, e, t),
         }
     }
+
+    /// The same samples one call per row, when this is a column call: the column must
+    /// be accepted exactly when every row is, and then leave the same policy.
+    pub fn rows(&self) -> Option<Vec<Call>> {
+        let rows = match self {
+            Call::Values(arm, metric, at, v) => at
+                .iter()
+                .zip(v)
+                .map(|(t, x)| Call::Value(*t, arm.clone(), metric.clone(), *x))
+                .collect(),
+            Call::Counts(arm, metric, at, e, t) => at
+                .iter()
+                .zip(e.iter().zip(t))
+                .map(|(at, (e, t))| Call::Count(*at, arm.clone(), metric.clone(), *e, *t))
+                .collect(),
+            _ => return None,
+        };
+        Some(rows)
+    }
+}
+
+/// A column of up to 40 rows, times in order from `at` (sometimes one going back).
+fn column(b: &mut Bytes<'_>, at: u64) -> (Vec<u64>, usize) {
+    let n = usize::from(b.u8() % 41);
+    let mut t = at;
+    let at = (0..n)
+        .map(|_| {
+            t = match b.u8() {
+                0 => t.saturating_sub(1),
+                255 => TIME_MAX + 1,
+                g => t.saturating_add(u64::from(g) * 8),
+            };
+            t
+        })
+        .collect();
+    (at, n)
 }
 
 fn sample(b: &mut Bytes<'_>, p: &Policy, at: u64) -> Sample {
@@ -214,9 +260,31 @@ pub fn next_call(b: &mut Bytes<'_>, p: &Policy) -> Call {
     let at = b.time(now);
     match op % 32 {
         // Samples, through every entry point.
-        0..=5 => {
+        0..=3 => {
             let arm = arm(p, b.u8());
             Call::Value(at, arm, metric(b.u8()).into(), b.value())
+        }
+        // Columns.
+        4 | 5 => {
+            let arm = arm(p, b.u8());
+            let metric = metric(b.u8()).to_string();
+            let (times, n) = column(b, at);
+            let values = (0..n).map(|_| b.value()).collect();
+            if op % 32 == 4 {
+                Call::Values(arm, metric, times, values)
+            } else {
+                let mut times: Vec<f64> = times.iter().map(|t| *t as f64).collect();
+                if let Some(t) = times.get_mut(usize::from(b.u8())) {
+                    *t = if b.u8() % 2 == 0 { *t + 0.5 } else { f64::NAN };
+                }
+                Call::ValuesF64(arm, metric, times, values)
+            }
+        }
+        8 if op % 64 >= 32 => {
+            let arm = arm(p, b.u8());
+            let (times, n) = column(b, at);
+            let (events, totals) = (0..n).map(|_| b.counts()).unzip();
+            Call::Counts(arm, "errors".into(), times, events, totals)
         }
         6..=8 => {
             let arm = arm(p, b.u8());
@@ -366,6 +434,34 @@ impl Driver {
     pub fn apply(&mut self, call: &Call) {
         let before = self.policy.clone();
         let result = call.apply(&mut self.policy);
+        if let Some(rows) = call.rows() {
+            // Row by row on a copy: all accepted exactly when the column is, with the
+            // same policy after (the column's atomicity is checked below as for any call).
+            let mut one = before.clone();
+            let all = rows.iter().all(|r| r.apply(&mut one).is_ok());
+            assert_eq!(
+                all,
+                result.is_ok(),
+                "column and rows disagree: {call:?} {result:?}"
+            );
+            if all {
+                assert!(
+                    one == self.policy,
+                    "column and rows leave different policies: {call:?}"
+                );
+            }
+        }
+        if let Call::Values(arm, metric, at, v) = call {
+            // The same column with its times as numbers makes the same policy.
+            let mut numbers = before.clone();
+            let exact = at.iter().all(|t| *t <= 1 << 53); // each an exact double
+            let at: Vec<f64> = at.iter().map(|t| *t as f64).collect();
+            let r = numbers.observe_values_f64(arm, metric, &at, v);
+            if exact {
+                assert_eq!(r.is_ok(), result.is_ok(), "f64 times disagree: {call:?}");
+                assert!(numbers == self.policy, "f64 times differ: {call:?}");
+            }
+        }
         match result {
             Err(e) => {
                 assert!(
