@@ -8,9 +8,9 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{Bytes, CONFIGS, Call, Driver, mutate};
+use common::{Bytes, CONFIGS, Call, Driver, mutate, same_parse};
 use libfuzzer_sys::fuzz_target;
-use rollguard::{MetricKind, Policy};
+use rollguard::{MetricKind, Policy, PolicyConfig};
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {
@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
         mutate(&mut doc, &mut b);
         doc.to_string()
     };
+    same_parse(&text, PolicyConfig::from_json, PolicyConfig::from_value);
     let policy = match Policy::from_json(&text, 0) {
         Ok(p) => p,
         Err(e) => {

@@ -9,9 +9,9 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{Bytes, CONFIGS, Driver, mutate, next_call};
+use common::{Bytes, CONFIGS, Driver, mutate, next_call, same_parse};
 use libfuzzer_sys::fuzz_target;
-use rollguard::Policy;
+use rollguard::{Policy, Snapshot};
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {
@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
         mutate(&mut doc, &mut b);
         doc.to_string()
     };
+    same_parse(&text, Snapshot::from_json, Snapshot::from_value);
     let policy = match Policy::restore_json(&text) {
         Ok(p) => p,
         Err(e) => {

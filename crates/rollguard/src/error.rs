@@ -185,7 +185,15 @@ impl Error {
 }
 
 /// Parses a JSON document into `T`, reporting the failing field's path.
+///
+/// A document that parses goes through serde_json alone; only a failing one is parsed
+/// again with the path tracked (tracking it costs as much as the parse itself). Both
+/// use the same `Deserialize` impls, so they accept the same documents with the same
+/// results.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
+    if let Ok(value) = serde_json::from_str(text) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(Error::from_json)?;
     de.end()
@@ -194,10 +202,14 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T
 }
 
 /// Converts a JSON value (from a binding's native objects) into `T`, reporting the
-/// failing field's path exactly as [`parse_json`] does for text.
+/// failing field's path exactly as [`parse_json`] does for text (and, as there, tracking
+/// the path only for a value that fails).
 pub(crate) fn parse_value<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
 ) -> Result<T, Error> {
+    if let Ok(t) = T::deserialize(&value) {
+        return Ok(t);
+    }
     serde_path_to_error::deserialize(value).map_err(Error::from_json)
 }
 

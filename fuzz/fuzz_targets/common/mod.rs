@@ -451,6 +451,9 @@ impl Driver {
                 );
             }
         }
+        if let Call::Json(text) = call {
+            same_parse(text, Input::from_json, Input::from_value);
+        }
         if let Call::Values(arm, metric, at, v) = call {
             // The same column with its times as numbers makes the same policy.
             let mut numbers = before.clone();
@@ -674,5 +677,27 @@ pub fn mutate(doc: &mut Value, b: &mut Bytes<'_>) {
                 }
             }
         }
+    }
+}
+
+/// A document parsed from text (serde_json alone, the path tracked only on failure) and
+/// from its `serde_json::Value` (the path always tracked, as for a binding's objects)
+/// gives the same result, or the same error code and path.
+pub fn same_parse<T: PartialEq + std::fmt::Debug>(
+    text: &str,
+    from_json: impl Fn(&str) -> Result<T, Error>,
+    from_value: impl Fn(Value) -> Result<T, Error>,
+) {
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    match (from_json(text), from_value(value)) {
+        (Ok(a), Ok(b)) => assert!(a == b, "text and value parse differently: {text}"),
+        (Err(a), Err(b)) => assert_eq!(
+            (a.code, &a.path),
+            (b.code, &b.path),
+            "text and value refuse differently: {text}"
+        ),
+        (a, b) => panic!("text {:?} but value {:?}: {text}", a.is_ok(), b.is_ok()),
     }
 }
