@@ -42,7 +42,7 @@ if (cli !== `wasm-bindgen ${bindgenVersion}`) {
 // Only this wasm32 build sees these settings. The shared release profile keeps line tables
 // (debug = 1), which wasm-bindgen would strip anyway. LTO and one codegen unit make the
 // module smaller and faster. opt-level 3: V8 runs the core's column loop 1.4x faster than
-// at "s" (observeMany 3.3 against 4.5 ns/sample), for a module of 285 KB gzipped instead
+// at "s" (observeMany 3.3 against 4.5 ns/sample), for a module of 287 KB gzipped instead
 // of 207 KB (bench/measure.mjs; .cargo/config.toml turns on wasm SIMD).
 run("cargo", ["build", "-p", "rollguard-wasm", "--target", "wasm32-unknown-unknown", "--release", "--locked"], {
   CARGO_PROFILE_RELEASE_OPT_LEVEL: "3",

@@ -6,7 +6,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use numpy::{Element, PyReadonlyArray1};
+use numpy::{
+    Element, PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -695,40 +697,61 @@ fn column_error(py: Python<'_>, path: String, message: String) -> PyErr {
     )
 }
 
-/// A column of numbers: a contiguous numpy array read in place (no copy), or the values
-/// of a sequence.
+/// A converted column: a numpy array that is aligned, contiguous and of dtype `T` (to
+/// be read in place, no copy), or the values of a sequence.
+///
+/// It is read ([`Column::read`]) only once every column of the call has been converted:
+/// converting one may run Python code (`__float__`, `__array__`) that could resize or
+/// rewrite another's array, and nothing of Python runs from the first read until the
+/// core returns and the reads are dropped.
 enum Column<'py, T: Element> {
-    View(PyReadonlyArray1<'py, T>),
+    Array(Bound<'py, PyArray1<T>>),
     Owned(Vec<T>),
 }
 
-impl<T: Element> core::ops::Deref for Column<'_, T> {
+/// A column being read: its numbers as a slice.
+enum Read<'a, 'py, T: Element> {
+    View(PyReadonlyArray1<'py, T>),
+    Slice(&'a [T]),
+}
+
+impl<T: Element> core::ops::Deref for Read<'_, '_, T> {
     type Target = [T];
 
     fn deref(&self) -> &[T] {
         match self {
-            // Contiguity was checked when the view was made (`Column::of`).
-            Column::View(a) => a.as_slice().unwrap_or_default(),
-            Column::Owned(v) => v,
+            // Checked when the read began (`Column::read`).
+            Read::View(a) => a.as_slice().unwrap_or_default(),
+            Read::Slice(s) => s,
         }
     }
 }
 
-impl<'py, T: Element + Copy> Column<'py, T> {
-    /// Reads `arr` (already of dtype `T`) in place when it is contiguous.
-    fn of(arr: &Bound<'py, PyAny>) -> PyResult<Self> {
-        let arr: PyReadonlyArray1<'py, T> = arr.extract()?;
-        Ok(match arr.as_slice() {
-            Ok(_) => Column::View(arr),
-            Err(_) => Column::Owned(arr.as_array().iter().copied().collect()),
-        })
+impl<'py, T: Element> Column<'py, T> {
+    /// Starts reading: see [`Column`] for when.
+    fn read(&self, name: &str) -> PyResult<Read<'_, 'py, T>> {
+        match self {
+            Column::Array(a) => {
+                let fail = |why: String| column_error(a.py(), name.into(), why);
+                // Python code run by another column's conversion could have changed the
+                // array's dtype or layout in place: check both again.
+                if !a.dtype().is_equiv_to(&T::get_dtype(a.py())) {
+                    return Err(fail("the array's dtype changed while converting".into()));
+                }
+                let view = a.try_readonly().map_err(|e| fail(e.to_string()))?;
+                view.as_slice()
+                    .map_err(|e| fail(format!("the array changed while converting: {e}")))?;
+                Ok(Read::View(view))
+            }
+            Column::Owned(v) => Ok(Read::Slice(v)),
+        }
     }
 }
 
-/// `numpy.ascontiguousarray(obj, dtype)` read in place: no copy when `obj` already is a
-/// contiguous array of that dtype.
+/// `numpy.require(obj, dtype, "CA")` (contiguous and aligned: numpy copies when it
+/// must), or `obj` itself when it already is such an array of that dtype.
 /// Errors are `invalid_json` at `name`: not numbers, or not one-dimensional.
-fn numpy_column<'py, T: Element + Copy>(
+fn numpy_column<'py, T: Element>(
     obj: &Bound<'py, PyAny>,
     dtype: &str,
     name: &str,
@@ -736,35 +759,66 @@ fn numpy_column<'py, T: Element + Copy>(
     if let Some(c) = view(obj) {
         return Ok(c);
     }
-    numpy(obj.py())?
-        .call_method1("ascontiguousarray", (obj, dtype))
-        .and_then(|arr| Column::of(&arr))
-        .map_err(|e| {
-            let message = format!("expected a 1-d array of {dtype}: {e}");
-            column_error(obj.py(), name.into(), message)
-        })
+    let fail = |e: String| {
+        let message = format!("expected a 1-d array of {dtype}: {e}");
+        column_error(obj.py(), name.into(), message)
+    };
+    let arr = numpy(obj.py())?
+        .call_method1("require", (obj, dtype, "CA"))
+        .map_err(|e| fail(e.to_string()))?;
+    view(&arr).ok_or_else(|| fail("numpy gave no contiguous 1-d array".into()))
 }
 
-/// `obj` read in place when it already is a contiguous 1-d array of dtype `T`: a type
+/// `obj` when it already is an aligned, contiguous 1-d array of dtype `T`: a type
 /// check, no call into Python (this keeps small batches cheap).
 fn view<'py, T: Element>(obj: &Bound<'py, PyAny>) -> Option<Column<'py, T>> {
-    let arr = obj.extract::<PyReadonlyArray1<'py, T>>().ok()?;
-    arr.as_slice().is_ok().then_some(Column::View(arr))
+    let arr = obj.cast::<PyArray1<T>>().ok()?;
+    (arr.is_contiguous() && arr.is_aligned()).then(|| Column::Array(arr.clone()))
 }
 
-/// A column of times in ms: unsigned, or signed and checked not negative.
+/// A column of times in ms: unsigned, or signed (checked not negative when read).
 enum Times<'py> {
     Signed(Column<'py, i64>),
     Unsigned(Column<'py, u64>),
 }
 
-impl Times<'_> {
+/// Times being read.
+enum TimesRead<'a, 'py> {
+    Signed(Read<'a, 'py, i64>),
+    Unsigned(Read<'a, 'py, u64>),
+}
+
+impl<'py> Times<'py> {
+    /// Starts reading (see [`Column`] for when), refusing a negative time.
+    fn read(&self, py: Python<'py>) -> PyResult<TimesRead<'_, 'py>> {
+        match self {
+            Times::Signed(c) => {
+                let read = c.read("at")?;
+                // One branch-free pass (it vectorizes); the row is looked for only on
+                // refusal.
+                if read.iter().fold(0, |acc, t| acc | t) < 0 {
+                    if let Some((i, t)) = read.iter().enumerate().find(|(_, t)| **t < 0) {
+                        return Err(column_error(
+                            py,
+                            format!("at[{i}]"),
+                            format!("time {t} is negative"),
+                        ));
+                    }
+                }
+                Ok(TimesRead::Signed(read))
+            }
+            Times::Unsigned(c) => Ok(TimesRead::Unsigned(c.read("at")?)),
+        }
+    }
+}
+
+impl TimesRead<'_, '_> {
     fn ms(&self) -> &[u64] {
         match self {
-            // No time is negative (checked in `time_column`), so the same bits read as
+            // No time is negative (checked in `Times::read`), so the same bits read as
             // u64 are the same numbers.
-            Times::Signed(c) => bytemuck::cast_slice(c),
-            Times::Unsigned(c) => c,
+            TimesRead::Signed(r) => bytemuck::cast_slice(r),
+            TimesRead::Unsigned(r) => r,
         }
     }
 }
@@ -826,6 +880,7 @@ fn int_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Column<'py, 
         // Above i64::MAX the core's count range check refuses the value anyway.
         "u" => Ok(Column::Owned(
             numpy_column::<u64>(&arr, "uint64", name)?
+                .read(name)? // copied at once, before any other column converts
                 .iter()
                 .map(|n| i64::try_from(*n).unwrap_or(i64::MAX))
                 .collect(),
@@ -852,34 +907,21 @@ fn time_column<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Times<'py>> {
         }
         return Ok(Times::Unsigned(Column::Owned(out)));
     }
-    let signed = |v: Column<'py, i64>| -> PyResult<Times<'py>> {
-        // One branch-free pass (it vectorizes); the row is looked for only on refusal.
-        if v.iter().fold(0, |acc, t| acc | t) < 0 {
-            if let Some((i, t)) = v.iter().enumerate().find(|(_, t)| **t < 0) {
-                return Err(column_error(
-                    py,
-                    format!("at[{i}]"),
-                    format!("time {t} is negative"),
-                ));
-            }
-        }
-        Ok(Times::Signed(v))
-    };
     if let Some(v) = view(obj) {
-        return signed(v);
+        return Ok(Times::Signed(v));
     }
     let (arr, kind) = array_kind(obj)?;
     match kind.as_str() {
         "u" => Ok(Times::Unsigned(numpy_column(&arr, "uint64", "at")?)),
-        "i" => signed(numpy_column(&arr, "int64", "at")?),
+        "i" => Ok(Times::Signed(numpy_column(&arr, "int64", "at")?)),
         // numpy datetimes carry no time zone: they are read as UTC, numpy's convention.
         // `view` reinterprets the ms counts as int64 without a copy.
-        "M" => signed(numpy_column(
+        "M" => Ok(Times::Signed(numpy_column(
             &arr.call_method1("astype", ("datetime64[ms]",))?
                 .call_method1("view", ("int64",))?,
             "int64",
             "at",
-        )?),
+        )?)),
         "O" => time_column(&arr.call_method0("tolist")?),
         _ => Err(column_error(
             py,
@@ -1051,17 +1093,19 @@ impl PyPolicy {
         events: Option<&Bound<'_, PyAny>>,
         total: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyStep> {
+        // Every column is converted before any is read (see `Column`).
         let times = time_column(at)?;
-        let at = times.ms();
         match (value, events, total) {
             (Some(v), None, None) => {
                 let v = float_column(v, "value")?;
-                self.run(py, |p| p.observe_values(arm, metric, at, &v))
+                let (at, v) = (times.read(py)?, v.read("value")?);
+                self.run(py, |p| p.observe_values(arm, metric, at.ms(), &v))
             }
             (None, Some(e), Some(n)) => {
                 let e = int_column(e, "events")?;
                 let n = int_column(n, "total")?;
-                self.run(py, |p| p.observe_counts(arm, metric, at, &e, &n))
+                let (at, e, n) = (times.read(py)?, e.read("events")?, n.read("total")?);
+                self.run(py, |p| p.observe_counts(arm, metric, at.ms(), &e, &n))
             }
             _ => Err(PyTypeError::new_err(
                 "observe_many takes value=, or events= and total=",

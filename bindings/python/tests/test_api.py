@@ -163,6 +163,7 @@ def test_every_numpy_layout_reads_as_its_values(config: dict) -> None:
         (at[::2].astype(np.int32), values[::2].astype(">f8")),
         (at[::2].astype(np.uint64), values[::2].astype(np.float64, order="F")),
         (at[::2].astype("datetime64[ms]"), values[::2]),
+        (unaligned(at[::2]), unaligned(values[::2])),  # an odd offset into a buffer
     ]
     for i, (a, v) in enumerate(layouts):
         p = started(config)
@@ -172,6 +173,49 @@ def test_every_numpy_layout_reads_as_its_values(config: dict) -> None:
     p = started(config)
     p.observe_many("v2", "latency_ms", np.array([2, 3], dtype="datetime64[s]"), [1.0, 2.0])
     assert p.now == 3000
+
+
+def unaligned(a: np.ndarray) -> np.ndarray:
+    """The same values, at an address that is not a multiple of their size."""
+    buf = bytearray(a.nbytes + 1)
+    out = np.frombuffer(buf, dtype=a.dtype, offset=1, count=a.size)
+    assert not out.flags.aligned
+    out[...] = a  # frombuffer over a bytearray is writable
+    return out
+
+
+def test_python_code_run_by_a_conversion_cannot_pull_an_array_away(config: dict) -> None:
+    # Converting the value sequence calls __float__, which here resizes the times array
+    # in place (freeing its buffer). The times must be read only after that.
+    at = np.arange(1000, 6000, 1000, dtype=np.int64)
+
+    class Shrinks:
+        def __float__(self) -> float:
+            at.resize(0, refcheck=False)
+            return 1.0
+
+    p = started(config)
+    before = p.snapshot_json()
+    with pytest.raises(InputError) as e:
+        p.observe_many("v2", "latency_ms", at, [Shrinks(), 2.0, 3.0, 4.0, 5.0])
+    assert (e.value.code, e.value.path) == ("invalid_value", "value")  # 0 times, 5 values
+    assert p.snapshot_json() == before
+
+
+def test_a_conversion_that_retypes_an_array_in_place_is_refused(config: dict) -> None:
+    at = np.arange(1000, 6000, 1000, dtype=np.int64)
+
+    class Retypes:
+        def __float__(self) -> float:
+            at.dtype = np.int32  # 5 int64 become 10 int32, in place
+            return 1.0
+
+    p = started(config)
+    before = p.snapshot_json()
+    with pytest.raises(InputError) as e:
+        p.observe_many("v2", "latency_ms", at, [Retypes(), 2.0, 3.0, 4.0, 5.0])
+    assert (e.value.code, e.value.path) == ("invalid_json", "at")
+    assert p.snapshot_json() == before
 
 
 def test_observe_many_refuses_arrays_that_are_not_columns(config: dict) -> None:

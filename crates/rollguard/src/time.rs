@@ -109,8 +109,10 @@ impl Millis for Timestamp {
 }
 
 /// Whether a double in `[0, 2^52)` is an integer: adding 2^52 and taking it off again
-/// rounds it to one. Doubles from 2^52 up are all integers but fail this test; as times
-/// they are 142,000 years after the epoch, and their rows are then checked one by one.
+/// rounds it to one. From 2^52 up every double is an integer, but the odd ones fail
+/// this test (and infinity passes it); as times they are 142,000 years after the epoch,
+/// and the callers bound the range on their own, so a column holding one is only
+/// checked row by row.
 #[inline]
 fn integer(x: f64) -> bool {
     (x + TWO_POW_52) - TWO_POW_52 == x
