@@ -158,9 +158,11 @@ impl Snapshot {
     pub fn from_json(text: &str) -> Result<Self, Error> {
         // A snapshot of this format parses straight into its type; any other document
         // goes through a value, for the format check and the failing field's path.
-        if let Ok(s) = serde_json::from_str::<Self>(text) {
-            if s.format_version == crate::FORMAT_VERSION {
-                return Ok(s);
+        if crate::error::UNTRACKED_FIRST {
+            if let Ok(s) = serde_json::from_str::<Self>(text) {
+                if s.format_version == crate::FORMAT_VERSION {
+                    return Ok(s);
+                }
             }
         }
         let corrupt = |e: Error| Error {
