@@ -61,26 +61,6 @@ fn time(x: f64, path: &str) -> Result<u64, Error> {
     rollguard::time_from_number(x, path)
 }
 
-/// A JS number used as a count. Fractions and non-finite numbers are refused
-/// (`invalid_json`); sign and magnitude are the core's to judge (`negative_count`,
-/// `count_out_of_range`).
-fn count(x: f64, path: &str) -> Result<i64, Error> {
-    if !x.is_finite() || x.fract() != 0.0 {
-        return Err(invalid(
-            path,
-            format!("a count must be an integer, not {x}"),
-        ));
-    }
-    if x.abs() >= TWO_POW_63 {
-        return Err(Error::new(
-            ErrorCode::CountOutOfRange,
-            path,
-            format!("count {x} is beyond 2^53"),
-        ));
-    }
-    Ok(x as i64)
-}
-
 /// A JS number in a data document, as the JSON parser would read its shortest text:
 /// integers stay integers (so `2 ** 53` reaches the core as the integer it is and is
 /// refused as `time_out_of_range`, like the same text), everything else is a double.
@@ -436,23 +416,11 @@ impl JsPolicy {
         events: &[f64],
         totals: &[f64],
     ) -> JsResult<JsValue> {
-        let mut run = || {
-            let at = times(at)?;
-            let counts = |xs: &[f64], name: &str| -> Result<Vec<i64>, Error> {
-                xs.iter()
-                    .enumerate()
-                    .map(|(i, &x)| match x {
-                        x if x.abs() < TWO_POW_63 && x.fract() == 0.0 => Ok(x as i64),
-                        x => count(x, &format!("{name}[{i}]")),
-                    })
-                    .collect()
-            };
-            let events = counts(events, "events")?;
-            let totals = counts(totals, "total")?;
-            self.inner
-                .observe_counts(arm, metric, &at, &events, &totals)
-        };
-        let step = run().map_err(|e| js_error(&e))?;
+        // Times and counts go to the core as the numbers they are (as for observeMany).
+        let step = self
+            .inner
+            .observe_counts_f64(arm, metric, at, events, totals)
+            .map_err(|e| js_error(&e))?;
         step_js(&step)
     }
 
@@ -518,14 +486,6 @@ impl JsPolicy {
     pub fn to_json(&self) -> JsResult<JsValue> {
         self.snapshot()
     }
-}
-
-/// A column of times, for the count columns (the core takes value columns as numbers).
-fn times(at: &[f64]) -> Result<Vec<u64>, Error> {
-    at.iter()
-        .enumerate()
-        .map(|(i, &x)| time(x, "at").map_err(|e| Error::new(e.code, format!("at[{i}]"), e.message)))
-        .collect()
 }
 
 // ---------------------------------------------------------------------- replay

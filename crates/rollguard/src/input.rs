@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::VersionSpec;
-use crate::error::{Error, parse_json};
+use crate::error::{Error, ErrorCode, parse_json};
 use crate::time::Timestamp;
 
 /// One observation of one metric on one arm.
@@ -219,5 +219,81 @@ impl Input {
     /// `invalid_json` with the failing field's path.
     pub fn from_value(value: serde_json::Value) -> Result<Self, Error> {
         crate::error::parse_value(value)
+    }
+}
+
+/// 2^63 as a double: the first double above every `i64`.
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
+/// A count given as a JavaScript number: an integer, or the error for it at `path`.
+/// Fractions, infinities and NaN are `invalid_json`; integers beyond ±2^63 are
+/// `count_out_of_range`. Sign and magnitude below that are judged with the sample
+/// (`negative_count`, `count_out_of_range`), as for an `i64`.
+///
+/// # Errors
+/// As above.
+pub fn count_from_number(x: f64, path: &str) -> Result<i64, Error> {
+    let fraction = x.abs() < (1u64 << 52) as f64 && !crate::time::integer(x.abs());
+    if !x.is_finite() || fraction {
+        return Err(Error::new(
+            ErrorCode::InvalidJson,
+            path,
+            format!("a count must be an integer, not {x}"),
+        ));
+    }
+    if x.abs() >= TWO_POW_63 {
+        return Err(Error::new(
+            ErrorCode::CountOutOfRange,
+            path,
+            format!("count {x} is beyond 2^53"),
+        ));
+    }
+    Ok(x as i64)
+}
+
+/// A count in a column of samples: `i64`, or `f64` as JavaScript numbers carry it.
+pub(crate) trait Count: Copy {
+    /// Branch-free (it vectorizes): `events` and `total` are integers with
+    /// `0 <= events <= total <= 2^53 - 1`. It may refuse a good pair (then the row is
+    /// checked on its own), never accept a bad one.
+    fn pair_fine(events: Self, total: Self) -> bool;
+    /// This count as an integer, or why it is not one.
+    fn exact(self, path: &str) -> Result<i64, Error>;
+    /// This count, once it is known to be [`Count::exact`] and not negative.
+    fn get(self) -> u64;
+}
+
+impl Count for i64 {
+    #[inline]
+    fn pair_fine(events: Self, total: Self) -> bool {
+        (events >= 0) & (events <= total) & (total <= crate::time::TIME_MAX as i64)
+    }
+
+    fn exact(self, _path: &str) -> Result<i64, Error> {
+        Ok(self)
+    }
+
+    fn get(self) -> u64 {
+        self as u64
+    }
+}
+
+impl Count for f64 {
+    #[inline]
+    fn pair_fine(events: Self, total: Self) -> bool {
+        use crate::time::integer;
+        integer(events)
+            & integer(total)
+            & (events >= 0.0)
+            & (events <= total)
+            & (total <= crate::time::TIME_MAX as f64)
+    }
+
+    fn exact(self, path: &str) -> Result<i64, Error> {
+        count_from_number(self, path)
+    }
+
+    fn get(self) -> u64 {
+        self as u64
     }
 }

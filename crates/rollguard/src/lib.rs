@@ -93,7 +93,7 @@ pub use config::{
     PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec, limits,
 };
 pub use error::{Error, ErrorCode};
-pub use input::{Input, Sample, TargetKind};
+pub use input::{Input, Sample, TargetKind, count_from_number};
 pub use output::{
     Action, Decision, Event, EventKind, GateReport, PauseKind, Reason, Step, Verdict,
 };

@@ -114,7 +114,7 @@ impl Millis for Timestamp {
 /// and the callers bound the range on their own, so a column holding one is only
 /// checked row by row.
 #[inline]
-fn integer(x: f64) -> bool {
+pub(crate) fn integer(x: f64) -> bool {
     (x + TWO_POW_52) - TWO_POW_52 == x
 }
 

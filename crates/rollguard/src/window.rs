@@ -19,6 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HistogramRange, MetricConfig, MetricKind, Stat};
+use crate::input::Count;
 use crate::time::{Millis, Timestamp, run_end};
 
 const SUB_BITS: u32 = 5;
@@ -303,16 +304,16 @@ impl Window {
     }
 
     /// Records a run of counts with non-decreasing times, as [`Window::add_values`].
-    pub(crate) fn add_counts(
+    pub(crate) fn add_counts<T: Millis, N: Count>(
         &mut self,
         shape: WindowShape,
-        at: &[Timestamp],
-        events: &[i64],
-        totals: &[i64],
+        at: &[T],
+        events: &[N],
+        totals: &[N],
     ) {
         self.for_each_bucket(shape, at, |slot, rows| {
             for (&e, &n) in events[rows.clone()].iter().zip(&totals[rows]) {
-                slot.push_count(e as u64, n as u64);
+                slot.push_count(e.get(), n.get());
             }
         });
     }

@@ -97,8 +97,17 @@ proptest! {
         for ((t, e), n) in at.iter().zip(&events).zip(&totals) {
             single_steps.push(singles.observe_count(*t, arm, "errors", *e, *n).unwrap());
         }
-        prop_assert_eq!(flatten(&[step]), flatten(&single_steps));
-        prop_assert_eq!(columns, singles);
+        prop_assert_eq!(flatten(std::slice::from_ref(&step)), flatten(&single_steps));
+        prop_assert_eq!(&columns, &singles);
+
+        // Times and counts as JavaScript numbers make the same policy.
+        let f = |xs: &[i64]| xs.iter().map(|x| *x as f64).collect::<Vec<_>>();
+        let at_f64: Vec<f64> = at.iter().map(|t| *t as f64).collect();
+        let step_f64 = numbers
+            .observe_counts_f64(arm, "errors", &at_f64, &f(&events), &f(&totals))
+            .unwrap();
+        prop_assert_eq!(flatten(&[step_f64]), flatten(&[step]));
+        prop_assert_eq!(&numbers, &columns);
     }
 
     #[test]
@@ -139,4 +148,44 @@ proptest! {
         prop_assert_eq!((e.code, e.path), (ErrorCode::InvalidJson, format!("at[{i}]")));
         prop_assert_eq!(&b, &before);
     }
+}
+
+#[test]
+fn count_numbers_are_integers_or_refused() {
+    use rollguard::count_from_number;
+    for (x, want) in [
+        (0.0, Ok(0)),
+        (-0.0, Ok(0)),
+        (-3.0, Ok(-3)), // the sample check refuses it as `negative_count`
+        (9_007_199_254_740_993.0, Ok(9_007_199_254_740_992)), // rounded by JS already
+        (0.5, Err(ErrorCode::InvalidJson)),
+        (-2.5, Err(ErrorCode::InvalidJson)),
+        (f64::NAN, Err(ErrorCode::InvalidJson)),
+        (f64::INFINITY, Err(ErrorCode::InvalidJson)),
+        (1e19, Err(ErrorCode::CountOutOfRange)),
+        (-1e19, Err(ErrorCode::CountOutOfRange)),
+    ] {
+        assert_eq!(
+            count_from_number(x, "events").map_err(|e| e.code),
+            want,
+            "{x}"
+        );
+    }
+    // In a column, a fraction is refused at its row, before the time of a later row.
+    let mut p = started();
+    let before = p.clone();
+    let e = p
+        .observe_counts_f64(
+            "v2",
+            "errors",
+            &[1.0, 2.0, 1.0],
+            &[0.0, 0.5, 0.0],
+            &[1.0, 1.0, 1.0],
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.path.as_str()),
+        (ErrorCode::InvalidJson, "events[1]")
+    );
+    assert_eq!(p, before);
 }

@@ -171,7 +171,7 @@ pub enum Call {
     /// The same column with its times as JavaScript numbers, through
     /// `observe_values_f64` (the decoder adds fractions and NaN now and then).
     ValuesF64(String, String, Vec<f64>, Vec<f64>),
-    /// A count column through `observe_counts`.
+    /// A count column through `observe_counts` (and, compared, `observe_counts_f64`).
     Counts(String, String, Vec<u64>, Vec<i64>, Vec<i64>),
 }
 
@@ -453,6 +453,19 @@ impl Driver {
         }
         if let Call::Json(text) = call {
             same_parse(text, Input::from_json, Input::from_value);
+        }
+        if let Call::Counts(arm, metric, at, e, n) = call {
+            // The same column as JavaScript numbers makes the same policy.
+            let exact = at.iter().all(|t| *t <= 1 << 53)
+                && e.iter().chain(n).all(|c| c.unsigned_abs() <= 1 << 53);
+            let f = |xs: &[i64]| xs.iter().map(|x| *x as f64).collect::<Vec<_>>();
+            let at: Vec<f64> = at.iter().map(|t| *t as f64).collect();
+            let mut numbers = before.clone();
+            let r = numbers.observe_counts_f64(arm, metric, &at, &f(e), &f(n));
+            if exact {
+                assert_eq!(r.is_ok(), result.is_ok(), "f64 counts disagree: {call:?}");
+                assert!(numbers == self.policy, "f64 counts differ: {call:?}");
+            }
         }
         if let Call::Values(arm, metric, at, v) = call {
             // The same column with its times as numbers makes the same policy.

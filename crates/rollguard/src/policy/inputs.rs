@@ -1,6 +1,7 @@
 //! Inputs: validation of samples, commands and ticks, and recording samples.
 
 use super::*;
+use crate::input::Count;
 use crate::time::{Millis, run_end};
 use crate::window::WindowShape;
 
@@ -217,31 +218,64 @@ impl Policy {
         events: &[i64],
         totals: &[i64],
     ) -> Result<Step, Error> {
+        self.observe_count_column(arm, metric, at, events, totals)
+    }
+
+    /// [`Policy::observe_counts`] with times and counts as `f64`, as JavaScript numbers
+    /// carry them: each must be an integer, else the row is refused as
+    /// [`time_from_number`](crate::time_from_number) and
+    /// [`count_from_number`](crate::count_from_number) refuse it.
+    ///
+    /// # Errors
+    /// As [`Policy::observe_counts`].
+    pub fn observe_counts_f64(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[f64],
+        events: &[f64],
+        totals: &[f64],
+    ) -> Result<Step, Error> {
+        self.observe_count_column(arm, metric, at, events, totals)
+    }
+
+    fn observe_count_column<T: Millis, N: Count>(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[T],
+        events: &[N],
+        totals: &[N],
+    ) -> Result<Step, Error> {
         same_length(at.len(), events.len(), "events")?;
         same_length(at.len(), totals.len(), "total")?;
-        if at.is_empty() {
+        let Some(&first) = at.first() else {
             return Ok(Out::default().into_step(self.state.now));
-        }
-        let now = self.state.now;
+        };
+        // Row `i` through the general check, with the time it must not be before: its
+        // time and the metric's index.
         let check = |p: &Self, i: usize, prev: Timestamp| {
-            p.check_parts(
-                at[i],
-                prev,
-                arm,
-                metric,
-                None,
-                Some(events[i]),
-                Some(totals[i]),
-            )
-            .map_err(|e| row(e, i))
+            let t = at[i].exact("at")?;
+            let e = events[i].exact("events")?;
+            let n = totals[i].exact("total")?;
+            let m = p.check_parts(t, prev, arm, metric, None, Some(e), Some(n))?;
+            Ok((t, m))
         };
-        let m = check(self, 0, now)?;
-        let fine = |a: Timestamp, prev: Timestamp, e: i64, n: i64| {
-            a <= TIME_MAX && a >= prev && e >= 0 && e <= n && n <= TIME_MAX as i64
-        };
-        for i in 1..at.len() {
-            if !fine(at[i], at[i - 1], events[i], totals[i]) {
-                check(self, i, at[i - 1])?;
+        let now = self.state.now;
+        let (_, m) = check(self, 0, now).map_err(|e| row(e, 0))?;
+        // As for values: one branch-free pass, then rows one by one only on refusal.
+        let rows = at
+            .iter()
+            .zip(at.iter().skip(1))
+            .zip(events.iter().zip(totals).skip(1))
+            .fold(true, |ok, ((&a, &b), (&e, &n))| {
+                ok & T::pair_fine(a, b) & N::pair_fine(e, n)
+            });
+        let last = at.last().copied().unwrap_or(first);
+        if !(rows && T::ends_fine(first, last)) {
+            let mut prev = first.ms();
+            for i in 1..at.len() {
+                (prev, _) = check(self, i, prev).map_err(|e| row(e, i))?;
             }
         }
         let mut out = Out::default();
