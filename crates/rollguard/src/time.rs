@@ -37,10 +37,15 @@ pub(crate) fn next_period(a: Timestamp, b: u64) -> Option<Timestamp> {
 /// the double to an integer, so a double that comes back unchanged is one.
 const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
 
-/// A time given as a JavaScript number (an `f64` of ms): an integer from 0 up, or the
-/// error for it at `path`. Fractions, negative numbers and NaN are `invalid_json` (the
-/// JSON parser refuses them in a document the same way); integers at or above 2^53 are
-/// `time_out_of_range`, never rounded.
+/// 2^64 as a double: the first double above every `u64`.
+const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+
+/// A time given as a JavaScript number (an `f64` of ms), as the `u64` it stands for, or
+/// the error for it at `path`. Fractions, negative numbers and NaN are `invalid_json`
+/// (the JSON parser refuses them in a document the same way); integers from 2^64 up are
+/// `time_out_of_range`. Below that the integer is returned, never rounded, and the range
+/// check of every time applies to it where it is used (`time_out_of_range` from 2^53),
+/// so a number and the same `u64` are refused alike.
 ///
 /// # Errors
 /// As above.
@@ -53,7 +58,7 @@ pub fn time_from_number(x: f64, path: &str) -> Result<Timestamp, Error> {
             format!("a time must be a non-negative integer number of ms, not {x}"),
         ));
     }
-    if x > TIME_MAX as f64 {
+    if x >= TWO_POW_64 {
         return Err(Error::new(
             ErrorCode::TimeOutOfRange,
             path,
@@ -200,7 +205,8 @@ mod tests {
             (-1.0, Err(ErrorCode::InvalidJson)),
             (f64::NAN, Err(ErrorCode::InvalidJson)),
             (f64::NEG_INFINITY, Err(ErrorCode::InvalidJson)),
-            (TIME_MAX as f64 + 1.0, Err(ErrorCode::TimeOutOfRange)),
+            (TIME_MAX as f64 + 1.0, Ok(TIME_MAX + 1)), // refused where it is used
+            (2e19, Err(ErrorCode::TimeOutOfRange)),    // above 2^64
             (f64::INFINITY, Err(ErrorCode::TimeOutOfRange)),
         ] {
             let got = time_from_number(x, "at").map_err(|e| e.code);
@@ -253,7 +259,9 @@ mod tests {
         }
         for at in columns(&numbers) {
             let ms: Result<Vec<_>, _> = at.iter().map(|x| time_from_number(*x, "at")).collect();
-            let good = ms.is_ok_and(|ms| ms.windows(2).all(|w| w[0] <= w[1]));
+            let good = ms.is_ok_and(|ms| {
+                ms.iter().all(|t| *t <= TIME_MAX) && ms.windows(2).all(|w| w[0] <= w[1])
+            });
             let fine = column_fine(&at);
             assert!(good || !fine, "passed {at:?}");
             // Below 2^52 no good column is refused either.
