@@ -184,31 +184,30 @@ fn plain_sample(v: &JsValue) -> Option<Sample> {
         let (at, arm, metric) = (get(0), get(1), get(2));
         let (value, events, total) = (get(3), get(4), get(5));
         let (tenant, tier, agent) = (get(6), get(7), get(8));
-        let integer = |x: &JsValue, limit: f64| match x.as_f64() {
-            Some(n) if n.fract() == 0.0 && n.abs() < limit => Some(Some(n)),
-            _ if x.is_undefined() => Some(None),
-            _ => None,
+        // Numbers the core reads as it would from JSON; anything else takes the slow path.
+        let count = |x: &JsValue| match x.as_f64() {
+            Some(n) => rollguard::count_from_number(n, "").ok().map(Some),
+            None if x.is_undefined() => Some(None),
+            None => None,
         };
         let label = |x: &JsValue| match x.as_string() {
             Some(s) => Some(Some(s)),
             None if x.is_undefined() => Some(None),
             None => None,
         };
-        let at = at
-            .as_f64()
-            .filter(|t| (0.0..TWO_POW_64).contains(t) && t.fract() == 0.0)?;
+        let at = rollguard::time_from_number(at.as_f64()?, "").ok()?;
         let value = match value.as_f64() {
             Some(x) => Some(x),
             None if value.is_undefined() => None,
             None => return None,
         };
         let sample = Sample {
-            at: at as u64,
+            at,
             arm: arm.as_string()?,
             metric: metric.as_string()?,
             value,
-            events: integer(&events, TWO_POW_63)?.map(|n| n as i64),
-            total: integer(&total, TWO_POW_63)?.map(|n| n as i64),
+            events: count(&events)?,
+            total: count(&total)?,
             tenant: label(&tenant)?,
             tier: label(&tier)?,
             agent: label(&agent)?,
@@ -217,7 +216,6 @@ fn plain_sample(v: &JsValue) -> Option<Sample> {
     })
 }
 
-/// The core's canonical JSON of `value`, parsed into JS by `JSON.parse`.
 // Most steps are empty (a sample that fires no timer): building that object in JS
 // costs a tenth of serializing it and parsing the text back.
 #[wasm_bindgen(
@@ -236,6 +234,7 @@ fn step_js(step: &Step) -> JsResult<JsValue> {
     to_js(step)
 }
 
+/// The core's canonical JSON of `value`, parsed into JS by `JSON.parse`.
 fn to_js<T: Serialize>(value: &T) -> JsResult<JsValue> {
     let text = serde_json::to_string(value).map_err(|e| JsValue::from(e.to_string()))?;
     js_sys::JSON::parse(&text)
