@@ -5,8 +5,9 @@
 //! - a bundle never changes once registered (same id, same digest and components);
 //! - a rollback target is always validated and never failed;
 //! - `golden` is the most recently human-validated version (by config or operator);
-//! - when full, it evicts the oldest version that holds no alias and is not one of
-//!   the three most recently validated; if there is none, registration fails.
+//! - when full, it evicts the oldest version that holds no alias, is not one the policy
+//!   may still switch to (a pending or retried action's, the rollout's) and is not one
+//!   of the three most recently validated; if there is none, registration fails.
 
 use std::collections::BTreeMap;
 
@@ -211,13 +212,15 @@ impl Registry {
         }
     }
 
-    /// Adds a bundle, evicting one version if the registry is full. Registering an
-    /// identical bundle again is a no-op (`Ok(None)`); otherwise the result says which
-    /// version, if any, was evicted (`Ok(Some(evicted))`).
+    /// Adds a bundle, evicting one version if the registry is full; the versions in
+    /// `pinned` (besides the aliases) are never evicted. Registering an identical bundle
+    /// again is a no-op (`Ok(None)`); otherwise the result says which version, if any,
+    /// was evicted (`Ok(Some(evicted))`).
     pub(crate) fn register(
         &mut self,
         spec: &VersionSpec,
         max: u32,
+        pinned: &[&str],
     ) -> Result<Option<Option<String>>, Error> {
         if let Some(v) = self.get(&spec.id) {
             if v.digest == spec.digest && v.components == spec.components {
@@ -234,7 +237,7 @@ impl Registry {
         }
         let mut evicted = None;
         if self.versions.len() as u64 >= u64::from(max) {
-            let evict = self.eviction_candidate().ok_or_else(|| {
+            let evict = self.eviction_candidate(pinned).ok_or_else(|| {
                 Error::new(
                     ErrorCode::RegistryFull,
                     "version",
@@ -257,7 +260,7 @@ impl Registry {
     }
 
     /// Index of the version to evict when full, if any may go.
-    fn eviction_candidate(&self) -> Option<usize> {
+    fn eviction_candidate(&self, pinned: &[&str]) -> Option<usize> {
         let mut validated: Vec<&Version> = self
             .versions
             .iter()
@@ -271,8 +274,9 @@ impl Registry {
         });
         let keep: Vec<&str> = validated.iter().take(3).map(|v| v.id.as_str()).collect();
         let a = &self.aliases;
-        let pinned = |id: &str| {
-            id == a.stable
+        let held = |id: &str| {
+            pinned.contains(&id)
+                || id == a.stable
                 || id == a.golden
                 || a.candidate.as_deref() == Some(id)
                 || a.previous.as_deref() == Some(id)
@@ -286,7 +290,7 @@ impl Registry {
         self.versions
             .iter()
             .enumerate()
-            .filter(|(_, v)| !pinned(&v.id))
+            .filter(|(_, v)| !held(&v.id))
             .min_by_key(|(_, v)| (rank(v), v.seq))
             .map(|(i, _)| i)
     }
@@ -351,15 +355,15 @@ mod tests {
             .iter()
             .enumerate()
         {
-            r.register(&spec(id, false), 8).unwrap();
+            r.register(&spec(id, false), 8, &[]).unwrap();
             r.validate(id, 10 + i as u64, Validator::Rollout);
         }
         r.set_stage("v1", Stage::Failed);
         // Full (8): the failed v1 goes first, although v0 is older.
-        r.register(&spec("v8", false), 8).unwrap();
+        r.register(&spec("v8", false), 8, &[]).unwrap();
         assert!(!r.contains("v1") && r.contains("v0"));
         // Then the oldest unpinned: v2 (v0 is stable and golden; v5–v7 the latest validated).
-        r.register(&spec("v9", false), 8).unwrap();
+        r.register(&spec("v9", false), 8, &[]).unwrap();
         assert!(!r.contains("v2"));
         for kept in ["v0", "v5", "v6", "v7"] {
             assert!(r.contains(kept), "{kept} evicted");
@@ -370,23 +374,40 @@ mod tests {
     fn registry_full_when_everything_is_pinned() {
         let mut r = Registry::new(&[spec("v0", true)], "v0", 0);
         for id in ["v1", "v2", "v3"] {
-            r.register(&spec(id, false), 4).unwrap();
+            r.register(&spec(id, false), 4, &[]).unwrap();
             r.validate(id, 5, Validator::Operator);
         }
-        let err = r.register(&spec("v4", false), 4).unwrap_err();
+        let err = r.register(&spec("v4", false), 4, &[]).unwrap_err();
         assert_eq!(err.code, ErrorCode::RegistryFull);
         assert_eq!(r.versions.len(), 4);
     }
 
     #[test]
+    fn pinned_versions_are_never_evicted() {
+        let mut r = Registry::new(&[spec("v0", true)], "v0", 0);
+        for id in ["v1", "v2", "v3"] {
+            r.register(&spec(id, false), 4, &[]).unwrap();
+        }
+        // v1 would go first; pinned, v2 goes instead.
+        assert_eq!(
+            r.register(&spec("v4", false), 4, &["v1"]),
+            Ok(Some(Some("v2".into())))
+        );
+        let err = r
+            .register(&spec("v5", false), 4, &["v1", "v3", "v4"])
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::RegistryFull);
+    }
+
+    #[test]
     fn bundles_are_immutable_and_identical_re_registration_is_a_no_op() {
         let mut r = Registry::new(&[spec("v0", true)], "v0", 0);
-        assert_eq!(r.register(&spec("v1", false), 8), Ok(Some(None)));
-        assert_eq!(r.register(&spec("v1", false), 8), Ok(None));
+        assert_eq!(r.register(&spec("v1", false), 8, &[]), Ok(Some(None)));
+        assert_eq!(r.register(&spec("v1", false), 8, &[]), Ok(None));
         let mut changed = spec("v1", false);
         changed.components.insert("model".into(), "other".into());
         assert_eq!(
-            r.register(&changed, 8).unwrap_err().code,
+            r.register(&changed, 8, &[]).unwrap_err().code,
             ErrorCode::DuplicateVersion
         );
     }

@@ -309,3 +309,52 @@ fn column_batches_are_atomic_and_equal_to_single_samples() {
     );
     assert_eq!(columns, before);
 }
+
+/// A registration on a full registry must not evict the target of a pending rollback:
+/// the ack would make an unregistered version stable, and every later snapshot would be
+/// refused on restore. The target is pinned, so another version goes instead (or, with
+/// none to spare, the registration is refused with `registry_full`).
+#[test]
+fn a_pending_rollback_target_is_never_evicted() {
+    let config = r#"{"format_version": 1,
+        "versions": [{"id": "v1", "digest": "d1", "validated": true},
+                     {"id": "v2", "digest": "d2", "validated": true},
+                     {"id": "v3", "digest": "d3", "validated": true},
+                     {"id": "v4", "digest": "d4", "validated": true},
+                     {"id": "v5", "digest": "d5", "validated": true}],
+        "stable": "v1",
+        "metrics": [{"name": "m", "kind": "value", "window_ms": 10000}],
+        "gates": [],
+        "strategy": {"kind": "canary", "steps": [{"kind": "set_weight", "weight": 5}]},
+        "analysis": {"interval_ms": 1000},
+        "limits": {"versions_max": 5}}"#;
+    let register = |p: &mut Policy, id: &str| {
+        p.handle_json(&format!(
+            r#"{{"kind": "register_version", "at": 10,
+                 "version": {{"id": "{id}", "digest": "d-{id}"}}}}"#
+        ))
+    };
+    let mut p = Policy::from_json(config, 0).unwrap();
+    // v2 is neither an alias nor one of the three latest validated (v3–v5).
+    let step = p
+        .handle(&Input::RevertNow {
+            at: 10,
+            target: Some(TargetKind::Version),
+            version: Some("v2".into()),
+        })
+        .unwrap();
+    let id = step.decisions[0].action_id.unwrap();
+    // Full: something must go, but not v2 (v1 is stable and golden, v3–v5 are kept).
+    let err = register(&mut p, "n1").unwrap_err();
+    assert_eq!(err.code, rollguard::ErrorCode::RegistryFull);
+    assert!(p.versions().iter().any(|v| v.id == "v2"));
+    let _ = p
+        .handle(&Input::Ack {
+            at: 20,
+            action_id: id,
+        })
+        .unwrap();
+    assert_eq!(p.status().aliases.stable, "v2");
+    let restored = Policy::restore_json(&p.snapshot().to_json());
+    assert!(restored.is_ok(), "{:?}", restored.err());
+}

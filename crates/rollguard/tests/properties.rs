@@ -136,7 +136,7 @@ prop_compose! {
         approval in (1_000u64..20_000, prop_oneof![Just("rollback"), Just("continue"), Just("hold")], any::<bool>()),
         safety in (prop_oneof![1 => Just(0u64), 3 => 1_000u64..30_000], 1u32..=3,
                    10_000u64..1_000_000, 1_000u64..10_000),
-        registry in (any::<bool>(), any::<bool>(), prop_oneof![Just(8u32), Just(16)]),
+        registry in (any::<bool>(), any::<bool>(), prop_oneof![Just(4u32), Just(5), Just(8), Just(16)]),
     ) -> Value {
         let (width, lat_buckets, other_buckets, narrow_hist) = windows;
         let (v3_validated, with_candidate, versions_max) = registry;
@@ -317,17 +317,20 @@ fn target_kind() -> impl Strategy<Value = Option<TargetKind>> {
     ]
 }
 
-fn cmd() -> impl Strategy<Value = Cmd> {
+/// Operator commands; `churn` makes registrations, validations and reverts to a chosen
+/// version common, so that registries fill up while actions are pending.
+fn cmd(churn: bool) -> impl Strategy<Value = Cmd> {
+    let c = u32::from(churn);
     prop_oneof![
         2 => Just(Cmd::Pause),
         3 => Just(Cmd::Resume),
         1 => Just(Cmd::Abort),
-        2 => (target_kind(), any::<u8>()).prop_map(|(t, v)| Cmd::RevertNow(t, v)),
+        2 + 4 * c => (target_kind(), any::<u8>()).prop_map(|(t, v)| Cmd::RevertNow(t, v)),
         1 => Just(Cmd::ForcePromote),
-        1 => any::<u8>().prop_map(Cmd::MarkValidated),
+        1 + 4 * c => any::<u8>().prop_map(Cmd::MarkValidated),
         2 => Just(Cmd::ClearBreaker),
         4 => any::<u8>().prop_map(Cmd::StartRollout),
-        2 => (0u8..24, any::<bool>()).prop_map(|(k, v)| Cmd::Register(k, v)),
+        2 + 8 * c => (0u8..24, any::<bool>()).prop_map(|(k, v)| Cmd::Register(k, v)),
     ]
 }
 
@@ -350,7 +353,9 @@ fn bad() -> impl Strategy<Value = Bad> {
     ]
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// One operation (see [`cmd`] for `churn`).
+fn op(churn: bool) -> impl Strategy<Value = Op> {
+    let c = u32::from(churn);
     prop_oneof![
         20 => (0u16..800, arm_sel(), prop_oneof![40 => 0u8..3, 1 => Just(3)], any::<u8>(),
                proptest::bool::weighted(0.05), via())
@@ -362,7 +367,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(dt, via_handle)| Op::Tick { dt, via_handle }),
         8 => (0u16..1_000, proptest::bool::weighted(0.1)).prop_map(|(dt, late)| Op::Ack { dt, late }),
         1 => (0u16..1_000).prop_map(|dt| Op::ActionFailed { dt }),
-        6 => (0u16..1_000, cmd()).prop_map(|(dt, cmd)| Op::Cmd { dt, cmd }),
+        6 + 12 * c => (0u16..1_000, cmd(churn)).prop_map(|(dt, cmd)| Op::Cmd { dt, cmd }),
         3 => (0u16..500, bad()).prop_map(|(dt, bad)| Op::Bad { dt, bad }),
     ]
 }
@@ -407,7 +412,10 @@ fn case_from(max_ops: usize, near_time_max: bool) -> impl Strategy<Value = Case>
             near => (TIME_MAX - 60_000)..=TIME_MAX,
         ],
         health(),
-        proptest::collection::vec(op(), 1..max_ops),
+        prop_oneof![
+            3 => proptest::collection::vec(op(false), 1..max_ops),
+            1 => proptest::collection::vec(op(true), 1..max_ops),
+        ],
     )
         .prop_map(|(config, start, health, ops)| Case {
             config,
@@ -1003,19 +1011,37 @@ proptest! {
     #![proptest_config(cases(512))]
 
     /// Every rollback decision's target was a registered, validated, non-failed version
-    /// when the input that produced it arrived.
+    /// when the input that produced it arrived, and still is when the rollback is
+    /// acknowledged (nothing in between, a registration on a full registry say, may
+    /// evict or fail it): the ack leaves it stable, registered, validated, not failed.
     #[test]
     fn rollback_targets_are_validated_and_not_failed(case in case(200)) {
-        run(&case, |before, _, result, _| {
-            for d in decisions(result) {
+        let target = |p: &Policy, to: &str| match p.versions().iter().find(|v| v.id == to) {
+            None => Err(format!("{to:?} is not registered")),
+            Some(v) if !v.is_target() => Err(format!(
+                "{to:?} is {:?} (validated: {:?})", v.stage, v.validated)),
+            Some(_) => Ok(()),
+        };
+        // Rollbacks issued and not yet resolved, by action id.
+        let mut issued: BTreeMap<u64, String> = BTreeMap::new();
+        run(&case, |before, _, result, after| {
+            let Ok(step) = result else { return Ok(()) };
+            for d in &step.decisions {
                 if let Action::Rollback { to, .. } = &d.action {
-                    match before.versions().iter().find(|v| &v.id == to) {
-                        None => return Err(format!("rollback to unregistered {to:?}: {d:?}")),
-                        Some(v) if !v.is_target() => return Err(format!(
-                            "rollback to {to:?}, which is {:?} (validated: {:?}): {d:?}",
-                            v.stage, v.validated)),
-                        Some(_) => {}
+                    target(before, to).map_err(|e| format!("rollback issued to {e}: {d:?}"))?;
+                    if let Some(id) = d.action_id {
+                        issued.insert(id, to.clone());
                     }
+                }
+            }
+            for e in &step.events {
+                let EventKind::ActionAcknowledged { action_id } = e.kind else { continue };
+                let Some(to) = issued.remove(&action_id) else { continue };
+                target(after, &to).map_err(|e| format!("rollback {action_id} acknowledged \
+                                                        to {e}"))?;
+                if after.status().aliases.stable != to {
+                    return Err(format!("rollback {action_id} to {to:?} acknowledged, but the \
+                                        stable version is {:?}", after.status().aliases.stable));
                 }
             }
             Ok(())

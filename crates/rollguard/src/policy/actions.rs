@@ -162,6 +162,27 @@ impl Policy {
         self.state.blocked = None;
     }
 
+    /// Versions besides the aliases that the policy may still switch traffic to or mark:
+    /// those of the pending action and of the action a `resume` would retry, the
+    /// rollout's and the config's candidate before its rollout starts. The registry
+    /// never evicts them.
+    pub(super) fn switch_targets(&self) -> Vec<String> {
+        let s = &self.state;
+        let actions = [
+            s.pending.as_ref(),
+            s.halt.as_ref().and_then(|h| h.retry.as_ref()),
+        ];
+        actions
+            .into_iter()
+            .flatten()
+            .flat_map(|p| action_versions(&p.action))
+            .flatten()
+            .chain(s.rollout.as_ref().map(|r| r.version.as_str()))
+            .chain(s.kickoff.as_deref())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The version a rollback would take traffic from.
     pub(super) fn judged_version(&self) -> String {
         match &self.state.rollout {
@@ -299,5 +320,18 @@ impl Policy {
         }
         self.reset_gates();
         self.state.analysis_at = self.steady_analysis(now);
+    }
+}
+
+/// The versions an action names: the one it switches to, and the one it switches from.
+pub(super) fn action_versions(action: &Action) -> [Option<&str>; 2] {
+    match action {
+        Action::StartShadow { version }
+        | Action::StartPreview { version }
+        | Action::SetWeight { version, .. }
+        | Action::PauseForApproval { version, .. } => [Some(version), None],
+        Action::Promote { version, from } => [Some(version), Some(from)],
+        Action::Rollback { from, to, .. } => [Some(to), Some(from)],
+        Action::Hold {} | Action::Escalate {} => [None, None],
     }
 }

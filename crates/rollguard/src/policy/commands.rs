@@ -30,10 +30,13 @@ impl Policy {
                 version
                     .validate(self.config.limits.label_len_max)
                     .map_err(|e| e.within("version"))?;
-                let registered = self
-                    .state
-                    .registry
-                    .register(version, self.config.limits.versions_max)?;
+                let pinned = self.switch_targets();
+                let pinned: Vec<&str> = pinned.iter().map(String::as_str).collect();
+                let registered = self.state.registry.register(
+                    version,
+                    self.config.limits.versions_max,
+                    &pinned,
+                )?;
                 if let Some(evicted) = registered {
                     out.event(
                         at,
