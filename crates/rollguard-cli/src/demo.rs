@@ -6,7 +6,7 @@
 use rollguard::{Scenario, TraceEntry};
 
 use crate::error::CliError;
-use crate::replay::{self, PrintOptions};
+use crate::replay::{self, ReplayOptions};
 
 /// The bundled demo scenario.
 pub(crate) const DEMO_JSON: &str = include_str!("../../../examples/scenarios/demo.json");
@@ -22,9 +22,10 @@ pub(crate) fn run(json: bool, all: bool, print_scenario: bool) -> Result<(), Cli
         return replay::replay_scenario(
             scenario,
             false,
-            PrintOptions {
+            ReplayOptions {
                 all,
                 summary: false,
+                strict: false,
             },
         );
     }

@@ -1,8 +1,8 @@
 //! `rollguard`: replay scenarios and recorded metrics against a rollback policy, tell
 //! the bundled demo's story, and validate policy files.
 //!
-//! Exit codes: 0 success, 2 bad input (JSON, CSV, config; clap's usage errors too),
-//! 1 I/O failure. Errors print as `error: <code> at <path>: <message>` on stderr.
+//! Exit codes: 0 success, 2 bad input (JSON, CSV, config; clap's usage errors too;
+//! with `replay --strict`, any refused input), 1 I/O failure. Errors print as `error: <code> at <path>: <message>` on stderr.
 
 mod demo;
 mod error;
@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::CliError;
-use crate::replay::PrintOptions;
+use crate::replay::ReplayOptions;
 use crate::samples::Format;
 
 /// Deterministic rollback policy for model and agent rollouts: replay, explain, validate.
@@ -30,7 +30,7 @@ use crate::samples::Format;
         rollguard replay incident.json --summary        replay a scenario, trace as JSON lines\n  \
         rollguard replay --policy policy.json --samples metrics.csv\n  \
         rollguard validate policy.json\n\n\
-        Exit codes: 0 ok, 2 bad input, 1 I/O failure."
+        Exit codes: 0 ok, 2 bad input (with replay --strict: any refused input), 1 I/O failure."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -52,8 +52,10 @@ enum Command {
         input with \"kind\", or a bare sample object meaning observe) or, for a .csv file, \
         CSV with a header naming columns among at,arm,metric,value,events,total,tenant,tier,agent \
         (an empty cell is an absent field). The file is streamed.\n\n\
-        Refused inputs are part of the trace (an entry with \"error\"), not a failure. A line of \
-        FILE that does not parse stops the replay with its line number (exit code 2)."
+        Refused inputs are part of the trace (an entry with \"error\"); at the end, \
+        `warning: N of M inputs refused, the first: …` on stderr says how many, and with \
+        --strict the replay fails instead (exit code 2). A line of FILE that does not parse \
+        stops the replay with its line number (exit code 2)."
     )]
     Replay(ReplayArgs),
     /// Replay the bundled demo and tell its story: a regression caught and rolled back
@@ -115,6 +117,11 @@ struct ReplayArgs {
     /// aliases and status
     #[arg(long)]
     summary: bool,
+
+    /// Fail (exit code 2, `inputs_refused`) if the policy refused any input; the trace
+    /// is printed in full first. Without it a refusal is only a warning on stderr
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Debug, Args)]
@@ -137,9 +144,10 @@ struct DemoArgs {
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Replay(args) => {
-            let options = PrintOptions {
+            let options = ReplayOptions {
                 all: args.all,
                 summary: args.summary,
+                strict: args.strict,
             };
             match (args.scenario, args.policy, args.samples) {
                 (Some(path), _, _) => {

@@ -26,13 +26,16 @@ const PROGRESS_MIN_BYTES: u64 = 4 << 20;
 /// Refused inputs listed by name in the summary; the rest are only counted.
 const SUMMARY_REFUSED_MAX: usize = 10;
 
-/// What to print.
+/// What to print, and whether refused inputs fail the replay.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct PrintOptions {
+pub(crate) struct ReplayOptions {
     /// Every trace entry, not only those with decisions, events or an error.
     pub(crate) all: bool,
     /// A human summary on stderr at the end.
     pub(crate) summary: bool,
+    /// Any refused input fails the replay (`inputs_refused`, exit code 2) once the
+    /// whole trace is printed; otherwise a refusal is only noted on stderr.
+    pub(crate) strict: bool,
 }
 
 /// Where an input came from, to name it in messages.
@@ -70,6 +73,15 @@ pub(crate) fn read_text(path: &Path) -> Result<String, CliError> {
 /// Parses a scenario file.
 pub(crate) fn load_scenario(text: &str) -> Result<Scenario, CliError> {
     Ok(Scenario::from_json(text)?)
+}
+
+/// The earliest time an input carries: a batch's first sample's, which a policy
+/// created to replay it must not start after (`Input::at` gives the last one's).
+pub(crate) fn earliest_at(input: &Input) -> Option<Timestamp> {
+    match input {
+        Input::ObserveBatch { samples } => samples.first().map(|s| s.at),
+        _ => input.at(),
+    }
 }
 
 /// The acknowledgements an instantly executing caller sends after `entry`: one for
@@ -187,14 +199,14 @@ where
 /// Writes trace entries as JSON lines and keeps the numbers for the summary.
 pub(crate) struct TraceWriter<W: Write> {
     out: W,
-    options: PrintOptions,
+    options: ReplayOptions,
     error: Option<std::io::Error>,
     summary: Summary,
 }
 
 impl<W: Write> TraceWriter<W> {
     /// A writer to `out`; `start` is the replay's start, for the summary's clocks.
-    pub(crate) fn new(out: W, options: PrintOptions, start: Timestamp) -> Self {
+    pub(crate) fn new(out: W, options: ReplayOptions, start: Timestamp) -> Self {
         Self {
             out,
             options,
@@ -304,6 +316,19 @@ impl Summary {
                 ));
             }
         }
+    }
+
+    /// `3 of 120 inputs refused, the first: line 2 (…): code: message`; `None` when
+    /// nothing was refused.
+    fn refusals(&self) -> Option<String> {
+        if self.refused == 0 {
+            return None;
+        }
+        let mut text = format!("{} of {} inputs refused", self.refused, self.inputs);
+        if let Some(first) = self.refused_detail.first() {
+            text.push_str(&format!(", the first: {first}"));
+        }
+        Some(text)
     }
 
     fn clock(&self, at: Timestamp) -> String {
@@ -421,7 +446,7 @@ fn finish_bar(bar: Option<ProgressBar>) {
 pub(crate) fn replay_scenario(
     scenario: Scenario,
     auto_ack: bool,
-    options: PrintOptions,
+    options: ReplayOptions,
 ) -> Result<(), CliError> {
     let bar = progress_bar(
         scenario.inputs.len() as u64,
@@ -446,11 +471,7 @@ pub(crate) fn replay_scenario(
     );
     finish_bar(bar);
     let policy = result?;
-    let summary = writer.finish()?;
-    if options.summary {
-        eprint!("{}", summary.render(&policy.status()));
-    }
-    Ok(())
+    conclude(&writer.finish()?, &policy, options)
 }
 
 /// `rollguard replay --policy POLICY.json --samples FILE`.
@@ -460,7 +481,7 @@ pub(crate) fn replay_samples(
     format: Option<Format>,
     start: Option<Timestamp>,
     auto_ack: bool,
-    options: PrintOptions,
+    options: ReplayOptions,
 ) -> Result<(), CliError> {
     let config = PolicyConfig::from_json(&read_text(policy_path)?)?;
     let format = format.unwrap_or_else(|| Format::for_path(samples_path));
@@ -475,7 +496,12 @@ pub(crate) fn replay_samples(
 
     // The policy starts at --start, or at the first input's time: peek at it.
     let first = reader.next().transpose()?;
-    let start = start.unwrap_or_else(|| first.as_ref().and_then(|(_, i)| i.at()).unwrap_or(0));
+    let start = start.unwrap_or_else(|| {
+        first
+            .as_ref()
+            .and_then(|(_, i)| earliest_at(i))
+            .unwrap_or(0)
+    });
 
     let bar = progress_bar(
         size,
@@ -506,10 +532,23 @@ pub(crate) fn replay_samples(
     // Whatever was replayed before a bad line is already printed; flush it, then fail.
     let summary = writer.finish();
     let policy = result?;
-    let summary = summary?;
+    conclude(&summary?, &policy, options)
+}
+
+/// Ends a replay whose trace is printed: the summary if asked for, then, if any input
+/// was refused, a note with the count and the first refusal on stderr, or with
+/// `--strict` the `inputs_refused` error.
+fn conclude(summary: &Summary, policy: &Policy, options: ReplayOptions) -> Result<(), CliError> {
     if options.summary {
         eprint!("{}", summary.render(&policy.status()));
     }
+    let Some(refusals) = summary.refusals() else {
+        return Ok(());
+    };
+    if options.strict {
+        return Err(CliError::bad_input("inputs_refused", "", refusals));
+    }
+    eprintln!("warning: {refusals} (--strict makes this an error)");
     Ok(())
 }
 
@@ -680,7 +719,15 @@ mod tests {
     fn writer_prints_only_entries_that_carry_something_unless_all() {
         let (policy, trace) = run(true);
         let selected = |all: bool| {
-            let mut w = TraceWriter::new(Vec::new(), PrintOptions { all, summary: true }, 0);
+            let mut w = TraceWriter::new(
+                Vec::new(),
+                ReplayOptions {
+                    all,
+                    summary: true,
+                    strict: false,
+                },
+                0,
+            );
             for (e, o) in &trace {
                 assert!(w.accept(e, *o));
             }

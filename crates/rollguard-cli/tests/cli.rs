@@ -219,6 +219,118 @@ fn csv_samples_replay_with_auto_acks_and_roll_back() {
     assert!(summary.contains("auto-acks: 2"), "{summary}");
     assert!(summary.contains("rollback 1"), "{summary}");
     assert!(summary.contains("final: stable v1"), "{summary}");
+    assert!(
+        !summary.contains("warning"),
+        "nothing was refused: {summary}"
+    );
+}
+
+#[test]
+fn a_batch_on_the_first_line_starts_the_policy_at_its_first_sample() {
+    let policy = scratch("policy-batch-first.json", POLICY);
+    let batch = (0..6u64)
+        .map(|i| {
+            format!(
+                r#"{{"at":{},"arm":"v1","metric":"latency_ms","value":100}}"#,
+                5_000 + i * 1_000
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let lines = [
+        format!(r#"{{"kind":"observe_batch","samples":[{batch}]}}"#),
+        r#"{"at":20000,"arm":"v2","metric":"latency_ms","value":100}"#.to_string(),
+    ];
+    let samples = scratch("batch-first.jsonl", &lines.join("\n"));
+    let out = rollguard(&[
+        "replay",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--samples",
+        samples.to_str().unwrap(),
+        "--all",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let trace = trace(&out);
+    assert!(matches!(trace[0].input, Input::ObserveBatch { .. }));
+    assert!(trace.iter().all(|e| e.error.is_none()), "{trace:?}");
+    // The rollout started at the first sample's time, 5 s.
+    let started = trace[0].step.as_ref().unwrap();
+    assert_eq!(started.decisions[0].at, 5_000);
+}
+
+/// A policy file and a JSONL file whose third line the policy refuses.
+fn with_a_refusal(name: &str) -> (PathBuf, PathBuf) {
+    let lines = [
+        r#"{"at":0,"arm":"v1","metric":"latency_ms","value":100}"#,
+        r#"{"at":1000,"arm":"v2","metric":"latency_ms","value":100}"#,
+        r#"{"at":2000,"arm":"v2","metric":"errors","events":5,"total":1}"#,
+        r#"{"at":3000,"arm":"v2","metric":"errors","events":1,"total":5}"#,
+    ];
+    (
+        scratch(&format!("{name}-policy.json"), POLICY),
+        scratch(&format!("{name}.jsonl"), &lines.join("\n")),
+    )
+}
+
+#[test]
+fn refused_inputs_are_counted_on_stderr() {
+    let (policy, samples) = with_a_refusal("refused-note");
+    let out = rollguard(&[
+        "replay",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--samples",
+        samples.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Four lines and the auto-ack of the rollout's first action.
+    assert_eq!(
+        stderr(&out).trim(),
+        "warning: 1 of 5 inputs refused, the first: line 3 (observe v2 errors at 0:00:02): \
+         events_exceed_total at events: events 5 exceed total 1 \
+         (--strict makes this an error)"
+    );
+    assert_eq!(trace(&out).iter().filter(|e| e.error.is_some()).count(), 1);
+}
+
+#[test]
+fn strict_fails_a_replay_with_any_refused_input_after_printing_its_trace() {
+    let (policy, samples) = with_a_refusal("refused-strict");
+    let (policy, samples) = (policy.to_str().unwrap(), samples.to_str().unwrap());
+    let out = rollguard(&[
+        "replay",
+        "--policy",
+        policy,
+        "--samples",
+        samples,
+        "--strict",
+        "--all",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: inputs_refused: 1 of 5 inputs refused, the first: line 3 "),
+        "{err}"
+    );
+    assert_eq!(trace(&out).len(), 5);
+
+    // A scenario too: the demo's operator command that the open breaker refuses.
+    let demo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/scenarios/demo.json"
+    );
+    let out = rollguard(&["replay", demo]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).starts_with("warning: 1 of "),
+        "{}",
+        stderr(&out)
+    );
+    let strict = rollguard(&["replay", demo, "--strict"]);
+    assert_eq!(strict.status.code(), Some(2));
+    assert!(stderr(&strict).starts_with("error: inputs_refused: 1 of "));
+    assert_eq!(strict.stdout, out.stdout);
 }
 
 #[test]
