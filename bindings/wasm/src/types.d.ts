@@ -72,7 +72,10 @@ export interface PolicyConfig {
     breaker?: { max_rollbacks?: number; window_ms?: number };
     ack_timeout_ms?: number;
   };
-  limits?: { versions_max?: number; label_len_max?: number };
+  limits?: {
+    versions_max?: number; label_len_max?: number; state_bytes_max?: number;
+    evaluations_per_input_max?: number; cells_read_per_input_max?: number;
+  };
 }
 
 /** One observation: `value` for value metrics, `events` out of `total` for count metrics. */
@@ -260,7 +263,8 @@ export interface TraceEntry {
 export type ErrorCode =
   | "invalid_json" | "unsupported_format_version" | "no_steps" | "weight_out_of_range"
   | "min_above_max" | "zero_duration" | "limit_exceeded" | "duplicate_name"
-  | "unknown_reference" | "invalid_value" | "non_finite_value" | "value_out_of_range"
+  | "unknown_reference" | "invalid_value" | "state_too_large" | "too_much_work"
+  | "non_finite_value" | "value_out_of_range"
   | "negative_count" | "events_exceed_total" | "count_out_of_range" | "metric_kind_mismatch"
   | "time_went_backwards" | "time_out_of_range" | "unknown_arm" | "unknown_metric"
   | "label_too_long" | "unknown_version" | "duplicate_version" | "invalid_command"

@@ -66,11 +66,24 @@ enum Command {
         what happened, moment by moment, with the gates' evidence."
     )]
     Demo(DemoArgs),
-    /// Check a policy file: print `ok`, or the first error with its JSON path
+    /// Check a policy file: print `ok` and its worst-case state size and work per
+    /// input, or the first error with its JSON path
+    #[command(
+        long_about = "Check a policy file. A valid one prints `ok`, then its worst case \
+        against its limits: the most bytes of state it can hold (limits.state_bytes_max) \
+        and the most window reads by gates (limits.evaluations_per_input_max) and window \
+        cells (limits.cells_read_per_input_max) one input can cause. An invalid one prints \
+        the first error with its JSON path (exit code 2)."
+    )]
     Validate {
         /// The policy file (a PolicyConfig document); `-` reads stdin
         #[arg(value_name = "POLICY.json")]
         policy: PathBuf,
+
+        /// Print the result as one JSON object: {"ok": true, "footprint": {...},
+        /// "limits": {...}}
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -171,13 +184,50 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Demo(args) => demo::run(args.json, args.all, args.print_scenario),
-        Command::Validate { policy } => {
+        Command::Validate { policy, json } => {
             let config = rollguard::PolicyConfig::from_json(&replay::read_text(&policy)?)?;
             config.validate()?;
-            println!("ok");
+            println!("{}", validate_report(&config, json));
             Ok(())
         }
     }
+}
+
+/// What `validate` prints for a valid config: `ok` and the worst-case figures against
+/// their limits, as text or as one JSON object.
+fn validate_report(config: &rollguard::PolicyConfig, json: bool) -> String {
+    let f = config.footprint();
+    let l = &config.limits;
+    if json {
+        return serde_json::json!({
+            "ok": true,
+            "footprint": f,
+            "limits": {
+                "state_bytes_max": l.state_bytes_max,
+                "evaluations_per_input_max": l.evaluations_per_input_max,
+                "cells_read_per_input_max": l.cells_read_per_input_max,
+            },
+        })
+        .to_string();
+    }
+    let percent = |x: u64, max: u64| x.saturating_mul(100) / max.max(1);
+    [
+        ("state_bytes_max", f.state_bytes_max, l.state_bytes_max),
+        (
+            "evaluations_per_input_max",
+            f.evaluations_per_input_max,
+            l.evaluations_per_input_max,
+        ),
+        (
+            "cells_read_per_input_max",
+            f.cells_read_per_input_max,
+            l.cells_read_per_input_max,
+        ),
+    ]
+    .iter()
+    .fold("ok".to_string(), |text, (name, x, max)| {
+        format!("{text}\n{name}: {x} (limit {max}, {}%)", percent(*x, *max))
+    })
 }
 
 fn main() -> ExitCode {

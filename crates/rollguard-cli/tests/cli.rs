@@ -413,10 +413,8 @@ fn a_bad_line_stops_with_its_line_number_and_exit_code_2() {
 fn validate_prints_ok_or_the_error_with_exit_codes() {
     let good = scratch("good.json", POLICY);
     let out = rollguard(&["validate", good.to_str().unwrap()]);
-    assert_eq!(
-        (out.status.code(), stdout(&out).as_str()),
-        (Some(0), "ok\n")
-    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out).lines().next(), Some("ok"));
 
     let bad = scratch(
         "bad-weight.json",
@@ -432,6 +430,62 @@ fn validate_prints_ok_or_the_error_with_exit_codes() {
     let out = rollguard(&["validate", "/nonexistent/policy.json"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).starts_with("error: io at /nonexistent/policy.json: "));
+}
+
+#[test]
+fn validate_prints_the_worst_case_state_and_work_against_the_limits() {
+    let config = rollguard::PolicyConfig::from_json(POLICY).unwrap();
+    let f = config.footprint();
+    let good = scratch("figures.json", POLICY);
+    let out = rollguard(&["validate", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(lines[0], "ok");
+    for (line, name, figure, limit) in [
+        (lines[1], "state_bytes_max", f.state_bytes_max, 16 << 20),
+        (
+            lines[2],
+            "evaluations_per_input_max",
+            f.evaluations_per_input_max,
+            10_000,
+        ),
+        (
+            lines[3],
+            "cells_read_per_input_max",
+            f.cells_read_per_input_max,
+            1 << 30,
+        ),
+    ] {
+        assert!(figure > 0 && figure <= limit, "{name}: {figure}");
+        let want = format!("{name}: {figure} (limit {limit}, ");
+        assert!(line.starts_with(&want), "{line:?} vs {want:?}");
+    }
+
+    let out = rollguard(&["validate", "--json", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["footprint"], serde_json::to_value(f).unwrap());
+    assert_eq!(doc["limits"]["state_bytes_max"], 16 << 20);
+    assert_eq!(doc["limits"]["evaluations_per_input_max"], 10_000);
+
+    // A config over its limit fails with the new code and the limit's path.
+    let tight = scratch(
+        "tight.json",
+        &POLICY.replace(
+            "\"analysis\"",
+            "\"limits\": {\"state_bytes_max\": 1000}, \"analysis\"",
+        ),
+    );
+    let out = rollguard(&["validate", tight.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("error: state_too_large at limits.state_bytes_max: "),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

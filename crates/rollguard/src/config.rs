@@ -41,6 +41,12 @@ pub mod limits {
     /// Most gate evaluations one input runs to catch up with time (a tick long after its
     /// deadline); older ones are skipped and reported as `analysis_skipped`.
     pub const ANALYSIS_CATCHUP_MAX: u64 = 100;
+    /// Highest `limits.state_bytes_max` a config may set (1 GiB).
+    pub const STATE_BYTES_CEILING: u64 = 1 << 30;
+    /// Highest `limits.evaluations_per_input_max` a config may set.
+    pub const EVALUATIONS_CEILING: u64 = 1_000_000;
+    /// Highest `limits.cells_read_per_input_max` a config may set.
+    pub const CELLS_READ_CEILING: u64 = 1 << 40;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
@@ -536,6 +542,19 @@ pub struct Limits {
     /// Longest id, name, digest or label, in bytes (default 256).
     #[serde(default = "default_label_len_max")]
     pub label_len_max: u32,
+    /// Most bytes of state the config may need in the worst case, as
+    /// [`PolicyConfig::footprint`] computes it (default 16 MiB, at most
+    /// [`limits::STATE_BYTES_CEILING`]).
+    #[serde(default = "default_state_bytes_max")]
+    pub state_bytes_max: u64,
+    /// Most window reads by gates one input may cause in the worst case (default
+    /// 10 000, at most [`limits::EVALUATIONS_CEILING`]).
+    #[serde(default = "default_evaluations_per_input_max")]
+    pub evaluations_per_input_max: u64,
+    /// Most window cells those reads may visit in the worst case (default 2^30, about
+    /// a second of work; at most [`limits::CELLS_READ_CEILING`]).
+    #[serde(default = "default_cells_read_per_input_max")]
+    pub cells_read_per_input_max: u64,
 }
 
 impl Default for Limits {
@@ -543,8 +562,20 @@ impl Default for Limits {
         Self {
             versions_max: default_versions_max(),
             label_len_max: default_label_len_max(),
+            state_bytes_max: default_state_bytes_max(),
+            evaluations_per_input_max: default_evaluations_per_input_max(),
+            cells_read_per_input_max: default_cells_read_per_input_max(),
         }
     }
+}
+fn default_state_bytes_max() -> u64 {
+    16 << 20
+}
+fn default_evaluations_per_input_max() -> u64 {
+    10_000
+}
+fn default_cells_read_per_input_max() -> u64 {
+    1 << 30
 }
 fn default_versions_max() -> u32 {
     16
@@ -588,7 +619,8 @@ impl PolicyConfig {
     /// # Errors
     /// A config error code (`no_steps`, `weight_out_of_range`, `min_above_max`,
     /// `zero_duration`, `limit_exceeded`, `duplicate_name`, `unknown_reference`,
-    /// `invalid_value`, `unsupported_format_version`) and the field's path.
+    /// `invalid_value`, `unsupported_format_version`, and `state_too_large` or
+    /// `too_much_work` when the worst case exceeds the `limits`) and the field's path.
     pub fn validate(&self) -> Result<(), Error> {
         ensure(
             self.format_version == FORMAT_VERSION,
@@ -761,7 +793,8 @@ impl PolicyConfig {
             "safety.breaker.window_ms",
             || "the breaker window must be positive".into(),
         )?;
-        Ok(())
+        // Last: the cost model assumes every other field is valid.
+        self.limits.check(self.footprint())
     }
 }
 
@@ -810,6 +843,72 @@ impl Limits {
             ErrorCode::LimitExceeded,
             "label_len_max",
             || format!("must be in 1..={}", limits::LABEL_LEN_MAX),
+        )?;
+        for (name, value, ceiling) in [
+            (
+                "state_bytes_max",
+                self.state_bytes_max,
+                limits::STATE_BYTES_CEILING,
+            ),
+            (
+                "evaluations_per_input_max",
+                self.evaluations_per_input_max,
+                limits::EVALUATIONS_CEILING,
+            ),
+            (
+                "cells_read_per_input_max",
+                self.cells_read_per_input_max,
+                limits::CELLS_READ_CEILING,
+            ),
+        ] {
+            ensure(
+                (1..=ceiling).contains(&value),
+                ErrorCode::LimitExceeded,
+                name,
+                || format!("must be in 1..={ceiling}"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a config whose worst case exceeds these limits.
+    fn check(&self, f: crate::footprint::Footprint) -> Result<(), Error> {
+        ensure(
+            f.state_bytes_max <= self.state_bytes_max,
+            ErrorCode::StateTooLarge,
+            "limits.state_bytes_max",
+            || {
+                format!(
+                    "the config may need {} bytes of state, above the limit of {} \
+                     (fewer metrics, buckets or versions, or a narrower histogram_range, \
+                     need less)",
+                    f.state_bytes_max, self.state_bytes_max
+                )
+            },
+        )?;
+        ensure(
+            f.evaluations_per_input_max <= self.evaluations_per_input_max,
+            ErrorCode::TooMuchWork,
+            "limits.evaluations_per_input_max",
+            || {
+                format!(
+                    "one input may cause {} window reads, above the limit of {} \
+                     (fewer gates per phase need fewer)",
+                    f.evaluations_per_input_max, self.evaluations_per_input_max
+                )
+            },
+        )?;
+        ensure(
+            f.cells_read_per_input_max <= self.cells_read_per_input_max,
+            ErrorCode::TooMuchWork,
+            "limits.cells_read_per_input_max",
+            || {
+                format!(
+                    "one input may read {} window cells, above the limit of {} \
+                     (fewer gates, fewer buckets or a narrower histogram_range need fewer)",
+                    f.cells_read_per_input_max, self.cells_read_per_input_max
+                )
+            },
         )
     }
 }

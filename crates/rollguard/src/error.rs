@@ -34,6 +34,11 @@ pub enum ErrorCode {
     UnknownReference,
     /// A number out of its documented range (negative ratio, quantile outside a window, ...).
     InvalidValue,
+    /// The config's worst-case state exceeds `limits.state_bytes_max`.
+    StateTooLarge,
+    /// The config's worst-case work per input exceeds `limits.evaluations_per_input_max`
+    /// or `limits.cells_read_per_input_max`.
+    TooMuchWork,
     // ---- samples ----
     /// A sample value is NaN or infinite.
     NonFiniteValue,
@@ -93,6 +98,8 @@ impl ErrorCode {
             Self::DuplicateName => "duplicate_name",
             Self::UnknownReference => "unknown_reference",
             Self::InvalidValue => "invalid_value",
+            Self::StateTooLarge => "state_too_large",
+            Self::TooMuchWork => "too_much_work",
             Self::NonFiniteValue => "non_finite_value",
             Self::ValueOutOfRange => "value_out_of_range",
             Self::NegativeCount => "negative_count",

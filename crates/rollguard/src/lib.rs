@@ -76,6 +76,7 @@
 
 mod config;
 mod error;
+mod footprint;
 mod gate;
 mod input;
 mod output;
@@ -93,6 +94,7 @@ pub use config::{
     PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec, limits,
 };
 pub use error::{Error, ErrorCode};
+pub use footprint::Footprint;
 pub use input::{Input, Sample, TargetKind, count_from_number};
 pub use output::{
     Action, Decision, Event, EventKind, GateReport, PauseKind, Reason, Step, Verdict,

@@ -9,6 +9,8 @@
 mod actions;
 mod analysis;
 mod commands;
+#[cfg(test)]
+mod footprint_tests;
 mod inputs;
 mod rollout;
 mod timers;

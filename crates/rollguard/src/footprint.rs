@@ -1,0 +1,160 @@
+//! The cost model: a config's worst-case state size and work per input.
+//!
+//! Memory and work are fixed by the config, not by the number or rate of inputs, but a
+//! config can fix them very high (32 metrics × 1024 buckets of 4 098 histogram bins is
+//! half a gigabyte per arm). [`PolicyConfig::footprint`] computes both from the config
+//! alone, and [`PolicyConfig::validate`] refuses a config whose figures exceed its
+//! `limits` (`state_too_large`, `too_much_work`).
+//!
+//! The model is conservative and simple, not exact: it counts the bytes of every field
+//! as on a 64-bit target (so the figures are the same on every platform, and wasm32's
+//! smaller pointers only make them more conservative) and takes every list in the state
+//! at its config bound. Allocator overhead is not counted. A test checks the estimate
+//! against the allocated capacity of a real worst-case state.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::limits::{ANALYSIS_CATCHUP_MAX, COMPONENTS_MAX};
+use crate::config::{MetricKind, Phase, PolicyConfig, Rule};
+use crate::window::HistShape;
+
+/// A config's worst case: the most state it can hold and the most work one input can
+/// cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Footprint {
+    /// Bytes of state (windows, registry, gates, breaker, timers) at the config's
+    /// bounds: every window of the three arms that can be live at once, a full registry
+    /// of versions with the most components and the longest labels, a full breaker
+    /// history. The config itself and the compiled plan are not counted.
+    pub state_bytes_max: u64,
+    /// Window reads by gates one input can cause: [`ANALYSIS_CATCHUP_MAX`] evaluation
+    /// rounds (a tick long after its deadline) of the phase with the most gates, each
+    /// gate reading its subject's window and, for `vs_baseline`, the baseline's window
+    /// twice (live and as it stood at promotion). A batch or column counts per sample.
+    pub evaluations_per_input_max: u64,
+    /// Window cells (bucket slots and histogram bins) those reads visit, with the
+    /// per-bucket scan that dates a gate's first failure: the work behind the reads.
+    pub cells_read_per_input_max: u64,
+}
+
+/// Arms that can be live at once: stable, candidate and, during a rollback, its target.
+pub(crate) const ARMS_MAX: u64 = 3;
+/// A `Vec` or `String` header.
+const HEADER: u64 = 24;
+/// One window slot without its histogram: seven 8-byte fields and the histogram's `Vec`.
+pub(crate) const SLOT_BYTES: u64 = 7 * 8 + HEADER;
+/// One histogram bin.
+pub(crate) const BIN_BYTES: u64 = 4;
+/// A registered version without its strings and components: id, digest, components
+/// map, stage, validation, sequence numbers.
+pub(crate) const VERSION_BYTES: u64 = 3 * HEADER + 8 + 24 + 8 + 16;
+/// A component's share of a B-tree node (nodes hold 5 to 11 entries of two `String`s
+/// plus edges: at most 640 bytes per 5 entries), without the strings' text.
+pub(crate) const COMPONENT_BYTES: u64 = 128;
+/// A B-tree's root node, which may hold a single entry.
+pub(crate) const MAP_ROOT_BYTES: u64 = 640;
+/// A gate's persistence state.
+pub(crate) const GATE_BYTES: u64 = 96;
+/// The state's fixed fields: times, ids, rollout, pending action, halt, breaker header.
+pub(crate) const STATE_FIXED_BYTES: u64 = 1024;
+/// Labels held outside the registry and arms: the four aliases, the rollout's version,
+/// the kickoff, and `from`/`to` of the pending action and of the halted one.
+pub(crate) const LABELS_FIXED: u64 = 10;
+/// Cells a window read visits per bucket besides its bins: the live-slot filter, the
+/// sort by epoch (log2 of the most buckets) and the merge.
+pub(crate) const READ_CELLS_PER_BUCKET: u64 = 12;
+
+impl PolicyConfig {
+    /// This config's worst-case state size and work per input (see [`Footprint`]).
+    ///
+    /// The figures are meaningful for a config whose other fields validate; for any
+    /// other config they are still computed, without panicking.
+    pub fn footprint(&self) -> Footprint {
+        let label = u64::from(self.limits.label_len_max);
+        let string = |len: u64| HEADER.saturating_add(len);
+
+        // Windows: per metric, its buckets, each with its histogram when a quantile
+        // gate reads the metric.
+        let windows: Vec<(u64, u64)> = self
+            .metrics
+            .iter()
+            .map(|m| {
+                let quantiles = self
+                    .gates
+                    .iter()
+                    .any(|g| g.metric == m.name && g.stat.quantile().is_some());
+                let bins = if quantiles && m.kind == MetricKind::Value {
+                    u64::from(HistShape::new(m.histogram_range).len())
+                } else {
+                    0
+                };
+                (u64::from(m.buckets), bins)
+            })
+            .collect();
+        let arm = windows.iter().fold(string(label) + HEADER, |acc, (b, h)| {
+            let slot = SLOT_BYTES.saturating_add(h.saturating_mul(BIN_BYTES));
+            acc.saturating_add(HEADER.saturating_add(b.saturating_mul(slot)))
+        });
+
+        let component = COMPONENT_BYTES + 2 * label;
+        let version = (VERSION_BYTES + 2 * label)
+            .saturating_add(MAP_ROOT_BYTES + u64::from(COMPONENTS_MAX) * component);
+        let registry = HEADER + 8 + u64::from(self.limits.versions_max).saturating_mul(version);
+
+        let gates = HEADER + GATE_BYTES * self.gates.len() as u64;
+        let breaker = HEADER + 8 * u64::from(self.safety.breaker.max_rollbacks);
+        let state_bytes_max = [
+            ARMS_MAX.saturating_mul(arm),
+            registry,
+            gates,
+            breaker,
+            STATE_FIXED_BYTES,
+            LABELS_FIXED * string(label),
+        ]
+        .into_iter()
+        .fold(0u64, u64::saturating_add);
+
+        // Work: the phase whose gates read the most, times the catch-up rounds.
+        let (mut reads_max, mut cells_max) = (0u64, 0u64);
+        for phase in [
+            Phase::Shadow,
+            Phase::Preview,
+            Phase::Canary,
+            Phase::Bake,
+            Phase::Steady,
+        ] {
+            let (mut reads, mut cells) = (0u64, 0u64);
+            for g in self.gates.iter().filter(|g| g.phases.contains(&phase)) {
+                let (b, h) = self
+                    .metrics
+                    .iter()
+                    .position(|m| m.name == g.metric)
+                    .and_then(|i| windows.get(i).copied())
+                    .unwrap_or((0, 0));
+                let n = match g.rule {
+                    Rule::VsBaseline { .. } => 3,
+                    _ => 1,
+                };
+                let read = b.saturating_mul(h.saturating_add(READ_CELLS_PER_BUCKET));
+                // Dating a first failure reads each bucket alone, finding it among all.
+                let onset = b.saturating_mul(
+                    (2 * b)
+                        .saturating_add(h)
+                        .saturating_add(READ_CELLS_PER_BUCKET),
+                );
+                reads = reads.saturating_add(n);
+                cells = cells
+                    .saturating_add(read.saturating_mul(n))
+                    .saturating_add(onset);
+            }
+            reads_max = reads_max.max(reads);
+            cells_max = cells_max.max(cells);
+        }
+        Footprint {
+            state_bytes_max,
+            evaluations_per_input_max: reads_max.saturating_mul(ANALYSIS_CATCHUP_MAX),
+            cells_read_per_input_max: cells_max.saturating_mul(ANALYSIS_CATCHUP_MAX),
+        }
+    }
+}

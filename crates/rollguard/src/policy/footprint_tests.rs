@@ -1,0 +1,301 @@
+//! The cost model against reality: the allocated size of real states, the evaluations
+//! a late tick runs, and configs at and beyond the default limits.
+
+use core::mem::size_of;
+
+use super::*;
+use crate::config::VersionSpec;
+use crate::footprint::{BIN_BYTES, GATE_BYTES, SLOT_BYTES, VERSION_BYTES};
+use crate::gate::GateState;
+use crate::registry::Version;
+use crate::window::Slot;
+
+/// Bytes the state has allocated: every `Vec` and `String` by its capacity, plus the
+/// struct itself. B-tree nodes of component maps are not visible; each entry is
+/// counted as its two `String` headers and texts.
+fn allocated(s: &State) -> u64 {
+    let string = |t: &String| t.capacity() as u64;
+    let vec = |cap: usize, each: usize| (cap * each) as u64;
+    let mut bytes = size_of::<State>() as u64;
+    bytes += vec(s.arms.capacity(), size_of::<Arm>());
+    for arm in &s.arms {
+        bytes += string(&arm.version) + vec(arm.windows.capacity(), size_of::<Window>());
+        for w in &arm.windows {
+            bytes += vec(w.slots.capacity(), size_of::<Slot>());
+            bytes += w
+                .slots
+                .iter()
+                .map(|s| vec(s.hist.capacity(), 4))
+                .sum::<u64>();
+        }
+    }
+    let reg = &s.registry;
+    bytes += vec(reg.versions.capacity(), size_of::<Version>());
+    for v in &reg.versions {
+        bytes += string(&v.id) + string(&v.digest);
+        for (k, c) in &v.components {
+            bytes += string(k) + string(c) + 2 * size_of::<String>() as u64;
+        }
+    }
+    let a = &reg.aliases;
+    bytes += string(&a.stable) + string(&a.golden);
+    bytes += [&a.candidate, &a.previous, &s.kickoff]
+        .into_iter()
+        .flatten()
+        .map(string)
+        .sum::<u64>();
+    bytes += s.rollout.as_ref().map_or(0, |r| string(&r.version));
+    bytes += vec(s.gates.capacity(), size_of::<GateState>());
+    bytes + vec(s.breaker.rollbacks.capacity(), size_of::<Timestamp>())
+}
+
+/// A config with quantile, count and mean gates, the longest default labels and the
+/// most components.
+fn config(buckets: u32) -> PolicyConfig {
+    let label = |c: char| c.to_string().repeat(256);
+    let mut cfg = PolicyConfig::from_json(&format!(
+        r#"{{
+      "format_version": 1,
+      "versions": [{{"id": "v1", "digest": "d1", "validated": true}}, {{"id": "v2", "digest": "d2"}}],
+      "stable": "v1",
+      "metrics": [
+        {{"name": "latency", "kind": "value", "window_ms": {w}, "buckets": {buckets},
+          "histogram_range": {{"min": 1e-19, "max": 1e19}}}},
+        {{"name": "errors", "kind": "count", "window_ms": 60000, "buckets": 10}},
+        {{"name": "score", "kind": "value", "window_ms": 60000, "buckets": 10}}
+      ],
+      "gates": [
+        {{"name": "p99", "metric": "latency", "stat": "p99", "rule": {{"kind": "threshold", "max": 1e9}}}},
+        {{"name": "rate", "metric": "errors", "stat": "rate", "rule": {{"kind": "vs_baseline", "max_increase": 0.01}}}},
+        {{"name": "score", "metric": "score", "stat": "mean", "rule": {{"kind": "threshold", "min": 0.5}}}}
+      ],
+      "strategy": {{"kind": "canary", "steps": [{{"kind": "set_weight", "weight": 10, "duration_ms": 100000000}}]}},
+      "analysis": {{"interval_ms": 1}}
+    }}"#,
+        w = u64::from(buckets) * 1000
+    ))
+    .expect("parses");
+    for v in &mut cfg.versions {
+        v.id = format!("{}{}", v.id, label('x'))
+            .chars()
+            .take(256)
+            .collect();
+    }
+    cfg.stable.clone_from(&cfg.versions[0].id);
+    cfg.versions[0].components = (0..32)
+        .map(|i| (format!("{i:0>256}"), label('c')))
+        .collect();
+    cfg
+}
+
+fn spec(i: usize) -> VersionSpec {
+    VersionSpec {
+        id: format!("{i:z>256}"),
+        digest: "d".repeat(256),
+        components: (0..32)
+            .map(|c| (format!("{c:0>256}"), "c".repeat(256)))
+            .collect(),
+        validated: true,
+    }
+}
+
+/// A rollout of v2 with its first step acknowledged: two arms, gates running.
+fn rolling_out(cfg: PolicyConfig) -> Policy {
+    let v2 = cfg.versions[1].id.clone();
+    let mut p = Policy::new(cfg, 0).expect("a valid config");
+    let step = p
+        .handle(&Input::StartRollout { at: 0, version: v2 })
+        .expect("starts");
+    let id = step.actions().find_map(|d| d.action_id).expect("an action");
+    let _ = p
+        .handle(&Input::Ack {
+            at: 0,
+            action_id: id,
+        })
+        .expect("acknowledged");
+    p
+}
+
+#[test]
+fn the_field_sizes_the_model_counts_cover_this_platform() {
+    assert!(size_of::<Slot>() as u64 <= SLOT_BYTES);
+    assert!(size_of::<u32>() as u64 <= BIN_BYTES);
+    assert!(size_of::<GateState>() as u64 <= GATE_BYTES);
+    assert!(size_of::<Version>() as u64 <= VERSION_BYTES);
+    assert!(size_of::<State>() as u64 <= crate::footprint::STATE_FIXED_BYTES);
+}
+
+#[test]
+fn a_full_state_fits_the_estimate_and_the_estimate_is_not_far_off() {
+    let mut cfg = config(100);
+    cfg.analysis.interval_ms = 60_000;
+    let f = cfg.footprint();
+    let mut p = rolling_out(cfg);
+    // Fill the registry with the longest labels and the most components, and every
+    // window with samples.
+    for i in 0..40 {
+        let version = spec(i);
+        let _ = p.handle(&Input::RegisterVersion { at: 0, version });
+    }
+    assert_eq!(p.state.registry.versions.len(), 16);
+    let arms: Vec<String> = p.state.arms.iter().map(|a| a.version.clone()).collect();
+    // Values over the whole histogram range, so every bin of every bucket is used.
+    let mut x = 1e-19;
+    for t in (0..100_000u64).step_by(4) {
+        let arm = &arms[(t / 4 % 2) as usize];
+        x = if x > 1e19 { 1e-19 } else { x * 1.01 };
+        let _ = p.observe_value(t, arm, "latency", x).expect("value");
+        let _ = p.observe_count(t, arm, "errors", 0, 10).expect("count");
+    }
+    let measured = allocated(&p.state);
+    eprintln!("measured {measured}, estimated {}", f.state_bytes_max);
+    assert!(
+        measured <= f.state_bytes_max,
+        "measured {measured} > estimated {}",
+        f.state_bytes_max
+    );
+    // Two of the three arms the model counts are live: the estimate is within 2× here.
+    assert!(
+        f.state_bytes_max <= 2 * measured,
+        "estimated {} is far above measured {measured}",
+        f.state_bytes_max
+    );
+}
+
+#[test]
+fn a_late_tick_runs_no_more_evaluations_than_the_model_allows() {
+    let cfg = config(10);
+    let f = cfg.footprint();
+    let mut p = rolling_out(cfg);
+    let arms: Vec<String> = p.state.arms.iter().map(|a| a.version.clone()).collect();
+    for arm in &arms {
+        let _ = p.observe_value(0, arm, "latency", 5.0).expect("value");
+    }
+    // interval_ms is 1: a tick a minute late is 60 000 evaluations behind.
+    let step = p.tick(60_000).expect("tick");
+    let reads: u64 = step
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Analysis { reports, .. } => Some(reports),
+            _ => None,
+        })
+        .flatten()
+        .map(|r| if r.baseline_samples.is_some() { 3 } else { 1 })
+        .sum();
+    let rounds = step
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Analysis { .. }))
+        .count() as u64;
+    assert_eq!(rounds, ANALYSIS_CATCHUP_MAX);
+    assert_eq!(reads, f.evaluations_per_input_max);
+    assert!(
+        step.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::AnalysisSkipped { .. }))
+    );
+}
+
+/// The most buckets the `latency` window may have under the default limits.
+fn buckets_at_the_default_limit() -> u32 {
+    (1..=crate::config::limits::BUCKETS_MAX)
+        .take_while(|b| config(*b).validate().is_ok())
+        .last()
+        .expect("some bucket count fits")
+}
+
+#[test]
+fn a_config_at_the_default_state_limit_works() {
+    let b = buckets_at_the_default_limit();
+    assert!(b < crate::config::limits::BUCKETS_MAX, "{b}");
+    let fits = config(b);
+    let f = fits.footprint();
+    assert!(f.state_bytes_max <= fits.limits.state_bytes_max);
+    assert!(f.state_bytes_max > fits.limits.state_bytes_max / 100 * 99);
+    let e = config(b + 1).validate().unwrap_err();
+    assert_eq!(
+        (e.code, e.path.as_str()),
+        (ErrorCode::StateTooLarge, "limits.state_bytes_max")
+    );
+
+    let mut fits = fits;
+    fits.analysis.interval_ms = 10_000;
+    let mut p = rolling_out(fits);
+    let arms: Vec<String> = p.state.arms.iter().map(|a| a.version.clone()).collect();
+    for t in (0..1_000u64).step_by(5) {
+        for arm in &arms {
+            let _ = p
+                .observe_value(t * 1000, arm, "latency", t as f64)
+                .expect("value");
+        }
+    }
+    let step = p.tick(1_000_000).expect("tick");
+    assert!(
+        step.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Analysis { .. }))
+    );
+    assert!(allocated(&p.state) <= f.state_bytes_max);
+}
+
+/// The config of issue 8: 32 metrics × 1024 buckets over 127 octaves, 64 p99 gates
+/// (12 KB of JSON, 0.5 GB of state at creation).
+fn the_12_kb_config() -> String {
+    let metrics: Vec<String> = (0..32)
+        .map(|i| {
+            format!(
+                r#"{{"name": "m{i}", "kind": "value", "window_ms": 1024000, "buckets": 1024,
+                   "histogram_range": {{"min": 1e-19, "max": 1e19}}}}"#
+            )
+        })
+        .collect();
+    let gates: Vec<String> = (0..64)
+        .map(|i| {
+            format!(
+                r#"{{"name": "g{i}", "metric": "m{}", "stat": "p99",
+                   "rule": {{"kind": "vs_baseline", "max_ratio": 1.1}}}}"#,
+                i % 32
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"format_version": 1,
+      "versions": [{{"id": "v1", "digest": "d1", "validated": true}}, {{"id": "v2", "digest": "d2"}}],
+      "stable": "v1", "metrics": [{}], "gates": [{}],
+      "strategy": {{"kind": "canary", "steps": [{{"kind": "set_weight", "weight": 10}}]}},
+      "analysis": {{"interval_ms": 1}}}}"#,
+        metrics.join(","),
+        gates.join(",")
+    )
+}
+
+#[test]
+fn the_12_kb_config_of_the_issue_is_refused_for_its_state_then_its_work() {
+    let text = the_12_kb_config();
+    assert!((10_000..14_000).contains(&text.len()), "{}", text.len());
+    let e = Policy::from_json(&text, 0).unwrap_err();
+    assert_eq!(
+        (e.code, e.path.as_str()),
+        (ErrorCode::StateTooLarge, "limits.state_bytes_max")
+    );
+    let mut cfg = PolicyConfig::from_json(&text).expect("parses");
+    let f = cfg.footprint();
+    assert!(f.state_bytes_max > 3 * 500_000_000, "{f:?}");
+    // With 16 buckets and room for the state, its work per input is refused.
+    for m in &mut cfg.metrics {
+        (m.buckets, m.window_ms) = (16, 16_000);
+    }
+    cfg.limits.state_bytes_max = crate::config::limits::STATE_BYTES_CEILING;
+    let e = cfg.validate().unwrap_err();
+    assert_eq!(
+        (e.code, e.path.as_str()),
+        (ErrorCode::TooMuchWork, "limits.evaluations_per_input_max")
+    );
+    cfg.limits.evaluations_per_input_max = crate::config::limits::EVALUATIONS_CEILING;
+    let e = cfg.validate().unwrap_err();
+    assert_eq!(
+        (e.code, e.path.as_str()),
+        (ErrorCode::TooMuchWork, "limits.cells_read_per_input_max")
+    );
+}
