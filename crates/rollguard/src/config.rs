@@ -122,12 +122,15 @@ pub struct MetricConfig {
     pub name: String,
     /// Value or count.
     pub kind: MetricKind,
-    /// Length of the rolling window gates read (default 5 minutes).
-    #[serde(default = "default_window_ms")]
-    pub window_ms: u64,
-    /// Number of fixed time buckets the window is kept in (default 10). The window
-    /// read at time t covers the buckets of the last `window_ms`, so its effective
-    /// length lies between `window_ms − window_ms/buckets` and `window_ms`.
+    /// Length of the rolling window gates read; by default one analysis interval
+    /// (`analysis.interval_ms`), so that consecutive evaluations judge disjoint data
+    /// and `persistence.consecutive` counts independent measurements. Resolve it
+    /// with [`PolicyConfig::window_ms`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ms: Option<u64>,
+    /// Number of fixed time buckets the window is kept in (default 10). An
+    /// evaluation at time t reads exactly `[t − window_ms, t)` (evaluations fall on
+    /// bucket boundaries).
     #[serde(default = "default_buckets")]
     pub buckets: u32,
     /// The value range quantiles are resolved in (value metrics only). Inside it a
@@ -156,9 +159,6 @@ impl Default for HistogramRange {
     }
 }
 
-fn default_window_ms() -> u64 {
-    300_000
-}
 fn default_buckets() -> u32 {
     10
 }
@@ -609,6 +609,11 @@ impl PolicyConfig {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The window length of `metric`: its `window_ms`, or the analysis interval.
+    pub fn window_ms(&self, metric: &MetricConfig) -> u64 {
+        metric.window_ms.unwrap_or(self.analysis.interval_ms)
+    }
+
     /// The index of a metric by name.
     pub(crate) fn metric_index(&self, name: &str) -> Option<usize> {
         self.metrics.iter().position(|m| m.name == name)
@@ -690,7 +695,13 @@ impl PolicyConfig {
             )?;
         }
 
-        // Metrics.
+        // Metrics (a window defaults to the analysis interval, so that comes first).
+        ensure(
+            self.analysis.interval_ms > 0,
+            ErrorCode::ZeroDuration,
+            "analysis.interval_ms",
+            || "the analysis interval must be positive".into(),
+        )?;
         ensure(
             !self.metrics.is_empty(),
             ErrorCode::InvalidValue,
@@ -710,7 +721,7 @@ impl PolicyConfig {
             },
         )?;
         for (i, m) in self.metrics.iter().enumerate() {
-            m.validate(label_max)
+            m.validate(label_max, self.window_ms(m))
                 .map_err(|e| e.within(format!("metrics[{i}]")))?;
             if self.metrics[..i].iter().any(|n| n.name == m.name) {
                 return Err(Error::new(
@@ -763,12 +774,6 @@ impl PolicyConfig {
         }
 
         self.strategy.validate().map_err(|e| e.within("strategy"))?;
-        ensure(
-            self.analysis.interval_ms > 0,
-            ErrorCode::ZeroDuration,
-            "analysis.interval_ms",
-            || "the analysis interval must be positive".into(),
-        )?;
         ensure(
             self.approval.timeout_ms > 0,
             ErrorCode::ZeroDuration,
@@ -938,14 +943,12 @@ impl VersionSpec {
 }
 
 impl MetricConfig {
-    fn validate(&self, label_max: u32) -> Result<(), Error> {
+    /// Checks the metric, with its window length resolved (`window_ms` or the interval).
+    fn validate(&self, label_max: u32, window_ms: u64) -> Result<(), Error> {
         check_label(&self.name, label_max, "name", false)?;
-        ensure(
-            self.window_ms > 0,
-            ErrorCode::ZeroDuration,
-            "window_ms",
-            || "a window must be positive".into(),
-        )?;
+        ensure(window_ms > 0, ErrorCode::ZeroDuration, "window_ms", || {
+            "a window must be positive".into()
+        })?;
         ensure(
             self.buckets >= 1,
             ErrorCode::ZeroDuration,
@@ -959,13 +962,18 @@ impl MetricConfig {
             || format!("at most {} buckets", limits::BUCKETS_MAX),
         )?;
         ensure(
-            self.window_ms % u64::from(self.buckets) == 0,
+            window_ms % u64::from(self.buckets) == 0,
             ErrorCode::InvalidValue,
             "window_ms",
             || {
+                let default = if self.window_ms.is_none() {
+                    " (the default: analysis.interval_ms)"
+                } else {
+                    ""
+                };
                 format!(
-                    "window_ms {} is not a multiple of buckets {}",
-                    self.window_ms, self.buckets
+                    "window_ms {window_ms}{default} is not a multiple of buckets {}",
+                    self.buckets
                 )
             },
         )?;

@@ -2,6 +2,7 @@
 //! and the window layout of every metric.
 
 use crate::config::{CanaryStep, Phase, PolicyConfig, Strategy};
+use crate::time::{TIME_MAX, Timestamp, later};
 use crate::window::WindowShape;
 
 /// One stage of a rollout.
@@ -34,6 +35,13 @@ pub(crate) struct Plan {
     pub(crate) gate_metric: Vec<usize>,
     /// Whether any gate runs in the steady phase.
     pub(crate) steady: bool,
+    /// `analysis.interval_ms`.
+    pub(crate) interval_ms: u64,
+    /// Evaluations fall on multiples of this: the least common multiple of the bucket
+    /// widths of the metrics gates read, so that at every evaluation each of their
+    /// windows holds exactly its last `window_ms`. 1 (no alignment) when that multiple
+    /// is longer than the interval; `rollguard validate` warns then.
+    pub(crate) grid_ms: u64,
 }
 
 impl Plan {
@@ -92,7 +100,7 @@ impl Plan {
             .iter()
             .map(|g| config.metric_index(&g.metric).unwrap_or(0))
             .collect();
-        let shapes = config
+        let shapes: Vec<WindowShape> = config
             .metrics
             .iter()
             .enumerate()
@@ -102,19 +110,35 @@ impl Plan {
                     .iter()
                     .zip(&gate_metric)
                     .any(|(g, gm)| *gm == m && g.stat.quantile().is_some());
-                WindowShape::new(mc, quantiles)
+                WindowShape::new(mc, config.window_ms(mc), quantiles)
             })
             .collect();
         let steady = config
             .gates
             .iter()
             .any(|g| g.phases.contains(&Phase::Steady));
+        let grid_ms = evaluation_grid(&shapes, &gate_metric, config.analysis.interval_ms);
         Self {
             stages,
             shapes,
             gate_metric,
             steady,
+            interval_ms: config.analysis.interval_ms,
+            grid_ms,
         }
+    }
+
+    /// `t` rounded up to the evaluation grid (or `t` itself, if that would pass
+    /// [`TIME_MAX`]).
+    pub(crate) fn align(&self, t: Timestamp) -> Timestamp {
+        let aligned = t.div_ceil(self.grid_ms).saturating_mul(self.grid_ms);
+        if aligned <= TIME_MAX { aligned } else { t }
+    }
+
+    /// The evaluation after one at `now`: the first grid point at least one interval
+    /// later, or `None` when time cannot move past `now`.
+    pub(crate) fn next_evaluation(&self, now: Timestamp) -> Option<Timestamp> {
+        Some(self.align(later(now, self.interval_ms))).filter(|t| *t > now)
     }
 
     /// The index of the promote stage.
@@ -123,5 +147,58 @@ impl Plan {
             .iter()
             .position(|s| *s == Stage::Promote)
             .unwrap_or(0) as u32
+    }
+}
+
+/// The least common multiple of the bucket widths of the metrics gates read, if it is
+/// at most `interval_ms`; else 1.
+pub(crate) fn evaluation_grid(
+    shapes: &[WindowShape],
+    gate_metric: &[usize],
+    interval_ms: u64,
+) -> u64 {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    let mut grid = 1u64;
+    for (m, shape) in shapes.iter().enumerate() {
+        if !gate_metric.contains(&m) {
+            continue;
+        }
+        let w = shape.width_ms;
+        match (grid / gcd(grid, w)).checked_mul(w) {
+            Some(lcm) if lcm <= interval_ms => grid = lcm,
+            _ => return 1,
+        }
+    }
+    grid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MetricConfig, MetricKind};
+
+    fn shape(window_ms: u64, buckets: u32) -> WindowShape {
+        let m = MetricConfig {
+            name: "m".into(),
+            kind: MetricKind::Value,
+            window_ms: Some(window_ms),
+            buckets,
+            histogram_range: Default::default(),
+        };
+        WindowShape::new(&m, window_ms, false)
+    }
+
+    #[test]
+    fn the_grid_is_the_common_boundary_of_gated_windows() {
+        // Widths 6 s and 4 s: boundaries common to both every 12 s.
+        let shapes = [shape(60_000, 10), shape(40_000, 10), shape(7_000, 1)];
+        assert_eq!(evaluation_grid(&shapes, &[0, 1], 60_000), 12_000);
+        // A metric no gate reads does not count.
+        assert_eq!(evaluation_grid(&shapes, &[0], 60_000), 6_000);
+        // 12 s × 7 s = 84 s is longer than the interval: no alignment.
+        assert_eq!(evaluation_grid(&shapes, &[0, 1, 2], 60_000), 1);
+        assert_eq!(evaluation_grid(&shapes, &[], 60_000), 1);
     }
 }

@@ -27,12 +27,6 @@ pub(crate) fn later(a: Timestamp, b: u64) -> Timestamp {
     a.saturating_add(b).min(TIME_MAX)
 }
 
-/// The next run of a periodic timer, `a + b`, or `None` when it cannot come after `a`:
-/// time never passes [`TIME_MAX`], and a timer re-armed at `now` would fire forever.
-pub(crate) fn next_period(a: Timestamp, b: u64) -> Option<Timestamp> {
-    Some(later(a, b)).filter(|t| *t > a)
-}
-
 /// 2^52 as a double: adding it to a double in `[0, 2^52)` and taking it off again rounds
 /// the double to an integer, so a double that comes back unchanged is one.
 const TWO_POW_52: f64 = 4_503_599_627_370_496.0;

@@ -2,8 +2,11 @@
 //!
 //! A window of `window_ms` is kept as `buckets` slots of `window_ms / buckets` each, in
 //! a ring indexed by `at / width`. Memory is fixed by the config, whatever the sample
-//! rate. Reading at time `t` merges the slots of the last `buckets` bucket epochs, so
-//! the effective window is between `window_ms − width` and `window_ms` long.
+//! rate. Reading at time `t` merges the last `buckets` buckets that start before `t`.
+//! Gates are evaluated on bucket boundaries (see `Plan::grid_ms`), and there a read
+//! covers exactly `[t − window_ms, t)`: every sample of the last `window_ms`, and
+//! nothing older. A read between boundaries (only when the config's bucket widths
+//! share no boundary within one analysis interval) ends with the bucket in progress.
 //!
 //! # Quantiles
 //!
@@ -218,9 +221,9 @@ pub(crate) struct WindowShape {
 }
 
 impl WindowShape {
-    pub(crate) fn new(m: &MetricConfig, wants_quantiles: bool) -> Self {
+    pub(crate) fn new(m: &MetricConfig, window_ms: u64, wants_quantiles: bool) -> Self {
         Self {
-            width_ms: m.window_ms / u64::from(m.buckets),
+            width_ms: window_ms / u64::from(m.buckets),
             buckets: m.buckets,
             kind: m.kind,
             hist: (wants_quantiles && m.kind == MetricKind::Value)
@@ -336,10 +339,16 @@ impl Window {
         }
     }
 
-    /// The epochs live at `now`: the last `buckets` ones.
+    /// The epochs a read at `now` covers: the last `buckets` ones that start before
+    /// `now`. On a bucket boundary those are exactly the `window_ms` before `now`
+    /// (`[now − window_ms, now)`: the bucket starting at `now` holds nothing yet, since
+    /// evaluations fire before samples of their time are recorded); between
+    /// boundaries the newest is the bucket in progress.
     fn live(shape: WindowShape, now: Timestamp) -> (u64, u64) {
-        let hi = now / shape.width_ms;
-        (hi.saturating_sub(u64::from(shape.buckets) - 1), hi)
+        // ⌈now / width⌉: the first epoch starting at or after `now`. Times are below
+        // 2^53 and widths at most that, so the sum cannot overflow.
+        let end = now.div_ceil(shape.width_ms).max(1);
+        (end.saturating_sub(u64::from(shape.buckets)), end - 1)
     }
 
     /// Start of the window read at `now`.
@@ -499,7 +508,7 @@ mod tests {
         MetricConfig {
             name: "latency_ms".into(),
             kind: MetricKind::Value,
-            window_ms,
+            window_ms: Some(window_ms),
             buckets,
             histogram_range: HistogramRange::default(),
         }
@@ -528,7 +537,7 @@ mod tests {
     #[test]
     fn quantile_matches_nearest_rank_within_bound() {
         let m = value_metric(60_000, 6);
-        let shape = WindowShape::new(&m, true);
+        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), true);
         let mut w = Window::new(shape);
         let mut exact = Vec::new();
         for i in 0..1000u64 {
@@ -550,23 +559,27 @@ mod tests {
     }
 
     #[test]
-    fn old_buckets_expire() {
+    fn a_read_on_a_boundary_covers_exactly_the_window() {
         let m = value_metric(10_000, 10);
-        let shape = WindowShape::new(&m, false);
+        let shape = WindowShape::new(&m, 10_000, false);
         let mut w = Window::new(shape);
         w.add_value(shape, 0, 100.0);
         w.add_value(shape, 9_999, 1.0);
         assert_eq!(w.read(shape, Stat::Count, 9_999).evidence, 2);
-        // At 10 000 the bucket of t=0 has left the window.
-        let r = w.read(shape, Stat::Mean, 10_000);
+        // At 10 000 the window is [0, 10 000): both samples, the first bucket included.
+        assert_eq!(w.read(shape, Stat::Count, 10_000).evidence, 2);
+        assert_eq!(Window::start(shape, 10_000), 0);
+        // Past the boundary the bucket of t=0 has left the window.
+        let r = w.read(shape, Stat::Mean, 10_001);
         assert_eq!((r.evidence, r.value), (1, Some(1.0)));
+        assert_eq!(Window::start(shape, 10_001), 1_000);
         assert_eq!(w.read(shape, Stat::Mean, 20_000).value, None);
     }
 
     #[test]
     fn slot_reuse_resets_old_contents() {
         let m = value_metric(4_000, 4);
-        let shape = WindowShape::new(&m, true);
+        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), true);
         let mut w = Window::new(shape);
         w.add_value(shape, 500, 9.0);
         w.add_value(shape, 4_500, 3.0); // same ring slot, new epoch
@@ -581,7 +594,7 @@ mod tests {
             kind: MetricKind::Count,
             ..value_metric(1_000, 1)
         };
-        let shape = WindowShape::new(&m, false);
+        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), false);
         let mut w = Window::new(shape);
         w.add_count(shape, 1, 3, 100);
         w.add_count(shape, 2, 1, 100);
@@ -589,7 +602,7 @@ mod tests {
         assert_eq!((r.evidence, r.value), (200, Some(0.02)));
 
         let m = value_metric(1_000, 1);
-        let shape = WindowShape::new(&m, true);
+        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), true);
         let mut w = Window::new(shape);
         for x in [-5.0, 0.0, 2e12] {
             w.add_value(shape, 1, x);
@@ -601,7 +614,7 @@ mod tests {
     #[test]
     fn signed_zero_ties_keep_the_first_value_on_every_platform() {
         let m = value_metric(1_000, 1);
-        let shape = WindowShape::new(&m, false);
+        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), false);
         for (first, second) in [(0.0, -0.0), (-0.0, 0.0)] {
             let mut w = Window::new(shape);
             w.add_value(shape, 1, first);
@@ -622,7 +635,7 @@ mod tests {
     #[test]
     fn sparse_histograms_round_trip() {
         let m = value_metric(1_000, 2);
-        let shape = WindowShape::new(&m, true);
+        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), true);
         let mut w = Window::new(shape);
         w.add_value(shape, 1, 42.0);
         let json = serde_json::to_string(&w).unwrap();

@@ -1355,7 +1355,7 @@ fn pinned_approval_timeout_does_not_replace_a_pending_rollback() {
     let config = r#"{"format_version": 1,
       "versions": [{"id": "v1", "digest": "d1", "validated": true}, {"id": "v2", "digest": "d2"}],
       "stable": "v1",
-      "metrics": [{"name": "errors", "kind": "count", "window_ms": 500, "buckets": 1}],
+      "metrics": [{"name": "errors", "kind": "count", "window_ms": 1437, "buckets": 1}],
       "gates": [{"name": "error_rate", "metric": "errors", "stat": "rate", "on_no_data": "fail",
                  "rule": {"kind": "vs_baseline", "max_increase": 0.02},
                  "persistence": {"consecutive": 1}}],

@@ -27,7 +27,7 @@ use crate::output::{
 };
 use crate::plan::{Plan, Stage};
 use crate::registry::{Aliases, Registry, Stage as Lifecycle, Validator};
-use crate::time::{TIME_MAX, Timestamp, check_time, later, next_period};
+use crate::time::{TIME_MAX, Timestamp, check_time, later};
 use crate::window::{Reading, Window};
 
 /// Windows of one live version.

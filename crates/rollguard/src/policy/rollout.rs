@@ -130,7 +130,6 @@ impl Policy {
 
     /// Starts the current stage's bake timer and the analysis grid.
     pub(super) fn start_timers(&mut self, now: Timestamp, duration_ms: u64, out: &mut Out) {
-        let interval = self.config.analysis.interval_ms;
         let Some(r) = self.state.rollout.as_mut() else {
             return;
         };
@@ -150,7 +149,7 @@ impl Policy {
             },
         );
         let analysed = self.config.gates.iter().any(|g| g.phases.contains(&phase));
-        self.state.analysis_at = analysed.then(|| next_period(now, interval)).flatten();
+        self.state.analysis_at = analysed.then(|| self.plan.next_evaluation(now)).flatten();
         if duration_ms == 0 {
             // No bake: move on as soon as the traffic change is in place (Argo's
             // `setWeight` without `pause`), unless an operator paused the rollout.

@@ -74,7 +74,9 @@ impl Policy {
         let behind = until.saturating_sub(now) / interval;
         if behind >= ANALYSIS_CATCHUP_MAX {
             let evaluations = behind - ANALYSIS_CATCHUP_MAX + 1;
-            let resumes_at = later(now, evaluations.saturating_mul(interval));
+            let resumes_at = self
+                .plan
+                .align(later(now, evaluations.saturating_mul(interval)));
             self.state.analysis_at = Some(resumes_at).filter(|t| *t > now);
             out.event(
                 now,
@@ -85,14 +87,14 @@ impl Policy {
             );
             return;
         }
-        self.state.analysis_at = next_period(now, interval);
+        self.state.analysis_at = self.plan.next_evaluation(now);
         self.analyse(now, out);
     }
 
     pub(super) fn steady_analysis(&self, now: Timestamp) -> Option<Timestamp> {
         self.plan
             .steady
-            .then(|| next_period(now, self.config.analysis.interval_ms))
+            .then(|| self.plan.next_evaluation(now))
             .flatten()
     }
 }
