@@ -284,7 +284,7 @@ fn the_12_kb_config_of_the_issue_is_refused_for_its_state_then_its_work() {
     assert!(f.state_bytes_max > 3 * 500_000_000, "{f:?}");
     // With 16 buckets and room for the state, its work per input is refused.
     for m in &mut cfg.metrics {
-        (m.buckets, m.window_ms) = (16, 16_000);
+        (m.buckets, m.window_ms) = (16, Some(16_000));
     }
     cfg.limits.state_bytes_max = crate::config::limits::STATE_BYTES_CEILING;
     let e = cfg.validate().unwrap_err();
