@@ -73,7 +73,7 @@ export interface PolicyConfig {
     ack_timeout_ms?: number;
   };
   limits?: {
-    versions_max?: number; label_len_max?: number; state_bytes_max?: number;
+    versions_max?: number; label_len_max?: number; text_len_max?: number; state_bytes_max?: number;
     evaluations_per_input_max?: number; cells_read_per_input_max?: number;
   };
 }
@@ -267,8 +267,8 @@ export type ErrorCode =
   | "non_finite_value" | "value_out_of_range"
   | "negative_count" | "events_exceed_total" | "count_out_of_range" | "metric_kind_mismatch"
   | "time_went_backwards" | "time_out_of_range" | "unknown_arm" | "unknown_metric"
-  | "label_too_long" | "unknown_version" | "duplicate_version" | "invalid_command"
-  | "action_pending" | "unknown_action" | "breaker_open" | "invalid_rollback_target"
+  | "label_too_long" | "text_too_long" | "unknown_version" | "duplicate_version"
+  | "invalid_command" | "action_pending" | "unknown_action" | "breaker_open" | "invalid_rollback_target"
   | "registry_full" | "snapshot_corrupt";
 
 /** What every method throws on refusal: an `Error` with the core's `code` and `path`. */

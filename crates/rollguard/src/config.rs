@@ -41,6 +41,11 @@ pub mod limits {
     /// Most gate evaluations one input runs to catch up with time (a tick long after its
     /// deadline); older ones are skipped and reported as `analysis_skipped`.
     pub const ANALYSIS_CATCHUP_MAX: u64 = 100;
+    /// Most automated rollbacks the breaker may be set to count
+    /// (`safety.breaker.max_rollbacks`): its history holds at most this many times.
+    pub const BREAKER_ROLLBACKS_MAX: u32 = 100;
+    /// Longest free text (an `action_failed` reason) a config may allow.
+    pub const TEXT_LEN_MAX: u32 = 65_536;
     /// Highest `limits.state_bytes_max` a config may set (1 GiB).
     pub const STATE_BYTES_CEILING: u64 = 1 << 30;
     /// Highest `limits.evaluations_per_input_max` a config may set.
@@ -507,7 +512,7 @@ fn default_ack_timeout_ms() -> u64 {
 pub struct BreakerConfig {
     /// The automated rollback that brings the count within `window_ms` to this number
     /// trips the breaker: it pins traffic to the golden version and stops automation
-    /// (default 2).
+    /// (default 2, at most [`limits::BREAKER_ROLLBACKS_MAX`]).
     #[serde(default = "default_max_rollbacks")]
     pub max_rollbacks: u32,
     /// The window rollbacks are counted in (default 24 hours). A rollout that completes
@@ -542,6 +547,9 @@ pub struct Limits {
     /// Longest id, name, digest or label, in bytes (default 256).
     #[serde(default = "default_label_len_max")]
     pub label_len_max: u32,
+    /// Longest free text, such as an `action_failed` reason, in bytes (default 1024).
+    #[serde(default = "default_text_len_max")]
+    pub text_len_max: u32,
     /// Most bytes of state the config may need in the worst case, as
     /// [`PolicyConfig::footprint`] computes it (default 16 MiB, at most
     /// [`limits::STATE_BYTES_CEILING`]).
@@ -562,11 +570,15 @@ impl Default for Limits {
         Self {
             versions_max: default_versions_max(),
             label_len_max: default_label_len_max(),
+            text_len_max: default_text_len_max(),
             state_bytes_max: default_state_bytes_max(),
             evaluations_per_input_max: default_evaluations_per_input_max(),
             cells_read_per_input_max: default_cells_read_per_input_max(),
         }
     }
+}
+fn default_text_len_max() -> u32 {
+    1024
 }
 fn default_state_bytes_max() -> u64 {
     16 << 20
@@ -793,6 +805,12 @@ impl PolicyConfig {
             || "max_rollbacks must be at least 1".into(),
         )?;
         ensure(
+            self.safety.breaker.max_rollbacks <= limits::BREAKER_ROLLBACKS_MAX,
+            ErrorCode::LimitExceeded,
+            "safety.breaker.max_rollbacks",
+            || format!("max_rollbacks is at most {}", limits::BREAKER_ROLLBACKS_MAX),
+        )?;
+        ensure(
             self.safety.breaker.window_ms > 0,
             ErrorCode::ZeroDuration,
             "safety.breaker.window_ms",
@@ -801,6 +819,16 @@ impl PolicyConfig {
         // Last: the cost model assumes every other field is valid.
         self.limits.check(self.footprint())
     }
+}
+
+/// Refuses free text longer than `max` bytes (`text_too_long`).
+pub(crate) fn check_text(s: &str, max: u32, path: &str) -> Result<(), Error> {
+    ensure(
+        s.len() as u64 <= u64::from(max),
+        ErrorCode::TextTooLong,
+        path,
+        || format!("{} bytes, at most {max}", s.len()),
+    )
 }
 
 pub(crate) fn check_label(s: &str, max: u32, path: &str, allow_empty: bool) -> Result<(), Error> {
@@ -848,6 +876,12 @@ impl Limits {
             ErrorCode::LimitExceeded,
             "label_len_max",
             || format!("must be in 1..={}", limits::LABEL_LEN_MAX),
+        )?;
+        ensure(
+            (1..=limits::TEXT_LEN_MAX).contains(&self.text_len_max),
+            ErrorCode::LimitExceeded,
+            "text_len_max",
+            || format!("must be in 1..={}", limits::TEXT_LEN_MAX),
         )?;
         for (name, value, ceiling) in [
             (

@@ -62,6 +62,8 @@ pub enum ErrorCode {
     UnknownMetric,
     /// A label longer than the configured limit.
     LabelTooLong,
+    /// Free text (an `action_failed` reason) longer than `limits.text_len_max`.
+    TextTooLong,
     // ---- commands ----
     /// A version id that is not in the registry.
     UnknownVersion,
@@ -111,6 +113,7 @@ impl ErrorCode {
             Self::UnknownArm => "unknown_arm",
             Self::UnknownMetric => "unknown_metric",
             Self::LabelTooLong => "label_too_long",
+            Self::TextTooLong => "text_too_long",
             Self::UnknownVersion => "unknown_version",
             Self::DuplicateVersion => "duplicate_version",
             Self::InvalidCommand => "invalid_command",

@@ -358,3 +358,42 @@ fn a_pending_rollback_target_is_never_evicted() {
     let restored = Policy::restore_json(&p.snapshot().to_json());
     assert!(restored.is_ok(), "{:?}", restored.err());
 }
+
+#[test]
+fn a_huge_failure_reason_is_refused_before_it_is_copied() {
+    let mut p = Policy::from_json(CONFIG, 0).unwrap();
+    let step = p
+        .handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap();
+    let action_id = step.actions().find_map(|d| d.action_id).unwrap();
+    let before = p.clone();
+    // One byte over the default limits.text_len_max (1024); the issue sent 20 MB.
+    let reason = "x".repeat(1025);
+    let e = p
+        .handle(&Input::ActionFailed {
+            at: 1000,
+            action_id,
+            reason,
+        })
+        .unwrap_err();
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("text_too_long", "reason")
+    );
+    assert_eq!(p, before);
+    let step = p
+        .handle(&Input::ActionFailed {
+            at: 1000,
+            action_id,
+            reason: "x".repeat(1024),
+        })
+        .unwrap();
+    assert!(
+        step.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Halted { .. }))
+    );
+}

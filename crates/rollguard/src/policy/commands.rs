@@ -10,6 +10,7 @@ impl Policy {
         out: &mut Out,
     ) -> Result<(), Error> {
         let emitted = (out.events.len(), out.decisions.len());
+        self.check_texts(input)?;
         let kind = match input {
             Input::Ack { action_id, .. } => return self.acknowledge(at, *action_id, out),
             Input::ActionFailed {
@@ -184,6 +185,23 @@ impl Policy {
             );
         }
         Ok(())
+    }
+
+    /// Refuses a command's free text and names longer than the limits allow, before they
+    /// are looked up, copied into events or echoed in errors.
+    fn check_texts(&self, input: &Input) -> Result<(), Error> {
+        let l = &self.config.limits;
+        match input {
+            Input::ActionFailed { reason, .. } => check_text(reason, l.text_len_max, "reason"),
+            Input::StartRollout { version, .. } | Input::MarkValidated { version, .. } => {
+                check_label(version, l.label_len_max, "version", true)
+            }
+            Input::RevertNow {
+                version: Some(version),
+                ..
+            } => check_label(version, l.label_len_max, "version", true),
+            _ => Ok(()),
+        }
     }
 
     /// Issues a rollback an operator asked for (`abort` or `revert_now`): it skips gates,

@@ -369,6 +369,8 @@ impl Policy {
             ));
         }
         if !self.state.arms.iter().any(|a| a.version == arm) && !self.state.registry.contains(arm) {
+            // Too long to be any version's id: say so rather than echo it.
+            check_label(arm, self.config.limits.label_len_max, "arm", true)?;
             return Err(Error::new(
                 ErrorCode::UnknownArm,
                 "arm",
@@ -376,6 +378,9 @@ impl Policy {
             ));
         }
         let m = self.config.metric_index(metric).ok_or_else(|| {
+            if let Err(e) = check_label(metric, self.config.limits.label_len_max, "metric", true) {
+                return e;
+            }
             Error::new(
                 ErrorCode::UnknownMetric,
                 "metric",

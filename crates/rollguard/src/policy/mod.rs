@@ -18,7 +18,7 @@ mod timers;
 use serde::{Deserialize, Serialize};
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
-use crate::config::{OnTimeout, Phase, PolicyConfig, Rule, check_label};
+use crate::config::{OnTimeout, Phase, PolicyConfig, Rule, check_label, check_text};
 use crate::error::{Error, ErrorCode, ensure, parse_json};
 use crate::gate::{GateState, Transition};
 use crate::input::{Input, Sample, TargetKind};
