@@ -12,8 +12,8 @@ pub(crate) const EXIT_IO: u8 = 1;
 /// An error the CLI reports as `error: <code> at <path>: <message>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CliError {
-    /// Stable snake_case code: the core's codes, plus `io`, `invalid_csv` and
-    /// `invalid_utf8` from the CLI itself.
+    /// Stable snake_case code: the core's codes, plus `io`, `invalid_csv`,
+    /// `invalid_utf8`, `input_too_long` and `inputs_refused` from the CLI itself.
     pub(crate) code: String,
     /// Where: a file, a line, a JSON path in a document; empty for "everywhere".
     pub(crate) path: String,

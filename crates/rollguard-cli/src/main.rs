@@ -9,6 +9,7 @@ mod error;
 mod narrative;
 mod replay;
 mod samples;
+mod scenario;
 mod text;
 
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::CliError;
 use crate::replay::ReplayOptions;
-use crate::samples::Format;
+use crate::samples::{DEFAULT_MAX_INPUT_BYTES, Format};
 
 /// Deterministic rollback policy for model and agent rollouts: replay, explain, validate.
 #[derive(Debug, Parser)]
@@ -46,16 +47,23 @@ enum Command {
         JSON lines, one rollguard TraceEntry ({index, input, step | error}) per line.\n\n\
         Two modes:\n  \
         rollguard replay SCENARIO.json\n      \
-        a scenario: {format_version, name, description, config, start, inputs: [...]}\n  \
+        a scenario: {format_version, name, description, config, start, inputs: [...]}. It is \
+        streamed: with format_version, config and start before inputs (the order rollguard \
+        writes), each input is replayed as it is read; otherwise the inputs are held until \
+        the end of the file, then replayed.\n  \
         rollguard replay --policy POLICY.json --samples FILE\n      \
         recorded metrics against a policy file (a bare PolicyConfig). FILE is JSON lines (an \
         input with \"kind\", or a bare sample object meaning observe) or, for a .csv file, \
         CSV with a header naming columns among at,arm,metric,value,events,total,tenant,tier,agent \
         (an empty cell is an absent field). The file is streamed.\n\n\
+        One input (a line of FILE, an element of a scenario's inputs or any other field) is \
+        read up to --max-input-bytes (1 MiB): a longer one stops the replay with \
+        input_too_long (exit code 2) rather than taking gigabytes to parse.\n\n\
         Refused inputs are part of the trace (an entry with \"error\"); at the end, \
         `warning: N of M inputs refused, the first: …` on stderr says how many, and with \
-        --strict the replay fails instead (exit code 2). A line of FILE that does not parse \
-        stops the replay with its line number (exit code 2)."
+        --strict the replay fails instead (exit code 2). A line of FILE or an input of \
+        SCENARIO that does not parse stops the replay with its line number or path (exit code \
+        2), after the trace of the inputs before it."
     )]
     Replay(ReplayArgs),
     /// Replay the bundled demo and tell its story: a regression caught and rolled back
@@ -109,7 +117,8 @@ struct ReplayArgs {
     #[arg(long, value_enum)]
     format: Option<Format>,
 
-    /// The policy's creation time in ms [default: the first input's time]
+    /// The policy's creation time in ms [default: the first input's time, a batch's first
+    /// sample's]
     #[arg(long, value_name = "MS")]
     start: Option<u64>,
 
@@ -130,6 +139,12 @@ struct ReplayArgs {
     /// aliases and status
     #[arg(long)]
     summary: bool,
+
+    /// The longest input read: a line of the samples file, or the JSON text of one of a
+    /// scenario's inputs (or of any other scenario field). A longer one stops the replay
+    /// with `input_too_long` (exit code 2) instead of taking gigabytes of memory to parse
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_INPUT_BYTES)]
+    max_input_bytes: u64,
 
     /// Fail (exit code 2, `inputs_refused`) if the policy refused any input; the trace
     /// is printed in full first. Without it a refusal is only a warning on stderr
@@ -163,15 +178,18 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 strict: args.strict,
             };
             match (args.scenario, args.policy, args.samples) {
-                (Some(path), _, _) => {
-                    let scenario = replay::load_scenario(&replay::read_text(&path)?)?;
-                    replay::replay_scenario(scenario, args.auto_ack, options)
-                }
+                (Some(path), _, _) => replay::replay_scenario_file(
+                    &path,
+                    args.max_input_bytes,
+                    args.auto_ack,
+                    options,
+                ),
                 (None, Some(policy), Some(samples)) => replay::replay_samples(
                     &policy,
                     &samples,
                     args.format,
                     args.start,
+                    args.max_input_bytes,
                     !args.no_auto_ack,
                     options,
                 ),

@@ -13,15 +13,14 @@ use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rollguard::{EventKind, Input, Policy, PolicyConfig, Scenario, Status, Timestamp, TraceEntry};
+use rollguard::{EventKind, Input, Policy, PolicyConfig, Status, Timestamp, TraceEntry};
 
 use crate::error::CliError;
 use crate::samples::{Format, SampleReader};
+use crate::scenario::{self, Sink};
 use crate::text::{action_kind, clock, input_summary};
 
-/// Show a progress bar for scenarios with at least this many inputs…
-const PROGRESS_MIN_INPUTS: u64 = 10_000;
-/// …or samples files of at least this many bytes.
+/// Show a progress bar for files of at least this many bytes.
 const PROGRESS_MIN_BYTES: u64 = 4 << 20;
 /// Refused inputs listed by name in the summary; the rest are only counted.
 const SUMMARY_REFUSED_MAX: usize = 10;
@@ -70,9 +69,14 @@ pub(crate) fn read_text(path: &Path) -> Result<String, CliError> {
     })
 }
 
-/// Parses a scenario file.
-pub(crate) fn load_scenario(text: &str) -> Result<Scenario, CliError> {
-    Ok(Scenario::from_json(text)?)
+/// A file (or stdin for `-`) to read, and its size (0 for stdin).
+fn open(path: &Path) -> Result<(Box<dyn BufRead>, u64), CliError> {
+    if path == Path::new("-") {
+        return Ok((Box::new(std::io::stdin().lock()), 0));
+    }
+    let file = std::fs::File::open(path).map_err(|e| CliError::io(path, &e))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok((Box::new(BufReader::with_capacity(1 << 16, file)), size))
 }
 
 /// The earliest time an input carries: a batch's first sample's, which a policy
@@ -442,36 +446,66 @@ fn finish_bar(bar: Option<ProgressBar>) {
     }
 }
 
-/// `rollguard replay SCENARIO.json`.
+/// Writes a streamed scenario's trace, and moves the progress bar along.
+struct ScenarioSink<'a, W: Write> {
+    writer: TraceWriter<W>,
+    bar: Option<&'a ProgressBar>,
+    entries: u64,
+}
+
+impl<W: Write> Sink for ScenarioSink<'_, W> {
+    fn start(&mut self, start: Timestamp) {
+        self.writer.summary.start = start;
+    }
+
+    fn entry(&mut self, entry: &TraceEntry, origin: Origin, read: u64) -> bool {
+        self.entries += 1;
+        if let Some(b) = self.bar.filter(|_| self.entries % 1024 == 0) {
+            b.set_position(read);
+        }
+        self.writer.accept(entry, origin)
+    }
+}
+
+/// `rollguard replay SCENARIO.json`: the scenario file is streamed (see
+/// [`crate::scenario`]), each input at most `max_input` bytes.
+pub(crate) fn replay_scenario_file(
+    path: &Path,
+    max_input: u64,
+    auto_ack: bool,
+    options: ReplayOptions,
+) -> Result<(), CliError> {
+    let (reader, size) = open(path)?;
+    replay_scenario(reader, path, size, max_input, auto_ack, options)
+}
+
+/// Replays the scenario read from `reader` (`size` bytes, for progress; `source` names
+/// it in I/O errors) and prints its trace.
 pub(crate) fn replay_scenario(
-    scenario: Scenario,
+    reader: impl Read,
+    source: &Path,
+    size: u64,
+    max_input: u64,
     auto_ack: bool,
     options: ReplayOptions,
 ) -> Result<(), CliError> {
     let bar = progress_bar(
-        scenario.inputs.len() as u64,
-        PROGRESS_MIN_INPUTS,
-        "{elapsed_precise} [{wide_bar}] {pos}/{len} inputs",
+        size,
+        PROGRESS_MIN_BYTES,
+        "{elapsed_precise} [{wide_bar}] {bytes}/{total_bytes}",
     );
-    let source = scenario.inputs.into_iter().enumerate().map(|(i, input)| {
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
-        Ok((Origin::Scenario(i as u32), input))
-    });
     let stdout = std::io::stdout();
-    let mut writer = TraceWriter::new(stdout.lock(), options, scenario.start);
-    let result = drive(
-        scenario.config,
-        scenario.start,
-        source,
-        auto_ack,
-        "config",
-        &mut |e, o| writer.accept(e, o),
-    );
+    let mut sink = ScenarioSink {
+        writer: TraceWriter::new(stdout.lock(), options, 0),
+        bar: bar.as_ref(),
+        entries: 0,
+    };
+    let result = scenario::replay(reader, source, max_input, auto_ack, &mut sink);
+    // Whatever was replayed before an error is already printed; flush it, then fail.
+    let summary = sink.writer.finish();
     finish_bar(bar);
     let policy = result?;
-    conclude(&writer.finish()?, &policy, options)
+    conclude(&summary?, &policy, options)
 }
 
 /// `rollguard replay --policy POLICY.json --samples FILE`.
@@ -480,19 +514,14 @@ pub(crate) fn replay_samples(
     samples_path: &Path,
     format: Option<Format>,
     start: Option<Timestamp>,
+    max_input: u64,
     auto_ack: bool,
     options: ReplayOptions,
 ) -> Result<(), CliError> {
     let config = PolicyConfig::from_json(&read_text(policy_path)?)?;
     let format = format.unwrap_or_else(|| Format::for_path(samples_path));
-    let (reader, size): (Box<dyn BufRead>, u64) = if samples_path == Path::new("-") {
-        (Box::new(std::io::stdin().lock()), 0)
-    } else {
-        let file = std::fs::File::open(samples_path).map_err(|e| CliError::io(samples_path, &e))?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        (Box::new(BufReader::with_capacity(1 << 16, file)), size)
-    };
-    let mut reader = SampleReader::new(reader, format, samples_path);
+    let (reader, size) = open(samples_path)?;
+    let mut reader = SampleReader::new(reader, format, samples_path, max_input);
 
     // The policy starts at --start, or at the first input's time: peek at it.
     let first = reader.next().transpose()?;

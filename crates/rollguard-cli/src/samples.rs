@@ -8,11 +8,14 @@
 //!   inside quotes is a quote); a quoted cell cannot span lines.
 //!
 //! Blank lines are skipped. The file is read one line at a time, so its size does not
-//! matter. A line that does not parse is an error naming its line number; a line that
-//! parses but that the policy refuses (unknown metric, negative count) is not an error
-//! here: it is replayed and shows up in the trace with its error.
+//! matter, and a line is read only up to a limit ([`DEFAULT_MAX_INPUT_BYTES`] unless
+//! `--max-input-bytes` says otherwise): one huge line (a batch of millions of samples)
+//! is refused with `input_too_long` instead of taking gigabytes to parse. A line that
+//! does not parse is an error naming its line number; a line that parses but that the
+//! policy refuses (unknown metric, negative count) is not an error here: it is replayed
+//! and shows up in the trace with its error.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use rollguard::{Input, Sample};
@@ -20,6 +23,20 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::error::CliError;
+
+/// The longest line of a samples file, or JSON text of one scenario input, that is
+/// read: 1 MiB, some 15 000 samples in one batch. Parsing takes some 30 bytes of memory
+/// per byte of JSON, so a 200 MB batch would take 6 GB.
+pub(crate) const DEFAULT_MAX_INPUT_BYTES: u64 = 1 << 20;
+
+/// The error for an input longer than `max` bytes at `path`.
+pub(crate) fn too_long(path: impl Into<String>, max: u64) -> CliError {
+    CliError::bad_input(
+        "input_too_long",
+        path,
+        format!("longer than {max} bytes (--max-input-bytes raises the limit)"),
+    )
+}
 
 /// The format of a samples file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,6 +95,9 @@ pub(crate) struct SampleReader<R> {
     line: u64,
     /// Bytes read so far, for progress.
     bytes: u64,
+    /// The longest line read, line ending excluded.
+    max_line: u64,
+    /// The current line, without its line ending.
     buf: String,
     /// The CSV header, once read.
     columns: Option<Vec<Column>>,
@@ -85,14 +105,16 @@ pub(crate) struct SampleReader<R> {
 }
 
 impl<R: BufRead> SampleReader<R> {
-    /// A reader of `format` over `reader`; `source` names it in I/O errors.
-    pub(crate) fn new(reader: R, format: Format, source: &Path) -> Self {
+    /// A reader of `format` over `reader`, refusing lines longer than `max_line`
+    /// bytes (line ending excluded); `source` names it in I/O errors.
+    pub(crate) fn new(reader: R, format: Format, source: &Path, max_line: u64) -> Self {
         Self {
             reader,
             format,
             source: source.to_path_buf(),
             line: 0,
             bytes: 0,
+            max_line,
             buf: String::new(),
             columns: None,
             done: false,
@@ -104,28 +126,40 @@ impl<R: BufRead> SampleReader<R> {
         self.bytes
     }
 
-    /// The next non-blank line, without its line ending; `None` at the end.
+    /// The next non-blank line into `buf`, without its line ending; `None` at the end.
     fn next_line(&mut self) -> Result<Option<()>, CliError> {
         loop {
-            self.buf.clear();
-            let n = match self.reader.read_line(&mut self.buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    return Err(CliError::bad_input(
-                        "invalid_utf8",
-                        format!("line {}", self.line + 1),
-                        "the line is not valid UTF-8",
-                    ));
-                }
-                Err(e) => return Err(CliError::io(&self.source, &e)),
-            };
+            // Reuse the last line's allocation.
+            let mut raw = std::mem::take(&mut self.buf).into_bytes();
+            raw.clear();
+            // At most the longest line and its `\r\n`: anything more is too long.
+            let most = self.max_line.saturating_add(2);
+            let n = (&mut self.reader)
+                .take(most)
+                .read_until(b'\n', &mut raw)
+                .map_err(|e| CliError::io(&self.source, &e))?;
             if n == 0 {
                 return Ok(None);
             }
             self.bytes += n as u64;
             self.line += 1;
-            let end = self.buf.trim_end_matches(['\n', '\r']).len();
-            self.buf.truncate(end);
+            let end = raw.len()
+                - raw
+                    .iter()
+                    .rev()
+                    .take_while(|b| matches!(b, b'\n' | b'\r'))
+                    .count();
+            if end as u64 > self.max_line {
+                return Err(too_long(format!("line {}", self.line), self.max_line));
+            }
+            raw.truncate(end);
+            self.buf = String::from_utf8(raw).map_err(|_| {
+                CliError::bad_input(
+                    "invalid_utf8",
+                    format!("line {}", self.line),
+                    "the line is not valid UTF-8",
+                )
+            })?;
             if !self.buf.trim().is_empty() {
                 return Ok(Some(()));
             }
@@ -431,7 +465,7 @@ mod tests {
     use super::*;
 
     fn read(format: Format, text: &str) -> Vec<Result<(u64, Input), CliError>> {
-        SampleReader::new(text.as_bytes(), format, Path::new("test")).collect()
+        SampleReader::new(text.as_bytes(), format, Path::new("test"), 1 << 10).collect()
     }
 
     fn ok(format: Format, text: &str) -> Vec<(u64, Input)> {
@@ -521,13 +555,42 @@ mod tests {
     #[test]
     fn invalid_utf8_is_bad_input_with_its_line() {
         let bytes: &[u8] = b"{\"kind\":\"tick\",\"at\":1}\n\xff\xfe\n";
-        let e = SampleReader::new(bytes, Format::Jsonl, Path::new("x"))
+        let e = SampleReader::new(bytes, Format::Jsonl, Path::new("x"), 1 << 10)
             .find_map(Result::err)
             .unwrap();
         assert_eq!(
             (e.code.as_str(), e.path.as_str()),
             ("invalid_utf8", "line 2")
         );
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_refused_with_its_number() {
+        let tick = "{\"kind\":\"tick\",\"at\":1}"; // 22 bytes
+        let read = |text: &str, max: u64| -> Vec<Result<(u64, Input), CliError>> {
+            SampleReader::new(text.as_bytes(), Format::Jsonl, Path::new("t"), max).collect()
+        };
+        // Exactly the limit is fine, with or without a line ending of either kind.
+        for text in [
+            tick.to_string(),
+            format!("{tick}\n{tick}\n"),
+            format!("{tick}\r\n{tick}"),
+        ] {
+            let got = read(&text, 22);
+            assert!(!got.is_empty() && got.iter().all(Result::is_ok), "{text:?}");
+        }
+        let long = format!("{tick}\n\n{{\"kind\":\"tick\",\"at\":10}}\n{tick}\n");
+        let got = read(&long, 22);
+        assert_eq!(got.len(), 2, "the replay stops at the long line");
+        let e = got[1].clone().unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.path.as_str(), e.exit),
+            ("input_too_long", "line 3", crate::error::EXIT_BAD_INPUT)
+        );
+        assert!(e.message.contains("longer than 22 bytes"), "{e}");
+        // A multi-byte character cut by the limit is a long line, not bad UTF-8.
+        let e = read("\"ééééé\"\n", 4).remove(0).unwrap_err();
+        assert_eq!(e.code, "input_too_long");
     }
 
     #[test]
@@ -628,7 +691,7 @@ mod tests {
     #[test]
     fn bytes_read_counts_the_whole_file() {
         let text = "{\"kind\":\"tick\",\"at\":1}\n\n{\"kind\":\"tick\",\"at\":2}\n";
-        let mut r = SampleReader::new(text.as_bytes(), Format::Jsonl, Path::new("t"));
+        let mut r = SampleReader::new(text.as_bytes(), Format::Jsonl, Path::new("t"), 1 << 10);
         while r.next().is_some() {}
         assert_eq!(r.bytes_read(), text.len() as u64);
     }

@@ -409,6 +409,92 @@ fn a_bad_line_stops_with_its_line_number_and_exit_code_2() {
     assert!(!trace(&out).is_empty());
 }
 
+/// An `observe_batch` of `n` samples of v1's latency from 1 s on, as one JSON line.
+fn batch_line(n: u64) -> String {
+    let samples: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"at":{},"arm":"v1","metric":"latency_ms","value":100}}"#,
+                1_000 + i
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"kind":"observe_batch","samples":[{}]}}"#,
+        samples.join(",")
+    )
+}
+
+#[test]
+fn one_huge_line_or_input_is_refused_by_its_length() {
+    let policy = scratch("policy-long.json", POLICY);
+    let policy = policy.to_str().unwrap();
+    let batch = batch_line(100); // 5.6 KB
+    let lines = [batch_line(2), batch.clone()].join("\n");
+    let samples = scratch("long.jsonl", &lines);
+    let replay = |max: &str| {
+        rollguard(&[
+            "replay",
+            "--policy",
+            policy,
+            "--samples",
+            samples.to_str().unwrap(),
+            "--max-input-bytes",
+            max,
+        ])
+    };
+    let out = replay("4096");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: input_too_long at line 2: longer than 4096 bytes (--max-input-bytes raises the limit)"
+    );
+    assert_eq!(
+        trace(&out).len(),
+        2,
+        "line 1 and its auto-ack were replayed"
+    );
+    assert!(replay("8192").status.success());
+
+    // A scenario's inputs are bounded the same way, one by one.
+    let scenario = format!(
+        r#"{{"format_version": 1, "start": 0, "config": {POLICY}, "inputs": [{}, {batch}]}}"#,
+        batch_line(2)
+    );
+    let file = scratch("long-scenario.json", &scenario);
+    let file = file.to_str().unwrap();
+    let out = rollguard(&["replay", file, "--max-input-bytes", "4096", "--all"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("error: input_too_long at inputs[1]: longer than 4096 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(trace(&out).len(), 1, "the input before it was replayed");
+    let out = rollguard(&["replay", file, "--all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(trace(&out).len(), 2);
+}
+
+#[test]
+fn a_scenario_replays_alike_whatever_the_order_of_its_fields() {
+    let demo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/scenarios/demo.json"
+    );
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo).unwrap()).unwrap();
+    // `inputs` first: they are held until the config and start are read.
+    let inputs = value.as_object_mut().unwrap().remove("inputs").unwrap();
+    let rest = value.to_string();
+    let text = format!("{{\"inputs\":{inputs},{}", &rest[1..]);
+    let file = scratch("inputs-first.json", &text);
+    let out = rollguard(&["replay", file.to_str().unwrap(), "--all"]);
+    let streamed = rollguard(&["replay", demo, "--all"]);
+    assert!(out.status.success() && streamed.status.success());
+    assert_eq!(out.stdout, streamed.stdout);
+}
+
 #[test]
 fn validate_prints_ok_or_the_error_with_exit_codes() {
     let good = scratch("good.json", POLICY);
