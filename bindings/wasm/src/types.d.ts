@@ -25,14 +25,15 @@ export interface VersionSpec {
 export interface MetricConfig {
   name: string;
   kind: "value" | "count";
-  window_ms: number;
+  /** Defaults to analysis.interval_ms. */
+  window_ms?: number;
   buckets?: number;
   histogram_range?: { min: number; max: number };
 }
 
 export type Rule =
   | { kind: "threshold"; min?: number; max?: number }
-  | { kind: "vs_baseline"; max_ratio?: number; min_ratio?: number; max_increase?: number; max_decrease?: number };
+  | { kind: "vs_baseline"; max_ratio?: number; min_ratio?: number; max_increase?: number; max_decrease?: number; baseline_min?: number };
 
 export interface GateConfig {
   name: string;

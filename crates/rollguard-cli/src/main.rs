@@ -211,14 +211,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// What `validate` prints for a valid config: `ok` and the worst-case figures against
-/// their limits, as text or as one JSON object.
+/// What `validate` prints for a valid config: `ok`, the worst-case figures against
+/// their limits and the config's warnings, as text or as one JSON object.
 fn validate_report(config: &rollguard::PolicyConfig, json: bool) -> String {
     let f = config.footprint();
     let l = &config.limits;
+    let warnings = config.warnings();
     if json {
         return serde_json::json!({
             "ok": true,
+            "warnings": warnings,
             "footprint": f,
             "limits": {
                 "state_bytes_max": l.state_bytes_max,
@@ -229,7 +231,7 @@ fn validate_report(config: &rollguard::PolicyConfig, json: bool) -> String {
         .to_string();
     }
     let percent = |x: u64, max: u64| x.saturating_mul(100) / max.max(1);
-    [
+    let figures = [
         ("state_bytes_max", f.state_bytes_max, l.state_bytes_max),
         (
             "evaluations_per_input_max",
@@ -245,6 +247,11 @@ fn validate_report(config: &rollguard::PolicyConfig, json: bool) -> String {
     .iter()
     .fold("ok".to_string(), |text, (name, x, max)| {
         format!("{text}\n{name}: {x} (limit {max}, {}%)", percent(*x, *max))
+    });
+    warnings.iter().fold(figures, |text, w| {
+        let code = serde_json::to_value(w.code).unwrap_or_default();
+        let code = code.as_str().unwrap_or_default();
+        format!("{text}\nwarning: {code} at {}: {}", w.path, w.message)
     })
 }
 

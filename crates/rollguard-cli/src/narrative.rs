@@ -854,12 +854,17 @@ fn rule_text(stat: Stat, metric: &str, rule: &Rule) -> String {
             min_ratio,
             max_increase,
             max_decrease,
+            baseline_min,
         } => {
+            let base = match baseline_min {
+                Some(floor) => format!("max(baseline, {})", v(floor)),
+                None => "baseline".to_string(),
+            };
             if let Some(r) = max_ratio {
-                bounds.push(format!("<= {r} x baseline"));
+                bounds.push(format!("<= {r} x {base}"));
             }
             if let Some(r) = min_ratio {
-                bounds.push(format!(">= {r} x baseline"));
+                bounds.push(format!(">= {r} x {base}"));
             }
             if let Some(d) = max_increase {
                 bounds.push(format!("<= baseline + {}", v(d)));

@@ -599,3 +599,28 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn validate_warns_when_one_burst_can_trip_a_gate() {
+    // 5-minute windows read every 30 s: one spike stays in 10 evaluations, ≥ 3.
+    let long = POLICY.replace(
+        "\"window_ms\": 60000, \"buckets\": 6",
+        "\"window_ms\": 300000, \"buckets\": 10",
+    );
+    let path = scratch("burst.json", &long);
+    let out = rollguard(&["validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "a warning is not an error");
+    let text = stdout(&out);
+    let warning = text
+        .lines()
+        .find(|l| l.starts_with("warning: "))
+        .unwrap_or_else(|| panic!("no warning in {text}"));
+    assert!(
+        warning.starts_with("warning: burst_can_trip at gates[0].persistence.consecutive: "),
+        "{warning}"
+    );
+    let out = rollguard(&["validate", "--json", path.to_str().unwrap()]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["warnings"][0]["code"], "burst_can_trip");
+    assert_eq!(doc["warnings"].as_array().map(Vec::len), Some(1));
+}

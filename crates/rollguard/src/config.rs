@@ -259,6 +259,14 @@ pub enum Rule {
         /// Fail when candidate < baseline − `max_decrease`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_decrease: Option<f64>,
+        /// The smallest baseline the ratio bounds are taken of: they use
+        /// max(baseline, `baseline_min`). A ratio of a zero baseline bounds nothing
+        /// useful (one candidate error against none would be an infinite ratio), so
+        /// without a floor a ratio bound is left out while the baseline is 0, and a
+        /// rule with no other bound is then inconclusive. For an error rate, set it to
+        /// the lowest rate worth comparing with (e.g. 0.001).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline_min: Option<f64>,
     },
 }
 
@@ -1058,15 +1066,17 @@ impl Rule {
                 min_ratio,
                 max_increase,
                 max_decrease,
+                baseline_min,
             } => {
                 let fields = [
                     ("max_ratio", max_ratio),
                     ("min_ratio", min_ratio),
                     ("max_increase", max_increase),
                     ("max_decrease", max_decrease),
+                    ("baseline_min", baseline_min),
                 ];
                 ensure(
-                    fields.iter().any(|(_, v)| v.is_some()),
+                    fields[..4].iter().any(|(_, v)| v.is_some()),
                     ErrorCode::InvalidValue,
                     "",
                     || "a vs_baseline rule needs at least one bound".into(),

@@ -60,18 +60,34 @@ impl Detector {
                 min_ratio,
                 max_increase,
                 max_decrease,
+                baseline_min,
             } => {
                 let Some(b) = baseline.filter(enough).and_then(|b| b.value) else {
                     return no_data;
                 };
-                let upper = [max_ratio.map(|r| b * r), max_increase.map(|d| b + d)];
-                let lower = [min_ratio.map(|r| b * r), max_decrease.map(|d| b - d)];
+                // Ratios are taken of the floored baseline; of a zero baseline, with no
+                // floor, they are left out (see `Rule::VsBaseline::baseline_min`).
+                let base = match baseline_min {
+                    Some(floor) if b < floor => Some(floor),
+                    _ => Some(b).filter(|b| *b != 0.0),
+                };
+                let ratio = |r: Option<f64>| r.zip(base).map(|(r, base)| base * r);
+                let upper = [ratio(max_ratio), max_increase.map(|d| b + d)];
+                let lower = [ratio(min_ratio), max_decrease.map(|d| b - d)];
                 // A bound that overflows (a huge baseline times a ratio) bounds nothing.
                 let finite = |x: &f64| x.is_finite();
-                (
+                let bounds = (
                     lower.into_iter().flatten().filter(finite).reduce(f64::max),
                     upper.into_iter().flatten().filter(finite).reduce(f64::min),
-                )
+                );
+                if bounds == (None, None) {
+                    return Judgement {
+                        verdict: Verdict::Inconclusive,
+                        min: None,
+                        max: None,
+                    };
+                }
+                bounds
             }
         };
         let x = subject.value.unwrap_or(0.0);

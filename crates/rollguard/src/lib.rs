@@ -79,6 +79,7 @@ mod error;
 mod footprint;
 mod gate;
 mod input;
+mod lint;
 mod output;
 mod plan;
 mod policy;
@@ -96,6 +97,7 @@ pub use config::{
 pub use error::{Error, ErrorCode};
 pub use footprint::Footprint;
 pub use input::{Input, Sample, TargetKind, count_from_number};
+pub use lint::{ConfigWarning, WarningCode};
 pub use output::{
     Action, Decision, Event, EventKind, GateReport, PauseKind, Reason, Step, Verdict,
 };

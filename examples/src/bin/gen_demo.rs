@@ -44,20 +44,19 @@ const CONFIG: &str = r#"{
     ],
     "stable": "v1",
     "metrics": [
-      {"name": "latency_ms", "kind": "value", "window_ms": 300000, "buckets": 10,
-       "histogram_range": {"min": 1, "max": 100000}},
-      {"name": "errors", "kind": "count", "window_ms": 300000, "buckets": 10},
-      {"name": "quality", "kind": "value", "window_ms": 300000, "buckets": 10}
+      {"name": "latency_ms", "kind": "value", "histogram_range": {"min": 1, "max": 100000}},
+      {"name": "errors", "kind": "count"},
+      {"name": "quality", "kind": "value"}
     ],
     "gates": [
       {"name": "p95_latency_vs_stable", "metric": "latency_ms", "stat": "p95",
-       "rule": {"kind": "vs_baseline", "max_ratio": 1.3}, "samples_min": 10},
+       "rule": {"kind": "vs_baseline", "max_ratio": 1.3}, "samples_min": 5},
       {"name": "error_rate_vs_stable", "metric": "errors", "stat": "rate",
        "rule": {"kind": "vs_baseline", "max_increase": 0.005}, "samples_min": 1000},
       {"name": "quality_floor", "metric": "quality", "stat": "mean",
-       "rule": {"kind": "threshold", "min": 0.8}, "samples_min": 10},
+       "rule": {"kind": "threshold", "min": 0.8}, "samples_min": 5},
       {"name": "p99_latency_budget", "metric": "latency_ms", "stat": "p99",
-       "rule": {"kind": "threshold", "max": 180}, "samples_min": 10, "dry_run": true}
+       "rule": {"kind": "threshold", "max": 180}, "samples_min": 5, "dry_run": true}
     ],
     "strategy": {"kind": "canary", "steps": [
       {"kind": "shadow", "duration_ms": 600000},

@@ -60,6 +60,7 @@ class RuleDict(TypedDict):
     min_ratio: NotRequired[float]
     max_increase: NotRequired[float]
     max_decrease: NotRequired[float]
+    baseline_min: NotRequired[float]
 
 
 class GateConfigDict(TypedDict):
