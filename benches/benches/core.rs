@@ -11,12 +11,14 @@
 //!   the merged histograms of 10 buckets on both arms). Each run ticks a fresh clone,
 //!   and the clone is not timed.
 //! - `snapshot`: snapshot to JSON, restore from JSON, and the round trip.
+//! - `input_json`: parsing inputs from JSON text (`Input::from_json`, the parse inside
+//!   `Policy::handle_json`): a tick, and an `observe_batch` of 1000 samples.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use rollguard::{Policy, Sample};
+use rollguard::{Input, Policy, Sample};
 use rollguard_benches::{Item, feed, reference_policy, stream};
 
 /// Samples per iteration of the `observe` benches.
@@ -184,12 +186,28 @@ fn snapshot(c: &mut Criterion) {
     group.finish();
 }
 
+fn input_json(c: &mut Criterion) {
+    let items = stream(CHUNK as usize, 46);
+    let samples: Vec<Sample> = items.iter().map(|it| it.sample(it.arm as u64)).collect();
+    let batch = serde_json::to_string(&Input::ObserveBatch { samples }).expect("batch JSON");
+    let tick = r#"{"kind":"tick","at":120000}"#;
+    let mut group = c.benchmark_group("input_json");
+    group.bench_function("tick", |b| {
+        b.iter(|| black_box(Input::from_json(black_box(tick))).expect("parses"));
+    });
+    group.throughput(Throughput::Elements(CHUNK));
+    group.bench_function("batch_1000", |b| {
+        b.iter(|| black_box(Input::from_json(black_box(&batch))).expect("parses"));
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
-    targets = observe, observe_batch, observe_columns, tick, snapshot
+    targets = observe, observe_batch, observe_columns, tick, snapshot, input_json
 }
 criterion_main!(benches);
