@@ -179,14 +179,6 @@ fn int_value(n: &Bound<'_, PyAny>) -> Result<Value, rg::Error> {
         .ok_or_else(|| conv(rg::ErrorCode::InvalidJson, "", "integer out of range"))
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
 /// Converts a Python object into a JSON value: `bool` (before `int`), `int`, `float`,
 /// `str`, `None`, `dict` with `str` keys, `list`/`tuple`, aware `datetime` (to ms), and
 /// anything with `__index__` (numpy integers) or `__float__` (numpy floats).
@@ -218,7 +210,7 @@ fn to_value(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Result<Value, rg::Er
                 )));
             };
             let k = k.to_cow()?;
-            match to_value(&v, &join(path, &k))? {
+            match to_value(&v, &rg::key_path(path, &k))? {
                 Ok(v) => map.insert(k.into_owned(), v),
                 Err(e) => return Ok(Err(e)),
             };

@@ -142,7 +142,8 @@ fn to_json(v: &JsValue) -> Result<Value, Error> {
             if value.is_undefined() {
                 continue;
             }
-            let value = to_json(&value).map_err(|e| within(e, &key))?;
+            // The key's segment as the core writes it (`a.b` is `["a.b"]`).
+            let value = to_json(&value).map_err(|e| within(e, &rollguard::key_path("", &key)))?;
             out.insert(key, value);
         }
         return Ok(Value::Object(out));

@@ -236,27 +236,16 @@ pub(crate) fn parse_jsonl_line(text: &str, line: u64) -> Result<Input, CliError>
             "expected a JSON object: an input with `kind`, or a bare sample",
         ));
     }
-    let probe: Probe = serde_json::from_str(text).map_err(|e| {
-        let message = if e.is_syntax() || e.is_eof() {
-            e.to_string()
-        } else {
-            "expected a JSON object: an input with `kind`, or a bare sample".to_string()
-        };
-        bad_line("invalid_json", line, "", message)
-    })?;
-    if probe.kind.is_some() {
-        return Input::from_json(text)
-            .map_err(|e| bad_line(e.code.as_str(), line, &e.path, e.message));
+    let core = |e: rollguard::Error| bad_line(e.code.as_str(), line, &e.path, e.message);
+    match serde_json::from_str::<Probe>(text) {
+        Ok(Probe { kind: None }) => Sample::from_json(text).map(Input::Observe).map_err(core),
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            Err(bad_line("invalid_json", line, "", e.to_string()))
+        }
+        // With `kind` (the probe fails only on a repeated `kind`, which the core's
+        // parser names).
+        _ => Input::from_json(text).map_err(core),
     }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let sample: Sample = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        bad_line("invalid_json", line, &path, e.into_inner().to_string())
-    })?;
-    de.end()
-        .map_err(|e| bad_line("invalid_json", line, "", e.to_string()))?;
-    Ok(Input::Observe(sample))
 }
 
 /// Splits one CSV line into cells. Unquoted cells are trimmed; quoted ones are kept
@@ -543,6 +532,28 @@ mod tests {
 
         let e = err(Format::Jsonl, "{\"kind\":\"tick\",\"at\":1} trailing\n");
         assert_eq!(e.path, "line 1");
+    }
+
+    #[test]
+    fn jsonl_lines_with_a_repeated_key_are_refused() {
+        for (text, path) in [
+            ("{\"kind\":\"tick\",\"at\":1000,\"at\":500}", "line 1 (at)"),
+            (
+                "{\"kind\":\"tick\",\"kind\":\"tick\",\"at\":5}",
+                "line 1 (kind)",
+            ),
+            (
+                "{\"at\":2,\"arm\":\"v1\",\"metric\":\"m\",\"value\":1,\"value\":2}",
+                "line 1 (value)",
+            ),
+        ] {
+            let e = err(Format::Jsonl, text);
+            assert_eq!(
+                (e.code.as_str(), e.path.as_str()),
+                ("duplicate_key", path),
+                "{text}"
+            );
+        }
     }
 
     #[test]

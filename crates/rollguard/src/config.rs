@@ -101,7 +101,7 @@ pub struct VersionSpec {
     pub digest: String,
     /// Component name → reference: `model`, `prompt_template`, `agent_config`,
     /// `tool_schema`, or any other part that must move with them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::unique_map")]
     pub components: BTreeMap<String, String>,
     /// Validated by a human (or known good at creation). Only validated versions are
     /// rollback targets; the most recently validated by a human is `golden`.
@@ -977,8 +977,9 @@ impl VersionSpec {
             },
         )?;
         for (k, v) in &self.components {
-            check_label(k, label_max, &format!("components.{k}"), false)?;
-            check_label(v, label_max, &format!("components.{k}"), false)?;
+            let path = crate::json::key_path("components", k);
+            check_label(k, label_max, &path, false)?;
+            check_label(v, label_max, &path, false)?;
         }
         Ok(())
     }

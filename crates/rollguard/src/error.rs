@@ -17,6 +17,9 @@ pub enum ErrorCode {
     InvalidJson,
     /// The document declares a `format_version` this build does not read.
     UnsupportedFormatVersion,
+    /// An object has the same key twice (`{"at": 1, "at": 2}`), in any document. The
+    /// path names the second one.
+    DuplicateKey,
     // ---- config ----
     /// A rollout strategy with no steps.
     NoSteps,
@@ -92,6 +95,7 @@ impl ErrorCode {
         match self {
             Self::InvalidJson => "invalid_json",
             Self::UnsupportedFormatVersion => "unsupported_format_version",
+            Self::DuplicateKey => "duplicate_key",
             Self::NoSteps => "no_steps",
             Self::WeightOutOfRange => "weight_out_of_range",
             Self::MinAboveMax => "min_above_max",
@@ -137,7 +141,10 @@ impl fmt::Display for ErrorCode {
 ///
 /// `path` locates the offending field in the canonical JSON document, for example
 /// `gates[2].rule.max`, `samples[17].value` or `command.version`; it is empty when the
-/// whole document is at fault.
+/// whole document is at fault. It is unambiguous for every key: identifier keys
+/// (`[A-Za-z_][A-Za-z0-9_]*`) are written bare after a `.`, any other key in brackets as
+/// a JSON string (`versions[0].components["a.b"]`, `["say \"hi\""]`, `[""]`,
+/// `["\u001f"]`), indices as `[3]`; [`key_path`](crate::key_path) writes one segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{code}: {message}{}", if path.is_empty() { String::new() } else { format!(" (at {path})") })]
 #[non_exhaustive]
@@ -167,29 +174,28 @@ impl Error {
 
     /// Prefixes the path with a parent segment (`samples[3]` + `value` = `samples[3].value`).
     pub(crate) fn within(mut self, parent: impl fmt::Display) -> Self {
-        self.path = crate::tagged::join(&parent.to_string(), &self.path);
+        self.path = crate::json::join(&parent.to_string(), &self.path);
         self
     }
 
-    /// Turns a serde_path_to_error failure into an `invalid_json` error with its path.
+    /// Turns a serde_path_to_error failure into an `invalid_json` error with its path,
+    /// or a `duplicate_key` error with the repeated key's path.
     pub(crate) fn from_json(err: serde_path_to_error::Error<serde_json::Error>) -> Self {
-        let path = err.path().to_string();
-        // serde_path_to_error says "." for the root and "?" where it lost track
-        // (a truncated document, say); both mean "the whole document".
-        let path = if path == "." || path == "?" {
-            String::new()
-        } else {
-            path
-        };
+        use crate::json::{duplicate_of, join, printable, split_marked};
+        let path = crate::json::tracked_path(err.path(), 0);
         let message = err.into_inner().to_string();
-        // A tagged enum deeper down reports its field's path inside the message.
-        match crate::tagged::split_marked(&message) {
-            Some((inner, message)) => Self::new(
-                ErrorCode::InvalidJson,
-                crate::tagged::join(&path, inner),
-                message,
+        // A tagged enum deeper down, or a repeated key, reports its path inside the message.
+        let (path, message) = match split_marked(&message) {
+            Some((inner, message)) => (join(&path, inner), message),
+            None => (path, message.as_str()),
+        };
+        match duplicate_of(message) {
+            Some(key) => Self::new(
+                ErrorCode::DuplicateKey,
+                join(&path, &key),
+                printable(message),
             ),
-            None => Self::new(ErrorCode::InvalidJson, path, message),
+            None => Self::new(ErrorCode::InvalidJson, path, printable(message)),
         }
     }
 }

@@ -63,6 +63,14 @@ impl Sample {
         }
     }
 
+    /// Parses one sample (the object of an `observe` input, without `kind`) from JSON.
+    ///
+    /// # Errors
+    /// `invalid_json` or `duplicate_key`, with the field's path.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        parse_json(text)
+    }
+
     /// A count sample: `events` out of `total`.
     pub fn count(at: Timestamp, arm: &str, metric: &str, events: i64, total: i64) -> Self {
         Self {

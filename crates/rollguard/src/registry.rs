@@ -73,6 +73,7 @@ pub struct Version {
     /// The bundle digest.
     pub digest: String,
     /// The bundle components.
+    #[serde(deserialize_with = "crate::json::unique_map")]
     pub components: BTreeMap<String, String>,
     /// Lifecycle stage.
     pub stage: Stage,

@@ -6,41 +6,14 @@
 //! are therefore derived externally tagged behind `#[serde(remote = "Self")]` and
 //! converted here to and from the canonical form; a failure inside keeps its path,
 //! which travels in the error message to [`crate::Error::from_json`] (any depth of
-//! nesting).
+//! nesting; see [`crate::json`] for paths and for the check of repeated keys).
 
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serializer};
 use serde_json::{Map, Value};
 
-/// Marks a message that starts with a path relative to the value being parsed.
-pub(crate) const PATH_MARK: char = '\u{1e}';
-/// Separates that path from the message.
-pub(crate) const PATH_END: char = '\u{1f}';
-
-/// Splits a marked message into (relative path, message).
-pub(crate) fn split_marked(message: &str) -> Option<(&str, &str)> {
-    message.strip_prefix(PATH_MARK)?.split_once(PATH_END)
-}
-
-/// Joins two JSON paths (`steps[0]` + `weight` = `steps[0].weight`).
-pub(crate) fn join(parent: &str, child: &str) -> String {
-    match (parent.is_empty(), child.is_empty()) {
-        (true, _) => child.to_string(),
-        (false, true) => parent.to_string(),
-        (false, false) if child.starts_with('[') => format!("{parent}{child}"),
-        (false, false) => format!("{parent}.{child}"),
-    }
-}
-
-fn marked<E: serde::de::Error>(path: &str, message: &str) -> E {
-    // A nested marked message carries a path relative to `path`.
-    let (path, message) = match split_marked(message) {
-        Some((inner, message)) => (join(path, inner), message),
-        None => (path.to_string(), message),
-    };
-    E::custom(format!("{PATH_MARK}{path}{PATH_END}{message}"))
-}
+use crate::json::{UniqueValue, marked, tracked_path};
 
 /// Deserializes `{"<tag>": "variant", ...fields}` through the externally tagged
 /// `external` deserializer.
@@ -52,7 +25,8 @@ pub(crate) fn deserialize<'de, D, T>(
 where
     D: Deserializer<'de>,
 {
-    let mut map = match Value::deserialize(d)? {
+    // Read through `UniqueValue`: a repeated key anywhere inside is refused.
+    let mut map = match UniqueValue::deserialize(d)?.0 {
         Value::Object(map) => map,
         _ => {
             return Err(D::Error::custom(format!(
@@ -68,18 +42,14 @@ where
     let mut outer = Map::new();
     outer.insert(variant.clone(), Value::Object(map));
     external(Value::Object(outer)).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        // "." is the enum itself (an unknown variant: blame the tag); otherwise drop the
-        // variant's own segment, which is not part of the canonical document.
-        let relative = if path == "." || path == "?" {
-            tag.to_string()
-        } else {
-            path.strip_prefix(variant.as_str())
-                .map(|rest| rest.trim_start_matches('.').to_string())
-                .unwrap_or(path)
+        // A path that starts at the variant (the derived enum's own segment, not part
+        // of the canonical document) is relative to this object once that segment is
+        // dropped; anything else is the enum itself (an unknown variant): blame the tag.
+        let relative = match e.path().iter().next() {
+            Some(serde_path_to_error::Segment::Enum { .. }) => tracked_path(e.path(), 1),
+            _ => tag.to_string(),
         };
-        marked(&relative, &message)
+        marked(&relative, &e.into_inner().to_string())
     })
 }
 

@@ -155,8 +155,9 @@ impl Snapshot {
     /// Parses a snapshot.
     ///
     /// # Errors
-    /// `unsupported_format_version` for another format, `snapshot_corrupt` with the
-    /// failing field's path for anything else that does not parse.
+    /// `unsupported_format_version` for another format, `duplicate_key` for a key
+    /// repeated in an object, `snapshot_corrupt` with the failing field's path for
+    /// anything else that does not parse.
     pub fn from_json(text: &str) -> Result<Self, Error> {
         // A snapshot of this format parses straight into its type; any other document
         // goes through a value, for the format check and the failing field's path.
@@ -167,11 +168,10 @@ impl Snapshot {
                 }
             }
         }
-        let corrupt = |e: Error| Error {
-            code: ErrorCode::SnapshotCorrupt,
-            ..e
-        };
-        Self::from_value(parse_json(text).map_err(corrupt)?)
+        // Through a `UniqueValue`, not a `Value`, which would keep the last of a
+        // repeated key.
+        let value: crate::json::UniqueValue = parse_json(text).map_err(corrupt)?;
+        Self::from_value(value.0)
     }
 
     /// Converts a snapshot from a JSON value (a binding's native object).
@@ -192,11 +192,19 @@ impl Snapshot {
                 ),
             ));
         }
-        let corrupt = |e: Error| Error {
+        crate::error::parse_value(value).map_err(corrupt)
+    }
+}
+
+/// A snapshot that does not parse is `snapshot_corrupt`; a repeated key keeps its own
+/// code, as in every other document.
+fn corrupt(e: Error) -> Error {
+    match e.code {
+        ErrorCode::DuplicateKey => e,
+        _ => Error {
             code: ErrorCode::SnapshotCorrupt,
             ..e
-        };
-        crate::error::parse_value(value).map_err(corrupt)
+        },
     }
 }
 
