@@ -15,6 +15,9 @@ use rollguard::{
 };
 use serde_json::{Value, json};
 
+mod keys;
+pub use keys::has_repeated_key;
+
 /// The configs the stream targets drive, picked by the first byte.
 pub const CONFIGS: [&str; 2] = [
     include_str!("../../configs/canary.json"),
@@ -701,6 +704,12 @@ pub fn same_parse<T: PartialEq + std::fmt::Debug>(
     from_json: impl Fn(&str) -> Result<T, Error>,
     from_value: impl Fn(Value) -> Result<T, Error>,
 ) {
+    // The core refuses a repeated key in text (`duplicate_key`, or the first error met
+    // before it); the text's Value kept only the last one, so it is another document.
+    if has_repeated_key(text) {
+        assert!(from_json(text).is_err(), "a repeated key was accepted: {text}");
+        return;
+    }
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return;
     };
