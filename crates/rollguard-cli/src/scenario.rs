@@ -293,11 +293,15 @@ impl<'de> Visitor<'de> for ScenarioSeed<'_> {
             };
             let Some(field) = FIELDS.iter().copied().find(|f| *f == key) else {
                 let unknown: A::Error = de::Error::unknown_field(&key, FIELDS);
-                let error = CliError::bad_input("invalid_json", key, unknown.to_string());
+                let path = rollguard::key_path("", &key);
+                let error = CliError::bad_input("invalid_json", path, unknown.to_string());
                 return Err(cx.fail(error, true));
             };
             if header.seen.contains(&field) {
-                return Err(de::Error::duplicate_field(field));
+                let repeated: A::Error = de::Error::duplicate_field(field);
+                let code = ErrorCode::DuplicateKey.as_str();
+                let error = CliError::bad_input(code, field, repeated.to_string());
+                return Err(cx.fail(error, true));
             }
             header.seen.push(field);
             cx.at.set(At::Field(field));
@@ -611,6 +615,12 @@ mod tests {
             doc("]}\n"),
             doc("], \"inputs\": []}"),
             doc("], \"colour\": 1}"),
+            doc("], \"a.b\\u001f\": 1}"),
+            doc(r#"{"kind": "tick", "at": 1, "at": 2}]}"#),
+            doc(
+                r#"{"kind": "register_version", "at": 1, "version": {"id": "v9", "digest": "d", "components": {"a.b": "x", "a.b": "y"}}}]}"#,
+            ),
+            doc("], \"start\": 0}"),
             doc("] }  x"),
             doc("], \"format_version\": 2}"),
             format!(r#"{{"format_version": 2, "start": 0, "config": {config}, "inputs": []}}"#),
@@ -619,6 +629,11 @@ mod tests {
             r#"{"format_version": 1, "start": -1, "inputs": []}"#.to_string(),
             r#"{"format_version": 1, "inputs": []}"#.to_string(),
             r#"{"format_version": 1, "name": 5}"#.to_string(),
+            r#"{"format_version": 1, "format_version": 1, "inputs": []}"#.to_string(),
+            format!(
+                r#"{{"format_version": 1, "config": {}, "inputs": []}}"#,
+                config.replacen("{", r#"{"stable": "v1", "#, 1)
+            ),
             String::new(),
             "{".to_string(),
             "null".to_string(),
@@ -632,8 +647,9 @@ mod tests {
                 "{text}"
             );
             // Inputs' errors read the same; the header's may place the error a column
-            // further on; a config's lose the position inside the config's own text.
-            if whole.path.starts_with("inputs[") {
+            // further on; a config's lose the position inside the config's own text;
+            // a repeated key in an input is placed at the input's end, not at the key.
+            if whole.path.starts_with("inputs[") && whole.code != ErrorCode::DuplicateKey {
                 assert_eq!(streamed.message, whole.message, "{text}");
             } else {
                 assert_eq!(
