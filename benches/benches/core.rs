@@ -10,6 +10,10 @@
 //! - `tick`: one tick with an analysis due, on windows full of samples (p95 read from
 //!   the merged histograms of 10 buckets on both arms). Each run ticks a fresh clone,
 //!   and the clone is not timed.
+//! - `command`: an operator command (`pause`) on the same loaded policy, with nothing
+//!   due and with an analysis due at its time (it runs first); and a refused command
+//!   (`resume` with nothing paused), which must leave the policy as it was. Each run
+//!   takes a fresh clone, and the clone is not timed.
 //! - `snapshot`: snapshot to JSON, restore from JSON, and the round trip.
 //! - `input_json`: parsing inputs from JSON text (`Input::from_json`, the parse inside
 //!   `Policy::handle_json`): a tick, and an `observe_batch` of 1000 samples.
@@ -167,6 +171,27 @@ fn tick(c: &mut Criterion) {
     group.finish();
 }
 
+fn command(c: &mut Criterion) {
+    let items = stream(6_000, 46);
+    let (loaded, due) = loaded_policy(&items);
+    let now = loaded.now();
+    let mut group = c.benchmark_group("command");
+    for (name, at) in [("pause", now), ("pause_analysis_due", due)] {
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || loaded.clone(),
+                |p| black_box(p.handle(&Input::Pause { at })).expect("pause"),
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    group.bench_function("refused", |b| {
+        let mut p = loaded.clone();
+        b.iter(|| black_box(p.handle(&Input::Resume { at: due })).expect_err("refused"));
+    });
+    group.finish();
+}
+
 fn snapshot(c: &mut Criterion) {
     let items = stream(6_000, 45);
     let (p, _) = loaded_policy(&items);
@@ -208,6 +233,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
-    targets = observe, observe_batch, observe_columns, tick, snapshot, input_json
+    targets = observe, observe_batch, observe_columns, tick, command, snapshot, input_json
 }
 criterion_main!(benches);

@@ -314,7 +314,7 @@ impl Policy {
         );
         out.event(now, EventKind::AliasesChanged(reg.aliases.clone()));
         self.state.rollout = None;
-        self.state.arms.retain(|a| a.version == to);
+        self.keep_only_arm(to, out);
         if self.state.arms.is_empty() {
             self.state.arms.push(self.new_arm(to));
         }

@@ -18,12 +18,19 @@ impl Policy {
             other => {
                 let at = other.at().unwrap_or(self.state.now);
                 self.check_now(at, "at")?;
-                let mut next = self.clone();
+                // Timers due by `at` fire before the command, and the command may still be
+                // refused in the state they leave: keep an undo record rather than a
+                // clone of the whole policy (timers and commands never write to windows).
+                let undo = self.state.undo_record();
                 let mut out = Out::default();
-                next.advance(at, &mut out);
-                next.command(other, at, &mut out)?;
-                *self = next;
-                Ok(out.into_step(at))
+                self.advance(at, &mut out);
+                match self.command(other, at, &mut out) {
+                    Ok(()) => Ok(out.into_step(at)),
+                    Err(e) => {
+                        self.state.undo(undo, out.dropped_arms);
+                        Err(e)
+                    }
+                }
             }
         }
     }

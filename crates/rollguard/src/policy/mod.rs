@@ -14,6 +14,7 @@ mod footprint_tests;
 mod inputs;
 mod rollout;
 mod timers;
+mod undo;
 
 use serde::{Deserialize, Serialize};
 
@@ -242,11 +243,13 @@ pub struct Status {
     pub tripped_gates: Vec<String>,
 }
 
-/// Decisions and events collected during one input.
+/// Decisions and events collected during one input, and the arms it dropped (kept
+/// until the input is done, so that a refused command can put them back).
 #[derive(Default)]
 struct Out {
     decisions: Vec<Decision>,
     events: Vec<Event>,
+    dropped_arms: Vec<Arm>,
 }
 
 impl Out {

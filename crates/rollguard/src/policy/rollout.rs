@@ -8,7 +8,7 @@ impl Policy {
         reg.aliases.candidate = Some(version.to_string());
         reg.set_stage(version, Lifecycle::RollingOut);
         let stable = reg.aliases.stable.clone();
-        self.state.arms.retain(|a| a.version == stable);
+        self.keep_only_arm(&stable, out);
         self.state.arms.push(self.new_arm(version));
         self.reset_gates();
         self.state.analysis_at = None;
@@ -34,6 +34,15 @@ impl Policy {
             now,
             EventKind::AliasesChanged(self.state.registry.aliases.clone()),
         );
+    }
+
+    /// Drops every arm but `version`'s, into `out` (see [`State::undo`]).
+    pub(super) fn keep_only_arm(&mut self, version: &str, out: &mut Out) {
+        let (keep, drop) = core::mem::take(&mut self.state.arms)
+            .into_iter()
+            .partition(|a| a.version == version);
+        self.state.arms = keep;
+        out.dropped_arms.extend::<Vec<Arm>>(drop);
     }
 
     pub(super) fn new_arm(&self, version: &str) -> Arm {
@@ -302,7 +311,7 @@ impl Policy {
         // A clean rollout ends a run of rollbacks: the breaker counts consecutive ones.
         self.state.breaker.rollbacks.clear();
         let stable = self.state.registry.aliases.stable.clone();
-        self.state.arms.retain(|a| a.version == stable);
+        self.keep_only_arm(&stable, out);
         self.reset_gates();
         self.state.analysis_at = self.steady_analysis(now);
     }
