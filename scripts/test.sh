@@ -57,12 +57,16 @@ section "npm package over WebAssembly, and the dashboard in headless Chromium"
 section "benches compile"
 cargo bench --workspace --no-run --locked
 
-section "fuzz (${FUZZ_SECONDS}s per target)"
+section "fuzz (${FUZZ_SECONDS}s per target, from the committed corpus)"
 # `-s none`: the core forbids `unsafe`, so AddressSanitizer would only cost build time;
-# debug assertions and overflow checks stay on.
+# debug assertions and overflow checks stay on. Each target starts from its committed
+# corpus (fuzz/corpus/<target>, read only) with its dictionary, and writes what it finds
+# to a scratch directory, so the tree stays clean. `scripts/fuzz-long.sh` runs longer.
 (
   cd fuzz
   cargo "+$NIGHTLY" fuzz build -s none
+  scratch=$(mktemp -d)
+  trap 'rm -rf "$scratch"' EXIT
   for target in $(cargo "+$NIGHTLY" fuzz list); do
     if [ -d "regressions/$target" ]; then
       echo "-- $target: replaying saved crash inputs"
@@ -70,8 +74,13 @@ section "fuzz (${FUZZ_SECONDS}s per target)"
       test "${PIPESTATUS[0]}" -eq 0
     fi
     echo "-- $target: fuzzing"
+    dict=()
+    if [ -f "dict/$target.dict" ]; then dict=(-dict="dict/$target.dict"); fi
+    mkdir -p "$scratch/$target"
+    # New inputs go to the first directory; the committed corpus only seeds the run.
     # A crash makes `cargo fuzz run` exit non-zero; the PIPESTATUS check turns that into a failure.
-    cargo "+$NIGHTLY" fuzz run -s none "$target" -- -max_total_time="$FUZZ_SECONDS" 2>&1 | grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==|SUMMARY)' || true
+    cargo "+$NIGHTLY" fuzz run -s none "$target" "$scratch/$target" "corpus/$target" -- \
+      -max_total_time="$FUZZ_SECONDS" "${dict[@]}" 2>&1 | grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==|SUMMARY)' || true
     test "${PIPESTATUS[0]}" -eq 0
   done
 )

@@ -214,6 +214,41 @@ impl Call {
     }
 }
 
+impl Call {
+    /// The same call as canonical inputs: one per sample for the fast paths and the
+    /// columns (a column row whose time is not a whole number is dropped, and a JSON
+    /// text that does not parse gives nothing).
+    pub fn inputs(&self) -> Vec<Input> {
+        match self {
+            Call::Handle(input) => vec![input.clone()],
+            Call::Observe(s) => vec![Input::Observe(s.clone())],
+            Call::Batch(samples) => vec![Input::ObserveBatch {
+                samples: samples.clone(),
+            }],
+            Call::Value(at, arm, metric, v) => {
+                vec![Input::Observe(Sample::value(*at, arm, metric, *v))]
+            }
+            Call::Count(at, arm, metric, e, t) => {
+                vec![Input::Observe(Sample::count(*at, arm, metric, *e, *t))]
+            }
+            Call::Tick(at) => vec![Input::Tick { at: *at }],
+            Call::Json(text) => Input::from_json(text).into_iter().collect(),
+            Call::ValuesF64(arm, metric, at, v) => at
+                .iter()
+                .zip(v)
+                .filter(|(t, _)| t.fract() == 0.0 && (0.0..=TIME_MAX as f64).contains(*t))
+                .map(|(t, x)| Input::Observe(Sample::value(*t as u64, arm, metric, *x)))
+                .collect(),
+            Call::Values(..) | Call::Counts(..) => self
+                .rows()
+                .unwrap_or_default()
+                .iter()
+                .flat_map(Call::inputs)
+                .collect(),
+        }
+    }
+}
+
 /// A column of up to 40 rows, times in order from `at` (sometimes one going back).
 fn column(b: &mut Bytes<'_>, at: u64) -> (Vec<u64>, usize) {
     let n = usize::from(b.u8() % 41);
@@ -278,7 +313,7 @@ pub fn next_call(b: &mut Bytes<'_>, p: &Policy) -> Call {
             } else {
                 let mut times: Vec<f64> = times.iter().map(|t| *t as f64).collect();
                 if let Some(t) = times.get_mut(usize::from(b.u8())) {
-                    *t = if b.u8() % 2 == 0 { *t + 0.5 } else { f64::NAN };
+                    *t = if b.u8().is_multiple_of(2) { *t + 0.5 } else { f64::NAN };
                 }
                 Call::ValuesF64(arm, metric, times, values)
             }
@@ -434,7 +469,14 @@ impl Driver {
         }
     }
 
+    /// Applies one call and checks it; see [`Driver::apply_traced`].
     pub fn apply(&mut self, call: &Call) {
+        let _ = black_box(self.apply_traced(call));
+    }
+
+    /// Applies one call, checks everything listed on [`Driver`], and returns what the
+    /// call returned.
+    pub fn apply_traced(&mut self, call: &Call) -> Result<Step, Error> {
         let before = self.policy.clone();
         let result = call.apply(&mut self.policy);
         if let Some(rows) = call.rows() {
@@ -481,19 +523,16 @@ impl Driver {
                 assert!(numbers == self.policy, "f64 times differ: {call:?}");
             }
         }
-        match result {
+        match &result {
             Err(e) => {
                 assert!(
                     self.policy == before,
                     "refused with {e} but the policy changed: {call:?}"
                 );
-                black_box(e);
             }
-            Ok(step) => {
-                self.check_step(&before, call, &step);
-                let _ = black_box(step);
-            }
+            Ok(step) => self.check_step(&before, call, step),
         }
+        result
     }
 
     fn check_step(&mut self, before: &Policy, call: &Call, step: &Step) {
@@ -610,7 +649,7 @@ fn replacement(b: &mut Bytes<'_>) -> Value {
 }
 
 /// Every path (as a list of keys and indexes) in `v`, containers included.
-fn paths(v: &Value, prefix: &mut Vec<Value>, out: &mut Vec<Vec<Value>>) {
+pub fn paths(v: &Value, prefix: &mut Vec<Value>, out: &mut Vec<Vec<Value>>) {
     out.push(prefix.clone());
     match v {
         Value::Object(map) => {
@@ -696,9 +735,158 @@ pub fn mutate(doc: &mut Value, b: &mut Bytes<'_>) {
     }
 }
 
+/// A number for a number node: near the old one, a boundary of the integer types or
+/// of time, or one found elsewhere in the document (ids, times and counts refer to
+/// each other).
+fn number_like(old: &Value, found: &[Value], b: &mut Bytes<'_>) -> Value {
+    let n = old.as_u64();
+    let x = old.as_f64().unwrap_or(0.0);
+    match b.u8() % 16 {
+        0 => json!(n.map_or(x + 1.0, |n| n.saturating_add(1) as f64)),
+        1 => n.map_or_else(|| json!(x - 1.0), |n| json!(n.wrapping_sub(1))),
+        2 => n.map_or_else(|| json!(x * 2.0), |n| json!(n.saturating_mul(2))),
+        3 => n.map_or_else(
+            || json!(-x),
+            |n| json!(n.saturating_add(u64::from(b.u16()))),
+        ),
+        4 => json!(0),
+        5 => json!(u64::MAX),
+        6 => json!(u64::MAX - 1),
+        7 => json!(i64::MAX),
+        8 => json!(TIME_MAX),
+        9 => json!(TIME_MAX + 1),
+        10 => json!(u32::MAX),
+        11 => json!(-1),
+        12 => json!([1e308, -1e308, -0.0, 0.5, 5e-324][usize::from(b.u8()) % 5]),
+        _ => {
+            let numbers: Vec<&Value> = found.iter().filter(|v| v.is_number()).collect();
+            if numbers.is_empty() {
+                json!(1)
+            } else {
+                numbers[usize::from(b.u16()) % numbers.len()].clone()
+            }
+        }
+    }
+}
+
+/// A string for a string node: another string of the document (version ids, arm and
+/// metric names refer to each other), or an unknown, empty or long one.
+fn string_like(found: &[Value], b: &mut Bytes<'_>) -> Value {
+    match b.u8() % 8 {
+        0 => json!(""),
+        1 => json!("ghost"),
+        2 => json!("x".repeat(300)),
+        _ => {
+            let strings: Vec<&Value> = found.iter().filter(|v| v.is_string()).collect();
+            if strings.is_empty() {
+                json!("v1")
+            } else {
+                strings[usize::from(b.u16()) % strings.len()].clone()
+            }
+        }
+    }
+}
+
+/// Applies 1 to 8 structure-aware mutations to a JSON document, mostly under the key
+/// `focus` when there is one (a snapshot's `state`): a number becomes a nearby,
+/// boundary or cross-referenced number; a string another string of the document; a
+/// boolean flips; a `null` takes a value of another node; an array loses, duplicates,
+/// swaps or empties elements; an object loses a key, gains an unknown one, or a member
+/// takes a copy of another node of the same JSON type.
+pub fn perturb(doc: &mut Value, focus: &str, b: &mut Bytes<'_>) {
+    for _ in 0..=(b.u8() % 8) {
+        if b.is_empty() {
+            break;
+        }
+        let mut all = Vec::new();
+        paths(doc, &mut Vec::new(), &mut all);
+        let focused: Vec<Vec<Value>> = all
+            .iter()
+            .filter(|p| p.first().and_then(Value::as_str) == Some(focus))
+            .cloned()
+            .collect();
+        let pool = if !focused.is_empty() && !b.u8().is_multiple_of(4) {
+            &focused
+        } else {
+            &all
+        };
+        let path = pool[usize::from(b.u16()) % pool.len()].clone();
+        let leaves: Vec<Value> = all
+            .iter()
+            .filter_map(|p| at_path(doc, p).map(|v| v.clone()))
+            .filter(|v| v.is_number() || v.is_string())
+            .collect();
+        let twin = {
+            let p = &all[usize::from(b.u16()) % all.len()];
+            at_path(doc, p).map(|v| v.clone()).unwrap_or(Value::Null)
+        };
+        let op = b.u8();
+        let Some(node) = at_path(doc, &path) else {
+            continue;
+        };
+        match node {
+            Value::Number(_) => *node = number_like(node, &leaves, b),
+            Value::String(_) => *node = string_like(&leaves, b),
+            Value::Bool(x) => *x = !*x,
+            Value::Null => *node = twin,
+            Value::Array(items) if !items.is_empty() => {
+                let i = usize::from(op / 8) % items.len();
+                let j = usize::from(b.u8()) % items.len();
+                match op % 8 {
+                    0 | 1 => {
+                        items.remove(i);
+                    }
+                    2 | 3 => items.insert(i, items[i].clone()),
+                    4 => items.swap(i, j),
+                    5 => items.clear(),
+                    6 => items.truncate(i),
+                    _ => {
+                        if std::mem::discriminant(&items[i]) == std::mem::discriminant(&twin) {
+                            items[i] = twin;
+                        }
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if twin.is_object() || twin.is_number() || twin.is_string() {
+                    items.push(twin);
+                }
+            }
+            Value::Object(map) if !map.is_empty() => {
+                let key = map.keys().nth(usize::from(op / 4) % map.len()).cloned();
+                let key = key.unwrap_or_default();
+                match op % 4 {
+                    0 => {
+                        map.remove(&key);
+                    }
+                    1 => {
+                        map.insert("unknown_field".into(), json!(0));
+                    }
+                    _ => {
+                        if let Some(v) = map.get_mut(&key)
+                            && std::mem::discriminant(v) == std::mem::discriminant(&twin)
+                        {
+                            *v = twin;
+                        }
+                    }
+                }
+            }
+            Value::Object(map) => {
+                map.insert("unknown_field".into(), twin);
+            }
+        }
+    }
+}
+
 /// A document parsed from text (serde_json alone, the path tracked only on failure) and
 /// from its `serde_json::Value` (the path always tracked, as for a binding's objects)
-/// gives the same result, or the same error code and path.
+/// gives the same result, or the same error code; and the same path as the text of
+/// that value (its keys in sorted order).
+///
+/// Not the path of the original text: with two bad fields, text reports the first in
+/// document order and a value the first in key order (reported to the lead; the input
+/// is `regressions/config/text-and-value-name-different-first-errors`). Comparing them
+/// would stop every campaign on the first document with two errors.
 pub fn same_parse<T: PartialEq + std::fmt::Debug>(
     text: &str,
     from_json: impl Fn(&str) -> Result<T, Error>,
@@ -713,13 +901,41 @@ pub fn same_parse<T: PartialEq + std::fmt::Debug>(
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return;
     };
+    let sorted = value.to_string();
     match (from_json(text), from_value(value)) {
         (Ok(a), Ok(b)) => assert!(a == b, "text and value parse differently: {text}"),
-        (Err(a), Err(b)) => assert_eq!(
-            (a.code, &a.path),
-            (b.code, &b.path),
-            "text and value refuse differently: {text}"
-        ),
+        (Err(a), Err(b)) => {
+            assert_eq!(a.code, b.code, "text and value refuse differently: {text}");
+            let c = from_json(&sorted).err().map(|c| (c.code, c.path));
+            assert_eq!(
+                c,
+                Some((b.code, b.path)),
+                "text in key order and value refuse differently: {sorted}"
+            );
+        }
         (a, b) => panic!("text {:?} but value {:?}: {text}", a.is_ok(), b.is_ok()),
     }
+}
+
+// ------------------------------------------------------------------ whole-state checks
+
+/// What every policy, however it was reached, must satisfy: its snapshot survives the
+/// JSON text (as a `Snapshot` and as a policy) and restores to an equal policy.
+///
+/// `what` names the policy in the panic message.
+pub fn assert_round_trip(p: &Policy, what: &str) {
+    let snapshot = p.snapshot();
+    let text = snapshot.to_json();
+    let parsed = rollguard::Snapshot::from_json(&text)
+        .unwrap_or_else(|e| panic!("the snapshot of {what} does not parse: {e}\n{text}"));
+    assert!(
+        parsed == snapshot,
+        "the snapshot of {what} changes through JSON"
+    );
+    let q = Policy::restore_json(&text)
+        .unwrap_or_else(|e| panic!("the snapshot of {what} is refused: {e}\n{text}"));
+    assert!(
+        &q == p,
+        "the snapshot of {what} restores to another policy\n{text}"
+    );
 }
