@@ -102,7 +102,9 @@ impl Detector {
 
 /// The persistence machine of one gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct GateState {
+    #[serde(deserialize_with = "crate::tagged::strict")]
     pub(crate) detector: Detector,
     /// Failing evaluations in a row (inconclusive ones neither count nor reset).
     pub(crate) consecutive_failures: u32,

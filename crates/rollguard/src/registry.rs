@@ -58,6 +58,7 @@ impl Validator {
 
 /// A validation record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Validation {
     /// When.
     pub at: Timestamp,
@@ -67,6 +68,7 @@ pub struct Validation {
 
 /// A registered version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Version {
     /// The bundle id.
     pub id: String,
@@ -97,6 +99,7 @@ impl Version {
 
 /// The aliases, as reported in events and status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Aliases {
     /// Serving all (or the rest of the) traffic.
     pub stable: String,
@@ -112,6 +115,7 @@ pub struct Aliases {
 
 /// The registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Registry {
     pub(crate) versions: Vec<Version>,
     pub(crate) aliases: Aliases,
@@ -160,7 +164,7 @@ impl Registry {
         if let Some(v) = self.versions.iter_mut().find(|v| v.id == id) {
             v.stage = stage;
             v.held_stable = Some(seq);
-            self.next_seq += 1;
+            self.next_seq = seq.saturating_add(1);
         }
         self.aliases.stable = id.to_string();
     }
@@ -256,7 +260,7 @@ impl Registry {
             seq: self.next_seq,
             held_stable: None,
         });
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.saturating_add(1);
         Ok(Some(evicted))
     }
 
@@ -313,26 +317,6 @@ impl Registry {
         self.get(g)
             .is_some_and(Version::is_target)
             .then(|| g.clone())
-    }
-
-    /// Checks the registry of a restored snapshot.
-    pub(crate) fn check(&self, max: u32) -> bool {
-        let a = &self.aliases;
-        let ids_unique = self
-            .versions
-            .iter()
-            .enumerate()
-            .all(|(i, v)| self.versions[..i].iter().all(|w| w.id != v.id));
-        ids_unique
-            && self.versions.len() as u64 <= u64::from(max)
-            && self.contains(&a.stable)
-            && self.contains(&a.golden)
-            && a.candidate.as_deref().is_none_or(|c| self.contains(c))
-            && a.previous.as_deref().is_none_or(|p| self.contains(p))
-            && self
-                .versions
-                .iter()
-                .all(|v| v.seq < self.next_seq && v.held_stable.is_none_or(|s| s < self.next_seq))
     }
 }
 

@@ -15,6 +15,25 @@ use serde_json::{Map, Value};
 
 use crate::json::{UniqueValue, marked, tracked_path};
 
+/// Deserializes a value of the state whose type cannot deny unknown fields itself (an
+/// `Action`, which decisions flatten; an internally tagged enum's unit variant), and
+/// refuses the fields its canonical form does not have.
+pub(crate) fn strict<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let value = Value::deserialize(d)?;
+    let t = T::deserialize(&value).map_err(D::Error::custom)?;
+    let canonical = serde_json::to_value(&t).map_err(D::Error::custom)?;
+    if let (Some(given), Some(known)) = (value.as_object(), canonical.as_object()) {
+        if let Some(field) = given.keys().find(|k| !known.contains_key(*k)) {
+            return Err(D::Error::custom(format!("unknown field `{field}`")));
+        }
+    }
+    Ok(t)
+}
+
 /// Deserializes `{"<tag>": "variant", ...fields}` through the externally tagged
 /// `external` deserializer.
 pub(crate) fn deserialize<'de, D, T>(

@@ -108,6 +108,7 @@ impl HistShape {
 
 /// One time bucket of a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Slot {
     /// `at / width` of the samples in it. A never-used slot says 0 and is empty, which
     /// reads the same as an empty slot of epoch 0 (and keeps snapshots JSON-safe: every
@@ -134,7 +135,7 @@ impl Slot {
         } else {
             (self.min, self.max) = (lower(self.min, x), upper(self.max, x));
         }
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         self.sum += x;
         if let Some(h) = hist {
             if let Some(c) = self.hist.get_mut(h.bin(x)) {
@@ -171,12 +172,12 @@ impl Slot {
             }
         }
         (self.min, self.max, self.sum) = (lo, hi, sum);
-        self.count += xs.len() as u64;
+        self.count = self.count.saturating_add(xs.len() as u64);
     }
 
     #[inline]
     fn push_count(&mut self, events: u64, total: u64) {
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         // Saturate below 2^53 so snapshots stay exact in every binding's JSON.
         self.events = self
             .events
@@ -261,14 +262,15 @@ impl Window {
         }
     }
 
-    /// Whether this window's layout matches `shape` (used to check restored snapshots).
-    pub(crate) fn fits(&self, shape: WindowShape) -> bool {
-        self.slots.len() as u64 == u64::from(shape.buckets)
-            && self.slots.iter().all(|s| {
-                s.hist.len() as u64 == u64::from(shape.hist_len())
-                    && s.events <= s.total
-                    && s.sum.is_finite()
-            })
+    /// Samples in the bucket of `at` (none if its slot holds another epoch, which a
+    /// sample at `at` would reset).
+    pub(crate) fn count_at(&self, shape: WindowShape, at: Timestamp) -> u64 {
+        let epoch = at / shape.width_ms;
+        let n = self.slots.len() as u64;
+        self.slots
+            .get((epoch % n.max(1)) as usize)
+            .filter(|s| s.epoch == epoch)
+            .map_or(0, |s| s.count)
     }
 
     #[inline]

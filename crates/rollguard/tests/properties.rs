@@ -878,6 +878,28 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(cases(128))]
+
+    /// Every reachable state passes `validate`, and its snapshot restores to an equal
+    /// policy, after every call (accepted or refused). Debug builds also validate after
+    /// every accepted input inside the core; this checks release builds and refusals.
+    #[test]
+    fn every_reachable_state_validates_and_restores(case in case(160)) {
+        let check = |p: &Policy| -> Result<(), String> {
+            p.validate().map_err(|e| format!("invalid state: {e}\n{}", p.snapshot().to_json()))?;
+            let json = p.snapshot().to_json();
+            let q = Policy::restore_json(&json).map_err(|e| format!("restore failed: {e}\n{json}"))?;
+            if q != *p {
+                return Err(format!("restored policy differs\n{json}"));
+            }
+            Ok(())
+        };
+        check(&new_policy(&case)).map_err(TestCaseError::fail)?;
+        run(&case, |_, _, _, after| check(after))?;
+    }
+}
+
+proptest! {
     #![proptest_config(cases(256))]
 
     /// `tick(t)` twice is `tick(t)` once: the second returns an empty step and changes

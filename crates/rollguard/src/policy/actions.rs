@@ -13,8 +13,9 @@ impl Policy {
         gates: Vec<GateReport>,
         out: &mut Out,
     ) {
+        // Inputs are refused before the ids run out (see `check_counters`).
         let id = self.state.next_action_id;
-        self.state.next_action_id += 1;
+        self.state.next_action_id = id.saturating_add(1);
         debug_assert!(
             self.state.pending.is_none(),
             "an action would replace a pending one"
@@ -89,8 +90,9 @@ impl Policy {
             .rollbacks
             .iter()
             .filter(|t| **t > since)
-            .count() as u32;
-        let trips = recent + 1 >= safety.breaker.max_rollbacks;
+            .count();
+        let recent = u32::try_from(recent).unwrap_or(u32::MAX);
+        let trips = recent.saturating_add(1) >= safety.breaker.max_rollbacks;
         let from = self.judged_version();
         let (to, target) = if trips {
             (self.state.registry.golden_target(), TargetKind::Golden)
@@ -145,7 +147,7 @@ impl Policy {
             out.event(
                 now,
                 EventKind::BreakerTripped {
-                    rollbacks: recent + 1,
+                    rollbacks: recent.saturating_add(1),
                 },
             );
         }

@@ -25,7 +25,10 @@ impl Policy {
                 let mut out = Out::default();
                 self.advance(at, &mut out);
                 match self.command(other, at, &mut out) {
-                    Ok(()) => Ok(out.into_step(at)),
+                    Ok(()) => {
+                        self.debug_validate();
+                        Ok(out.into_step(at))
+                    }
                     Err(e) => {
                         self.state.undo(undo, out.dropped_arms);
                         Err(e)
@@ -51,6 +54,7 @@ impl Policy {
         self.check_now(now, "at")?;
         let mut out = Out::default();
         self.advance(now, &mut out);
+        self.debug_validate();
         Ok(out.into_step(now))
     }
 
@@ -62,8 +66,10 @@ impl Policy {
     /// `time_went_backwards`, `time_out_of_range`); the policy is unchanged.
     pub fn observe(&mut self, sample: &Sample) -> Result<Step, Error> {
         let metric = self.check_sample(sample, self.state.now)?;
+        self.check_room(&sample.arm, metric, sample.at, 1, "at")?;
         let mut out = Out::default();
         self.record(sample, metric, &mut out);
+        self.debug_validate();
         Ok(out.into_step(sample.at))
     }
 
@@ -77,6 +83,11 @@ impl Policy {
         for (i, s) in samples.iter().enumerate() {
             metrics.push(
                 self.check_sample(s, t)
+                    .and_then(|m| {
+                        // As if every sample so far went into this one's bucket.
+                        self.check_room(&s.arm, m, s.at, i as u64 + 1, "at")?;
+                        Ok(m)
+                    })
                     .map_err(|e| e.within(format!("samples[{i}]")))?,
             );
             t = s.at;
@@ -85,6 +96,7 @@ impl Policy {
         for (s, m) in samples.iter().zip(metrics) {
             self.record(s, m, &mut out);
         }
+        self.debug_validate();
         Ok(out.into_step(t))
     }
 
@@ -100,8 +112,10 @@ impl Policy {
         value: f64,
     ) -> Result<Step, Error> {
         let m = self.check_parts(at, self.state.now, arm, metric, Some(value), None, None)?;
+        self.check_room(arm, m, at, 1, "at")?;
         let mut out = Out::default();
         self.record_parts(at, arm, m, Some(value), 0, 0, &mut out);
+        self.debug_validate();
         Ok(out.into_step(at))
     }
 
@@ -126,8 +140,10 @@ impl Policy {
             Some(events),
             Some(total),
         )?;
+        self.check_room(arm, m, at, 1, "at")?;
         let mut out = Out::default();
         self.record_parts(at, arm, m, None, events as u64, total as u64, &mut out);
+        self.debug_validate();
         Ok(out.into_step(at))
     }
 
@@ -205,10 +221,12 @@ impl Policy {
                     .map_err(|e| row(e, i))?;
             }
         }
+        self.check_column_room(arm, m, at.len() as u64)?;
         let mut out = Out::default();
         self.record_column(arm, m, at, &mut out, |w, shape, rows| {
             w.add_values(shape, &at[rows.clone()], &values[rows]);
         });
+        self.debug_validate();
         Ok(out.into_step(self.state.now))
     }
 
@@ -285,6 +303,7 @@ impl Policy {
                 (prev, _) = check(self, i, prev).map_err(|e| row(e, i))?;
             }
         }
+        self.check_column_room(arm, m, at.len() as u64)?;
         let mut out = Out::default();
         self.record_column(arm, m, at, &mut out, |w, shape, rows| {
             w.add_counts(
@@ -294,6 +313,7 @@ impl Policy {
                 &totals[rows],
             );
         });
+        self.debug_validate();
         Ok(out.into_step(self.state.now))
     }
 
@@ -336,7 +356,8 @@ impl Policy {
             ErrorCode::TimeWentBackwards,
             path,
             || format!("time {at} is before the policy's time {}", self.state.now),
-        )
+        )?;
+        self.check_counters()
     }
 
     pub(super) fn check_sample(&self, s: &Sample, not_before: Timestamp) -> Result<usize, Error> {
@@ -439,6 +460,7 @@ impl Policy {
                 ));
             }
         }
+        self.check_counters()?;
         Ok(m)
     }
 

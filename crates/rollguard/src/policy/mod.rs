@@ -4,7 +4,7 @@
 //! This file holds the state and the public API; the behaviour is split by concern:
 //! `inputs` (validating and recording), `timers` (what fires when), `analysis` (gate
 //! evaluation), `rollout` (stages), `actions` (issuing and acknowledging, automated
-//! rollbacks) and `commands` (operator inputs).
+//! rollbacks), `commands` (operator inputs) and `validate` (the state's invariants).
 
 mod actions;
 mod analysis;
@@ -15,6 +15,7 @@ mod inputs;
 mod rollout;
 mod timers;
 mod undo;
+mod validate;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,7 @@ use crate::window::{Reading, Window};
 
 /// Windows of one live version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Arm {
     version: String,
     windows: Vec<Window>,
@@ -40,6 +42,7 @@ struct Arm {
 
 /// A pause of the rollout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Pause {
     kind: PauseKind,
     since: Timestamp,
@@ -53,6 +56,7 @@ struct Pause {
 
 /// The rollout in progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Rollout {
     version: String,
     started_at: Timestamp,
@@ -80,8 +84,10 @@ struct Rollout {
 
 /// An action waiting for its acknowledgement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Pending {
     id: u64,
+    #[serde(deserialize_with = "crate::tagged::strict")]
     action: Action,
     deadline: Timestamp,
     /// For rollbacks: the lifecycle stage the rolled-back version gets.
@@ -91,6 +97,7 @@ struct Pending {
 
 /// Automation halted until an operator acts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Halt {
     reason: Reason,
     /// The action that failed or timed out; `resume` issues it again.
@@ -100,6 +107,7 @@ struct Halt {
 
 /// The circuit breaker over automated rollbacks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Breaker {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     open_since: Option<Timestamp>,
@@ -109,6 +117,7 @@ struct Breaker {
 
 /// Everything that changes. Serialized as the `state` of a [`Snapshot`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct State {
     now: Timestamp,
     registry: Registry,
@@ -480,13 +489,7 @@ impl Policy {
             config: snapshot.config,
             state: snapshot.state,
         };
-        policy.check_state().map_err(|what| {
-            Error::new(
-                ErrorCode::SnapshotCorrupt,
-                "state",
-                format!("inconsistent state: {what}"),
-            )
-        })?;
+        policy.validate()?;
         Ok(policy)
     }
 
@@ -496,61 +499,6 @@ impl Policy {
     /// As [`Snapshot::from_json`] and [`Policy::restore`].
     pub fn restore_json(text: &str) -> Result<Self, Error> {
         Self::restore(Snapshot::from_json(text)?)
-    }
-
-    fn check_state(&self) -> Result<(), &'static str> {
-        let s = &self.state;
-        let times = [
-            Some(s.now),
-            s.cooldown_until,
-            s.analysis_at,
-            s.pending.as_ref().map(|p| p.deadline),
-            s.breaker.open_since,
-        ];
-        check(
-            times.iter().flatten().all(|t| *t <= TIME_MAX),
-            "time out of range",
-        )?;
-        check(
-            s.registry.check(self.config.limits.versions_max),
-            "registry",
-        )?;
-        check(s.gates.len() == self.config.gates.len(), "gate count")?;
-        check(s.arms.len() <= 3, "too many arms")?;
-        for arm in &s.arms {
-            check(
-                s.registry.contains(&arm.version),
-                "arm of an unknown version",
-            )?;
-            check(arm.windows.len() == self.plan.shapes.len(), "window count")?;
-            check(
-                arm.windows
-                    .iter()
-                    .zip(&self.plan.shapes)
-                    .all(|(w, sh)| w.fits(*sh)),
-                "window shape",
-            )?;
-        }
-        check(
-            s.breaker.rollbacks.len() as u64 <= u64::from(self.config.safety.breaker.max_rollbacks),
-            "breaker history",
-        )?;
-        if let Some(k) = &s.kickoff {
-            check(s.registry.contains(k) && s.rollout.is_none(), "kickoff")?;
-        }
-        if let Some(r) = &s.rollout {
-            check((r.stage as usize) < self.plan.stages.len(), "stage index")?;
-            check(
-                s.registry.contains(&r.version),
-                "rollout of an unknown version",
-            )?;
-            check(r.weight <= 100, "weight")?;
-        }
-        check(
-            s.next_action_id > s.pending.as_ref().map_or(0, |p| p.id),
-            "action ids",
-        )?;
-        Ok(())
     }
 }
 
@@ -568,8 +516,4 @@ fn row(mut e: Error, i: usize) -> Error {
         e.path = format!("{}[{i}]", e.path);
     }
     e
-}
-
-fn check(cond: bool, what: &'static str) -> Result<(), &'static str> {
-    if cond { Ok(()) } else { Err(what) }
 }

@@ -250,7 +250,7 @@ impl Policy {
         let Some(r) = self.state.rollout.as_mut() else {
             return;
         };
-        r.stage += 1;
+        r.stage = r.stage.saturating_add(1);
         r.entered = false;
         r.stage_done = false;
         r.stage_ends_at = None;

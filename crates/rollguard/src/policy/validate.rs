@@ -1,0 +1,597 @@
+//! [`Policy::validate`]: every invariant of the state that the code relies on, every
+//! cross-reference, and every counter within the range the code can add to.
+//!
+//! Restore runs it on every snapshot; debug builds (and so the tests) also run it after
+//! every accepted input, so a transition that breaks an invariant fails where it happens
+//! instead of in some later snapshot.
+
+use super::*;
+use crate::window::{Slot, WindowShape};
+
+/// The largest value of a counter kept in the state (samples in a bucket, action ids,
+/// registry sequence numbers): 2^53 − 1, so that every binding represents it exactly.
+pub(super) const COUNTER_MAX: u64 = TIME_MAX;
+
+/// How far one input can move a policy-wide counter: it issues at most two actions (one
+/// from timers, one from a command) and moves the registry's sequence at most three
+/// times. Inputs are refused once a counter is closer than this to [`COUNTER_MAX`].
+const COUNTER_HEADROOM: u64 = 4;
+
+/// The largest magnitude of a bucket's sum that more samples (each within
+/// ±[`VALUE_ABS_MAX`], at most [`COUNTER_MAX`] of them) can never turn infinite.
+const SUM_ABS_MAX: f64 = COUNTER_MAX as f64 * VALUE_ABS_MAX * 2.0;
+
+/// Above this many cells (buckets and histogram bins) in all, debug builds check the
+/// buckets' contents on restore only, not after every input (see
+/// [`Policy::debug_validate`]).
+#[cfg(debug_assertions)]
+const DEBUG_CELLS_MAX: usize = 1 << 16;
+
+/// Returns `snapshot_corrupt` at `path` (built only on failure) unless `cond` holds.
+macro_rules! need {
+    ($cond:expr, $path:expr, $($message:tt)+) => {
+        let holds: bool = $cond;
+        if !holds {
+            return Err(Error::new(ErrorCode::SnapshotCorrupt, $path, format!($($message)+)));
+        }
+    };
+}
+
+impl Policy {
+    /// Checks that the state is one this config can reach: times in range and not in
+    /// the future where they record the past, counters within range, windows shaped by
+    /// the config with consistent buckets, every version named anywhere registered,
+    /// the aliases, arms, rollout and pending actions consistent with one another.
+    ///
+    /// [`Policy::restore`] runs it on every snapshot; debug builds also run it after
+    /// every accepted input.
+    ///
+    /// # Errors
+    /// `snapshot_corrupt`, with the path of the offending field in the snapshot
+    /// (`state.arms[1].windows[0][3].min`, say).
+    pub fn validate(&self) -> Result<(), Error> {
+        self.check(true)
+    }
+
+    /// [`Policy::validate`], with or without the contents of the windows' buckets.
+    fn check(&self, buckets: bool) -> Result<(), Error> {
+        let s = &self.state;
+        need!(
+            s.now <= TIME_MAX,
+            "state.now",
+            "time {} is above 2^53-1",
+            s.now
+        );
+        self.validate_rollout()?;
+        self.validate_registry()?;
+        self.validate_arms(buckets)?;
+        self.validate_gates()?;
+        need!(
+            (1..=COUNTER_MAX).contains(&s.next_action_id),
+            "state.next_action_id",
+            "{} is not in 1..=2^53-1",
+            s.next_action_id
+        );
+        need!(
+            s.pending.is_none() || s.halt.is_none(),
+            "state.halt",
+            "halted while an action is pending"
+        );
+        if let Some(p) = &s.pending {
+            self.validate_pending(p, "state.pending")?;
+        }
+        if let Some(p) = s.halt.as_ref().and_then(|h| h.retry.as_ref()) {
+            self.validate_pending(p, "state.halt.retry")?;
+        }
+        let max = self.config.safety.breaker.max_rollbacks;
+        let b = &s.breaker;
+        need!(
+            b.rollbacks.len() as u64 <= u64::from(max),
+            "state.breaker.rollbacks",
+            "{} rollbacks, the breaker keeps {max}",
+            b.rollbacks.len()
+        );
+        for (i, t) in b.rollbacks.iter().enumerate() {
+            self.past(*t, || format!("state.breaker.rollbacks[{i}]"))?;
+            need!(
+                i == 0 || b.rollbacks[i - 1] <= *t,
+                format!("state.breaker.rollbacks[{i}]"),
+                "rollback times out of order"
+            );
+        }
+        if let Some(t) = b.open_since {
+            self.past(t, || "state.breaker.open_since".into())?;
+        }
+        for (t, path) in [
+            (s.cooldown_until, "state.cooldown_until"),
+            (s.analysis_at, "state.analysis_at"),
+        ] {
+            need!(t.is_none_or(|t| t <= TIME_MAX), path, "time above 2^53-1");
+        }
+        if let Some(k) = &s.kickoff {
+            let reg = &s.registry;
+            need!(
+                reg.contains(k) && *k != reg.aliases.stable && s.rollout.is_none(),
+                "state.kickoff",
+                "{k:?} cannot start rolling out"
+            );
+        }
+        Ok(())
+    }
+
+    /// A time that records something past: at most the policy's time.
+    fn past(&self, t: Timestamp, path: impl FnOnce() -> String) -> Result<(), Error> {
+        need!(
+            t <= self.state.now,
+            path(),
+            "time {t} is after the policy's time {}",
+            self.state.now
+        );
+        Ok(())
+    }
+
+    fn validate_registry(&self) -> Result<(), Error> {
+        let reg = &self.state.registry;
+        let max = self.config.limits.versions_max;
+        need!(
+            reg.versions.len() as u64 <= u64::from(max),
+            "state.registry.versions",
+            "{} versions, limits.versions_max is {max}",
+            reg.versions.len()
+        );
+        need!(
+            reg.next_seq <= COUNTER_MAX,
+            "state.registry.next_seq",
+            "{} is above 2^53-1",
+            reg.next_seq
+        );
+        let stable_stage = match &self.state.rollout {
+            Some(r) if r.promoted_at.is_some() => Lifecycle::Baking,
+            _ => Lifecycle::Stable,
+        };
+        let rollout = self.state.rollout.as_ref().map(|r| r.version.as_str());
+        for (i, v) in reg.versions.iter().enumerate() {
+            let path = |field: &str| format!("state.registry.versions[{i}].{field}");
+            need!(
+                reg.versions[..i].iter().all(|w| w.id != v.id),
+                path("id"),
+                "{:?} is registered twice",
+                v.id
+            );
+            need!(
+                v.seq < reg.next_seq && v.held_stable.is_none_or(|s| s < reg.next_seq),
+                path("seq"),
+                "sequence number not below next_seq"
+            );
+            if let Some(at) = v.validated.map(|x| x.at) {
+                self.past(at, || path("validated.at"))?;
+            }
+            // Exactly the stable version serves all traffic, and only the rollout's
+            // is rolling out.
+            let want = if v.id == reg.aliases.stable {
+                Some(stable_stage)
+            } else if Some(v.id.as_str()) == rollout {
+                Some(Lifecycle::RollingOut)
+            } else {
+                None
+            };
+            let serving = matches!(
+                v.stage,
+                Lifecycle::Stable | Lifecycle::Baking | Lifecycle::RollingOut
+            );
+            need!(
+                want.map_or(!serving, |w| v.stage == w),
+                path("stage"),
+                "{:?} is {:?}",
+                v.id,
+                v.stage
+            );
+        }
+        let a = &reg.aliases;
+        for (id, path) in [
+            (Some(&a.stable), "state.registry.aliases.stable"),
+            (Some(&a.golden), "state.registry.aliases.golden"),
+            (a.previous.as_ref(), "state.registry.aliases.previous"),
+            (a.candidate.as_ref(), "state.registry.aliases.candidate"),
+        ] {
+            if let Some(id) = id {
+                need!(reg.contains(id), path, "no version {id:?}");
+            }
+        }
+        let candidate = self
+            .state
+            .rollout
+            .as_ref()
+            .filter(|r| r.promoted_at.is_none())
+            .map(|r| &r.version);
+        need!(
+            a.candidate.as_ref() == candidate,
+            "state.registry.aliases.candidate",
+            "the candidate is {:?}, the rollout's is {candidate:?}",
+            a.candidate
+        );
+        Ok(())
+    }
+
+    fn validate_arms(&self, buckets: bool) -> Result<(), Error> {
+        let s = &self.state;
+        let a = &s.registry.aliases;
+        let rollout = s.rollout.as_ref();
+        // The stable version's arm, and during a rollout the candidate's; after the
+        // promotion these are the new stable's and the previous version's.
+        let live = |v: &str| {
+            v == a.stable
+                || rollout.is_some_and(|r| {
+                    v == r.version || (r.promoted_at.is_some() && a.previous.as_deref() == Some(v))
+                })
+        };
+        let want = 1 + usize::from(rollout.is_some());
+        need!(
+            s.arms.len() == want,
+            "state.arms",
+            "{} arms, expected {want}",
+            s.arms.len()
+        );
+        let has = |v: &str| s.arms.iter().any(|arm| arm.version == v);
+        need!(has(&a.stable), "state.arms", "no arm of the stable version");
+        if let Some(r) = rollout {
+            need!(
+                has(&r.version),
+                "state.arms",
+                "no arm of the rollout's version"
+            );
+        }
+        for (i, arm) in s.arms.iter().enumerate() {
+            need!(
+                live(&arm.version) && s.arms[..i].iter().all(|b| b.version != arm.version),
+                format!("state.arms[{i}].version"),
+                "{:?} is not a live version or has two arms",
+                arm.version
+            );
+            need!(
+                arm.windows.len() == self.plan.shapes.len(),
+                format!("state.arms[{i}].windows"),
+                "{} windows for {} metrics",
+                arm.windows.len(),
+                self.plan.shapes.len()
+            );
+            let windows = arm.windows.iter().zip(&self.plan.shapes);
+            for (m, (w, shape)) in windows.enumerate().filter(|_| buckets) {
+                let path = format!("state.arms[{i}].windows[{m}]");
+                self.validate_window(w, *shape, &path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_window(&self, w: &Window, shape: WindowShape, path: &str) -> Result<(), Error> {
+        need!(
+            w.slots.len() as u64 == u64::from(shape.buckets),
+            path,
+            "{} buckets, the metric has {}",
+            w.slots.len(),
+            shape.buckets
+        );
+        let hist_len = shape.hist.map_or(0, |h| h.len());
+        let n = w.slots.len() as u64;
+        let latest = self.state.now / shape.width_ms;
+        for (j, slot) in w.slots.iter().enumerate() {
+            let at = |field: &str| format!("{path}[{j}].{field}");
+            need!(
+                slot.hist.len() as u64 == u64::from(hist_len),
+                at("hist"),
+                "{} histogram bins, the metric has {hist_len}",
+                slot.hist.len()
+            );
+            // A bucket lives in the ring slot of its epoch; a never-used one says 0.
+            let empty = slot_is_empty(slot);
+            need!(
+                (slot.epoch % n == j as u64 || (slot.epoch == 0 && empty)) && slot.epoch <= latest,
+                at("epoch"),
+                "epoch {} does not belong in slot {j} at time {}",
+                slot.epoch,
+                self.state.now
+            );
+            need!(
+                slot.count <= COUNTER_MAX,
+                at("count"),
+                "{} is above 2^53-1",
+                slot.count
+            );
+            need!(
+                slot.total <= COUNTER_MAX,
+                at("total"),
+                "{} is above 2^53-1",
+                slot.total
+            );
+            need!(
+                slot.events <= slot.total,
+                at("events"),
+                "{} events of {}",
+                slot.events,
+                slot.total
+            );
+            if slot.count == 0 {
+                need!(empty, format!("{path}[{j}]"), "an empty bucket holds data");
+                continue;
+            }
+            match shape.kind {
+                crate::config::MetricKind::Value => {
+                    let fine = |x: f64| x.abs() <= VALUE_ABS_MAX;
+                    need!(fine(slot.min), at("min"), "{} is out of range", slot.min);
+                    need!(fine(slot.max), at("max"), "{} is out of range", slot.max);
+                    need!(
+                        slot.min <= slot.max,
+                        at("min"),
+                        "min {} is above max {}",
+                        slot.min,
+                        slot.max
+                    );
+                    need!(
+                        slot.sum.abs() <= SUM_ABS_MAX,
+                        at("sum"),
+                        "{} is out of range",
+                        slot.sum
+                    );
+                    need!(
+                        slot.events == 0 && slot.total == 0,
+                        at("total"),
+                        "counts in a value metric"
+                    );
+                    let binned: u64 = slot.hist.iter().map(|c| u64::from(*c)).sum();
+                    need!(
+                        binned <= slot.count,
+                        at("hist"),
+                        "{binned} values binned of {}",
+                        slot.count
+                    );
+                }
+                crate::config::MetricKind::Count => {
+                    need!(
+                        slot.sum == 0.0 && slot.min == 0.0 && slot.max == 0.0,
+                        at("sum"),
+                        "values in a count metric"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_gates(&self) -> Result<(), Error> {
+        let gates = &self.state.gates;
+        need!(
+            gates.len() == self.config.gates.len(),
+            "state.gates",
+            "{} gate states for {} gates",
+            gates.len(),
+            self.config.gates.len()
+        );
+        for (i, g) in gates.iter().enumerate() {
+            for (t, field) in [
+                (g.failing_since, "failing_since"),
+                (g.onset, "onset"),
+                (g.last_failure, "last_failure"),
+                (g.tripped_at, "tripped_at"),
+            ] {
+                if let Some(t) = t {
+                    self.past(t, || format!("state.gates[{i}].{field}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_rollout(&self) -> Result<(), Error> {
+        let Some(r) = &self.state.rollout else {
+            return Ok(());
+        };
+        let reg = &self.state.registry;
+        need!(
+            reg.contains(&r.version),
+            "state.rollout.version",
+            "no version {:?}",
+            r.version
+        );
+        // Before the promotion the candidate is not the stable version; after it, it is.
+        need!(
+            (r.version == reg.aliases.stable) == r.promoted_at.is_some(),
+            "state.rollout.version",
+            "{:?} is {}the stable version",
+            r.version,
+            if r.promoted_at.is_some() { "not " } else { "" }
+        );
+        need!(
+            (r.stage as usize) < self.plan.stages.len(),
+            "state.rollout.stage",
+            "stage {} of {}",
+            r.stage,
+            self.plan.stages.len()
+        );
+        need!(
+            r.weight <= 100,
+            "state.rollout.weight",
+            "{} is above 100",
+            r.weight
+        );
+        self.past(r.started_at, || "state.rollout.started_at".into())?;
+        if let Some(t) = r.promoted_at {
+            self.past(t, || "state.rollout.promoted_at".into())?;
+        }
+        need!(
+            r.stage_ends_at.is_none_or(|t| t <= TIME_MAX),
+            "state.rollout.stage_ends_at",
+            "time above 2^53-1"
+        );
+        if let Some(p) = &r.pause {
+            self.past(p.since, || "state.rollout.pause.since".into())?;
+            need!(
+                p.deadline.is_none_or(|t| t <= TIME_MAX),
+                "state.rollout.pause.deadline",
+                "time above 2^53-1"
+            );
+        }
+        Ok(())
+    }
+
+    /// A pending action, or the one a `resume` would retry.
+    fn validate_pending(&self, p: &Pending, path: &str) -> Result<(), Error> {
+        let s = &self.state;
+        need!(
+            p.id >= 1 && p.id < s.next_action_id,
+            format!("{path}.id"),
+            "action {} is not below next_action_id {}",
+            p.id,
+            s.next_action_id
+        );
+        need!(
+            p.deadline <= TIME_MAX,
+            format!("{path}.deadline"),
+            "time above 2^53-1"
+        );
+        let at = |field: &str| format!("{path}.action.{field}");
+        let rollout = s.rollout.as_ref();
+        let candidate = |version: &String| {
+            rollout.is_some_and(|r| r.promoted_at.is_none() && r.version == *version)
+        };
+        match &p.action {
+            Action::Rollback {
+                from,
+                to,
+                degradation_started_at,
+                ..
+            } => {
+                let target = s.registry.get(to);
+                need!(target.is_some(), at("to"), "no version {to:?}");
+                need!(
+                    target.is_some_and(crate::registry::Version::is_target),
+                    at("to"),
+                    "{to:?} is failed or not validated"
+                );
+                need!(
+                    *from == self.judged_version() && from != to,
+                    at("from"),
+                    "{from:?} is not the version judged"
+                );
+                need!(
+                    matches!(p.mark, Some(Lifecycle::Failed | Lifecycle::Aborted)),
+                    format!("{path}.mark"),
+                    "a rollback marks its version failed or aborted"
+                );
+                if let Some(t) = degradation_started_at {
+                    self.past(*t, || at("degradation_started_at"))?;
+                }
+                return Ok(());
+            }
+            Action::StartShadow { version }
+            | Action::StartPreview { version }
+            | Action::SetWeight { version, .. } => {
+                need!(candidate(version), at("version"), "not the candidate");
+            }
+            Action::Promote { version, from } => {
+                need!(candidate(version), at("version"), "not the candidate");
+                need!(
+                    *from == s.registry.aliases.stable,
+                    at("from"),
+                    "not the stable version"
+                );
+            }
+            Action::PauseForApproval { .. } | Action::Hold {} | Action::Escalate {} => {
+                need!(
+                    false,
+                    format!("{path}.action"),
+                    "not an action to acknowledge"
+                );
+            }
+        }
+        need!(
+            p.mark.is_none(),
+            format!("{path}.mark"),
+            "only rollbacks mark versions"
+        );
+        Ok(())
+    }
+
+    /// Runs [`Policy::validate`] after an accepted input, in debug builds only. The
+    /// buckets are checked while the windows hold at most [`DEBUG_CELLS_MAX`] cells
+    /// (the tests' policies do), so that a debug build fed a large policy sample by
+    /// sample does not spend its time re-reading every bucket at every sample.
+    #[inline]
+    pub(super) fn debug_validate(&self) {
+        #[cfg(debug_assertions)]
+        {
+            let windows = self.state.arms.iter().flat_map(|a| &a.windows);
+            let cells: usize = windows
+                .map(|w| w.slots.len() * (1 + w.slots.first().map_or(0, |s| s.hist.len())))
+                .sum();
+            if let Err(e) = self.check(cells <= DEBUG_CELLS_MAX) {
+                panic!("an accepted input left an invalid state: {e}");
+            }
+        }
+    }
+
+    /// Refuses an input while a counter it may move is too close to its limit.
+    pub(super) fn check_counters(&self) -> Result<(), Error> {
+        let s = &self.state;
+        let room = |n: u64| n <= COUNTER_MAX - COUNTER_HEADROOM;
+        ensure(
+            room(s.next_action_id) && room(s.registry.next_seq),
+            ErrorCode::LimitExceeded,
+            "",
+            || "the policy's action ids or version sequence numbers are used up".into(),
+        )
+    }
+
+    /// Refuses `rows` more samples for the bucket of `at` in the window of `arm` and
+    /// `metric` if its sample count would pass [`COUNTER_MAX`]. `rows` counts every
+    /// sample of the input so far, as if all went into this bucket.
+    pub(super) fn check_room(
+        &self,
+        arm: &str,
+        metric: usize,
+        at: Timestamp,
+        rows: u64,
+        path: &str,
+    ) -> Result<(), Error> {
+        let Some(w) = self.window(arm, metric) else {
+            return Ok(());
+        };
+        let used = w.count_at(self.plan.shapes[metric], at);
+        ensure(
+            used <= COUNTER_MAX.saturating_sub(rows),
+            ErrorCode::CountOutOfRange,
+            path,
+            || format!("the bucket of time {at} holds {used} samples, 2^53-1 at most"),
+        )
+    }
+
+    /// [`Policy::check_room`] for a column of `rows` samples: room in every bucket.
+    pub(super) fn check_column_room(
+        &self,
+        arm: &str,
+        metric: usize,
+        rows: u64,
+    ) -> Result<(), Error> {
+        let Some(w) = self.window(arm, metric) else {
+            return Ok(());
+        };
+        let used = w.slots.iter().map(|s| s.count).max().unwrap_or(0);
+        ensure(
+            used <= COUNTER_MAX.saturating_sub(rows),
+            ErrorCode::CountOutOfRange,
+            "at",
+            || format!("a bucket holds {used} samples, {rows} more would pass 2^53-1"),
+        )
+    }
+}
+
+/// A bucket as reset: no samples, no sums, no bins.
+fn slot_is_empty(s: &Slot) -> bool {
+    s.count == 0
+        && s.sum == 0.0
+        && s.min == 0.0
+        && s.max == 0.0
+        && s.events == 0
+        && s.total == 0
+        && s.hist.iter().all(|c| *c == 0)
+}

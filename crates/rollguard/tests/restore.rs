@@ -1,0 +1,225 @@
+//! Restoring hand-edited snapshots: every state the code could not have reached is
+//! refused with `snapshot_corrupt` and the path of the offending field, and counters at
+//! their limit refuse the input that would overflow them.
+
+use rollguard::{ErrorCode, Input, Policy, TIME_MAX, TargetKind};
+use serde_json::{Value, json};
+
+const CONFIG: &str = r#"{"format_version": 1,
+    "versions": [{"id": "v1", "digest": "d1", "validated": true},
+                 {"id": "v2", "digest": "d2"}],
+    "stable": "v1",
+    "metrics": [{"name": "latency_ms", "kind": "value", "window_ms": 10000, "buckets": 2},
+                {"name": "errors", "kind": "count", "window_ms": 10000, "buckets": 2}],
+    "gates": [{"name": "p95", "metric": "latency_ms", "stat": "p95",
+               "rule": {"kind": "vs_baseline", "max_ratio": 1.3}}],
+    "strategy": {"kind": "canary",
+                 "steps": [{"kind": "set_weight", "weight": 10, "duration_ms": 60000}]},
+    "analysis": {"interval_ms": 1000}}"#;
+
+/// A rollout of v2 at 10 %, with samples of both arms in both buckets (arms[0] is v1,
+/// arms[1] is v2; slot 0 holds epoch 0, slot 1 epoch 1).
+fn canary() -> Policy {
+    let mut p = Policy::from_json(CONFIG, 0).unwrap();
+    let step = p
+        .handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap();
+    let id = step.decisions[0].action_id.unwrap();
+    let _ = p
+        .handle(&Input::Ack {
+            at: 0,
+            action_id: id,
+        })
+        .unwrap();
+    for t in [100, 200, 5_100, 5_200] {
+        for arm in ["v1", "v2"] {
+            let _ = p
+                .observe_value(t, arm, "latency_ms", 80.0 + t as f64 / 1000.0)
+                .unwrap();
+            let _ = p.observe_count(t, arm, "errors", 1, 10).unwrap();
+        }
+    }
+    p
+}
+
+/// The canary with an operator's rollback to v1 pending (action 2).
+fn rolling_back() -> Policy {
+    let mut p = canary();
+    let _ = p
+        .handle(&Input::RevertNow {
+            at: 5_300,
+            target: Some(TargetKind::Stable),
+            version: None,
+        })
+        .unwrap();
+    assert_eq!(p.status().pending_action, Some(2));
+    p
+}
+
+/// The same rollback failed: automation halts, and `resume` would retry it.
+fn halted() -> Policy {
+    let mut p = rolling_back();
+    let _ = p
+        .handle(&Input::ActionFailed {
+            at: 5_400,
+            action_id: 2,
+            reason: "router down".into(),
+        })
+        .unwrap();
+    assert!(p.status().halted.is_some());
+    p
+}
+
+fn snapshot(p: &Policy) -> Value {
+    serde_json::from_str(&p.snapshot().to_json()).unwrap()
+}
+
+/// Restores `doc`, expecting `snapshot_corrupt` at `path`.
+#[track_caller]
+fn refused_at(doc: &Value, path: &str) {
+    match Policy::restore_json(&doc.to_string()) {
+        Ok(_) => panic!("restored a snapshot corrupt at {path}"),
+        Err(e) => {
+            assert_eq!(e.code, ErrorCode::SnapshotCorrupt, "{e}");
+            assert_eq!(e.path, path, "{e}");
+        }
+    }
+}
+
+#[test]
+fn reachable_states_validate_and_restore() {
+    for p in [canary(), rolling_back(), halted()] {
+        assert_eq!(p.validate(), Ok(()));
+        let q = Policy::restore_json(&p.snapshot().to_json()).unwrap();
+        assert!(q == p);
+    }
+}
+
+#[test]
+fn a_slot_whose_min_is_above_its_max_is_refused() {
+    // Restored, it panicked at the next analysis (`f64::clamp`), release builds too.
+    let mut doc = snapshot(&canary());
+    let slot = &mut doc["state"]["arms"][1]["windows"][0][1];
+    assert_eq!(slot["count"], 2);
+    slot["min"] = json!(500.0);
+    refused_at(&doc, "state.arms[1].windows[0][1].min");
+}
+
+#[test]
+fn counters_at_u64_max_are_refused() {
+    let mut doc = snapshot(&canary());
+    doc["state"]["arms"][0]["windows"][0][0]["count"] = json!(u64::MAX);
+    refused_at(&doc, "state.arms[0].windows[0][0].count");
+
+    let mut doc = snapshot(&canary());
+    doc["state"]["next_action_id"] = json!(u64::MAX);
+    refused_at(&doc, "state.next_action_id");
+
+    let mut doc = snapshot(&canary());
+    doc["state"]["registry"]["next_seq"] = json!(u64::MAX);
+    refused_at(&doc, "state.registry.next_seq");
+}
+
+#[test]
+fn rollbacks_to_unknown_versions_are_refused() {
+    let mut doc = snapshot(&rolling_back());
+    doc["state"]["pending"]["action"]["to"] = json!("ghost");
+    refused_at(&doc, "state.pending.action.to");
+
+    let mut doc = snapshot(&halted());
+    doc["state"]["halt"]["retry"]["action"]["to"] = json!("ghost");
+    refused_at(&doc, "state.halt.retry.action.to");
+
+    // Known, but not a target: v2 was never validated.
+    let mut doc = snapshot(&halted());
+    doc["state"]["halt"]["retry"]["action"]["to"] = json!("v2");
+    doc["state"]["halt"]["retry"]["action"]["from"] = json!("v1");
+    refused_at(&doc, "state.halt.retry.action.to");
+}
+
+#[test]
+fn a_rollout_of_the_stable_version_is_refused() {
+    let mut doc = snapshot(&canary());
+    doc["state"]["rollout"]["version"] = json!("v1");
+    refused_at(&doc, "state.rollout.version");
+}
+
+#[test]
+fn a_missing_candidate_arm_is_refused() {
+    let mut doc = snapshot(&canary());
+    doc["state"]["arms"].as_array_mut().unwrap().pop();
+    refused_at(&doc, "state.arms");
+}
+
+#[test]
+fn duplicated_bucket_epochs_are_refused() {
+    // Slot 1 holds epoch 1; a copy of it in slot 0 would be counted twice.
+    let mut doc = snapshot(&canary());
+    let windows = &mut doc["state"]["arms"][1]["windows"][0];
+    windows[0] = windows[1].clone();
+    refused_at(&doc, "state.arms[1].windows[0][0].epoch");
+}
+
+#[test]
+fn unknown_fields_inside_the_state_are_refused() {
+    // (the object's path in errors, its JSON pointer)
+    let objects = [
+        ("state", "/state"),
+        ("state.rollout", "/state/rollout"),
+        ("state.registry", "/state/registry"),
+        ("state.registry.versions[0]", "/state/registry/versions/0"),
+        ("state.arms[0]", "/state/arms/0"),
+        ("state.arms[0].windows[0][0]", "/state/arms/0/windows/0/0"),
+        ("state.gates[0]", "/state/gates/0"),
+        ("state.gates[0].detector", "/state/gates/0/detector"),
+        ("state.pending.action", "/state/pending/action"),
+    ];
+    for (path, pointer) in objects {
+        let mut doc = snapshot(&rolling_back());
+        let object = doc
+            .pointer_mut(pointer)
+            .and_then(Value::as_object_mut)
+            .unwrap();
+        object.insert("bogus".into(), json!(1));
+        let e = Policy::restore_json(&doc.to_string()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::SnapshotCorrupt, "{path}: {e}");
+        assert!(
+            e.path == path || e.path == format!("{path}.bogus"),
+            "{path}: {e}"
+        );
+    }
+}
+
+#[test]
+fn an_input_that_would_overflow_a_counter_is_refused() {
+    // Action ids at the limit: the next action could not get an id any binding can
+    // represent, so inputs are refused and the policy stays as it was.
+    let mut doc = snapshot(&canary());
+    doc["state"]["next_action_id"] = json!(TIME_MAX);
+    let mut p = Policy::restore_json(&doc.to_string()).unwrap();
+    let before = p.clone();
+    let e = p.tick(70_000).unwrap_err();
+    assert_eq!(e.code, ErrorCode::LimitExceeded, "{e}");
+    assert!(p == before);
+
+    // A bucket holding 2^53 - 1 samples takes no more.
+    let mut doc = snapshot(&canary());
+    doc["state"]["arms"][0]["windows"][0][1]["count"] = json!(TIME_MAX);
+    let mut p = Policy::restore_json(&doc.to_string()).unwrap();
+    let before = p.clone();
+    let e = p.observe_value(5_300, "v1", "latency_ms", 1.0).unwrap_err();
+    assert_eq!(
+        (e.code, e.path.as_str()),
+        (ErrorCode::CountOutOfRange, "at")
+    );
+    let e = p
+        .observe_values("v1", "latency_ms", &[5_300], &[1.0])
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::CountOutOfRange, "{e}");
+    assert!(p == before);
+    // Another bucket (a new epoch in slot 0) still does.
+    let _ = p.observe_value(10_000, "v1", "latency_ms", 1.0).unwrap();
+}
