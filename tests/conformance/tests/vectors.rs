@@ -6,7 +6,8 @@
 
 use rollguard::{ErrorCode, Input, Policy, Sample};
 use rollguard_conformance::{
-    BLESS_VAR, MIN_VECTORS, find_vectors, relative_name, run_vector, to_pretty, vectors_dir,
+    BLESS_VAR, MIN_VECTORS, find_vectors, relative_name, repeated_key, run_vector, to_pretty,
+    vectors_dir,
 };
 use serde_json::Value;
 
@@ -21,6 +22,10 @@ fn vectors() {
     for path in &files {
         let name = relative_name(&dir, path);
         let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(key) = repeated_key(&text) {
+            failures.push(format!("{name}: an object repeats the key {key}"));
+            continue;
+        }
         let doc: Value = match serde_json::from_str(&text) {
             Ok(doc) => doc,
             Err(e) => {
@@ -116,4 +121,14 @@ fn json_numbers_beyond_f64_are_invalid_json_not_infinity() {
         .unwrap_err();
     assert_eq!((e.code, e.path.as_str()), (ErrorCode::InvalidJson, "value"));
     assert!(serde_json::from_str::<Value>("1e400").is_err());
+}
+
+#[test]
+fn vector_files_that_repeat_a_key_are_caught() {
+    assert_eq!(
+        repeated_key(r#"{"a": 1, "b": [{"c": 1, "c": 2}]}"#).as_deref(),
+        Some("\"c\"")
+    );
+    assert_eq!(repeated_key(r#"{"a": {"a": 1}, "b": [{"a": 2}]}"#), None);
+    assert_eq!(repeated_key("not json"), None);
 }
