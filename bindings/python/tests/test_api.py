@@ -101,6 +101,24 @@ def test_input_errors_leave_the_policy_unchanged(config: dict) -> None:
     assert p.snapshot_json() == before
 
 
+def test_paths_name_odd_keys_and_text_refuses_repeated_keys(config: dict) -> None:
+    p = Policy(config)
+    before = p.snapshot_json()
+    # A key that is not an identifier is written as a JSON string in brackets, by the
+    # binding's own conversion (NaN) as by the core (an unknown field).
+    with pytest.raises(InputError) as e:
+        p.handle({"kind": "tick", "at": 5, "a.b": math.nan})
+    assert (e.value.code, e.value.path) == ("non_finite_value", '["a.b"]')
+    with pytest.raises(InputError) as e:
+        p.handle({"kind": "tick", "at": 5, "a.b": 1})
+    assert (e.value.code, e.value.path) == ("invalid_json", '["a.b"]')
+    # A dict cannot repeat a key; text can, and is refused, not read as "last wins".
+    with pytest.raises(InputError) as e:
+        p.handle_json('{"kind": "tick", "at": 1000, "at": 500}')
+    assert (e.value.code, e.value.path) == ("duplicate_key", "at")
+    assert p.snapshot_json() == before
+
+
 def test_exceptions_pickle_with_their_code(config: dict) -> None:
     p = Policy(config)
     with pytest.raises(InputError) as e:
