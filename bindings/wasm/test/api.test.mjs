@@ -50,6 +50,21 @@ describe("errors", () => {
     assert.deepEqual(thrown(() => new Policy(null)).code, "invalid_json");
   });
 
+  test("paths name odd keys as the core does; text refuses a repeated key", () => {
+    const p = new Policy(config, 1000);
+    const before = p.snapshotJson();
+    // A key that is not an identifier is a JSON string in brackets, from the binding's
+    // own conversion (NaN) as from the core (an unknown field).
+    assert.deepEqual(thrown(() => p.handle({ kind: "tick", at: 1000, "a.b": Number.NaN })), {
+      code: "non_finite_value",
+      path: '["a.b"]',
+    });
+    assert.deepEqual(thrown(() => p.handle({ kind: "tick", at: 1000, "a.b": 1 })), { code: "invalid_json", path: '["a.b"]' });
+    // An object cannot repeat a key; text can, and is refused, not read as "last wins".
+    assert.deepEqual(thrown(() => p.handleJson('{"kind":"tick","at":1000,"at":500}')), { code: "duplicate_key", path: "at" });
+    assert.equal(p.snapshotJson(), before);
+  });
+
   test("times are integers below 2^53, never truncated", () => {
     assert.deepEqual(thrown(() => new Policy(config, 2 ** 53)), { code: "time_out_of_range", path: "now" });
     assert.deepEqual(thrown(() => new Policy(config, 0.5)), { code: "invalid_json", path: "now" });
