@@ -3,11 +3,11 @@
 //! boundary or cross-referenced numbers, strings to other strings of the snapshot,
 //! array lengths, optional fields, unknown fields), mostly inside `state`.
 //!
-//! Every state that restore accepts must be a state the policy could hold: its snapshot
-//! round-trips (snapshot → JSON → restore → an equal policy, and the `Snapshot` itself
-//! is unchanged through JSON), text and `serde_json::Value` restore alike, and it takes
-//! more inputs and the run loop with every invariant of the driver holding, after which
-//! its snapshot round-trips again.
+//! Every state that restore accepts must be a state the policy could hold: it passes
+//! `Policy::validate`, its snapshot round-trips (snapshot → JSON → restore → an equal
+//! policy, and the `Snapshot` itself is unchanged through JSON), text and
+//! `serde_json::Value` restore alike, and it takes more inputs and the run loop with
+//! every invariant of the driver holding, after which it passes both checks again.
 #![no_main]
 
 mod common;

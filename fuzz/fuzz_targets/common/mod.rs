@@ -919,11 +919,15 @@ pub fn same_parse<T: PartialEq + std::fmt::Debug>(
 
 // ------------------------------------------------------------------ whole-state checks
 
-/// What every policy, however it was reached, must satisfy: its snapshot survives the
-/// JSON text (as a `Snapshot` and as a policy) and restores to an equal policy.
+/// What every policy, however it was reached, must satisfy: it passes
+/// [`Policy::validate`], and its snapshot survives the JSON text (as a `Snapshot` and
+/// as a policy) and restores to an equal policy.
 ///
 /// `what` names the policy in the panic message.
 pub fn assert_round_trip(p: &Policy, what: &str) {
+    if let Err(e) = p.validate() {
+        panic!("{what} fails validate: {e}");
+    }
     let snapshot = p.snapshot();
     let text = snapshot.to_json();
     let parsed = rollguard::Snapshot::from_json(&text)
