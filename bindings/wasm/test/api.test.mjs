@@ -228,10 +228,10 @@ describe("replay and the package", () => {
         assert.deepEqual({ code: e.code, path: e.path }, { code: entry.error.code, path: entry.error.path });
       }
     });
-    // The demo's story: v3 is rolled back at 1:37:06.
+    // The demo's story: v3 is rolled back at 1:36:06.
     const rollbacks = trace.flatMap((e) => e.step?.decisions ?? []).filter((d) => d.kind === "rollback");
     assert.equal(rollbacks[0].from, "v3");
-    assert.equal(rollbacks[0].at, 5826000);
+    assert.equal(rollbacks[0].at, 5766000);
   });
 
   test("replay refuses a bad scenario", () => {

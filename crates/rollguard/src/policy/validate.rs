@@ -80,6 +80,16 @@ impl Policy {
         if let Some(p) = &s.pending {
             self.validate_pending(p, "state.pending")?;
         }
+        // Every input fires the timers due at its time before it is applied, and what it
+        // arms is due at or after its time: no armed timer is ever overdue.
+        if let Some(due) = self.next_deadline() {
+            need!(
+                due >= s.now,
+                "state.now",
+                "a timer due at {due} is overdue at {}",
+                s.now
+            );
+        }
         if let Some(p) = s.halt.as_ref().and_then(|h| h.retry.as_ref()) {
             self.validate_pending(p, "state.halt.retry")?;
         }
