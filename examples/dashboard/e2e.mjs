@@ -9,7 +9,7 @@
 // 2. the trace computed in the page equals the native one, entry by entry, as JSON values
 //    (`--expected`: the JSONL of `rollguard replay examples/scenarios/demo.json --all`;
 //    without it, this script runs that command);
-// 3. the v3 rollback shows at 1:37:06 (summary card, decision list, chart hover tooltip);
+// 3. the v3 rollback shows at 1:36:06 (summary card, decision list, chart hover tooltip);
 // 4. a screenshot is written (default: target/dashboard.png at the workspace root).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -80,7 +80,7 @@ try {
   const card = page.locator(`.card.rollback[data-at="${ROLLBACK_AT}"]`);
   assert.equal(await card.count(), 1, "a summary card for the v3 rollback");
   const cardText = await card.textContent();
-  assert.match(cardText, /1:37:06/);
+  assert.match(cardText, /1:36:06/);
   assert.match(cardText, /Roll back v3 → v2/);
   assert.match(cardText, /p95_latency_vs_stable/);
   assert.match(cardText, /1:34:00/, "the estimated onset");
@@ -100,7 +100,7 @@ try {
   const tipText = await tip.textContent();
   assert.match(tipText, /Roll back v3 → v2/);
   assert.match(tipText, /gate_failed/);
-  console.log("e2e: the v3 rollback shows at 1:37:06 (card, list, hover tooltip)");
+  console.log("e2e: the v3 rollback shows at 1:36:06 (card, list, hover tooltip)");
   mkdirSync(dirname(args.screenshot), { recursive: true });
   const hover = args.screenshot.replace(/(\.png)?$/, "-hover.png");
   await page.screenshot({ path: hover, fullPage: true });
