@@ -256,6 +256,15 @@ impl<'de> Visitor<'de> for UniqueVisitor {
     }
 }
 
+/// The first key that some object of `text` repeats, as a path element (`c`,
+/// `["a.b"]`): what every document parser of this crate refuses with `duplicate_key`.
+/// `None` when every object's keys are unique, or the text is not JSON.
+pub fn repeated_key(text: &str) -> Option<String> {
+    let message = serde_json::from_str::<UniqueValue>(text).err()?.to_string();
+    let (path, rest) = split_marked(&message)?;
+    rest.starts_with(DUPLICATE_KEY).then(|| path.to_string())
+}
+
 /// Reads a map of string keys (`#[serde(deserialize_with = "crate::json::unique_map")]`),
 /// refusing a repeated key instead of keeping the last.
 pub(crate) fn unique_map<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>

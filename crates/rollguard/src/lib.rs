@@ -98,7 +98,7 @@ pub use config::{
 pub use error::{Error, ErrorCode};
 pub use footprint::Footprint;
 pub use input::{Input, Sample, TargetKind, count_from_number};
-pub use json::key_path;
+pub use json::{key_path, repeated_key};
 pub use lint::{ConfigWarning, WarningCode};
 pub use output::{
     Action, Decision, Event, EventKind, GateReport, PauseKind, Reason, Step, Verdict,

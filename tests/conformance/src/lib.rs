@@ -693,79 +693,12 @@ fn write_pretty(v: &Value, indent: usize, prefix: usize, out: &mut String) {
     out.push(if v.is_array() { ']' } else { '}' });
 }
 
-/// The first key that some object of `text` repeats, if any (`None` too for text that
-/// is not JSON). A vector file must not repeat a key: every runner reads it as parsed
-/// JSON, which keeps only one of them.
+/// The first key that some object of `text` repeats, quoted, if any (`None` too for
+/// text that is not JSON). A vector file must not repeat a key: every runner reads it as
+/// parsed JSON, which keeps only one of them. The check is the core's
+/// ([`rollguard::repeated_key`]).
 pub fn repeated_key(text: &str) -> Option<String> {
-    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-
-    const MARK: &str = "repeated key ";
-
-    /// Any JSON value; refuses an object that repeats a key.
-    struct Unique;
-
-    impl<'de> serde::Deserialize<'de> for Unique {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(Unique)
-        }
-    }
-
-    impl<'de> Visitor<'de> for Unique {
-        type Value = Unique;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("any JSON value")
-        }
-
-        fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
-            Ok(Unique)
-        }
-
-        fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
-            Ok(Unique)
-        }
-
-        fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
-            Ok(Unique)
-        }
-
-        fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
-            Ok(Unique)
-        }
-
-        fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
-            Ok(Unique)
-        }
-
-        fn visit_unit<E>(self) -> Result<Unique, E> {
-            Ok(Unique)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
-            while seq.next_element::<Unique>()?.is_some() {}
-            Ok(Unique)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
-            let mut seen = std::collections::BTreeSet::new();
-            while let Some(key) = map.next_key::<String>()? {
-                if seen.contains(&key) {
-                    return Err(de::Error::custom(format!("{MARK}{key:?}")));
-                }
-                map.next_value::<Unique>()?;
-                seen.insert(key);
-            }
-            Ok(Unique)
-        }
-    }
-
-    let e = serde_json::from_str::<Unique>(text).err()?.to_string();
-    let key = e.strip_prefix(MARK)?;
-    Some(
-        key.rsplit_once(" at line ")
-            .map_or(key, |(k, _)| k)
-            .to_string(),
-    )
+    rollguard::repeated_key(text).map(|key| format!("{key:?}"))
 }
 
 #[cfg(test)]
