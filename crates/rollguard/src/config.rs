@@ -962,27 +962,38 @@ impl Limits {
 
 impl VersionSpec {
     pub(crate) fn validate(&self, label_max: u32) -> Result<(), Error> {
-        check_label(&self.id, label_max, "id", false)?;
-        check_label(&self.digest, label_max, "digest", false)?;
-        ensure(
-            self.components.len() as u64 <= u64::from(limits::COMPONENTS_MAX),
-            ErrorCode::LimitExceeded,
-            "components",
-            || {
-                format!(
-                    "{} components, at most {}",
-                    self.components.len(),
-                    limits::COMPONENTS_MAX
-                )
-            },
-        )?;
-        for (k, v) in &self.components {
-            let path = crate::json::key_path("components", k);
-            check_label(k, label_max, &path, false)?;
-            check_label(v, label_max, &path, false)?;
-        }
-        Ok(())
+        check_bundle(&self.id, &self.digest, &self.components, label_max)
     }
+}
+
+/// Checks a bundle's labels: its id, digest and components (as registered, configured
+/// or restored).
+pub(crate) fn check_bundle(
+    id: &str,
+    digest: &str,
+    components: &BTreeMap<String, String>,
+    label_max: u32,
+) -> Result<(), Error> {
+    check_label(id, label_max, "id", false)?;
+    check_label(digest, label_max, "digest", false)?;
+    ensure(
+        components.len() as u64 <= u64::from(limits::COMPONENTS_MAX),
+        ErrorCode::LimitExceeded,
+        "components",
+        || {
+            format!(
+                "{} components, at most {}",
+                components.len(),
+                limits::COMPONENTS_MAX
+            )
+        },
+    )?;
+    for (k, v) in components {
+        let path = crate::json::key_path("components", k);
+        check_label(k, label_max, &path, false)?;
+        check_label(v, label_max, &path, false)?;
+    }
+    Ok(())
 }
 
 impl MetricConfig {

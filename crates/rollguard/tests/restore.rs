@@ -164,6 +164,43 @@ fn duplicated_bucket_epochs_are_refused() {
 }
 
 #[test]
+fn version_labels_a_command_could_not_register_are_refused() {
+    // register_version refuses these; a restored registry must not hold them either.
+    let mut doc = snapshot(&canary());
+    doc["state"]["registry"]["versions"][1]["digest"] = json!("d".repeat(5_000));
+    refused_at(&doc, "state.registry.versions[1].digest");
+
+    let mut doc = snapshot(&canary());
+    doc["state"]["registry"]["versions"][0]["components"] = json!({"model": ""});
+    refused_at(&doc, "state.registry.versions[0].components.model");
+}
+
+#[test]
+fn gate_states_the_persistence_machine_cannot_reach_are_refused() {
+    let doc = snapshot(&canary());
+    assert_eq!(doc["state"]["gates"][0]["consecutive_failures"], 0);
+
+    // Failing in a row, but no streak start.
+    let mut bad = doc.clone();
+    bad["state"]["gates"][0]["consecutive_failures"] = json!(2);
+    refused_at(&bad, "state.gates[0].failing_since");
+
+    // Passing and failing in a row at once.
+    let mut bad = doc.clone();
+    bad["state"]["gates"][0]["consecutive_failures"] = json!(1);
+    bad["state"]["gates"][0]["consecutive_passes"] = json!(1);
+    bad["state"]["gates"][0]["failing_since"] = json!(1_000);
+    bad["state"]["gates"][0]["last_failure"] = json!(1_000);
+    refused_at(&bad, "state.gates[0].consecutive_passes");
+
+    // Tripped, with no onset to report in the rollback.
+    let mut bad = doc.clone();
+    bad["state"]["gates"][0]["tripped_at"] = json!(1_000);
+    bad["state"]["gates"][0]["last_failure"] = json!(1_000);
+    refused_at(&bad, "state.gates[0].onset");
+}
+
+#[test]
 fn unknown_fields_inside_the_state_are_refused() {
     // (the object's path in errors, its JSON pointer)
     let objects = [

@@ -162,6 +162,15 @@ impl Policy {
         let rollout = self.state.rollout.as_ref().map(|r| r.version.as_str());
         for (i, v) in reg.versions.iter().enumerate() {
             let path = |field: &str| format!("state.registry.versions[{i}].{field}");
+            // Labels as register_version checks them, so a restored registry holds
+            // nothing a command could not have put there.
+            let label_max = self.config.limits.label_len_max;
+            crate::config::check_bundle(&v.id, &v.digest, &v.components, label_max).map_err(
+                |e| {
+                    Error::new(ErrorCode::SnapshotCorrupt, e.path, e.message)
+                        .within(format!("state.registry.versions[{i}]"))
+                },
+            )?;
             need!(
                 reg.versions[..i].iter().all(|w| w.id != v.id),
                 path("id"),
@@ -388,6 +397,33 @@ impl Policy {
                     self.past(t, || format!("state.gates[{i}].{field}"))?;
                 }
             }
+            // What GateState::record keeps together: a failing streak has a start and a
+            // latest failure, passes and failures never both run, a tripped gate has
+            // failed and has an onset.
+            let path = |field: &str| format!("state.gates[{i}].{field}");
+            need!(
+                (g.consecutive_failures > 0) == g.failing_since.is_some(),
+                path("failing_since"),
+                "{} failures in a row, failing since {:?}",
+                g.consecutive_failures,
+                g.failing_since
+            );
+            need!(
+                g.consecutive_failures == 0 || g.consecutive_passes == 0,
+                path("consecutive_passes"),
+                "passing and failing in a row at once"
+            );
+            need!(
+                g.failing_since.is_none()
+                    || g.last_failure.is_some_and(|l| g.failing_since <= Some(l)),
+                path("last_failure"),
+                "a failing streak without a failure since it began"
+            );
+            need!(
+                g.tripped_at.is_none() || (g.onset.is_some() && g.last_failure.is_some()),
+                path("onset"),
+                "tripped without an onset or a failure"
+            );
         }
         Ok(())
     }
