@@ -92,6 +92,11 @@ enum Command {
         /// "limits": {...}}
         #[arg(long)]
         json: bool,
+
+        /// The longest policy file read; a longer one is refused with `input_too_long`
+        /// (exit code 2) before it is parsed
+        #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_INPUT_BYTES)]
+        max_input_bytes: u64,
     },
 }
 
@@ -140,8 +145,8 @@ struct ReplayArgs {
     #[arg(long)]
     summary: bool,
 
-    /// The longest input read: a line of the samples file, or the JSON text of one of a
-    /// scenario's inputs (or of any other scenario field). A longer one stops the replay
+    /// The longest input read: the policy file, a line of the samples file, or the JSON
+    /// text of one of a scenario's inputs (or of any other scenario field). A longer one stops the replay
     /// with `input_too_long` (exit code 2) instead of taking gigabytes of memory to parse
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_INPUT_BYTES)]
     max_input_bytes: u64,
@@ -202,8 +207,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Demo(args) => demo::run(args.json, args.all, args.print_scenario),
-        Command::Validate { policy, json } => {
-            let config = rollguard::PolicyConfig::from_json(&replay::read_text(&policy)?)?;
+        Command::Validate {
+            policy,
+            json,
+            max_input_bytes,
+        } => {
+            let text = replay::read_text(&policy, max_input_bytes)?;
+            let config = rollguard::PolicyConfig::from_json(&text)?;
             config.validate()?;
             println!("{}", validate_report(&config, json));
             Ok(())

@@ -48,15 +48,20 @@ pub(crate) enum Origin {
     AutoAck,
 }
 
-/// Reads a file (or stdin for `-`) as UTF-8.
-pub(crate) fn read_text(path: &Path) -> Result<String, CliError> {
+/// Reads a file (or stdin for `-`) of at most `max` bytes as UTF-8; a longer one is
+/// `input_too_long`, found without reading more than `max + 1` bytes of it.
+pub(crate) fn read_text(path: &Path, max: u64) -> Result<String, CliError> {
     let mut bytes = Vec::new();
+    let limit = max.saturating_add(1);
     let result = if path == Path::new("-") {
-        std::io::stdin().lock().read_to_end(&mut bytes)
+        std::io::stdin().lock().take(limit).read_to_end(&mut bytes)
     } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes))
+        std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut bytes))
     };
     result.map_err(|e| CliError::io(path, &e))?;
+    if bytes.len() as u64 > max {
+        return Err(crate::samples::too_long(path.display().to_string(), max));
+    }
     String::from_utf8(bytes).map_err(|e| {
         CliError::bad_input(
             "invalid_utf8",
@@ -518,7 +523,7 @@ pub(crate) fn replay_samples(
     auto_ack: bool,
     options: ReplayOptions,
 ) -> Result<(), CliError> {
-    let config = PolicyConfig::from_json(&read_text(policy_path)?)?;
+    let config = PolicyConfig::from_json(&read_text(policy_path, max_input)?)?;
     let format = format.unwrap_or_else(|| Format::for_path(samples_path));
     let (reader, size) = open(samples_path)?;
     let mut reader = SampleReader::new(reader, format, samples_path, max_input);

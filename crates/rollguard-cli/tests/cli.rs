@@ -477,6 +477,41 @@ fn one_huge_line_or_input_is_refused_by_its_length() {
 }
 
 #[test]
+fn a_policy_file_longer_than_the_limit_is_refused_unread() {
+    // Padded with spaces after the document: valid JSON, 5 KB.
+    let padded = format!("{POLICY}{}", " ".repeat(5_000));
+    let policy = scratch("policy-padded.json", &padded);
+    let policy = policy.to_str().unwrap();
+    let out = rollguard(&["validate", policy, "--max-input-bytes", "4096"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("error: input_too_long at "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(rollguard(&["validate", policy]).status.success());
+
+    let samples = scratch("padded.jsonl", &batch_line(2));
+    let samples = samples.to_str().unwrap();
+    let replay = |max: &str| {
+        rollguard(&[
+            "replay",
+            "--policy",
+            policy,
+            "--samples",
+            samples,
+            "--max-input-bytes",
+            max,
+        ])
+    };
+    let out = replay("4096");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("input_too_long"), "{}", stderr(&out));
+    assert!(trace(&out).is_empty());
+    assert!(replay("8192").status.success());
+}
+
+#[test]
 fn a_scenario_replays_alike_whatever_the_order_of_its_fields() {
     let demo = concat!(
         env!("CARGO_MANIFEST_DIR"),
