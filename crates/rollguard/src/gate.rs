@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{GateConfig, NoData, Persistence, Rule};
 use crate::output::Verdict;
+use crate::stats::window::Reading;
 use crate::time::Timestamp;
-use crate::window::Reading;
 
 /// Per-gate state kept between evaluations by stateful gate kinds (sequential tests,
 /// CUSUM). The built-in rules read windows and keep none.

@@ -76,7 +76,6 @@
 
 mod config;
 mod error;
-mod footprint;
 mod gate;
 mod input;
 mod json;
@@ -86,17 +85,17 @@ mod plan;
 mod policy;
 mod registry;
 mod scenario;
+mod stats;
 mod tagged;
 mod time;
-mod window;
 
+pub use config::footprint::Footprint;
 pub use config::{
     AnalysisConfig, ApprovalConfig, BreakerConfig, CanaryStep, FORMAT_VERSION, GateConfig,
     HistogramRange, Limits, MetricConfig, MetricKind, NoData, OnTimeout, Persistence, Phase,
     PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec, limits,
 };
 pub use error::{Error, ErrorCode};
-pub use footprint::Footprint;
 pub use input::{Input, Sample, TargetKind, count_from_number};
 pub use json::{key_path, repeated_key};
 pub use lint::{ConfigWarning, WarningCode};

@@ -2,8 +2,8 @@
 //! and the window layout of every metric.
 
 use crate::config::{CanaryStep, Phase, PolicyConfig, Strategy};
+use crate::stats::window::WindowShape;
 use crate::time::{TIME_MAX, Timestamp, later};
-use crate::window::WindowShape;
 
 /// One stage of a rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,10 +5,10 @@ use core::mem::size_of;
 
 use super::*;
 use crate::config::VersionSpec;
-use crate::footprint::{BIN_BYTES, GATE_BYTES, SLOT_BYTES, VERSION_BYTES};
+use crate::config::footprint::{BIN_BYTES, GATE_BYTES, SLOT_BYTES, VERSION_BYTES};
 use crate::gate::GateState;
 use crate::registry::Version;
-use crate::window::Slot;
+use crate::stats::window::Slot;
 
 /// Bytes the state has allocated: every `Vec` and `String` by its capacity, plus the
 /// struct itself. B-tree nodes of component maps are not visible; each entry is
@@ -122,7 +122,7 @@ fn the_field_sizes_the_model_counts_cover_this_platform() {
     assert!(size_of::<u32>() as u64 <= BIN_BYTES);
     assert!(size_of::<GateState>() as u64 <= GATE_BYTES);
     assert!(size_of::<Version>() as u64 <= VERSION_BYTES);
-    assert!(size_of::<State>() as u64 <= crate::footprint::STATE_FIXED_BYTES);
+    assert!(size_of::<State>() as u64 <= crate::config::footprint::STATE_FIXED_BYTES);
 }
 
 #[test]

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::input::Count;
+use crate::stats::window::WindowShape;
 use crate::time::{Millis, run_end};
-use crate::window::WindowShape;
 
 impl Policy {
     /// Applies any input.

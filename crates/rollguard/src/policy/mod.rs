@@ -29,8 +29,8 @@ use crate::output::{
 };
 use crate::plan::{Plan, Stage};
 use crate::registry::{Aliases, Registry, Stage as Lifecycle, Validator};
+use crate::stats::window::{Reading, Window};
 use crate::time::{TIME_MAX, Timestamp, check_time, later};
-use crate::window::{Reading, Window};
 
 /// Windows of one live version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 //! instead of in some later snapshot.
 
 use super::*;
-use crate::window::{Slot, WindowShape};
+use crate::stats::window::{Slot, WindowShape};
 
 /// The largest value of a counter kept in the state (samples in a bucket, action ids,
 /// registry sequence numbers): 2^53 − 1, so that every binding represents it exactly.

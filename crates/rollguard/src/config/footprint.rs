@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, COMPONENTS_MAX};
 use crate::config::{MetricKind, Phase, PolicyConfig, Rule};
-use crate::window::HistShape;
+use crate::stats::histogram::HistShape;
 
 /// A config's worst case: the most state it can hold and the most work one input can
 /// cause.

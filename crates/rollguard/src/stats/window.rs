@@ -8,103 +8,16 @@
 //! nothing older. A read between boundaries (only when the config's bucket widths
 //! share no boundary within one analysis interval) ends with the bucket in progress.
 //!
-//! # Quantiles
-//!
-//! Values are counted in a log-linear histogram: 32 sub-buckets per power of two,
-//! indexed straight from the IEEE-754 bits (exponent and top five mantissa bits), so
-//! no logarithm is taken and every platform files a value into the same bucket. A
-//! quantile is the nearest-rank sample quantile (rank ⌈q·n⌉, 1-based), reported as the
-//! midpoint of the bucket holding that rank and clamped to the window's exact min and
-//! max. Inside `histogram_range` the result is within **1/64 (1.5625 %) relative
-//! error** of the exact nearest-rank quantile; values below the range are reported as
-//! the window minimum, values above it as the window maximum.
+//! Quantiles come from the bins of [`HistShape`](crate::stats::histogram), within
+//! 1/64 relative error inside the metric's `histogram_range`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{HistogramRange, MetricConfig, MetricKind, Stat};
+use crate::config::{MetricConfig, MetricKind, Stat};
 use crate::input::Count;
+use crate::stats::histogram::HistShape;
+use crate::stats::{lower, upper};
 use crate::time::{Millis, Timestamp, run_end};
-
-const SUB_BITS: u32 = 5;
-const SUB: i32 = 1 << SUB_BITS;
-
-/// Binary exponent of a positive normal f64.
-fn exponent(x: f64) -> i32 {
-    ((x.to_bits() >> 52) & 0x7ff) as i32 - 1023
-}
-
-/// 2^e for a normal exponent, exactly.
-fn pow2(e: i32) -> f64 {
-    f64::from_bits(((e + 1023) as u64) << 52)
-}
-
-/// The smaller of two values, keeping `a` on a tie. `f64::min` leaves the sign of a
-/// `-0.0`/`+0.0` tie to the platform (and is a call in wasm); one comparison is the same
-/// everywhere. Values are never NaN here (inputs are checked).
-#[inline]
-fn lower(a: f64, b: f64) -> f64 {
-    if b < a { b } else { a }
-}
-
-/// The larger of two values, keeping `a` on a tie (see [`lower`]).
-#[inline]
-fn upper(a: f64, b: f64) -> f64 {
-    if b > a { b } else { a }
-}
-
-/// Octaves a histogram range spans.
-pub(crate) fn octaves(r: HistogramRange) -> i32 {
-    exponent(r.max) - exponent(r.min) + 1
-}
-
-/// Shape of a histogram: its lowest octave and its number of bins (including the
-/// underflow bin 0 and the overflow bin `len − 1`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct HistShape {
-    e_lo: i32,
-    len: u32,
-}
-
-impl HistShape {
-    pub(crate) fn new(r: HistogramRange) -> Self {
-        Self {
-            e_lo: exponent(r.min),
-            len: (octaves(r) * SUB) as u32 + 2,
-        }
-    }
-
-    pub(crate) fn len(self) -> u32 {
-        self.len
-    }
-
-    /// The bin of a value, branch-free.
-    ///
-    /// For a non-negative double, `bits >> 47` is its exponent followed by the top five
-    /// mantissa bits: exactly (octave, sub-bucket), so the bin is one subtraction from
-    /// the key of the range's lowest value, clamped to the underflow and overflow bins.
-    /// Read as `i64`, the bits of a negative value (and of `-0.0`) are negative, so they
-    /// clamp to the underflow bin with everything else below the range. (NaN is never
-    /// accepted as input; it would land in one of the two end bins.)
-    #[inline]
-    fn bin(self, x: f64) -> usize {
-        let key = (x.to_bits() as i64 >> (52 - SUB_BITS)) - self.lo_key() + 1;
-        key.clamp(0, i64::from(self.len) - 1) as usize
-    }
-
-    /// `bits >> 47` of the range's lowest value, 2^e_lo.
-    #[inline]
-    fn lo_key(self) -> i64 {
-        (pow2(self.e_lo).to_bits() >> (52 - SUB_BITS)) as i64
-    }
-
-    /// Midpoint of an interior bin.
-    fn midpoint(self, bin: usize) -> f64 {
-        let i = bin as i32 - 1;
-        let e = self.e_lo + i / SUB;
-        let sub = f64::from(i % SUB);
-        pow2(e) * (1.0 + (sub + 0.5) / f64::from(SUB))
-    }
-}
 
 /// One time bucket of a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -438,7 +351,7 @@ fn quantile(h: HistShape, slots: &[&Slot], n: u64, pct: u64, min: f64, max: f64)
     // rank = ⌈n·pct/100⌉ in integers, at least 1.
     let rank = (n.saturating_mul(pct).div_ceil(100)).max(1);
     let mut seen = 0u64;
-    for bin in 0..h.len as usize {
+    for bin in 0..h.len() as usize {
         seen += slots
             .iter()
             .map(|s| u64::from(s.hist.get(bin).copied().unwrap_or(0)))
@@ -446,7 +359,7 @@ fn quantile(h: HistShape, slots: &[&Slot], n: u64, pct: u64, min: f64, max: f64)
         if seen >= rank {
             let x = if bin == 0 {
                 min
-            } else if bin == h.len as usize - 1 {
+            } else if bin == h.len() as usize - 1 {
                 max
             } else {
                 h.midpoint(bin)
@@ -488,7 +401,7 @@ mod sparse {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
         let sparse = Sparse::deserialize(d)?;
-        let cap = (OCTAVES_MAX * super::SUB) as u32 + 2;
+        let cap = (OCTAVES_MAX * crate::stats::histogram::SUB) as u32 + 2;
         if sparse.len > cap {
             return Err(D::Error::custom("histogram longer than any config allows"));
         }
@@ -505,6 +418,7 @@ mod sparse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::HistogramRange;
 
     fn value_metric(window_ms: u64, buckets: u32) -> MetricConfig {
         MetricConfig {
@@ -513,26 +427,6 @@ mod tests {
             window_ms: Some(window_ms),
             buckets,
             histogram_range: HistogramRange::default(),
-        }
-    }
-
-    #[test]
-    fn bins_are_monotonic_and_midpoints_within_bound() {
-        let h = HistShape::new(HistogramRange::default());
-        let mut last = 0;
-        let mut x = 0.001;
-        while x < 1e9 {
-            let b = h.bin(x);
-            assert!(b >= last, "bin went down at {x}");
-            last = b;
-            if b != 0 && b != h.len as usize - 1 {
-                let mid = h.midpoint(b);
-                assert!(
-                    ((mid - x) / x).abs() <= 1.0 / 64.0 + 1e-12,
-                    "x={x} mid={mid}"
-                );
-            }
-            x *= 1.013;
         }
     }
 

@@ -3,11 +3,14 @@
 //! A config is validated once, in [`Policy::new`](crate::Policy::new); after that no
 //! decision path can fail on it. Every error names the offending field's JSON path.
 
+pub(crate) mod footprint;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorCode, ensure};
+pub use crate::stats::histogram::HistogramRange;
 
 /// The schema version of configs, inputs, steps and snapshots this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -143,25 +146,6 @@ pub struct MetricConfig {
     /// window's exact minimum or maximum.
     #[serde(default)]
     pub histogram_range: HistogramRange,
-}
-
-/// Lowest and highest positive values a quantile histogram resolves.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HistogramRange {
-    /// Lowest resolved value (> 0); default 0.001.
-    pub min: f64,
-    /// Highest resolved value; default 1e9.
-    pub max: f64,
-}
-
-impl Default for HistogramRange {
-    fn default() -> Self {
-        Self {
-            min: 0.001,
-            max: 1e9,
-        }
-    }
 }
 
 fn default_buckets() -> u32 {
@@ -919,7 +903,7 @@ impl Limits {
     }
 
     /// Refuses a config whose worst case exceeds these limits.
-    fn check(&self, f: crate::footprint::Footprint) -> Result<(), Error> {
+    fn check(&self, f: crate::config::footprint::Footprint) -> Result<(), Error> {
         ensure(
             f.state_bytes_max <= self.state_bytes_max,
             ErrorCode::StateTooLarge,
@@ -1047,7 +1031,7 @@ impl MetricConfig {
             || format!("min {} is not below max {}", r.min, r.max),
         )?;
         ensure(
-            crate::window::octaves(r) <= limits::OCTAVES_MAX,
+            crate::stats::histogram::octaves(r) <= limits::OCTAVES_MAX,
             ErrorCode::LimitExceeded,
             "histogram_range",
             || format!("the range spans more than {} octaves", limits::OCTAVES_MAX),
