@@ -231,9 +231,10 @@ pub fn footprint(p: &Policy) -> Footprint {
     let arms = arms.as_array().expect("arms");
     let (mut buckets, mut bins, mut window_bytes) = (0, 0, 0);
     for arm in arms {
-        let windows = arm["windows"].as_array().expect("windows");
+        // Keyed by metric name (snapshot format 2).
+        let windows = arm["windows"].as_object().expect("windows");
         window_bytes += 24 + 24 + arm["version"].as_str().map_or(0, str::len);
-        for w in windows {
+        for w in windows.values() {
             let slots = w.as_array().expect("slots");
             window_bytes += 24;
             for slot in slots {

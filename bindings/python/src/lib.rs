@@ -1229,6 +1229,7 @@ fn _rollguard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InputError", errs.input.bind(py))?;
     m.add("SnapshotError", errs.snapshot.bind(py))?;
     m.add("FORMAT_VERSION", rg::FORMAT_VERSION)?;
+    m.add("SNAPSHOT_FORMAT_VERSION", rg::SNAPSHOT_FORMAT_VERSION)?;
     m.add("TIME_MAX", rg::TIME_MAX)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyPolicy>()?;

@@ -138,6 +138,14 @@ def test_snapshot_errors(config: dict) -> None:
     assert e.value.code == "unsupported_format_version"
 
 
+def test_snapshots_have_their_own_format(config: dict) -> None:
+    snap = Policy(config).snapshot()
+    assert snap["format_version"] == rollguard.SNAPSHOT_FORMAT_VERSION == 2
+    assert rollguard.FORMAT_VERSION == 1
+    # Gate states and windows are keyed by name.
+    assert sorted(snap["state"]["gates"]) == sorted(g["name"] for g in config["gates"])
+
+
 def test_pickle_copy_and_restore(config: dict) -> None:
     p = started(config)
     p.observe_value(1000, "v2", "latency_ms", 123.456789012345678)

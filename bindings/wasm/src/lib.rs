@@ -518,8 +518,14 @@ pub fn replay_json(text: &str) -> JsResult<JsValue> {
     to_js(&trace)
 }
 
-/// The schema version of configs, inputs, steps and snapshots this build reads and writes.
+/// The schema version of configs, inputs, steps and scenarios this build reads and writes.
 #[wasm_bindgen(js_name = formatVersion)]
 pub fn format_version() -> u32 {
     rollguard::FORMAT_VERSION
+}
+
+/// The snapshot format this build writes; it restores every format from 1 up to it.
+#[wasm_bindgen(js_name = snapshotFormatVersion)]
+pub fn snapshot_format_version() -> u32 {
+    rollguard::SNAPSHOT_FORMAT_VERSION
 }

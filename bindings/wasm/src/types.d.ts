@@ -229,9 +229,12 @@ export interface Version {
   held_stable?: number;
 }
 
-/** The whole state of a policy with its config; its `state` is opaque. */
+/**
+ * The whole state of a policy with its config; its `state` is opaque. Snapshots have
+ * their own format: this build writes 2 (`snapshotFormatVersion()`) and restores 1 and 2.
+ */
 export interface Snapshot {
-  format_version: 1;
+  format_version: 1 | 2;
   config: PolicyConfig;
   state: unknown;
 }

@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
-import { Policy, formatVersion, replay, replayJson } from "rollguard";
+import { Policy, formatVersion, replay, replayJson, snapshotFormatVersion } from "rollguard";
 
 const DEMO = new URL("../../../examples/scenarios/demo.json", import.meta.url);
 const demoText = readFileSync(DEMO, "utf8");
@@ -202,12 +202,14 @@ describe("snapshots", () => {
       assert.deepEqual(outcomes[2], outcomes[0]);
     }
     assert.equal(fromObject.snapshotJson(), original.snapshotJson());
-    assert.equal(original.snapshot().format_version, formatVersion());
+    assert.equal(original.snapshot().format_version, snapshotFormatVersion());
+    assert.equal(snapshotFormatVersion(), 2);
+    assert.equal(formatVersion(), 1);
   });
 
   test("restore errors carry the core's codes", () => {
     const snap = new Policy(config).snapshot();
-    assert.equal(thrown(() => Policy.restore({ ...snap, format_version: 2 })).code, "unsupported_format_version");
+    assert.equal(thrown(() => Policy.restore({ ...snap, format_version: 3 })).code, "unsupported_format_version");
     assert.equal(thrown(() => Policy.restore({ ...snap, state: 1 })).code, "snapshot_corrupt");
     assert.equal(thrown(() => Policy.restoreJson("not json")).code, "snapshot_corrupt");
   });

@@ -14,8 +14,8 @@
 use std::collections::BTreeSet;
 
 use rollguard::{
-    Action, Aliases, CanaryStep, Decision, Event, EventKind, GateReport, PolicyConfig, Reason,
-    Rule, Scenario, Stat, Status, Strategy, Timestamp, TraceEntry, Validator, Verdict,
+    Action, Aliases, CanaryStep, Decision, Event, EventKind, Evidence, GateReport, PolicyConfig,
+    Reason, Rule, Scenario, Stat, Status, Strategy, Timestamp, TraceEntry, Validator, Verdict,
 };
 
 use crate::text::{clock, duration, input_summary, snake, stat_value};
@@ -727,14 +727,29 @@ fn explain(reason: Reason) -> String {
     }
 }
 
+/// One gate's evidence, as its kind reports it: for window rules,
 /// `p95 latency_ms 213.4 > max 158.9 (baseline 122.2)`.
 fn report_line(r: &GateReport) -> String {
     let stat = snake(&r.stat);
     let value = |x: f64| stat_value(r.stat, x);
-    let Some(observed) = r.observed else {
+    let Evidence::Bounds {
+        observed,
+        baseline,
+        min,
+        max,
+    } = r.evidence
+    else {
+        return format!(
+            "{stat} {}: {} ({} samples)",
+            r.metric,
+            snake(&r.verdict),
+            r.samples
+        );
+    };
+    let Some(observed) = observed else {
         return format!("{stat} {}: no data ({} samples)", r.metric, r.samples);
     };
-    let bound = match (r.min, r.max) {
+    let bound = match (min, max) {
         (_, Some(max)) if observed > max => format!("> max {}", value(max)),
         (Some(min), _) if observed < min => format!("< min {}", value(min)),
         (Some(min), Some(max)) => format!("within {}..{}", value(min), value(max)),
@@ -742,8 +757,7 @@ fn report_line(r: &GateReport) -> String {
         (Some(min), None) => format!(">= min {}", value(min)),
         (None, None) => String::new(),
     };
-    let baseline = r
-        .baseline
+    let baseline = baseline
         .map(|b| format!(" (baseline {})", value(b)))
         .unwrap_or_default();
     format!("{stat} {} {} {bound}{baseline}", r.metric, value(observed))
@@ -982,10 +996,12 @@ mod tests {
             stat: Stat::Rate,
             verdict: Verdict::Fail,
             arm: "v4".into(),
-            observed: Some(0.026),
-            baseline: Some(0.002),
-            min: None,
-            max: Some(0.007),
+            evidence: Evidence::Bounds {
+                observed: Some(0.026),
+                baseline: Some(0.002),
+                min: None,
+                max: Some(0.007),
+            },
             samples: 3000,
             baseline_samples: Some(9000),
             window_start: 0,
@@ -1001,10 +1017,12 @@ mod tests {
         let q = GateReport {
             stat: Stat::Mean,
             metric: "quality".into(),
-            observed: Some(0.75),
-            baseline: None,
-            min: Some(0.8),
-            max: None,
+            evidence: Evidence::Bounds {
+                observed: Some(0.75),
+                baseline: None,
+                min: Some(0.8),
+                max: None,
+            },
             ..r
         };
         assert_eq!(report_line(&q), "mean quality 0.750 < min 0.800");

@@ -1,104 +1,12 @@
-//! Gates: a rule over one window statistic, judged with a minimum of evidence, and a
-//! persistence machine that turns verdicts into trips and clears.
-//!
-//! Gate kinds are an open set. A kind is a [`Rule`] variant (config) plus, when it keeps
-//! state between evaluations, a [`Detector`] variant here; [`Detector::observe`] sees
-//! every sample of the gate's metric and [`Detector::judge`] gives a verdict at each
-//! evaluation. The persistence machine, reports and the policy do not change when a
-//! kind is added.
+//! A gate's state: its detector's (see [`crate::detect`]) and the persistence machine
+//! that turns the detector's verdicts into trips and clears.
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{GateConfig, NoData, Persistence, Rule};
+use crate::config::{Persistence, Rule};
+use crate::detect::Detector;
 use crate::output::Verdict;
-use crate::stats::window::Reading;
 use crate::time::Timestamp;
-
-/// Per-gate state kept between evaluations by stateful gate kinds (sequential tests,
-/// CUSUM). The built-in rules read windows and keep none.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum Detector {
-    /// Threshold and vs_baseline rules.
-    #[default]
-    Stateless,
-}
-
-/// The result of judging one gate once, before persistence.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Judgement {
-    pub(crate) verdict: Verdict,
-    pub(crate) min: Option<f64>,
-    pub(crate) max: Option<f64>,
-}
-
-impl Detector {
-    /// Judges the judged arm's reading against the rule (and the baseline's reading).
-    pub(crate) fn judge(
-        &mut self,
-        gate: &GateConfig,
-        subject: Reading,
-        baseline: Option<Reading>,
-    ) -> Judgement {
-        let enough = |r: &Reading| r.value.is_some() && r.evidence >= gate.samples_min;
-        let no_data = Judgement {
-            verdict: match gate.on_no_data {
-                NoData::Inconclusive => Verdict::Inconclusive,
-                NoData::Fail => Verdict::Fail,
-                NoData::Pass => Verdict::Pass,
-            },
-            min: None,
-            max: None,
-        };
-        if !enough(&subject) {
-            return no_data;
-        }
-        let (min, max) = match gate.rule {
-            Rule::Threshold { min, max } => (min, max),
-            Rule::VsBaseline {
-                max_ratio,
-                min_ratio,
-                max_increase,
-                max_decrease,
-                baseline_min,
-            } => {
-                let Some(b) = baseline.filter(enough).and_then(|b| b.value) else {
-                    return no_data;
-                };
-                // Ratios are taken of the floored baseline; of a zero baseline, with no
-                // floor, they are left out (see `Rule::VsBaseline::baseline_min`).
-                let base = match baseline_min {
-                    Some(floor) if b < floor => Some(floor),
-                    _ => Some(b).filter(|b| *b != 0.0),
-                };
-                let ratio = |r: Option<f64>| r.zip(base).map(|(r, base)| base * r);
-                let upper = [ratio(max_ratio), max_increase.map(|d| b + d)];
-                let lower = [ratio(min_ratio), max_decrease.map(|d| b - d)];
-                // A bound that overflows (a huge baseline times a ratio) bounds nothing.
-                let finite = |x: &f64| x.is_finite();
-                let bounds = (
-                    lower.into_iter().flatten().filter(finite).reduce(f64::max),
-                    upper.into_iter().flatten().filter(finite).reduce(f64::min),
-                );
-                if bounds == (None, None) {
-                    return Judgement {
-                        verdict: Verdict::Inconclusive,
-                        min: None,
-                        max: None,
-                    };
-                }
-                bounds
-            }
-        };
-        let x = subject.value.unwrap_or(0.0);
-        let out = min.is_some_and(|lo| x < lo) || max.is_some_and(|hi| x > hi);
-        Judgement {
-            verdict: if out { Verdict::Fail } else { Verdict::Pass },
-            min,
-            max,
-        }
-    }
-}
 
 /// The persistence machine of one gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -136,6 +44,14 @@ pub(crate) enum Transition {
 }
 
 impl GateState {
+    /// A gate of kind `rule`, as a rollout starts it: no verdict yet.
+    pub(crate) fn new(rule: &Rule) -> Self {
+        Self {
+            detector: Detector::new(rule),
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn tripped(&self) -> bool {
         self.tripped_at.is_some()
     }

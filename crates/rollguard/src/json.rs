@@ -129,7 +129,7 @@ pub(crate) fn marked<E: de::Error>(path: &str, message: &str) -> E {
 const DUPLICATE_KEY: &str = "duplicate key";
 
 /// The error for a repeated `key`, marked with the key's path.
-fn duplicate<E: de::Error>(key: &str) -> E {
+pub(crate) fn duplicate<E: de::Error>(key: &str) -> E {
     marked(
         &key_path("", key),
         &format!("{DUPLICATE_KEY}: a key appears once per object"),

@@ -75,6 +75,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod config;
+mod detect;
 mod error;
 mod gate;
 mod input;
@@ -85,6 +86,7 @@ mod plan;
 mod policy;
 mod registry;
 mod scenario;
+mod snapshot;
 mod stats;
 mod tagged;
 mod time;
@@ -100,9 +102,10 @@ pub use input::{Input, Sample, TargetKind, count_from_number};
 pub use json::{key_path, repeated_key};
 pub use lint::{ConfigWarning, WarningCode};
 pub use output::{
-    Action, Decision, Event, EventKind, GateReport, PauseKind, Reason, Step, Verdict,
+    Action, Decision, Event, EventKind, Evidence, GateReport, PauseKind, Reason, Step, Verdict,
 };
-pub use policy::{Policy, Snapshot, Status};
+pub use policy::{Policy, Status};
 pub use registry::{Aliases, Stage, Validation, Validator, Version};
 pub use scenario::{Scenario, TraceEntry, replay, replay_with};
+pub use snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot};
 pub use time::{TIME_MAX, Timestamp, time_from_number};

@@ -113,21 +113,12 @@ pub struct GateReport {
     pub verdict: Verdict,
     /// The version judged.
     pub arm: String,
-    /// The statistic on the judged arm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed: Option<f64>,
-    /// The statistic on the baseline arm (`vs_baseline` rules).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<f64>,
-    /// The effective lower bound.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<f64>,
-    /// The effective upper bound.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<f64>,
-    /// Samples (or `total`) behind `observed`.
+    /// What this gate's kind judged on; its fields sit in the report itself.
+    #[serde(flatten)]
+    pub evidence: Evidence,
+    /// Samples (or `total`) of the judged arm behind the verdict.
     pub samples: u64,
-    /// Samples behind `baseline`.
+    /// Samples (or `total`) of the baseline arm, for gates that compare.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_samples: Option<u64>,
     /// Start of the window read.
@@ -141,6 +132,61 @@ pub struct GateReport {
     /// Dry-run gates are reported, never acted on.
     #[serde(default, skip_serializing_if = "core::ops::Not::not")]
     pub dry_run: bool,
+}
+
+/// The per-kind part of a [`GateReport`]: what the gate's detector judged on. Its
+/// fields are written into the report object itself (each kind has its own names, so
+/// the kind is plain from them and from the gate's config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum Evidence {
+    /// `threshold` and `vs_baseline`: a window statistic against bounds.
+    Bounds {
+        /// The statistic on the judged arm.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        observed: Option<f64>,
+        /// The statistic on the baseline arm (`vs_baseline` rules).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline: Option<f64>,
+        /// The effective lower bound.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min: Option<f64>,
+        /// The effective upper bound.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<f64>,
+    },
+}
+
+impl Evidence {
+    /// Window readings against bounds.
+    pub(crate) fn bounds(
+        subject: crate::stats::window::Reading,
+        baseline: Option<crate::stats::window::Reading>,
+        min: Option<f64>,
+        max: Option<f64>,
+    ) -> Self {
+        Self::Bounds {
+            observed: subject.value,
+            baseline: baseline.and_then(|b| b.value),
+            min,
+            max,
+        }
+    }
+
+    /// The statistic on the judged arm, for kinds that read one.
+    pub fn observed(&self) -> Option<f64> {
+        match self {
+            Self::Bounds { observed, .. } => *observed,
+        }
+    }
+
+    /// The effective (lower, upper) bounds, for kinds that judge against bounds.
+    pub fn bounds_of(&self) -> (Option<f64>, Option<f64>) {
+        match self {
+            Self::Bounds { min, max, .. } => (*min, *max),
+        }
+    }
 }
 
 /// What the caller should do.

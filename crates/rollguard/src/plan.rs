@@ -33,6 +33,10 @@ pub(crate) struct Plan {
     pub(crate) shapes: Vec<WindowShape>,
     /// Metric index of each gate.
     pub(crate) gate_metric: Vec<usize>,
+    /// Per metric, the gates whose detectors see its samples (see
+    /// [`crate::detect::observes`]); empty for a metric only window rules read, so
+    /// recording it costs nothing more.
+    pub(crate) observers: Vec<Vec<usize>>,
     /// Whether any gate runs in the steady phase.
     pub(crate) steady: bool,
     /// `analysis.interval_ms`.
@@ -118,10 +122,20 @@ impl Plan {
             .iter()
             .any(|g| g.phases.contains(&Phase::Steady));
         let grid_ms = evaluation_grid(&shapes, &gate_metric, config.analysis.interval_ms);
+        let observers = (0..shapes.len())
+            .map(|m| {
+                let gates = config.gates.iter().zip(&gate_metric).enumerate();
+                gates
+                    .filter(|(_, (g, gm))| **gm == m && crate::detect::observes(&g.rule))
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .collect();
         Self {
             stages,
             shapes,
             gate_metric,
+            observers,
             steady,
             interval_ms: config.analysis.interval_ms,
             grid_ms,

@@ -233,11 +233,15 @@ fn snapshots_with_a_repeated_key_are_refused() {
     let cases = [
         (
             text.replacen(
-                r#""format_version":1"#,
-                r#""format_version":1,"format_version":1"#,
+                r#""format_version":2"#,
+                r#""format_version":2,"format_version":2"#,
                 1,
             ),
             "format_version",
+        ),
+        (
+            text.replacen(r#""gates":{"g":"#, r#""gates":{"g":{},"g":"#, 1),
+            "state.gates.g",
         ),
         (
             text.replacen(r#""model":"a""#, r#""model":"a","model":"a""#, 1),

@@ -206,7 +206,7 @@ fn latency_regression_rolls_back_after_persistence_with_onset() {
         d.at
     );
     assert_eq!(d.gates[0].gate, "p95_vs_stable");
-    assert!(d.gates[0].observed.unwrap() > d.gates[0].max.unwrap());
+    assert!(d.gates[0].evidence.observed().unwrap() > d.gates[0].evidence.bounds_of().1.unwrap());
     assert_eq!(p.status().aliases.stable, "v1");
     assert!(p.status().cooldown_until.is_some());
     let escalations = decisions(&steps)

@@ -102,17 +102,17 @@ fn reachable_states_validate_and_restore() {
 fn a_slot_whose_min_is_above_its_max_is_refused() {
     // Restored, it panicked at the next analysis (`f64::clamp`), release builds too.
     let mut doc = snapshot(&canary());
-    let slot = &mut doc["state"]["arms"][1]["windows"][0][1];
+    let slot = &mut doc["state"]["arms"][1]["windows"]["latency_ms"][1];
     assert_eq!(slot["count"], 2);
     slot["min"] = json!(500.0);
-    refused_at(&doc, "state.arms[1].windows[0][1].min");
+    refused_at(&doc, "state.arms[1].windows.latency_ms[1].min");
 }
 
 #[test]
 fn counters_at_u64_max_are_refused() {
     let mut doc = snapshot(&canary());
-    doc["state"]["arms"][0]["windows"][0][0]["count"] = json!(u64::MAX);
-    refused_at(&doc, "state.arms[0].windows[0][0].count");
+    doc["state"]["arms"][0]["windows"]["latency_ms"][0]["count"] = json!(u64::MAX);
+    refused_at(&doc, "state.arms[0].windows.latency_ms[0].count");
 
     let mut doc = snapshot(&canary());
     doc["state"]["next_action_id"] = json!(u64::MAX);
@@ -158,9 +158,9 @@ fn a_missing_candidate_arm_is_refused() {
 fn duplicated_bucket_epochs_are_refused() {
     // Slot 1 holds epoch 1; a copy of it in slot 0 would be counted twice.
     let mut doc = snapshot(&canary());
-    let windows = &mut doc["state"]["arms"][1]["windows"][0];
+    let windows = &mut doc["state"]["arms"][1]["windows"]["latency_ms"];
     windows[0] = windows[1].clone();
-    refused_at(&doc, "state.arms[1].windows[0][0].epoch");
+    refused_at(&doc, "state.arms[1].windows.latency_ms[0].epoch");
 }
 
 #[test]
@@ -178,26 +178,26 @@ fn version_labels_a_command_could_not_register_are_refused() {
 #[test]
 fn gate_states_the_persistence_machine_cannot_reach_are_refused() {
     let doc = snapshot(&canary());
-    assert_eq!(doc["state"]["gates"][0]["consecutive_failures"], 0);
+    assert_eq!(doc["state"]["gates"]["p95"]["consecutive_failures"], 0);
 
     // Failing in a row, but no streak start.
     let mut bad = doc.clone();
-    bad["state"]["gates"][0]["consecutive_failures"] = json!(2);
-    refused_at(&bad, "state.gates[0].failing_since");
+    bad["state"]["gates"]["p95"]["consecutive_failures"] = json!(2);
+    refused_at(&bad, "state.gates.p95.failing_since");
 
     // Passing and failing in a row at once.
     let mut bad = doc.clone();
-    bad["state"]["gates"][0]["consecutive_failures"] = json!(1);
-    bad["state"]["gates"][0]["consecutive_passes"] = json!(1);
-    bad["state"]["gates"][0]["failing_since"] = json!(1_000);
-    bad["state"]["gates"][0]["last_failure"] = json!(1_000);
-    refused_at(&bad, "state.gates[0].consecutive_passes");
+    bad["state"]["gates"]["p95"]["consecutive_failures"] = json!(1);
+    bad["state"]["gates"]["p95"]["consecutive_passes"] = json!(1);
+    bad["state"]["gates"]["p95"]["failing_since"] = json!(1_000);
+    bad["state"]["gates"]["p95"]["last_failure"] = json!(1_000);
+    refused_at(&bad, "state.gates.p95.consecutive_passes");
 
     // Tripped, with no onset to report in the rollback.
     let mut bad = doc.clone();
-    bad["state"]["gates"][0]["tripped_at"] = json!(1_000);
-    bad["state"]["gates"][0]["last_failure"] = json!(1_000);
-    refused_at(&bad, "state.gates[0].onset");
+    bad["state"]["gates"]["p95"]["tripped_at"] = json!(1_000);
+    bad["state"]["gates"]["p95"]["last_failure"] = json!(1_000);
+    refused_at(&bad, "state.gates.p95.onset");
 }
 
 #[test]
@@ -209,9 +209,12 @@ fn unknown_fields_inside_the_state_are_refused() {
         ("state.registry", "/state/registry"),
         ("state.registry.versions[0]", "/state/registry/versions/0"),
         ("state.arms[0]", "/state/arms/0"),
-        ("state.arms[0].windows[0][0]", "/state/arms/0/windows/0/0"),
-        ("state.gates[0]", "/state/gates/0"),
-        ("state.gates[0].detector", "/state/gates/0/detector"),
+        (
+            "state.arms[0].windows.latency_ms[0]",
+            "/state/arms/0/windows/latency_ms/0",
+        ),
+        ("state.gates.p95", "/state/gates/p95"),
+        ("state.gates.p95.detector", "/state/gates/p95/detector"),
         ("state.pending.action", "/state/pending/action"),
     ];
     for (path, pointer) in objects {
@@ -244,7 +247,7 @@ fn an_input_that_would_overflow_a_counter_is_refused() {
 
     // A bucket holding 2^53 - 1 samples takes no more.
     let mut doc = snapshot(&canary());
-    doc["state"]["arms"][0]["windows"][0][1]["count"] = json!(TIME_MAX);
+    doc["state"]["arms"][0]["windows"]["latency_ms"][1]["count"] = json!(TIME_MAX);
     let mut p = Policy::restore_json(&doc.to_string()).unwrap();
     let before = p.clone();
     let e = p.observe_value(5_300, "v1", "latency_ms", 1.0).unwrap_err();
@@ -259,4 +262,107 @@ fn an_input_that_would_overflow_a_counter_is_refused() {
     assert!(p == before);
     // Another bucket (a new epoch in slot 0) still does.
     let _ = p.observe_value(10_000, "v1", "latency_ms", 1.0).unwrap();
+}
+
+/// `doc` (format 2) as format 1 wrote it: gate states and windows as arrays in config
+/// order.
+fn as_format_1(doc: &Value) -> Value {
+    let mut old = doc.clone();
+    old["format_version"] = json!(1);
+    let gates = ["p95"];
+    let metrics = ["latency_ms", "errors"];
+    old["state"]["gates"] = gates
+        .iter()
+        .map(|g| doc["state"]["gates"][g].clone())
+        .collect();
+    for arm in old["state"]["arms"].as_array_mut().unwrap() {
+        let keyed = arm["windows"].clone();
+        arm["windows"] = metrics.iter().map(|m| keyed[m].clone()).collect();
+    }
+    old
+}
+
+#[test]
+fn snapshots_key_gate_states_and_windows_by_name() {
+    let doc = snapshot(&canary());
+    assert_eq!(doc["format_version"], rollguard::SNAPSHOT_FORMAT_VERSION);
+    assert_eq!(rollguard::SNAPSHOT_FORMAT_VERSION, 2);
+    let gates: Vec<&String> = doc["state"]["gates"].as_object().unwrap().keys().collect();
+    assert_eq!(gates, ["p95"]);
+    for arm in doc["state"]["arms"].as_array().unwrap() {
+        let windows: Vec<&String> = arm["windows"].as_object().unwrap().keys().collect();
+        assert_eq!(windows, ["errors", "latency_ms"]);
+    }
+}
+
+#[test]
+fn a_format_1_snapshot_restores_to_the_same_policy_and_upgrades() {
+    for p in [canary(), rolling_back(), halted()] {
+        let old = as_format_1(&snapshot(&p));
+        let q = Policy::restore_json(&old.to_string()).unwrap();
+        assert!(q == p);
+        // Its own snapshots are in the current format.
+        assert_eq!(snapshot(&q), snapshot(&p));
+        // A parsed format 1 snapshot writes itself back unchanged.
+        let parsed = rollguard::Snapshot::from_json(&old.to_string()).unwrap();
+        assert_eq!(parsed.format_version, 1);
+        let back: Value = serde_json::from_str(&parsed.to_json()).unwrap();
+        assert_eq!(back, old);
+    }
+}
+
+#[test]
+fn each_format_has_its_own_form() {
+    let doc = snapshot(&canary());
+    let mut lists = as_format_1(&doc);
+    lists["format_version"] = json!(2);
+    refused_at(&lists, "state.gates");
+
+    let mut keyed = doc.clone();
+    keyed["format_version"] = json!(1);
+    refused_at(&keyed, "state.gates");
+
+    let mut mixed = as_format_1(&doc);
+    mixed["state"]["arms"][1]["windows"] = doc["state"]["arms"][1]["windows"].clone();
+    refused_at(&mixed, "state.arms[1].windows");
+
+    for v in [0, 3, 99] {
+        let mut other = doc.clone();
+        other["format_version"] = json!(v);
+        let e = Policy::restore_json(&other.to_string()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnsupportedFormatVersion, "{v}: {e}");
+    }
+}
+
+#[test]
+fn states_are_matched_to_gates_and_metrics_by_name() {
+    let doc = snapshot(&canary());
+
+    // A state for a gate the config does not have: refused at its key.
+    let mut extra = doc.clone();
+    extra["state"]["gates"]["p99"] = doc["state"]["gates"]["p95"].clone();
+    refused_at(&extra, "state.gates.p99");
+
+    // A gate of the config without its state.
+    let mut missing = doc.clone();
+    missing["state"]["gates"] = json!({});
+    refused_at(&missing, "state.gates");
+
+    // Windows are found by name, whatever their order in the document.
+    let mut renamed = doc.clone();
+    let windows = renamed["state"]["arms"][0]["windows"]
+        .as_object_mut()
+        .unwrap();
+    let w = windows.remove("errors").unwrap();
+    windows.insert("error_count".into(), w);
+    refused_at(&renamed, r#"state.arms[0].windows.error_count"#);
+
+    // A repeated key is refused as in every other document.
+    let text = doc.to_string().replacen(
+        r#""gates":{"p95":"#,
+        &format!(r#""gates":{{"p95":{},"p95":"#, doc["state"]["gates"]["p95"]),
+        1,
+    );
+    let e = Policy::restore_json(&text).unwrap_err();
+    assert_eq!(e.code, ErrorCode::DuplicateKey, "{e}");
 }

@@ -131,11 +131,12 @@ fn act(policy: &mut Policy, router: &mut Router, step: Step) -> Result<(), rollg
                 } => {
                     println!("[{t}] router: ROLL BACK {from} -> {to} ({:?})", d.reason);
                     for g in &d.gates {
+                        let (min, max) = g.evidence.bounds_of();
                         println!(
                             "          {} observed {:.1}, bound {:.1}",
                             g.gate,
-                            g.observed.unwrap_or(f64::NAN),
-                            g.max.or(g.min).unwrap_or(f64::NAN)
+                            g.evidence.observed().unwrap_or(f64::NAN),
+                            max.or(min).unwrap_or(f64::NAN)
                         );
                     }
                     if let Some(onset) = degradation_started_at {

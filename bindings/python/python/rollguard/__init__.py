@@ -6,6 +6,7 @@ module only re-exports the compiled extension.
 
 from rollguard._rollguard import (
     FORMAT_VERSION,
+    SNAPSHOT_FORMAT_VERSION,
     TIME_MAX,
     ConfigError,
     Decision,
@@ -23,6 +24,7 @@ from rollguard._rollguard import (
 
 __all__ = [
     "FORMAT_VERSION",
+    "SNAPSHOT_FORMAT_VERSION",
     "TIME_MAX",
     "ConfigError",
     "Decision",

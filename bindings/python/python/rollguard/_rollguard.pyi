@@ -10,6 +10,7 @@ __all__ = [
     "InputError",
     "SnapshotError",
     "FORMAT_VERSION",
+    "SNAPSHOT_FORMAT_VERSION",
     "TIME_MAX",
     "__version__",
     "Policy",
@@ -23,6 +24,7 @@ __all__ = [
 
 __version__: str
 FORMAT_VERSION: int
+SNAPSHOT_FORMAT_VERSION: int
 TIME_MAX: int
 
 class RollguardError(Exception):

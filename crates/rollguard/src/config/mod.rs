@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorCode, ensure};
 pub use crate::stats::histogram::HistogramRange;
 
-/// The schema version of configs, inputs, steps and snapshots this build reads and writes.
+/// The schema version of configs, inputs, steps and scenarios this build reads and writes
+/// (snapshots have their own: [`SNAPSHOT_FORMAT_VERSION`](crate::SNAPSHOT_FORMAT_VERSION)).
 pub const FORMAT_VERSION: u32 = 1;
 
 /// Hard ceilings on list sizes, whatever the config asks for: they bound memory and

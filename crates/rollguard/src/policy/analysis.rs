@@ -5,11 +5,41 @@ use super::*;
 impl Policy {
     /// The version judged and its baseline, in the current phase.
     pub(super) fn arms_in(&self, phase: Phase) -> (String, Option<String>) {
+        let (subject, baseline) = self.roles_in(phase);
+        (subject.to_string(), baseline.map(str::to_string))
+    }
+
+    /// [`Policy::arms_in`], borrowed.
+    fn roles_in(&self, phase: Phase) -> (&str, Option<&str>) {
         let a = &self.state.registry.aliases;
         match (phase, &self.state.rollout) {
-            (Phase::Steady, _) | (_, None) => (a.stable.clone(), None),
-            (Phase::Bake, Some(r)) => (r.version.clone(), a.previous.clone()),
-            (_, Some(r)) => (r.version.clone(), Some(a.stable.clone())),
+            (Phase::Steady, _) | (_, None) => (&a.stable, None),
+            (Phase::Bake, Some(r)) => (&r.version, a.previous.as_deref()),
+            (_, Some(r)) => (&r.version, Some(&a.stable)),
+        }
+    }
+
+    /// Hands accepted samples of `arm` to the detectors of the gates that observe
+    /// `metric` and run in the current phase, with the arm's role in their comparison;
+    /// `feed` gives one detector its samples. Arms in no role are not fed.
+    pub(super) fn observe_samples(
+        &mut self,
+        arm: &str,
+        metric: usize,
+        mut feed: impl FnMut(&mut Detector, Role),
+    ) {
+        let Some(phase) = self.current_phase() else {
+            return;
+        };
+        let role = match self.roles_in(phase) {
+            (subject, _) if subject == arm => Role::Judged,
+            (_, Some(baseline)) if baseline == arm => Role::Baseline,
+            _ => return,
+        };
+        for &g in &self.plan.observers[metric] {
+            if self.config.gates[g].phases.contains(&phase) {
+                feed(&mut self.state.gates[g].detector, role);
+            }
         }
     }
 
@@ -72,7 +102,7 @@ impl Policy {
         let stat = self.config.gates[gate].stat;
         let start = Window::start(shape, now);
         let floor = self.state.rollout.as_ref().map_or(0, |r| r.started_at);
-        let breaks = |x: f64| min.is_some_and(|lo| x < lo) || max.is_some_and(|hi| x > hi);
+        let breaks = |x: f64| crate::detect::breaks(min, max, x);
         let first = self.window(version, metric).and_then(|w| {
             w.read_buckets(shape, stat, now)
                 .into_iter()
@@ -99,12 +129,17 @@ impl Policy {
                 (Rule::VsBaseline { .. }, Some(b)) => Some(self.baseline_reading(b, m, i, now)),
                 _ => None,
             };
-            let judgement = self.state.gates[i].detector.judge(gate, observed, base);
+            let readings = Readings {
+                subject: observed,
+                baseline: base,
+            };
+            let judgement = self.state.gates[i].detector.judge(gate, readings);
             let st = &self.state.gates[i];
             let first_failure =
                 judgement.verdict == Verdict::Fail && st.failing_since.is_none() && !st.tripped();
             let onset = if first_failure {
-                self.onset(&subject, m, i, judgement.min, judgement.max, now)
+                let (min, max) = judgement.evidence.bounds_of();
+                self.onset(&subject, m, i, min, max, now)
             } else {
                 now
             };
@@ -134,10 +169,7 @@ impl Policy {
                 stat: gate.stat,
                 verdict: judgement.verdict,
                 arm: subject.clone(),
-                observed: observed.value,
-                baseline: base.and_then(|b| b.value),
-                min: judgement.min,
-                max: judgement.max,
+                evidence: judgement.evidence,
                 samples: observed.evidence,
                 baseline_samples: base.map(|b| b.evidence),
                 window_start: Window::start(self.plan.shapes[m], now),

@@ -223,9 +223,15 @@ impl Policy {
         }
         self.check_column_room(arm, m, at.len() as u64)?;
         let mut out = Out::default();
-        self.record_column(arm, m, at, &mut out, |w, shape, rows| {
+        let record = |w: &mut Window, shape, rows: core::ops::Range<usize>| {
             w.add_values(shape, &at[rows.clone()], &values[rows]);
-        });
+        };
+        let feed = |d: &mut Detector, role, rows: core::ops::Range<usize>| {
+            for (t, &x) in at[rows.clone()].iter().zip(&values[rows]) {
+                d.observe_value(role, t.ms(), x);
+            }
+        };
+        self.record_column(arm, m, at, &mut out, record, feed);
         self.debug_validate();
         Ok(out.into_step(self.state.now))
     }
@@ -305,14 +311,21 @@ impl Policy {
         }
         self.check_column_room(arm, m, at.len() as u64)?;
         let mut out = Out::default();
-        self.record_column(arm, m, at, &mut out, |w, shape, rows| {
+        let record = |w: &mut Window, shape, rows: core::ops::Range<usize>| {
             w.add_counts(
                 shape,
                 &at[rows.clone()],
                 &events[rows.clone()],
                 &totals[rows],
             );
-        });
+        };
+        let feed = |d: &mut Detector, role, rows: core::ops::Range<usize>| {
+            let counts = events[rows.clone()].iter().zip(&totals[rows.clone()]);
+            for (t, (e, n)) in at[rows].iter().zip(counts) {
+                d.observe_count(role, t.ms(), e.get(), n.get());
+            }
+        };
+        self.record_column(arm, m, at, &mut out, record, feed);
         self.debug_validate();
         Ok(out.into_step(self.state.now))
     }
@@ -327,6 +340,7 @@ impl Policy {
         at: &[T],
         out: &mut Out,
         mut record: impl FnMut(&mut Window, WindowShape, core::ops::Range<usize>),
+        mut feed: impl FnMut(&mut Detector, Role, core::ops::Range<usize>),
     ) {
         let shape = self.plan.shapes[metric];
         let mut i = 0;
@@ -343,6 +357,9 @@ impl Policy {
             // serves the whole run; samples of versions that are not live are ignored.
             if let Some(w) = self.window_mut(arm, metric) {
                 record(w, shape, i..end);
+            }
+            if !self.plan.observers[metric].is_empty() {
+                self.observe_samples(arm, metric, |d, role| feed(d, role, i..end));
             }
             self.state.now = at[end - 1].ms();
             i = end;
@@ -493,6 +510,12 @@ impl Policy {
                 Some(x) => w.add_value(shape, at, x),
                 None => w.add_count(shape, at, events, total),
             }
+        }
+        if !self.plan.observers[metric].is_empty() {
+            self.observe_samples(arm, metric, |d, role| match value {
+                Some(x) => d.observe_value(role, at, x),
+                None => d.observe_count(role, at, events, total),
+            });
         }
     }
 }

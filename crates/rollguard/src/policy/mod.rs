@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
 use crate::config::{OnTimeout, Phase, PolicyConfig, Rule, check_label, check_text};
-use crate::error::{Error, ErrorCode, ensure, parse_json};
+use crate::detect::{Detector, Readings, Role};
+use crate::error::{Error, ErrorCode, ensure};
 use crate::gate::{GateState, Transition};
 use crate::input::{Input, Sample, TargetKind};
 use crate::output::{
@@ -29,16 +30,21 @@ use crate::output::{
 };
 use crate::plan::{Plan, Stage};
 use crate::registry::{Aliases, Registry, Stage as Lifecycle, Validator};
+use crate::snapshot::Snapshot;
 use crate::stats::window::{Reading, Window};
 use crate::time::{TIME_MAX, Timestamp, check_time, later};
 
-/// Windows of one live version.
+/// Windows of one live version: one per metric, in config order (`W` is
+/// `Vec<Window>`); a snapshot keys them by metric name (see [`crate::snapshot`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Arm {
-    version: String,
-    windows: Vec<Window>,
+pub(crate) struct ArmOf<W> {
+    pub(crate) version: String,
+    pub(crate) windows: W,
 }
+
+/// An arm as the policy holds it.
+pub(crate) type Arm = ArmOf<Vec<Window>>;
 
 /// A pause of the rollout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,14 +121,16 @@ struct Breaker {
     rollbacks: Vec<Timestamp>,
 }
 
-/// Everything that changes. Serialized as the `state` of a [`Snapshot`].
+/// Everything that changes, with the gates' states (`G`) and each arm's windows (`W`)
+/// in config order as the policy holds them ([`State`]), or keyed by name as a
+/// [`Snapshot`] writes them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct State {
+pub(crate) struct StateOf<G, W> {
     now: Timestamp,
     registry: Registry,
-    arms: Vec<Arm>,
-    gates: Vec<GateState>,
+    pub(crate) arms: Vec<ArmOf<W>>,
+    pub(crate) gates: G,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rollout: Option<Rollout>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,76 +153,43 @@ struct State {
     kickoff: Option<String>,
 }
 
-/// The whole state of a policy, with its config: restore it anywhere, in any binding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Snapshot {
-    /// Must equal [`FORMAT_VERSION`](crate::FORMAT_VERSION).
-    pub format_version: u32,
-    /// The policy's config.
-    pub config: PolicyConfig,
-    state: State,
-}
+/// The state as the policy holds it.
+pub(crate) type State = StateOf<Vec<GateState>, Vec<Window>>;
 
-impl Snapshot {
-    /// The canonical JSON text.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    /// Parses a snapshot.
-    ///
-    /// # Errors
-    /// `unsupported_format_version` for another format, `duplicate_key` for a key
-    /// repeated in an object, `snapshot_corrupt` with the failing field's path for
-    /// anything else that does not parse.
-    pub fn from_json(text: &str) -> Result<Self, Error> {
-        // A snapshot of this format parses straight into its type; any other document
-        // goes through a value, for the format check and the failing field's path.
-        if crate::error::UNTRACKED_FIRST {
-            if let Ok(s) = serde_json::from_str::<Self>(text) {
-                if s.format_version == crate::FORMAT_VERSION {
-                    return Ok(s);
-                }
-            }
-        }
-        // Through a `UniqueValue`, not a `Value`, which would keep the last of a
-        // repeated key.
-        let value: crate::json::UniqueValue = parse_json(text).map_err(corrupt)?;
-        Self::from_value(value.0)
-    }
-
-    /// Converts a snapshot from a JSON value (a binding's native object).
-    ///
-    /// # Errors
-    /// As [`Snapshot::from_json`].
-    pub fn from_value(value: serde_json::Value) -> Result<Self, Error> {
-        let version = value
-            .get("format_version")
-            .and_then(serde_json::Value::as_u64);
-        if let Some(v) = version.filter(|v| *v != u64::from(crate::FORMAT_VERSION)) {
-            return Err(Error::new(
-                ErrorCode::UnsupportedFormatVersion,
-                "format_version",
-                format!(
-                    "snapshot format_version {v} is not {}",
-                    crate::FORMAT_VERSION
-                ),
-            ));
-        }
-        crate::error::parse_value(value).map_err(corrupt)
-    }
-}
-
-/// A snapshot that does not parse is `snapshot_corrupt`; a repeated key keeps its own
-/// code, as in every other document.
-fn corrupt(e: Error) -> Error {
-    match e.code {
-        ErrorCode::DuplicateKey => e,
-        _ => Error {
-            code: ErrorCode::SnapshotCorrupt,
-            ..e
-        },
+impl<G, W> StateOf<G, W> {
+    /// The same state with the gates' states and the arms' windows converted (to and
+    /// from their keyed form in snapshots); the first error of `windows` names its arm.
+    pub(crate) fn map<G2, W2, E>(
+        self,
+        gates: impl FnOnce(G) -> Result<G2, E>,
+        mut windows: impl FnMut(usize, W) -> Result<W2, E>,
+    ) -> Result<StateOf<G2, W2>, E> {
+        let arms = self
+            .arms
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| {
+                Ok(ArmOf {
+                    version: a.version,
+                    windows: windows(i, a.windows)?,
+                })
+            })
+            .collect::<Result<Vec<_>, E>>()?;
+        Ok(StateOf {
+            now: self.now,
+            registry: self.registry,
+            arms,
+            gates: gates(self.gates)?,
+            rollout: self.rollout,
+            pending: self.pending,
+            halt: self.halt,
+            cooldown_until: self.cooldown_until,
+            breaker: self.breaker,
+            analysis_at: self.analysis_at,
+            blocked: self.blocked,
+            next_action_id: self.next_action_id,
+            kickoff: self.kickoff,
+        })
     }
 }
 
@@ -342,7 +317,11 @@ impl Policy {
                 now,
                 registry,
                 arms: Vec::new(),
-                gates: vec![GateState::default(); config.gates.len()],
+                gates: config
+                    .gates
+                    .iter()
+                    .map(|g| GateState::new(&g.rule))
+                    .collect(),
                 rollout: None,
                 pending: None,
                 halt: None,
@@ -455,39 +434,24 @@ impl Policy {
         &self.state.registry.versions
     }
 
-    /// A snapshot of the whole state.
+    /// A snapshot of the whole state, in the current snapshot format.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            format_version: crate::FORMAT_VERSION,
-            config: self.config.clone(),
-            state: self.state.clone(),
-        }
+        Snapshot::of(&self.config, self.state.clone())
     }
 
     /// Recreates a policy from a snapshot; it continues exactly as the original would.
     ///
     /// # Errors
-    /// `unsupported_format_version`, a config error, or `snapshot_corrupt` when the
-    /// state does not fit the config.
+    /// A config error (at `config....`), or `snapshot_corrupt` when the state does not
+    /// fit the config, with the offending field's path.
     pub fn restore(snapshot: Snapshot) -> Result<Self, Error> {
-        ensure(
-            snapshot.format_version == crate::FORMAT_VERSION,
-            ErrorCode::UnsupportedFormatVersion,
-            "format_version",
-            || {
-                format!(
-                    "snapshot format_version {} is not {}",
-                    snapshot.format_version,
-                    crate::FORMAT_VERSION
-                )
-            },
-        )?;
         snapshot.config.validate().map_err(|e| e.within("config"))?;
-        let plan = Plan::new(&snapshot.config);
+        let (config, state) = snapshot.into_parts()?;
+        let plan = Plan::new(&config);
         let policy = Self {
             plan,
-            config: snapshot.config,
-            state: snapshot.state,
+            config,
+            state,
         };
         policy.validate()?;
         Ok(policy)

@@ -53,8 +53,8 @@ impl Policy {
     }
 
     pub(super) fn reset_gates(&mut self) {
-        for g in &mut self.state.gates {
-            *g = GateState::default();
+        for (g, c) in self.state.gates.iter_mut().zip(&self.config.gates) {
+            *g = GateState::new(&c.rule);
         }
         self.state.blocked = None;
     }

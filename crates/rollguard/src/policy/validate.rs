@@ -276,7 +276,8 @@ impl Policy {
             );
             let windows = arm.windows.iter().zip(&self.plan.shapes);
             for (m, (w, shape)) in windows.enumerate().filter(|_| buckets) {
-                let path = format!("state.arms[{i}].windows[{m}]");
+                let name = &self.config.metrics[m].name;
+                let path = crate::json::key_path(&format!("state.arms[{i}].windows"), name);
                 self.validate_window(w, *shape, &path)?;
             }
         }
@@ -386,7 +387,15 @@ impl Policy {
             gates.len(),
             self.config.gates.len()
         );
-        for (i, g) in gates.iter().enumerate() {
+        for (g, c) in gates.iter().zip(&self.config.gates) {
+            // Paths as a snapshot writes them: keyed by gate name.
+            let at = crate::json::key_path("state.gates", &c.name);
+            need!(
+                g.detector.fits(&c.rule),
+                format!("{at}.detector"),
+                "not the state of a {:?} gate",
+                c.name
+            );
             for (t, field) in [
                 (g.failing_since, "failing_since"),
                 (g.onset, "onset"),
@@ -394,13 +403,13 @@ impl Policy {
                 (g.tripped_at, "tripped_at"),
             ] {
                 if let Some(t) = t {
-                    self.past(t, || format!("state.gates[{i}].{field}"))?;
+                    self.past(t, || format!("{at}.{field}"))?;
                 }
             }
             // What GateState::record keeps together: a failing streak has a start and a
             // latest failure, passes and failures never both run, a tripped gate has
             // failed and has an onset.
-            let path = |field: &str| format!("state.gates[{i}].{field}");
+            let path = |field: &str| format!("{at}.{field}");
             need!(
                 (g.consecutive_failures > 0) == g.failing_since.is_some(),
                 path("failing_since"),

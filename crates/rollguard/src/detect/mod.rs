@@ -1,0 +1,218 @@
+//! Detectors: the unit behind each gate kind. A detector keeps its own state (none for
+//! the window rules), may see every accepted sample of the arms its gate compares, and
+//! at each evaluation returns a [`Judgement`]: a verdict with the evidence behind it.
+//!
+//! Adding a kind means a [`Rule`] variant (config), a file here with its state and
+//! tests, a [`Detector`] variant when it keeps state, and an [`Evidence`] variant for
+//! its report. Persistence, reports and the policy do not change.
+//!
+//! Samples reach a detector only when its kind [`observes`] them: the policy compiles,
+//! per metric, the list of gates that do (`Plan::observers`), so the column path of a
+//! metric no such gate reads does exactly what it did before.
+
+mod threshold;
+mod vs_baseline;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{GateConfig, NoData, Rule};
+use crate::output::{Evidence, Verdict};
+use crate::stats::window::Reading;
+use crate::time::Timestamp;
+
+/// Which side of a comparison a sample's arm is on, for the gate's current phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The version judged: the candidate, or the stable version in the steady phase.
+    Judged,
+    /// The version it is compared with.
+    Baseline,
+}
+
+/// Whether gates of this kind see samples, not only window readings.
+pub(crate) fn observes(rule: &Rule) -> bool {
+    match rule {
+        Rule::Threshold { .. } | Rule::VsBaseline { .. } => false,
+    }
+}
+
+/// Per-gate state kept between evaluations by stateful gate kinds (sequential tests,
+/// CUSUM). The window rules read windows and keep none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Detector {
+    /// Threshold and vs_baseline rules.
+    #[default]
+    Stateless,
+}
+
+/// The result of judging one gate once, before persistence.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Judgement {
+    pub(crate) verdict: Verdict,
+    pub(crate) evidence: Evidence,
+}
+
+/// What a gate's readings are, at one evaluation: the judged arm's window statistic
+/// and, for gates that compare, the baseline's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Readings {
+    pub(crate) subject: Reading,
+    pub(crate) baseline: Option<Reading>,
+}
+
+impl Detector {
+    /// The state a gate of this kind starts a rollout with.
+    pub(crate) fn new(rule: &Rule) -> Self {
+        match rule {
+            Rule::Threshold { .. } | Rule::VsBaseline { .. } => Self::Stateless,
+        }
+    }
+
+    /// Whether this state belongs to a gate of kind `rule` (restore checks it).
+    pub(crate) fn fits(&self, rule: &Rule) -> bool {
+        matches!(
+            (self, rule),
+            (
+                Self::Stateless,
+                Rule::Threshold { .. } | Rule::VsBaseline { .. }
+            )
+        )
+    }
+
+    /// One accepted value sample of an arm the gate compares.
+    #[inline]
+    pub(crate) fn observe_value(&mut self, _role: Role, _at: Timestamp, _x: f64) {
+        match self {
+            Self::Stateless => {}
+        }
+    }
+
+    /// One accepted count sample (`events` out of `total`) of an arm the gate compares.
+    #[inline]
+    pub(crate) fn observe_count(&mut self, _role: Role, _at: Timestamp, _events: u64, _total: u64) {
+        match self {
+            Self::Stateless => {}
+        }
+    }
+
+    /// Judges the gate at an evaluation.
+    pub(crate) fn judge(&mut self, gate: &GateConfig, r: Readings) -> Judgement {
+        let enough = |r: &Reading| r.value.is_some() && r.evidence >= gate.samples_min;
+        let bounds = |min, max| Evidence::bounds(r.subject, r.baseline, min, max);
+        let no_data = Judgement {
+            verdict: match gate.on_no_data {
+                NoData::Inconclusive => Verdict::Inconclusive,
+                NoData::Fail => Verdict::Fail,
+                NoData::Pass => Verdict::Pass,
+            },
+            evidence: bounds(None, None),
+        };
+        if !enough(&r.subject) {
+            return no_data;
+        }
+        let found = match &gate.rule {
+            Rule::Threshold { min, max } => Some(threshold::bounds(*min, *max)),
+            rule @ Rule::VsBaseline { .. } => {
+                let Some(b) = r.baseline.filter(enough).and_then(|b| b.value) else {
+                    return no_data;
+                };
+                vs_baseline::bounds(rule, b)
+            }
+        };
+        let Some((min, max)) = found else {
+            return Judgement {
+                verdict: Verdict::Inconclusive,
+                evidence: bounds(None, None),
+            };
+        };
+        let x = r.subject.value.unwrap_or(0.0);
+        Judgement {
+            verdict: if breaks(min, max, x) {
+                Verdict::Fail
+            } else {
+                Verdict::Pass
+            },
+            evidence: bounds(min, max),
+        }
+    }
+}
+
+/// Whether `x` is outside the bounds.
+pub(crate) fn breaks(min: Option<f64>, max: Option<f64>, x: f64) -> bool {
+    min.is_some_and(|lo| x < lo) || max.is_some_and(|hi| x > hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(rule: &str, on_no_data: &str) -> GateConfig {
+        let json = format!(
+            r#"{{"name": "g", "metric": "m", "stat": "mean", "rule": {rule},
+                "samples_min": 10, "on_no_data": "{on_no_data}"}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    fn reading(value: f64, evidence: u64) -> Reading {
+        Reading {
+            value: Some(value),
+            evidence,
+        }
+    }
+
+    fn judge(g: &GateConfig, subject: Reading, baseline: Option<Reading>) -> Judgement {
+        Detector::new(&g.rule).judge(g, Readings { subject, baseline })
+    }
+
+    #[test]
+    fn a_threshold_fails_outside_its_bounds_and_reports_them() {
+        let g = gate(r#"{"kind": "threshold", "max": 100.0}"#, "inconclusive");
+        let j = judge(&g, reading(150.0, 20), None);
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert_eq!(j.evidence.observed(), Some(150.0));
+        assert_eq!(j.evidence.bounds_of(), (None, Some(100.0)));
+        assert_eq!(judge(&g, reading(100.0, 20), None).verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn too_little_evidence_gives_the_no_data_verdict_without_bounds() {
+        for (policy, verdict) in [
+            ("inconclusive", Verdict::Inconclusive),
+            ("fail", Verdict::Fail),
+            ("pass", Verdict::Pass),
+        ] {
+            let g = gate(r#"{"kind": "threshold", "max": 100.0}"#, policy);
+            let j = judge(&g, reading(150.0, 9), None);
+            assert_eq!(j.verdict, verdict);
+            assert_eq!(j.evidence.bounds_of(), (None, None));
+            assert_eq!(j.evidence.observed(), Some(150.0));
+        }
+    }
+
+    #[test]
+    fn vs_baseline_needs_enough_baseline_evidence_too() {
+        let g = gate(
+            r#"{"kind": "vs_baseline", "max_ratio": 1.5}"#,
+            "inconclusive",
+        );
+        let j = judge(&g, reading(160.0, 20), Some(reading(100.0, 20)));
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert_eq!(j.evidence.bounds_of(), (None, Some(150.0)));
+        let thin = judge(&g, reading(160.0, 20), Some(reading(100.0, 5)));
+        assert_eq!(thin.verdict, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn window_rules_keep_no_state_and_see_no_samples() {
+        for rule in [
+            r#"{"kind": "threshold", "max": 1.0}"#,
+            r#"{"kind": "vs_baseline", "max_ratio": 1.5}"#,
+        ] {
+            let g = gate(rule, "inconclusive");
+            assert!(!observes(&g.rule));
+            assert!(Detector::new(&g.rule).fits(&g.rule));
+        }
+    }
+}
