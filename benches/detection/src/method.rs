@@ -1,0 +1,139 @@
+//! Methods: named gate configurations, run side by side on the same streams.
+//!
+//! A method is the part of a policy config that decides: its metrics (windows), its gates
+//! and its analysis interval. The harness wraps it in a fixed rollout (stable `v1`,
+//! candidate `v2`, one canary step at the benchmark's weight that outlasts the horizon),
+//! so the only way a method differs from another is how it judges. A new detector kind is
+//! one more entry in [`methods`], with its gate `rule.kind` and defaults.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// The candidate's version id in every benchmark policy.
+pub const CANDIDATE_VERSION: &str = "v2";
+/// The stable version id in every benchmark policy.
+pub const STABLE_VERSION: &str = "v1";
+/// The latency metric's name (a value metric, ms per request).
+pub const LATENCY: &str = "latency_ms";
+/// The error metric's name (a count metric: failed requests out of requests).
+pub const ERRORS: &str = "errors";
+
+/// A named gate configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Method {
+    /// Short name, used in tables and files.
+    pub name: String,
+    /// Where the settings come from.
+    pub description: String,
+    /// The config's `metrics` array.
+    pub metrics: Value,
+    /// The config's `gates` array.
+    pub gates: Value,
+    /// `analysis.interval_ms`.
+    pub interval_ms: u64,
+}
+
+impl Method {
+    /// The full policy config for a canary at `weight` percent that lasts past the horizon.
+    pub fn config(&self, weight: u32) -> Value {
+        json!({
+            "format_version": 1,
+            "name": format!("detection-{}", self.name),
+            "versions": [
+                {"id": STABLE_VERSION, "digest": "sha256:01", "validated": true},
+                {"id": CANDIDATE_VERSION, "digest": "sha256:02"}
+            ],
+            "stable": STABLE_VERSION,
+            "metrics": self.metrics,
+            "gates": self.gates,
+            "strategy": {"kind": "canary", "steps": [
+                {"kind": "set_weight", "weight": weight, "duration_ms": 2_592_000_000u64}
+            ]},
+            "analysis": {"interval_ms": self.interval_ms}
+        })
+    }
+
+    /// Whether the method reads metric `name` (only those are fed to it).
+    pub fn reads(&self, name: &str) -> bool {
+        self.metrics
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["name"] == name))
+    }
+}
+
+/// The latency metric as the README's example config declares it: a 60 s window in
+/// 10 buckets.
+fn latency_metric() -> Value {
+    json!({"name": LATENCY, "kind": "value", "window_ms": 60000, "buckets": 10,
+           "histogram_range": {"min": 0.001, "max": 1e9}})
+}
+
+/// The error metric as the README declares it: the window defaults to the interval.
+fn error_metric() -> Value {
+    json!({"name": ERRORS, "kind": "count", "buckets": 10})
+}
+
+/// The methods of the benchmark. Today every one is a threshold+N rule (a statistic of
+/// a one-interval window against a bound, three failing evaluations in a row).
+pub fn methods() -> Vec<Method> {
+    vec![
+        Method {
+            name: "readme_gates".into(),
+            description: "the README's example policy gates, verbatim: p99 ≤ 800 ms, \
+                          p95 ≤ 1.3 × stable, error rate ≤ stable + 0.5 pp; 60 s windows \
+                          and interval, 3 consecutive failures"
+                .into(),
+            metrics: json!([latency_metric(), error_metric()]),
+            gates: json!([
+                {"name": "p99_sla", "metric": LATENCY, "stat": "p99",
+                 "rule": {"kind": "threshold", "max": 800}, "samples_min": 50},
+                {"name": "p95_vs_stable", "metric": LATENCY, "stat": "p95",
+                 "rule": {"kind": "vs_baseline", "max_ratio": 1.3}, "samples_min": 50,
+                 "persistence": {"consecutive": 3, "for_ms": 0, "clear_after": 1,
+                                 "keep_failing_ms": 0}},
+                {"name": "error_rate", "metric": ERRORS, "stat": "rate",
+                 "rule": {"kind": "vs_baseline", "max_increase": 0.005}, "samples_min": 500,
+                 "on_no_data": "inconclusive", "dry_run": false,
+                 "phases": ["shadow", "preview", "canary", "bake"]}
+            ]),
+            interval_ms: 60_000,
+        },
+        Method {
+            name: "mean_vs_stable".into(),
+            description: "latency mean ≤ 1.1 × stable, 60 s windows, 3 consecutive \
+                          failures (the same threshold+N family on the mean)"
+                .into(),
+            metrics: json!([latency_metric()]),
+            gates: json!([
+                {"name": "latency_mean_vs_stable", "metric": LATENCY, "stat": "mean",
+                 "rule": {"kind": "vs_baseline", "max_ratio": 1.1}, "samples_min": 50}
+            ]),
+            interval_ms: 60_000,
+        },
+        Method {
+            name: "p99_vs_stable".into(),
+            description: "latency p99 ≤ 1.3 × stable, 60 s windows, 3 consecutive failures \
+                          (the README's p95 rule moved to the tail)"
+                .into(),
+            metrics: json!([latency_metric()]),
+            gates: json!([
+                {"name": "p99_vs_stable", "metric": LATENCY, "stat": "p99",
+                 "rule": {"kind": "vs_baseline", "max_ratio": 1.3}, "samples_min": 50}
+            ]),
+            interval_ms: 60_000,
+        },
+        Method {
+            name: "error_ratio_vs_stable".into(),
+            description: "error rate ≤ 2 × max(stable, 0.5 %), the README's recommended \
+                          error-rate ratio; 3 consecutive failures"
+                .into(),
+            metrics: json!([error_metric()]),
+            gates: json!([
+                {"name": "error_ratio_vs_stable", "metric": ERRORS, "stat": "rate",
+                 "rule": {"kind": "vs_baseline", "max_ratio": 2, "baseline_min": 0.005},
+                 "samples_min": 500}
+            ]),
+            interval_ms: 60_000,
+        },
+    ]
+}
