@@ -3,7 +3,8 @@
 # format, lints (native and wasm32), unit/property/conformance/doc tests, the core
 # built for wasm32, the CLI demo and the example, the Python package (wheel, pytest,
 # stubtest, notebook), the npm package (Node tests, tsc) and the dashboard end to end in
-# headless Chromium, benches compiled, and a short fuzz run per target.
+# headless Chromium, benches compiled, the detection benchmark in its quick mode, and a
+# short fuzz run per target.
 # `.ci/run` calls exactly this.
 #
 #   ./scripts/test.sh             everything
@@ -56,6 +57,14 @@ section "npm package over WebAssembly, and the dashboard in headless Chromium"
 
 section "benches compile"
 cargo bench --workspace --no-run --locked
+
+section "detection benchmark (--quick: 100 nulls, 50 alternatives, 30 min per cell)"
+# Writes target/detection-quick/{detection.md,detection.json,*.png}; the full run is
+# `cargo run --release -p rollguard-detection` (benches/detection/README.md).
+cargo run -q --release -p rollguard-detection --locked -- --quick --out target/detection-quick >/dev/null
+for f in detection.md detection.json delay_vs_shift.png delay_vs_error_ratio.png false_rollback_rate.png; do
+  test -s "target/detection-quick/$f"
+done
 
 section "fuzz (${FUZZ_SECONDS}s per target, from the committed corpus)"
 # `-s none`: the core forbids `unsafe`, so AddressSanitizer would only cost build time;
