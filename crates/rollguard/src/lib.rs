@@ -81,6 +81,7 @@ mod gate;
 mod input;
 mod json;
 mod lint;
+mod machines;
 mod output;
 mod plan;
 mod policy;

@@ -67,9 +67,9 @@ impl Policy {
             return;
         } else if self.state.halt.is_some() {
             Some(Reason::Halted)
-        } else if self.state.breaker.open_since.is_some() {
+        } else if self.state.breaker.is_open() {
             Some(Reason::BreakerOpen)
-        } else if self.state.cooldown_until.is_some_and(|c| c > now) {
+        } else if self.state.cooldown_until.active(now) {
             Some(Reason::CooldownActive)
         } else {
             None
@@ -83,16 +83,7 @@ impl Policy {
             return;
         }
         let safety = self.config.safety;
-        let since = now.saturating_sub(safety.breaker.window_ms);
-        let recent = self
-            .state
-            .breaker
-            .rollbacks
-            .iter()
-            .filter(|t| **t > since)
-            .count();
-        let recent = u32::try_from(recent).unwrap_or(u32::MAX);
-        let trips = recent.saturating_add(1) >= safety.breaker.max_rollbacks;
+        let trips = self.state.breaker.trips_at(now, &safety.breaker);
         let from = self.judged_version();
         let (to, target) = if trips {
             (self.state.registry.golden_target(), TargetKind::Golden)
@@ -132,24 +123,10 @@ impl Policy {
             gates.clone(),
             out,
         );
-        let until = later(now, safety.cooldown_ms);
-        self.state.cooldown_until = Some(until);
+        let until = self.state.cooldown_until.start(now, safety.cooldown_ms);
         out.event(now, EventKind::CooldownStarted { until });
-        let rollbacks = &mut self.state.breaker.rollbacks;
-        rollbacks.retain(|t| *t > since);
-        rollbacks.push(now);
-        let keep = safety.breaker.max_rollbacks as usize;
-        if rollbacks.len() > keep {
-            rollbacks.drain(..rollbacks.len() - keep);
-        }
-        if trips {
-            self.state.breaker.open_since = Some(now);
-            out.event(
-                now,
-                EventKind::BreakerTripped {
-                    rollbacks: recent.saturating_add(1),
-                },
-            );
+        if let Some(rollbacks) = self.state.breaker.record(now, &safety.breaker) {
+            out.event(now, EventKind::BreakerTripped { rollbacks });
         }
         out.escalate(
             now,

@@ -65,7 +65,7 @@ impl Policy {
                     || "automation is halted; resume or revert first".into(),
                 )?;
                 ensure(
-                    self.state.breaker.open_since.is_none(),
+                    !self.state.breaker.is_open(),
                     ErrorCode::BreakerOpen,
                     "",
                     || "the breaker is open; clear it first".into(),
@@ -163,7 +163,7 @@ impl Policy {
             }
             Input::ClearBreaker { .. } => {
                 ensure(
-                    self.state.breaker.open_since.is_some(),
+                    self.state.breaker.is_open(),
                     ErrorCode::InvalidCommand,
                     "",
                     || "the breaker is not open".into(),

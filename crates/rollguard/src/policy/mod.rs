@@ -25,6 +25,11 @@ use crate::detect::{Detector, Readings, Role};
 use crate::error::{Error, ErrorCode, ensure};
 use crate::gate::{GateState, Transition};
 use crate::input::{Input, Sample, TargetKind};
+use crate::machines::Timer;
+use crate::machines::ack::{Halt, Pending};
+use crate::machines::approval::Pause;
+use crate::machines::breaker::Breaker;
+use crate::machines::cooldown::Cooldown;
 use crate::output::{
     Action, Decision, Event, EventKind, GateReport, PauseKind, Reason, Step, Verdict,
 };
@@ -45,20 +50,6 @@ pub(crate) struct ArmOf<W> {
 
 /// An arm as the policy holds it.
 pub(crate) type Arm = ArmOf<Vec<Window>>;
-
-/// A pause of the rollout.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Pause {
-    kind: PauseKind,
-    since: Timestamp,
-    /// Approval timeout, if still armed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    deadline: Option<Timestamp>,
-    /// Bake time left when an operator paused a running stage.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    remaining_ms: Option<u64>,
-}
 
 /// The rollout in progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,39 +79,6 @@ struct Rollout {
     promoted_at: Option<Timestamp>,
 }
 
-/// An action waiting for its acknowledgement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Pending {
-    id: u64,
-    #[serde(deserialize_with = "crate::tagged::strict")]
-    action: Action,
-    deadline: Timestamp,
-    /// For rollbacks: the lifecycle stage the rolled-back version gets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    mark: Option<Lifecycle>,
-}
-
-/// Automation halted until an operator acts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Halt {
-    reason: Reason,
-    /// The action that failed or timed out; `resume` issues it again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    retry: Option<Pending>,
-}
-
-/// The circuit breaker over automated rollbacks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Breaker {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    open_since: Option<Timestamp>,
-    /// Times of recent automated rollbacks, at most `max_rollbacks` of them.
-    rollbacks: Vec<Timestamp>,
-}
-
 /// Everything that changes, with the gates' states (`G`) and each arm's windows (`W`)
 /// in config order as the policy holds them ([`State`]), or keyed by name as a
 /// [`Snapshot`] writes them.
@@ -137,8 +95,8 @@ pub(crate) struct StateOf<G, W> {
     pending: Option<Pending>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     halt: Option<Halt>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    cooldown_until: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Cooldown::is_none")]
+    cooldown_until: Cooldown,
     breaker: Breaker,
     /// Next gate evaluation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -325,7 +283,7 @@ impl Policy {
                 rollout: None,
                 pending: None,
                 halt: None,
-                cooldown_until: None,
+                cooldown_until: Cooldown::default(),
                 breaker: Breaker::default(),
                 analysis_at: None,
                 blocked: None,
@@ -375,32 +333,6 @@ impl Policy {
         self.state.now
     }
 
-    /// When the policy next needs a [`tick`](Policy::tick), if ever. Ticking earlier or
-    /// more often is harmless; ticking late delays decisions until the tick (every
-    /// other input also fires due timers first).
-    pub fn next_deadline(&self) -> Option<Timestamp> {
-        // Mirrors `fire`: a timer counts only when `fire` would act on it.
-        let s = &self.state;
-        let mut timers = [
-            s.kickoff.as_ref().map(|_| s.now),
-            s.pending.as_ref().map(|p| p.deadline),
-            s.cooldown_until,
-            None,
-            None,
-            None,
-            None,
-        ];
-        if s.pending.is_none() {
-            timers[3] = s.analysis_at;
-            if let (Some(r), None) = (&s.rollout, &s.halt) {
-                timers[4] = r.stage_ends_at;
-                timers[5] = r.pause.as_ref().and_then(|p| p.deadline);
-                timers[6] = (!r.entered).then_some(s.now);
-            }
-        }
-        timers.into_iter().flatten().min()
-    }
-
     /// The aliases and the state of the rollout, breaker and cooldown.
     pub fn status(&self) -> Status {
         let s = &self.state;
@@ -416,8 +348,8 @@ impl Policy {
             pending_action: s.pending.as_ref().map(|p| p.id),
             paused: r.and_then(|r| r.pause.as_ref()).map(|p| p.kind),
             halted: s.halt.as_ref().map(|h| h.reason),
-            breaker_open: s.breaker.open_since.is_some(),
-            cooldown_until: s.cooldown_until,
+            breaker_open: s.breaker.is_open(),
+            cooldown_until: s.cooldown_until.until(),
             tripped_gates: self
                 .config
                 .gates

@@ -214,7 +214,7 @@ impl Policy {
             || r.pause.is_some()
             || s.pending.is_some()
             || s.halt.is_some()
-            || s.breaker.open_since.is_some()
+            || s.breaker.is_open()
         {
             return;
         }
@@ -268,6 +268,7 @@ impl Policy {
                 let retry = self
                     .state
                     .cooldown_until
+                    .until()
                     .filter(|_| self.state.pending.is_none());
                 if let Some(pause) = self.state.rollout.as_mut().and_then(|r| r.pause.as_mut()) {
                     pause.deadline = retry;
@@ -309,7 +310,7 @@ impl Policy {
             },
         );
         // A clean rollout ends a run of rollbacks: the breaker counts consecutive ones.
-        self.state.breaker.rollbacks.clear();
+        self.state.breaker.forget_run();
         let stable = self.state.registry.aliases.stable.clone();
         self.keep_only_arm(&stable, out);
         self.reset_gates();

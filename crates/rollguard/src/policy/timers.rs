@@ -20,49 +20,80 @@ impl Policy {
         self.state.now = t;
     }
 
-    /// Acts on every timer due at `now`, in a fixed order, on the way to `until`.
+    /// When the policy next needs a [`tick`](Policy::tick), if ever. Ticking earlier or
+    /// more often is harmless; ticking late delays decisions until the tick (every
+    /// other input also fires due timers first).
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        Timer::ALL
+            .into_iter()
+            .filter_map(|t| self.deadline(t))
+            .min()
+    }
+
+    /// When `timer` is due, if it is armed and the policy would act on it: while an
+    /// action is pending only the ack deadline, the cooldown and the kickoff run, and
+    /// while automation is halted the rollout does not move.
+    pub(super) fn deadline(&self, timer: Timer) -> Option<Timestamp> {
+        let s = &self.state;
+        let idle = s.pending.is_none();
+        let running = s.rollout.as_ref().filter(|_| idle && s.halt.is_none());
+        match timer {
+            Timer::Kickoff => s.kickoff.as_ref().map(|_| s.now),
+            Timer::AckDeadline => s.pending.as_ref().map(Pending::deadline),
+            Timer::Cooldown => s.cooldown_until.deadline(),
+            Timer::Analysis => s.analysis_at.filter(|_| idle),
+            Timer::StageEnd => running.and_then(|r| r.stage_ends_at),
+            Timer::ApprovalTimeout => running
+                .and_then(|r| r.pause.as_ref())
+                .and_then(Pause::deadline),
+            Timer::StageEntry => running.filter(|r| !r.entered).map(|_| s.now),
+        }
+    }
+
+    /// Acts on every timer due at `now`, in the table's order, on the way to `until`.
+    /// Each is checked when its turn comes, so one that an earlier one disarms (an
+    /// analysis that issues a rollback stops the rollout's timers) does not fire.
     pub(super) fn fire(&mut self, now: Timestamp, until: Timestamp, out: &mut Out) {
-        if let Some(candidate) = self.state.kickoff.take() {
-            self.begin_rollout(&candidate, now, out);
+        for timer in Timer::ALL {
+            if self.deadline(timer).is_some_and(|d| d <= now) {
+                self.expire(timer, now, until, out);
+            }
         }
-        if let Some(p) = self.state.pending.take_if(|p| p.deadline <= now) {
-            out.event(now, EventKind::AckTimedOut { action_id: p.id });
-            self.halt(now, Reason::AckTimeout, Some(p), String::new(), out);
-        }
-        if self.state.cooldown_until.is_some_and(|c| c <= now) {
-            self.state.cooldown_until = None;
-            out.event(now, EventKind::CooldownEnded {});
-        }
-        // From here on each timer may issue an action; while one is pending nothing else
-        // moves, and while automation is halted the rollout does not progress.
-        let idle = |p: &Self| p.state.pending.is_none();
-        if idle(self) && self.state.analysis_at.is_some_and(|a| a <= now) {
-            self.analysis_due(now, until, out);
-        }
-        if !idle(self) || self.state.halt.is_some() {
-            return;
-        }
-        if let Some(r) = self
-            .state
-            .rollout
-            .as_mut()
-            .filter(|r| r.stage_ends_at.is_some_and(|e| e <= now))
-        {
-            r.stage_ends_at = None;
-            r.stage_done = true;
-            self.stage_end(now, out);
-        }
-        let timed_out = self
-            .state
-            .rollout
-            .as_mut()
-            .and_then(|r| r.pause.as_mut())
-            .is_some_and(|p| p.deadline.take_if(|d| *d <= now).is_some());
-        if idle(self) && timed_out {
-            self.approval_timeout(now, out);
-        }
-        if idle(self) && self.state.rollout.as_ref().is_some_and(|r| !r.entered) {
-            self.enter_stage(now, None, out);
+    }
+
+    /// `timer` is due at `now`: disarm it and act.
+    fn expire(&mut self, timer: Timer, now: Timestamp, until: Timestamp, out: &mut Out) {
+        match timer {
+            Timer::Kickoff => {
+                if let Some(candidate) = self.state.kickoff.take() {
+                    self.begin_rollout(&candidate, now, out);
+                }
+            }
+            Timer::AckDeadline => {
+                if let Some(p) = self.state.pending.take() {
+                    out.event(now, EventKind::AckTimedOut { action_id: p.id });
+                    self.halt(now, Reason::AckTimeout, Some(p), String::new(), out);
+                }
+            }
+            Timer::Cooldown => {
+                self.state.cooldown_until.clear();
+                out.event(now, EventKind::CooldownEnded {});
+            }
+            Timer::Analysis => self.analysis_due(now, until, out),
+            Timer::StageEnd => {
+                if let Some(r) = self.state.rollout.as_mut() {
+                    r.stage_ends_at = None;
+                    r.stage_done = true;
+                }
+                self.stage_end(now, out);
+            }
+            Timer::ApprovalTimeout => {
+                if let Some(p) = self.state.rollout.as_mut().and_then(|r| r.pause.as_mut()) {
+                    p.deadline = None;
+                }
+                self.approval_timeout(now, out);
+            }
+            Timer::StageEntry => self.enter_stage(now, None, out),
         }
     }
 

@@ -113,7 +113,7 @@ impl Policy {
             self.past(t, || "state.breaker.open_since".into())?;
         }
         for (t, path) in [
-            (s.cooldown_until, "state.cooldown_until"),
+            (s.cooldown_until.until(), "state.cooldown_until"),
             (s.analysis_at, "state.analysis_at"),
         ] {
             need!(t.is_none_or(|t| t <= TIME_MAX), path, "time above 2^53-1");
