@@ -44,6 +44,24 @@ pub(crate) enum Detector {
     /// Threshold and vs_baseline rules.
     #[default]
     Stateless,
+    /// Tests only: records every sample it is fed, to check that every sample path
+    /// feeds detectors alike.
+    /// (Boxed, so that test builds keep `GateState` within the footprint model's
+    /// `GATE_BYTES`, which a test checks.)
+    #[cfg(test)]
+    #[serde(skip)]
+    #[allow(clippy::box_collection)]
+    Recorder { seen: Box<Vec<Seen>> },
+}
+
+/// A sample as a detector saw it (tests only).
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Seen {
+    pub(crate) role: Role,
+    pub(crate) at: Timestamp,
+    pub(crate) value: Option<f64>,
+    pub(crate) counts: (u64, u64),
 }
 
 /// The result of judging one gate once, before persistence.
@@ -71,29 +89,43 @@ impl Detector {
 
     /// Whether this state belongs to a gate of kind `rule` (restore checks it).
     pub(crate) fn fits(&self, rule: &Rule) -> bool {
-        matches!(
-            (self, rule),
-            (
-                Self::Stateless,
-                Rule::Threshold { .. } | Rule::VsBaseline { .. }
-            )
-        )
+        match (self, rule) {
+            (Self::Stateless, Rule::Threshold { .. } | Rule::VsBaseline { .. }) => true,
+            #[cfg(test)]
+            (Self::Recorder { .. }, _) => true,
+        }
     }
 
     /// One accepted value sample of an arm the gate compares.
     #[inline]
-    pub(crate) fn observe_value(&mut self, _role: Role, _at: Timestamp, _x: f64) {
+    pub(crate) fn observe_value(&mut self, role: Role, at: Timestamp, x: f64) {
         match self {
             Self::Stateless => {}
+            #[cfg(test)]
+            Self::Recorder { seen } => seen.push(Seen {
+                role,
+                at,
+                value: Some(x),
+                counts: (0, 0),
+            }),
         }
+        let _ = (role, at, x);
     }
 
     /// One accepted count sample (`events` out of `total`) of an arm the gate compares.
     #[inline]
-    pub(crate) fn observe_count(&mut self, _role: Role, _at: Timestamp, _events: u64, _total: u64) {
+    pub(crate) fn observe_count(&mut self, role: Role, at: Timestamp, events: u64, total: u64) {
         match self {
             Self::Stateless => {}
+            #[cfg(test)]
+            Self::Recorder { seen } => seen.push(Seen {
+                role,
+                at,
+                value: None,
+                counts: (events, total),
+            }),
         }
+        let _ = (role, at, events, total);
     }
 
     /// Judges the gate at an evaluation.

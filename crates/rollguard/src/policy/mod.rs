@@ -12,6 +12,8 @@ mod commands;
 #[cfg(test)]
 mod footprint_tests;
 mod inputs;
+#[cfg(test)]
+mod observe_tests;
 mod rollout;
 mod timers;
 mod undo;
