@@ -366,3 +366,65 @@ fn states_are_matched_to_gates_and_metrics_by_name() {
     let e = Policy::restore_json(&text).unwrap_err();
     assert_eq!(e.code, ErrorCode::DuplicateKey, "{e}");
 }
+
+#[test]
+fn a_snapshot_of_an_unread_format_is_refused_however_it_was_built() {
+    // Edited in Rust rather than parsed: restore itself checks the format.
+    let mut s = canary().snapshot();
+    s.format_version = 99;
+    let e = Policy::restore(s).unwrap_err();
+    assert_eq!(e.code, ErrorCode::UnsupportedFormatVersion, "{e}");
+    assert_eq!(e.path, "format_version");
+}
+
+#[test]
+fn a_keyed_snapshot_parses_the_same_whatever_the_order_of_its_keys() {
+    let p = canary();
+    let doc = snapshot(&p);
+    // The windows of arm 0 written latency_ms first (not in name order).
+    let w = &doc["state"]["arms"][0]["windows"];
+    let reordered = format!(
+        r#"{{"latency_ms":{},"errors":{}}}"#,
+        w["latency_ms"], w["errors"]
+    );
+    let mut marked = doc.clone();
+    marked["state"]["arms"][0]["windows"] = json!("@windows@");
+    let text = marked.to_string().replace(r#""@windows@""#, &reordered);
+    let from_text = rollguard::Snapshot::from_json(&text).unwrap();
+    let from_value = rollguard::Snapshot::from_value(doc.clone()).unwrap();
+    assert!(from_text == from_value);
+    assert_eq!(from_text.to_json(), p.snapshot().to_json());
+}
+
+#[test]
+fn errors_in_a_format_1_snapshot_point_into_its_arrays() {
+    let mut old = as_format_1(&snapshot(&canary()));
+    old["state"]["arms"][1]["windows"][0][1]["min"] = json!(500.0);
+    refused_at(&old, "state.arms[1].windows[0][1].min");
+
+    let mut old = as_format_1(&snapshot(&canary()));
+    old["state"]["gates"][0]["consecutive_failures"] = json!(2);
+    refused_at(&old, "state.gates[0].failing_since");
+}
+
+#[test]
+fn an_empty_gate_list_reads_alike_as_an_array_or_an_object() {
+    let config = r#"{"format_version": 1,
+        "versions": [{"id": "v1", "digest": "d1", "validated": true}],
+        "stable": "v1", "metrics": [{"name": "m", "kind": "value"}], "gates": [],
+        "strategy": {"kind": "canary", "steps": [{"kind": "set_weight", "weight": 10}]}}"#;
+    let p = Policy::from_json(config, 0).unwrap();
+    let doc = snapshot(&p);
+    assert_eq!(doc["state"]["gates"], json!({}));
+    for (format, gates) in [(2, json!([])), (1, json!({})), (1, json!([]))] {
+        let mut d = doc.clone();
+        d["format_version"] = json!(format);
+        d["state"]["gates"] = gates;
+        if format == 1 {
+            let windows = d["state"]["arms"][0]["windows"]["m"].clone();
+            d["state"]["arms"][0]["windows"] = json!([windows]);
+        }
+        let q = Policy::restore_json(&d.to_string()).unwrap();
+        assert!(q == p);
+    }
+}

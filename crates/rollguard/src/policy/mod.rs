@@ -376,9 +376,11 @@ impl Policy {
     /// Recreates a policy from a snapshot; it continues exactly as the original would.
     ///
     /// # Errors
-    /// A config error (at `config....`), or `snapshot_corrupt` when the state does not
-    /// fit the config, with the offending field's path.
+    /// `unsupported_format_version` for a snapshot format this build does not read, a
+    /// config error (at `config....`), or `snapshot_corrupt` when the state does not fit
+    /// the config, with the offending field's path in the snapshot's own format.
     pub fn restore(snapshot: Snapshot) -> Result<Self, Error> {
+        let format = snapshot.format_version;
         snapshot.config.validate().map_err(|e| e.within("config"))?;
         let (config, state) = snapshot.into_parts()?;
         let plan = Plan::new(&config);
@@ -387,7 +389,10 @@ impl Policy {
             config,
             state,
         };
-        policy.validate()?;
+        policy.validate().map_err(|e| Error {
+            path: crate::snapshot::path_in_format(e.path, format, &policy.config),
+            ..e
+        })?;
         Ok(policy)
     }
 

@@ -11,6 +11,8 @@
 //! snapshot says which gate each state belongs to, and a state that does not match its
 //! config's gates and metrics is refused by name rather than read into the wrong gate.
 
+use std::collections::{BTreeMap, btree_map};
+
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -26,11 +28,12 @@ use crate::stats::window::Window;
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 
 /// Items kept one per config entry (gate or metric): a list in config order (format 1)
-/// or keyed by the entry's name, in the document's order (format 2).
+/// or keyed by the entry's name (format 2; in name order, so that a parsed snapshot is
+/// the same whatever the order of its keys, and writes back the same text).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Named<T> {
     List(Vec<T>),
-    Keyed(Vec<(String, T)>),
+    Keyed(BTreeMap<String, T>),
 }
 
 impl<T> Named<T> {
@@ -46,25 +49,37 @@ impl<T> Named<T> {
             Self::List(items) => return Ok(items),
             Self::Keyed(entries) => entries,
         };
-        if let Some((key, _)) = entries.iter().find(|(k, _)| !names.contains(&k.as_str())) {
+        if let Some(key) = entries.keys().find(|k| !names.contains(&k.as_str())) {
             return Err(corrupt(
                 key_path(path, key),
-                format!("the config has no {what} {key:?}"),
+                format!("the config has no {what} {:?}", clip(key)),
             ));
         }
         let mut items = Vec::with_capacity(names.len());
         for name in names {
-            let Some(i) = entries.iter().position(|(k, _)| k == name) else {
+            let Some(item) = entries.remove(*name) else {
                 return Err(corrupt(path, format!("no state for {what} {name:?}")));
             };
-            items.push(entries.swap_remove(i).1);
+            items.push(item);
         }
         Ok(items)
     }
 
-    fn is_keyed(&self) -> bool {
-        matches!(self, Self::Keyed(_))
+    /// Whether it is keyed by name; `None` when empty, which reads the same in every
+    /// format (`[]` and `{}` alike, as some JSON writers cannot tell them apart).
+    fn is_keyed(&self) -> Option<bool> {
+        match self {
+            Self::List(items) if items.is_empty() => None,
+            Self::Keyed(entries) if entries.is_empty() => None,
+            Self::List(_) => Some(false),
+            Self::Keyed(_) => Some(true),
+        }
     }
+}
+
+/// At most the first 64 characters of a key from the document, for a message.
+fn clip(key: &str) -> String {
+    key.chars().take(64).collect()
 }
 
 impl<T: Serialize> Serialize for Named<T> {
@@ -108,13 +123,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Named<T> {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries: Vec<(String, T)> = Vec::new();
+                let mut entries = BTreeMap::new();
                 while let Some(key) = map.next_key::<String>()? {
-                    if entries.iter().any(|(k, _)| *k == key) {
-                        return Err(crate::json::duplicate(&key));
+                    match entries.entry(key) {
+                        btree_map::Entry::Vacant(slot) => {
+                            slot.insert(map.next_value()?);
+                        }
+                        btree_map::Entry::Occupied(slot) => {
+                            return Err(crate::json::duplicate(slot.key()));
+                        }
                     }
-                    let value = map.next_value()?;
-                    entries.push((key, value));
                 }
                 Ok(Named::Keyed(entries))
             }
@@ -170,6 +188,10 @@ impl Snapshot {
     /// `snapshot_corrupt` at a gate or metric name the config does not have, or where
     /// one it has is missing.
     pub(crate) fn into_parts(self) -> Result<(PolicyConfig, State), Error> {
+        // A `Snapshot` built or edited in Rust has not been through the parsers' check.
+        if !readable(self.format_version) {
+            return Err(unsupported(u64::from(self.format_version)));
+        }
         self.check_form()?;
         let gates: Vec<&str> = self.config.gates.iter().map(|g| g.name.as_str()).collect();
         let metrics: Vec<&str> = self
@@ -222,14 +244,7 @@ impl Snapshot {
             .get("format_version")
             .and_then(serde_json::Value::as_u64);
         if let Some(v) = version.filter(|v| !u32::try_from(*v).is_ok_and(readable)) {
-            return Err(Error::new(
-                ErrorCode::UnsupportedFormatVersion,
-                "format_version",
-                format!(
-                    "snapshot format_version {v} is not one this build reads \
-                     (1 to {SNAPSHOT_FORMAT_VERSION})"
-                ),
-            ));
+            return Err(unsupported(v));
         }
         let s: Self = crate::error::parse_value(value).map_err(corrupt_parse)?;
         s.check_form()?;
@@ -247,16 +262,65 @@ impl Snapshot {
                 format!("format 1 lists {what} in config order")
             }
         };
-        if self.state.gates.is_keyed() != keyed {
+        if self.state.gates.is_keyed().is_some_and(|k| k != keyed) {
             return Err(corrupt("state.gates", form("gate states")));
         }
         for (i, arm) in self.state.arms.iter().enumerate() {
-            if arm.windows.is_keyed() != keyed {
+            if arm.windows.is_keyed().is_some_and(|k| k != keyed) {
                 return Err(corrupt(format!("state.arms[{i}].windows"), form("windows")));
             }
         }
         Ok(())
     }
+}
+
+/// An error path of [`Policy::validate`](crate::Policy::validate) (which names gates and
+/// metrics, as format 2 writes them) as it points into a snapshot of `format`: in
+/// format 1, gate states and windows are array items (`state.gates[0]`).
+pub(crate) fn path_in_format(path: String, format: u32, config: &PolicyConfig) -> String {
+    if format >= 2 {
+        return path;
+    }
+    // `prefix` names an item; the path continues after it, or ends there.
+    let swap = |path: &str, prefix: &str, item: &str| {
+        let rest = path.strip_prefix(prefix)?;
+        rest.is_empty()
+            .then_some(())
+            .or_else(|| rest.starts_with(['.', '[']).then_some(()))
+            .map(|()| format!("{item}{rest}"))
+    };
+    for (i, g) in config.gates.iter().enumerate() {
+        let named = key_path("state.gates", &g.name);
+        if let Some(p) = swap(&path, &named, &format!("state.gates[{i}]")) {
+            return p;
+        }
+    }
+    let arm = path
+        .strip_prefix("state.arms[")
+        .and_then(|rest| rest.split_once(']'))
+        .map(|(arm, _)| arm.to_string());
+    if let Some(arm) = arm {
+        let windows = format!("state.arms[{arm}].windows");
+        for (m, metric) in config.metrics.iter().enumerate() {
+            let named = key_path(&windows, &metric.name);
+            if let Some(p) = swap(&path, &named, &format!("{windows}[{m}]")) {
+                return p;
+            }
+        }
+    }
+    path
+}
+
+/// Refuses a snapshot format this build does not read.
+fn unsupported(v: u64) -> Error {
+    Error::new(
+        ErrorCode::UnsupportedFormatVersion,
+        "format_version",
+        format!(
+            "snapshot format_version {v} is not one this build reads \
+             (1 to {SNAPSHOT_FORMAT_VERSION})"
+        ),
+    )
 }
 
 /// Whether this build reads snapshot format `v`.
