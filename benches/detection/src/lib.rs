@@ -24,7 +24,7 @@ use stream::{Scenario, Traffic};
 use summary::Summary;
 
 /// How much to run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Settings {
     /// `quick` or `full`, for the report.
     pub mode: String,
@@ -86,12 +86,7 @@ pub fn run(
         results.extend(cells);
     }
     Ok(Report {
-        mode: settings.mode.clone(),
-        seed: settings.seed,
-        null_reps: settings.null_reps,
-        alternative_reps: settings.alternative_reps,
-        horizon_s: settings.horizon_s,
-        traffic: settings.traffic,
+        settings: settings.clone(),
         runtime_s: 0.0,
         scenarios: scenarios.to_vec(),
         methods: methods.to_vec(),

@@ -65,7 +65,7 @@ fn delay_plot(
     let x_range = (-0.5, xs.len() as f64 - 0.5);
     let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
     root.fill(&WHITE)?;
-    let horizon = report.horizon_s as f64;
+    let horizon = report.settings.horizon_s as f64;
     let mut builder = ChartBuilder::on(&root);
     builder.margin(20);
     if text {

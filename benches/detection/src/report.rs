@@ -4,25 +4,17 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::Settings;
 use crate::method::Method;
-use crate::stream::{Scenario, Traffic};
+use crate::stream::Scenario;
 use crate::summary::{Quantiles, Summary};
 
 /// What a run measured and how.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `quick` or `full`.
-    pub mode: String,
-    /// The run seed.
-    pub seed: u64,
-    /// Replications per null scenario.
-    pub null_reps: u64,
-    /// Replications per alternative scenario.
-    pub alternative_reps: u64,
-    /// Horizon of one replication, seconds.
-    pub horizon_s: u64,
-    /// Traffic.
-    pub traffic: Traffic,
+    /// What was run: mode, seed, replications, horizon, traffic.
+    #[serde(flatten)]
+    pub settings: Settings,
     /// Wall time of the run, seconds (filled in at the end).
     pub runtime_s: f64,
     /// The scenarios, in order.
@@ -84,19 +76,23 @@ impl Report {
     /// table and the plots' legend.
     pub fn markdown(&self) -> String {
         let mut m = String::new();
-        let per_arm = self.traffic.per_arm();
-        let _ = writeln!(m, "# rollguard detection benchmark ({} mode)\n", self.mode);
+        let per_arm = self.settings.traffic.per_arm();
+        let _ = writeln!(
+            m,
+            "# rollguard detection benchmark ({} mode)\n",
+            self.settings.mode
+        );
         let _ = writeln!(
             m,
             "Seed {}, {} replications per null and {} per alternative, horizon {} min; \
              {} requests/s in total at nominal load, {} % to the candidate \
              ({:.0} req/s on the stable, {:.0} on the candidate); run time {:.0} s.\n",
-            self.seed,
-            self.null_reps,
-            self.alternative_reps,
-            self.horizon_s / 60,
-            self.traffic.requests_per_s,
-            self.traffic.weight,
+            self.settings.seed,
+            self.settings.null_reps,
+            self.settings.alternative_reps,
+            self.settings.horizon_s / 60,
+            self.settings.traffic.requests_per_s,
+            self.settings.traffic.weight,
             per_arm[0],
             per_arm[1],
             self.runtime_s
