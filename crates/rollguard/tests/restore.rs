@@ -2,7 +2,7 @@
 //! refused with `snapshot_corrupt` and the path of the offending field, and counters at
 //! their limit refuse the input that would overflow them.
 
-use rollguard::{ErrorCode, Input, Policy, TIME_MAX, TargetKind};
+use rollguard::{ErrorCode, Input, Policy, Sample, TIME_MAX, TargetKind};
 use serde_json::{Value, json};
 
 const CONFIG: &str = r#"{"format_version": 1,
@@ -427,4 +427,76 @@ fn an_empty_gate_list_reads_alike_as_an_array_or_an_object() {
         let q = Policy::restore_json(&d.to_string()).unwrap();
         assert!(q == p);
     }
+}
+
+#[test]
+fn a_stable_version_no_rollback_could_go_to_is_refused() {
+    // Before a promotion, rollbacks go to the stable version: it must be a target.
+    let mut doc = snapshot(&canary());
+    let v1 = doc["state"]["registry"]["versions"][0]
+        .as_object_mut()
+        .unwrap();
+    assert_eq!(v1["id"], "v1");
+    v1.remove("validated");
+    refused_at(&doc, "state.registry.aliases.stable");
+
+    // Golden is only ever a validated version.
+    let mut doc = snapshot(&canary());
+    doc["state"]["registry"]["aliases"]["golden"] = json!("v2");
+    refused_at(&doc, "state.registry.aliases.golden");
+}
+
+#[test]
+fn a_pending_action_of_another_stage_is_refused() {
+    // The first stage's set_weight is pending; a promote there was never issued.
+    let mut p = Policy::from_json(CONFIG, 0).unwrap();
+    let _ = p
+        .handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap();
+    let doc = snapshot(&p);
+    assert_eq!(doc["state"]["pending"]["action"]["kind"], "set_weight");
+    let mut bad = doc.clone();
+    bad["state"]["pending"]["action"] = json!({"kind": "promote", "version": "v2", "from": "v1"});
+    refused_at(&bad, "state.pending.action");
+    let mut bad = doc.clone();
+    bad["state"]["pending"]["action"]["weight"] = json!(50);
+    refused_at(&bad, "state.pending.action");
+}
+
+#[test]
+fn a_column_is_refused_exactly_when_its_rows_would_be() {
+    // A bucket of another epoch at the limit: rows into an empty bucket still fit, in a
+    // batch and as a column alike.
+    let mut doc = snapshot(&canary());
+    doc["state"]["arms"][0]["windows"]["latency_ms"][1]["count"] = json!(TIME_MAX);
+    let p = Policy::restore_json(&doc.to_string()).unwrap();
+    let (at, values) = ([10_100, 10_200], [1.0, 2.0]);
+    let rows: Vec<Sample> = at
+        .iter()
+        .zip(values)
+        .map(|(t, x)| Sample::value(*t, "v1", "latency_ms", x))
+        .collect();
+    let mut batch = p.clone();
+    let mut column = p.clone();
+    assert!(batch.observe_batch(&rows).is_ok());
+    assert!(
+        column
+            .observe_values("v1", "latency_ms", &at, &values)
+            .is_ok()
+    );
+    assert!(batch == column);
+
+    // Into the full bucket (epoch 1, 5 000..10 000), both refuse, at the same row.
+    let mut p2 = p.clone();
+    let e = p2
+        .observe_values("v1", "latency_ms", &[5_300, 5_400], &[1.0, 2.0])
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.path.as_str()),
+        (ErrorCode::CountOutOfRange, "at[0]")
+    );
+    assert!(p2 == p);
 }

@@ -221,7 +221,7 @@ impl Policy {
                     .map_err(|e| row(e, i))?;
             }
         }
-        self.check_column_room(arm, m, at.len() as u64)?;
+        self.check_column_room(arm, m, at)?;
         let mut out = Out::default();
         let record = |w: &mut Window, shape, rows: core::ops::Range<usize>| {
             w.add_values(shape, &at[rows.clone()], &values[rows]);
@@ -309,7 +309,7 @@ impl Policy {
                 (prev, _) = check(self, i, prev).map_err(|e| row(e, i))?;
             }
         }
-        self.check_column_room(arm, m, at.len() as u64)?;
+        self.check_column_room(arm, m, at)?;
         let mut out = Out::default();
         let record = |w: &mut Window, shape, rows: core::ops::Range<usize>| {
             w.add_counts(

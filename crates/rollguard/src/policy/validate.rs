@@ -217,6 +217,28 @@ impl Policy {
                 need!(reg.contains(id), path, "no version {id:?}");
             }
         }
+        // Before a promotion the stable version is where a rollback goes, so it is a
+        // rollback target; golden is only ever set to a validated version.
+        let promoted = self
+            .state
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.promoted_at.is_some());
+        need!(
+            promoted
+                || reg
+                    .get(&a.stable)
+                    .is_some_and(crate::registry::Version::is_target),
+            "state.registry.aliases.stable",
+            "the stable version {:?} is failed or not validated",
+            a.stable
+        );
+        need!(
+            reg.get(&a.golden).is_some_and(|v| v.validated.is_some()),
+            "state.registry.aliases.golden",
+            "the golden version {:?} was never validated",
+            a.golden
+        );
         let candidate = self
             .state
             .rollout
@@ -551,11 +573,38 @@ impl Policy {
                     "not the stable version"
                 );
             }
+            Action::PauseForApproval { .. } | Action::Hold {} | Action::Escalate {} => {}
+        }
+        // A traffic action is the one its rollout's current stage issues, once entered.
+        let stage = rollout
+            .filter(|r| r.entered)
+            .and_then(|r| self.plan.stages.get(r.stage as usize));
+        let issued_by_stage = match (&p.action, stage) {
+            (Action::StartShadow { .. }, Some(Stage::Shadow { .. }))
+            | (Action::StartPreview { .. }, Some(Stage::Preview { .. }))
+            | (Action::Promote { .. }, Some(Stage::Promote)) => true,
+            (
+                Action::SetWeight { weight, step, .. },
+                Some(Stage::Weight {
+                    weight: w, step: k, ..
+                }),
+            ) => weight == w && step == k,
+            _ => false,
+        };
+        match &p.action {
+            Action::Rollback { .. } => {}
             Action::PauseForApproval { .. } | Action::Hold {} | Action::Escalate {} => {
                 need!(
                     false,
                     format!("{path}.action"),
                     "not an action to acknowledge"
+                );
+            }
+            _ => {
+                need!(
+                    issued_by_stage,
+                    format!("{path}.action"),
+                    "not the action of the rollout's current stage"
                 );
             }
         }
@@ -620,23 +669,32 @@ impl Policy {
         )
     }
 
-    /// [`Policy::check_room`] for a column of `rows` samples: room in every bucket.
-    pub(super) fn check_column_room(
+    /// [`Policy::check_room`] for a column with times `at`: the same answer as for its
+    /// rows in a batch (row `i` needs room for `i + 1` samples in its bucket). When
+    /// every bucket has room for the whole column, that is one pass over the buckets;
+    /// only a bucket near the limit makes it check row by row.
+    pub(super) fn check_column_room<T: crate::time::Millis>(
         &self,
         arm: &str,
         metric: usize,
-        rows: u64,
+        at: &[T],
     ) -> Result<(), Error> {
         let Some(w) = self.window(arm, metric) else {
             return Ok(());
         };
+        let rows = at.len() as u64;
         let used = w.slots.iter().map(|s| s.count).max().unwrap_or(0);
-        ensure(
-            used <= COUNTER_MAX.saturating_sub(rows),
-            ErrorCode::CountOutOfRange,
-            "at",
-            || format!("a bucket holds {used} samples, {rows} more would pass 2^53-1"),
-        )
+        if used <= COUNTER_MAX.saturating_sub(rows) {
+            return Ok(());
+        }
+        for (i, t) in at.iter().enumerate() {
+            self.check_room(arm, metric, t.ms(), i as u64 + 1, "at")
+                .map_err(|e| Error {
+                    path: format!("at[{i}]"),
+                    ..e
+                })?;
+        }
+        Ok(())
     }
 }
 
