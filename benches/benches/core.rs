@@ -17,13 +17,17 @@
 //! - `snapshot`: snapshot to JSON, restore from JSON, and the round trip.
 //! - `input_json`: parsing inputs from JSON text (`Input::from_json`, the parse inside
 //!   `Policy::handle_json`): a tick, and an `observe_batch` of 1000 samples.
+//! - `detectors`: what a statistical gate costs. A column of 1000 error counts on the
+//!   candidate arm, through the reference policy and through the same policy with an
+//!   `error_attribution` gate (the difference is the detector's per-sample cost); and a
+//!   tick with an analysis due on the latter, its detector holding errors of two splits.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rollguard::{Input, Policy, Sample};
-use rollguard_benches::{Item, feed, reference_policy, stream};
+use rollguard_benches::{Item, attribution_policy, feed, reference_policy, stream};
 
 /// Samples per iteration of the `observe` benches.
 const CHUNK: u64 = 1000;
@@ -227,12 +231,66 @@ fn input_json(c: &mut Criterion) {
     group.finish();
 }
 
+fn detectors(c: &mut Criterion) {
+    // 1000 count samples (2 errors in 100 requests each), times advancing 1 ms per 10.
+    let events = vec![2i64; CHUNK as usize];
+    let totals = vec![100i64; CHUNK as usize];
+    let mut group = c.benchmark_group("detectors");
+    group.throughput(Throughput::Elements(CHUNK));
+    for (name, make) in [
+        (
+            "counts_1000_reference",
+            reference_policy as fn(u64) -> Policy,
+        ),
+        ("counts_1000_error_attribution", attribution_policy),
+    ] {
+        group.bench_function(name, |b| {
+            let mut p = make(0);
+            let mut i = 0u64;
+            let mut at = vec![0u64; CHUNK as usize];
+            b.iter(|| {
+                // Re-dating the column in place: the same for both policies.
+                for t in &mut at {
+                    *t = i / PER_MS;
+                    i += 1;
+                }
+                let step = p.observe_counts("v2", "errors", &at, &events, &totals);
+                black_box(step).expect("accepted")
+            });
+        });
+    }
+    // A tick with an analysis due: the detector has errors of both arms at 5 %.
+    let mut loaded = attribution_policy(0);
+    feed(&mut loaded, &stream(6_000, 47), 60_000, 200);
+    let due = loaded.next_deadline().expect("an analysis is scheduled");
+    {
+        let mut p = loaded.clone();
+        let step = p.tick(due).expect("tick");
+        assert!(
+            step.events.iter().any(|e| matches!(
+                &e.kind,
+                rollguard::EventKind::Analysis { reports, .. } if reports.len() == 4
+            )),
+            "no full analysis at {due}: {step:?}"
+        );
+    }
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("tick_analysis_due_error_attribution", |b| {
+        b.iter_batched_ref(
+            || loaded.clone(),
+            |p| black_box(p.tick(due)).expect("tick"),
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
-    targets = observe, observe_batch, observe_columns, tick, command, snapshot, input_json
+    targets = observe, observe_batch, observe_columns, tick, command, snapshot, input_json, detectors
 }
 criterion_main!(benches);

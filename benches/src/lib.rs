@@ -82,6 +82,44 @@ pub fn reference_policy(start: u64) -> Policy {
     p
 }
 
+/// [`reference_policy`] with an `error_attribution` gate on `errors` as well: the
+/// policy the `detectors` benches compare with the reference one.
+///
+/// # Panics
+/// If the config is refused (a bug in this crate).
+pub fn attribution_policy(start: u64) -> Policy {
+    let mut config: serde_json::Value =
+        serde_json::from_str(REFERENCE_CONFIG).expect("the reference config");
+    config["gates"]
+        .as_array_mut()
+        .expect("gates")
+        .push(serde_json::json!({
+            "name": "errors_attributed", "metric": "errors", "stat": "rate",
+            "rule": {"kind": "error_attribution", "alpha": 0.01},
+            // The bench streams give both arms the same errors whatever the split, which
+            // the gate rightly finds: dry run keeps the rollout going.
+            "dry_run": true
+        }));
+    let mut p = Policy::from_json(&config.to_string(), start).expect("the attribution config");
+    let step = p
+        .handle(&Input::StartRollout {
+            at: start,
+            version: "v2".into(),
+        })
+        .expect("start the rollout");
+    let id = step
+        .actions()
+        .find_map(|d| d.action_id)
+        .expect("a set_weight action");
+    let _ = p
+        .handle(&Input::Ack {
+            at: start,
+            action_id: id,
+        })
+        .expect("acknowledge it");
+    p
+}
+
 /// One prepared observation, without its time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Item {

@@ -33,7 +33,12 @@ export interface MetricConfig {
 
 export type Rule =
   | { kind: "threshold"; min?: number; max?: number }
-  | { kind: "vs_baseline"; max_ratio?: number; min_ratio?: number; max_increase?: number; max_decrease?: number; baseline_min?: number };
+  | { kind: "vs_baseline"; max_ratio?: number; min_ratio?: number; max_increase?: number; max_decrease?: number; baseline_min?: number }
+  /** Anytime-valid test of which arm errors come from (count metric, stat "rate"). */
+  | { kind: "error_attribution"; alpha?: number; margin?: Margin; mixing_events?: number };
+
+/** The smallest regression worth acting on (error_attribution takes a relative one). */
+export type Margin = { relative: number } | { absolute: number };
 
 export interface GateConfig {
   name: string;
@@ -131,6 +136,17 @@ export interface GateReport {
   baseline?: number;
   min?: number;
   max?: number;
+  /** Sequential kinds: the effect estimate (error_attribution: ratio of error rates). */
+  effect?: number;
+  /** Sequential kinds: the confidence sequence's bounds of the effect. */
+  effect_lower?: number;
+  effect_upper?: number;
+  /** Sequential kinds: ln of the e-value now, and the always-valid p-value. */
+  log_e_value?: number;
+  p_value?: number;
+  /** Sequential kinds: observations used on each arm (errors, for error_attribution). */
+  used?: number;
+  baseline_used?: number;
   samples: number;
   baseline_samples?: number;
   window_start: Timestamp;

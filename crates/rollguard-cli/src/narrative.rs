@@ -739,12 +739,7 @@ fn report_line(r: &GateReport) -> String {
         max,
     } = r.evidence
     else {
-        return format!(
-            "{stat} {}: {} ({} samples)",
-            r.metric,
-            snake(&r.verdict),
-            r.samples
-        );
+        return sequential_line(r);
     };
     let Some(observed) = observed else {
         return format!("{stat} {}: no data ({} samples)", r.metric, r.samples);
@@ -761,6 +756,41 @@ fn report_line(r: &GateReport) -> String {
         .map(|b| format!(" (baseline {})", value(b)))
         .unwrap_or_default();
     format!("{stat} {} {} {bound}{baseline}", r.metric, value(observed))
+}
+
+/// A sequential test's evidence: `errors ratio 1.38 (≥ 1.06), p 0.0007 after 220 vs
+/// 1440 errors`.
+fn sequential_line(r: &GateReport) -> String {
+    let Evidence::Sequential {
+        effect,
+        effect_lower,
+        p_value,
+        used,
+        baseline_used,
+        ..
+    } = r.evidence
+    else {
+        return format!("{}: {}", r.metric, snake(&r.verdict));
+    };
+    let effect = match (effect, effect_lower) {
+        (Some(e), Some(lo)) => format!("ratio {e:.2} (≥ {lo:.2})"),
+        (Some(e), None) => format!("ratio {e:.2}"),
+        (None, _) => "ratio n/a".into(),
+    };
+    format!(
+        "{} {effect}, p {} after {used} vs {baseline_used} errors",
+        r.metric,
+        p_text(p_value)
+    )
+}
+
+/// A p-value in few digits: `0.0007`, `1.7e-17`.
+fn p_text(p: f64) -> String {
+    if p >= 0.001 {
+        format!("{p:.4}")
+    } else {
+        format!("{p:.1e}")
+    }
 }
 
 fn gate_lines(gates: &[GateReport]) -> Vec<String> {
@@ -1026,5 +1056,23 @@ mod tests {
             ..r
         };
         assert_eq!(report_line(&q), "mean quality 0.750 < min 0.800");
+        let e = GateReport {
+            stat: Stat::Rate,
+            metric: "errors".into(),
+            evidence: Evidence::Sequential {
+                effect: Some(1.375),
+                effect_lower: Some(1.0584),
+                effect_upper: None,
+                log_e_value: 7.27,
+                p_value: 0.000_697,
+                used: 220,
+                baseline_used: 1440,
+            },
+            ..q
+        };
+        assert_eq!(
+            report_line(&e),
+            "errors ratio 1.38 (≥ 1.06), p 7.0e-4 after 220 vs 1440 errors"
+        );
     }
 }

@@ -95,8 +95,8 @@ mod time;
 pub use config::footprint::Footprint;
 pub use config::{
     AnalysisConfig, ApprovalConfig, BreakerConfig, CanaryStep, FORMAT_VERSION, GateConfig,
-    HistogramRange, Limits, MetricConfig, MetricKind, NoData, OnTimeout, Persistence, Phase,
-    PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec, limits,
+    HistogramRange, Limits, Margin, MetricConfig, MetricKind, NoData, OnTimeout, Persistence,
+    Phase, PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec, limits,
 };
 pub use error::{Error, ErrorCode};
 pub use input::{Input, Sample, TargetKind, count_from_number};

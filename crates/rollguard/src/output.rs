@@ -141,6 +141,30 @@ pub struct GateReport {
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum Evidence {
+    /// The sequential kinds (`error_attribution`): an anytime-valid test's state.
+    Sequential {
+        /// The effect estimate: for `error_attribution` the ratio of the judged arm's
+        /// per-request error rate to the baseline's (absent before any baseline error).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        effect: Option<f64>,
+        /// The confidence sequence's lower bound of the effect at the gate's alpha
+        /// (absent when it is below every value searched).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        effect_lower: Option<f64>,
+        /// The confidence sequence's upper bound, for kinds with a two-sided one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        effect_upper: Option<f64>,
+        /// ln of the e-value against the null (no effect beyond the margin) now.
+        log_e_value: f64,
+        /// The always-valid p-value: 1 / the largest e-value so far, at most 1. The
+        /// gate fails once it is at most alpha.
+        p_value: f64,
+        /// Observations the test has used on the judged arm (errors, for
+        /// `error_attribution`).
+        used: u64,
+        /// Observations it has used on the baseline arm.
+        baseline_used: u64,
+    },
     /// `threshold` and `vs_baseline`: a window statistic against bounds.
     Bounds {
         /// The statistic on the judged arm.
@@ -178,6 +202,7 @@ impl Evidence {
     pub fn observed(&self) -> Option<f64> {
         match self {
             Self::Bounds { observed, .. } => *observed,
+            Self::Sequential { .. } => None,
         }
     }
 
@@ -185,6 +210,7 @@ impl Evidence {
     pub fn bounds_of(&self) -> (Option<f64>, Option<f64>) {
         match self {
             Self::Bounds { min, max, .. } => (*min, *max),
+            Self::Sequential { .. } => (None, None),
         }
     }
 }

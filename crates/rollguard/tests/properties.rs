@@ -54,14 +54,15 @@ fn on_no_data() -> impl Strategy<Value = &'static str> {
 prop_compose! {
     /// Between one and four gates: a p95 latency gate against the baseline (always; its
     /// `max_ratio` is now and then huge, which the config allows),
-    /// and optionally an error-rate gate, a quality threshold (sometimes dry-run) and a
-    /// steady-phase latency threshold.
+    /// and optionally an error-rate gate, a quality threshold (sometimes dry-run), a
+    /// steady-phase latency threshold and an error_attribution gate.
     fn gates()(
         p95 in (persistence(), 1u64..=4, on_no_data(),
                 prop_oneof![8 => Just(1.3f64), 1 => Just(2.0), 1 => Just(1e300)]),
         errors in proptest::option::weighted(0.7, (persistence(), 1u64..=200, on_no_data())),
         quality in proptest::option::weighted(0.5, (persistence(), 1u64..=4, any::<bool>())),
         steady in proptest::option::weighted(0.35, (persistence(), 1u64..=4)),
+        attributed in proptest::option::weighted(0.4, (0.01f64..0.5, 0.0f64..1.0, 0.5f64..50.0)),
     ) -> Vec<Value> {
         let mut gates = vec![json!({
             "name": "p95_vs_stable", "metric": "latency_ms", "stat": "p95",
@@ -80,6 +81,13 @@ prop_compose! {
                 "name": "quality", "metric": "quality", "stat": "mean",
                 "rule": {"kind": "threshold", "min": 0.8},
                 "samples_min": min, "dry_run": dry, "persistence": p,
+            }));
+        }
+        if let Some((alpha, margin, k)) = attributed {
+            gates.push(json!({
+                "name": "errors_attributed", "metric": "errors", "stat": "rate",
+                "rule": {"kind": "error_attribution", "alpha": alpha,
+                         "margin": {"relative": margin}, "mixing_events": k},
             }));
         }
         if let Some((p, min)) = steady {

@@ -500,3 +500,71 @@ fn a_column_is_refused_exactly_when_its_rows_would_be() {
     );
     assert!(p2 == p);
 }
+
+/// The canary with an error_attribution gate that has counted errors at the 10 % split.
+fn attributing() -> Policy {
+    let config = CONFIG.replace(
+        r#""gates": ["#,
+        r#""gates": [{"name": "attributed", "metric": "errors", "stat": "rate",
+                      "rule": {"kind": "error_attribution"}},"#,
+    );
+    let mut p = Policy::from_json(&config, 0).unwrap();
+    let step = p
+        .handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap();
+    let id = step.decisions[0].action_id.unwrap();
+    let _ = p
+        .handle(&Input::Ack {
+            at: 0,
+            action_id: id,
+        })
+        .unwrap();
+    for (t, arm, events) in [(100, "v1", 9), (100, "v2", 1), (1_500, "v2", 2)] {
+        let _ = p.observe_count(t, arm, "errors", events, 100).unwrap();
+    }
+    let _ = p.tick(2_000).unwrap();
+    p
+}
+
+#[test]
+fn an_error_attribution_state_restores_and_its_impossible_variants_are_refused() {
+    let p = attributing();
+    let doc = snapshot(&p);
+    let at = "state.gates.attributed.detector";
+    let split = &doc["state"]["gates"]["attributed"]["detector"]["splits"][0];
+    assert_eq!(split, &json!({"share": 0.1, "judged": 3, "baseline": 9}));
+    assert!(Policy::restore_json(&doc.to_string()).unwrap() == p);
+
+    // A share the strategy never sets (20 %), or one that appears twice.
+    let mut bad = doc.clone();
+    bad["state"]["gates"]["attributed"]["detector"]["splits"][0]["share"] = json!(0.2);
+    refused_at(&bad, &format!("{at}.splits[0].share"));
+    let mut twice = doc.clone();
+    twice["state"]["gates"]["attributed"]["detector"]["splits"] = json!([
+        {"share": 0.1, "judged": 1, "baseline": 1},
+        {"share": 0.1, "judged": 1, "baseline": 1}
+    ]);
+    refused_at(&twice, &format!("{at}.splits[1].share"));
+    // Counts beyond what the detector keeps, and a split it would not keep.
+    let mut huge = doc.clone();
+    huge["state"]["gates"]["attributed"]["detector"]["splits"][0]["judged"] = json!(u64::MAX);
+    refused_at(&huge, &format!("{at}.splits[0]"));
+    let mut empty = doc.clone();
+    empty["state"]["gates"]["attributed"]["detector"]["splits"][0] =
+        json!({"share": 0.1, "judged": 0, "baseline": 0});
+    refused_at(&empty, &format!("{at}.splits[0]"));
+    // Extremes of ln E on the wrong side of 0 (E starts at 1).
+    let mut high = doc.clone();
+    high["state"]["gates"]["attributed"]["detector"]["ln_e_max"] = json!(-1.0);
+    refused_at(&high, &format!("{at}.ln_e_max"));
+    let mut low = doc.clone();
+    low["state"]["gates"]["attributed"]["detector"]["ln_e_min"] = json!(0.5);
+    refused_at(&low, &format!("{at}.ln_e_min"));
+    // The state of another kind.
+    let mut other = doc;
+    other["state"]["gates"]["p95"]["detector"] = json!({"kind": "error_attribution"});
+    refused_at(&other, "state.gates.p95.detector");
+}

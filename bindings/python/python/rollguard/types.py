@@ -53,7 +53,7 @@ class MetricConfigDict(TypedDict):
 
 
 class RuleDict(TypedDict):
-    kind: Literal["threshold", "vs_baseline"]
+    kind: Literal["threshold", "vs_baseline", "error_attribution"]
     min: NotRequired[float]
     max: NotRequired[float]
     max_ratio: NotRequired[float]
@@ -61,6 +61,10 @@ class RuleDict(TypedDict):
     max_increase: NotRequired[float]
     max_decrease: NotRequired[float]
     baseline_min: NotRequired[float]
+    # error_attribution
+    alpha: NotRequired[float]
+    margin: NotRequired[Dict[str, float]]
+    mixing_events: NotRequired[float]
 
 
 class GateConfigDict(TypedDict):

@@ -54,8 +54,10 @@ pub(crate) const VERSION_BYTES: u64 = 3 * HEADER + 8 + 24 + 8 + 16;
 pub(crate) const COMPONENT_BYTES: u64 = 128;
 /// A B-tree's root node, which may hold a single entry.
 pub(crate) const MAP_ROOT_BYTES: u64 = 640;
-/// A gate's persistence state.
-pub(crate) const GATE_BYTES: u64 = 96;
+/// A gate's state: persistence and its detector's fixed part.
+pub(crate) const GATE_BYTES: u64 = 160;
+/// One traffic split an `error_attribution` detector keeps.
+pub(crate) const SPLIT_BYTES: u64 = 24;
 /// The state's fixed fields: times, ids, rollout, pending action, halt, breaker header.
 pub(crate) const STATE_FIXED_BYTES: u64 = 1024;
 /// Labels held outside the registry and arms: the four aliases, the rollout's version,
@@ -102,7 +104,14 @@ impl PolicyConfig {
             .saturating_add(MAP_ROOT_BYTES + u64::from(COMPONENTS_MAX) * component);
         let registry = HEADER + 8 + u64::from(self.limits.versions_max).saturating_mul(version);
 
-        let gates = HEADER + GATE_BYTES * self.gates.len() as u64;
+        let splits = HEADER + SPLIT_BYTES * self.strategy.shares().len() as u64;
+        let gates = self.gates.iter().fold(HEADER, |acc, g| {
+            let detector = match g.rule {
+                crate::config::Rule::ErrorAttribution { .. } => splits,
+                _ => 0,
+            };
+            acc.saturating_add(GATE_BYTES + detector)
+        });
         let breaker = HEADER + 8 * u64::from(self.safety.breaker.max_rollbacks);
         let state_bytes_max = [
             ARMS_MAX.saturating_mul(arm),

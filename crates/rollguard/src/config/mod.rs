@@ -56,6 +56,10 @@ pub mod limits {
     pub const EVALUATIONS_CEILING: u64 = 1_000_000;
     /// Highest `limits.cells_read_per_input_max` a config may set.
     pub const CELLS_READ_CEILING: u64 = 1 << 40;
+    /// Largest relative margin of a statistical gate (100: 101 times worse).
+    pub const RELATIVE_MARGIN_MAX: f64 = 100.0;
+    /// Largest prior weight of `error_attribution`, in events.
+    pub const MIXING_EVENTS_MAX: f64 = 1e6;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
@@ -253,6 +257,87 @@ pub enum Rule {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         baseline_min: Option<f64>,
     },
+    /// A sequential test of where errors come from (Lindon and Malek, NeurIPS 2022). Given
+    /// that an error happened, the chance it came from the candidate depends only on
+    /// the traffic split the policy set and on how much more error-prone the candidate
+    /// is per request: load swings, incidents and bursts that hit both arms alike
+    /// cancel out. An anytime-valid e-process (a Beta mixture, one-sided) fails the
+    /// gate once the candidate's error rate is shown to exceed the stable version's by
+    /// more than `margin`, with at most `alpha` chance of doing so for a candidate that
+    /// does not, however often it is evaluated. For a count metric's `rate`, in the
+    /// phases where the policy sets the split (`shadow`, `canary`).
+    ErrorAttribution {
+        /// The chance of failing a candidate whose error rate is within the margin,
+        /// over the whole rollout (default 0.01).
+        #[serde(default = "default_alpha")]
+        alpha: f64,
+        /// How much worse than the stable version the candidate may be before the gate
+        /// should fail: `{"relative": 0.1}` tests a ratio of error rates above 1.1
+        /// (default: any increase). Only a relative margin applies to a ratio.
+        #[serde(default, skip_serializing_if = "Margin::is_zero")]
+        margin: Margin,
+        /// The weight of the mixture's prior, in error events (default 10). Smaller
+        /// favours large ratios, found in fewer events; larger favours small ratios.
+        #[serde(default = "default_mixing_events")]
+        mixing_events: f64,
+    },
+}
+
+fn default_alpha() -> f64 {
+    0.01
+}
+fn default_mixing_events() -> f64 {
+    10.0
+}
+
+/// The smallest regression worth acting on, for the statistical gate kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Margin {
+    /// A fraction of the baseline: 0.1 means 10 % worse.
+    Relative(f64),
+    /// An amount in the metric's unit.
+    Absolute(f64),
+}
+
+impl Default for Margin {
+    fn default() -> Self {
+        Self::Relative(0.0)
+    }
+}
+
+impl Margin {
+    fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl Rule {
+    /// Whether the rule is a sequential test whose failure, once shown, holds for
+    /// the rest of the phase: its gates trip at the first failure by default.
+    pub fn is_sequential(&self) -> bool {
+        matches!(self, Self::ErrorAttribution { .. })
+    }
+
+    /// The phases a gate with this rule runs in when its config lists none.
+    fn default_phases(&self) -> Vec<Phase> {
+        match self {
+            Self::ErrorAttribution { .. } => vec![Phase::Shadow, Phase::Canary],
+            _ => default_phases(),
+        }
+    }
+
+    /// The persistence a gate with this rule has when its config gives none.
+    fn default_persistence(&self) -> Persistence {
+        if self.is_sequential() {
+            Persistence {
+                consecutive: 1,
+                ..Persistence::default()
+            }
+        } else {
+            Persistence::default()
+        }
+    }
 }
 
 /// What a gate reports when a window holds fewer than `samples_min` samples.
@@ -312,7 +397,7 @@ fn default_clear_after() -> u32 {
 
 /// A gate: one statistic of one metric, one rule, its evidence floor and persistence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "GateSpec")]
 pub struct GateConfig {
     /// Unique name, used in reports.
     pub name: String,
@@ -332,12 +417,50 @@ pub struct GateConfig {
     /// Evaluated and reported, never acted on (Argo's per-metric `dryRun`).
     #[serde(default)]
     pub dry_run: bool,
-    /// Trip and clear conditions.
-    #[serde(default)]
+    /// Trip and clear conditions (default: 3 failures in a row; 1 for the sequential
+    /// kinds, whose failure is already a conclusion).
     pub persistence: Persistence,
-    /// Phases the gate is evaluated in (default: shadow, preview, canary, bake).
-    #[serde(default = "default_phases")]
+    /// Phases the gate is evaluated in (default: shadow, preview, canary, bake; shadow
+    /// and canary for `error_attribution`).
     pub phases: Vec<Phase>,
+}
+
+/// A gate as written: the defaults of `persistence` and `phases` depend on its rule.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateSpec {
+    name: String,
+    metric: String,
+    stat: Stat,
+    rule: Rule,
+    #[serde(default = "default_samples_min")]
+    samples_min: u64,
+    #[serde(default)]
+    on_no_data: NoData,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    persistence: Option<Persistence>,
+    #[serde(default)]
+    phases: Option<Vec<Phase>>,
+}
+
+impl From<GateSpec> for GateConfig {
+    fn from(g: GateSpec) -> Self {
+        Self {
+            persistence: g
+                .persistence
+                .unwrap_or_else(|| g.rule.default_persistence()),
+            phases: g.phases.unwrap_or_else(|| g.rule.default_phases()),
+            name: g.name,
+            metric: g.metric,
+            stat: g.stat,
+            rule: g.rule,
+            samples_min: g.samples_min,
+            on_no_data: g.on_no_data,
+            dry_run: g.dry_run,
+        }
+    }
 }
 
 fn default_samples_min() -> u64 {
@@ -1093,9 +1216,78 @@ impl Rule {
                     })?;
                 }
             }
+            Rule::ErrorAttribution {
+                alpha,
+                margin,
+                mixing_events,
+            } => {
+                check_alpha(alpha)?;
+                let Margin::Relative(m) = margin else {
+                    return Err(Error::new(
+                        ErrorCode::InvalidValue,
+                        "margin",
+                        "error_attribution compares error rates by their ratio: give a relative margin",
+                    ));
+                };
+                ensure(
+                    (0.0..=limits::RELATIVE_MARGIN_MAX).contains(&m),
+                    ErrorCode::InvalidValue,
+                    "margin.relative",
+                    || format!("must be in 0..={}", limits::RELATIVE_MARGIN_MAX),
+                )?;
+                ensure(
+                    mixing_events > 0.0 && mixing_events <= limits::MIXING_EVENTS_MAX,
+                    ErrorCode::InvalidValue,
+                    "mixing_events",
+                    || format!("must be above 0 and at most {}", limits::MIXING_EVENTS_MAX),
+                )?;
+            }
         }
         Ok(())
     }
+}
+
+impl Strategy {
+    /// Every share of traffic the policy can give a candidate while the other arm
+    /// serves too: each canary weight below 100, and one half for mirrored (shadow)
+    /// traffic. `error_attribution` keeps one entry per share it has seen.
+    pub(crate) fn shares(&self) -> Vec<f64> {
+        let mut shares = Vec::new();
+        let mut add = |share: f64| {
+            if !shares.contains(&share) {
+                shares.push(share);
+            }
+        };
+        match self {
+            Strategy::Canary { steps, .. } => {
+                for step in steps {
+                    match *step {
+                        CanaryStep::Shadow { .. } => add(0.5),
+                        CanaryStep::SetWeight { weight, .. } if weight < 100 => {
+                            add(f64::from(weight) / 100.0);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Strategy::BlueGreen { shadow_ms, .. } => {
+                if *shadow_ms > 0 {
+                    add(0.5);
+                }
+            }
+        }
+        shares
+    }
+}
+
+/// A false-rollback probability: in (0, 0.5]. `!(..)` refuses NaN.
+fn check_alpha(alpha: f64) -> Result<(), Error> {
+    ensure(
+        alpha > 0.0 && alpha <= 0.5,
+        ErrorCode::InvalidValue,
+        "alpha",
+        || "must be above 0 and at most 0.5".into(),
+    )
 }
 
 impl GateConfig {
@@ -1126,6 +1318,26 @@ impl GateConfig {
                 ErrorCode::InvalidValue,
                 "phases",
                 || "a vs_baseline gate has no baseline in the steady phase".into(),
+            )?;
+        }
+        if let Rule::ErrorAttribution { .. } = self.rule {
+            ensure(
+                self.phases
+                    .iter()
+                    .all(|p| matches!(p, Phase::Shadow | Phase::Canary)),
+                ErrorCode::InvalidValue,
+                "phases",
+                || {
+                    "an error_attribution gate runs only where the policy sets the traffic \
+                     split: shadow and canary"
+                        .into()
+                },
+            )?;
+            ensure(
+                self.stat == Stat::Rate,
+                ErrorCode::InvalidValue,
+                "stat",
+                || "an error_attribution gate tests a count metric's rate".into(),
             )?;
         }
         Ok(())

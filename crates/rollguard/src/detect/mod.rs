@@ -10,12 +10,13 @@
 //! per metric, the list of gates that do (`Plan::observers`), so the column path of a
 //! metric no such gate reads does exactly what it did before.
 
+pub(crate) mod attribution;
 mod threshold;
 mod vs_baseline;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{GateConfig, NoData, Rule};
+use crate::config::{GateConfig, Margin, NoData, Rule};
 use crate::output::{Evidence, Verdict};
 use crate::stats::window::Reading;
 use crate::time::Timestamp;
@@ -29,10 +30,20 @@ pub(crate) enum Role {
     Baseline,
 }
 
+/// An arm's place in a gate's comparison when one of its samples arrives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Side {
+    pub(crate) role: Role,
+    /// The judged arm's share of traffic as the policy set it: the canary weight, or
+    /// one half while both arms see mirrored traffic; 0 where the policy sets none.
+    pub(crate) share: f64,
+}
+
 /// Whether gates of this kind see samples, not only window readings.
 pub(crate) fn observes(rule: &Rule) -> bool {
     match rule {
         Rule::Threshold { .. } | Rule::VsBaseline { .. } => false,
+        Rule::ErrorAttribution { .. } => true,
     }
 }
 
@@ -44,6 +55,8 @@ pub(crate) enum Detector {
     /// Threshold and vs_baseline rules.
     #[default]
     Stateless,
+    /// `error_attribution`.
+    ErrorAttribution(attribution::Attribution),
     /// Tests only: records every sample it is fed, to check that every sample path
     /// feeds detectors alike.
     /// (Boxed, so that test builds keep `GateState` within the footprint model's
@@ -69,6 +82,9 @@ pub(crate) struct Seen {
 pub(crate) struct Judgement {
     pub(crate) verdict: Verdict,
     pub(crate) evidence: Evidence,
+    /// When the kind estimates the degradation began (sequential kinds); otherwise the
+    /// policy estimates it from the window's buckets against the evidence's bounds.
+    pub(crate) onset: Option<Timestamp>,
 }
 
 /// What a gate's readings are, at one evaluation: the judged arm's window statistic
@@ -84,6 +100,7 @@ impl Detector {
     pub(crate) fn new(rule: &Rule) -> Self {
         match rule {
             Rule::Threshold { .. } | Rule::VsBaseline { .. } => Self::Stateless,
+            Rule::ErrorAttribution { .. } => Self::ErrorAttribution(Default::default()),
         }
     }
 
@@ -91,6 +108,8 @@ impl Detector {
     pub(crate) fn fits(&self, rule: &Rule) -> bool {
         match (self, rule) {
             (Self::Stateless, Rule::Threshold { .. } | Rule::VsBaseline { .. }) => true,
+            (Self::ErrorAttribution(_), Rule::ErrorAttribution { .. }) => true,
+            (Self::Stateless | Self::ErrorAttribution(_), _) => false,
             #[cfg(test)]
             (Self::Recorder { .. }, _) => true,
         }
@@ -98,47 +117,95 @@ impl Detector {
 
     /// One accepted value sample of an arm the gate compares.
     #[inline]
-    pub(crate) fn observe_value(&mut self, role: Role, at: Timestamp, x: f64) {
+    pub(crate) fn observe_value(&mut self, side: Side, at: Timestamp, x: f64) {
         match self {
-            Self::Stateless => {}
+            Self::Stateless | Self::ErrorAttribution(_) => {}
             #[cfg(test)]
             Self::Recorder { seen } => seen.push(Seen {
-                role,
+                role: side.role,
                 at,
                 value: Some(x),
                 counts: (0, 0),
             }),
         }
-        let _ = (role, at, x);
+        let _ = (side, at, x);
     }
 
     /// One accepted count sample (`events` out of `total`) of an arm the gate compares.
     #[inline]
-    pub(crate) fn observe_count(&mut self, role: Role, at: Timestamp, events: u64, total: u64) {
+    pub(crate) fn observe_count(&mut self, side: Side, at: Timestamp, events: u64, total: u64) {
         match self {
             Self::Stateless => {}
+            Self::ErrorAttribution(a) => a.observe(side.role == Role::Judged, side.share, events),
             #[cfg(test)]
             Self::Recorder { seen } => seen.push(Seen {
-                role,
+                role: side.role,
                 at,
                 value: None,
                 counts: (events, total),
             }),
         }
-        let _ = (role, at, events, total);
+        let _ = (side, at, events, total);
     }
 
-    /// Judges the gate at an evaluation.
-    pub(crate) fn judge(&mut self, gate: &GateConfig, r: Readings) -> Judgement {
+    /// Judges the gate at an evaluation at `now`.
+    pub(crate) fn judge(&mut self, gate: &GateConfig, r: Readings, now: Timestamp) -> Judgement {
         let enough = |r: &Reading| r.value.is_some() && r.evidence >= gate.samples_min;
+        let no_data_verdict = match gate.on_no_data {
+            NoData::Inconclusive => Verdict::Inconclusive,
+            NoData::Fail => Verdict::Fail,
+            NoData::Pass => Verdict::Pass,
+        };
+        if let (
+            Self::ErrorAttribution(a),
+            &Rule::ErrorAttribution {
+                alpha,
+                margin,
+                mixing_events,
+            },
+        ) = (&mut *self, &gate.rule)
+        {
+            // Config validation refuses an absolute margin for this kind.
+            let m = match margin {
+                Margin::Relative(m) => m,
+                Margin::Absolute(_) => 0.0,
+            };
+            let f = a.judge(
+                attribution::Settings {
+                    alpha,
+                    ratio: 1.0 + m,
+                    mixing_events,
+                },
+                now,
+            );
+            // A test that has rejected has concluded; otherwise the gate passes while
+            // the candidate has traffic in the window, like every other kind.
+            let verdict = if f.rejected {
+                Verdict::Fail
+            } else if enough(&r.subject) {
+                Verdict::Pass
+            } else {
+                no_data_verdict
+            };
+            return Judgement {
+                verdict,
+                evidence: Evidence::Sequential {
+                    effect: f.ratio,
+                    effect_lower: f.ratio_lower,
+                    effect_upper: None,
+                    log_e_value: f.ln_e,
+                    p_value: f.p_value,
+                    used: f.judged,
+                    baseline_used: f.baseline,
+                },
+                onset: f.onset,
+            };
+        }
         let bounds = |min, max| Evidence::bounds(r.subject, r.baseline, min, max);
         let no_data = Judgement {
-            verdict: match gate.on_no_data {
-                NoData::Inconclusive => Verdict::Inconclusive,
-                NoData::Fail => Verdict::Fail,
-                NoData::Pass => Verdict::Pass,
-            },
+            verdict: no_data_verdict,
             evidence: bounds(None, None),
+            onset: None,
         };
         if !enough(&r.subject) {
             return no_data;
@@ -151,11 +218,15 @@ impl Detector {
                 };
                 vs_baseline::bounds(rule, b)
             }
+            // A detector always fits its gate's rule (restore checks it); were it
+            // not, the gate would judge nothing.
+            Rule::ErrorAttribution { .. } => None,
         };
         let Some((min, max)) = found else {
             return Judgement {
                 verdict: Verdict::Inconclusive,
                 evidence: bounds(None, None),
+                onset: None,
             };
         };
         let x = r.subject.value.unwrap_or(0.0);
@@ -166,6 +237,7 @@ impl Detector {
                 Verdict::Pass
             },
             evidence: bounds(min, max),
+            onset: None,
         }
     }
 }
@@ -195,7 +267,7 @@ mod tests {
     }
 
     fn judge(g: &GateConfig, subject: Reading, baseline: Option<Reading>) -> Judgement {
-        Detector::new(&g.rule).judge(g, Readings { subject, baseline })
+        Detector::new(&g.rule).judge(g, Readings { subject, baseline }, 0)
     }
 
     #[test]

@@ -26,7 +26,7 @@ impl Policy {
         &mut self,
         arm: &str,
         metric: usize,
-        mut feed: impl FnMut(&mut Detector, Role),
+        mut feed: impl FnMut(&mut Detector, Side),
     ) {
         let Some(phase) = self.current_phase() else {
             return;
@@ -36,10 +36,25 @@ impl Policy {
             (_, Some(baseline)) if baseline == arm => Role::Baseline,
             _ => return,
         };
+        let side = Side {
+            role,
+            share: self.judged_share(phase),
+        };
         for &g in &self.plan.observers[metric] {
             if self.config.gates[g].phases.contains(&phase) {
-                feed(&mut self.state.gates[g].detector, role);
+                feed(&mut self.state.gates[g].detector, side);
             }
+        }
+    }
+
+    /// The judged arm's share of traffic as the policy set it in `phase`: the
+    /// acknowledged canary weight, or one half while both arms see mirrored traffic.
+    /// 0 where the policy does not set it (preview, bake, steady).
+    fn judged_share(&self, phase: Phase) -> f64 {
+        match (phase, &self.state.rollout) {
+            (Phase::Shadow, Some(_)) => 0.5,
+            (Phase::Canary, Some(r)) => f64::from(r.weight) / 100.0,
+            _ => 0.0,
         }
     }
 
@@ -133,15 +148,17 @@ impl Policy {
                 subject: observed,
                 baseline: base,
             };
-            let judgement = self.state.gates[i].detector.judge(gate, readings);
+            let judgement = self.state.gates[i].detector.judge(gate, readings, now);
             let st = &self.state.gates[i];
             let first_failure =
                 judgement.verdict == Verdict::Fail && st.failing_since.is_none() && !st.tripped();
-            let onset = if first_failure {
-                let (min, max) = judgement.evidence.bounds_of();
-                self.onset(&subject, m, i, min, max, now)
-            } else {
-                now
+            let onset = match judgement.onset {
+                _ if !first_failure => now,
+                Some(at) => at.min(now),
+                None => {
+                    let (min, max) = judgement.evidence.bounds_of();
+                    self.onset(&subject, m, i, min, max, now)
+                }
             };
             let gate = &self.config.gates[i];
             let st = &mut self.state.gates[i];

@@ -46,6 +46,14 @@ fn allocated(s: &State) -> u64 {
         .sum::<u64>();
     bytes += s.rollout.as_ref().map_or(0, |r| string(&r.version));
     bytes += vec(s.gates.capacity(), size_of::<GateState>());
+    for g in &s.gates {
+        if let crate::detect::Detector::ErrorAttribution(a) = &g.detector {
+            bytes += vec(
+                a.splits.capacity(),
+                size_of::<crate::detect::attribution::Split>(),
+            );
+        }
+    }
     bytes + vec(s.breaker.rollbacks.capacity(), size_of::<Timestamp>())
 }
 
@@ -121,6 +129,10 @@ fn the_field_sizes_the_model_counts_cover_this_platform() {
     assert!(size_of::<Slot>() as u64 <= SLOT_BYTES);
     assert!(size_of::<u32>() as u64 <= BIN_BYTES);
     assert!(size_of::<GateState>() as u64 <= GATE_BYTES);
+    assert!(
+        size_of::<crate::detect::attribution::Split>() as u64
+            <= crate::config::footprint::SPLIT_BYTES
+    );
     assert!(size_of::<Version>() as u64 <= VERSION_BYTES);
     assert!(size_of::<State>() as u64 <= crate::config::footprint::STATE_FIXED_BYTES);
 }

@@ -340,7 +340,7 @@ impl Policy {
         at: &[T],
         out: &mut Out,
         mut record: impl FnMut(&mut Window, WindowShape, core::ops::Range<usize>),
-        mut feed: impl FnMut(&mut Detector, Role, core::ops::Range<usize>),
+        mut feed: impl FnMut(&mut Detector, Side, core::ops::Range<usize>),
     ) {
         let shape = self.plan.shapes[metric];
         let mut i = 0;

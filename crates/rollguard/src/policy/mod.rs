@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
 use crate::config::{OnTimeout, Phase, PolicyConfig, Rule, check_label, check_text};
-use crate::detect::{Detector, Readings, Role};
+use crate::detect::{Detector, Readings, Role, Side};
 use crate::error::{Error, ErrorCode, ensure};
 use crate::gate::{GateState, Transition};
 use crate::input::{Input, Sample, TargetKind};

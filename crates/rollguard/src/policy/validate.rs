@@ -6,6 +6,7 @@
 //! instead of in some later snapshot.
 
 use super::*;
+use crate::detect::attribution::{self, Attribution};
 use crate::stats::window::{Slot, WindowShape};
 
 /// The largest value of a counter kept in the state (samples in a bucket, action ids,
@@ -418,6 +419,9 @@ impl Policy {
                 "not the state of a {:?} gate",
                 c.name
             );
+            if let Detector::ErrorAttribution(a) = &g.detector {
+                self.validate_attribution(a, &format!("{at}.detector"))?;
+            }
             for (t, field) in [
                 (g.failing_since, "failing_since"),
                 (g.onset, "onset"),
@@ -455,6 +459,51 @@ impl Policy {
                 path("onset"),
                 "tripped without an onset or a failure"
             );
+        }
+        Ok(())
+    }
+
+    /// An `error_attribution` state: one entry per share the strategy can set, counts
+    /// within what the detector can add to, and ln E extremes a run can reach.
+    fn validate_attribution(&self, a: &Attribution, at: &str) -> Result<(), Error> {
+        let shares = self.config.strategy.shares();
+        for (i, s) in a.splits.iter().enumerate() {
+            let path = format!("{at}.splits[{i}]");
+            need!(
+                shares.contains(&s.share),
+                format!("{path}.share"),
+                "{} is not a share of traffic the strategy sets",
+                s.share
+            );
+            need!(
+                a.splits[..i].iter().all(|o| o.share != s.share),
+                format!("{path}.share"),
+                "the share {} appears twice",
+                s.share
+            );
+            need!(
+                s.judged <= attribution::COUNT_MAX && s.baseline <= attribution::COUNT_MAX,
+                path,
+                "a count above 2^53"
+            );
+            need!(
+                s.judged > 0 || s.baseline > 0,
+                path,
+                "a share with no errors is never kept"
+            );
+        }
+        need!(
+            a.ln_e_max.is_finite() && a.ln_e_max >= 0.0,
+            format!("{at}.ln_e_max"),
+            "must be finite and at least 0"
+        );
+        need!(
+            a.ln_e_min.is_finite() && a.ln_e_min <= 0.0,
+            format!("{at}.ln_e_min"),
+            "must be finite and at most 0"
+        );
+        if let Some(t) = a.low_at {
+            self.past(t, || format!("{at}.low_at"))?;
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! quantile histogram they keep. Nothing here knows about versions, gates or policies.
 
 pub(crate) mod histogram;
+pub(crate) mod special;
 pub(crate) mod window;
 
 /// The smaller of two values, keeping `a` on a tie. `f64::min` leaves the sign of a
