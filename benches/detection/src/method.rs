@@ -73,8 +73,9 @@ fn error_metric() -> Value {
     json!({"name": ERRORS, "kind": "count", "buckets": 10})
 }
 
-/// The methods of the benchmark. Today every one is a threshold+N rule (a statistic of
-/// a one-interval window against a bound, three failing evaluations in a row).
+/// The methods of the benchmark: four threshold+N rules (a statistic of a one-interval
+/// window against a bound, three failing evaluations in a row), then the statistical
+/// gate kinds at their defaults.
 pub fn methods() -> Vec<Method> {
     vec![
         Method {
@@ -132,6 +133,20 @@ pub fn methods() -> Vec<Method> {
                 {"name": "error_ratio_vs_stable", "metric": ERRORS, "stat": "rate",
                  "rule": {"kind": "vs_baseline", "max_ratio": 2, "baseline_min": 0.005},
                  "samples_min": 500}
+            ]),
+            interval_ms: 60_000,
+        },
+        Method {
+            name: "error_attribution".into(),
+            description: "`error_attribution` at its defaults with alpha 1 %: which arm each \
+                          error came from given the policy's split (an anytime-valid e-value, \
+                          no margin, mixing_events 10), evaluated every 60 s, trips at its \
+                          first failure"
+                .into(),
+            metrics: json!([error_metric()]),
+            gates: json!([
+                {"name": "errors_attributed", "metric": ERRORS, "stat": "rate",
+                 "rule": {"kind": "error_attribution", "alpha": 0.01}}
             ]),
             interval_ms: 60_000,
         },

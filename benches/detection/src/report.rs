@@ -191,6 +191,7 @@ impl Report {
              to right in the table's order), one bar per method with its Wilson interval; \
              the horizontal black line is 1 %.\n\n\
              ![delay against shift](delay_vs_shift.png)\n\n\
+             ![delay against error ratio](delay_vs_error_ratio.png)\n\n\
              ![false-rollback rate per null](false_rollback_rate.png)"
         );
         m

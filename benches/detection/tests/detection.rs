@@ -2,7 +2,7 @@
 //! moments and quantiles, the interval code matches known values, and the harness finds
 //! a large regression and leaves a short null alone. No timing.
 
-use rollguard_detection::method::methods;
+use rollguard_detection::method::{ERRORS, LATENCY, methods};
 use rollguard_detection::run::{Prepared, replicate};
 use rollguard_detection::stream::{
     CANDIDATE, Effect, LATENCY_MEAN_MS, LATENCY_SD_MS, Load, Noise, STABLE, Scenario, Second,
@@ -355,8 +355,10 @@ fn a_large_regression_is_rolled_back_and_a_short_null_is_not() {
         assert_eq!(o.exposure, o.candidate_requests);
         assert!(!o.tripped.is_empty());
     }
-    let o = &out[by_name("error_ratio_vs_stable")];
-    assert_eq!(o.rollback_s, None, "errors are unchanged");
+    for name in ["error_ratio_vs_stable", "error_attribution"] {
+        let o = &out[by_name(name)];
+        assert_eq!(o.rollback_s, None, "{name}: errors are unchanged");
+    }
     let ratio = all
         .iter()
         .position(|s| s.name == "error_ratio_5")
@@ -365,6 +367,13 @@ fn a_large_regression_is_rolled_back_and_a_short_null_is_not() {
     let o = &out[by_name("error_ratio_vs_stable")];
     assert!(o.rollback_s.is_some_and(|t| t <= 300.0), "{o:?}");
     assert_eq!(o.tripped, ["error_ratio_vs_stable"]);
+    // The sequential test trips at its first failing evaluation, on the 60 s grid.
+    let o = &out[by_name("error_attribution")];
+    let t = o
+        .rollback_s
+        .expect("error_attribution missed a 5× error rate");
+    assert!(t <= 300.0 && t % 60.0 == 0.0, "{o:?}");
+    assert_eq!(o.tripped, ["errors_attributed"]);
     let null = scenario("null_stationary");
     let out = replicate(&null, 0, &prepared, TRAFFIC, 600, 11, 0);
     for o in &out {
@@ -376,6 +385,98 @@ fn a_large_regression_is_rolled_back_and_a_short_null_is_not() {
             0.05,
         );
     }
+}
+
+#[test]
+fn the_error_attribution_method_is_in_every_output() {
+    let m = methods()
+        .into_iter()
+        .find(|m| m.name == "error_attribution")
+        .expect("an error_attribution method");
+    assert!(
+        m.reads(ERRORS) && !m.reads(LATENCY),
+        "it judges the error count only"
+    );
+    assert_eq!(m.interval_ms, 60_000);
+    let gate = &m.gates[0];
+    assert_eq!(gate["rule"]["kind"], "error_attribution");
+    assert_eq!(gate["rule"]["alpha"], 0.01);
+    let settings = Settings {
+        mode: "test".into(),
+        seed: 5,
+        null_reps: 2,
+        alternative_reps: 2,
+        horizon_s: 600,
+        traffic: TRAFFIC,
+    };
+    let picked: Vec<Scenario> = ["null_incident", "error_ratio_5"]
+        .iter()
+        .map(|n| scenario(n))
+        .collect();
+    let report = run(&settings, &picked, &methods(), |_, _| {}).expect("a run");
+    let cell = report
+        .cell("error_ratio_5", "error_attribution")
+        .expect("a detection cell");
+    assert_eq!((cell.reps, cell.rollbacks), (2, 2));
+    assert_eq!(cell.tripped_by["errors_attributed"], 2);
+    assert!(cell.error_events.median.is_some());
+    let null = report
+        .cell("null_incident", "error_attribution")
+        .expect("a false-rollback cell");
+    assert_eq!(null.reps, 2);
+    let md = report.markdown();
+    assert!(
+        md.contains("- `error_attribution` ("),
+        "listed among the methods"
+    );
+    let header = md
+        .lines()
+        .find(|l| l.starts_with("| null | "))
+        .expect("the false-rollback table");
+    assert!(header.ends_with("`error_attribution` | "), "{header}");
+    assert!(md.contains("| `error_ratio_5` | `error_attribution` | 100.0 %"));
+    let json: serde_json::Value = serde_json::from_str(&report.json()).expect("JSON");
+    let methods_json = json["methods"].as_array().expect("methods");
+    assert!(methods_json.iter().any(|m| m["name"] == "error_attribution"
+        && m["gates"][0]["rule"]["kind"] == "error_attribution"));
+    let cells = json["results"].as_array().expect("results");
+    assert_eq!(
+        cells
+            .iter()
+            .filter(|c| c["method"] == "error_attribution")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn every_method_runs_at_the_split_its_policy_sets() {
+    // At a 10 % canary every method's policy sets that weight (the harness refuses a
+    // first action other than this `set_weight`), and the streams send a tenth of the
+    // requests to the candidate, under load swings too: the split error_attribution
+    // assumes is the one the requests follow.
+    let traffic = Traffic {
+        requests_per_s: 40.0,
+        weight: 10,
+    };
+    for m in methods() {
+        Prepared::new(&m, traffic).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut stream = Stream::new(scenario("null_diurnal_bursts"), traffic, 3600, 12);
+    let mut sec = Second::default();
+    let mut n = [0u64; 2];
+    for _ in 0..3600 {
+        stream.next_second(&mut sec);
+        for arm in [STABLE, CANDIDATE] {
+            n[arm] += sec.arms[arm].requests();
+        }
+    }
+    close(
+        "candidate share of requests",
+        n[CANDIDATE] as f64 / (n[STABLE] + n[CANDIDATE]) as f64,
+        0.1,
+        0.03,
+    );
 }
 
 #[test]
@@ -402,7 +503,10 @@ fn a_small_run_summarizes_every_cell() {
     let md = report.markdown();
     assert!(md.contains("| `mean_shift_2` | `mean_vs_stable` | 100.0 %"));
     let json: serde_json::Value = serde_json::from_str(&report.json()).expect("JSON");
-    assert_eq!(json["results"].as_array().map(Vec::len), Some(8));
+    assert_eq!(
+        json["results"].as_array().map(Vec::len),
+        Some(2 * methods().len())
+    );
     let dir = std::env::temp_dir().join(format!("rollguard-detection-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temp dir");
     rollguard_detection::plot::write_plots(&report, &dir, false).expect("plots without text");
