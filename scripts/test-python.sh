@@ -15,6 +15,18 @@ fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 python -m pip install -q -r bindings/python/requirements-dev.txt
+# confseq (Howard et al.'s confidence sequences; the statistical gates are checked
+# against it) ships only a source distribution: it builds with Boost and Ninja, and its
+# pinned build requirement (pybind11 2.6) does not compile on Python 3.11, so its build
+# dependencies are installed here and the build runs without isolation.
+if ! python -c "import confseq.boundaries" 2>/dev/null; then
+  if [ ! -f /usr/include/boost/version.hpp ] || ! command -v ninja >/dev/null; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y libboost-dev ninja-build
+  fi
+  python -m pip install -q pybind11==2.13.6 scikit-build==0.19.1 cmake==4.4.5 setuptools wheel
+  python -m pip install -q --no-build-isolation confseq==0.0.11
+fi
 
 echo "== maturin build (release, abi3)"
 rm -rf "$WHEELS"

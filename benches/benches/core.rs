@@ -19,15 +19,18 @@
 //!   `Policy::handle_json`): a tick, and an `observe_batch` of 1000 samples.
 //! - `detectors`: what a statistical gate costs. A column of 1000 error counts on the
 //!   candidate arm, through the reference policy and through the same policy with an
-//!   `error_attribution` gate (the difference is the detector's per-sample cost); and a
-//!   tick with an analysis due on the latter, its detector holding errors of two splits.
+//!   `error_attribution` gate (the difference is the detector's per-sample cost); the
+//!   same for a column of 1000 latencies and a `sequential_mean` gate; and ticks with an
+//!   analysis due on those policies.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rollguard::{Input, Policy, Sample};
-use rollguard_benches::{Item, attribution_policy, feed, reference_policy, stream};
+use rollguard_benches::{
+    Item, attribution_policy, feed, mean_test_policy, reference_policy, stream,
+};
 
 /// Samples per iteration of the `observe` benches.
 const CHUNK: u64 = 1000;
@@ -259,6 +262,28 @@ fn detectors(c: &mut Criterion) {
             });
         });
     }
+    let values = latency_column(CHUNK);
+    for (name, make) in [
+        (
+            "values_1000_reference",
+            reference_policy as fn(u64) -> Policy,
+        ),
+        ("values_1000_sequential_mean", mean_test_policy),
+    ] {
+        group.bench_function(name, |b| {
+            let mut p = make(0);
+            let mut i = 0u64;
+            let mut at = vec![0u64; CHUNK as usize];
+            b.iter(|| {
+                for t in &mut at {
+                    *t = i / PER_MS;
+                    i += 1;
+                }
+                let step = p.observe_values("v2", "latency_ms", &at, &values);
+                black_box(step).expect("accepted")
+            });
+        });
+    }
     // A tick with an analysis due: the detector has errors of both arms at 5 %.
     let mut loaded = attribution_policy(0);
     feed(&mut loaded, &stream(6_000, 47), 60_000, 200);
@@ -276,6 +301,16 @@ fn detectors(c: &mut Criterion) {
     }
     group.throughput(Throughput::Elements(1));
     group.bench_function("tick_analysis_due_error_attribution", |b| {
+        b.iter_batched_ref(
+            || loaded.clone(),
+            |p| black_box(p.tick(due)).expect("tick"),
+            BatchSize::SmallInput,
+        );
+    });
+    let mut loaded = mean_test_policy(0);
+    feed(&mut loaded, &stream(6_000, 48), 60_000, 200);
+    let due = loaded.next_deadline().expect("an analysis is scheduled");
+    group.bench_function("tick_analysis_due_sequential_mean", |b| {
         b.iter_batched_ref(
             || loaded.clone(),
             |p| black_box(p.tick(due)).expect("tick"),

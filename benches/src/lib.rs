@@ -88,19 +88,39 @@ pub fn reference_policy(start: u64) -> Policy {
 /// # Panics
 /// If the config is refused (a bug in this crate).
 pub fn attribution_policy(start: u64) -> Policy {
-    let mut config: serde_json::Value =
-        serde_json::from_str(REFERENCE_CONFIG).expect("the reference config");
-    config["gates"]
-        .as_array_mut()
-        .expect("gates")
-        .push(serde_json::json!({
+    policy_with_gate(
+        start,
+        serde_json::json!({
             "name": "errors_attributed", "metric": "errors", "stat": "rate",
             "rule": {"kind": "error_attribution", "alpha": 0.01},
             // The bench streams give both arms the same errors whatever the split, which
             // the gate rightly finds: dry run keeps the rollout going.
             "dry_run": true
-        }));
-    let mut p = Policy::from_json(&config.to_string(), start).expect("the attribution config");
+        }),
+    )
+}
+
+/// [`reference_policy`] with a `sequential_mean` gate on `latency_ms` as well (dry run).
+///
+/// # Panics
+/// If the config is refused (a bug in this crate).
+pub fn mean_test_policy(start: u64) -> Policy {
+    policy_with_gate(
+        start,
+        serde_json::json!({
+            "name": "mean_latency", "metric": "latency_ms", "stat": "mean",
+            "rule": {"kind": "sequential_mean", "alpha": 0.01},
+            "samples_min": 20, "dry_run": true
+        }),
+    )
+}
+
+/// [`reference_policy`] with one more gate.
+fn policy_with_gate(start: u64, gate: serde_json::Value) -> Policy {
+    let mut config: serde_json::Value =
+        serde_json::from_str(REFERENCE_CONFIG).expect("the reference config");
+    config["gates"].as_array_mut().expect("gates").push(gate);
+    let mut p = Policy::from_json(&config.to_string(), start).expect("a valid config");
     let step = p
         .handle(&Input::StartRollout {
             at: start,

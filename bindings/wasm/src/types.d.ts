@@ -35,7 +35,9 @@ export type Rule =
   | { kind: "threshold"; min?: number; max?: number }
   | { kind: "vs_baseline"; max_ratio?: number; min_ratio?: number; max_increase?: number; max_decrease?: number; baseline_min?: number }
   /** Anytime-valid test of which arm errors come from (count metric, stat "rate"). */
-  | { kind: "error_attribution"; alpha?: number; margin?: Margin; mixing_events?: number };
+  | { kind: "error_attribution"; alpha?: number; margin?: Margin; mixing_events?: number }
+  /** Anytime-valid two-sample test of means (value metric, stat "mean"). */
+  | { kind: "sequential_mean"; alpha?: number; worse?: "higher" | "lower"; margin?: Margin; mixing_scale?: number };
 
 /** The smallest regression worth acting on (error_attribution takes a relative one). */
 export type Margin = { relative: number } | { absolute: number };
@@ -136,7 +138,8 @@ export interface GateReport {
   baseline?: number;
   min?: number;
   max?: number;
-  /** Sequential kinds: the effect estimate (error_attribution: ratio of error rates). */
+  /** Sequential kinds: the effect estimate (error_attribution: ratio of error rates;
+   *  sequential_mean: difference of means, positive when worse). */
   effect?: number;
   /** Sequential kinds: the confidence sequence's bounds of the effect. */
   effect_lower?: number;

@@ -772,13 +772,20 @@ fn sequential_line(r: &GateReport) -> String {
     else {
         return format!("{}: {}", r.metric, snake(&r.verdict));
     };
+    // error_attribution reads a rate and reports a ratio of error rates;
+    // sequential_mean reads a mean and reports a difference, worse-positive.
+    let (what, unit) = if r.stat == Stat::Rate {
+        ("ratio", "errors")
+    } else {
+        ("worse by", "samples")
+    };
     let effect = match (effect, effect_lower) {
-        (Some(e), Some(lo)) => format!("ratio {e:.2} (≥ {lo:.2})"),
-        (Some(e), None) => format!("ratio {e:.2}"),
-        (None, _) => "ratio n/a".into(),
+        (Some(e), Some(lo)) => format!("{what} {e:.2} (≥ {lo:.2})"),
+        (Some(e), None) => format!("{what} {e:.2}"),
+        (None, _) => format!("{what} n/a"),
     };
     format!(
-        "{} {effect}, p {} after {used} vs {baseline_used} errors",
+        "{} {effect}, p {} after {used} vs {baseline_used} {unit}",
         r.metric,
         p_text(p_value)
     )
@@ -1073,6 +1080,24 @@ mod tests {
         assert_eq!(
             report_line(&e),
             "errors ratio 1.38 (≥ 1.06), p 7.0e-4 after 220 vs 1440 errors"
+        );
+        let m = GateReport {
+            stat: Stat::Mean,
+            metric: "latency_ms".into(),
+            evidence: Evidence::Sequential {
+                effect: Some(12.0),
+                effect_lower: Some(1.643),
+                effect_upper: None,
+                log_e_value: 6.15,
+                p_value: 0.00214,
+                used: 15,
+                baseline_used: 15,
+            },
+            ..e
+        };
+        assert_eq!(
+            report_line(&m),
+            "latency_ms worse by 12.00 (≥ 1.64), p 0.0021 after 15 vs 15 samples"
         );
     }
 }

@@ -96,7 +96,7 @@ pub use config::footprint::Footprint;
 pub use config::{
     AnalysisConfig, ApprovalConfig, BreakerConfig, CanaryStep, FORMAT_VERSION, GateConfig,
     HistogramRange, Limits, Margin, MetricConfig, MetricKind, NoData, OnTimeout, Persistence,
-    Phase, PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec, limits,
+    Phase, PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec, Worse, limits,
 };
 pub use error::{Error, ErrorCode};
 pub use input::{Input, Sample, TargetKind, count_from_number};

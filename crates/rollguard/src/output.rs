@@ -141,10 +141,12 @@ pub struct GateReport {
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum Evidence {
-    /// The sequential kinds (`error_attribution`): an anytime-valid test's state.
+    /// The sequential kinds (`error_attribution`, `sequential_mean`): an anytime-valid
+    /// test's state.
     Sequential {
         /// The effect estimate: for `error_attribution` the ratio of the judged arm's
-        /// per-request error rate to the baseline's (absent before any baseline error).
+        /// per-request error rate to the baseline's (absent before any baseline error);
+        /// for `sequential_mean` the difference of means, positive when worse.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         effect: Option<f64>,
         /// The confidence sequence's lower bound of the effect at the gate's alpha
@@ -160,7 +162,7 @@ pub enum Evidence {
         /// gate fails once it is at most alpha.
         p_value: f64,
         /// Observations the test has used on the judged arm (errors, for
-        /// `error_attribution`).
+        /// `error_attribution`; samples, for `sequential_mean`).
         used: u64,
         /// Observations it has used on the baseline arm.
         baseline_used: u64,

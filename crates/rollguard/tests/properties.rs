@@ -55,7 +55,8 @@ prop_compose! {
     /// Between one and four gates: a p95 latency gate against the baseline (always; its
     /// `max_ratio` is now and then huge, which the config allows),
     /// and optionally an error-rate gate, a quality threshold (sometimes dry-run), a
-    /// steady-phase latency threshold and an error_attribution gate.
+    /// steady-phase latency threshold, an error_attribution gate and a sequential_mean
+    /// gate.
     fn gates()(
         p95 in (persistence(), 1u64..=4, on_no_data(),
                 prop_oneof![8 => Just(1.3f64), 1 => Just(2.0), 1 => Just(1e300)]),
@@ -63,6 +64,7 @@ prop_compose! {
         quality in proptest::option::weighted(0.5, (persistence(), 1u64..=4, any::<bool>())),
         steady in proptest::option::weighted(0.35, (persistence(), 1u64..=4)),
         attributed in proptest::option::weighted(0.4, (0.01f64..0.5, 0.0f64..1.0, 0.5f64..50.0)),
+        mean_test in proptest::option::weighted(0.4, (0.01f64..0.5, any::<bool>(), 0.0f64..0.3, 1u64..=20)),
     ) -> Vec<Value> {
         let mut gates = vec![json!({
             "name": "p95_vs_stable", "metric": "latency_ms", "stat": "p95",
@@ -88,6 +90,15 @@ prop_compose! {
                 "name": "errors_attributed", "metric": "errors", "stat": "rate",
                 "rule": {"kind": "error_attribution", "alpha": alpha,
                          "margin": {"relative": margin}, "mixing_events": k},
+            }));
+        }
+        if let Some((alpha, lower, margin, burn_in)) = mean_test {
+            gates.push(json!({
+                "name": "mean_latency", "metric": "latency_ms", "stat": "mean",
+                "rule": {"kind": "sequential_mean", "alpha": alpha,
+                         "worse": if lower { "lower" } else { "higher" },
+                         "margin": {"relative": margin}},
+                "samples_min": burn_in,
             }));
         }
         if let Some((p, min)) = steady {

@@ -568,3 +568,82 @@ fn an_error_attribution_state_restores_and_its_impossible_variants_are_refused()
     other["state"]["gates"]["p95"]["detector"] = json!({"kind": "error_attribution"});
     refused_at(&other, "state.gates.p95.detector");
 }
+
+/// The canary with a sequential_mean gate past its burn-in (null and scale fixed).
+fn testing_means() -> Policy {
+    let config = CONFIG.replace(
+        r#""gates": ["#,
+        r#""gates": [{"name": "mean", "metric": "latency_ms", "stat": "mean",
+                      "rule": {"kind": "sequential_mean"}, "samples_min": 3},"#,
+    );
+    let mut p = Policy::from_json(&config, 0).unwrap();
+    let step = p
+        .handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap();
+    let id = step.decisions[0].action_id.unwrap();
+    let _ = p
+        .handle(&Input::Ack {
+            at: 0,
+            action_id: id,
+        })
+        .unwrap();
+    for (i, x) in [90.0, 100.0, 110.0, 95.0].into_iter().enumerate() {
+        let t = 100 * (i as u64 + 1);
+        let _ = p.observe_value(t, "v1", "latency_ms", x).unwrap();
+        let _ = p.observe_value(t + 1, "v2", "latency_ms", x + 1.0).unwrap();
+    }
+    let _ = p.tick(1_000).unwrap();
+    p
+}
+
+#[test]
+fn a_sequential_mean_state_restores_and_its_impossible_variants_are_refused() {
+    let p = testing_means();
+    let doc = snapshot(&p);
+    let at = "state.gates.mean.detector";
+    let detector = &doc["state"]["gates"]["mean"]["detector"];
+    assert_eq!(detector["judged"]["n"], json!(4));
+    assert!(detector["null"].is_number() && detector["scale"].is_number());
+    assert!(Policy::restore_json(&doc.to_string()).unwrap() == p);
+
+    let edit = |field: &[&str], value: Value| {
+        let mut d = doc.clone();
+        let mut v = &mut d["state"]["gates"]["mean"]["detector"];
+        for f in field {
+            v = &mut v[*f];
+        }
+        *v = value;
+        d
+    };
+    refused_at(
+        &edit(&["judged", "m2"], json!(-1.0)),
+        &format!("{at}.judged.m2"),
+    );
+    refused_at(
+        &edit(&["baseline", "mean"], json!(1e300)),
+        &format!("{at}.baseline.mean"),
+    );
+    refused_at(
+        &edit(&["judged", "n"], json!(u64::MAX)),
+        &format!("{at}.judged.n"),
+    );
+    // One sample has no spread; no samples have no mean.
+    let mut one = edit(&["judged", "n"], json!(1));
+    one["state"]["gates"]["mean"]["detector"]["judged"]["m2"] = json!(5.0);
+    refused_at(&one, &format!("{at}.judged.m2"));
+    let none = edit(&["baseline"], json!({"n": 0, "mean": 3.0, "m2": 0.0}));
+    refused_at(&none, &format!("{at}.baseline.mean"));
+    // The null and scale are fixed together, after the burn-in, and the scale is positive.
+    let mut half = doc.clone();
+    half["state"]["gates"]["mean"]["detector"]
+        .as_object_mut()
+        .unwrap()
+        .remove("null");
+    refused_at(&half, &format!("{at}.scale"));
+    refused_at(&edit(&["scale"], json!(0.0)), &format!("{at}.scale"));
+    let early = edit(&["baseline"], json!({"n": 2, "mean": 95.0, "m2": 50.0}));
+    refused_at(&early, &format!("{at}.null"));
+}

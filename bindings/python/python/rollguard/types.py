@@ -53,7 +53,7 @@ class MetricConfigDict(TypedDict):
 
 
 class RuleDict(TypedDict):
-    kind: Literal["threshold", "vs_baseline", "error_attribution"]
+    kind: Literal["threshold", "vs_baseline", "error_attribution", "sequential_mean"]
     min: NotRequired[float]
     max: NotRequired[float]
     max_ratio: NotRequired[float]
@@ -61,10 +61,12 @@ class RuleDict(TypedDict):
     max_increase: NotRequired[float]
     max_decrease: NotRequired[float]
     baseline_min: NotRequired[float]
-    # error_attribution
+    # error_attribution and sequential_mean
     alpha: NotRequired[float]
     margin: NotRequired[Dict[str, float]]
     mixing_events: NotRequired[float]
+    worse: NotRequired[Literal["higher", "lower"]]
+    mixing_scale: NotRequired[float]
 
 
 class GateConfigDict(TypedDict):

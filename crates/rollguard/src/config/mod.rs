@@ -60,6 +60,8 @@ pub mod limits {
     pub const RELATIVE_MARGIN_MAX: f64 = 100.0;
     /// Largest prior weight of `error_attribution`, in events.
     pub const MIXING_EVENTS_MAX: f64 = 1e6;
+    /// Smallest `mixing_scale` of `sequential_mean` (its square stays a normal float).
+    pub const MIXING_SCALE_MIN: f64 = 1e-100;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
@@ -281,6 +283,43 @@ pub enum Rule {
         #[serde(default = "default_mixing_events")]
         mixing_events: f64,
     },
+    /// An anytime-valid two-sample test of means (the mixture SPRT, one-sided): fails
+    /// once the judged arm's mean is shown to be worse than the baseline's by more
+    /// than `margin`, with at most `alpha` chance of doing so for one that is not,
+    /// however often it is evaluated (asymptotically: the variance is estimated). For
+    /// a value metric's `mean` (latency, cost, a quality score), in every phase with a
+    /// baseline. `samples_min` is its burn-in: samples each arm needs first (at least 2).
+    SequentialMean {
+        /// The chance of failing a version whose mean is within the margin, over the
+        /// whole phase (default 0.01).
+        #[serde(default = "default_alpha")]
+        alpha: f64,
+        /// Which direction is worse: `higher` (latency, cost; the default) or `lower`
+        /// (a quality score).
+        #[serde(default)]
+        worse: Worse,
+        /// How much worse the judged mean may be: `{"absolute": 5}` in the metric's
+        /// unit, or `{"relative": 0.05}` of the baseline's mean at the end of the
+        /// burn-in (default: not worse at all).
+        #[serde(default, skip_serializing_if = "Margin::is_zero")]
+        margin: Margin,
+        /// The regression size the test is tuned for, in the metric's unit (the
+        /// mixture's scale τ). Default: the margin, or if that is 0 half the arms'
+        /// pooled standard deviation at the end of the burn-in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mixing_scale: Option<f64>,
+    },
+}
+
+/// Which direction of a metric is a regression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Worse {
+    /// Higher is worse: latency, cost, error counts.
+    #[default]
+    Higher,
+    /// Lower is worse: quality scores, accuracy.
+    Lower,
 }
 
 fn default_alpha() -> f64 {
@@ -316,7 +355,10 @@ impl Rule {
     /// Whether the rule is a sequential test whose failure, once shown, holds for
     /// the rest of the phase: its gates trip at the first failure by default.
     pub fn is_sequential(&self) -> bool {
-        matches!(self, Self::ErrorAttribution { .. })
+        matches!(
+            self,
+            Self::ErrorAttribution { .. } | Self::SequentialMean { .. }
+        )
     }
 
     /// The phases a gate with this rule runs in when its config lists none.
@@ -1242,6 +1284,42 @@ impl Rule {
                     || format!("must be above 0 and at most {}", limits::MIXING_EVENTS_MAX),
                 )?;
             }
+            Rule::SequentialMean {
+                alpha,
+                margin,
+                mixing_scale,
+                ..
+            } => {
+                check_alpha(alpha)?;
+                match margin {
+                    Margin::Relative(m) => ensure(
+                        (0.0..=limits::RELATIVE_MARGIN_MAX).contains(&m),
+                        ErrorCode::InvalidValue,
+                        "margin.relative",
+                        || format!("must be in 0..={}", limits::RELATIVE_MARGIN_MAX),
+                    )?,
+                    Margin::Absolute(m) => ensure(
+                        (0.0..=limits::VALUE_ABS_MAX).contains(&m),
+                        ErrorCode::InvalidValue,
+                        "margin.absolute",
+                        || format!("must be in 0..={:e}", limits::VALUE_ABS_MAX),
+                    )?,
+                }
+                if let Some(t) = mixing_scale {
+                    ensure(
+                        (limits::MIXING_SCALE_MIN..=limits::VALUE_ABS_MAX).contains(&t),
+                        ErrorCode::InvalidValue,
+                        "mixing_scale",
+                        || {
+                            format!(
+                                "must be in {:e}..={:e}",
+                                limits::MIXING_SCALE_MIN,
+                                limits::VALUE_ABS_MAX
+                            )
+                        },
+                    )?;
+                }
+            }
         }
         Ok(())
     }
@@ -1338,6 +1416,20 @@ impl GateConfig {
                 ErrorCode::InvalidValue,
                 "stat",
                 || "an error_attribution gate tests a count metric's rate".into(),
+            )?;
+        }
+        if let Rule::SequentialMean { .. } = self.rule {
+            ensure(
+                !self.phases.contains(&Phase::Steady),
+                ErrorCode::InvalidValue,
+                "phases",
+                || "a sequential_mean gate has no baseline in the steady phase".into(),
+            )?;
+            ensure(
+                self.stat == Stat::Mean,
+                ErrorCode::InvalidValue,
+                "stat",
+                || "a sequential_mean gate tests a value metric's mean".into(),
             )?;
         }
         Ok(())

@@ -11,12 +11,13 @@
 //! metric no such gate reads does exactly what it did before.
 
 pub(crate) mod attribution;
+pub(crate) mod mean;
 mod threshold;
 mod vs_baseline;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{GateConfig, Margin, NoData, Rule};
+use crate::config::{GateConfig, Margin, NoData, Rule, Worse};
 use crate::output::{Evidence, Verdict};
 use crate::stats::window::Reading;
 use crate::time::Timestamp;
@@ -43,7 +44,7 @@ pub(crate) struct Side {
 pub(crate) fn observes(rule: &Rule) -> bool {
     match rule {
         Rule::Threshold { .. } | Rule::VsBaseline { .. } => false,
-        Rule::ErrorAttribution { .. } => true,
+        Rule::ErrorAttribution { .. } | Rule::SequentialMean { .. } => true,
     }
 }
 
@@ -57,6 +58,8 @@ pub(crate) enum Detector {
     Stateless,
     /// `error_attribution`.
     ErrorAttribution(attribution::Attribution),
+    /// `sequential_mean` (boxed: its moments would double every gate's size).
+    SequentialMean(Box<mean::MeanTest>),
     /// Tests only: records every sample it is fed, to check that every sample path
     /// feeds detectors alike.
     /// (Boxed, so that test builds keep `GateState` within the footprint model's
@@ -101,6 +104,7 @@ impl Detector {
         match rule {
             Rule::Threshold { .. } | Rule::VsBaseline { .. } => Self::Stateless,
             Rule::ErrorAttribution { .. } => Self::ErrorAttribution(Default::default()),
+            Rule::SequentialMean { .. } => Self::SequentialMean(Default::default()),
         }
     }
 
@@ -109,7 +113,8 @@ impl Detector {
         match (self, rule) {
             (Self::Stateless, Rule::Threshold { .. } | Rule::VsBaseline { .. }) => true,
             (Self::ErrorAttribution(_), Rule::ErrorAttribution { .. }) => true,
-            (Self::Stateless | Self::ErrorAttribution(_), _) => false,
+            (Self::SequentialMean(_), Rule::SequentialMean { .. }) => true,
+            (Self::Stateless | Self::ErrorAttribution(_) | Self::SequentialMean(_), _) => false,
             #[cfg(test)]
             (Self::Recorder { .. }, _) => true,
         }
@@ -120,6 +125,7 @@ impl Detector {
     pub(crate) fn observe_value(&mut self, side: Side, at: Timestamp, x: f64) {
         match self {
             Self::Stateless | Self::ErrorAttribution(_) => {}
+            Self::SequentialMean(t) => t.observe(side.role == Role::Judged, x),
             #[cfg(test)]
             Self::Recorder { seen } => seen.push(Seen {
                 role: side.role,
@@ -135,7 +141,7 @@ impl Detector {
     #[inline]
     pub(crate) fn observe_count(&mut self, side: Side, at: Timestamp, events: u64, total: u64) {
         match self {
-            Self::Stateless => {}
+            Self::Stateless | Self::SequentialMean(_) => {}
             Self::ErrorAttribution(a) => a.observe(side.role == Role::Judged, side.share, events),
             #[cfg(test)]
             Self::Recorder { seen } => seen.push(Seen {
@@ -201,6 +207,52 @@ impl Detector {
                 onset: f.onset,
             };
         }
+        if let (
+            Self::SequentialMean(t),
+            &Rule::SequentialMean {
+                alpha,
+                worse,
+                margin,
+                mixing_scale,
+            },
+        ) = (&mut *self, &gate.rule)
+        {
+            let (margin, relative) = match margin {
+                Margin::Relative(m) => (m, true),
+                Margin::Absolute(m) => (m, false),
+            };
+            let f = t.judge(
+                mean::Settings {
+                    alpha,
+                    higher_is_worse: worse == Worse::Higher,
+                    margin,
+                    relative,
+                    scale: mixing_scale,
+                    burn_in: gate.samples_min,
+                },
+                now,
+            );
+            let verdict = if f.rejected {
+                Verdict::Fail
+            } else if f.started {
+                Verdict::Pass
+            } else {
+                no_data_verdict
+            };
+            return Judgement {
+                verdict,
+                evidence: Evidence::Sequential {
+                    effect: f.effect,
+                    effect_lower: f.effect_lower,
+                    effect_upper: None,
+                    log_e_value: f.ln_e,
+                    p_value: f.p_value,
+                    used: f.judged,
+                    baseline_used: f.baseline,
+                },
+                onset: f.onset,
+            };
+        }
         let bounds = |min, max| Evidence::bounds(r.subject, r.baseline, min, max);
         let no_data = Judgement {
             verdict: no_data_verdict,
@@ -220,7 +272,7 @@ impl Detector {
             }
             // A detector always fits its gate's rule (restore checks it); were it
             // not, the gate would judge nothing.
-            Rule::ErrorAttribution { .. } => None,
+            Rule::ErrorAttribution { .. } | Rule::SequentialMean { .. } => None,
         };
         let Some((min, max)) = found else {
             return Judgement {

@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::detect::attribution::{self, Attribution};
+use crate::detect::mean::{self, MeanTest};
 use crate::stats::window::{Slot, WindowShape};
 
 /// The largest value of a counter kept in the state (samples in a bucket, action ids,
@@ -419,8 +420,14 @@ impl Policy {
                 "not the state of a {:?} gate",
                 c.name
             );
-            if let Detector::ErrorAttribution(a) = &g.detector {
-                self.validate_attribution(a, &format!("{at}.detector"))?;
+            match &g.detector {
+                Detector::ErrorAttribution(a) => {
+                    self.validate_attribution(a, &format!("{at}.detector"))?;
+                }
+                Detector::SequentialMean(t) => {
+                    self.validate_mean_test(t, c.samples_min, &format!("{at}.detector"))?;
+                }
+                _ => {}
             }
             for (t, field) in [
                 (g.failing_since, "failing_since"),
@@ -504,6 +511,72 @@ impl Policy {
         );
         if let Some(t) = a.low_at {
             self.past(t, || format!("{at}.low_at"))?;
+        }
+        Ok(())
+    }
+
+    /// A `sequential_mean` state: moments an arm's samples can give, a null and scale
+    /// fixed only after the burn-in, and ln M extremes a run can reach.
+    fn validate_mean_test(&self, t: &MeanTest, burn_in: u64, at: &str) -> Result<(), Error> {
+        for (m, arm) in [(&t.judged, "judged"), (&t.baseline, "baseline")] {
+            let path = format!("{at}.{arm}");
+            need!(m.n <= mean::COUNT_MAX, format!("{path}.n"), "above 2^53");
+            need!(
+                m.mean.is_finite() && m.mean.abs() <= VALUE_ABS_MAX,
+                format!("{path}.mean"),
+                "must be finite and within ±{VALUE_ABS_MAX:e}"
+            );
+            need!(
+                m.m2.is_finite() && m.m2 >= 0.0,
+                format!("{path}.m2"),
+                "must be finite and not negative"
+            );
+            need!(
+                m.n > 1 || m.m2 == 0.0,
+                format!("{path}.m2"),
+                "a spread without two samples"
+            );
+            need!(
+                m.n > 0 || m.mean == 0.0,
+                format!("{path}.mean"),
+                "a mean without samples"
+            );
+        }
+        need!(
+            t.null.is_some() == t.scale.is_some(),
+            format!("{at}.scale"),
+            "the null and the scale are fixed together"
+        );
+        if let (Some(null), Some(scale)) = (t.null, t.scale) {
+            need!(
+                null.is_finite() && null >= 0.0,
+                format!("{at}.null"),
+                "must be finite and not negative"
+            );
+            need!(
+                scale.is_finite() && scale > 0.0,
+                format!("{at}.scale"),
+                "must be finite and positive"
+            );
+            let burn_in = burn_in.max(2);
+            need!(
+                t.judged.n >= burn_in && t.baseline.n >= burn_in,
+                format!("{at}.null"),
+                "fixed before both arms had {burn_in} samples"
+            );
+        }
+        need!(
+            t.ln_e_max.is_finite() && t.ln_e_max >= 0.0,
+            format!("{at}.ln_e_max"),
+            "must be finite and at least 0"
+        );
+        need!(
+            t.ln_e_min.is_finite() && t.ln_e_min <= 0.0,
+            format!("{at}.ln_e_min"),
+            "must be finite and at most 0"
+        );
+        if let Some(at_time) = t.low_at {
+            self.past(at_time, || format!("{at}.low_at"))?;
         }
         Ok(())
     }
