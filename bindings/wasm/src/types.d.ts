@@ -37,7 +37,9 @@ export type Rule =
   /** Anytime-valid test of which arm errors come from (count metric, stat "rate"). */
   | { kind: "error_attribution"; alpha?: number; margin?: Margin; mixing_events?: number }
   /** Anytime-valid two-sample test of means (value metric, stat "mean"). */
-  | { kind: "sequential_mean"; alpha?: number; worse?: "higher" | "lower"; margin?: Margin; mixing_scale?: number };
+  | { kind: "sequential_mean"; alpha?: number; worse?: "higher" | "lower"; margin?: Margin; mixing_scale?: number }
+  /** CUSUM against the version's own reference (value metric, stat "mean"; bake, steady). */
+  | { kind: "cusum"; worse?: "higher" | "lower"; shift?: number; arl0?: number; threshold?: number; reference_mean?: number; reference_sd?: number };
 
 /** The smallest regression worth acting on (error_attribution takes a relative one). */
 export type Margin = { relative: number } | { absolute: number };
@@ -150,6 +152,11 @@ export interface GateReport {
   /** Sequential kinds: observations used on each arm (errors, for error_attribution). */
   used?: number;
   baseline_used?: number;
+  /** cusum: the cumulative sum and its threshold (reference deviations), the reference. */
+  statistic?: number;
+  threshold?: number;
+  reference_mean?: number;
+  reference_sd?: number;
   samples: number;
   baseline_samples?: number;
   window_start: Timestamp;

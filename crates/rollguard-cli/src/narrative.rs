@@ -770,7 +770,7 @@ fn sequential_line(r: &GateReport) -> String {
         ..
     } = r.evidence
     else {
-        return format!("{}: {}", r.metric, snake(&r.verdict));
+        return change_line(r);
     };
     // error_attribution reads a rate and reports a ratio of error rates;
     // sequential_mean reads a mean and reports a difference, worse-positive.
@@ -788,6 +788,30 @@ fn sequential_line(r: &GateReport) -> String {
         "{} {effect}, p {} after {used} vs {baseline_used} {unit}",
         r.metric,
         p_text(p_value)
+    )
+}
+
+/// A change detector's evidence: `latency_ms cusum 7.38 > 5.00 (reference 100.0 ± 8.0)`.
+fn change_line(r: &GateReport) -> String {
+    let Evidence::Change {
+        statistic,
+        threshold,
+        reference_mean,
+        reference_sd,
+        ..
+    } = r.evidence
+    else {
+        return format!("{}: {}", r.metric, snake(&r.verdict));
+    };
+    let Some((mean, sd)) = reference_mean.zip(reference_sd) else {
+        return format!("{} cusum: learning its reference", r.metric);
+    };
+    let side = if statistic > threshold { ">" } else { "<=" };
+    format!(
+        "{} cusum {statistic:.2} {side} {threshold:.2} (reference {} ± {})",
+        r.metric,
+        stat_value(r.stat, mean),
+        stat_value(r.stat, sd)
     )
 }
 
@@ -1099,5 +1123,16 @@ mod tests {
             report_line(&m),
             "latency_ms worse by 12.00 (≥ 1.64), p 0.0021 after 15 vs 15 samples"
         );
+        let c = GateReport {
+            evidence: Evidence::Change {
+                statistic: 7.375,
+                threshold: 5.0,
+                reference_mean: Some(100.0),
+                reference_sd: Some(8.0),
+                used: 34,
+            },
+            ..m
+        };
+        assert!(report_line(&c).starts_with("latency_ms cusum 7.38 > 5.00 (reference "));
     }
 }

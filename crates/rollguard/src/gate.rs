@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Persistence, Rule};
+use crate::config::{GateConfig, Persistence};
 use crate::detect::Detector;
 use crate::output::Verdict;
 use crate::time::Timestamp;
@@ -44,10 +44,10 @@ pub(crate) enum Transition {
 }
 
 impl GateState {
-    /// A gate of kind `rule`, as a rollout starts it: no verdict yet.
-    pub(crate) fn new(rule: &Rule) -> Self {
+    /// A gate as a rollout starts it: no verdict yet.
+    pub(crate) fn new(gate: &GateConfig) -> Self {
         Self {
-            detector: Detector::new(rule),
+            detector: Detector::new(gate),
             ..Self::default()
         }
     }

@@ -167,6 +167,21 @@ pub enum Evidence {
         /// Observations it has used on the baseline arm.
         baseline_used: u64,
     },
+    /// `cusum`: a change detector against the version's own reference.
+    Change {
+        /// The cumulative sum, in reference standard deviations.
+        statistic: f64,
+        /// The threshold it alarms past.
+        threshold: f64,
+        /// The reference mean, once known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference_mean: Option<f64>,
+        /// The reference standard deviation, once known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference_sd: Option<f64>,
+        /// Samples judged against the reference.
+        used: u64,
+    },
     /// `threshold` and `vs_baseline`: a window statistic against bounds.
     Bounds {
         /// The statistic on the judged arm.
@@ -204,7 +219,7 @@ impl Evidence {
     pub fn observed(&self) -> Option<f64> {
         match self {
             Self::Bounds { observed, .. } => *observed,
-            Self::Sequential { .. } => None,
+            Self::Sequential { .. } | Self::Change { .. } => None,
         }
     }
 
@@ -212,7 +227,7 @@ impl Evidence {
     pub fn bounds_of(&self) -> (Option<f64>, Option<f64>) {
         match self {
             Self::Bounds { min, max, .. } => (*min, *max),
-            Self::Sequential { .. } => (None, None),
+            Self::Sequential { .. } | Self::Change { .. } => (None, None),
         }
     }
 }

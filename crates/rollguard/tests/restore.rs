@@ -647,3 +647,65 @@ fn a_sequential_mean_state_restores_and_its_impossible_variants_are_refused() {
     let early = edit(&["baseline"], json!({"n": 2, "mean": 95.0, "m2": 50.0}));
     refused_at(&early, &format!("{at}.null"));
 }
+
+#[test]
+fn a_cusum_state_restores_and_its_impossible_variants_are_refused() {
+    let config = CONFIG.replace(
+        r#""gates": ["#,
+        r#""gates": [{"name": "chart", "metric": "latency_ms", "stat": "mean",
+                      "phases": ["canary"], "samples_min": 3,
+                      "rule": {"kind": "cusum", "threshold": 4}},"#,
+    );
+    let mut p = Policy::from_json(&config, 0).unwrap();
+    let step = p
+        .handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap();
+    let id = step.decisions[0].action_id.unwrap();
+    let _ = p
+        .handle(&Input::Ack {
+            at: 0,
+            action_id: id,
+        })
+        .unwrap();
+    for (i, x) in [90.0, 100.0, 110.0, 112.0].into_iter().enumerate() {
+        let _ = p
+            .observe_value(100 * (i as u64 + 1), "v2", "latency_ms", x)
+            .unwrap();
+    }
+    let doc = snapshot(&p);
+    let at = "state.gates.chart.detector";
+    let chart = &doc["state"]["gates"]["chart"]["detector"];
+    assert_eq!(chart["used"], json!(1));
+    assert!(chart["sum"].as_f64().unwrap() > 0.0);
+    assert!(Policy::restore_json(&doc.to_string()).unwrap() == p);
+
+    let edit = |field: &str, value: Value| {
+        let mut d = doc.clone();
+        d["state"]["gates"]["chart"]["detector"][field] = value;
+        d
+    };
+    // A chart other than the config's (its threshold), a sum past the threshold without
+    // an alarm, a negative sum, a run start while the sum is 0.
+    let mut other = doc.clone();
+    other["state"]["gates"]["chart"]["detector"]["chart"]["h"] = json!(5.0);
+    refused_at(&other, "state.gates.chart.detector");
+    refused_at(&edit("sum", json!(4.5)), &format!("{at}.sum"));
+    refused_at(&edit("sum", json!(-1.0)), &format!("{at}.sum"));
+    let mut zero = edit("sum", json!(0.0));
+    zero["state"]["gates"]["chart"]["detector"]["since"] = json!(300);
+    refused_at(&zero, &format!("{at}.since"));
+    // Samples judged before the reference was learned.
+    let mut early = doc.clone();
+    early["state"]["gates"]["chart"]["detector"]
+        .as_object_mut()
+        .unwrap()
+        .remove("reference");
+    refused_at(&early, &format!("{at}.used"));
+    refused_at(
+        &edit("reference", json!({"mean": 100.0, "sd": 0.0})),
+        &format!("{at}.reference.sd"),
+    );
+}

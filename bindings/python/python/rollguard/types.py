@@ -53,7 +53,7 @@ class MetricConfigDict(TypedDict):
 
 
 class RuleDict(TypedDict):
-    kind: Literal["threshold", "vs_baseline", "error_attribution", "sequential_mean"]
+    kind: Literal["threshold", "vs_baseline", "error_attribution", "sequential_mean", "cusum"]
     min: NotRequired[float]
     max: NotRequired[float]
     max_ratio: NotRequired[float]
@@ -67,6 +67,12 @@ class RuleDict(TypedDict):
     mixing_events: NotRequired[float]
     worse: NotRequired[Literal["higher", "lower"]]
     mixing_scale: NotRequired[float]
+    # cusum
+    shift: NotRequired[float]
+    arl0: NotRequired[float]
+    threshold: NotRequired[float]
+    reference_mean: NotRequired[float]
+    reference_sd: NotRequired[float]
 
 
 class GateConfigDict(TypedDict):

@@ -58,8 +58,8 @@ pub(crate) const MAP_ROOT_BYTES: u64 = 640;
 pub(crate) const GATE_BYTES: u64 = 160;
 /// One traffic split an `error_attribution` detector keeps.
 pub(crate) const SPLIT_BYTES: u64 = 24;
-/// A `sequential_mean` detector's state (boxed).
-pub(crate) const MEAN_TEST_BYTES: u64 = 128;
+/// A `sequential_mean` or `cusum` detector's state (boxed).
+pub(crate) const MEAN_TEST_BYTES: u64 = 192;
 /// The state's fixed fields: times, ids, rollout, pending action, halt, breaker header.
 pub(crate) const STATE_FIXED_BYTES: u64 = 1024;
 /// Labels held outside the registry and arms: the four aliases, the rollout's version,
@@ -110,7 +110,9 @@ impl PolicyConfig {
         let gates = self.gates.iter().fold(HEADER, |acc, g| {
             let detector = match g.rule {
                 crate::config::Rule::ErrorAttribution { .. } => splits,
-                crate::config::Rule::SequentialMean { .. } => MEAN_TEST_BYTES,
+                crate::config::Rule::SequentialMean { .. } | crate::config::Rule::Cusum { .. } => {
+                    MEAN_TEST_BYTES
+                }
                 _ => 0,
             };
             acc.saturating_add(GATE_BYTES + detector)

@@ -60,8 +60,15 @@ pub mod limits {
     pub const RELATIVE_MARGIN_MAX: f64 = 100.0;
     /// Largest prior weight of `error_attribution`, in events.
     pub const MIXING_EVENTS_MAX: f64 = 1e6;
-    /// Smallest `mixing_scale` of `sequential_mean` (its square stays a normal float).
+    /// Smallest `mixing_scale` of `sequential_mean` and `reference_sd` of `cusum` (its
+    /// square stays a normal float).
     pub const MIXING_SCALE_MIN: f64 = 1e-100;
+    /// Largest `shift` of `cusum`, in reference deviations.
+    pub const CUSUM_SHIFT_MAX: f64 = 100.0;
+    /// Largest `arl0` of `cusum`, in samples.
+    pub const CUSUM_ARL0_MAX: f64 = 1e15;
+    /// Largest `threshold` of `cusum`, in reference deviations.
+    pub const CUSUM_THRESHOLD_MAX: f64 = 100.0;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
@@ -309,6 +316,42 @@ pub enum Rule {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mixing_scale: Option<f64>,
     },
+    /// Page's CUSUM against the version's own reference, for the bake after a
+    /// promotion and the steady phase (no second arm; the change time unknown). Each
+    /// sample is standardised against the reference, given here or learned from the
+    /// version's first `samples_min` samples; the gate fails once the cumulative sum of
+    /// standardised excesses passes its threshold, and holds that failure for the
+    /// phase. For a value metric's `mean`.
+    Cusum {
+        /// Which direction is worse (default `higher`).
+        #[serde(default)]
+        worse: Worse,
+        /// The shift to detect fastest, in reference standard deviations (default 1;
+        /// the chart's reference value k is half of it).
+        #[serde(default = "default_shift")]
+        shift: f64,
+        /// The average number of samples between false alarms on an unchanged version,
+        /// which sets the threshold (default 100 000). At 20 samples a second that is
+        /// one false alarm in 83 minutes on average: set it from your sample rate.
+        #[serde(default = "default_arl0")]
+        arl0: f64,
+        /// The threshold h in reference deviations, instead of deriving it from `arl0`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        threshold: Option<f64>,
+        /// The reference mean, instead of learning it (with `reference_sd`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference_mean: Option<f64>,
+        /// The reference standard deviation, instead of learning it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference_sd: Option<f64>,
+    },
+}
+
+fn default_shift() -> f64 {
+    1.0
+}
+fn default_arl0() -> f64 {
+    100_000.0
 }
 
 /// Which direction of a metric is a regression.
@@ -357,7 +400,7 @@ impl Rule {
     pub fn is_sequential(&self) -> bool {
         matches!(
             self,
-            Self::ErrorAttribution { .. } | Self::SequentialMean { .. }
+            Self::ErrorAttribution { .. } | Self::SequentialMean { .. } | Self::Cusum { .. }
         )
     }
 
@@ -365,6 +408,7 @@ impl Rule {
     fn default_phases(&self) -> Vec<Phase> {
         match self {
             Self::ErrorAttribution { .. } => vec![Phase::Shadow, Phase::Canary],
+            Self::Cusum { .. } => vec![Phase::Bake, Phase::Steady],
             _ => default_phases(),
         }
     }
@@ -1320,6 +1364,72 @@ impl Rule {
                     )?;
                 }
             }
+            Rule::Cusum {
+                shift,
+                arl0,
+                threshold,
+                reference_mean,
+                reference_sd,
+                ..
+            } => {
+                ensure(
+                    shift > 0.0 && shift <= limits::CUSUM_SHIFT_MAX,
+                    ErrorCode::InvalidValue,
+                    "shift",
+                    || format!("must be above 0 and at most {}", limits::CUSUM_SHIFT_MAX),
+                )?;
+                ensure(
+                    (1.0..=limits::CUSUM_ARL0_MAX).contains(&arl0),
+                    ErrorCode::InvalidValue,
+                    "arl0",
+                    || format!("must be in 1..={:e}", limits::CUSUM_ARL0_MAX),
+                )?;
+                if let Some(h) = threshold {
+                    ensure(
+                        h > 0.0 && h <= limits::CUSUM_THRESHOLD_MAX,
+                        ErrorCode::InvalidValue,
+                        "threshold",
+                        || {
+                            format!(
+                                "must be above 0 and at most {}",
+                                limits::CUSUM_THRESHOLD_MAX
+                            )
+                        },
+                    )?;
+                }
+                ensure(
+                    reference_mean.is_some() == reference_sd.is_some(),
+                    ErrorCode::InvalidValue,
+                    if reference_mean.is_some() {
+                        "reference_sd"
+                    } else {
+                        "reference_mean"
+                    },
+                    || "give reference_mean and reference_sd together, or neither".into(),
+                )?;
+                if let Some(m) = reference_mean {
+                    ensure(
+                        m.abs() <= limits::VALUE_ABS_MAX,
+                        ErrorCode::InvalidValue,
+                        "reference_mean",
+                        || format!("must be within ±{:e}", limits::VALUE_ABS_MAX),
+                    )?;
+                }
+                if let Some(sd) = reference_sd {
+                    ensure(
+                        (limits::MIXING_SCALE_MIN..=limits::VALUE_ABS_MAX).contains(&sd),
+                        ErrorCode::InvalidValue,
+                        "reference_sd",
+                        || {
+                            format!(
+                                "must be in {:e}..={:e}",
+                                limits::MIXING_SCALE_MIN,
+                                limits::VALUE_ABS_MAX
+                            )
+                        },
+                    )?;
+                }
+            }
         }
         Ok(())
     }
@@ -1416,6 +1526,14 @@ impl GateConfig {
                 ErrorCode::InvalidValue,
                 "stat",
                 || "an error_attribution gate tests a count metric's rate".into(),
+            )?;
+        }
+        if let Rule::Cusum { .. } = self.rule {
+            ensure(
+                self.stat == Stat::Mean,
+                ErrorCode::InvalidValue,
+                "stat",
+                || "a cusum gate tests a value metric's mean".into(),
             )?;
         }
         if let Rule::SequentialMean { .. } = self.rule {

@@ -42,7 +42,7 @@ pub(crate) struct Moments {
 
 impl Moments {
     #[inline]
-    fn add(&mut self, x: f64) {
+    pub(crate) fn add(&mut self, x: f64) {
         if self.n >= COUNT_MAX {
             return;
         }

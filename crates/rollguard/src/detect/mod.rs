@@ -11,6 +11,7 @@
 //! metric no such gate reads does exactly what it did before.
 
 pub(crate) mod attribution;
+pub(crate) mod cusum;
 pub(crate) mod mean;
 mod threshold;
 mod vs_baseline;
@@ -44,8 +45,33 @@ pub(crate) struct Side {
 pub(crate) fn observes(rule: &Rule) -> bool {
     match rule {
         Rule::Threshold { .. } | Rule::VsBaseline { .. } => false,
-        Rule::ErrorAttribution { .. } | Rule::SequentialMean { .. } => true,
+        Rule::ErrorAttribution { .. } | Rule::SequentialMean { .. } | Rule::Cusum { .. } => true,
     }
+}
+
+/// The CUSUM chart a `cusum` gate's config gives (h derived from `arl0` unless set).
+pub(crate) fn cusum_chart(gate: &GateConfig) -> Option<cusum::Settings> {
+    let Rule::Cusum {
+        worse,
+        shift,
+        arl0,
+        threshold,
+        reference_mean,
+        reference_sd,
+    } = gate.rule
+    else {
+        return None;
+    };
+    let k = 0.5 * shift;
+    Some(cusum::Settings {
+        higher_is_worse: worse == Worse::Higher,
+        k,
+        h: threshold.unwrap_or_else(|| cusum::threshold_for(k, arl0)),
+        reference: reference_mean
+            .zip(reference_sd)
+            .map(|(mean, sd)| cusum::Reference { mean, sd }),
+        learn: gate.samples_min.max(2),
+    })
 }
 
 /// Per-gate state kept between evaluations by stateful gate kinds (sequential tests,
@@ -60,6 +86,8 @@ pub(crate) enum Detector {
     ErrorAttribution(attribution::Attribution),
     /// `sequential_mean` (boxed: its moments would double every gate's size).
     SequentialMean(Box<mean::MeanTest>),
+    /// `cusum` (boxed, as `sequential_mean`).
+    Cusum(Box<cusum::Cusum>),
     /// Tests only: records every sample it is fed, to check that every sample path
     /// feeds detectors alike.
     /// (Boxed, so that test builds keep `GateState` within the footprint model's
@@ -99,24 +127,36 @@ pub(crate) struct Readings {
 }
 
 impl Detector {
-    /// The state a gate of this kind starts a rollout with.
-    pub(crate) fn new(rule: &Rule) -> Self {
-        match rule {
+    /// The state a gate starts a rollout with.
+    pub(crate) fn new(gate: &GateConfig) -> Self {
+        match &gate.rule {
             Rule::Threshold { .. } | Rule::VsBaseline { .. } => Self::Stateless,
             Rule::ErrorAttribution { .. } => Self::ErrorAttribution(Default::default()),
             Rule::SequentialMean { .. } => Self::SequentialMean(Default::default()),
+            Rule::Cusum { .. } => match cusum_chart(gate) {
+                Some(chart) => Self::Cusum(Box::new(cusum::Cusum::new(chart))),
+                None => Self::Stateless,
+            },
         }
     }
 
-    /// Whether this state belongs to a gate of kind `rule` (restore checks it).
-    pub(crate) fn fits(&self, rule: &Rule) -> bool {
-        match (self, rule) {
+    /// Whether this state belongs to `gate` (restore checks it): its kind, and for
+    /// `cusum` the chart the config gives.
+    pub(crate) fn fits(&self, gate: &GateConfig) -> bool {
+        match (self, &gate.rule) {
             (Self::Stateless, Rule::Threshold { .. } | Rule::VsBaseline { .. }) => true,
             (Self::ErrorAttribution(_), Rule::ErrorAttribution { .. }) => true,
             (Self::SequentialMean(_), Rule::SequentialMean { .. }) => true,
-            (Self::Stateless | Self::ErrorAttribution(_) | Self::SequentialMean(_), _) => false,
+            (Self::Cusum(c), Rule::Cusum { .. }) => cusum_chart(gate) == Some(c.chart),
             #[cfg(test)]
             (Self::Recorder { .. }, _) => true,
+            (
+                Self::Stateless
+                | Self::ErrorAttribution(_)
+                | Self::SequentialMean(_)
+                | Self::Cusum(_),
+                _,
+            ) => false,
         }
     }
 
@@ -126,6 +166,11 @@ impl Detector {
         match self {
             Self::Stateless | Self::ErrorAttribution(_) => {}
             Self::SequentialMean(t) => t.observe(side.role == Role::Judged, x),
+            Self::Cusum(c) => {
+                if side.role == Role::Judged {
+                    c.observe(at, x);
+                }
+            }
             #[cfg(test)]
             Self::Recorder { seen } => seen.push(Seen {
                 role: side.role,
@@ -141,7 +186,7 @@ impl Detector {
     #[inline]
     pub(crate) fn observe_count(&mut self, side: Side, at: Timestamp, events: u64, total: u64) {
         match self {
-            Self::Stateless | Self::SequentialMean(_) => {}
+            Self::Stateless | Self::SequentialMean(_) | Self::Cusum(_) => {}
             Self::ErrorAttribution(a) => a.observe(side.role == Role::Judged, side.share, events),
             #[cfg(test)]
             Self::Recorder { seen } => seen.push(Seen {
@@ -253,6 +298,27 @@ impl Detector {
                 onset: f.onset,
             };
         }
+        if let Self::Cusum(c) = self {
+            let f = c.judge();
+            let verdict = if f.alarm {
+                Verdict::Fail
+            } else if f.ready {
+                Verdict::Pass
+            } else {
+                no_data_verdict
+            };
+            return Judgement {
+                verdict,
+                evidence: Evidence::Change {
+                    statistic: f.sum,
+                    threshold: c.chart.h,
+                    reference_mean: f.reference.map(|r| r.mean),
+                    reference_sd: f.reference.map(|r| r.sd),
+                    used: f.used,
+                },
+                onset: f.onset,
+            };
+        }
         let bounds = |min, max| Evidence::bounds(r.subject, r.baseline, min, max);
         let no_data = Judgement {
             verdict: no_data_verdict,
@@ -272,7 +338,9 @@ impl Detector {
             }
             // A detector always fits its gate's rule (restore checks it); were it
             // not, the gate would judge nothing.
-            Rule::ErrorAttribution { .. } | Rule::SequentialMean { .. } => None,
+            Rule::ErrorAttribution { .. } | Rule::SequentialMean { .. } | Rule::Cusum { .. } => {
+                None
+            }
         };
         let Some((min, max)) = found else {
             return Judgement {
@@ -319,7 +387,7 @@ mod tests {
     }
 
     fn judge(g: &GateConfig, subject: Reading, baseline: Option<Reading>) -> Judgement {
-        Detector::new(&g.rule).judge(g, Readings { subject, baseline }, 0)
+        Detector::new(g).judge(g, Readings { subject, baseline }, 0)
     }
 
     #[test]
@@ -368,7 +436,7 @@ mod tests {
         ] {
             let g = gate(rule, "inconclusive");
             assert!(!observes(&g.rule));
-            assert!(Detector::new(&g.rule).fits(&g.rule));
+            assert!(Detector::new(&g).fits(&g));
         }
     }
 }

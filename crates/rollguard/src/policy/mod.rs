@@ -277,11 +277,7 @@ impl Policy {
                 now,
                 registry,
                 arms: Vec::new(),
-                gates: config
-                    .gates
-                    .iter()
-                    .map(|g| GateState::new(&g.rule))
-                    .collect(),
+                gates: config.gates.iter().map(GateState::new).collect(),
                 rollout: None,
                 pending: None,
                 halt: None,

@@ -54,7 +54,7 @@ impl Policy {
 
     pub(super) fn reset_gates(&mut self) {
         for (g, c) in self.state.gates.iter_mut().zip(&self.config.gates) {
-            *g = GateState::new(&c.rule);
+            *g = GateState::new(c);
         }
         self.state.blocked = None;
     }

@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::detect::attribution::{self, Attribution};
+use crate::detect::cusum::Cusum;
 use crate::detect::mean::{self, MeanTest};
 use crate::stats::window::{Slot, WindowShape};
 
@@ -415,7 +416,7 @@ impl Policy {
             // Paths as a snapshot writes them: keyed by gate name.
             let at = crate::json::key_path("state.gates", &c.name);
             need!(
-                g.detector.fits(&c.rule),
+                g.detector.fits(c),
                 format!("{at}.detector"),
                 "not the state of a {:?} gate",
                 c.name
@@ -427,6 +428,7 @@ impl Policy {
                 Detector::SequentialMean(t) => {
                     self.validate_mean_test(t, c.samples_min, &format!("{at}.detector"))?;
                 }
+                Detector::Cusum(t) => self.validate_cusum(t, &format!("{at}.detector"))?,
                 _ => {}
             }
             for (t, field) in [
@@ -577,6 +579,87 @@ impl Policy {
         );
         if let Some(at_time) = t.low_at {
             self.past(at_time, || format!("{at}.low_at"))?;
+        }
+        Ok(())
+    }
+
+    /// A `cusum` state (its chart was checked against the config by `fits`): a
+    /// reference learned from enough samples or given, a sum the recursion can reach
+    /// (within the threshold until an alarm, which it then passed), a start exactly
+    /// while the sum is positive, and times in the past.
+    fn validate_cusum(&self, c: &Cusum, at: &str) -> Result<(), Error> {
+        let learning = &c.learning;
+        need!(
+            learning.n < c.chart.learn && (c.reference.is_none() || learning.n == 0),
+            format!("{at}.learning"),
+            "more samples than the reference is learned from"
+        );
+        need!(
+            learning.mean.is_finite()
+                && learning.mean.abs() <= VALUE_ABS_MAX
+                && learning.m2.is_finite()
+                && learning.m2 >= 0.0
+                && (learning.n > 1 || learning.m2 == 0.0)
+                && (learning.n > 0 || learning.mean == 0.0),
+            format!("{at}.learning"),
+            "moments no samples could give"
+        );
+        if c.chart.reference.is_some() {
+            need!(
+                c.reference == c.chart.reference,
+                format!("{at}.reference"),
+                "not the reference the config gives"
+            );
+        }
+        if let Some(r) = c.reference {
+            need!(
+                r.mean.is_finite() && r.mean.abs() <= VALUE_ABS_MAX,
+                format!("{at}.reference.mean"),
+                "must be finite and within ±{VALUE_ABS_MAX:e}"
+            );
+            need!(
+                r.sd.is_finite() && r.sd > 0.0,
+                format!("{at}.reference.sd"),
+                "must be finite and positive"
+            );
+        }
+        need!(
+            c.used <= mean::COUNT_MAX && (c.used == 0 || c.reference.is_some()),
+            format!("{at}.used"),
+            "samples judged without a reference, or above 2^53"
+        );
+        let alarmed = c.alarm_at.is_some();
+        need!(
+            c.sum.is_finite()
+                && c.sum >= 0.0
+                && (if alarmed {
+                    c.sum > c.chart.h
+                } else {
+                    c.sum <= c.chart.h
+                }),
+            format!("{at}.sum"),
+            "{} is not a sum the chart can hold (threshold {})",
+            c.sum,
+            c.chart.h
+        );
+        need!(
+            alarmed || (c.sum > 0.0) == c.since.is_some(),
+            format!("{at}.since"),
+            "a run start exactly while the sum is positive"
+        );
+        need!(
+            alarmed == c.onset.is_some() && (!alarmed || c.since.is_some()),
+            format!("{at}.onset"),
+            "an onset exactly with an alarm"
+        );
+        for (t, field) in [
+            (c.since, "since"),
+            (c.alarm_at, "alarm_at"),
+            (c.onset, "onset"),
+        ] {
+            if let Some(t) = t {
+                self.past(t, || format!("{at}.{field}"))?;
+            }
         }
         Ok(())
     }
