@@ -38,6 +38,8 @@ export type Rule =
   | { kind: "error_attribution"; alpha?: number; margin?: Margin; mixing_events?: number }
   /** Anytime-valid two-sample test of means (value metric, stat "mean"). */
   | { kind: "sequential_mean"; alpha?: number; worse?: "higher" | "lower"; margin?: Margin; mixing_scale?: number }
+  /** Anytime-valid test of the error rate against an objective (count metric, stat "rate"). */
+  | { kind: "rate_slo"; max_rate: number; alpha?: number; mixing_events?: number }
   /** CUSUM against the version's own reference (value metric, stat "mean"; bake, steady). */
   | { kind: "cusum"; worse?: "higher" | "lower"; shift?: number; arl0?: number; threshold?: number; reference_mean?: number; reference_sd?: number };
 
@@ -149,7 +151,8 @@ export interface GateReport {
   /** Sequential kinds: ln of the e-value now, and the always-valid p-value. */
   log_e_value?: number;
   p_value?: number;
-  /** Sequential kinds: observations used on each arm (errors, for error_attribution). */
+  /** Sequential kinds: observations used on each arm (errors, for error_attribution;
+   *  samples, for sequential_mean; requests, for rate_slo, which has no baseline). */
   used?: number;
   baseline_used?: number;
   /** cusum: the cumulative sum and its threshold (reference deviations), the reference. */

@@ -772,6 +772,17 @@ fn sequential_line(r: &GateReport) -> String {
     else {
         return change_line(r);
     };
+    let p = p_text(p_value);
+    let Some(baseline_used) = baseline_used else {
+        // rate_slo: the judged arm's error rate against an objective.
+        let rate = |x: f64| stat_value(Stat::Rate, x);
+        let effect = match (effect, effect_lower) {
+            (Some(e), Some(lo)) => format!("{} (≥ {})", rate(e), rate(lo)),
+            (Some(e), None) => rate(e),
+            (None, _) => "n/a".into(),
+        };
+        return format!("{} {effect}, p {p} after {used} requests", r.metric);
+    };
     // error_attribution reads a rate and reports a ratio of error rates;
     // sequential_mean reads a mean and reports a difference, worse-positive.
     let (what, unit) = if r.stat == Stat::Rate {
@@ -785,9 +796,8 @@ fn sequential_line(r: &GateReport) -> String {
         (None, _) => format!("{what} n/a"),
     };
     format!(
-        "{} {effect}, p {} after {used} vs {baseline_used} {unit}",
-        r.metric,
-        p_text(p_value)
+        "{} {effect}, p {p} after {used} vs {baseline_used} {unit}",
+        r.metric
     )
 }
 
@@ -1097,7 +1107,7 @@ mod tests {
                 log_e_value: 7.27,
                 p_value: 0.000_697,
                 used: 220,
-                baseline_used: 1440,
+                baseline_used: Some(1440),
             },
             ..q
         };
@@ -1115,7 +1125,7 @@ mod tests {
                 log_e_value: 6.15,
                 p_value: 0.00214,
                 used: 15,
-                baseline_used: 15,
+                baseline_used: Some(15),
             },
             ..e
         };
@@ -1134,5 +1144,20 @@ mod tests {
             ..m
         };
         assert!(report_line(&c).starts_with("latency_ms cusum 7.38 > 5.00 (reference "));
+        let slo = GateReport {
+            stat: Stat::Rate,
+            metric: "errors".into(),
+            evidence: Evidence::Sequential {
+                effect: Some(0.003),
+                effect_lower: Some(0.0015),
+                effect_upper: None,
+                log_e_value: 5.0,
+                p_value: 0.0067,
+                used: 20_000,
+                baseline_used: None,
+            },
+            ..c
+        };
+        assert!(report_line(&slo).ends_with(", p 0.0067 after 20000 requests"));
     }
 }

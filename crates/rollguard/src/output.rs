@@ -146,7 +146,8 @@ pub enum Evidence {
     Sequential {
         /// The effect estimate: for `error_attribution` the ratio of the judged arm's
         /// per-request error rate to the baseline's (absent before any baseline error);
-        /// for `sequential_mean` the difference of means, positive when worse.
+        /// for `sequential_mean` the difference of means, positive when worse; for
+        /// `rate_slo` the observed error rate.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         effect: Option<f64>,
         /// The confidence sequence's lower bound of the effect at the gate's alpha
@@ -162,10 +163,12 @@ pub enum Evidence {
         /// gate fails once it is at most alpha.
         p_value: f64,
         /// Observations the test has used on the judged arm (errors, for
-        /// `error_attribution`; samples, for `sequential_mean`).
+        /// `error_attribution`; samples, for `sequential_mean`; requests, for
+        /// `rate_slo`).
         used: u64,
-        /// Observations it has used on the baseline arm.
-        baseline_used: u64,
+        /// Observations it has used on the baseline arm (kinds that compare two arms).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline_used: Option<u64>,
     },
     /// `cusum`: a change detector against the version's own reference.
     Change {

@@ -55,8 +55,8 @@ prop_compose! {
     /// Between one and four gates: a p95 latency gate against the baseline (always; its
     /// `max_ratio` is now and then huge, which the config allows),
     /// and optionally an error-rate gate, a quality threshold (sometimes dry-run), a
-    /// steady-phase latency threshold, an error_attribution gate, a sequential_mean gate
-    /// and a cusum chart.
+    /// steady-phase latency threshold, an error_attribution gate, a sequential_mean gate,
+    /// a cusum chart and a rate_slo gate.
     fn gates()(
         p95 in (persistence(), 1u64..=4, on_no_data(),
                 prop_oneof![8 => Just(1.3f64), 1 => Just(2.0), 1 => Just(1e300)]),
@@ -66,6 +66,7 @@ prop_compose! {
         attributed in proptest::option::weighted(0.4, (0.01f64..0.5, 0.0f64..1.0, 0.5f64..50.0)),
         mean_test in proptest::option::weighted(0.4, (0.01f64..0.5, any::<bool>(), 0.0f64..0.3, 1u64..=20)),
         cusum in proptest::option::weighted(0.4, (0.2f64..3.0, 2.0f64..1e6, 1u64..=20, any::<bool>())),
+        slo in proptest::option::weighted(0.4, (0.001f64..0.5, 0.01f64..0.5)),
     ) -> Vec<Value> {
         let mut gates = vec![json!({
             "name": "p95_vs_stable", "metric": "latency_ms", "stat": "p95",
@@ -100,6 +101,13 @@ prop_compose! {
                          "worse": if lower { "lower" } else { "higher" },
                          "margin": {"relative": margin}},
                 "samples_min": burn_in,
+            }));
+        }
+        if let Some((max_rate, alpha)) = slo {
+            gates.push(json!({
+                "name": "error_slo", "metric": "errors", "stat": "rate",
+                "rule": {"kind": "rate_slo", "max_rate": max_rate, "alpha": alpha},
+                "phases": ["canary", "bake", "steady"],
             }));
         }
         if let Some((shift, arl0, learn, given)) = cusum {

@@ -709,3 +709,41 @@ fn a_cusum_state_restores_and_its_impossible_variants_are_refused() {
         &format!("{at}.reference.sd"),
     );
 }
+
+#[test]
+fn a_rate_slo_state_restores_and_its_impossible_variants_are_refused() {
+    let config = CONFIG.replace(
+        r#""gates": ["#,
+        r#""gates": [{"name": "slo", "metric": "errors", "stat": "rate",
+                      "rule": {"kind": "rate_slo", "max_rate": 0.05}},"#,
+    );
+    let mut p = Policy::from_json(&config, 0).unwrap();
+    let step = p
+        .handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap();
+    let id = step.decisions[0].action_id.unwrap();
+    let _ = p
+        .handle(&Input::Ack {
+            at: 0,
+            action_id: id,
+        })
+        .unwrap();
+    let _ = p.observe_count(100, "v2", "errors", 3, 40).unwrap();
+    let _ = p.tick(1_000).unwrap();
+    let doc = snapshot(&p);
+    let at = "state.gates.slo.detector";
+    assert_eq!(doc["state"]["gates"]["slo"]["detector"]["events"], json!(3));
+    assert!(Policy::restore_json(&doc.to_string()).unwrap() == p);
+    let edit = |field: &str, value: Value| {
+        let mut d = doc.clone();
+        d["state"]["gates"]["slo"]["detector"][field] = value;
+        d
+    };
+    refused_at(&edit("events", json!(41)), &format!("{at}.events"));
+    refused_at(&edit("total", json!(u64::MAX)), &format!("{at}.events"));
+    refused_at(&edit("ln_e_max", json!(-0.5)), &format!("{at}.ln_e_max"));
+    refused_at(&edit("low_at", json!(5_000)), &format!("{at}.low_at"));
+}

@@ -53,7 +53,7 @@ class MetricConfigDict(TypedDict):
 
 
 class RuleDict(TypedDict):
-    kind: Literal["threshold", "vs_baseline", "error_attribution", "sequential_mean", "cusum"]
+    kind: Literal["threshold", "vs_baseline", "error_attribution", "sequential_mean", "cusum", "rate_slo"]
     min: NotRequired[float]
     max: NotRequired[float]
     max_ratio: NotRequired[float]
@@ -67,6 +67,8 @@ class RuleDict(TypedDict):
     mixing_events: NotRequired[float]
     worse: NotRequired[Literal["higher", "lower"]]
     mixing_scale: NotRequired[float]
+    # rate_slo
+    max_rate: NotRequired[float]
     # cusum
     shift: NotRequired[float]
     arl0: NotRequired[float]

@@ -316,6 +316,22 @@ pub enum Rule {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mixing_scale: Option<f64>,
     },
+    /// An anytime-valid test of the judged version's per-request error rate against an
+    /// absolute objective (a one-sided beta-binomial confidence sequence): fails once
+    /// the rate is shown to exceed `max_rate`, with at most `alpha` chance of doing so
+    /// for a version within it, however often it is evaluated. For a count metric's
+    /// `rate`, in any phase (it needs no baseline).
+    RateSlo {
+        /// The objective: the highest acceptable errors per request, in (0, 1).
+        max_rate: f64,
+        /// The chance of failing a version within the objective, over the phase
+        /// (default 0.01).
+        #[serde(default = "default_alpha")]
+        alpha: f64,
+        /// The prior's weight, in errors at the objective (default 10).
+        #[serde(default = "default_mixing_events")]
+        mixing_events: f64,
+    },
     /// Page's CUSUM against the version's own reference, for the bake after a
     /// promotion and the steady phase (no second arm; the change time unknown). Each
     /// sample is standardised against the reference, given here or learned from the
@@ -400,7 +416,10 @@ impl Rule {
     pub fn is_sequential(&self) -> bool {
         matches!(
             self,
-            Self::ErrorAttribution { .. } | Self::SequentialMean { .. } | Self::Cusum { .. }
+            Self::ErrorAttribution { .. }
+                | Self::SequentialMean { .. }
+                | Self::Cusum { .. }
+                | Self::RateSlo { .. }
         )
     }
 
@@ -1364,6 +1383,25 @@ impl Rule {
                     )?;
                 }
             }
+            Rule::RateSlo {
+                max_rate,
+                alpha,
+                mixing_events,
+            } => {
+                ensure(
+                    max_rate > 0.0 && max_rate < 1.0,
+                    ErrorCode::InvalidValue,
+                    "max_rate",
+                    || "must be above 0 and below 1".into(),
+                )?;
+                check_alpha(alpha)?;
+                ensure(
+                    mixing_events > 0.0 && mixing_events <= limits::MIXING_EVENTS_MAX,
+                    ErrorCode::InvalidValue,
+                    "mixing_events",
+                    || format!("must be above 0 and at most {}", limits::MIXING_EVENTS_MAX),
+                )?;
+            }
             Rule::Cusum {
                 shift,
                 arl0,
@@ -1526,6 +1564,14 @@ impl GateConfig {
                 ErrorCode::InvalidValue,
                 "stat",
                 || "an error_attribution gate tests a count metric's rate".into(),
+            )?;
+        }
+        if let Rule::RateSlo { .. } = self.rule {
+            ensure(
+                self.stat == Stat::Rate,
+                ErrorCode::InvalidValue,
+                "stat",
+                || "a rate_slo gate tests a count metric's rate".into(),
             )?;
         }
         if let Rule::Cusum { .. } = self.rule {

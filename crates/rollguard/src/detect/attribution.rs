@@ -201,11 +201,21 @@ pub(crate) fn null_share(share: f64, ratio: f64) -> f64 {
 
 /// ln E of one split against the null ratio `ratio`, with a prior of weight `k`.
 fn split_ln_e(s: &Split, ratio: f64, k: f64) -> f64 {
-    if s.judged == 0 && s.baseline == 0 {
+    beta_mixture_ln_e(
+        s.judged as f64,
+        s.baseline as f64,
+        null_share(s.share, ratio),
+        k,
+    )
+}
+
+/// ln E of `x` successes and `y` failures against "the success probability is at most
+/// p0": the Beta(k·p0, k·(1 − p0)) mixture truncated to p ≥ p0 (confseq's one-sided
+/// `beta_binomial_log_mixture` with g = p0, h = 1 − p0 and r = k·p0·(1 − p0)).
+pub(crate) fn beta_mixture_ln_e(x: f64, y: f64, p0: f64, k: f64) -> f64 {
+    if x == 0.0 && y == 0.0 {
         return 0.0;
     }
-    let p0 = null_share(s.share, ratio);
-    let (x, y) = (s.judged as f64, s.baseline as f64);
     let (a, b) = (k * p0, k * (1.0 - p0));
     ln_beta(a + x, b + y) - ln_beta(a, b) + ln_beta_upper(a + x, b + y, p0)
         - ln_beta_upper(a, b, p0)

@@ -13,6 +13,7 @@
 pub(crate) mod attribution;
 pub(crate) mod cusum;
 pub(crate) mod mean;
+pub(crate) mod rate_slo;
 mod threshold;
 mod vs_baseline;
 
@@ -45,7 +46,10 @@ pub(crate) struct Side {
 pub(crate) fn observes(rule: &Rule) -> bool {
     match rule {
         Rule::Threshold { .. } | Rule::VsBaseline { .. } => false,
-        Rule::ErrorAttribution { .. } | Rule::SequentialMean { .. } | Rule::Cusum { .. } => true,
+        Rule::ErrorAttribution { .. }
+        | Rule::SequentialMean { .. }
+        | Rule::Cusum { .. }
+        | Rule::RateSlo { .. } => true,
     }
 }
 
@@ -88,6 +92,8 @@ pub(crate) enum Detector {
     SequentialMean(Box<mean::MeanTest>),
     /// `cusum` (boxed, as `sequential_mean`).
     Cusum(Box<cusum::Cusum>),
+    /// `rate_slo`.
+    RateSlo(rate_slo::RateTest),
     /// Tests only: records every sample it is fed, to check that every sample path
     /// feeds detectors alike.
     /// (Boxed, so that test builds keep `GateState` within the footprint model's
@@ -133,6 +139,7 @@ impl Detector {
             Rule::Threshold { .. } | Rule::VsBaseline { .. } => Self::Stateless,
             Rule::ErrorAttribution { .. } => Self::ErrorAttribution(Default::default()),
             Rule::SequentialMean { .. } => Self::SequentialMean(Default::default()),
+            Rule::RateSlo { .. } => Self::RateSlo(Default::default()),
             Rule::Cusum { .. } => match cusum_chart(gate) {
                 Some(chart) => Self::Cusum(Box::new(cusum::Cusum::new(chart))),
                 None => Self::Stateless,
@@ -148,13 +155,15 @@ impl Detector {
             (Self::ErrorAttribution(_), Rule::ErrorAttribution { .. }) => true,
             (Self::SequentialMean(_), Rule::SequentialMean { .. }) => true,
             (Self::Cusum(c), Rule::Cusum { .. }) => cusum_chart(gate) == Some(c.chart),
+            (Self::RateSlo(_), Rule::RateSlo { .. }) => true,
             #[cfg(test)]
             (Self::Recorder { .. }, _) => true,
             (
                 Self::Stateless
                 | Self::ErrorAttribution(_)
                 | Self::SequentialMean(_)
-                | Self::Cusum(_),
+                | Self::Cusum(_)
+                | Self::RateSlo(_),
                 _,
             ) => false,
         }
@@ -164,7 +173,7 @@ impl Detector {
     #[inline]
     pub(crate) fn observe_value(&mut self, side: Side, at: Timestamp, x: f64) {
         match self {
-            Self::Stateless | Self::ErrorAttribution(_) => {}
+            Self::Stateless | Self::ErrorAttribution(_) | Self::RateSlo(_) => {}
             Self::SequentialMean(t) => t.observe(side.role == Role::Judged, x),
             Self::Cusum(c) => {
                 if side.role == Role::Judged {
@@ -188,6 +197,11 @@ impl Detector {
         match self {
             Self::Stateless | Self::SequentialMean(_) | Self::Cusum(_) => {}
             Self::ErrorAttribution(a) => a.observe(side.role == Role::Judged, side.share, events),
+            Self::RateSlo(t) => {
+                if side.role == Role::Judged {
+                    t.observe(events, total);
+                }
+            }
             #[cfg(test)]
             Self::Recorder { seen } => seen.push(Seen {
                 role: side.role,
@@ -247,7 +261,7 @@ impl Detector {
                     log_e_value: f.ln_e,
                     p_value: f.p_value,
                     used: f.judged,
-                    baseline_used: f.baseline,
+                    baseline_used: Some(f.baseline),
                 },
                 onset: f.onset,
             };
@@ -293,7 +307,38 @@ impl Detector {
                     log_e_value: f.ln_e,
                     p_value: f.p_value,
                     used: f.judged,
-                    baseline_used: f.baseline,
+                    baseline_used: Some(f.baseline),
+                },
+                onset: f.onset,
+            };
+        }
+        if let (
+            Self::RateSlo(t),
+            &Rule::RateSlo {
+                max_rate,
+                alpha,
+                mixing_events,
+            },
+        ) = (&mut *self, &gate.rule)
+        {
+            let f = t.judge(max_rate, alpha, mixing_events / max_rate, now);
+            let verdict = if f.rejected {
+                Verdict::Fail
+            } else if enough(&r.subject) {
+                Verdict::Pass
+            } else {
+                no_data_verdict
+            };
+            return Judgement {
+                verdict,
+                evidence: Evidence::Sequential {
+                    effect: f.rate,
+                    effect_lower: f.rate_lower,
+                    effect_upper: None,
+                    log_e_value: f.ln_e,
+                    p_value: f.p_value,
+                    used: f.total,
+                    baseline_used: None,
                 },
                 onset: f.onset,
             };
@@ -338,9 +383,10 @@ impl Detector {
             }
             // A detector always fits its gate's rule (restore checks it); were it
             // not, the gate would judge nothing.
-            Rule::ErrorAttribution { .. } | Rule::SequentialMean { .. } | Rule::Cusum { .. } => {
-                None
-            }
+            Rule::ErrorAttribution { .. }
+            | Rule::SequentialMean { .. }
+            | Rule::Cusum { .. }
+            | Rule::RateSlo { .. } => None,
         };
         let Some((min, max)) = found else {
             return Judgement {

@@ -429,6 +429,17 @@ impl Policy {
                     self.validate_mean_test(t, c.samples_min, &format!("{at}.detector"))?;
                 }
                 Detector::Cusum(t) => self.validate_cusum(t, &format!("{at}.detector"))?,
+                Detector::RateSlo(t) => {
+                    let at = format!("{at}.detector");
+                    need!(
+                        t.events <= t.total && t.total <= attribution::COUNT_MAX,
+                        format!("{at}.events"),
+                        "{} errors in {} requests",
+                        t.events,
+                        t.total
+                    );
+                    self.validate_extremes(t.ln_e_max, t.ln_e_min, t.low_at, &at)?;
+                }
                 _ => {}
             }
             for (t, field) in [
@@ -660,6 +671,30 @@ impl Policy {
             if let Some(t) = t {
                 self.past(t, || format!("{at}.{field}"))?;
             }
+        }
+        Ok(())
+    }
+
+    /// The running extremes of ln E a sequential test keeps: E starts at 1.
+    fn validate_extremes(
+        &self,
+        max: f64,
+        min: f64,
+        low_at: Option<Timestamp>,
+        at: &str,
+    ) -> Result<(), Error> {
+        need!(
+            max.is_finite() && max >= 0.0,
+            format!("{at}.ln_e_max"),
+            "must be finite and at least 0"
+        );
+        need!(
+            min.is_finite() && min <= 0.0,
+            format!("{at}.ln_e_min"),
+            "must be finite and at most 0"
+        );
+        if let Some(t) = low_at {
+            self.past(t, || format!("{at}.low_at"))?;
         }
         Ok(())
     }
