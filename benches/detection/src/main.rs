@@ -92,8 +92,17 @@ fn real_main() -> Result<(), String> {
         },
     };
     let mut all_methods = methods();
+    let mut left_out = Vec::new();
     if let Some(names) = &only_methods {
         all_methods.retain(|m| names.contains(&m.name));
+    } else if quick {
+        // Methods on a short evaluation grid run in full mode, or when named.
+        left_out = all_methods
+            .iter()
+            .filter(|m| !m.quick)
+            .map(|m| m.name.clone())
+            .collect();
+        all_methods.retain(|m| m.quick);
     }
     let mut all_scenarios = scenarios();
     if let Some(names) = &only_scenarios {
@@ -101,6 +110,12 @@ fn real_main() -> Result<(), String> {
     }
     if all_methods.is_empty() || all_scenarios.is_empty() {
         return Err("no method or no scenario selected".into());
+    }
+    if !left_out.is_empty() {
+        eprintln!(
+            "--quick leaves out {} (name it with --methods to run it)",
+            left_out.join(", ")
+        );
     }
     #[allow(clippy::disallowed_methods)] // the one clock: the run's stopwatch
     let started = std::time::Instant::now();

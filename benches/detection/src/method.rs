@@ -31,6 +31,9 @@ pub struct Method {
     pub gates: Value,
     /// `analysis.interval_ms`.
     pub interval_ms: u64,
+    /// Whether `--quick` runs it. False for a method whose evaluations would dominate
+    /// the quick run's time (a 1 s grid judges 60 times as often as the others).
+    pub quick: bool,
 }
 
 impl Method {
@@ -75,7 +78,8 @@ fn error_metric() -> Value {
 
 /// The methods of the benchmark: four threshold+N rules (a statistic of a one-interval
 /// window against a bound, three failing evaluations in a row), then the statistical
-/// gate kinds at their defaults.
+/// gate kinds at their defaults: each alone on the 60 s grid, `sequential_mean` also on
+/// a 1 s grid (full mode only), and both together.
 pub fn methods() -> Vec<Method> {
     vec![
         Method {
@@ -98,6 +102,7 @@ pub fn methods() -> Vec<Method> {
                  "phases": ["shadow", "preview", "canary", "bake"]}
             ]),
             interval_ms: 60_000,
+            quick: true,
         },
         Method {
             name: "mean_vs_stable".into(),
@@ -110,6 +115,7 @@ pub fn methods() -> Vec<Method> {
                  "rule": {"kind": "vs_baseline", "max_ratio": 1.1}, "samples_min": 50}
             ]),
             interval_ms: 60_000,
+            quick: true,
         },
         Method {
             name: "p99_vs_stable".into(),
@@ -122,6 +128,7 @@ pub fn methods() -> Vec<Method> {
                  "rule": {"kind": "vs_baseline", "max_ratio": 1.3}, "samples_min": 50}
             ]),
             interval_ms: 60_000,
+            quick: true,
         },
         Method {
             name: "error_ratio_vs_stable".into(),
@@ -135,6 +142,7 @@ pub fn methods() -> Vec<Method> {
                  "samples_min": 500}
             ]),
             interval_ms: 60_000,
+            quick: true,
         },
         Method {
             name: "error_attribution".into(),
@@ -144,11 +152,59 @@ pub fn methods() -> Vec<Method> {
                           first failure"
                 .into(),
             metrics: json!([error_metric()]),
-            gates: json!([
-                {"name": "errors_attributed", "metric": ERRORS, "stat": "rate",
-                 "rule": {"kind": "error_attribution", "alpha": 0.01}}
-            ]),
+            gates: json!([attribution_gate()]),
             interval_ms: 60_000,
+            quick: true,
+        },
+        Method {
+            name: "sequential_mean".into(),
+            description: "`sequential_mean` at its defaults with alpha 1 %: the mixture SPRT \
+                          on the difference of latency means, every sample since the canary's \
+                          start, burn-in 20 samples per arm (worse: higher, no margin, mixing \
+                          scale half the pooled standard deviation at the end of the burn-in), \
+                          evaluated every 60 s, trips at its first failure"
+                .into(),
+            metrics: json!([latency_metric()]),
+            gates: json!([mean_gate()]),
+            interval_ms: 60_000,
+            quick: true,
+        },
+        Method {
+            name: "sequential_mean_1s".into(),
+            description: "the same `sequential_mean` gate evaluated every second (a 1 s \
+                          window in 1 bucket, which the gate does not read): the test's own \
+                          delay, without the 60 s evaluation grid"
+                .into(),
+            metrics: json!([
+                {"name": LATENCY, "kind": "value", "window_ms": 1000, "buckets": 1,
+                 "histogram_range": {"min": 0.001, "max": 1e9}}
+            ]),
+            gates: json!([mean_gate()]),
+            interval_ms: 1_000,
+            quick: false,
+        },
+        Method {
+            name: "statistical_gates".into(),
+            description: "what a user would deploy: `error_attribution` and `sequential_mean` \
+                          together, each at its defaults with alpha 1 %, evaluated every 60 s"
+                .into(),
+            metrics: json!([latency_metric(), error_metric()]),
+            gates: json!([attribution_gate(), mean_gate()]),
+            interval_ms: 60_000,
+            quick: true,
         },
     ]
+}
+
+/// The `error_attribution` gate at its defaults, alpha 1 %.
+fn attribution_gate() -> Value {
+    json!({"name": "errors_attributed", "metric": ERRORS, "stat": "rate",
+           "rule": {"kind": "error_attribution", "alpha": 0.01}})
+}
+
+/// The `sequential_mean` gate on the latency mean at its defaults, alpha 1 %, with a
+/// burn-in of 20 samples per arm.
+fn mean_gate() -> Value {
+    json!({"name": "mean_latency", "metric": LATENCY, "stat": "mean",
+           "rule": {"kind": "sequential_mean", "alpha": 0.01}, "samples_min": 20})
 }

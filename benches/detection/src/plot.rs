@@ -62,10 +62,29 @@ fn delay_plot(
     xs.sort_by(f64::total_cmp);
     xs.dedup();
     let position = |x: f64| xs.iter().position(|&v| v == x).unwrap_or(0) as f64;
-    let x_range = (-0.5, xs.len() as f64 - 0.5);
+    // An empty column on the right holds the legend, clear of every point.
+    let x_range = (-0.5, xs.len() as f64 + 1.0);
     let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let horizon = report.settings.horizon_s as f64;
+    // The axis starts at 30 s, or at the power of ten below the shortest median delay
+    // (a method on a 1 s grid rolls back within seconds).
+    let shortest = report
+        .results
+        .iter()
+        .filter(|c| {
+            report
+                .scenarios
+                .iter()
+                .any(|s| s.name == c.scenario && x_of(&s.effect).is_some())
+        })
+        .filter_map(|c| c.delay_s.median)
+        .fold(30.0, f64::min);
+    let y_min = if shortest < 30.0 {
+        libm::pow(10.0, libm::floor(libm::log10(shortest.max(0.1))))
+    } else {
+        30.0
+    };
     let mut builder = ChartBuilder::on(&root);
     builder.margin(20);
     if text {
@@ -77,7 +96,7 @@ fn delay_plot(
         builder.x_label_area_size(10).y_label_area_size(10);
     }
     let mut chart =
-        builder.build_cartesian_2d(x_range.0..x_range.1, (30.0..horizon * 1.2).log_scale())?;
+        builder.build_cartesian_2d(x_range.0..x_range.1, (y_min..horizon * 1.2).log_scale())?;
     let x_text = |x: &f64| {
         let i = x.round();
         match xs.get(i as usize) {
@@ -89,7 +108,7 @@ fn delay_plot(
     if text {
         chart
             .configure_mesh()
-            .x_labels(2 * xs.len() + 1)
+            .x_labels(2 * xs.len() + 4)
             .x_label_formatter(&x_text)
             .y_labels(8)
             .y_label_formatter(&y_text)
@@ -99,7 +118,7 @@ fn delay_plot(
     } else {
         // plotters' mesh lays out label text even with no labels: draw a frame instead.
         chart.plotting_area().draw(&Rectangle::new(
-            [(x_range.0, 30.0), (x_range.1, horizon * 1.2)],
+            [(x_range.0, y_min), (x_range.1, horizon * 1.2)],
             BLACK.stroke_width(1),
         ))?;
     }
@@ -147,7 +166,7 @@ fn delay_plot(
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerLeft)
+            .position(SeriesLabelPosition::LowerRight)
             .draw()?;
     }
     root.present()?;

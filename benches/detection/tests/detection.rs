@@ -359,6 +359,21 @@ fn a_large_regression_is_rolled_back_and_a_short_null_is_not() {
         let o = &out[by_name(name)];
         assert_eq!(o.rollback_s, None, "{name}: errors are unchanged");
     }
+    // The sequential mean test trips at its first failing evaluation: on the 60 s grid
+    // at the first one, on the 1 s grid within seconds of its 20-sample burn-in.
+    for (name, grid, latest) in [
+        ("sequential_mean", 60.0, 120.0),
+        ("statistical_gates", 60.0, 120.0),
+        ("sequential_mean_1s", 1.0, 30.0),
+    ] {
+        let o = &out[by_name(name)];
+        let t = o
+            .rollback_s
+            .unwrap_or_else(|| panic!("{name} missed a 2σ shift"));
+        assert!(t <= latest && t % grid == 0.0, "{name}: {o:?}");
+        assert_eq!(o.tripped, ["mean_latency"], "{name}");
+        assert_eq!(o.exposure, o.candidate_requests);
+    }
     let ratio = all
         .iter()
         .position(|s| s.name == "error_ratio_5")
@@ -374,6 +389,12 @@ fn a_large_regression_is_rolled_back_and_a_short_null_is_not() {
         .expect("error_attribution missed a 5× error rate");
     assert!(t <= 300.0 && t % 60.0 == 0.0, "{o:?}");
     assert_eq!(o.tripped, ["errors_attributed"]);
+    let o = &out[by_name("statistical_gates")];
+    assert!(o.rollback_s.is_some_and(|t| t <= 300.0), "{o:?}");
+    assert!(
+        o.tripped.contains(&"errors_attributed".to_string()),
+        "{o:?}"
+    );
     let null = scenario("null_stationary");
     let out = replicate(&null, 0, &prepared, TRAFFIC, 600, 11, 0);
     for o in &out {
@@ -433,7 +454,7 @@ fn the_error_attribution_method_is_in_every_output() {
         .lines()
         .find(|l| l.starts_with("| null | "))
         .expect("the false-rollback table");
-    assert!(header.ends_with("`error_attribution` | "), "{header}");
+    assert!(header.contains("| `error_attribution` | "), "{header}");
     assert!(md.contains("| `error_ratio_5` | `error_attribution` | 100.0 %"));
     let json: serde_json::Value = serde_json::from_str(&report.json()).expect("JSON");
     let methods_json = json["methods"].as_array().expect("methods");
@@ -447,6 +468,99 @@ fn the_error_attribution_method_is_in_every_output() {
             .count(),
         2
     );
+}
+
+#[test]
+fn the_sequential_mean_methods_are_in_every_output() {
+    let all = methods();
+    let find = |name: &str| {
+        all.iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("a {name} method"))
+    };
+    // The gate at its defaults: alpha 1 %, a 20-sample burn-in, nothing else set.
+    let gate = serde_json::json!({"name": "mean_latency", "metric": LATENCY, "stat": "mean",
+        "rule": {"kind": "sequential_mean", "alpha": 0.01}, "samples_min": 20});
+    for (name, interval_ms, quick) in [
+        ("sequential_mean", 60_000, true),
+        ("sequential_mean_1s", 1_000, false),
+    ] {
+        let m = find(name);
+        assert!(
+            m.reads(LATENCY) && !m.reads(ERRORS),
+            "{name} judges latency only"
+        );
+        assert_eq!(m.gates, serde_json::json!([gate.clone()]), "{name}");
+        assert_eq!((m.interval_ms, m.quick), (interval_ms, quick), "{name}");
+    }
+    let both = find("statistical_gates");
+    assert!(both.reads(LATENCY) && both.reads(ERRORS));
+    assert_eq!(both.interval_ms, 60_000);
+    assert!(both.quick);
+    let kinds: Vec<&str> = both
+        .gates
+        .as_array()
+        .expect("gates")
+        .iter()
+        .map(|g| g["rule"]["kind"].as_str().expect("a kind"))
+        .collect();
+    assert_eq!(kinds, ["error_attribution", "sequential_mean"]);
+    assert!(both.gates[1] == gate, "the same mean gate");
+    // Every other method is on the 60 s grid and runs in --quick.
+    assert!(all.iter().all(|m| m.quick == (m.interval_ms == 60_000)));
+
+    let settings = Settings {
+        mode: "test".into(),
+        seed: 7,
+        null_reps: 2,
+        alternative_reps: 2,
+        horizon_s: 600,
+        traffic: TRAFFIC,
+    };
+    let picked: Vec<Scenario> = ["null_ar1", "mean_shift_1"]
+        .iter()
+        .map(|n| scenario(n))
+        .collect();
+    let report = run(&settings, &picked, &all, |_, _| {}).expect("a run");
+    let md = report.markdown();
+    let header = md
+        .lines()
+        .find(|l| l.starts_with("| null | "))
+        .expect("the false-rollback table");
+    let json: serde_json::Value = serde_json::from_str(&report.json()).expect("JSON");
+    let methods_json = json["methods"].as_array().expect("methods");
+    let cells = json["results"].as_array().expect("results");
+    for name in ["sequential_mean", "sequential_mean_1s", "statistical_gates"] {
+        let null = report
+            .cell("null_ar1", name)
+            .expect("a false-rollback cell");
+        assert_eq!(null.reps, 2);
+        let cell = report.cell("mean_shift_1", name).expect("a detection cell");
+        assert_eq!(
+            (cell.reps, cell.rollbacks),
+            (2, 2),
+            "{name} missed a 1σ shift"
+        );
+        assert_eq!(cell.tripped_by["mean_latency"], 2);
+        assert!(cell.delay_s.median.is_some() && cell.candidate_samples.median.is_some());
+        assert!(
+            md.contains(&format!("- `{name}` (")),
+            "{name} listed among the methods"
+        );
+        assert!(header.contains(&format!("| `{name}` |")), "{header}");
+        assert!(md.contains(&format!("| `mean_shift_1` | `{name}` | 100.0 %")));
+        assert!(methods_json.iter().any(|m| m["name"] == name));
+        assert_eq!(cells.iter().filter(|c| c["method"] == name).count(), 2);
+    }
+    // The 60 s grid quantizes the delay; the 1 s grid shows the test's own.
+    let coarse = report
+        .cell("mean_shift_1", "sequential_mean")
+        .expect("a cell");
+    let fine = report
+        .cell("mean_shift_1", "sequential_mean_1s")
+        .expect("a cell");
+    let (c, f) = (coarse.delay_s.median.unwrap(), fine.delay_s.median.unwrap());
+    assert!(c % 60.0 == 0.0 && f < c, "60 s grid {c} s, 1 s grid {f} s");
 }
 
 #[test]
