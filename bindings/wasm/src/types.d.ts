@@ -41,7 +41,9 @@ export type Rule =
   /** Anytime-valid test of the error rate against an objective (count metric, stat "rate"). */
   | { kind: "rate_slo"; max_rate: number; alpha?: number; mixing_events?: number }
   /** CUSUM against the version's own reference (value metric, stat "mean"; bake, steady). */
-  | { kind: "cusum"; worse?: "higher" | "lower"; shift?: number; arl0?: number; threshold?: number; reference_mean?: number; reference_sd?: number };
+  | { kind: "cusum"; worse?: "higher" | "lower"; shift?: number; arl0?: number; threshold?: number; reference_mean?: number; reference_sd?: number }
+  /** EWMA chart against the version's own reference (value metric, stat "mean"; bake, steady). */
+  | { kind: "ewma"; worse?: "higher" | "lower"; lambda?: number; arl0?: number; limit?: number; reference_mean?: number; reference_sd?: number };
 
 /** The smallest regression worth acting on (error_attribution takes a relative one). */
 export type Margin = { relative: number } | { absolute: number };
@@ -155,7 +157,9 @@ export interface GateReport {
    *  samples, for sequential_mean; requests, for rate_slo, which has no baseline). */
   used?: number;
   baseline_used?: number;
-  /** cusum: the cumulative sum and its threshold (reference deviations), the reference. */
+  /** cusum and ewma: which chart, its statistic (the cumulative sum, or the EWMA z) and
+   *  threshold (reference deviations), the reference. */
+  chart?: "cusum" | "ewma";
   statistic?: number;
   threshold?: number;
   reference_mean?: number;

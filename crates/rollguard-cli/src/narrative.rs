@@ -804,6 +804,7 @@ fn sequential_line(r: &GateReport) -> String {
 /// A change detector's evidence: `latency_ms cusum 7.38 > 5.00 (reference 100.0 ± 8.0)`.
 fn change_line(r: &GateReport) -> String {
     let Evidence::Change {
+        chart,
         statistic,
         threshold,
         reference_mean,
@@ -814,12 +815,13 @@ fn change_line(r: &GateReport) -> String {
         return format!("{}: {}", r.metric, snake(&r.verdict));
     };
     let Some((mean, sd)) = reference_mean.zip(reference_sd) else {
-        return format!("{} cusum: learning its reference", r.metric);
+        return format!("{} {}: learning its reference", r.metric, snake(&chart));
     };
     let side = if statistic > threshold { ">" } else { "<=" };
     format!(
-        "{} cusum {statistic:.2} {side} {threshold:.2} (reference {} ± {})",
+        "{} {} {statistic:.2} {side} {threshold:.2} (reference {} ± {})",
         r.metric,
+        snake(&chart),
         stat_value(r.stat, mean),
         stat_value(r.stat, sd)
     )
@@ -991,6 +993,7 @@ pub(crate) fn narrate(scenario: &Scenario, trace: &[TraceEntry], status: &Status
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rollguard::Chart;
 
     #[test]
     fn onsets_are_read_from_description_lines() {
@@ -1135,6 +1138,7 @@ mod tests {
         );
         let c = GateReport {
             evidence: Evidence::Change {
+                chart: Chart::Cusum,
                 statistic: 7.375,
                 threshold: 5.0,
                 reference_mean: Some(100.0),
@@ -1144,6 +1148,18 @@ mod tests {
             ..m
         };
         assert!(report_line(&c).starts_with("latency_ms cusum 7.38 > 5.00 (reference "));
+        let w = GateReport {
+            evidence: Evidence::Change {
+                chart: Chart::Ewma,
+                statistic: 0.25,
+                threshold: 0.61,
+                reference_mean: None,
+                reference_sd: None,
+                used: 0,
+            },
+            ..c.clone()
+        };
+        assert_eq!(report_line(&w), "latency_ms ewma: learning its reference");
         let slo = GateReport {
             stat: Stat::Rate,
             metric: "errors".into(),

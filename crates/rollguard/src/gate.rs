@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{GateConfig, Persistence};
+use crate::config::Persistence;
 use crate::detect::Detector;
 use crate::output::Verdict;
 use crate::time::Timestamp;
@@ -44,10 +44,11 @@ pub(crate) enum Transition {
 }
 
 impl GateState {
-    /// A gate as a rollout starts it: no verdict yet.
-    pub(crate) fn new(gate: &GateConfig) -> Self {
+    /// A gate as a rollout starts it: no verdict yet, its detector as `fresh` (the
+    /// plan's [`Detector::new`] of its config).
+    pub(crate) fn new(fresh: &Detector) -> Self {
         Self {
-            detector: Detector::new(gate),
+            detector: fresh.clone(),
             ..Self::default()
         }
     }

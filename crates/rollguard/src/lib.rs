@@ -103,7 +103,8 @@ pub use input::{Input, Sample, TargetKind, count_from_number};
 pub use json::{key_path, repeated_key};
 pub use lint::{ConfigWarning, WarningCode};
 pub use output::{
-    Action, Decision, Event, EventKind, Evidence, GateReport, PauseKind, Reason, Step, Verdict,
+    Action, Chart, Decision, Event, EventKind, Evidence, GateReport, PauseKind, Reason, Step,
+    Verdict,
 };
 pub use policy::{Policy, Status};
 pub use registry::{Aliases, Stage, Validation, Validator, Version};

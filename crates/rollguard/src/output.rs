@@ -134,6 +134,17 @@ pub struct GateReport {
     pub dry_run: bool,
 }
 
+/// The change-detection chart behind an [`Evidence::Change`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Chart {
+    /// Page's cumulative sum (`cusum`).
+    Cusum,
+    /// The exponentially weighted moving average (`ewma`).
+    Ewma,
+}
+
 /// The per-kind part of a [`GateReport`]: what the gate's detector judged on. Its
 /// fields are written into the report object itself (each kind has its own names, so
 /// the kind is plain from them and from the gate's config).
@@ -170,9 +181,12 @@ pub enum Evidence {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         baseline_used: Option<u64>,
     },
-    /// `cusum`: a change detector against the version's own reference.
+    /// `cusum` and `ewma`: a change detector against the version's own reference.
     Change {
-        /// The cumulative sum, in reference standard deviations.
+        /// Which chart: `cusum` (the statistic is the cumulative sum) or `ewma` (the
+        /// weighted average).
+        chart: Chart,
+        /// The chart's statistic, in reference standard deviations (worse positive).
         statistic: f64,
         /// The threshold it alarms past.
         threshold: f64,

@@ -2,6 +2,7 @@
 //! and the window layout of every metric.
 
 use crate::config::{CanaryStep, Phase, PolicyConfig, Strategy};
+use crate::detect::Detector;
 use crate::stats::window::WindowShape;
 use crate::time::{TIME_MAX, Timestamp, later};
 
@@ -37,6 +38,9 @@ pub(crate) struct Plan {
     /// [`crate::detect::observes`]); empty for a metric only window rules read, so
     /// recording it costs nothing more.
     pub(crate) observers: Vec<Vec<usize>>,
+    /// Per gate, its detector's state when a rollout starts it (derived charts take a
+    /// search: done once per policy, not at every rollout).
+    pub(crate) fresh: Vec<Detector>,
     /// Whether any gate runs in the steady phase.
     pub(crate) steady: bool,
     /// `analysis.interval_ms`.
@@ -136,6 +140,7 @@ impl Plan {
             shapes,
             gate_metric,
             observers,
+            fresh: config.gates.iter().map(Detector::new).collect(),
             steady,
             interval_ms: config.analysis.interval_ms,
             grid_ms,

@@ -56,7 +56,7 @@ prop_compose! {
     /// `max_ratio` is now and then huge, which the config allows),
     /// and optionally an error-rate gate, a quality threshold (sometimes dry-run), a
     /// steady-phase latency threshold, an error_attribution gate, a sequential_mean gate,
-    /// a cusum chart and a rate_slo gate.
+    /// a cusum chart, an ewma chart and a rate_slo gate.
     fn gates()(
         p95 in (persistence(), 1u64..=4, on_no_data(),
                 prop_oneof![8 => Just(1.3f64), 1 => Just(2.0), 1 => Just(1e300)]),
@@ -67,6 +67,11 @@ prop_compose! {
         mean_test in proptest::option::weighted(0.4, (0.01f64..0.5, any::<bool>(), 0.0f64..0.3, 1u64..=20)),
         cusum in proptest::option::weighted(0.4, (0.2f64..3.0, 2.0f64..1e6, 1u64..=20, any::<bool>())),
         slo in proptest::option::weighted(0.4, (0.001f64..0.5, 0.01f64..0.5)),
+        // A given limit mostly: deriving one from arl0 solves a Markov chain.
+        ewma in proptest::option::weighted(0.3, (0.05f64..=1.0, prop_oneof![
+            3 => (0.5f64..6.0).prop_map(|l| json!({"limit": l})),
+            1 => (2.0f64..1e4).prop_map(|a| json!({"arl0": a})),
+        ], 1u64..=20)),
     ) -> Vec<Value> {
         let mut gates = vec![json!({
             "name": "p95_vs_stable", "metric": "latency_ms", "stat": "p95",
@@ -118,6 +123,15 @@ prop_compose! {
             }
             gates.push(json!({
                 "name": "latency_cusum", "metric": "latency_ms", "stat": "mean",
+                "rule": rule, "samples_min": learn,
+                "phases": ["canary", "bake", "steady"],
+            }));
+        }
+        if let Some((lambda, limit, learn)) = ewma {
+            let mut rule = json!({"kind": "ewma", "lambda": lambda});
+            rule.as_object_mut().unwrap().extend(limit.as_object().unwrap().clone());
+            gates.push(json!({
+                "name": "latency_ewma", "metric": "latency_ms", "stat": "mean",
                 "rule": rule, "samples_min": learn,
                 "phases": ["canary", "bake", "steady"],
             }));

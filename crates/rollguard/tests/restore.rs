@@ -711,6 +711,64 @@ fn a_cusum_state_restores_and_its_impossible_variants_are_refused() {
 }
 
 #[test]
+fn an_ewma_state_restores_and_its_impossible_variants_are_refused() {
+    let config = CONFIG.replace(
+        r#""gates": ["#,
+        r#""gates": [{"name": "chart", "metric": "latency_ms", "stat": "mean",
+                      "phases": ["canary"], "samples_min": 3,
+                      "rule": {"kind": "ewma", "lambda": 0.2, "limit": 3}},"#,
+    );
+    let mut p = Policy::from_json(&config, 0).unwrap();
+    let step = p
+        .handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap();
+    let id = step.decisions[0].action_id.unwrap();
+    let _ = p
+        .handle(&Input::Ack {
+            at: 0,
+            action_id: id,
+        })
+        .unwrap();
+    for (i, x) in [90.0, 100.0, 110.0, 112.0].into_iter().enumerate() {
+        let _ = p
+            .observe_value(100 * (i as u64 + 1), "v2", "latency_ms", x)
+            .unwrap();
+    }
+    let doc = snapshot(&p);
+    let at = "state.gates.chart.detector";
+    let chart = &doc["state"]["gates"]["chart"]["detector"];
+    assert_eq!(chart["used"], json!(1));
+    let z = chart["z"].as_f64().unwrap();
+    assert!(z > 0.0 && z < 1.0, "{z}");
+    assert!(Policy::restore_json(&doc.to_string()).unwrap() == p);
+
+    let edit = |field: &str, value: Value| {
+        let mut d = doc.clone();
+        d["state"]["gates"]["chart"]["detector"][field] = value;
+        d
+    };
+    // A chart other than the config's (its weight), z past the limit without an
+    // alarm, a negative z, a run start while z is 0.
+    let mut other = doc.clone();
+    other["state"]["gates"]["chart"]["detector"]["chart"]["lambda"] = json!(0.3);
+    refused_at(&other, "state.gates.chart.detector");
+    refused_at(&edit("z", json!(1.5)), &format!("{at}.z"));
+    refused_at(&edit("z", json!(-0.1)), &format!("{at}.z"));
+    let mut zero = edit("z", json!(0.0));
+    zero["state"]["gates"]["chart"]["detector"]["since"] = json!(300);
+    refused_at(&zero, &format!("{at}.since"));
+    let mut early = doc.clone();
+    early["state"]["gates"]["chart"]["detector"]
+        .as_object_mut()
+        .unwrap()
+        .remove("reference");
+    refused_at(&early, &format!("{at}.used"));
+}
+
+#[test]
 fn a_rate_slo_state_restores_and_its_impossible_variants_are_refused() {
     let config = CONFIG.replace(
         r#""gates": ["#,

@@ -52,29 +52,37 @@ class MetricConfigDict(TypedDict):
     histogram_range: NotRequired[Dict[str, float]]
 
 
-class RuleDict(TypedDict):
-    kind: Literal["threshold", "vs_baseline", "error_attribution", "sequential_mean", "cusum", "rate_slo"]
-    min: NotRequired[float]
-    max: NotRequired[float]
-    max_ratio: NotRequired[float]
-    min_ratio: NotRequired[float]
-    max_increase: NotRequired[float]
-    max_decrease: NotRequired[float]
-    baseline_min: NotRequired[float]
-    # error_attribution and sequential_mean
-    alpha: NotRequired[float]
-    margin: NotRequired[Dict[str, float]]
-    mixing_events: NotRequired[float]
-    worse: NotRequired[Literal["higher", "lower"]]
-    mixing_scale: NotRequired[float]
-    # rate_slo
-    max_rate: NotRequired[float]
-    # cusum
-    shift: NotRequired[float]
-    arl0: NotRequired[float]
-    threshold: NotRequired[float]
-    reference_mean: NotRequired[float]
-    reference_sd: NotRequired[float]
+# The functional form, because `ewma` takes a key named `lambda`.
+RuleDict = TypedDict(
+    "RuleDict",
+    {
+        "kind": Literal["threshold", "vs_baseline", "error_attribution", "sequential_mean", "cusum", "ewma", "rate_slo"],
+        "min": NotRequired[float],
+        "max": NotRequired[float],
+        "max_ratio": NotRequired[float],
+        "min_ratio": NotRequired[float],
+        "max_increase": NotRequired[float],
+        "max_decrease": NotRequired[float],
+        "baseline_min": NotRequired[float],
+        # error_attribution and sequential_mean
+        "alpha": NotRequired[float],
+        "margin": NotRequired[Dict[str, float]],
+        "mixing_events": NotRequired[float],
+        "worse": NotRequired[Literal["higher", "lower"]],
+        "mixing_scale": NotRequired[float],
+        # rate_slo
+        "max_rate": NotRequired[float],
+        # cusum and ewma
+        "shift": NotRequired[float],
+        "arl0": NotRequired[float],
+        "threshold": NotRequired[float],
+        "reference_mean": NotRequired[float],
+        "reference_sd": NotRequired[float],
+        # ewma
+        "lambda": NotRequired[float],
+        "limit": NotRequired[float],
+    },
+)
 
 
 class GateConfigDict(TypedDict):

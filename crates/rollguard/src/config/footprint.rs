@@ -58,7 +58,7 @@ pub(crate) const MAP_ROOT_BYTES: u64 = 640;
 pub(crate) const GATE_BYTES: u64 = 160;
 /// One traffic split an `error_attribution` detector keeps.
 pub(crate) const SPLIT_BYTES: u64 = 24;
-/// A `sequential_mean` or `cusum` detector's state (boxed).
+/// A `sequential_mean`, `cusum` or `ewma` detector's state (boxed).
 pub(crate) const MEAN_TEST_BYTES: u64 = 192;
 /// The state's fixed fields: times, ids, rollout, pending action, halt, breaker header.
 pub(crate) const STATE_FIXED_BYTES: u64 = 1024;
@@ -110,9 +110,9 @@ impl PolicyConfig {
         let gates = self.gates.iter().fold(HEADER, |acc, g| {
             let detector = match g.rule {
                 crate::config::Rule::ErrorAttribution { .. } => splits,
-                crate::config::Rule::SequentialMean { .. } | crate::config::Rule::Cusum { .. } => {
-                    MEAN_TEST_BYTES
-                }
+                crate::config::Rule::SequentialMean { .. }
+                | crate::config::Rule::Cusum { .. }
+                | crate::config::Rule::Ewma { .. } => MEAN_TEST_BYTES,
                 _ => 0,
             };
             acc.saturating_add(GATE_BYTES + detector)

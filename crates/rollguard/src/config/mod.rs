@@ -69,6 +69,14 @@ pub mod limits {
     pub const CUSUM_ARL0_MAX: f64 = 1e15;
     /// Largest `threshold` of `cusum`, in reference deviations.
     pub const CUSUM_THRESHOLD_MAX: f64 = 100.0;
+    /// Smallest `lambda` of `ewma` (below it the Markov chain that sets the limit needs
+    /// more cells than a gate's start should spend).
+    pub const EWMA_LAMBDA_MIN: f64 = 0.05;
+    /// Largest `arl0` of `ewma`, in samples: the Markov chain that derives the limit
+    /// loses precision as the run length nears 1/ε of a double (give `limit` for more).
+    pub const EWMA_ARL0_MAX: f64 = 1e9;
+    /// Largest `limit` of `ewma`, in the statistic's asymptotic deviations.
+    pub const EWMA_LIMIT_MAX: f64 = 12.0;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
@@ -361,8 +369,42 @@ pub enum Rule {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reference_sd: Option<f64>,
     },
+    /// An exponentially weighted moving average chart against the version's own
+    /// reference (one-sided, reflected at the reference: Crowder and Hamilton), for the
+    /// bake after a promotion and the steady phase, like `cusum`. Each sample is
+    /// standardised against the reference (given here or learned from the first
+    /// `samples_min` samples) and averaged with weight `lambda`; the gate fails once
+    /// the average passes its limit, and holds that failure for the phase. A small
+    /// `lambda` finds small lasting shifts and ignores isolated outliers; 1 is a
+    /// Shewhart chart. For a value metric's `mean`.
+    Ewma {
+        /// Which direction is worse (default `higher`).
+        #[serde(default)]
+        worse: Worse,
+        /// The weight of each new sample, in 0.05..=1 (default 0.05: the smallest, the
+        /// most sensitive to small shifts; `cusum` covers shifts of a known size).
+        #[serde(default = "default_lambda")]
+        lambda: f64,
+        /// The average number of samples between false alarms on an unchanged version,
+        /// which sets the limit (default 100 000), as for `cusum`.
+        #[serde(default = "default_arl0")]
+        arl0: f64,
+        /// The limit L in the average's asymptotic standard deviations
+        /// (σ·sqrt(λ/(2−λ))), instead of deriving it from `arl0`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<f64>,
+        /// The reference mean, instead of learning it (with `reference_sd`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference_mean: Option<f64>,
+        /// The reference standard deviation, instead of learning it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference_sd: Option<f64>,
+    },
 }
 
+fn default_lambda() -> f64 {
+    0.05
+}
 fn default_shift() -> f64 {
     1.0
 }
@@ -419,6 +461,7 @@ impl Rule {
             Self::ErrorAttribution { .. }
                 | Self::SequentialMean { .. }
                 | Self::Cusum { .. }
+                | Self::Ewma { .. }
                 | Self::RateSlo { .. }
         )
     }
@@ -427,7 +470,7 @@ impl Rule {
     fn default_phases(&self) -> Vec<Phase> {
         match self {
             Self::ErrorAttribution { .. } => vec![Phase::Shadow, Phase::Canary],
-            Self::Cusum { .. } => vec![Phase::Bake, Phase::Steady],
+            Self::Cusum { .. } | Self::Ewma { .. } => vec![Phase::Bake, Phase::Steady],
             _ => default_phases(),
         }
     }
@@ -1435,38 +1478,37 @@ impl Rule {
                         },
                     )?;
                 }
+                check_reference(reference_mean, reference_sd)?;
+            }
+            Rule::Ewma {
+                lambda,
+                arl0,
+                limit,
+                reference_mean,
+                reference_sd,
+                ..
+            } => {
                 ensure(
-                    reference_mean.is_some() == reference_sd.is_some(),
+                    (limits::EWMA_LAMBDA_MIN..=1.0).contains(&lambda),
                     ErrorCode::InvalidValue,
-                    if reference_mean.is_some() {
-                        "reference_sd"
-                    } else {
-                        "reference_mean"
-                    },
-                    || "give reference_mean and reference_sd together, or neither".into(),
+                    "lambda",
+                    || format!("must be in {}..=1", limits::EWMA_LAMBDA_MIN),
                 )?;
-                if let Some(m) = reference_mean {
+                ensure(
+                    (2.0..=limits::EWMA_ARL0_MAX).contains(&arl0),
+                    ErrorCode::InvalidValue,
+                    "arl0",
+                    || format!("must be in 2..={:e}", limits::EWMA_ARL0_MAX),
+                )?;
+                if let Some(l) = limit {
                     ensure(
-                        m.abs() <= limits::VALUE_ABS_MAX,
+                        l > 0.0 && l <= limits::EWMA_LIMIT_MAX,
                         ErrorCode::InvalidValue,
-                        "reference_mean",
-                        || format!("must be within ±{:e}", limits::VALUE_ABS_MAX),
+                        "limit",
+                        || format!("must be above 0 and at most {}", limits::EWMA_LIMIT_MAX),
                     )?;
                 }
-                if let Some(sd) = reference_sd {
-                    ensure(
-                        (limits::MIXING_SCALE_MIN..=limits::VALUE_ABS_MAX).contains(&sd),
-                        ErrorCode::InvalidValue,
-                        "reference_sd",
-                        || {
-                            format!(
-                                "must be in {:e}..={:e}",
-                                limits::MIXING_SCALE_MIN,
-                                limits::VALUE_ABS_MAX
-                            )
-                        },
-                    )?;
-                }
+                check_reference(reference_mean, reference_sd)?;
             }
         }
         Ok(())
@@ -1504,6 +1546,43 @@ impl Strategy {
         }
         shares
     }
+}
+
+/// A chart's reference, when given: both parts, a finite mean and a positive deviation.
+fn check_reference(reference_mean: Option<f64>, reference_sd: Option<f64>) -> Result<(), Error> {
+    ensure(
+        reference_mean.is_some() == reference_sd.is_some(),
+        ErrorCode::InvalidValue,
+        if reference_mean.is_some() {
+            "reference_sd"
+        } else {
+            "reference_mean"
+        },
+        || "give reference_mean and reference_sd together, or neither".into(),
+    )?;
+    if let Some(m) = reference_mean {
+        ensure(
+            m.abs() <= limits::VALUE_ABS_MAX,
+            ErrorCode::InvalidValue,
+            "reference_mean",
+            || format!("must be within ±{:e}", limits::VALUE_ABS_MAX),
+        )?;
+    }
+    if let Some(sd) = reference_sd {
+        ensure(
+            (limits::MIXING_SCALE_MIN..=limits::VALUE_ABS_MAX).contains(&sd),
+            ErrorCode::InvalidValue,
+            "reference_sd",
+            || {
+                format!(
+                    "must be in {:e}..={:e}",
+                    limits::MIXING_SCALE_MIN,
+                    limits::VALUE_ABS_MAX
+                )
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// A false-rollback probability: in (0, 0.5]. `!(..)` refuses NaN.
@@ -1574,12 +1653,19 @@ impl GateConfig {
                 || "a rate_slo gate tests a count metric's rate".into(),
             )?;
         }
-        if let Rule::Cusum { .. } = self.rule {
+        if let Rule::Cusum { .. } | Rule::Ewma { .. } = self.rule {
             ensure(
                 self.stat == Stat::Mean,
                 ErrorCode::InvalidValue,
                 "stat",
-                || "a cusum gate tests a value metric's mean".into(),
+                || {
+                    let kind = if let Rule::Cusum { .. } = self.rule {
+                        "cusum"
+                    } else {
+                        "ewma"
+                    };
+                    format!("a {kind} gate tests a value metric's mean")
+                },
             )?;
         }
         if let Rule::SequentialMean { .. } = self.rule {

@@ -58,7 +58,7 @@ pub(crate) struct Cusum {
     pub(crate) onset: Option<Timestamp>,
 }
 
-fn is_empty(m: &Moments) -> bool {
+pub(crate) fn is_empty(m: &Moments) -> bool {
     m.n == 0
 }
 
@@ -68,6 +68,19 @@ fn is_empty(m: &Moments) -> bool {
 pub(crate) struct Reference {
     pub(crate) mean: f64,
     pub(crate) sd: f64,
+}
+
+impl Reference {
+    /// The reference the samples in `m` give (their mean and standard deviation, the
+    /// deviation floored at `SD_FLOOR` of the mean's size).
+    pub(crate) fn learned(m: &Moments) -> Self {
+        let floor = SD_FLOOR * m.mean.abs().max(1.0);
+        let sd = libm::sqrt(m.variance());
+        Self {
+            mean: m.mean,
+            sd: if sd > floor { sd } else { floor },
+        }
+    }
 }
 
 /// The chart's settings, from the gate's rule.
@@ -119,12 +132,7 @@ impl Cusum {
         let Some(r) = self.reference else {
             self.learning.add(x);
             if self.learning.n >= set.learn.max(2) {
-                let floor = SD_FLOOR * self.learning.mean.abs().max(1.0);
-                let sd = libm::sqrt(self.learning.variance());
-                self.reference = Some(Reference {
-                    mean: self.learning.mean,
-                    sd: if sd > floor { sd } else { floor },
-                });
+                self.reference = Some(Reference::learned(&self.learning));
                 self.learning = Moments::default();
             }
             return;

@@ -12,6 +12,7 @@
 
 pub(crate) mod attribution;
 pub(crate) mod cusum;
+pub(crate) mod ewma;
 pub(crate) mod mean;
 pub(crate) mod rate_slo;
 mod threshold;
@@ -20,7 +21,7 @@ mod vs_baseline;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{GateConfig, Margin, NoData, Rule, Worse};
-use crate::output::{Evidence, Verdict};
+use crate::output::{Chart, Evidence, Verdict};
 use crate::stats::window::Reading;
 use crate::time::Timestamp;
 
@@ -49,6 +50,7 @@ pub(crate) fn observes(rule: &Rule) -> bool {
         Rule::ErrorAttribution { .. }
         | Rule::SequentialMean { .. }
         | Rule::Cusum { .. }
+        | Rule::Ewma { .. }
         | Rule::RateSlo { .. } => true,
     }
 }
@@ -78,6 +80,34 @@ pub(crate) fn cusum_chart(gate: &GateConfig) -> Option<cusum::Settings> {
     })
 }
 
+/// The EWMA chart an `ewma` gate's config gives (the limit derived from `arl0` unless
+/// set; a search of a few milliseconds, done once per policy by its plan).
+pub(crate) fn ewma_chart(gate: &GateConfig) -> Option<ewma::Settings> {
+    let Rule::Ewma {
+        worse,
+        lambda,
+        arl0,
+        limit,
+        reference_mean,
+        reference_sd,
+    } = gate.rule
+    else {
+        return None;
+    };
+    Some(ewma::Settings {
+        higher_is_worse: worse == Worse::Higher,
+        lambda,
+        h: match limit {
+            Some(l) => l * ewma::sd_factor(lambda),
+            None => ewma::limit_for(lambda, arl0),
+        },
+        reference: reference_mean
+            .zip(reference_sd)
+            .map(|(mean, sd)| cusum::Reference { mean, sd }),
+        learn: gate.samples_min.max(2),
+    })
+}
+
 /// Per-gate state kept between evaluations by stateful gate kinds (sequential tests,
 /// CUSUM). The window rules read windows and keep none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -92,6 +122,8 @@ pub(crate) enum Detector {
     SequentialMean(Box<mean::MeanTest>),
     /// `cusum` (boxed, as `sequential_mean`).
     Cusum(Box<cusum::Cusum>),
+    /// `ewma` (boxed, as `cusum`).
+    Ewma(Box<ewma::Ewma>),
     /// `rate_slo`.
     RateSlo(rate_slo::RateTest),
     /// Tests only: records every sample it is fed, to check that every sample path
@@ -144,18 +176,24 @@ impl Detector {
                 Some(chart) => Self::Cusum(Box::new(cusum::Cusum::new(chart))),
                 None => Self::Stateless,
             },
+            Rule::Ewma { .. } => match ewma_chart(gate) {
+                Some(chart) => Self::Ewma(Box::new(ewma::Ewma::new(chart))),
+                None => Self::Stateless,
+            },
         }
     }
 
-    /// Whether this state belongs to `gate` (restore checks it): its kind, and for
-    /// `cusum` the chart the config gives.
-    pub(crate) fn fits(&self, gate: &GateConfig) -> bool {
-        match (self, &gate.rule) {
-            (Self::Stateless, Rule::Threshold { .. } | Rule::VsBaseline { .. }) => true,
-            (Self::ErrorAttribution(_), Rule::ErrorAttribution { .. }) => true,
-            (Self::SequentialMean(_), Rule::SequentialMean { .. }) => true,
-            (Self::Cusum(c), Rule::Cusum { .. }) => cusum_chart(gate) == Some(c.chart),
-            (Self::RateSlo(_), Rule::RateSlo { .. }) => true,
+    /// Whether this state belongs to the gate whose fresh state (as a rollout starts
+    /// it) is `fresh` (restore checks it): the same kind, and for the charts the same
+    /// settings.
+    pub(crate) fn fits(&self, fresh: &Self) -> bool {
+        match (self, fresh) {
+            (Self::Stateless, Self::Stateless)
+            | (Self::ErrorAttribution(_), Self::ErrorAttribution(_))
+            | (Self::SequentialMean(_), Self::SequentialMean(_))
+            | (Self::RateSlo(_), Self::RateSlo(_)) => true,
+            (Self::Cusum(c), Self::Cusum(f)) => c.chart == f.chart,
+            (Self::Ewma(c), Self::Ewma(f)) => c.chart == f.chart,
             #[cfg(test)]
             (Self::Recorder { .. }, _) => true,
             (
@@ -163,6 +201,7 @@ impl Detector {
                 | Self::ErrorAttribution(_)
                 | Self::SequentialMean(_)
                 | Self::Cusum(_)
+                | Self::Ewma(_)
                 | Self::RateSlo(_),
                 _,
             ) => false,
@@ -176,6 +215,11 @@ impl Detector {
             Self::Stateless | Self::ErrorAttribution(_) | Self::RateSlo(_) => {}
             Self::SequentialMean(t) => t.observe(side.role == Role::Judged, x),
             Self::Cusum(c) => {
+                if side.role == Role::Judged {
+                    c.observe(at, x);
+                }
+            }
+            Self::Ewma(c) => {
                 if side.role == Role::Judged {
                     c.observe(at, x);
                 }
@@ -195,7 +239,7 @@ impl Detector {
     #[inline]
     pub(crate) fn observe_count(&mut self, side: Side, at: Timestamp, events: u64, total: u64) {
         match self {
-            Self::Stateless | Self::SequentialMean(_) | Self::Cusum(_) => {}
+            Self::Stateless | Self::SequentialMean(_) | Self::Cusum(_) | Self::Ewma(_) => {}
             Self::ErrorAttribution(a) => a.observe(side.role == Role::Judged, side.share, events),
             Self::RateSlo(t) => {
                 if side.role == Role::Judged {
@@ -355,7 +399,30 @@ impl Detector {
             return Judgement {
                 verdict,
                 evidence: Evidence::Change {
+                    chart: Chart::Cusum,
                     statistic: f.sum,
+                    threshold: c.chart.h,
+                    reference_mean: f.reference.map(|r| r.mean),
+                    reference_sd: f.reference.map(|r| r.sd),
+                    used: f.used,
+                },
+                onset: f.onset,
+            };
+        }
+        if let Self::Ewma(c) = self {
+            let f = c.judge();
+            let verdict = if f.alarm {
+                Verdict::Fail
+            } else if f.ready {
+                Verdict::Pass
+            } else {
+                no_data_verdict
+            };
+            return Judgement {
+                verdict,
+                evidence: Evidence::Change {
+                    chart: Chart::Ewma,
+                    statistic: f.z,
                     threshold: c.chart.h,
                     reference_mean: f.reference.map(|r| r.mean),
                     reference_sd: f.reference.map(|r| r.sd),
@@ -386,6 +453,7 @@ impl Detector {
             Rule::ErrorAttribution { .. }
             | Rule::SequentialMean { .. }
             | Rule::Cusum { .. }
+            | Rule::Ewma { .. }
             | Rule::RateSlo { .. } => None,
         };
         let Some((min, max)) = found else {
@@ -482,7 +550,7 @@ mod tests {
         ] {
             let g = gate(rule, "inconclusive");
             assert!(!observes(&g.rule));
-            assert!(Detector::new(&g).fits(&g));
+            assert!(Detector::new(&g).fits(&Detector::new(&g)));
         }
     }
 }

@@ -141,6 +141,9 @@ fn the_field_sizes_the_model_counts_cover_this_platform() {
         size_of::<crate::detect::cusum::Cusum>() as u64
             <= crate::config::footprint::MEAN_TEST_BYTES
     );
+    assert!(
+        size_of::<crate::detect::ewma::Ewma>() as u64 <= crate::config::footprint::MEAN_TEST_BYTES
+    );
     assert!(size_of::<Version>() as u64 <= VERSION_BYTES);
     assert!(size_of::<State>() as u64 <= crate::config::footprint::STATE_FIXED_BYTES);
 }

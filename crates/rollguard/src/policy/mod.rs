@@ -277,7 +277,7 @@ impl Policy {
                 now,
                 registry,
                 arms: Vec::new(),
-                gates: config.gates.iter().map(GateState::new).collect(),
+                gates: plan.fresh.iter().map(GateState::new).collect(),
                 rollout: None,
                 pending: None,
                 halt: None,

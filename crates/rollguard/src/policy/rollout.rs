@@ -53,8 +53,8 @@ impl Policy {
     }
 
     pub(super) fn reset_gates(&mut self) {
-        for (g, c) in self.state.gates.iter_mut().zip(&self.config.gates) {
-            *g = GateState::new(c);
+        for (g, fresh) in self.state.gates.iter_mut().zip(&self.plan.fresh) {
+            *g = GateState::new(fresh);
         }
         self.state.blocked = None;
     }

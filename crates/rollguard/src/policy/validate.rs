@@ -7,8 +7,8 @@
 
 use super::*;
 use crate::detect::attribution::{self, Attribution};
-use crate::detect::cusum::Cusum;
-use crate::detect::mean::{self, MeanTest};
+use crate::detect::cusum::Reference;
+use crate::detect::mean::{self, MeanTest, Moments};
 use crate::stats::window::{Slot, WindowShape};
 
 /// The largest value of a counter kept in the state (samples in a bucket, action ids,
@@ -412,11 +412,11 @@ impl Policy {
             gates.len(),
             self.config.gates.len()
         );
-        for (g, c) in gates.iter().zip(&self.config.gates) {
+        for ((g, c), fresh) in gates.iter().zip(&self.config.gates).zip(&self.plan.fresh) {
             // Paths as a snapshot writes them: keyed by gate name.
             let at = crate::json::key_path("state.gates", &c.name);
             need!(
-                g.detector.fits(c),
+                g.detector.fits(fresh),
                 format!("{at}.detector"),
                 "not the state of a {:?} gate",
                 c.name
@@ -428,7 +428,36 @@ impl Policy {
                 Detector::SequentialMean(t) => {
                     self.validate_mean_test(t, c.samples_min, &format!("{at}.detector"))?;
                 }
-                Detector::Cusum(t) => self.validate_cusum(t, &format!("{at}.detector"))?,
+                Detector::Cusum(t) => {
+                    let c = ChartState {
+                        learning: &t.learning,
+                        reference: t.reference,
+                        given: t.chart.reference,
+                        learn: t.chart.learn,
+                        statistic: ("sum", t.sum),
+                        h: t.chart.h,
+                        used: t.used,
+                        since: t.since,
+                        alarm_at: t.alarm_at,
+                        onset: t.onset,
+                    };
+                    self.validate_chart(c, &format!("{at}.detector"))?;
+                }
+                Detector::Ewma(t) => {
+                    let c = ChartState {
+                        learning: &t.learning,
+                        reference: t.reference,
+                        given: t.chart.reference,
+                        learn: t.chart.learn,
+                        statistic: ("z", t.z),
+                        h: t.chart.h,
+                        used: t.used,
+                        since: t.since,
+                        alarm_at: t.alarm_at,
+                        onset: t.onset,
+                    };
+                    self.validate_chart(c, &format!("{at}.detector"))?;
+                }
                 Detector::RateSlo(t) => {
                     let at = format!("{at}.detector");
                     need!(
@@ -594,14 +623,14 @@ impl Policy {
         Ok(())
     }
 
-    /// A `cusum` state (its chart was checked against the config by `fits`): a
-    /// reference learned from enough samples or given, a sum the recursion can reach
-    /// (within the threshold until an alarm, which it then passed), a start exactly
-    /// while the sum is positive, and times in the past.
-    fn validate_cusum(&self, c: &Cusum, at: &str) -> Result<(), Error> {
-        let learning = &c.learning;
+    /// A `cusum` or `ewma` state (its chart was checked against the config by
+    /// `fits`): a reference learned from enough samples or given, a statistic the
+    /// recursion can reach (at least 0, within the limit until an alarm, which it then
+    /// passed), a start exactly while the statistic is positive, and times in the past.
+    fn validate_chart(&self, c: ChartState<'_>, at: &str) -> Result<(), Error> {
+        let learning = c.learning;
         need!(
-            learning.n < c.chart.learn && (c.reference.is_none() || learning.n == 0),
+            learning.n < c.learn && (c.reference.is_none() || learning.n == 0),
             format!("{at}.learning"),
             "more samples than the reference is learned from"
         );
@@ -615,9 +644,9 @@ impl Policy {
             format!("{at}.learning"),
             "moments no samples could give"
         );
-        if c.chart.reference.is_some() {
+        if c.given.is_some() {
             need!(
-                c.reference == c.chart.reference,
+                c.reference == c.given,
                 format!("{at}.reference"),
                 "not the reference the config gives"
             );
@@ -640,23 +669,17 @@ impl Policy {
             "samples judged without a reference, or above 2^53"
         );
         let alarmed = c.alarm_at.is_some();
+        let (name, x) = c.statistic;
         need!(
-            c.sum.is_finite()
-                && c.sum >= 0.0
-                && (if alarmed {
-                    c.sum > c.chart.h
-                } else {
-                    c.sum <= c.chart.h
-                }),
-            format!("{at}.sum"),
-            "{} is not a sum the chart can hold (threshold {})",
-            c.sum,
-            c.chart.h
+            x.is_finite() && x >= 0.0 && (if alarmed { x > c.h } else { x <= c.h }),
+            format!("{at}.{name}"),
+            "{x} is not a statistic the chart can hold (limit {})",
+            c.h
         );
         need!(
-            alarmed || (c.sum > 0.0) == c.since.is_some(),
+            alarmed || (x > 0.0) == c.since.is_some(),
             format!("{at}.since"),
-            "a run start exactly while the sum is positive"
+            "a run start exactly while the statistic is positive"
         );
         need!(
             alarmed == c.onset.is_some() && (!alarmed || c.since.is_some()),
@@ -947,4 +970,20 @@ fn slot_is_empty(s: &Slot) -> bool {
         && s.events == 0
         && s.total == 0
         && s.hist.iter().all(|c| *c == 0)
+}
+
+/// The parts of a `cusum` or `ewma` state restore checks alike.
+struct ChartState<'a> {
+    learning: &'a Moments,
+    reference: Option<Reference>,
+    /// The reference the config gives, if any.
+    given: Option<Reference>,
+    learn: u64,
+    /// The statistic's field name and value.
+    statistic: (&'static str, f64),
+    h: f64,
+    used: u64,
+    since: Option<Timestamp>,
+    alarm_at: Option<Timestamp>,
+    onset: Option<Timestamp>,
 }
