@@ -152,6 +152,52 @@ pub enum Chart {
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum Evidence {
+    /// `sequential_quantile`: the two arms' quantiles with their confidence sequences,
+    /// and the anytime-valid test between them. (First: untagged reports are matched
+    /// in order, and its fields include those of `Sequential`.)
+    Quantile {
+        /// The quantile tested (0.99 for `p99`).
+        quantile: f64,
+        /// The judged arm's quantile since the phase began (from its histogram).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        judged_quantile: Option<f64>,
+        /// Its confidence sequence's lower bound, at alpha/2 (absent below the
+        /// histogram's range).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        judged_lower: Option<f64>,
+        /// Its upper bound, at alpha/2 (absent above the histogram's range).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        judged_upper: Option<f64>,
+        /// The baseline arm's quantile since the phase began.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline_quantile: Option<f64>,
+        /// Its confidence sequence's lower bound, at alpha/2.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline_lower: Option<f64>,
+        /// Its upper bound, at alpha/2.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline_upper: Option<f64>,
+        /// The judged quantile over the baseline's (relative margin) or minus it
+        /// (absolute margin).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        effect: Option<f64>,
+        /// The effect's lower bound, from the judged lower and the baseline upper
+        /// bound (at level alpha; the one the gate fails on when higher is worse).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        effect_lower: Option<f64>,
+        /// The effect's upper bound, from the judged upper and the baseline lower
+        /// bound (the one the gate fails on when lower is worse).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        effect_upper: Option<f64>,
+        /// ln of the e-value against the null (no regression beyond the margin) now.
+        log_e_value: f64,
+        /// The always-valid p-value: 1 / the largest e-value so far, at most 1.
+        p_value: f64,
+        /// Samples of the judged arm counted since the phase began.
+        used: u64,
+        /// Samples of the baseline arm counted since the phase began.
+        baseline_used: u64,
+    },
     /// The sequential kinds (`error_attribution`, `sequential_mean`): an anytime-valid
     /// test's state.
     Sequential {
@@ -236,7 +282,7 @@ impl Evidence {
     pub fn observed(&self) -> Option<f64> {
         match self {
             Self::Bounds { observed, .. } => *observed,
-            Self::Sequential { .. } | Self::Change { .. } => None,
+            Self::Sequential { .. } | Self::Change { .. } | Self::Quantile { .. } => None,
         }
     }
 
@@ -244,7 +290,7 @@ impl Evidence {
     pub fn bounds_of(&self) -> (Option<f64>, Option<f64>) {
         match self {
             Self::Bounds { min, max, .. } => (*min, *max),
-            Self::Sequential { .. } | Self::Change { .. } => (None, None),
+            Self::Sequential { .. } | Self::Change { .. } | Self::Quantile { .. } => (None, None),
         }
     }
 }

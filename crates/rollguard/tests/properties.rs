@@ -56,7 +56,7 @@ prop_compose! {
     /// `max_ratio` is now and then huge, which the config allows),
     /// and optionally an error-rate gate, a quality threshold (sometimes dry-run), a
     /// steady-phase latency threshold, an error_attribution gate, a sequential_mean gate,
-    /// a cusum chart, an ewma chart and a rate_slo gate.
+    /// a cusum chart, an ewma chart, a rate_slo gate and a sequential_quantile gate.
     fn gates()(
         p95 in (persistence(), 1u64..=4, on_no_data(),
                 prop_oneof![8 => Just(1.3f64), 1 => Just(2.0), 1 => Just(1e300)]),
@@ -72,6 +72,8 @@ prop_compose! {
             3 => (0.5f64..6.0).prop_map(|l| json!({"limit": l})),
             1 => (2.0f64..1e4).prop_map(|a| json!({"arl0": a})),
         ], 1u64..=20)),
+        quantile_test in proptest::option::weighted(
+            0.4, (0.01f64..0.5, any::<bool>(), 0.0f64..0.5, 1u64..=20, any::<bool>())),
     ) -> Vec<Value> {
         let mut gates = vec![json!({
             "name": "p95_vs_stable", "metric": "latency_ms", "stat": "p95",
@@ -105,6 +107,20 @@ prop_compose! {
                 "rule": {"kind": "sequential_mean", "alpha": alpha,
                          "worse": if lower { "lower" } else { "higher" },
                          "margin": {"relative": margin}},
+                "samples_min": burn_in,
+            }));
+        }
+        if let Some((alpha, lower, margin, burn_in, absolute)) = quantile_test {
+            let margin = if absolute {
+                json!({"absolute": margin * 100.0})
+            } else {
+                json!({"relative": margin})
+            };
+            gates.push(json!({
+                "name": "p99_latency", "metric": "latency_ms", "stat": "p99",
+                "rule": {"kind": "sequential_quantile", "alpha": alpha,
+                         "worse": if lower { "lower" } else { "higher" },
+                         "margin": margin, "mixing_events": 1.0 + 20.0 * alpha},
                 "samples_min": burn_in,
             }));
         }

@@ -805,3 +805,72 @@ fn a_rate_slo_state_restores_and_its_impossible_variants_are_refused() {
     refused_at(&edit("ln_e_max", json!(-0.5)), &format!("{at}.ln_e_max"));
     refused_at(&edit("low_at", json!(5_000)), &format!("{at}.low_at"));
 }
+
+#[test]
+fn a_sequential_quantile_state_restores_and_its_impossible_variants_are_refused() {
+    let config = CONFIG.replace(
+        r#""gates": ["#,
+        r#""gates": [{"name": "tail", "metric": "latency_ms", "stat": "p99",
+                      "rule": {"kind": "sequential_quantile"}, "samples_min": 2},"#,
+    );
+    let mut p = Policy::from_json(&config, 0).unwrap();
+    let step = p
+        .handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap();
+    let id = step.decisions[0].action_id.unwrap();
+    let _ = p
+        .handle(&Input::Ack {
+            at: 0,
+            action_id: id,
+        })
+        .unwrap();
+    for (t, x) in [(100, 80.0), (200, 120.0), (300, 95.0)] {
+        let _ = p.observe_value(t, "v1", "latency_ms", x).unwrap();
+        let _ = p.observe_value(t, "v2", "latency_ms", 2.0 * x).unwrap();
+    }
+    let _ = p.tick(1_000).unwrap();
+    let doc = snapshot(&p);
+    let at = "state.gates.tail.detector";
+    let judged = &doc["state"]["gates"]["tail"]["detector"]["judged"];
+    assert_eq!(judged["n"], json!(3));
+    assert_eq!(judged["bins"]["bins"].as_array().unwrap().len(), 3);
+    assert!(Policy::restore_json(&doc.to_string()).unwrap() == p);
+    let edit = |path: &[&str], value: Value| {
+        let mut d = doc.clone();
+        let mut v = &mut d["state"]["gates"]["tail"]["detector"];
+        for k in path {
+            v = &mut v[*k];
+        }
+        *v = value;
+        d
+    };
+    refused_at(
+        &edit(&["judged", "n"], json!(4)),
+        &format!("{at}.judged.bins"),
+    );
+    refused_at(
+        &edit(&["judged", "n"], json!(1u64 << 54)),
+        &format!("{at}.judged.n"),
+    );
+    refused_at(
+        &edit(&["baseline", "bins", "len"], json!(2000)),
+        &format!("{at}.baseline.bins"),
+    );
+    refused_at(
+        &edit(&["baseline", "max"], json!(1000.0)),
+        &format!("{at}.baseline.min"),
+    );
+    refused_at(
+        &edit(&["baseline", "min"], json!(500.0)),
+        &format!("{at}.baseline.min"),
+    );
+    refused_at(&edit(&["ln_e_max"], json!(-0.5)), &format!("{at}.ln_e_max"));
+    refused_at(&edit(&["low_at"], json!(5_000)), &format!("{at}.low_at"));
+    // Bins beyond any histogram, and counts beyond 2^53, do not even parse.
+    let mut d = doc.clone();
+    d["state"]["gates"]["tail"]["detector"]["judged"]["bins"]["bins"][0][1] = json!(1u64 << 54);
+    assert!(Policy::restore_json(&d.to_string()).is_err());
+}

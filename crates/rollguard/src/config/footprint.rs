@@ -60,6 +60,11 @@ pub(crate) const GATE_BYTES: u64 = 160;
 pub(crate) const SPLIT_BYTES: u64 = 24;
 /// A `sequential_mean`, `cusum` or `ewma` detector's state (boxed).
 pub(crate) const MEAN_TEST_BYTES: u64 = 192;
+/// A `sequential_quantile` detector's fixed part (boxed); its two histograms add
+/// [`QUANTILE_BIN_BYTES`] per bin of the metric's histogram.
+pub(crate) const QUANTILE_TEST_BYTES: u64 = 160;
+/// One bin of a `sequential_quantile` histogram (a cumulative count).
+pub(crate) const QUANTILE_BIN_BYTES: u64 = 8;
 /// The state's fixed fields: times, ids, rollout, pending action, halt, breaker header.
 pub(crate) const STATE_FIXED_BYTES: u64 = 1024;
 /// Labels held outside the registry and arms: the four aliases, the rollout's version,
@@ -106,6 +111,14 @@ impl PolicyConfig {
             .saturating_add(MAP_ROOT_BYTES + u64::from(COMPONENTS_MAX) * component);
         let registry = HEADER + 8 + u64::from(self.limits.versions_max).saturating_mul(version);
 
+        // The histogram bins of a metric, for the detectors that keep their own.
+        let bins_of = |metric: &str| {
+            self.metrics
+                .iter()
+                .position(|m| m.name == metric)
+                .and_then(|i| windows.get(i))
+                .map_or(0, |w| w.1)
+        };
         let splits = HEADER + SPLIT_BYTES * self.strategy.shares().len() as u64;
         let gates = self.gates.iter().fold(HEADER, |acc, g| {
             let detector = match g.rule {
@@ -113,6 +126,12 @@ impl PolicyConfig {
                 crate::config::Rule::SequentialMean { .. }
                 | crate::config::Rule::Cusum { .. }
                 | crate::config::Rule::Ewma { .. } => MEAN_TEST_BYTES,
+                crate::config::Rule::SequentialQuantile { .. } => {
+                    let bins = bins_of(&g.metric);
+                    QUANTILE_TEST_BYTES.saturating_add(
+                        (2 * HEADER).saturating_add(bins.saturating_mul(2 * QUANTILE_BIN_BYTES)),
+                    )
+                }
                 _ => 0,
             };
             acc.saturating_add(GATE_BYTES + detector)
@@ -150,6 +169,11 @@ impl PolicyConfig {
                     Rule::VsBaseline { .. } => 3,
                     _ => 1,
                 };
+                // A sequential_quantile detector scans its two histograms.
+                let scan = match g.rule {
+                    Rule::SequentialQuantile { .. } => 2 * h,
+                    _ => 0,
+                };
                 let read = b.saturating_mul(h.saturating_add(READ_CELLS_PER_BUCKET));
                 // Dating a first failure reads each bucket alone, finding it among all.
                 let onset = b.saturating_mul(
@@ -158,6 +182,7 @@ impl PolicyConfig {
                         .saturating_add(READ_CELLS_PER_BUCKET),
                 );
                 reads = reads.saturating_add(n);
+                cells = cells.saturating_add(scan);
                 cells = cells
                     .saturating_add(read.saturating_mul(n))
                     .saturating_add(onset);

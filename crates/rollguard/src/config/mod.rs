@@ -400,6 +400,33 @@ pub enum Rule {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reference_sd: Option<f64>,
     },
+    /// An anytime-valid two-sample test of a quantile (the gate's `p50`/`p90`/`p95`/
+    /// `p99`; Howard and Ramdas's quantile confidence sequences): fails once the
+    /// judged arm's quantile is shown to be worse than the baseline's by more than
+    /// `margin`, with at most `alpha` chance of doing so for one that is not, however
+    /// often it is evaluated. For tail regressions that leave the mean and the median
+    /// alone. Samples are counted in the metric's quantile histogram since the phase
+    /// began; the bounds are taken at its bin edges, so its relative error (1/64) widens
+    /// them rather than breaking the guarantee. In every phase with a baseline.
+    /// `samples_min` is its burn-in: samples each arm needs first.
+    SequentialQuantile {
+        /// The chance of failing a version whose quantile is within the margin, over
+        /// the whole phase (default 0.01); split evenly between the two arms' bounds.
+        #[serde(default = "default_alpha")]
+        alpha: f64,
+        /// Which direction is worse: `higher` (latency; the default) or `lower`.
+        #[serde(default)]
+        worse: Worse,
+        /// How much worse the judged quantile may be: `{"relative": 0.1}` of the
+        /// baseline's quantile, or `{"absolute": 20}` in the metric's unit (default:
+        /// not worse at all).
+        #[serde(default, skip_serializing_if = "Margin::is_zero")]
+        margin: Margin,
+        /// The weight of each arm's prior, in samples beyond the quantile (default 10).
+        /// Smaller favours large regressions, found sooner; larger favours small ones.
+        #[serde(default = "default_mixing_events")]
+        mixing_events: f64,
+    },
 }
 
 fn default_lambda() -> f64 {
@@ -463,6 +490,7 @@ impl Rule {
                 | Self::Cusum { .. }
                 | Self::Ewma { .. }
                 | Self::RateSlo { .. }
+                | Self::SequentialQuantile { .. }
         )
     }
 
@@ -1445,6 +1473,39 @@ impl Rule {
                     || format!("must be above 0 and at most {}", limits::MIXING_EVENTS_MAX),
                 )?;
             }
+            Rule::SequentialQuantile {
+                alpha,
+                worse,
+                margin,
+                mixing_events,
+            } => {
+                check_alpha(alpha)?;
+                if let (Worse::Lower, Margin::Relative(m)) = (worse, margin) {
+                    ensure(m < 1.0, ErrorCode::InvalidValue, "margin.relative", || {
+                        "must be below 1 when lower is worse".into()
+                    })?;
+                }
+                match margin {
+                    Margin::Relative(m) => ensure(
+                        (0.0..=limits::RELATIVE_MARGIN_MAX).contains(&m),
+                        ErrorCode::InvalidValue,
+                        "margin.relative",
+                        || format!("must be in 0..={}", limits::RELATIVE_MARGIN_MAX),
+                    )?,
+                    Margin::Absolute(m) => ensure(
+                        (0.0..=limits::VALUE_ABS_MAX).contains(&m),
+                        ErrorCode::InvalidValue,
+                        "margin.absolute",
+                        || format!("must be in 0..={:e}", limits::VALUE_ABS_MAX),
+                    )?,
+                }
+                ensure(
+                    mixing_events > 0.0 && mixing_events <= limits::MIXING_EVENTS_MAX,
+                    ErrorCode::InvalidValue,
+                    "mixing_events",
+                    || format!("must be above 0 and at most {}", limits::MIXING_EVENTS_MAX),
+                )?;
+            }
             Rule::Cusum {
                 shift,
                 arl0,
@@ -1666,6 +1727,20 @@ impl GateConfig {
                     };
                     format!("a {kind} gate tests a value metric's mean")
                 },
+            )?;
+        }
+        if let Rule::SequentialQuantile { .. } = self.rule {
+            ensure(
+                !self.phases.contains(&Phase::Steady),
+                ErrorCode::InvalidValue,
+                "phases",
+                || "a sequential_quantile gate has no baseline in the steady phase".into(),
+            )?;
+            ensure(
+                self.stat.quantile().is_some(),
+                ErrorCode::InvalidValue,
+                "stat",
+                || "a sequential_quantile gate tests a value metric's p50, p90, p95 or p99".into(),
             )?;
         }
         if let Rule::SequentialMean { .. } = self.rule {

@@ -14,6 +14,7 @@ pub(crate) mod attribution;
 pub(crate) mod cusum;
 pub(crate) mod ewma;
 pub(crate) mod mean;
+pub(crate) mod quantile;
 pub(crate) mod rate_slo;
 mod threshold;
 mod vs_baseline;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{GateConfig, Margin, NoData, Rule, Worse};
 use crate::output::{Chart, Evidence, Verdict};
+use crate::stats::histogram::HistShape;
 use crate::stats::window::Reading;
 use crate::time::Timestamp;
 
@@ -41,6 +43,9 @@ pub(crate) struct Side {
     /// The judged arm's share of traffic as the policy set it: the canary weight, or
     /// one half while both arms see mirrored traffic; 0 where the policy sets none.
     pub(crate) share: f64,
+    /// The metric's quantile histogram, when a gate reads one of its quantiles (the
+    /// kinds that count samples in it).
+    pub(crate) hist: Option<HistShape>,
 }
 
 /// Whether gates of this kind see samples, not only window readings.
@@ -51,7 +56,8 @@ pub(crate) fn observes(rule: &Rule) -> bool {
         | Rule::SequentialMean { .. }
         | Rule::Cusum { .. }
         | Rule::Ewma { .. }
-        | Rule::RateSlo { .. } => true,
+        | Rule::RateSlo { .. }
+        | Rule::SequentialQuantile { .. } => true,
     }
 }
 
@@ -126,6 +132,8 @@ pub(crate) enum Detector {
     Ewma(Box<ewma::Ewma>),
     /// `rate_slo`.
     RateSlo(rate_slo::RateTest),
+    /// `sequential_quantile` (boxed, as `sequential_mean`).
+    SequentialQuantile(Box<quantile::QuantileTest>),
     /// Tests only: records every sample it is fed, to check that every sample path
     /// feeds detectors alike.
     /// (Boxed, so that test builds keep `GateState` within the footprint model's
@@ -172,6 +180,7 @@ impl Detector {
             Rule::ErrorAttribution { .. } => Self::ErrorAttribution(Default::default()),
             Rule::SequentialMean { .. } => Self::SequentialMean(Default::default()),
             Rule::RateSlo { .. } => Self::RateSlo(Default::default()),
+            Rule::SequentialQuantile { .. } => Self::SequentialQuantile(Default::default()),
             Rule::Cusum { .. } => match cusum_chart(gate) {
                 Some(chart) => Self::Cusum(Box::new(cusum::Cusum::new(chart))),
                 None => Self::Stateless,
@@ -191,7 +200,8 @@ impl Detector {
             (Self::Stateless, Self::Stateless)
             | (Self::ErrorAttribution(_), Self::ErrorAttribution(_))
             | (Self::SequentialMean(_), Self::SequentialMean(_))
-            | (Self::RateSlo(_), Self::RateSlo(_)) => true,
+            | (Self::RateSlo(_), Self::RateSlo(_))
+            | (Self::SequentialQuantile(_), Self::SequentialQuantile(_)) => true,
             (Self::Cusum(c), Self::Cusum(f)) => c.chart == f.chart,
             (Self::Ewma(c), Self::Ewma(f)) => c.chart == f.chart,
             #[cfg(test)]
@@ -202,7 +212,8 @@ impl Detector {
                 | Self::SequentialMean(_)
                 | Self::Cusum(_)
                 | Self::Ewma(_)
-                | Self::RateSlo(_),
+                | Self::RateSlo(_)
+                | Self::SequentialQuantile(_),
                 _,
             ) => false,
         }
@@ -214,6 +225,11 @@ impl Detector {
         match self {
             Self::Stateless | Self::ErrorAttribution(_) | Self::RateSlo(_) => {}
             Self::SequentialMean(t) => t.observe(side.role == Role::Judged, x),
+            Self::SequentialQuantile(t) => {
+                if let Some(h) = side.hist {
+                    t.observe(side.role == Role::Judged, h, x);
+                }
+            }
             Self::Cusum(c) => {
                 if side.role == Role::Judged {
                     c.observe(at, x);
@@ -239,7 +255,11 @@ impl Detector {
     #[inline]
     pub(crate) fn observe_count(&mut self, side: Side, at: Timestamp, events: u64, total: u64) {
         match self {
-            Self::Stateless | Self::SequentialMean(_) | Self::Cusum(_) | Self::Ewma(_) => {}
+            Self::Stateless
+            | Self::SequentialMean(_)
+            | Self::Cusum(_)
+            | Self::Ewma(_)
+            | Self::SequentialQuantile(_) => {}
             Self::ErrorAttribution(a) => a.observe(side.role == Role::Judged, side.share, events),
             Self::RateSlo(t) => {
                 if side.role == Role::Judged {
@@ -257,8 +277,15 @@ impl Detector {
         let _ = (side, at, events, total);
     }
 
-    /// Judges the gate at an evaluation at `now`.
-    pub(crate) fn judge(&mut self, gate: &GateConfig, r: Readings, now: Timestamp) -> Judgement {
+    /// Judges the gate at an evaluation at `now`. `hist` is the metric's quantile
+    /// histogram, for the kinds that count samples in it.
+    pub(crate) fn judge(
+        &mut self,
+        gate: &GateConfig,
+        r: Readings,
+        hist: Option<HistShape>,
+        now: Timestamp,
+    ) -> Judgement {
         let enough = |r: &Reading| r.value.is_some() && r.evidence >= gate.samples_min;
         let no_data_verdict = match gate.on_no_data {
             NoData::Inconclusive => Verdict::Inconclusive,
@@ -387,6 +414,63 @@ impl Detector {
                 onset: f.onset,
             };
         }
+        if let (
+            Self::SequentialQuantile(t),
+            &Rule::SequentialQuantile {
+                alpha,
+                worse,
+                margin,
+                mixing_events,
+            },
+            Some(p),
+            Some(h),
+        ) = (&mut *self, &gate.rule, gate.stat.quantile(), hist)
+        {
+            let (margin, relative) = match margin {
+                Margin::Relative(m) => (m, true),
+                Margin::Absolute(m) => (m, false),
+            };
+            let f = t.judge(
+                quantile::Settings {
+                    alpha,
+                    p,
+                    higher_is_worse: worse == Worse::Higher,
+                    margin,
+                    relative,
+                    mixing_events,
+                    burn_in: gate.samples_min,
+                },
+                h,
+                now,
+            );
+            let verdict = if f.rejected {
+                Verdict::Fail
+            } else if f.started {
+                Verdict::Pass
+            } else {
+                no_data_verdict
+            };
+            return Judgement {
+                verdict,
+                evidence: Evidence::Quantile {
+                    quantile: p,
+                    judged_quantile: f.judged.value,
+                    judged_lower: f.judged.lower,
+                    judged_upper: f.judged.upper,
+                    baseline_quantile: f.baseline.value,
+                    baseline_lower: f.baseline.lower,
+                    baseline_upper: f.baseline.upper,
+                    effect: f.effect.value,
+                    effect_lower: f.effect.lower,
+                    effect_upper: f.effect.upper,
+                    log_e_value: f.ln_e,
+                    p_value: f.p_value,
+                    used: f.judged_n,
+                    baseline_used: f.baseline_n,
+                },
+                onset: f.onset,
+            };
+        }
         if let Self::Cusum(c) = self {
             let f = c.judge();
             let verdict = if f.alarm {
@@ -454,7 +538,8 @@ impl Detector {
             | Rule::SequentialMean { .. }
             | Rule::Cusum { .. }
             | Rule::Ewma { .. }
-            | Rule::RateSlo { .. } => None,
+            | Rule::RateSlo { .. }
+            | Rule::SequentialQuantile { .. } => None,
         };
         let Some((min, max)) = found else {
             return Judgement {
@@ -501,7 +586,7 @@ mod tests {
     }
 
     fn judge(g: &GateConfig, subject: Reading, baseline: Option<Reading>) -> Judgement {
-        Detector::new(g).judge(g, Readings { subject, baseline }, 0)
+        Detector::new(g).judge(g, Readings { subject, baseline }, None, 0)
     }
 
     #[test]

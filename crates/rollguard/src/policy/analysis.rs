@@ -39,6 +39,7 @@ impl Policy {
         let side = Side {
             role,
             share: self.judged_share(phase),
+            hist: self.plan.shapes.get(metric).and_then(|s| s.hist),
         };
         for &g in &self.plan.observers[metric] {
             if self.config.gates[g].phases.contains(&phase) {
@@ -148,7 +149,10 @@ impl Policy {
                 subject: observed,
                 baseline: base,
             };
-            let judgement = self.state.gates[i].detector.judge(gate, readings, now);
+            let hist = self.plan.shapes.get(m).and_then(|s| s.hist);
+            let judgement = self.state.gates[i]
+                .detector
+                .judge(gate, readings, hist, now);
             let st = &self.state.gates[i];
             let first_failure =
                 judgement.verdict == Verdict::Fail && st.failing_since.is_none() && !st.tripped();

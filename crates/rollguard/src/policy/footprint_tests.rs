@@ -53,6 +53,11 @@ fn allocated(s: &State) -> u64 {
                 size_of::<crate::detect::attribution::Split>(),
             );
         }
+        if let crate::detect::Detector::SequentialQuantile(t) = &g.detector {
+            bytes += size_of::<crate::detect::quantile::QuantileTest>() as u64
+                + vec(t.judged.bins.capacity(), 8)
+                + vec(t.baseline.bins.capacity(), 8);
+        }
     }
     bytes + vec(s.breaker.rollbacks.capacity(), size_of::<Timestamp>())
 }
@@ -74,6 +79,7 @@ fn config(buckets: u32) -> PolicyConfig {
       ],
       "gates": [
         {{"name": "p99", "metric": "latency", "stat": "p99", "rule": {{"kind": "threshold", "max": 1e9}}}},
+        {{"name": "p99_seq", "metric": "latency", "stat": "p99", "rule": {{"kind": "sequential_quantile"}}}},
         {{"name": "rate", "metric": "errors", "stat": "rate", "rule": {{"kind": "vs_baseline", "max_increase": 0.01}}}},
         {{"name": "score", "metric": "score", "stat": "mean", "rule": {{"kind": "threshold", "min": 0.5}}}}
       ],
@@ -144,6 +150,11 @@ fn the_field_sizes_the_model_counts_cover_this_platform() {
     assert!(
         size_of::<crate::detect::ewma::Ewma>() as u64 <= crate::config::footprint::MEAN_TEST_BYTES
     );
+    assert!(
+        size_of::<crate::detect::quantile::QuantileTest>() as u64
+            <= crate::config::footprint::QUANTILE_TEST_BYTES
+    );
+    assert!(size_of::<u64>() as u64 <= crate::config::footprint::QUANTILE_BIN_BYTES);
     assert!(size_of::<Version>() as u64 <= VERSION_BYTES);
     assert!(size_of::<State>() as u64 <= crate::config::footprint::STATE_FIXED_BYTES);
 }

@@ -9,6 +9,8 @@ use super::*;
 use crate::detect::attribution::{self, Attribution};
 use crate::detect::cusum::Reference;
 use crate::detect::mean::{self, MeanTest, Moments};
+use crate::detect::quantile::{self, QuantileTest};
+use crate::stats::histogram::HistShape;
 use crate::stats::window::{Slot, WindowShape};
 
 /// The largest value of a counter kept in the state (samples in a bucket, action ids,
@@ -68,7 +70,7 @@ impl Policy {
         self.validate_rollout()?;
         self.validate_registry()?;
         self.validate_arms(buckets)?;
-        self.validate_gates()?;
+        self.validate_gates(buckets)?;
         need!(
             (1..=COUNTER_MAX).contains(&s.next_action_id),
             "state.next_action_id",
@@ -403,7 +405,9 @@ impl Policy {
         Ok(())
     }
 
-    fn validate_gates(&self) -> Result<(), Error> {
+    /// The gates' states; `contents` also checks the bins of the detectors that keep
+    /// histograms (as `buckets` does for the windows).
+    fn validate_gates(&self, contents: bool) -> Result<(), Error> {
         let gates = &self.state.gates;
         need!(
             gates.len() == self.config.gates.len(),
@@ -457,6 +461,12 @@ impl Policy {
                         onset: t.onset,
                     };
                     self.validate_chart(c, &format!("{at}.detector"))?;
+                }
+                Detector::SequentialQuantile(t) => {
+                    let hist = (self.config.metric_index(&c.metric))
+                        .and_then(|m| self.plan.shapes.get(m))
+                        .and_then(|s| s.hist);
+                    self.validate_quantile_test(t, hist, contents, &format!("{at}.detector"))?;
                 }
                 Detector::RateSlo(t) => {
                     let at = format!("{at}.detector");
@@ -699,6 +709,67 @@ impl Policy {
     }
 
     /// The running extremes of ln E a sequential test keeps: E starts at 1.
+    /// A `sequential_quantile` state: per arm a histogram of the metric's shape (or
+    /// none before a sample) whose bins add up to the count, with the min and max in
+    /// its lowest and highest occupied bins; ln E extremes a run can reach.
+    fn validate_quantile_test(
+        &self,
+        t: &QuantileTest,
+        hist: Option<HistShape>,
+        contents: bool,
+        at: &str,
+    ) -> Result<(), Error> {
+        for (a, arm) in [(&t.judged, "judged"), (&t.baseline, "baseline")] {
+            let path = format!("{at}.{arm}");
+            need!(
+                a.n <= quantile::COUNT_MAX,
+                format!("{path}.n"),
+                "above 2^53"
+            );
+            let len = hist.map_or(0, |h| h.len() as usize);
+            need!(
+                (a.n == 0 && a.bins.is_empty()) || (len > 0 && a.bins.len() == len),
+                format!("{path}.bins"),
+                "{} bins, the metric's histogram has {len}",
+                a.bins.len()
+            );
+            if a.n == 0 {
+                need!(
+                    a.min == 0.0 && a.max == 0.0,
+                    format!("{path}.min"),
+                    "extremes without samples"
+                );
+                continue;
+            }
+            need!(
+                a.min.is_finite()
+                    && a.max.is_finite()
+                    && a.min <= a.max
+                    && a.min.abs() <= VALUE_ABS_MAX
+                    && a.max.abs() <= VALUE_ABS_MAX,
+                format!("{path}.min"),
+                "extremes must be finite, ordered and within ±{VALUE_ABS_MAX:e}"
+            );
+            if let (Some(h), true) = (hist, contents) {
+                let sum = a.bins.iter().fold(0u64, |s, c| s.saturating_add(*c));
+                need!(
+                    sum == a.n,
+                    format!("{path}.bins"),
+                    "{sum} samples in the bins, {} counted",
+                    a.n
+                );
+                let first = a.bins.iter().position(|c| *c > 0);
+                let last = a.bins.iter().rposition(|c| *c > 0);
+                need!(
+                    first == Some(h.bin(a.min)) && last == Some(h.bin(a.max)),
+                    format!("{path}.min"),
+                    "the extremes are not in the outermost occupied bins"
+                );
+            }
+        }
+        self.validate_extremes(t.ln_e_max, t.ln_e_min, t.low_at, at)
+    }
+
     fn validate_extremes(
         &self,
         max: f64,

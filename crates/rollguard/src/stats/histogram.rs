@@ -89,6 +89,26 @@ impl HistShape {
         (pow2(self.e_lo).to_bits() >> (52 - SUB_BITS)) as i64
     }
 
+    /// The lowest value a bin holds: every value in it is at least this (−∞ for the
+    /// underflow bin, which holds everything below the range, negatives included).
+    /// Exact: a power of two times (1 + sub/32).
+    pub(crate) fn lower_edge(self, bin: usize) -> f64 {
+        if bin == 0 {
+            return f64::NEG_INFINITY;
+        }
+        let i = (bin as i32 - 1).min(self.len as i32 - 2);
+        pow2(self.e_lo + i / SUB) * (1.0 + f64::from(i % SUB) / f64::from(SUB))
+    }
+
+    /// The bound every value of a bin is below (+∞ for the overflow bin): the next
+    /// bin's lower edge.
+    pub(crate) fn upper_edge(self, bin: usize) -> f64 {
+        if bin + 2 >= self.len as usize {
+            return f64::INFINITY;
+        }
+        self.lower_edge(bin + 1)
+    }
+
     /// Midpoint of an interior bin.
     pub(crate) fn midpoint(self, bin: usize) -> f64 {
         let i = bin as i32 - 1;
@@ -101,6 +121,30 @@ impl HistShape {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_value_lies_within_its_bins_edges() {
+        for r in [
+            HistogramRange::default(),
+            HistogramRange { min: 1.0, max: 2.0 },
+            HistogramRange { min: 0.3, max: 7.0 },
+        ] {
+            let h = HistShape::new(r);
+            let mut x = r.min / 3.0;
+            while x < r.max * 3.0 {
+                for v in [x, -x] {
+                    let b = h.bin(v);
+                    assert!(h.lower_edge(b) <= v && v < h.upper_edge(b), "{v} in {b}");
+                }
+                x *= 1.007;
+            }
+            for b in 1..h.len() as usize - 1 {
+                assert!(h.lower_edge(b) < h.midpoint(b) && h.midpoint(b) < h.upper_edge(b));
+                assert_eq!(h.bin(h.lower_edge(b)), b, "a lower edge is in its bin");
+            }
+            assert_eq!(h.upper_edge(h.len() as usize - 1), f64::INFINITY);
+        }
+    }
 
     #[test]
     fn bins_are_monotonic_and_midpoints_within_bound() {
