@@ -40,6 +40,8 @@ export type Rule =
   | { kind: "sequential_mean"; alpha?: number; worse?: "higher" | "lower"; margin?: Margin; mixing_scale?: number }
   /** Anytime-valid test of the error rate against an objective (count metric, stat "rate"). */
   | { kind: "rate_slo"; max_rate: number; alpha?: number; mixing_events?: number }
+  /** Anytime-valid two-sample test of a quantile (value metric, stat "p50"/"p90"/"p95"/"p99"). */
+  | { kind: "sequential_quantile"; alpha?: number; worse?: "higher" | "lower"; margin?: Margin; mixing_events?: number }
   /** CUSUM against the version's own reference (value metric, stat "mean"; bake, steady). */
   | { kind: "cusum"; worse?: "higher" | "lower"; shift?: number; arl0?: number; threshold?: number; reference_mean?: number; reference_sd?: number }
   /** EWMA chart against the version's own reference (value metric, stat "mean"; bake, steady). */
@@ -157,6 +159,16 @@ export interface GateReport {
    *  samples, for sequential_mean; requests, for rate_slo, which has no baseline). */
   used?: number;
   baseline_used?: number;
+  /** sequential_quantile: the quantile tested (0.99 for p99), and each arm's quantile
+   *  since the phase began with its confidence-sequence bounds (alpha/2 each). Its
+   *  effect is the ratio of the quantiles (relative margin) or their difference. */
+  quantile?: number;
+  judged_quantile?: number;
+  judged_lower?: number;
+  judged_upper?: number;
+  baseline_quantile?: number;
+  baseline_lower?: number;
+  baseline_upper?: number;
   /** cusum and ewma: which chart, its statistic (the cumulative sum, or the EWMA z) and
    *  threshold (reference deviations), the reference. */
   chart?: "cusum" | "ewma";

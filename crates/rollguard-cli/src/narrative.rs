@@ -770,7 +770,10 @@ fn sequential_line(r: &GateReport) -> String {
         ..
     } = r.evidence
     else {
-        return change_line(r);
+        return match r.evidence {
+            Evidence::Quantile { .. } => quantile_line(r),
+            _ => change_line(r),
+        };
     };
     let p = p_text(p_value);
     let Some(baseline_used) = baseline_used else {
@@ -798,6 +801,41 @@ fn sequential_line(r: &GateReport) -> String {
     format!(
         "{} {effect}, p {p} after {used} vs {baseline_used} {unit}",
         r.metric
+    )
+}
+
+/// A quantile test's evidence, each arm's quantile with its confidence bounds:
+/// `p99 latency_ms 254.0 [192.0, 320.0] vs 158.0 [128.0, 192.0], p 0.0065 after 200 vs
+/// 200 samples`.
+fn quantile_line(r: &GateReport) -> String {
+    let Evidence::Quantile {
+        judged_quantile,
+        judged_lower,
+        judged_upper,
+        baseline_quantile,
+        baseline_lower,
+        baseline_upper,
+        p_value,
+        used,
+        baseline_used,
+        ..
+    } = r.evidence
+    else {
+        return change_line(r);
+    };
+    let value = |x: Option<f64>| x.map_or_else(|| "n/a".into(), |x| stat_value(r.stat, x));
+    let arm = |q: Option<f64>, lo: Option<f64>, hi: Option<f64>| {
+        let lo = lo.map_or_else(|| "…".into(), |x| stat_value(r.stat, x));
+        let hi = hi.map_or_else(|| "…".into(), |x| stat_value(r.stat, x));
+        format!("{} [{lo}, {hi}]", value(q))
+    };
+    format!(
+        "{} {} {} vs {}, p {} after {used} vs {baseline_used} samples",
+        snake(&r.stat),
+        r.metric,
+        arm(judged_quantile, judged_lower, judged_upper),
+        arm(baseline_quantile, baseline_lower, baseline_upper),
+        p_text(p_value)
     )
 }
 
@@ -1175,5 +1213,30 @@ mod tests {
             ..c
         };
         assert!(report_line(&slo).ends_with(", p 0.0067 after 20000 requests"));
+        let q = GateReport {
+            stat: Stat::P99,
+            metric: "latency_ms".into(),
+            evidence: Evidence::Quantile {
+                quantile: 0.99,
+                judged_quantile: Some(254.0),
+                judged_lower: Some(192.0),
+                judged_upper: None,
+                baseline_quantile: Some(158.0),
+                baseline_lower: Some(128.0),
+                baseline_upper: Some(192.0),
+                effect: Some(1.61),
+                effect_lower: Some(1.0),
+                effect_upper: None,
+                log_e_value: 5.03,
+                p_value: 0.0065,
+                used: 200,
+                baseline_used: 200,
+            },
+            ..slo
+        };
+        assert_eq!(
+            report_line(&q),
+            "p99 latency_ms 254.0 [192.0, …] vs 158.0 [128.0, 192.0], p 0.0065 after 200 vs 200 samples"
+        );
     }
 }

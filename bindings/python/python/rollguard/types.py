@@ -56,7 +56,10 @@ class MetricConfigDict(TypedDict):
 RuleDict = TypedDict(
     "RuleDict",
     {
-        "kind": Literal["threshold", "vs_baseline", "error_attribution", "sequential_mean", "cusum", "ewma", "rate_slo"],
+        "kind": Literal[
+            "threshold", "vs_baseline", "error_attribution", "sequential_mean", "cusum", "ewma", "rate_slo",
+            "sequential_quantile",
+        ],
         "min": NotRequired[float],
         "max": NotRequired[float],
         "max_ratio": NotRequired[float],
@@ -64,7 +67,7 @@ RuleDict = TypedDict(
         "max_increase": NotRequired[float],
         "max_decrease": NotRequired[float],
         "baseline_min": NotRequired[float],
-        # error_attribution and sequential_mean
+        # error_attribution, sequential_mean and sequential_quantile
         "alpha": NotRequired[float],
         "margin": NotRequired[Dict[str, float]],
         "mixing_events": NotRequired[float],
