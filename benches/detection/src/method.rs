@@ -79,7 +79,7 @@ fn error_metric() -> Value {
 /// The methods of the benchmark: four threshold+N rules (a statistic of a one-interval
 /// window against a bound, three failing evaluations in a row), then the statistical
 /// gate kinds at their defaults: each alone on the 60 s grid, `sequential_mean` also on
-/// a 1 s grid (full mode only), and both together.
+/// a 1 s grid (full mode only), `error_attribution` and `sequential_mean` together.
 pub fn methods() -> Vec<Method> {
     vec![
         Method {
@@ -184,6 +184,19 @@ pub fn methods() -> Vec<Method> {
             quick: false,
         },
         Method {
+            name: "sequential_quantile".into(),
+            description: "`sequential_quantile` on the latency p99 at its defaults with alpha \
+                          1 %: each arm's quantile confidence sequence (alpha/2 each) from its \
+                          histogram of every sample since the canary's start, burn-in 20 \
+                          samples per arm (worse: higher, no margin, prior weight 10 samples \
+                          past the p99), evaluated every 60 s, trips at its first failure"
+                .into(),
+            metrics: json!([latency_metric()]),
+            gates: json!([quantile_gate()]),
+            interval_ms: 60_000,
+            quick: true,
+        },
+        Method {
             name: "statistical_gates".into(),
             description: "what a user would deploy: `error_attribution` and `sequential_mean` \
                           together, each at its defaults with alpha 1 %, evaluated every 60 s"
@@ -194,6 +207,13 @@ pub fn methods() -> Vec<Method> {
             quick: true,
         },
     ]
+}
+
+/// The `sequential_quantile` gate on the latency p99 at its defaults, alpha 1 %, with a
+/// burn-in of 20 samples per arm.
+fn quantile_gate() -> Value {
+    json!({"name": "p99_latency", "metric": LATENCY, "stat": "p99",
+           "rule": {"kind": "sequential_quantile", "alpha": 0.01}, "samples_min": 20})
 }
 
 /// The `error_attribution` gate at its defaults, alpha 1 %.

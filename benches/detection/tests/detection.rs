@@ -634,3 +634,52 @@ fn a_small_run_summarizes_every_cell() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_sequential_quantile_method_is_in_every_output_and_finds_the_tail() {
+    let all = methods();
+    let m = all
+        .iter()
+        .find(|m| m.name == "sequential_quantile")
+        .expect("a sequential_quantile method");
+    // The gate at its defaults: alpha 1 %, a 20-sample burn-in, nothing else set.
+    let gate = serde_json::json!({"name": "p99_latency", "metric": LATENCY, "stat": "p99",
+        "rule": {"kind": "sequential_quantile", "alpha": 0.01}, "samples_min": 20});
+    assert_eq!(m.gates, serde_json::json!([gate]));
+    assert!(m.reads(LATENCY) && !m.reads(ERRORS));
+    assert_eq!((m.interval_ms, m.quick), (60_000, true));
+
+    let settings = Settings {
+        mode: "test".into(),
+        seed: 11,
+        null_reps: 2,
+        alternative_reps: 3,
+        horizon_s: 900,
+        traffic: TRAFFIC,
+    };
+    let picked: Vec<Scenario> = ["null_stationary", "p99_plus_50pct"]
+        .iter()
+        .map(|n| scenario(n))
+        .collect();
+    let chosen: Vec<_> = all
+        .into_iter()
+        .filter(|m| m.name == "sequential_quantile" || m.name == "sequential_mean")
+        .collect();
+    let report = run(&settings, &picked, &chosen, |_, _| {}).expect("a run");
+    let md = report.markdown();
+    assert!(md.contains("- `sequential_quantile` ("));
+    let null = report
+        .cell("null_stationary", "sequential_quantile")
+        .expect("a false-rollback cell");
+    assert_eq!((null.reps, null.rollbacks), (2, 0));
+    // A tail 50 % longer with the median and p95 unchanged: every run rolled back by the
+    // p99 gate, each at an evaluation on the 60 s grid.
+    let cell = report
+        .cell("p99_plus_50pct", "sequential_quantile")
+        .expect("a detection cell");
+    assert_eq!((cell.reps, cell.rollbacks), (3, 3), "{cell:?}");
+    assert_eq!(cell.tripped_by["p99_latency"], 3);
+    let median = cell.delay_s.median.expect("a median delay");
+    assert!(median % 60.0 == 0.0 && median <= 600.0, "{median}");
+    assert!(md.contains("| `p99_plus_50pct` | `sequential_quantile` | 100.0 %"));
+}
