@@ -20,8 +20,9 @@
 //! - `detectors`: what a statistical gate costs. A column of 1000 error counts on the
 //!   candidate arm, through the reference policy and through the same policy with an
 //!   `error_attribution` gate (the difference is the detector's per-sample cost); the
-//!   same for a column of 1000 latencies and a `sequential_mean` gate; and ticks with an
-//!   analysis due on those policies.
+//!   same for a column of 1000 latencies and a `sequential_mean` gate, and a
+//!   `sequential_quantile` gate on their p99; and ticks with an analysis due on those
+//!   policies.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -29,7 +30,8 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rollguard::{Input, Policy, Sample};
 use rollguard_benches::{
-    Item, attribution_policy, feed, mean_test_policy, reference_policy, stream,
+    Item, attribution_policy, feed, mean_test_policy, quantile_test_policy, reference_policy,
+    stream,
 };
 
 /// Samples per iteration of the `observe` benches.
@@ -269,6 +271,7 @@ fn detectors(c: &mut Criterion) {
             reference_policy as fn(u64) -> Policy,
         ),
         ("values_1000_sequential_mean", mean_test_policy),
+        ("values_1000_sequential_quantile", quantile_test_policy),
     ] {
         group.bench_function(name, |b| {
             let mut p = make(0);
@@ -311,6 +314,16 @@ fn detectors(c: &mut Criterion) {
     feed(&mut loaded, &stream(6_000, 48), 60_000, 200);
     let due = loaded.next_deadline().expect("an analysis is scheduled");
     group.bench_function("tick_analysis_due_sequential_mean", |b| {
+        b.iter_batched_ref(
+            || loaded.clone(),
+            |p| black_box(p.tick(due)).expect("tick"),
+            BatchSize::SmallInput,
+        );
+    });
+    let mut loaded = quantile_test_policy(0);
+    feed(&mut loaded, &stream(6_000, 49), 60_000, 200);
+    let due = loaded.next_deadline().expect("an analysis is scheduled");
+    group.bench_function("tick_analysis_due_sequential_quantile", |b| {
         b.iter_batched_ref(
             || loaded.clone(),
             |p| black_box(p.tick(due)).expect("tick"),

@@ -100,6 +100,22 @@ pub fn attribution_policy(start: u64) -> Policy {
     )
 }
 
+/// [`reference_policy`] with a `sequential_quantile` gate on the p99 of `latency_ms` as
+/// well (dry run).
+///
+/// # Panics
+/// If the config is refused (a bug in this crate).
+pub fn quantile_test_policy(start: u64) -> Policy {
+    policy_with_gate(
+        start,
+        serde_json::json!({
+            "name": "p99_latency", "metric": "latency_ms", "stat": "p99",
+            "rule": {"kind": "sequential_quantile", "alpha": 0.01},
+            "samples_min": 20, "dry_run": true
+        }),
+    )
+}
+
 /// [`reference_policy`] with a `sequential_mean` gate on `latency_ms` as well (dry run).
 ///
 /// # Panics
