@@ -21,8 +21,10 @@
 //!   candidate arm, through the reference policy and through the same policy with an
 //!   `error_attribution` gate (the difference is the detector's per-sample cost); the
 //!   same for a column of 1000 latencies and a `sequential_mean` gate, and a
-//!   `sequential_quantile` gate on their p99; and ticks with an analysis due on those
-//!   policies.
+//!   `sequential_quantile` gate on their p99, and a `mann_whitney` gate (Kayenta's judge:
+//!   the samples are kept for the interval); and ticks with an analysis due on those
+//!   policies (for `mann_whitney`, with 1000 latencies of each arm in the interval: one
+//!   Kayenta classification of 1000 against 1000).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -30,8 +32,8 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rollguard::{Input, Policy, Sample};
 use rollguard_benches::{
-    Item, attribution_policy, feed, mean_test_policy, quantile_test_policy, reference_policy,
-    stream,
+    Item, attribution_policy, feed, kayenta_policy, mean_test_policy, quantile_test_policy,
+    reference_policy, stream,
 };
 
 /// Samples per iteration of the `observe` benches.
@@ -272,6 +274,7 @@ fn detectors(c: &mut Criterion) {
         ),
         ("values_1000_sequential_mean", mean_test_policy),
         ("values_1000_sequential_quantile", quantile_test_policy),
+        ("values_1000_mann_whitney", kayenta_policy),
     ] {
         group.bench_function(name, |b| {
             let mut p = make(0);
@@ -330,6 +333,38 @@ fn detectors(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
+    // Kayenta's judge on 1000 latencies per arm (the candidate's 5 % slower), against
+    // the reference policy's tick with the same samples.
+    for (name, make) in [
+        (
+            "tick_analysis_due_1000_per_arm_reference",
+            reference_policy as fn(u64) -> Policy,
+        ),
+        (
+            "tick_analysis_due_1000_per_arm_mann_whitney",
+            kayenta_policy,
+        ),
+    ] {
+        let mut loaded = make(0);
+        let due = loaded.next_deadline().expect("an analysis is scheduled");
+        let stable = latency_column(CHUNK);
+        let candidate: Vec<f64> = stable.iter().rev().map(|x| x * 1.05).collect();
+        let at: Vec<u64> = (0..CHUNK).map(|i| 1 + i * (due / 2 - 2) / CHUNK).collect();
+        let later: Vec<u64> = at.iter().map(|t| t + due / 2).collect();
+        let _ = loaded
+            .observe_values("v1", "latency_ms", &at, &stable)
+            .expect("v1");
+        let _ = loaded
+            .observe_values("v2", "latency_ms", &later, &candidate)
+            .expect("v2");
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || loaded.clone(),
+                |p| black_box(p.tick(due)).expect("tick"),
+                BatchSize::SmallInput,
+            );
+        });
+    }
     group.finish();
 }
 

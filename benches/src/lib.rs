@@ -131,6 +131,22 @@ pub fn mean_test_policy(start: u64) -> Policy {
     )
 }
 
+/// [`reference_policy`] with a `mann_whitney` gate on `latency_ms` as well (dry run;
+/// Kayenta's defaults, at most 1000 samples per arm and interval).
+///
+/// # Panics
+/// If the config is refused (a bug in this crate).
+pub fn kayenta_policy(start: u64) -> Policy {
+    policy_with_gate(
+        start,
+        serde_json::json!({
+            "name": "kayenta_latency", "metric": "latency_ms", "stat": "mean",
+            "rule": {"kind": "mann_whitney", "samples_max": 1000},
+            "samples_min": 50, "dry_run": true
+        }),
+    )
+}
+
 /// [`reference_policy`] with one more gate.
 fn policy_with_gate(start: u64, gate: serde_json::Value) -> Policy {
     let mut config: serde_json::Value =

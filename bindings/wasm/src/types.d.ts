@@ -45,7 +45,10 @@ export type Rule =
   /** CUSUM against the version's own reference (value metric, stat "mean"; bake, steady). */
   | { kind: "cusum"; worse?: "higher" | "lower"; shift?: number; arl0?: number; threshold?: number; reference_mean?: number; reference_sd?: number }
   /** EWMA chart against the version's own reference (value metric, stat "mean"; bake, steady). */
-  | { kind: "ewma"; worse?: "higher" | "lower"; lambda?: number; arl0?: number; limit?: number; reference_mean?: number; reference_sd?: number };
+  | { kind: "ewma"; worse?: "higher" | "lower"; lambda?: number; arl0?: number; limit?: number; reference_mean?: number; reference_sd?: number }
+  /** Kayenta's per-interval Mann-Whitney classification (value metric, stat "mean");
+   *  fixed-horizon per interval, not anytime-valid. */
+  | { kind: "mann_whitney"; worse?: "higher" | "lower" | "either" | "increase" | "decrease"; confidence?: number; tolerance?: number; allowed_increase?: number; allowed_decrease?: number; samples_max?: number };
 
 /** The smallest regression worth acting on (error_attribution takes a relative one). */
 export type Margin = { relative: number } | { absolute: number };
@@ -147,7 +150,8 @@ export interface GateReport {
   min?: number;
   max?: number;
   /** Sequential kinds: the effect estimate (error_attribution: ratio of error rates;
-   *  sequential_mean: difference of means, positive when worse). */
+   *  sequential_mean: difference of means, positive when worse); mann_whitney: the
+   *  Hodges-Lehmann shift judged − baseline, with Kayenta's interval as its bounds. */
   effect?: number;
   /** Sequential kinds: the confidence sequence's bounds of the effect. */
   effect_lower?: number;
@@ -169,6 +173,11 @@ export interface GateReport {
   baseline_quantile?: number;
   baseline_lower?: number;
   baseline_upper?: number;
+  /** mann_whitney: Kayenta's classification of the interval, U of the judged arm and
+   *  the ratio of means (p_value, effect*, used and baseline_used as above). */
+  classification?: "high" | "low" | "pass" | "no_data";
+  u_statistic?: number;
+  mean_ratio?: number;
   /** cusum and ewma: which chart, its statistic (the cumulative sum, or the EWMA z) and
    *  threshold (reference deviations), the reference. */
   chart?: "cusum" | "ewma";

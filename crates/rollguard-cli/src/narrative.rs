@@ -14,8 +14,9 @@
 use std::collections::BTreeSet;
 
 use rollguard::{
-    Action, Aliases, CanaryStep, Decision, Event, EventKind, Evidence, GateReport, PolicyConfig,
-    Reason, Rule, Scenario, Stat, Status, Strategy, Timestamp, TraceEntry, Validator, Verdict,
+    Action, Aliases, CanaryStep, Decision, Direction, Event, EventKind, Evidence, GateReport,
+    PolicyConfig, Reason, Rule, Scenario, Stat, Status, Strategy, Timestamp, TraceEntry, Validator,
+    Verdict,
 };
 
 use crate::text::{clock, duration, input_summary, snake, stat_value};
@@ -850,7 +851,7 @@ fn change_line(r: &GateReport) -> String {
         ..
     } = r.evidence
     else {
-        return format!("{}: {}", r.metric, snake(&r.verdict));
+        return rank_line(r);
     };
     let Some((mean, sd)) = reference_mean.zip(reference_sd) else {
         return format!("{} {}: learning its reference", r.metric, snake(&chart));
@@ -862,6 +863,49 @@ fn change_line(r: &GateReport) -> String {
         snake(&chart),
         stat_value(r.stat, mean),
         stat_value(r.stat, sd)
+    )
+}
+
+/// Kayenta's classification: `latency_ms HIGH: shift +20.00 (CI 18.00..22.00),
+/// means x1.20, U 1560, p 1.2e-9 on 40 vs 40 samples`.
+fn rank_line(r: &GateReport) -> String {
+    let Evidence::Rank {
+        classification,
+        u_statistic,
+        p_value,
+        effect,
+        effect_lower,
+        effect_upper,
+        mean_ratio,
+        used,
+        baseline_used,
+    } = r.evidence
+    else {
+        return format!("{}: {}", r.metric, snake(&r.verdict));
+    };
+    let class = snake(&classification).to_uppercase().replace('_', " ");
+    let (Some(u), Some(p), Some(e), Some(lo), Some(hi), Some(ratio)) = (
+        u_statistic,
+        p_value,
+        effect,
+        effect_lower,
+        effect_upper,
+        mean_ratio,
+    ) else {
+        return format!(
+            "{} {class} this interval ({used} vs {baseline_used} samples)",
+            r.metric
+        );
+    };
+    let v = |x: f64| stat_value(r.stat, x);
+    format!(
+        "{} {class}: shift {}{} (CI {}..{}), means x{ratio:.2}, U {u}, p {} on {used} vs {baseline_used} samples",
+        r.metric,
+        if e > 0.0 { "+" } else { "" },
+        v(e),
+        v(lo),
+        v(hi),
+        p_text(p)
     )
 }
 
@@ -997,6 +1041,24 @@ fn rule_text(stat: Stat, metric: &str, rule: &Rule) -> String {
             if let Some(d) = max_decrease {
                 bounds.push(format!(">= baseline - {}", v(d)));
             }
+        }
+        Rule::MannWhitney {
+            worse,
+            confidence,
+            tolerance,
+            allowed_increase,
+            allowed_decrease,
+            ..
+        } => {
+            let (what, ratio) = match worse {
+                Direction::Higher => ("higher", format!(", means x{allowed_increase} or more")),
+                Direction::Lower => ("lower", format!(", means x{allowed_decrease} or less")),
+                Direction::Either => ("higher or lower", String::new()),
+            };
+            return format!(
+                "{metric} fails when classified {what} than baseline (Mann-Whitney, {}% CI beyond {tolerance} x the shift{ratio}; per interval, not anytime-valid)",
+                confidence * 100.0
+            );
         }
         _ => bounds.push("(custom rule)".into()),
     }
@@ -1232,11 +1294,49 @@ mod tests {
                 used: 200,
                 baseline_used: 200,
             },
-            ..slo
+            ..slo.clone()
         };
         assert_eq!(
             report_line(&q),
             "p99 latency_ms 254.0 [192.0, …] vs 158.0 [128.0, 192.0], p 0.0065 after 200 vs 200 samples"
+        );
+        let rank = GateReport {
+            stat: Stat::Mean,
+            metric: "latency_ms".into(),
+            evidence: Evidence::Rank {
+                classification: rollguard::Classification::High,
+                u_statistic: Some(1560.0),
+                p_value: Some(1.2e-9),
+                effect: Some(20.0),
+                effect_lower: Some(18.0),
+                effect_upper: Some(22.0),
+                mean_ratio: Some(1.2),
+                used: 40,
+                baseline_used: 40,
+            },
+            ..slo.clone()
+        };
+        assert_eq!(
+            report_line(&rank),
+            "latency_ms HIGH: shift +20.00 (CI 18.00..22.00), means x1.20, U 1560, p 1.2e-9 on 40 vs 40 samples"
+        );
+        let none = GateReport {
+            evidence: Evidence::Rank {
+                classification: rollguard::Classification::NoData,
+                u_statistic: None,
+                p_value: None,
+                effect: None,
+                effect_lower: None,
+                effect_upper: None,
+                mean_ratio: None,
+                used: 0,
+                baseline_used: 12,
+            },
+            ..rank
+        };
+        assert_eq!(
+            report_line(&none),
+            "latency_ms NO DATA this interval (0 vs 12 samples)"
         );
     }
 }

@@ -94,17 +94,18 @@ mod time;
 
 pub use config::footprint::Footprint;
 pub use config::{
-    AnalysisConfig, ApprovalConfig, BreakerConfig, CanaryStep, FORMAT_VERSION, GateConfig,
-    HistogramRange, Limits, Margin, MetricConfig, MetricKind, NoData, OnTimeout, Persistence,
-    Phase, PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec, Worse, limits,
+    AnalysisConfig, ApprovalConfig, BreakerConfig, CanaryStep, Direction, FORMAT_VERSION,
+    GateConfig, HistogramRange, Limits, Margin, MetricConfig, MetricKind, NoData, OnTimeout,
+    Persistence, Phase, PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec, Worse,
+    limits,
 };
 pub use error::{Error, ErrorCode};
 pub use input::{Input, Sample, TargetKind, count_from_number};
 pub use json::{key_path, repeated_key};
 pub use lint::{ConfigWarning, WarningCode};
 pub use output::{
-    Action, Chart, Decision, Event, EventKind, Evidence, GateReport, PauseKind, Reason, Step,
-    Verdict,
+    Action, Chart, Classification, Decision, Event, EventKind, Evidence, GateReport, PauseKind,
+    Reason, Step, Verdict,
 };
 pub use policy::{Policy, Status};
 pub use registry::{Aliases, Stage, Validation, Validator, Version};

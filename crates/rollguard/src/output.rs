@@ -245,6 +245,36 @@ pub enum Evidence {
         /// Samples judged against the reference.
         used: u64,
     },
+    /// `mann_whitney`: Kayenta's classification of the interval's samples.
+    Rank {
+        /// Kayenta's classification (`no_data` when an arm had too few samples).
+        classification: Classification,
+        /// U of the judged arm: pairs of samples where it is higher, plus half the
+        /// ties (`scipy.stats.mannwhitneyu(judged, baseline).statistic`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        u_statistic: Option<f64>,
+        /// The two-sided p-value, normal approximation with tie and continuity
+        /// corrections (SciPy's `method="asymptotic"`). Not anytime-valid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        p_value: Option<f64>,
+        /// The Hodges-Lehmann estimate of the shift judged − baseline.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        effect: Option<f64>,
+        /// The lower end of Kayenta's confidence interval of the shift.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        effect_lower: Option<f64>,
+        /// Its upper end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        effect_upper: Option<f64>,
+        /// mean(judged) / mean(baseline), 1 when the baseline's mean is 0 (the effect
+        /// size `allowed_increase` and `allowed_decrease` apply to).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mean_ratio: Option<f64>,
+        /// Samples of the judged arm compared (those kept of the interval).
+        used: u64,
+        /// Samples of the baseline arm compared.
+        baseline_used: u64,
+    },
     /// `threshold` and `vs_baseline`: a window statistic against bounds.
     Bounds {
         /// The statistic on the judged arm.
@@ -282,7 +312,10 @@ impl Evidence {
     pub fn observed(&self) -> Option<f64> {
         match self {
             Self::Bounds { observed, .. } => *observed,
-            Self::Sequential { .. } | Self::Change { .. } | Self::Quantile { .. } => None,
+            Self::Sequential { .. }
+            | Self::Change { .. }
+            | Self::Quantile { .. }
+            | Self::Rank { .. } => None,
         }
     }
 
@@ -290,9 +323,27 @@ impl Evidence {
     pub fn bounds_of(&self) -> (Option<f64>, Option<f64>) {
         match self {
             Self::Bounds { min, max, .. } => (*min, *max),
-            Self::Sequential { .. } | Self::Change { .. } | Self::Quantile { .. } => (None, None),
+            Self::Sequential { .. }
+            | Self::Change { .. }
+            | Self::Quantile { .. }
+            | Self::Rank { .. } => (None, None),
         }
     }
+}
+
+/// Kayenta's classification of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Classification {
+    /// Significantly higher than the baseline, by more than the tolerances.
+    High,
+    /// Significantly lower.
+    Low,
+    /// Neither.
+    Pass,
+    /// An arm sent no sample (or fewer than `samples_min`) this interval.
+    NoData,
 }
 
 /// What the caller should do.

@@ -56,7 +56,8 @@ prop_compose! {
     /// `max_ratio` is now and then huge, which the config allows),
     /// and optionally an error-rate gate, a quality threshold (sometimes dry-run), a
     /// steady-phase latency threshold, an error_attribution gate, a sequential_mean gate,
-    /// a cusum chart, an ewma chart, a rate_slo gate and a sequential_quantile gate.
+    /// a cusum chart, an ewma chart, a rate_slo gate, a sequential_quantile gate and a
+    /// mann_whitney gate.
     fn gates()(
         p95 in (persistence(), 1u64..=4, on_no_data(),
                 prop_oneof![8 => Just(1.3f64), 1 => Just(2.0), 1 => Just(1e300)]),
@@ -74,6 +75,7 @@ prop_compose! {
         ], 1u64..=20)),
         quantile_test in proptest::option::weighted(
             0.4, (0.01f64..0.5, any::<bool>(), 0.0f64..0.5, 1u64..=20, any::<bool>())),
+        rank in proptest::option::weighted(0.4, (0u8..3, 0.5f64..0.999, 3u32..=50, 1u64..=3)),
     ) -> Vec<Value> {
         let mut gates = vec![json!({
             "name": "p95_vs_stable", "metric": "latency_ms", "stat": "p95",
@@ -129,6 +131,16 @@ prop_compose! {
                 "name": "error_slo", "metric": "errors", "stat": "rate",
                 "rule": {"kind": "rate_slo", "max_rate": max_rate, "alpha": alpha},
                 "phases": ["canary", "bake", "steady"],
+            }));
+        }
+        if let Some((worse, confidence, samples_max, min)) = rank {
+            let worse = ["higher", "lower", "either"][usize::from(worse)];
+            gates.push(json!({
+                "name": "latency_kayenta", "metric": "latency_ms", "stat": "mean",
+                "rule": {"kind": "mann_whitney",
+                         "worse": worse,
+                         "confidence": confidence, "samples_max": samples_max},
+                "samples_min": min,
             }));
         }
         if let Some((shift, arl0, learn, given)) = cusum {

@@ -874,3 +874,77 @@ fn a_sequential_quantile_state_restores_and_its_impossible_variants_are_refused(
     d["state"]["gates"]["tail"]["detector"]["judged"]["bins"]["bins"][0][1] = json!(1u64 << 54);
     assert!(Policy::restore_json(&d.to_string()).is_err());
 }
+
+#[test]
+fn a_mann_whitney_state_restores_and_its_impossible_variants_are_refused() {
+    let config = CONFIG.replace(
+        r#""gates": ["#,
+        r#""gates": [{"name": "kayenta", "metric": "latency_ms", "stat": "mean",
+                      "rule": {"kind": "mann_whitney", "samples_max": 4}},"#,
+    );
+    let mut p = Policy::from_json(&config, 0).unwrap();
+    let step = p
+        .handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap();
+    let id = step.decisions[0].action_id.unwrap();
+    let _ = p
+        .handle(&Input::Ack {
+            at: 0,
+            action_id: id,
+        })
+        .unwrap();
+    for i in 0..6u32 {
+        let _ = p
+            .observe_value(100 + u64::from(i), "v2", "latency_ms", f64::from(i))
+            .unwrap();
+    }
+    let _ = p.observe_value(200, "v1", "latency_ms", 3.0).unwrap();
+    let doc = snapshot(&p);
+    let at = "state.gates.kayenta.detector";
+    let detector = &doc["state"]["gates"]["kayenta"]["detector"];
+    assert_eq!(detector["judged"]["values"], json!([4.0, 5.0, 2.0, 3.0]));
+    assert_eq!(detector["judged"]["next"], json!(2));
+    assert_eq!(detector["judged"]["seen"], json!(6));
+    assert!(Policy::restore_json(&doc.to_string()).unwrap() == p);
+    let edit = |path: &[&str], value: Value| {
+        let mut d = doc.clone();
+        let mut v = &mut d["state"]["gates"]["kayenta"]["detector"];
+        for k in path {
+            v = &mut v[*k];
+        }
+        *v = value;
+        d
+    };
+    // A ring position outside the ring, or one before it is full.
+    refused_at(
+        &edit(&["judged", "next"], json!(4)),
+        &format!("{at}.judged.next"),
+    );
+    refused_at(
+        &edit(&["baseline", "next"], json!(1)),
+        &format!("{at}.baseline.next"),
+    );
+    // Fewer seen than kept, or more seen than kept before the ring is full.
+    refused_at(
+        &edit(&["judged", "seen"], json!(3)),
+        &format!("{at}.judged.seen"),
+    );
+    refused_at(
+        &edit(&["baseline", "seen"], json!(2)),
+        &format!("{at}.baseline.seen"),
+    );
+    // Samples beyond the value bound.
+    refused_at(
+        &edit(&["baseline", "values"], json!([1e300])),
+        &format!("{at}.baseline.values"),
+    );
+    // More samples than samples_max, or a samples_max the config does not give.
+    refused_at(
+        &edit(&["baseline", "values"], json!([1.0, 2.0, 3.0, 4.0, 5.0])),
+        &format!("{at}.baseline.values"),
+    );
+    refused_at(&edit(&["samples_max"], json!(5)), at);
+}

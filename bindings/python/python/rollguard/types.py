@@ -58,7 +58,7 @@ RuleDict = TypedDict(
     {
         "kind": Literal[
             "threshold", "vs_baseline", "error_attribution", "sequential_mean", "cusum", "ewma", "rate_slo",
-            "sequential_quantile",
+            "sequential_quantile", "mann_whitney",
         ],
         "min": NotRequired[float],
         "max": NotRequired[float],
@@ -71,7 +71,8 @@ RuleDict = TypedDict(
         "alpha": NotRequired[float],
         "margin": NotRequired[Dict[str, float]],
         "mixing_events": NotRequired[float],
-        "worse": NotRequired[Literal["higher", "lower"]],
+        # (mann_whitney also takes "either", and Kayenta's "increase" / "decrease")
+        "worse": NotRequired[Literal["higher", "lower", "either", "increase", "decrease"]],
         "mixing_scale": NotRequired[float],
         # rate_slo
         "max_rate": NotRequired[float],
@@ -84,6 +85,12 @@ RuleDict = TypedDict(
         # ewma
         "lambda": NotRequired[float],
         "limit": NotRequired[float],
+        # mann_whitney (Kayenta's MannWhitneyClassifier)
+        "confidence": NotRequired[float],
+        "tolerance": NotRequired[float],
+        "allowed_increase": NotRequired[float],
+        "allowed_decrease": NotRequired[float],
+        "samples_max": NotRequired[int],
     },
 )
 

@@ -35,6 +35,8 @@ pub struct Footprint {
     pub evaluations_per_input_max: u64,
     /// Window cells (bucket slots and histogram bins) those reads visit, with the
     /// per-bucket scan that dates a gate's first failure: the work behind the reads.
+    /// A `mann_whitney` gate adds the samples it classifies, times the passes of its
+    /// sort and searches.
     pub cells_read_per_input_max: u64,
 }
 
@@ -65,6 +67,11 @@ pub(crate) const MEAN_TEST_BYTES: u64 = 192;
 pub(crate) const QUANTILE_TEST_BYTES: u64 = 160;
 /// One bin of a `sequential_quantile` histogram (a cumulative count).
 pub(crate) const QUANTILE_BIN_BYTES: u64 = 8;
+/// A `mann_whitney` detector's fixed part (boxed), without its samples.
+pub(crate) const RANK_TEST_BYTES: u64 = 96;
+/// Cells a `mann_whitney` evaluation visits per kept sample: the sort (log2 of the most
+/// samples) and four order-statistic searches of at most 64 passes over both arms.
+pub(crate) const RANK_CELLS_PER_SAMPLE: u64 = 4 * 64 + 16;
 /// The state's fixed fields: times, ids, rollout, pending action, halt, breaker header.
 pub(crate) const STATE_FIXED_BYTES: u64 = 1024;
 /// Labels held outside the registry and arms: the four aliases, the rollout's version,
@@ -132,6 +139,10 @@ impl PolicyConfig {
                         (2 * HEADER).saturating_add(bins.saturating_mul(2 * QUANTILE_BIN_BYTES)),
                     )
                 }
+                // Both arms' samples of an interval, at most `samples_max` each.
+                crate::config::Rule::MannWhitney { samples_max, .. } => {
+                    RANK_TEST_BYTES + 2 * 8 * u64::from(samples_max)
+                }
                 _ => 0,
             };
             acc.saturating_add(GATE_BYTES + detector)
@@ -159,6 +170,13 @@ impl PolicyConfig {
         ] {
             let (mut reads, mut cells) = (0u64, 0u64);
             for g in self.gates.iter().filter(|g| g.phases.contains(&phase)) {
+                // A `mann_whitney` evaluation also sorts and searches both arms' samples
+                // of the interval (counted in every round, though it empties them).
+                if let Rule::MannWhitney { samples_max, .. } = g.rule {
+                    cells = cells.saturating_add(
+                        (2 * u64::from(samples_max)).saturating_mul(RANK_CELLS_PER_SAMPLE),
+                    );
+                }
                 let (b, h) = self
                     .metrics
                     .iter()

@@ -77,6 +77,13 @@ pub mod limits {
     pub const EWMA_ARL0_MAX: f64 = 1e9;
     /// Largest `limit` of `ewma`, in the statistic's asymptotic deviations.
     pub const EWMA_LIMIT_MAX: f64 = 12.0;
+    /// Most samples a `mann_whitney` gate keeps per arm and interval (`samples_max`):
+    /// it bounds the snapshot and the sort and searches of one evaluation.
+    pub const MW_SAMPLES_MAX: u32 = 10_000;
+    /// Highest `confidence` of `mann_whitney`.
+    pub const MW_CONFIDENCE_MAX: f64 = 0.999_999_999;
+    /// Largest `tolerance` of `mann_whitney`.
+    pub const MW_TOLERANCE_MAX: f64 = 100.0;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
@@ -427,6 +434,69 @@ pub enum Rule {
         #[serde(default = "default_mixing_events")]
         mixing_events: f64,
     },
+    /// Kayenta's per-interval judgement of a metric (NetflixACAJudge's
+    /// `MannWhitneyClassifier`), for Kayenta users bringing their canary configs. At
+    /// each evaluation, the samples each arm sent since the previous one (at most
+    /// `samples_max`, the most recent) are compared by the two-sided Mann-Whitney U
+    /// test with the Hodges-Lehmann estimate of the shift and Kayenta's confidence
+    /// interval; the metric is High when the interval lies above `tolerance` × the
+    /// estimate's size and the ratio of means is at least `allowed_increase`, Low
+    /// symmetrically, else Pass. The gate fails when the classification is the worse
+    /// direction. A fixed-horizon test repeated every interval, as in Kayenta: it
+    /// does not bound the false-failure rate over a rollout the way the sequential
+    /// kinds do. For a value metric's `mean`, in every phase with a baseline.
+    /// `samples_min` is the fewest samples each arm needs in an interval.
+    MannWhitney {
+        /// Which classification fails the gate: `higher` (Kayenta's `increase`; the
+        /// default), `lower` (`decrease`) or `either`.
+        #[serde(default)]
+        worse: Direction,
+        /// The confidence level of the interval (Kayenta: 0.98).
+        #[serde(default = "default_mw_confidence")]
+        confidence: f64,
+        /// The interval must clear this fraction of the estimate's size (Kayenta's
+        /// tolerance: 0.25).
+        #[serde(default = "default_mw_tolerance")]
+        tolerance: f64,
+        /// The smallest ratio of means classified High (Kayenta's effect size
+        /// `allowedIncrease`, default 1: any).
+        #[serde(default = "default_one")]
+        allowed_increase: f64,
+        /// The largest ratio of means classified Low (`allowedDecrease`, default 1).
+        #[serde(default = "default_one")]
+        allowed_decrease: f64,
+        /// The most samples kept per arm and interval (the most recent; default 1000).
+        #[serde(default = "default_mw_samples_max")]
+        samples_max: u32,
+    },
+}
+
+fn default_mw_confidence() -> f64 {
+    0.98
+}
+fn default_mw_tolerance() -> f64 {
+    0.25
+}
+fn default_one() -> f64 {
+    1.0
+}
+fn default_mw_samples_max() -> u32 {
+    1000
+}
+
+/// Which of Kayenta's classifications fail a `mann_whitney` gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// High fails (Kayenta's `increase`).
+    #[default]
+    #[serde(alias = "increase")]
+    Higher,
+    /// Low fails (`decrease`).
+    #[serde(alias = "decrease")]
+    Lower,
+    /// Either fails.
+    Either,
 }
 
 fn default_lambda() -> f64 {
@@ -505,7 +575,8 @@ impl Rule {
 
     /// The persistence a gate with this rule has when its config gives none.
     fn default_persistence(&self) -> Persistence {
-        if self.is_sequential() {
+        // Kayenta ends a canary at the first interim judgement below marginal.
+        if self.is_sequential() || matches!(self, Self::MannWhitney { .. }) {
             Persistence {
                 consecutive: 1,
                 ..Persistence::default()
@@ -1506,6 +1577,44 @@ impl Rule {
                     || format!("must be above 0 and at most {}", limits::MIXING_EVENTS_MAX),
                 )?;
             }
+            Rule::MannWhitney {
+                confidence,
+                tolerance,
+                allowed_increase,
+                allowed_decrease,
+                samples_max,
+                ..
+            } => {
+                ensure(
+                    (0.5..=limits::MW_CONFIDENCE_MAX).contains(&confidence),
+                    ErrorCode::InvalidValue,
+                    "confidence",
+                    || format!("must be in 0.5..={}", limits::MW_CONFIDENCE_MAX),
+                )?;
+                ensure(
+                    (0.0..=limits::MW_TOLERANCE_MAX).contains(&tolerance),
+                    ErrorCode::InvalidValue,
+                    "tolerance",
+                    || format!("must be in 0..={}", limits::MW_TOLERANCE_MAX),
+                )?;
+                for (name, v) in [
+                    ("allowed_increase", allowed_increase),
+                    ("allowed_decrease", allowed_decrease),
+                ] {
+                    ensure(
+                        v.abs() <= limits::VALUE_ABS_MAX,
+                        ErrorCode::InvalidValue,
+                        name,
+                        || format!("must be within ±{:e}", limits::VALUE_ABS_MAX),
+                    )?;
+                }
+                ensure(
+                    (1..=limits::MW_SAMPLES_MAX).contains(&samples_max),
+                    ErrorCode::InvalidValue,
+                    "samples_max",
+                    || format!("must be in 1..={}", limits::MW_SAMPLES_MAX),
+                )?;
+            }
             Rule::Cusum {
                 shift,
                 arl0,
@@ -1741,6 +1850,31 @@ impl GateConfig {
                 ErrorCode::InvalidValue,
                 "stat",
                 || "a sequential_quantile gate tests a value metric's p50, p90, p95 or p99".into(),
+            )?;
+        }
+        if let Rule::MannWhitney { samples_max, .. } = self.rule {
+            ensure(
+                !self.phases.contains(&Phase::Steady),
+                ErrorCode::InvalidValue,
+                "phases",
+                || "a mann_whitney gate has no baseline in the steady phase".into(),
+            )?;
+            ensure(
+                self.stat == Stat::Mean,
+                ErrorCode::InvalidValue,
+                "stat",
+                || "a mann_whitney gate compares a value metric's samples: use stat mean".into(),
+            )?;
+            ensure(
+                self.samples_min <= u64::from(samples_max),
+                ErrorCode::InvalidValue,
+                "samples_min",
+                || {
+                    format!(
+                        "{} is above the rule's samples_max {samples_max}: the gate could never judge",
+                        self.samples_min
+                    )
+                },
             )?;
         }
         if let Rule::SequentialMean { .. } = self.rule {

@@ -13,6 +13,7 @@
 pub(crate) mod attribution;
 pub(crate) mod cusum;
 pub(crate) mod ewma;
+pub(crate) mod mann_whitney;
 pub(crate) mod mean;
 pub(crate) mod quantile;
 pub(crate) mod rate_slo;
@@ -21,7 +22,7 @@ mod vs_baseline;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{GateConfig, Margin, NoData, Rule, Worse};
+use crate::config::{Direction, GateConfig, Margin, NoData, Rule, Worse};
 use crate::output::{Chart, Evidence, Verdict};
 use crate::stats::histogram::HistShape;
 use crate::stats::window::Reading;
@@ -57,7 +58,8 @@ pub(crate) fn observes(rule: &Rule) -> bool {
         | Rule::Cusum { .. }
         | Rule::Ewma { .. }
         | Rule::RateSlo { .. }
-        | Rule::SequentialQuantile { .. } => true,
+        | Rule::SequentialQuantile { .. }
+        | Rule::MannWhitney { .. } => true,
     }
 }
 
@@ -134,6 +136,8 @@ pub(crate) enum Detector {
     RateSlo(rate_slo::RateTest),
     /// `sequential_quantile` (boxed, as `sequential_mean`).
     SequentialQuantile(Box<quantile::QuantileTest>),
+    /// `mann_whitney` (boxed: the interval's samples).
+    MannWhitney(Box<mann_whitney::RankTest>),
     /// Tests only: records every sample it is fed, to check that every sample path
     /// feeds detectors alike.
     /// (Boxed, so that test builds keep `GateState` within the footprint model's
@@ -181,6 +185,9 @@ impl Detector {
             Rule::SequentialMean { .. } => Self::SequentialMean(Default::default()),
             Rule::RateSlo { .. } => Self::RateSlo(Default::default()),
             Rule::SequentialQuantile { .. } => Self::SequentialQuantile(Default::default()),
+            &Rule::MannWhitney { samples_max, .. } => {
+                Self::MannWhitney(Box::new(mann_whitney::RankTest::new(samples_max)))
+            }
             Rule::Cusum { .. } => match cusum_chart(gate) {
                 Some(chart) => Self::Cusum(Box::new(cusum::Cusum::new(chart))),
                 None => Self::Stateless,
@@ -204,6 +211,7 @@ impl Detector {
             | (Self::SequentialQuantile(_), Self::SequentialQuantile(_)) => true,
             (Self::Cusum(c), Self::Cusum(f)) => c.chart == f.chart,
             (Self::Ewma(c), Self::Ewma(f)) => c.chart == f.chart,
+            (Self::MannWhitney(t), Self::MannWhitney(f)) => t.samples_max == f.samples_max,
             #[cfg(test)]
             (Self::Recorder { .. }, _) => true,
             (
@@ -213,7 +221,8 @@ impl Detector {
                 | Self::Cusum(_)
                 | Self::Ewma(_)
                 | Self::RateSlo(_)
-                | Self::SequentialQuantile(_),
+                | Self::SequentialQuantile(_)
+                | Self::MannWhitney(_),
                 _,
             ) => false,
         }
@@ -224,6 +233,7 @@ impl Detector {
     pub(crate) fn observe_value(&mut self, side: Side, at: Timestamp, x: f64) {
         match self {
             Self::Stateless | Self::ErrorAttribution(_) | Self::RateSlo(_) => {}
+            Self::MannWhitney(t) => t.observe(side.role == Role::Judged, x),
             Self::SequentialMean(t) => t.observe(side.role == Role::Judged, x),
             Self::SequentialQuantile(t) => {
                 if let Some(h) = side.hist {
@@ -259,7 +269,8 @@ impl Detector {
             | Self::SequentialMean(_)
             | Self::Cusum(_)
             | Self::Ewma(_)
-            | Self::SequentialQuantile(_) => {}
+            | Self::SequentialQuantile(_)
+            | Self::MannWhitney(_) => {}
             Self::ErrorAttribution(a) => a.observe(side.role == Role::Judged, side.share, events),
             Self::RateSlo(t) => {
                 if side.role == Role::Judged {
@@ -471,6 +482,52 @@ impl Detector {
                 onset: f.onset,
             };
         }
+        if let (
+            Self::MannWhitney(t),
+            &Rule::MannWhitney {
+                worse,
+                confidence,
+                tolerance,
+                allowed_increase,
+                allowed_decrease,
+                ..
+            },
+        ) = (&mut *self, &gate.rule)
+        {
+            let f = t.judge(mann_whitney::Settings {
+                increase: worse != Direction::Lower,
+                decrease: worse != Direction::Higher,
+                confidence,
+                tolerance,
+                allowed_increase,
+                allowed_decrease,
+                samples_min: gate.samples_min,
+            });
+            use mann_whitney::Classification as C;
+            // The settings classify only the worse directions, so any High or Low
+            // fails the gate.
+            let verdict = match f.classification {
+                C::High | C::Low => Verdict::Fail,
+                C::Pass => Verdict::Pass,
+                C::NoData => no_data_verdict,
+            };
+            let test = f.test;
+            return Judgement {
+                verdict,
+                evidence: Evidence::Rank {
+                    classification: f.classification,
+                    u_statistic: test.map(|t| t.u),
+                    p_value: test.map(|t| t.p_value),
+                    effect: test.map(|t| t.estimate),
+                    effect_lower: test.map(|t| t.lower),
+                    effect_upper: test.map(|t| t.upper),
+                    mean_ratio: test.map(|t| t.mean_ratio),
+                    used: f.used,
+                    baseline_used: f.baseline_used,
+                },
+                onset: None,
+            };
+        }
         if let Self::Cusum(c) = self {
             let f = c.judge();
             let verdict = if f.alarm {
@@ -539,7 +596,8 @@ impl Detector {
             | Rule::Cusum { .. }
             | Rule::Ewma { .. }
             | Rule::RateSlo { .. }
-            | Rule::SequentialQuantile { .. } => None,
+            | Rule::SequentialQuantile { .. }
+            | Rule::MannWhitney { .. } => None,
         };
         let Some((min, max)) = found else {
             return Judgement {

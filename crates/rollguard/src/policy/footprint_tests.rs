@@ -155,6 +155,10 @@ fn the_field_sizes_the_model_counts_cover_this_platform() {
             <= crate::config::footprint::QUANTILE_TEST_BYTES
     );
     assert!(size_of::<u64>() as u64 <= crate::config::footprint::QUANTILE_BIN_BYTES);
+    assert!(
+        size_of::<crate::detect::mann_whitney::RankTest>() as u64
+            <= crate::config::footprint::RANK_TEST_BYTES
+    );
     assert!(size_of::<Version>() as u64 <= VERSION_BYTES);
     assert!(size_of::<State>() as u64 <= crate::config::footprint::STATE_FIXED_BYTES);
 }

@@ -8,6 +8,7 @@
 use super::*;
 use crate::detect::attribution::{self, Attribution};
 use crate::detect::cusum::Reference;
+use crate::detect::mann_whitney::{Buffer, RankTest};
 use crate::detect::mean::{self, MeanTest, Moments};
 use crate::detect::quantile::{self, QuantileTest};
 use crate::stats::histogram::HistShape;
@@ -468,6 +469,7 @@ impl Policy {
                         .and_then(|s| s.hist);
                     self.validate_quantile_test(t, hist, contents, &format!("{at}.detector"))?;
                 }
+                Detector::MannWhitney(t) => validate_rank_test(t, &format!("{at}.detector"))?,
                 Detector::RateSlo(t) => {
                     let at = format!("{at}.detector");
                     need!(
@@ -1057,4 +1059,40 @@ struct ChartState<'a> {
     since: Option<Timestamp>,
     alarm_at: Option<Timestamp>,
     onset: Option<Timestamp>,
+}
+
+/// A `mann_whitney` state: each arm's ring holds at most `samples_max` finite samples
+/// within the value bound, is full before it wraps, and has seen at least what it holds.
+/// (`fits` has checked `samples_max` against the config.)
+fn validate_rank_test(t: &RankTest, at: &str) -> Result<(), Error> {
+    for (b, arm) in [(&t.judged, "judged"), (&t.baseline, "baseline")] {
+        let b: &Buffer = b;
+        let len = b.values.len() as u64;
+        let cap = u64::from(t.samples_max);
+        need!(
+            len <= cap,
+            format!("{at}.{arm}.values"),
+            "{len} samples, at most {cap}"
+        );
+        need!(
+            b.values
+                .iter()
+                .all(|x| x.is_finite() && x.abs() <= VALUE_ABS_MAX),
+            format!("{at}.{arm}.values"),
+            "samples must be finite and within ±{VALUE_ABS_MAX:e}"
+        );
+        need!(
+            u64::from(b.next) < cap.max(1) && (b.next == 0 || len == cap),
+            format!("{at}.{arm}.next"),
+            "{} is not a ring position of {len} samples",
+            b.next
+        );
+        need!(
+            b.seen >= len && (b.seen == len || len == cap),
+            format!("{at}.{arm}.seen"),
+            "{} samples seen for {len} kept",
+            b.seen
+        );
+    }
+    Ok(())
 }
