@@ -48,7 +48,9 @@ export type Rule =
   | { kind: "ewma"; worse?: "higher" | "lower"; lambda?: number; arl0?: number; limit?: number; reference_mean?: number; reference_sd?: number }
   /** Kayenta's per-interval Mann-Whitney classification (value metric, stat "mean");
    *  fixed-horizon per interval, not anytime-valid. */
-  | { kind: "mann_whitney"; worse?: "higher" | "lower" | "either" | "increase" | "decrease"; confidence?: number; tolerance?: number; allowed_increase?: number; allowed_decrease?: number; samples_max?: number };
+  | { kind: "mann_whitney"; worse?: "higher" | "lower" | "either" | "increase" | "decrease"; confidence?: number; tolerance?: number; allowed_increase?: number; allowed_decrease?: number; samples_max?: number }
+  /** Distribution shift of a categorical or binned output between the arms (value metric, stat "mean"). */
+  | { kind: "drift"; measure?: "psi" | "js"; threshold?: number; categories?: number; bins?: { min: number; max: number; count: number } };
 
 /** The smallest regression worth acting on (error_attribution takes a relative one). */
 export type Margin = { relative: number } | { absolute: number };
@@ -181,6 +183,14 @@ export interface GateReport {
   /** cusum and ewma: which chart, its statistic (the cumulative sum, or the EWMA z) and
    *  threshold (reference deviations), the reference. */
   chart?: "cusum" | "ewma";
+  /** drift: the measure, its value (once both arms have samples; compared with
+   *  `threshold`), the bin that moved most and each arm's share of it; `used` and
+   *  `baseline_used` count the samples binned. */
+  measure?: "psi" | "js";
+  divergence?: number;
+  bin?: number;
+  share?: number;
+  baseline_share?: number;
   statistic?: number;
   threshold?: number;
   reference_mean?: number;

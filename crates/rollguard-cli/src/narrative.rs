@@ -762,6 +762,9 @@ fn report_line(r: &GateReport) -> String {
 /// A sequential test's evidence: `errors ratio 1.38 (≥ 1.06), p 0.0007 after 220 vs
 /// 1440 errors`.
 fn sequential_line(r: &GateReport) -> String {
+    if let Evidence::Drift { .. } = r.evidence {
+        return drift_line(r);
+    }
     let Evidence::Sequential {
         effect,
         effect_lower,
@@ -906,6 +909,42 @@ fn rank_line(r: &GateReport) -> String {
         v(lo),
         v(hi),
         p_text(p)
+    )
+}
+
+/// A drift gate's evidence: `tool psi 0.433 > 0.25, bin 3 at 36.7 % vs 10.0 % (60 vs
+/// 60 samples)`.
+fn drift_line(r: &GateReport) -> String {
+    let Evidence::Drift {
+        measure,
+        divergence,
+        threshold,
+        used,
+        baseline_used,
+        bin,
+        share,
+        baseline_share,
+    } = r.evidence
+    else {
+        return format!("{}: {}", r.metric, snake(&r.verdict));
+    };
+    let measure = snake(&measure);
+    let Some(d) = divergence else {
+        return format!(
+            "{} {measure}: no data ({used} vs {baseline_used} samples)",
+            r.metric
+        );
+    };
+    let side = if d > threshold { ">" } else { "<=" };
+    let moved = match (bin, share, baseline_share) {
+        (Some(b), Some(s), Some(q)) => {
+            format!(", bin {b} at {:.1} % vs {:.1} %", 100.0 * s, 100.0 * q)
+        }
+        _ => String::new(),
+    };
+    format!(
+        "{} {measure} {d:.3} {side} {threshold}{moved} ({used} vs {baseline_used} samples)",
+        r.metric
     )
 }
 
@@ -1337,6 +1376,24 @@ mod tests {
         assert_eq!(
             report_line(&none),
             "latency_ms NO DATA this interval (0 vs 12 samples)"
+        );
+        let drift = GateReport {
+            metric: "tool".into(),
+            evidence: Evidence::Drift {
+                measure: rollguard::Divergence::Psi,
+                divergence: Some(0.4329),
+                threshold: 0.25,
+                used: 60,
+                baseline_used: 60,
+                bin: Some(3),
+                share: Some(0.3667),
+                baseline_share: Some(0.1),
+            },
+            ..slo
+        };
+        assert_eq!(
+            report_line(&drift),
+            "tool psi 0.433 > 0.25, bin 3 at 36.7 % vs 10.0 % (60 vs 60 samples)"
         );
     }
 }

@@ -94,10 +94,10 @@ mod time;
 
 pub use config::footprint::Footprint;
 pub use config::{
-    AnalysisConfig, ApprovalConfig, BreakerConfig, CanaryStep, Direction, FORMAT_VERSION,
-    GateConfig, HistogramRange, Limits, Margin, MetricConfig, MetricKind, NoData, OnTimeout,
-    Persistence, Phase, PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec, Worse,
-    limits,
+    AnalysisConfig, ApprovalConfig, Bins, BreakerConfig, CanaryStep, Direction, Divergence,
+    FORMAT_VERSION, GateConfig, HistogramRange, Limits, Margin, MetricConfig, MetricKind, NoData,
+    OnTimeout, Persistence, Phase, PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec,
+    Worse, limits,
 };
 pub use error::{Error, ErrorCode};
 pub use input::{Input, Sample, TargetKind, count_from_number};

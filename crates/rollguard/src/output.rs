@@ -275,6 +275,31 @@ pub enum Evidence {
         /// Samples of the baseline arm compared.
         baseline_used: u64,
     },
+    /// `drift`: how far the judged arm's distribution moved from the baseline's.
+    Drift {
+        /// `psi` or `js`.
+        measure: crate::config::Divergence,
+        /// The divergence, once both arms have a sample.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        divergence: Option<f64>,
+        /// The gate fails above it.
+        threshold: f64,
+        /// Samples binned on the judged arm since the phase began.
+        used: u64,
+        /// Samples binned on the baseline arm.
+        baseline_used: u64,
+        /// The bin that contributes most to the divergence: a category id, or for
+        /// equal bins 0 below `min`, 1..=count inside, count + 1 above (the last
+        /// category id + 1 is "other").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bin: Option<u32>,
+        /// The judged arm's share of that bin.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        share: Option<f64>,
+        /// The baseline's share of it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline_share: Option<f64>,
+    },
     /// `threshold` and `vs_baseline`: a window statistic against bounds.
     Bounds {
         /// The statistic on the judged arm.
@@ -315,7 +340,8 @@ impl Evidence {
             Self::Sequential { .. }
             | Self::Change { .. }
             | Self::Quantile { .. }
-            | Self::Rank { .. } => None,
+            | Self::Rank { .. }
+            | Self::Drift { .. } => None,
         }
     }
 
@@ -326,7 +352,8 @@ impl Evidence {
             Self::Sequential { .. }
             | Self::Change { .. }
             | Self::Quantile { .. }
-            | Self::Rank { .. } => (None, None),
+            | Self::Rank { .. }
+            | Self::Drift { .. } => (None, None),
         }
     }
 }

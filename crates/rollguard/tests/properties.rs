@@ -56,8 +56,8 @@ prop_compose! {
     /// `max_ratio` is now and then huge, which the config allows),
     /// and optionally an error-rate gate, a quality threshold (sometimes dry-run), a
     /// steady-phase latency threshold, an error_attribution gate, a sequential_mean gate,
-    /// a cusum chart, an ewma chart, a rate_slo gate, a sequential_quantile gate and a
-    /// mann_whitney gate.
+    /// a cusum chart, an ewma chart, a drift gate, a rate_slo gate, a sequential_quantile
+    /// gate and a mann_whitney gate.
     fn gates()(
         p95 in (persistence(), 1u64..=4, on_no_data(),
                 prop_oneof![8 => Just(1.3f64), 1 => Just(2.0), 1 => Just(1e300)]),
@@ -76,6 +76,10 @@ prop_compose! {
         quantile_test in proptest::option::weighted(
             0.4, (0.01f64..0.5, any::<bool>(), 0.0f64..0.5, 1u64..=20, any::<bool>())),
         rank in proptest::option::weighted(0.4, (0u8..3, 0.5f64..0.999, 3u32..=50, 1u64..=3)),
+        drift in proptest::option::weighted(0.3, (any::<bool>(), prop_oneof![
+            (2u32..=8).prop_map(|k| json!({"categories": k})),
+            (1u32..=16).prop_map(|n| json!({"bins": {"min": 50.0, "max": 250.0, "count": n}})),
+        ], 1u64..=20)),
     ) -> Vec<Value> {
         let mut gates = vec![json!({
             "name": "p95_vs_stable", "metric": "latency_ms", "stat": "p95",
@@ -162,6 +166,14 @@ prop_compose! {
                 "name": "latency_ewma", "metric": "latency_ms", "stat": "mean",
                 "rule": rule, "samples_min": learn,
                 "phases": ["canary", "bake", "steady"],
+            }));
+        }
+        if let Some((js, bins, min)) = drift {
+            let mut rule = json!({"kind": "drift", "measure": if js { "js" } else { "psi" }});
+            rule.as_object_mut().unwrap().extend(bins.as_object().unwrap().clone());
+            gates.push(json!({
+                "name": "latency_drift", "metric": "latency_ms", "stat": "mean",
+                "rule": rule, "samples_min": min,
             }));
         }
         if let Some((p, min)) = steady {

@@ -769,6 +769,56 @@ fn an_ewma_state_restores_and_its_impossible_variants_are_refused() {
 }
 
 #[test]
+fn a_drift_state_restores_and_its_impossible_variants_are_refused() {
+    let config = CONFIG.replace(
+        r#""gates": ["#,
+        r#""gates": [{"name": "classes", "metric": "latency_ms", "stat": "mean",
+                      "rule": {"kind": "drift", "categories": 3}},"#,
+    );
+    let mut p = Policy::from_json(&config, 0).unwrap();
+    let step = p
+        .handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap();
+    let id = step.decisions[0].action_id.unwrap();
+    let _ = p
+        .handle(&Input::Ack {
+            at: 0,
+            action_id: id,
+        })
+        .unwrap();
+    for (i, (arm, x)) in [("v2", 0.0), ("v1", 1.0), ("v2", 2.0), ("v2", 7.5)]
+        .into_iter()
+        .enumerate()
+    {
+        let _ = p
+            .observe_value(100 * (i as u64 + 1), arm, "latency_ms", x)
+            .unwrap();
+    }
+    let doc = snapshot(&p);
+    let at = "state.gates.classes.detector";
+    let d = &doc["state"]["gates"]["classes"]["detector"];
+    assert_eq!(d["judged"], json!([1, 0, 1, 1]));
+    assert_eq!(d["baseline"], json!([0, 1, 0, 0]));
+    assert!(Policy::restore_json(&doc.to_string()).unwrap() == p);
+
+    let edit = |field: &str, value: Value| {
+        let mut d = doc.clone();
+        d["state"]["gates"]["classes"]["detector"][field] = value;
+        d
+    };
+    // Other bins than the config's, counts for fewer bins, a count past 2^53.
+    refused_at(&edit("binning", json!({"categories": 4})), at);
+    refused_at(&edit("judged", json!([1, 0, 1])), &format!("{at}.judged"));
+    refused_at(
+        &edit("baseline", json!([0, 1, 0, 9_007_199_254_740_993u64])),
+        &format!("{at}.baseline"),
+    );
+}
+
+#[test]
 fn a_rate_slo_state_restores_and_its_impossible_variants_are_refused() {
     let config = CONFIG.replace(
         r#""gates": ["#,

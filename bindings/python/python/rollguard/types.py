@@ -58,7 +58,7 @@ RuleDict = TypedDict(
     {
         "kind": Literal[
             "threshold", "vs_baseline", "error_attribution", "sequential_mean", "cusum", "ewma", "rate_slo",
-            "sequential_quantile", "mann_whitney",
+            "sequential_quantile", "mann_whitney", "drift",
         ],
         "min": NotRequired[float],
         "max": NotRequired[float],
@@ -91,6 +91,10 @@ RuleDict = TypedDict(
         "allowed_increase": NotRequired[float],
         "allowed_decrease": NotRequired[float],
         "samples_max": NotRequired[int],
+        # drift
+        "measure": NotRequired[Literal["psi", "js"]],
+        "categories": NotRequired[int],
+        "bins": NotRequired[Dict[str, float]],
     },
 )
 

@@ -43,7 +43,7 @@ pub struct Footprint {
 /// Arms that can be live at once: stable, candidate and, during a rollback, its target.
 pub(crate) const ARMS_MAX: u64 = 3;
 /// A `Vec` or `String` header.
-const HEADER: u64 = 24;
+pub(crate) const HEADER: u64 = 24;
 /// One window slot without its histogram: seven 8-byte fields and the histogram's `Vec`.
 pub(crate) const SLOT_BYTES: u64 = 7 * 8 + HEADER;
 /// One histogram bin.
@@ -72,6 +72,9 @@ pub(crate) const RANK_TEST_BYTES: u64 = 96;
 /// Cells a `mann_whitney` evaluation visits per kept sample: the sort (log2 of the most
 /// samples) and four order-statistic searches of at most 64 passes over both arms.
 pub(crate) const RANK_CELLS_PER_SAMPLE: u64 = 4 * 64 + 16;
+/// A `drift` detector's fixed part (boxed): its binning; its two count vectors are
+/// added per bin.
+pub(crate) const DRIFT_BYTES: u64 = 32;
 /// The state's fixed fields: times, ids, rollout, pending action, halt, breaker header.
 pub(crate) const STATE_FIXED_BYTES: u64 = 1024;
 /// Labels held outside the registry and arms: the four aliases, the rollout's version,
@@ -142,6 +145,9 @@ impl PolicyConfig {
                 // Both arms' samples of an interval, at most `samples_max` each.
                 crate::config::Rule::MannWhitney { samples_max, .. } => {
                     RANK_TEST_BYTES + 2 * 8 * u64::from(samples_max)
+                }
+                crate::config::Rule::Drift { .. } => {
+                    DRIFT_BYTES + 2 * (HEADER + 8 * u64::from(g.rule.drift_bins()))
                 }
                 _ => 0,
             };

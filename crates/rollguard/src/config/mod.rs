@@ -75,6 +75,8 @@ pub mod limits {
     /// Largest `arl0` of `ewma`, in samples: the Markov chain that derives the limit
     /// loses precision as the run length nears 1/ε of a double (give `limit` for more).
     pub const EWMA_ARL0_MAX: f64 = 1e9;
+    /// Most categories or bins of a `drift` gate (each arm keeps a count per bin).
+    pub const DRIFT_BINS_MAX: u32 = 64;
     /// Largest `limit` of `ewma`, in the statistic's asymptotic deviations.
     pub const EWMA_LIMIT_MAX: f64 = 12.0;
     /// Most samples a `mann_whitney` gate keeps per arm and interval (`samples_max`):
@@ -469,6 +471,31 @@ pub enum Rule {
         #[serde(default = "default_mw_samples_max")]
         samples_max: u32,
     },
+    /// A shift in the distribution of a categorical or binned output between the
+    /// arms (answer class, tool chosen, a score's histogram): the population
+    /// stability index or the Jensen-Shannon distance between the judged arm's and
+    /// the baseline's distributions over the phase, against a threshold. A size of
+    /// change, not a test: it has no false-rollback guarantee, so give it enough
+    /// `samples_min` (each arm's samples before it judges; the divergence between two
+    /// samples of one distribution shrinks as 1/samples). For a value metric's `mean`
+    /// (the samples' values are what is binned), in every phase with a baseline.
+    Drift {
+        /// `psi` (the default) or `js`.
+        #[serde(default)]
+        measure: Divergence,
+        /// Fail above this divergence. Default: 0.25 for `psi` (the usual "significant
+        /// shift"; 0.1 to 0.25 is "moderate"), 0.1 for `js`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        threshold: Option<f64>,
+        /// A categorical output: sample values are category ids 0..categories; any
+        /// other value counts in one more bin, "other".
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        categories: Option<u32>,
+        /// A binned output: `count` equal bins over [`min`, `max`), plus one below and
+        /// one above.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bins: Option<Bins>,
+    },
 }
 
 fn default_mw_confidence() -> f64 {
@@ -497,6 +524,57 @@ pub enum Direction {
     Lower,
     /// Either fails.
     Either,
+}
+
+/// The divergence a `drift` gate measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Divergence {
+    /// The population stability index Σ (p − q)·ln(p / q), each arm's shares smoothed
+    /// by half a sample per bin seen in either arm (Jeffreys), so an empty bin is
+    /// finite.
+    #[default]
+    Psi,
+    /// The Jensen-Shannon distance, base 2: the square root of the mean Kullback-Leibler
+    /// divergence of each arm from their average, in [0, 1] (SciPy's `jensenshannon`).
+    Js,
+}
+
+impl Divergence {
+    /// The threshold a gate uses when its config gives none.
+    pub fn default_threshold(self) -> f64 {
+        match self {
+            Self::Psi => 0.25,
+            Self::Js => 0.1,
+        }
+    }
+}
+
+/// Equal-width bins of a `drift` gate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bins {
+    /// The lower edge of the first bin.
+    pub min: f64,
+    /// The upper edge of the last bin.
+    pub max: f64,
+    /// How many bins between them, 1..=64.
+    pub count: u32,
+}
+
+impl Rule {
+    /// The bins a `drift` gate counts samples in (categories plus "other", or the
+    /// equal bins plus one below and one above); 0 for other kinds.
+    pub fn drift_bins(&self) -> u32 {
+        match self {
+            Self::Drift {
+                categories: Some(k),
+                ..
+            } => k.saturating_add(1),
+            Self::Drift { bins: Some(b), .. } => b.count.saturating_add(2),
+            _ => 0,
+        }
+    }
 }
 
 fn default_lambda() -> f64 {
@@ -1680,6 +1758,55 @@ impl Rule {
                 }
                 check_reference(reference_mean, reference_sd)?;
             }
+            Rule::Drift {
+                measure: _,
+                threshold,
+                categories,
+                bins,
+            } => {
+                if let Some(t) = threshold {
+                    ensure(
+                        t > 0.0 && t.is_finite(),
+                        ErrorCode::InvalidValue,
+                        "threshold",
+                        || "must be above 0".into(),
+                    )?;
+                }
+                ensure(
+                    categories.is_some() != bins.is_some(),
+                    ErrorCode::InvalidValue,
+                    if categories.is_some() {
+                        "bins"
+                    } else {
+                        "categories"
+                    },
+                    || "give categories (a categorical output) or bins (a binned one)".into(),
+                )?;
+                if let Some(k) = categories {
+                    ensure(
+                        (2..=limits::DRIFT_BINS_MAX).contains(&k),
+                        ErrorCode::InvalidValue,
+                        "categories",
+                        || format!("must be in 2..={}", limits::DRIFT_BINS_MAX),
+                    )?;
+                }
+                if let Some(b) = bins {
+                    check_finite(Some(b.min), "bins.min")?;
+                    check_finite(Some(b.max), "bins.max")?;
+                    ensure(
+                        b.min < b.max && b.max - b.min < f64::INFINITY,
+                        ErrorCode::InvalidValue,
+                        "bins.max",
+                        || "must be above bins.min".into(),
+                    )?;
+                    ensure(
+                        (1..=limits::DRIFT_BINS_MAX).contains(&b.count),
+                        ErrorCode::InvalidValue,
+                        "bins.count",
+                        || format!("must be in 1..={}", limits::DRIFT_BINS_MAX),
+                    )?;
+                }
+            }
         }
         Ok(())
     }
@@ -1875,6 +2002,20 @@ impl GateConfig {
                         self.samples_min
                     )
                 },
+            )?;
+        }
+        if let Rule::Drift { .. } = self.rule {
+            ensure(
+                !self.phases.contains(&Phase::Steady),
+                ErrorCode::InvalidValue,
+                "phases",
+                || "a drift gate has no baseline in the steady phase".into(),
+            )?;
+            ensure(
+                self.stat == Stat::Mean,
+                ErrorCode::InvalidValue,
+                "stat",
+                || "a drift gate bins a value metric's samples: its stat is mean".into(),
             )?;
         }
         if let Rule::SequentialMean { .. } = self.rule {

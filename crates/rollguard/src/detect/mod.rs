@@ -12,6 +12,7 @@
 
 pub(crate) mod attribution;
 pub(crate) mod cusum;
+pub(crate) mod drift;
 pub(crate) mod ewma;
 pub(crate) mod mann_whitney;
 pub(crate) mod mean;
@@ -59,6 +60,7 @@ pub(crate) fn observes(rule: &Rule) -> bool {
         | Rule::Ewma { .. }
         | Rule::RateSlo { .. }
         | Rule::SequentialQuantile { .. }
+        | Rule::Drift { .. }
         | Rule::MannWhitney { .. } => true,
     }
 }
@@ -138,6 +140,8 @@ pub(crate) enum Detector {
     SequentialQuantile(Box<quantile::QuantileTest>),
     /// `mann_whitney` (boxed: the interval's samples).
     MannWhitney(Box<mann_whitney::RankTest>),
+    /// `drift` (boxed: two count vectors).
+    Drift(Box<drift::Drift>),
     /// Tests only: records every sample it is fed, to check that every sample path
     /// feeds detectors alike.
     /// (Boxed, so that test builds keep `GateState` within the footprint model's
@@ -196,6 +200,10 @@ impl Detector {
                 Some(chart) => Self::Ewma(Box::new(ewma::Ewma::new(chart))),
                 None => Self::Stateless,
             },
+            Rule::Drift { .. } => match drift::Binning::of(&gate.rule) {
+                Some(b) => Self::Drift(Box::new(drift::Drift::new(b))),
+                None => Self::Stateless,
+            },
         }
     }
 
@@ -212,6 +220,7 @@ impl Detector {
             (Self::Cusum(c), Self::Cusum(f)) => c.chart == f.chart,
             (Self::Ewma(c), Self::Ewma(f)) => c.chart == f.chart,
             (Self::MannWhitney(t), Self::MannWhitney(f)) => t.samples_max == f.samples_max,
+            (Self::Drift(d), Self::Drift(f)) => d.binning == f.binning,
             #[cfg(test)]
             (Self::Recorder { .. }, _) => true,
             (
@@ -222,6 +231,7 @@ impl Detector {
                 | Self::Ewma(_)
                 | Self::RateSlo(_)
                 | Self::SequentialQuantile(_)
+                | Self::Drift(_)
                 | Self::MannWhitney(_),
                 _,
             ) => false,
@@ -250,6 +260,7 @@ impl Detector {
                     c.observe(at, x);
                 }
             }
+            Self::Drift(d) => d.observe(side.role == Role::Judged, x),
             #[cfg(test)]
             Self::Recorder { seen } => seen.push(Seen {
                 role: side.role,
@@ -270,7 +281,8 @@ impl Detector {
             | Self::Cusum(_)
             | Self::Ewma(_)
             | Self::SequentialQuantile(_)
-            | Self::MannWhitney(_) => {}
+            | Self::MannWhitney(_)
+            | Self::Drift(_) => {}
             Self::ErrorAttribution(a) => a.observe(side.role == Role::Judged, side.share, events),
             Self::RateSlo(t) => {
                 if side.role == Role::Judged {
@@ -572,6 +584,36 @@ impl Detector {
                 onset: f.onset,
             };
         }
+        if let (
+            Self::Drift(d),
+            &Rule::Drift {
+                measure, threshold, ..
+            },
+        ) = (&*self, &gate.rule)
+        {
+            let f = d.judge(measure);
+            let threshold = threshold.unwrap_or(measure.default_threshold());
+            let ready = f.used >= gate.samples_min && f.baseline_used >= gate.samples_min;
+            let verdict = match f.divergence {
+                Some(x) if ready && x > threshold => Verdict::Fail,
+                Some(_) if ready => Verdict::Pass,
+                _ => no_data_verdict,
+            };
+            return Judgement {
+                verdict,
+                evidence: Evidence::Drift {
+                    measure,
+                    divergence: f.divergence,
+                    threshold,
+                    used: f.used,
+                    baseline_used: f.baseline_used,
+                    bin: f.bin.map(|b| b.0),
+                    share: f.bin.map(|b| b.1),
+                    baseline_share: f.bin.map(|b| b.2),
+                },
+                onset: None,
+            };
+        }
         let bounds = |min, max| Evidence::bounds(r.subject, r.baseline, min, max);
         let no_data = Judgement {
             verdict: no_data_verdict,
@@ -597,6 +639,7 @@ impl Detector {
             | Rule::Ewma { .. }
             | Rule::RateSlo { .. }
             | Rule::SequentialQuantile { .. }
+            | Rule::Drift { .. }
             | Rule::MannWhitney { .. } => None,
         };
         let Some((min, max)) = found else {

@@ -159,6 +159,10 @@ fn the_field_sizes_the_model_counts_cover_this_platform() {
         size_of::<crate::detect::mann_whitney::RankTest>() as u64
             <= crate::config::footprint::RANK_TEST_BYTES
     );
+    assert!(
+        size_of::<crate::detect::drift::Drift>() as u64
+            <= crate::config::footprint::DRIFT_BYTES + 2 * crate::config::footprint::HEADER
+    );
     assert!(size_of::<Version>() as u64 <= VERSION_BYTES);
     assert!(size_of::<State>() as u64 <= crate::config::footprint::STATE_FIXED_BYTES);
 }

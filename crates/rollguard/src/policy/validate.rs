@@ -481,6 +481,23 @@ impl Policy {
                     );
                     self.validate_extremes(t.ln_e_max, t.ln_e_min, t.low_at, &at)?;
                 }
+                Detector::Drift(d) => {
+                    // The binning was checked against the config by `fits`.
+                    let bins = d.binning.len() as usize;
+                    for (counts, field) in [(&d.judged, "judged"), (&d.baseline, "baseline")] {
+                        need!(
+                            counts.len() == bins,
+                            format!("{at}.detector.{field}"),
+                            "{} counts for {bins} bins",
+                            counts.len()
+                        );
+                        need!(
+                            counts.iter().all(|&c| c <= crate::detect::mean::COUNT_MAX),
+                            format!("{at}.detector.{field}"),
+                            "a count above 2^53"
+                        );
+                    }
+                }
                 _ => {}
             }
             for (t, field) in [
