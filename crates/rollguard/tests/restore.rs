@@ -17,10 +17,9 @@ const CONFIG: &str = r#"{"format_version": 1,
                  "steps": [{"kind": "set_weight", "weight": 10, "duration_ms": 60000}]},
     "analysis": {"interval_ms": 1000}}"#;
 
-/// A rollout of v2 at 10 %, with samples of both arms in both buckets (arms[0] is v1,
-/// arms[1] is v2; slot 0 holds epoch 0, slot 1 epoch 1).
-fn canary() -> Policy {
-    let mut p = Policy::from_json(CONFIG, 0).unwrap();
+/// The policy of `config` with v2's rollout started and its first weight acknowledged.
+fn rolled_out(config: &str) -> Policy {
+    let mut p = Policy::from_json(config, 0).unwrap();
     let step = p
         .handle(&Input::StartRollout {
             at: 0,
@@ -34,6 +33,18 @@ fn canary() -> Policy {
             action_id: id,
         })
         .unwrap();
+    p
+}
+
+/// `CONFIG` with `gate` (a gate's JSON) added first, rolled out.
+fn rolled_out_with(gate: &str) -> Policy {
+    rolled_out(&CONFIG.replace(r#""gates": ["#, &format!(r#""gates": [{gate},"#)))
+}
+
+/// A rollout of v2 at 10 %, with samples of both arms in both buckets (arms[0] is v1,
+/// arms[1] is v2; slot 0 holds epoch 0, slot 1 epoch 1).
+fn canary() -> Policy {
+    let mut p = rolled_out(CONFIG);
     for t in [100, 200, 5_100, 5_200] {
         for arm in ["v1", "v2"] {
             let _ = p
@@ -503,25 +514,10 @@ fn a_column_is_refused_exactly_when_its_rows_would_be() {
 
 /// The canary with an error_attribution gate that has counted errors at the 10 % split.
 fn attributing() -> Policy {
-    let config = CONFIG.replace(
-        r#""gates": ["#,
-        r#""gates": [{"name": "attributed", "metric": "errors", "stat": "rate",
-                      "rule": {"kind": "error_attribution"}},"#,
+    let mut p = rolled_out_with(
+        r#"{"name": "attributed", "metric": "errors", "stat": "rate",
+                      "rule": {"kind": "error_attribution"}}"#,
     );
-    let mut p = Policy::from_json(&config, 0).unwrap();
-    let step = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .unwrap();
-    let id = step.decisions[0].action_id.unwrap();
-    let _ = p
-        .handle(&Input::Ack {
-            at: 0,
-            action_id: id,
-        })
-        .unwrap();
     for (t, arm, events) in [(100, "v1", 9), (100, "v2", 1), (1_500, "v2", 2)] {
         let _ = p.observe_count(t, arm, "errors", events, 100).unwrap();
     }
@@ -571,25 +567,10 @@ fn an_error_attribution_state_restores_and_its_impossible_variants_are_refused()
 
 /// The canary with a sequential_mean gate past its burn-in (null and scale fixed).
 fn testing_means() -> Policy {
-    let config = CONFIG.replace(
-        r#""gates": ["#,
-        r#""gates": [{"name": "mean", "metric": "latency_ms", "stat": "mean",
-                      "rule": {"kind": "sequential_mean"}, "samples_min": 3},"#,
+    let mut p = rolled_out_with(
+        r#"{"name": "mean", "metric": "latency_ms", "stat": "mean",
+                      "rule": {"kind": "sequential_mean"}, "samples_min": 3}"#,
     );
-    let mut p = Policy::from_json(&config, 0).unwrap();
-    let step = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .unwrap();
-    let id = step.decisions[0].action_id.unwrap();
-    let _ = p
-        .handle(&Input::Ack {
-            at: 0,
-            action_id: id,
-        })
-        .unwrap();
     for (i, x) in [90.0, 100.0, 110.0, 95.0].into_iter().enumerate() {
         let t = 100 * (i as u64 + 1);
         let _ = p.observe_value(t, "v1", "latency_ms", x).unwrap();
@@ -650,26 +631,11 @@ fn a_sequential_mean_state_restores_and_its_impossible_variants_are_refused() {
 
 #[test]
 fn a_cusum_state_restores_and_its_impossible_variants_are_refused() {
-    let config = CONFIG.replace(
-        r#""gates": ["#,
-        r#""gates": [{"name": "chart", "metric": "latency_ms", "stat": "mean",
+    let mut p = rolled_out_with(
+        r#"{"name": "chart", "metric": "latency_ms", "stat": "mean",
                       "phases": ["canary"], "samples_min": 3,
-                      "rule": {"kind": "cusum", "threshold": 4}},"#,
+                      "rule": {"kind": "cusum", "threshold": 4}}"#,
     );
-    let mut p = Policy::from_json(&config, 0).unwrap();
-    let step = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .unwrap();
-    let id = step.decisions[0].action_id.unwrap();
-    let _ = p
-        .handle(&Input::Ack {
-            at: 0,
-            action_id: id,
-        })
-        .unwrap();
     for (i, x) in [90.0, 100.0, 110.0, 112.0].into_iter().enumerate() {
         let _ = p
             .observe_value(100 * (i as u64 + 1), "v2", "latency_ms", x)
@@ -712,26 +678,11 @@ fn a_cusum_state_restores_and_its_impossible_variants_are_refused() {
 
 #[test]
 fn an_ewma_state_restores_and_its_impossible_variants_are_refused() {
-    let config = CONFIG.replace(
-        r#""gates": ["#,
-        r#""gates": [{"name": "chart", "metric": "latency_ms", "stat": "mean",
+    let mut p = rolled_out_with(
+        r#"{"name": "chart", "metric": "latency_ms", "stat": "mean",
                       "phases": ["canary"], "samples_min": 3,
-                      "rule": {"kind": "ewma", "lambda": 0.2, "limit": 3}},"#,
+                      "rule": {"kind": "ewma", "lambda": 0.2, "limit": 3}}"#,
     );
-    let mut p = Policy::from_json(&config, 0).unwrap();
-    let step = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .unwrap();
-    let id = step.decisions[0].action_id.unwrap();
-    let _ = p
-        .handle(&Input::Ack {
-            at: 0,
-            action_id: id,
-        })
-        .unwrap();
     for (i, x) in [90.0, 100.0, 110.0, 112.0].into_iter().enumerate() {
         let _ = p
             .observe_value(100 * (i as u64 + 1), "v2", "latency_ms", x)
@@ -770,25 +721,10 @@ fn an_ewma_state_restores_and_its_impossible_variants_are_refused() {
 
 #[test]
 fn a_drift_state_restores_and_its_impossible_variants_are_refused() {
-    let config = CONFIG.replace(
-        r#""gates": ["#,
-        r#""gates": [{"name": "classes", "metric": "latency_ms", "stat": "mean",
-                      "rule": {"kind": "drift", "categories": 3}},"#,
+    let mut p = rolled_out_with(
+        r#"{"name": "classes", "metric": "latency_ms", "stat": "mean",
+                      "rule": {"kind": "drift", "categories": 3}}"#,
     );
-    let mut p = Policy::from_json(&config, 0).unwrap();
-    let step = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .unwrap();
-    let id = step.decisions[0].action_id.unwrap();
-    let _ = p
-        .handle(&Input::Ack {
-            at: 0,
-            action_id: id,
-        })
-        .unwrap();
     for (i, (arm, x)) in [("v2", 0.0), ("v1", 1.0), ("v2", 2.0), ("v2", 7.5)]
         .into_iter()
         .enumerate()
@@ -820,25 +756,10 @@ fn a_drift_state_restores_and_its_impossible_variants_are_refused() {
 
 #[test]
 fn a_rate_slo_state_restores_and_its_impossible_variants_are_refused() {
-    let config = CONFIG.replace(
-        r#""gates": ["#,
-        r#""gates": [{"name": "slo", "metric": "errors", "stat": "rate",
-                      "rule": {"kind": "rate_slo", "max_rate": 0.05}},"#,
+    let mut p = rolled_out_with(
+        r#"{"name": "slo", "metric": "errors", "stat": "rate",
+                      "rule": {"kind": "rate_slo", "max_rate": 0.05}}"#,
     );
-    let mut p = Policy::from_json(&config, 0).unwrap();
-    let step = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .unwrap();
-    let id = step.decisions[0].action_id.unwrap();
-    let _ = p
-        .handle(&Input::Ack {
-            at: 0,
-            action_id: id,
-        })
-        .unwrap();
     let _ = p.observe_count(100, "v2", "errors", 3, 40).unwrap();
     let _ = p.tick(1_000).unwrap();
     let doc = snapshot(&p);
@@ -858,25 +779,10 @@ fn a_rate_slo_state_restores_and_its_impossible_variants_are_refused() {
 
 #[test]
 fn a_sequential_quantile_state_restores_and_its_impossible_variants_are_refused() {
-    let config = CONFIG.replace(
-        r#""gates": ["#,
-        r#""gates": [{"name": "tail", "metric": "latency_ms", "stat": "p99",
-                      "rule": {"kind": "sequential_quantile"}, "samples_min": 2},"#,
+    let mut p = rolled_out_with(
+        r#"{"name": "tail", "metric": "latency_ms", "stat": "p99",
+                      "rule": {"kind": "sequential_quantile"}, "samples_min": 2}"#,
     );
-    let mut p = Policy::from_json(&config, 0).unwrap();
-    let step = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .unwrap();
-    let id = step.decisions[0].action_id.unwrap();
-    let _ = p
-        .handle(&Input::Ack {
-            at: 0,
-            action_id: id,
-        })
-        .unwrap();
     for (t, x) in [(100, 80.0), (200, 120.0), (300, 95.0)] {
         let _ = p.observe_value(t, "v1", "latency_ms", x).unwrap();
         let _ = p.observe_value(t, "v2", "latency_ms", 2.0 * x).unwrap();
@@ -927,25 +833,10 @@ fn a_sequential_quantile_state_restores_and_its_impossible_variants_are_refused(
 
 #[test]
 fn a_mann_whitney_state_restores_and_its_impossible_variants_are_refused() {
-    let config = CONFIG.replace(
-        r#""gates": ["#,
-        r#""gates": [{"name": "kayenta", "metric": "latency_ms", "stat": "mean",
-                      "rule": {"kind": "mann_whitney", "samples_max": 4}},"#,
+    let mut p = rolled_out_with(
+        r#"{"name": "kayenta", "metric": "latency_ms", "stat": "mean",
+                      "rule": {"kind": "mann_whitney", "samples_max": 4}}"#,
     );
-    let mut p = Policy::from_json(&config, 0).unwrap();
-    let step = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .unwrap();
-    let id = step.decisions[0].action_id.unwrap();
-    let _ = p
-        .handle(&Input::Ack {
-            at: 0,
-            action_id: id,
-        })
-        .unwrap();
     for i in 0..6u32 {
         let _ = p
             .observe_value(100 + u64::from(i), "v2", "latency_ms", f64::from(i))
