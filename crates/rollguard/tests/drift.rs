@@ -7,31 +7,22 @@
 //! the threshold (about (B − 1)(1/n + 1/m) for PSI, the square root of that over
 //! 8 ln 2 for JS).
 
-use rollguard::{Action, Input, Policy};
+mod common;
 
-/// SplitMix64 (the core never draws random numbers).
-struct Rng(u64);
+use common::Rng;
+use rollguard::Action;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn class(&mut self, shares: &[f64; 5]) -> f64 {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        let mut acc = 0.0;
-        for (i, s) in shares.iter().enumerate() {
-            acc += s;
-            if u < acc {
-                return i as f64;
-            }
+/// A class drawn with these shares.
+fn class(rng: &mut Rng, shares: &[f64; 5]) -> f64 {
+    let u = rng.uniform();
+    let mut acc = 0.0;
+    for (i, s) in shares.iter().enumerate() {
+        acc += s;
+        if u < acc {
+            return i as f64;
         }
-        4.0
     }
+    4.0
 }
 
 const STABLE: [f64; 5] = [0.45, 0.25, 0.15, 0.10, 0.05];
@@ -50,30 +41,14 @@ fn rolled_back(rng: &mut Rng, measure: &str, samples_min: u64, candidate: &[f64;
       "analysis": {{"interval_ms": 10000}}
     }}"#
     );
-    let mut p = Policy::from_json(&config, 0).expect("valid config");
-    let step = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .expect("starts");
-    let id = step
-        .actions()
-        .find_map(|d| d.action_id)
-        .expect("set_weight");
-    let _ = p
-        .handle(&Input::Ack {
-            at: 0,
-            action_id: id,
-        })
-        .expect("ack");
+    let mut p = common::rolled_out(&config);
     for t in (10_000..=900_000).step_by(10_000) {
         // 20 to 100 answers per arm in these 10 s.
         let n = 20 + rng.next() % 81;
         for i in 0..n {
             let at = t - 10_000 + 1 + i;
-            let _ = p.observe_value(at, "v1", "answer", rng.class(&STABLE));
-            let _ = p.observe_value(at, "v2", "answer", rng.class(candidate));
+            let _ = p.observe_value(at, "v1", "answer", class(rng, &STABLE));
+            let _ = p.observe_value(at, "v2", "answer", class(rng, candidate));
         }
         let step = p.tick(t).expect("tick");
         if step

@@ -6,30 +6,10 @@
 //! Each run is a two-stage canary (10 %, then 50 %) over 30 minutes of traffic, judged
 //! every minute. Seeded, so every run of the test sees the same streams.
 
+mod common;
+
+use common::Rng;
 use rollguard::{Action, Input, Policy};
-
-/// SplitMix64: a small, seeded generator for the test's streams (the core never draws
-/// random numbers).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Errors among `n` requests each failing with probability `p`.
-    fn binomial(&mut self, n: u64, p: f64) -> u64 {
-        (0..n).filter(|_| self.uniform() < p).count() as u64
-    }
-}
 
 const ALPHA: f64 = 0.05;
 

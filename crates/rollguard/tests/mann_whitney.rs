@@ -9,29 +9,10 @@
 //! below the union bound, the only thing that holds). The gates are dry runs, so every
 //! interval of a rollout is judged and counted.
 
-use rollguard::{EventKind, Evidence, Input, Policy, Verdict};
+mod common;
 
-/// SplitMix64 and Box-Muller (the core never draws random numbers).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        libm::sqrt(-2.0 * libm::log(u)) * libm::cos(std::f64::consts::TAU * v)
-    }
-}
+use common::Rng;
+use rollguard::{EventKind, Evidence, Verdict};
 
 const CONFIDENCE: f64 = 0.98;
 const INTERVALS: u64 = 20;
@@ -53,20 +34,7 @@ fn rollout(rng: &mut Rng, mut draw: impl FnMut(&mut Rng, bool) -> f64) -> Vec<Ve
     }}"#,
         INTERVALS * 10_000 + 5_000
     );
-    let mut p = Policy::from_json(&config, 0).expect("valid config");
-    let step = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .expect("starts");
-    let id = step.actions().find_map(|d| d.action_id).expect("weight");
-    let _ = p
-        .handle(&Input::Ack {
-            at: 0,
-            action_id: id,
-        })
-        .expect("ack");
+    let mut p = common::rolled_out(&config);
     let mut verdicts = Vec::new();
     for i in 0..INTERVALS {
         let t0 = i * 10_000;

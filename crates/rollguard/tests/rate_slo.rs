@@ -3,28 +3,10 @@
 //! 30-minute canaries evaluated every 10 s; one at twice the objective nearly always
 //! fails.
 
-use rollguard::{Action, Input, Policy};
+mod common;
 
-/// SplitMix64 (the core never draws random numbers).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn binomial(&mut self, n: u64, p: f64) -> u64 {
-        (0..n).filter(|_| self.uniform() < p).count() as u64
-    }
-}
+use common::Rng;
+use rollguard::Action;
 
 const ALPHA: f64 = 0.05;
 const OBJECTIVE: f64 = 0.01;
@@ -42,23 +24,7 @@ fn rolled_back(rng: &mut Rng, rate: f64) -> bool {
       "analysis": {{"interval_ms": 10000}}
     }}"#
     );
-    let mut p = Policy::from_json(&config, 0).expect("valid config");
-    let step = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .expect("starts");
-    let id = step
-        .actions()
-        .find_map(|d| d.action_id)
-        .expect("set_weight");
-    let _ = p
-        .handle(&Input::Ack {
-            at: 0,
-            action_id: id,
-        })
-        .expect("ack");
+    let mut p = common::rolled_out(&config);
     for t in (10_000..=1_800_000).step_by(10_000) {
         // 20 to 200 requests in these 10 s.
         let n = 20 + rng.next() % 181;

@@ -4,30 +4,10 @@
 //! means alike), and a candidate one standard deviation worse is caught within a few
 //! dozen samples per arm.
 
-use rollguard::{Action, EventKind, Evidence, Input, Policy};
+mod common;
 
-/// SplitMix64 (the core never draws random numbers).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// A standard normal draw (Box-Muller).
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        libm::sqrt(-2.0 * libm::log(u)) * libm::cos(core::f64::consts::TAU * v)
-    }
-}
+use common::Rng;
+use rollguard::{Action, EventKind, Evidence};
 
 #[derive(Clone, Copy)]
 enum Noise {
@@ -83,23 +63,7 @@ fn draw(rng: &mut Rng, noise: Noise, t: u64) -> f64 {
 /// One rollout with the candidate's values shifted by `shift` standard deviations.
 /// Returns the candidate's samples when the gate rejected, if it did.
 fn detected_after(rng: &mut Rng, noise: Noise, shift: f64, burn_in: u64) -> Option<u64> {
-    let mut p = Policy::from_json(&config(burn_in), 0).expect("valid config");
-    let step = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .expect("starts");
-    let id = step
-        .actions()
-        .find_map(|d| d.action_id)
-        .expect("set_weight");
-    let _ = p
-        .handle(&Input::Ack {
-            at: 0,
-            action_id: id,
-        })
-        .expect("ack");
+    let mut p = common::rolled_out(&config(burn_in));
     for t in (INTERVAL_MS..=HORIZON_MS).step_by(INTERVAL_MS as usize) {
         // Each arm's samples of each second, 5 ms apart, the two arms' a few ms apart
         // (a column must not go back in time; with the load cycle, arms sampled at
