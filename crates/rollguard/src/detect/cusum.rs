@@ -104,7 +104,8 @@ pub(crate) struct Settings {
 pub(crate) struct Finding {
     pub(crate) ready: bool,
     pub(crate) alarm: bool,
-    pub(crate) sum: f64,
+    /// The chart's statistic: the cumulative sum, or the EWMA z.
+    pub(crate) statistic: f64,
     pub(crate) reference: Option<Reference>,
     pub(crate) used: u64,
     pub(crate) onset: Option<Timestamp>,
@@ -163,7 +164,7 @@ impl Cusum {
         Finding {
             ready: self.reference.is_some(),
             alarm: self.alarm_at.is_some(),
-            sum: self.sum,
+            statistic: self.sum,
             reference: self.reference,
             used: self.used,
             onset: self.onset,

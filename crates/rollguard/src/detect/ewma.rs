@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::cusum::{Reference, is_empty};
+use super::cusum::{Finding, Reference, is_empty};
 use super::mean::{COUNT_MAX, Moments};
 use crate::time::Timestamp;
 
@@ -87,17 +87,6 @@ pub(crate) struct Settings {
     pub(crate) learn: u64,
 }
 
-/// What one evaluation found.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Finding {
-    pub(crate) ready: bool,
-    pub(crate) alarm: bool,
-    pub(crate) z: f64,
-    pub(crate) reference: Option<Reference>,
-    pub(crate) used: u64,
-    pub(crate) onset: Option<Timestamp>,
-}
-
 impl Ewma {
     /// A chart with these settings, before any sample.
     pub(crate) fn new(chart: Settings) -> Self {
@@ -151,7 +140,7 @@ impl Ewma {
         Finding {
             ready: self.reference.is_some(),
             alarm: self.alarm_at.is_some(),
-            z: self.z,
+            statistic: self.z,
             reference: self.reference,
             used: self.used,
             onset: self.onset,

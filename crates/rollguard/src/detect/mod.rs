@@ -540,8 +540,12 @@ impl Detector {
                 onset: None,
             };
         }
-        if let Self::Cusum(c) = self {
-            let f = c.judge();
+        let chart = match self {
+            Self::Cusum(c) => Some((Chart::Cusum, c.judge(), c.chart.h)),
+            Self::Ewma(c) => Some((Chart::Ewma, c.judge(), c.chart.h)),
+            _ => None,
+        };
+        if let Some((chart, f, threshold)) = chart {
             let verdict = if f.alarm {
                 Verdict::Fail
             } else if f.ready {
@@ -552,31 +556,9 @@ impl Detector {
             return Judgement {
                 verdict,
                 evidence: Evidence::Change {
-                    chart: Chart::Cusum,
-                    statistic: f.sum,
-                    threshold: c.chart.h,
-                    reference_mean: f.reference.map(|r| r.mean),
-                    reference_sd: f.reference.map(|r| r.sd),
-                    used: f.used,
-                },
-                onset: f.onset,
-            };
-        }
-        if let Self::Ewma(c) = self {
-            let f = c.judge();
-            let verdict = if f.alarm {
-                Verdict::Fail
-            } else if f.ready {
-                Verdict::Pass
-            } else {
-                no_data_verdict
-            };
-            return Judgement {
-                verdict,
-                evidence: Evidence::Change {
-                    chart: Chart::Ewma,
-                    statistic: f.z,
-                    threshold: c.chart.h,
+                    chart,
+                    statistic: f.statistic,
+                    threshold,
                     reference_mean: f.reference.map(|r| r.mean),
                     reference_sd: f.reference.map(|r| r.sd),
                     used: f.used,
