@@ -24,7 +24,10 @@
 //!   `sequential_quantile` gate on their p99, and a `mann_whitney` gate (Kayenta's judge:
 //!   the samples are kept for the interval); and ticks with an analysis due on those
 //!   policies (for `mann_whitney`, with 1000 latencies of each arm in the interval: one
-//!   Kayenta classification of 1000 against 1000).
+//!   Kayenta classification of 1000 against 1000). The column of latencies also goes
+//!   through a `cusum`, an `ewma` and a `drift` gate (`values_1000_<kind>`), and one tick
+//!   with an analysis due runs on a policy carrying every statistical kind at once
+//!   (`tick_analysis_due_all_kinds`, against `tick_analysis_due_reference`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -32,8 +35,8 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rollguard::{Input, Policy, Sample};
 use rollguard_benches::{
-    Item, attribution_policy, feed, kayenta_policy, mean_test_policy, quantile_test_policy,
-    reference_policy, stream,
+    ALL_KINDS, Item, all_kinds_policy, attribution_policy, cusum_policy, drift_policy, ewma_policy,
+    feed, kayenta_policy, mean_test_policy, quantile_test_policy, reference_policy, stream,
 };
 
 /// Samples per iteration of the `observe` benches.
@@ -275,6 +278,9 @@ fn detectors(c: &mut Criterion) {
         ("values_1000_sequential_mean", mean_test_policy),
         ("values_1000_sequential_quantile", quantile_test_policy),
         ("values_1000_mann_whitney", kayenta_policy),
+        ("values_1000_cusum", cusum_policy),
+        ("values_1000_ewma", ewma_policy),
+        ("values_1000_drift", drift_policy),
     ] {
         group.bench_function(name, |b| {
             let mut p = make(0);
@@ -357,6 +363,43 @@ fn detectors(c: &mut Criterion) {
         let _ = loaded
             .observe_values("v2", "latency_ms", &later, &candidate)
             .expect("v2");
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || loaded.clone(),
+                |p| black_box(p.tick(due)).expect("tick"),
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    // A tick with an analysis due on a policy carrying every statistical kind at once
+    // (the reference gates and one of each of `ALL_KINDS`), on windows full of both
+    // arms' samples, against the reference policy's tick on the same stream.
+    for (name, make, gates) in [
+        (
+            "tick_analysis_due_reference",
+            reference_policy as fn(u64) -> Policy,
+            3,
+        ),
+        (
+            "tick_analysis_due_all_kinds",
+            all_kinds_policy,
+            3 + ALL_KINDS.len(),
+        ),
+    ] {
+        let mut loaded = make(0);
+        feed(&mut loaded, &stream(6_000, 50), 60_000, 200);
+        let due = loaded.next_deadline().expect("an analysis is scheduled");
+        {
+            let mut p = loaded.clone();
+            let step = p.tick(due).expect("tick");
+            assert!(
+                step.events.iter().any(|e| matches!(
+                    &e.kind,
+                    rollguard::EventKind::Analysis { reports, .. } if reports.len() == gates
+                )),
+                "no full analysis at {due}: {step:?}"
+            );
+        }
         group.bench_function(name, |b| {
             b.iter_batched_ref(
                 || loaded.clone(),

@@ -147,11 +147,129 @@ pub fn kayenta_policy(start: u64) -> Policy {
     )
 }
 
+/// The `cusum` gate of [`cusum_policy`]: the candidate's latency mean against a given
+/// reference (the bench stream's latencies: mean about 140 ms, sd about 80), run in the
+/// canary phase (its default is the bake and the steady phase) so that the reference
+/// policy's two live arms are what it watches. Dry run.
+fn cusum_gate() -> Value {
+    serde_json::json!({
+        "name": "latency_cusum", "metric": "latency_ms", "stat": "mean",
+        "rule": {"kind": "cusum", "reference_mean": 140.0, "reference_sd": 80.0,
+                 "threshold": 8.0},
+        "phases": ["canary"], "dry_run": true
+    })
+}
+
+/// The `ewma` gate of [`ewma_policy`]: as [`cusum_gate`], with lambda 0.05 (the
+/// default) and a given limit (no Markov-chain solve when the policy is built).
+fn ewma_gate() -> Value {
+    serde_json::json!({
+        "name": "latency_ewma", "metric": "latency_ms", "stat": "mean",
+        "rule": {"kind": "ewma", "reference_mean": 140.0, "reference_sd": 80.0,
+                 "limit": 3.0},
+        "phases": ["canary"], "dry_run": true
+    })
+}
+
+/// The `drift` gate of [`drift_policy`]: the latency's distribution in 16 equal bins
+/// over [60, 380) ms (plus one below and one above), PSI. Dry run.
+fn drift_gate() -> Value {
+    serde_json::json!({
+        "name": "latency_drift", "metric": "latency_ms", "stat": "mean",
+        "rule": {"kind": "drift", "bins": {"min": 60.0, "max": 380.0, "count": 16}},
+        "samples_min": 50, "dry_run": true
+    })
+}
+
+/// [`reference_policy`] with a `cusum` gate on the mean of `latency_ms` as well (run in
+/// the canary phase against a given reference; dry run).
+///
+/// # Panics
+/// If the config is refused (a bug in this crate).
+pub fn cusum_policy(start: u64) -> Policy {
+    policy_with_gates(start, vec![cusum_gate()])
+}
+
+/// [`reference_policy`] with an `ewma` gate on the mean of `latency_ms` as well (run in
+/// the canary phase against a given reference; dry run).
+///
+/// # Panics
+/// If the config is refused (a bug in this crate).
+pub fn ewma_policy(start: u64) -> Policy {
+    policy_with_gates(start, vec![ewma_gate()])
+}
+
+/// [`reference_policy`] with a `drift` gate on the distribution of `latency_ms` as
+/// well (dry run).
+///
+/// # Panics
+/// If the config is refused (a bug in this crate).
+pub fn drift_policy(start: u64) -> Policy {
+    policy_with_gates(start, vec![drift_gate()])
+}
+
+/// The gate kinds [`all_kinds_policy`] adds, one gate each, in its order.
+pub const ALL_KINDS: [&str; 8] = [
+    "error_attribution",
+    "rate_slo",
+    "sequential_mean",
+    "sequential_quantile",
+    "cusum",
+    "ewma",
+    "mann_whitney",
+    "drift",
+];
+
+/// [`reference_policy`] with one gate of every statistical kind as well ([`ALL_KINDS`],
+/// all dry run): the two on `errors` and the six on `latency_ms` of the other helpers,
+/// plus a `rate_slo` gate (objective 1 %).
+///
+/// # Panics
+/// If the config is refused (a bug in this crate).
+pub fn all_kinds_policy(start: u64) -> Policy {
+    policy_with_gates(
+        start,
+        vec![
+            serde_json::json!({
+                "name": "errors_attributed", "metric": "errors", "stat": "rate",
+                "rule": {"kind": "error_attribution", "alpha": 0.01}, "dry_run": true
+            }),
+            serde_json::json!({
+                "name": "errors_slo", "metric": "errors", "stat": "rate",
+                "rule": {"kind": "rate_slo", "max_rate": 0.01}, "dry_run": true
+            }),
+            serde_json::json!({
+                "name": "mean_latency", "metric": "latency_ms", "stat": "mean",
+                "rule": {"kind": "sequential_mean", "alpha": 0.01},
+                "samples_min": 20, "dry_run": true
+            }),
+            serde_json::json!({
+                "name": "p99_latency", "metric": "latency_ms", "stat": "p99",
+                "rule": {"kind": "sequential_quantile", "alpha": 0.01},
+                "samples_min": 20, "dry_run": true
+            }),
+            cusum_gate(),
+            ewma_gate(),
+            serde_json::json!({
+                "name": "kayenta_latency", "metric": "latency_ms", "stat": "mean",
+                "rule": {"kind": "mann_whitney", "samples_max": 1000},
+                "samples_min": 50, "dry_run": true
+            }),
+            drift_gate(),
+        ],
+    )
+}
+
 /// [`reference_policy`] with one more gate.
-fn policy_with_gate(start: u64, gate: serde_json::Value) -> Policy {
+fn policy_with_gate(start: u64, gate: Value) -> Policy {
+    policy_with_gates(start, vec![gate])
+}
+
+/// [`reference_policy`] with more gates.
+fn policy_with_gates(start: u64, gates: Vec<Value>) -> Policy {
     let mut config: serde_json::Value =
         serde_json::from_str(REFERENCE_CONFIG).expect("the reference config");
-    config["gates"].as_array_mut().expect("gates").push(gate);
+    config["gates"].as_array_mut().expect("gates").extend(gates);
     let mut p = Policy::from_json(&config.to_string(), start).expect("a valid config");
     let step = p
         .handle(&Input::StartRollout {
