@@ -7,7 +7,8 @@
 #
 #   ./scripts/test-wasm.sh
 #
-# The screenshots land in target/dashboard.png and target/dashboard-hover.png.
+# The screenshots land in target/dashboard.png, target/dashboard-hover.png and
+# target/dashboard-statistical.png (the evidence panels of the statistical scenario).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -60,7 +61,9 @@ section "dashboard build"
 section "dashboard end to end (headless Chromium)"
 cargo run -q --release -p rollguard-cli --locked -- replay examples/scenarios/demo.json --all \
   >"$ROOT/target/demo-trace.jsonl"
+cargo run -q --release -p rollguard-cli --locked -- replay examples/scenarios/statistical.json --all \
+  >"$ROOT/target/statistical-trace.jsonl"
 (cd examples/dashboard && CHROMIUM="$CHROMIUM" node e2e.mjs --expected "$ROOT/target/demo-trace.jsonl" \
-  --screenshot "$ROOT/target/dashboard.png")
+  --expected-statistical "$ROOT/target/statistical-trace.jsonl" --screenshot "$ROOT/target/dashboard.png")
 
 section "wasm: all passed"

@@ -10,7 +10,13 @@
 //    (`--expected`: the JSONL of `rollguard replay examples/scenarios/demo.json --all`;
 //    without it, this script runs that command);
 // 3. the v3 rollback shows at 1:36:06 (summary card, decision list, chart hover tooltip);
-// 4. a screenshot is written (default: target/dashboard.png at the workspace root).
+// 4. the second bundled scenario (examples/scenarios/statistical.json, one gate of every
+//    statistical kind) replays to the native trace too (`--expected-statistical`), and
+//    every statistical gate has its evidence panels with one plotted point per report
+//    of that gate, the values the reports gave, and the reference lines (ln(1/alpha)
+//    for the e-values, the margin for the effects, the reported thresholds);
+// 5. screenshots are written (default: target/dashboard.png at the workspace root, and
+//    target/dashboard-statistical.png).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -29,6 +35,7 @@ const root = resolve(here, "..", "..");
 const { values: args } = parseArgs({
   options: {
     expected: { type: "string" },
+    "expected-statistical": { type: "string" },
     screenshot: { type: "string", default: join(root, "target", "dashboard.png") },
     chromium: { type: "string", default: process.env.CHROMIUM ?? "/usr/bin/chromium" },
   },
@@ -42,6 +49,134 @@ const expectedText = args.expected
   : execFileSync("cargo", ["run", "-q", "--release", "-p", "rollguard-cli", "--", "replay",
     join(root, "examples", "scenarios", "demo.json"), "--all"], { cwd: root, maxBuffer: 1 << 30 }).toString();
 const expected = expectedText.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+const STATISTICAL = join(root, "examples", "scenarios", "statistical.json");
+const expectedStatistical = (args["expected-statistical"]
+  ? readFileSync(args["expected-statistical"], "utf8")
+  : execFileSync("cargo", ["run", "-q", "--release", "-p", "rollguard-cli", "--", "replay", STATISTICAL, "--all"],
+    { cwd: root, maxBuffer: 1 << 30 }).toString()).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+
+const statisticalShot = args.screenshot.replace(/(\.png)?$/, "-statistical.png");
+
+/** The reports of each gate in a trace, in order. */
+function reportsByGate(trace) {
+  const by = new Map();
+  for (const entry of trace) {
+    for (const e of entry.step?.events ?? []) {
+      if (e.kind !== "analysis") continue;
+      for (const r of e.reports) {
+        if (!by.has(r.gate)) by.set(r.gate, []);
+        by.get(r.gate).push(r);
+      }
+    }
+  }
+  return by;
+}
+
+/** The plotted non-null values of the series labelled `prefix…`, over all arms, in time order. */
+function plotted(panel, prefix) {
+  const cols = panel.labels.map((l, i) => (l.startsWith(prefix) ? panel.data[i] : null)).filter(Boolean);
+  assert.ok(cols.length > 0, `${panel.gate}/${panel.part}: a series "${prefix}"`);
+  const values = [];
+  for (let i = 0; i < cols[0].length; i++) for (const c of cols) if (c[i] !== null) values.push(c[i]);
+  return values;
+}
+
+/** The statistical scenario: trace equal to the native one, and every kind's evidence panels. */
+async function checkStatistical(page) {
+  const scenario = JSON.parse(readFileSync(STATISTICAL, "utf8"));
+  await page.evaluate(() => { document.body.dataset.status = "loading"; window.rollguardTrace = null; });
+  await page.selectOption("#bundled", "statistical.json");
+  await page.waitForSelector("body[data-status=ready], body[data-status=error]", { timeout: 30000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.status), "ready", await page.textContent("#message"));
+  const trace = await page.evaluate(() => window.rollguardTrace);
+  assert.equal(firstDifference(expectedStatistical, trace), null, "the statistical scenario's trace");
+  console.log(`e2e: the statistical scenario's in-page trace equals the native trace (${trace.length} entries)`);
+
+  const reports = reportsByGate(expectedStatistical);
+  const panels = await page.evaluate(() => window.rollguardEvidence);
+  const panelOf = (gate, part) => {
+    const p = panels.find((x) => x.gate === gate && x.part === part);
+    assert.ok(p, `an evidence panel ${gate}/${part}`);
+    return p;
+  };
+  const kinds = new Set();
+  for (const gate of scenario.config.gates) {
+    const rule = gate.rule;
+    const rs = reports.get(gate.name) ?? [];
+    assert.ok(rs.length >= 10, `${gate.name}: reports in the trace`);
+    const sorted = [...rs].sort((a, b) => a.window_end - b.window_end);
+    const values = (f) => sorted.filter((r) => r[f] !== undefined).map((r) => r[f]);
+    kinds.add(rule.kind);
+    switch (rule.kind) {
+      case "error_attribution": case "rate_slo": case "sequential_mean": case "sequential_quantile": {
+        const ev = panelOf(gate.name, "e_value");
+        const logE = plotted(ev, "ln e-value");
+        assert.equal(logE.length, rs.length, `${gate.name}: one e-value point per report`);
+        assert.deepEqual(logE, values("log_e_value"), `${gate.name}: the reported e-values`);
+        // The boundary: ln(1/alpha), alpha as the scenario gives it.
+        const boundary = Math.log(1 / rule.alpha);
+        assert.ok(Math.abs(ev.reference - boundary) < 1e-12, `${gate.name}: boundary ${ev.reference} = ln(1/${rule.alpha})`);
+        const line = plotted(ev, "boundary");
+        assert.equal(line.length, new Set(rs.map((r) => r.window_end)).size);
+        assert.ok(line.every((v) => v === ev.reference), `${gate.name}: the boundary line at ln(1/alpha)`);
+        const y = await page.evaluate(([i, v]) => {
+          const u = window.rollguardCharts[i];
+          return { y: u.valToPos(v, "y"), h: u.bbox.height / devicePixelRatio };
+        }, [ev.chart, boundary]);
+        assert.ok(y.y >= 0 && y.y <= y.h, `${gate.name}: the boundary is inside the plot (${y.y} of ${y.h})`);
+        const eff = panelOf(gate.name, "effect");
+        assert.deepEqual(plotted(eff, "effect"), values("effect"), `${gate.name}: the reported effects`);
+        if (values("effect_lower").length) assert.deepEqual(plotted(eff, "lower bound"), values("effect_lower"), `${gate.name}: lower bounds`);
+        if (values("effect_upper").length) assert.deepEqual(plotted(eff, "upper bound"), values("effect_upper"), `${gate.name}: upper bounds`);
+        // The margin line: where the null ends on the effect's scale, from the config.
+        const margin = {
+          error_attribution: 1 + (rule.margin?.relative ?? 0),
+          rate_slo: rule.max_rate,
+          sequential_mean: rule.margin?.absolute,
+          sequential_quantile: 1 + (rule.margin?.relative ?? 0),
+        }[rule.kind];
+        assert.ok(Math.abs(eff.reference - margin) < 1e-12, `${gate.name}: margin line ${eff.reference}, expected ${margin}`);
+        break;
+      }
+      case "cusum": case "ewma": {
+        const p = panelOf(gate.name, "statistic");
+        assert.deepEqual(plotted(p, rule.kind === "cusum" ? "cumulative sum" : "EWMA z"), values("statistic"), `${gate.name}: one point per report`);
+        assert.equal(plotted(p, "threshold").length, new Set(rs.map((r) => r.window_end)).size);
+        assert.equal(p.reference, rs[0].threshold, `${gate.name}: the reported threshold`);
+        assert.ok(rs.some((r) => r.statistic > r.threshold), `${gate.name}: the story crosses the threshold`);
+        break;
+      }
+      case "drift": {
+        const p = panelOf(gate.name, "divergence");
+        assert.deepEqual(plotted(p, rule.measure ?? "psi"), values("divergence"), `${gate.name}: the reported divergences`);
+        assert.equal(p.reference, rs[0].threshold, `${gate.name}: the reported threshold`);
+        break;
+      }
+      case "mann_whitney": {
+        const p = panelOf(gate.name, "classification");
+        assert.deepEqual(plotted(p, "HL shift"), values("effect"), `${gate.name}: the reported shifts`);
+        assert.deepEqual(plotted(p, "interval lower"), values("effect_lower"), `${gate.name}: interval lower ends`);
+        const cells = await page.$$eval(`.chart.evidence[data-gate="${gate.name}"] .classes .cls`,
+          (els) => els.map((e) => e.className.replace("cls ", "")));
+        assert.deepEqual(cells, sorted.map((r) => r.classification), `${gate.name}: one classification per interval`);
+        break;
+      }
+      default:
+        assert.fail(`the statistical scenario has a ${rule.kind} gate the test does not know`);
+    }
+  }
+  assert.equal(kinds.size, 8, `every statistical kind in the scenario: ${[...kinds]}`);
+  // The rollback cards give each kind's evidence in words: v2's cusum statistic against
+  // its threshold, v3's e-value against ln(1/alpha) with the effect's bounds.
+  const cards = await page.locator(".card.rollback").allTextContents();
+  assert.equal(cards.length, 2, "two rollback cards");
+  assert.match(cards[0], /latency_cusum: .*cusum statistic [\d.]+ against its threshold [\d.]+/);
+  assert.match(cards[1], /ln e-value [\d.]+ against the boundary ln\(1\/alpha\) 4\.605, p [\d.]+; effect [\d.]+ \[[\d.]+, –\]/);
+  const drawn = await page.locator(".chart.evidence").count();
+  assert.equal(drawn, panels.length, "every evidence panel is in the page");
+  await page.screenshot({ path: statisticalShot, fullPage: true });
+  console.log(`e2e: ${panels.length} evidence panels for ${kinds.size} kinds, one point per report, boundaries at ln(1/alpha), margins and thresholds`);
+}
 
 const server = await serve(join(here, "dist"));
 const url = `http://127.0.0.1:${server.address().port}/`;
@@ -137,10 +272,18 @@ try {
   assert.deepEqual(problems, [], "no page errors");
   console.log("e2e: the unbundled package imports and runs in the browser (smoke.html)");
 
+  // The demo's gates are threshold and vs_baseline gates: no evidence panel.
+  assert.deepEqual(await page.evaluate(() => window.rollguardEvidence.length), 0, "the demo has no statistical gate");
+  await checkStatistical(page);
+  await page.selectOption("#bundled", "demo.json");
+  await page.waitForSelector("body[data-status=ready]");
+  assert.equal(await page.evaluate(() => window.rollguardTrace.length), expected.length, "back to the demo");
+  assert.deepEqual(problems, [], "no page errors");
+
   await page.mouse.move(1, 1);
   await tip.waitFor({ state: "hidden", timeout: 5000 });
   await page.screenshot({ path: args.screenshot, fullPage: true });
-  console.log(`e2e: screenshots written to ${args.screenshot} and ${hover}`);
+  console.log(`e2e: screenshots written to ${args.screenshot}, ${hover} and ${statisticalShot}`);
 } catch (e) {
   failed = true;
   console.error(e);

@@ -7,7 +7,10 @@
 //!   service's event loop, the reference for the README quickstart;
 //! - `gen-demo` (`src/bin/gen_demo.rs`): drives a policy through the demo story and
 //!   records every input into `examples/scenarios/demo.json`, which `rollguard demo`
-//!   replays.
+//!   replays;
+//! - `gen-statistical` (`src/bin/gen_statistical.rs`): the same for
+//!   `examples/scenarios/statistical.json`, one gate of every statistical kind, which the
+//!   dashboard bundles next to the demo to show each kind's evidence.
 
 /// SplitMix64: a 64-bit generator with a one-word state. Not cryptographic; chosen
 /// because it is tiny, fast, and gives the same stream on every platform.

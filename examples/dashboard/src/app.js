@@ -50,7 +50,39 @@ const REASONS = {
 };
 const reasonText = (r) => `${r}: ${REASONS[r] ?? r}`;
 
+/** The gates' rules by name, as the core normalised them (set by `model`). */
+let rulesByGate = new Map();
+
+/** A statistical gate's evidence in words, from the kind's fields in its report; "" for bounds. */
+function kindEvidence(g) {
+  const rule = rulesByGate.get(g.gate);
+  const band = (lo, hi) => (lo !== undefined || hi !== undefined ? ` [${fmtNum(lo)}, ${fmtNum(hi)}]` : "");
+  if (g.log_e_value !== undefined) {
+    const boundary = rule?.alpha !== undefined ? ` against the boundary ln(1/alpha) ${fmtNum(Math.log(1 / rule.alpha))}` : "";
+    return `ln e-value ${fmtNum(g.log_e_value)}${boundary}, p ${fmtNum(g.p_value)}; ` +
+      `effect ${fmtNum(g.effect)}${band(g.effect_lower, g.effect_upper)}; ${g.used} used${g.baseline_used !== undefined ? ` vs ${g.baseline_used}` : ""}`;
+  }
+  if (g.statistic !== undefined) {
+    return `${g.chart} statistic ${fmtNum(g.statistic)} against its threshold ${fmtNum(g.threshold)} ` +
+      `(reference ${fmtNum(g.reference_mean)} ± ${fmtNum(g.reference_sd)}, ${g.used} samples)`;
+  }
+  if (g.classification !== undefined) {
+    return `classified ${g.classification}, shift ${fmtNum(g.effect)}${band(g.effect_lower, g.effect_upper)}, ` +
+      `p ${fmtNum(g.p_value)}, ratio of means ${fmtNum(g.mean_ratio)}; ${g.used} vs ${g.baseline_used} samples`;
+  }
+  if (g.measure !== undefined) {
+    return `${g.measure} ${fmtNum(g.divergence)} against its threshold ${fmtNum(g.threshold)}` +
+      `${g.bin !== undefined ? `; bin ${g.bin} moved most (${fmtNum(g.share)} vs ${fmtNum(g.baseline_share)})` : ""}; ${g.used} vs ${g.baseline_used} samples`;
+  }
+  return "";
+}
+
 function gateEvidence(g) {
+  const kind = kindEvidence(g);
+  if (kind) {
+    return `${g.gate}${g.dry_run ? " (dry run)" : ""}: ${g.stat} of ${g.metric} on ${g.arm}: ${kind}; ${g.verdict}, ` +
+      `${g.consecutive_failures} failing in a row${g.tripped ? ", tripped" : ""} (window ${fmtTime(g.window_start)}–${fmtTime(g.window_end)})`;
+  }
   const bounds = [g.min !== undefined ? `min ${fmtNum(g.min)}` : "", g.max !== undefined ? `max ${fmtNum(g.max)}` : ""]
     .filter(Boolean).join(", ");
   const base = g.baseline !== undefined ? `, baseline ${fmtNum(g.baseline)}` : "";
@@ -110,6 +142,9 @@ function describeEvent(e) {
 function run(scenario) {
   const trace = replay(scenario);
   const policy = new Policy(scenario.config, scenario.start ?? 0);
+  // The config as the core normalised it (every default filled in): the gates' rules,
+  // for the evidence panels' reference lines (alpha, margin, objective).
+  const config = policy.config();
   const statuses = [];
   for (const entry of trace) {
     try {
@@ -120,7 +155,7 @@ function run(scenario) {
     statuses.push(policy.status());
   }
   policy.free();
-  return { trace, statuses };
+  return { trace, statuses, config };
 }
 
 // ---------------------------------------------------------------------- model for charts
@@ -148,7 +183,7 @@ function spansOf(trace, statuses) {
   return spans;
 }
 
-function model(trace, statuses) {
+function model(trace, statuses, config) {
   const decisions = [];
   const events = [];
   const analyses = [];
@@ -168,10 +203,14 @@ function model(trace, statuses) {
   });
   // One chart per gate: the statistic observed on each judged arm, the baseline arm's
   // value and the effective bounds, as the core reported them at each evaluation.
+  const rules = new Map((config?.gates ?? []).map((g) => [g.name, g.rule]));
+  rulesByGate = rules;
   const gates = new Map();
   for (const a of analyses) {
     for (const r of a.reports) {
-      if (!gates.has(r.gate)) gates.set(r.gate, { name: r.gate, metric: r.metric, stat: r.stat, dry: !!r.dry_run, points: [] });
+      if (!gates.has(r.gate)) {
+        gates.set(r.gate, { name: r.gate, metric: r.metric, stat: r.stat, dry: !!r.dry_run, rule: rules.get(r.gate), points: [] });
+      }
       gates.get(r.gate).points.push({ ...r, phase: a.phase });
     }
   }
@@ -321,7 +360,12 @@ function drawCharts(m, range) {
     scales: { ...common.scales, y: { range: [0, 100] } },
   }, [m.weight.t, m.weight.w], box));
 
+  evidencePanels = [];
   for (const g of m.gates) {
+    if (EVIDENCE_KINDS.has(g.rule?.kind)) {
+      drawEvidence(root, common, xSeries, g);
+      continue;
+    }
     const arms = [...new Set(g.points.map((p) => p.arm))];
     const times = [...new Set(g.points.map((p) => p.window_end))].sort((a, b) => a - b);
     const index = new Map(times.map((t, i) => [t, i]));
@@ -368,6 +412,216 @@ function drawCharts(m, range) {
   }
 }
 
+// ---------------------------------------------------------------------- evidence panels
+//
+// uPlot's series indexes count the x series: a band between the last two pushed is
+// [length - 1, length] (upper, lower).
+//
+// One or two charts per statistical gate, from the `evidence` part of its reports (the
+// fields each kind writes into the report; see `GateReport` in the package's types).
+// Reference lines come from the reports themselves (cusum/ewma/drift thresholds) or from
+// the gate's rule in the core's normalised config (alpha, margin, objective): the page
+// draws them, it never compares anything with them.
+
+const SEQUENTIAL_KINDS = new Set(["error_attribution", "rate_slo", "sequential_mean", "sequential_quantile"]);
+const EVIDENCE_KINDS = new Set([...SEQUENTIAL_KINDS, "cusum", "ewma", "mann_whitney", "drift"]);
+
+/** What each panel plotted, for the end-to-end test: `window.rollguardEvidence`. */
+let evidencePanels = [];
+
+/** The effect's reference line for a sequential kind: where its null ends (display only). */
+function effectReference(rule) {
+  const m = rule.margin ?? { relative: 0 };
+  const lower = rule.worse === "lower";
+  switch (rule.kind) {
+    case "error_attribution":
+      return { value: 1 + (m.relative ?? 0), label: `margin (rate ratio ${fmtNum(1 + (m.relative ?? 0))})` };
+    case "rate_slo":
+      return { value: rule.max_rate, label: `objective (max_rate ${fmtNum(rule.max_rate)})` };
+    case "sequential_mean":
+      if (m.absolute !== undefined) return { value: m.absolute, label: `margin (${fmtNum(m.absolute)} worse)` };
+      if (!m.relative) return { value: 0, label: "margin (no difference)" };
+      return null; // a fraction of the baseline's mean at the end of the burn-in: not in the reports
+    case "sequential_quantile":
+      if (m.absolute !== undefined) {
+        const v = lower ? -m.absolute : m.absolute;
+        return { value: v, label: `margin (difference ${fmtNum(v)})` };
+      }
+      return { value: lower ? 1 - m.relative : 1 + m.relative, label: `margin (ratio ${fmtNum(lower ? 1 - m.relative : 1 + m.relative)})` };
+    default:
+      return null;
+  }
+}
+
+const EFFECT_TEXT = {
+  error_attribution: "ratio of the candidate's error rate to the baseline's",
+  rate_slo: "the judged version's error rate",
+  sequential_mean: "difference of means (positive when worse)",
+  sequential_quantile: "the judged quantile over the baseline's (or minus it, absolute margin)",
+  mann_whitney: "Hodges-Lehmann shift judged − baseline",
+};
+
+/** Times (the reports' window ends) and one column per judged arm of `field`. */
+function columns(g, field) {
+  const arms = [...new Set(g.points.map((p) => p.arm))];
+  const times = [...new Set(g.points.map((p) => p.window_end))].sort((a, b) => a - b);
+  const index = new Map(times.map((t, i) => [t, i]));
+  const cols = {};
+  for (const f of [].concat(field)) cols[f] = arms.map(() => new Array(times.length).fill(null));
+  for (const p of g.points) {
+    const i = index.get(p.window_end);
+    const k = arms.indexOf(p.arm);
+    for (const f of Object.keys(cols)) if (p[f] !== undefined && p[f] !== null) cols[f][k][i] = p[f];
+  }
+  return { arms, times, cols };
+}
+
+function panel(root, title, note) {
+  const div = document.createElement("div");
+  div.className = "chart evidence";
+  div.innerHTML = `<h3>${title} <span class="muted">${note}</span></h3>`;
+  root.append(div);
+  return div;
+}
+
+function addPanel(root, common, xSeries, g, part, { title, note, series, data, bands, reference, height = 150, extra }) {
+  const div = panel(root, title, note);
+  div.dataset.gate = g.name;
+  div.dataset.kind = g.rule.kind;
+  div.dataset.part = part;
+  const u = new uPlot({
+    ...common,
+    height,
+    series: [xSeries, ...series],
+    bands,
+    axes: [timeAxis(), { size: 56, values: (u, ticks) => ticks.map(fmtNum) }],
+  }, data, div);
+  charts.push(u);
+  if (extra) div.append(extra);
+  evidencePanels.push({ gate: g.name, kind: g.rule.kind, part, chart: charts.length - 1, reference: reference ?? null,
+    labels: series.map((s) => s.label), data: data.slice(1) });
+}
+
+const refSeries = (label, color) => ({ label, stroke: color, width: 1.5, dash: [7, 4], points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) });
+const armSeries = (label, k, extra = {}) => ({ label, stroke: ARM_COLORS[k % ARM_COLORS.length], width: 2, points: { show: true, size: 4 }, ...extra });
+
+function drawEvidence(root, common, xSeries, g) {
+  const rule = g.rule;
+  const kind = rule.kind;
+  const head = `${esc(g.name)} <span class="kind">${esc(kind)}</span>`;
+  const dry = g.dry ? " · dry run (reported, never acted on)" : "";
+  const x = (times) => times.map((t) => t / 1000);
+  if (SEQUENTIAL_KINDS.has(kind)) {
+    // The e-value against its boundary: the gate fails once the largest e-value so far
+    // reaches 1/alpha (its always-valid p-value at most alpha).
+    const { arms, times, cols } = columns(g, ["log_e_value", "p_value", "effect", "effect_lower", "effect_upper"]);
+    const boundary = Math.log(1 / rule.alpha);
+    const series = [];
+    const data = [x(times)];
+    arms.forEach((arm, k) => {
+      series.push(armSeries(`ln e-value, ${arm}`, k));
+      data.push(cols.log_e_value[k]);
+      series.push(armSeries(`ln 1/p (largest so far), ${arm}`, k, { width: 1, dash: [2, 2], points: { show: false } }));
+      data.push(cols.p_value[k].map((p) => (p === null ? null : -Math.log(p))));
+    });
+    series.push(refSeries(`boundary ln(1/alpha) = ${fmtNum(boundary)}`, "#dc2626"));
+    data.push(times.map(() => boundary));
+    addPanel(root, common, xSeries, g, "e_value", {
+      title: `${head} · evidence`,
+      note: `ln e-value of ${esc(g.stat)} of ${esc(g.metric)} against ln(1/alpha), alpha ${fmtNum(rule.alpha)}${dry}`,
+      series, data, reference: boundary,
+    });
+    // The effect with its confidence sequence, against the margin.
+    const ref = effectReference(rule);
+    const eSeries = [];
+    const eData = [x(times)];
+    const bands = [];
+    arms.forEach((arm, k) => {
+      const color = ARM_COLORS[k % ARM_COLORS.length];
+      eSeries.push(armSeries(`effect, ${arm}`, k));
+      eData.push(cols.effect[k]);
+      eSeries.push({ label: `upper bound, ${arm}`, stroke: color, width: 1, dash: [3, 3], points: { show: false } });
+      eData.push(cols.effect_upper[k]);
+      eSeries.push({ label: `lower bound, ${arm}`, stroke: color, width: 1, dash: [3, 3], points: { show: false } });
+      eData.push(cols.effect_lower[k]);
+      bands.push({ series: [eSeries.length - 1, eSeries.length], fill: `${color}22` });
+    });
+    if (ref) {
+      eSeries.push(refSeries(ref.label, "#c2410c"));
+      eData.push(times.map(() => ref.value));
+    }
+    const marginNote = ref ? "" : ` · margin ${fmtNum(rule.margin?.relative)} of the baseline's mean at the end of the burn-in (not in the reports: no line)`;
+    addPanel(root, common, xSeries, g, "effect", {
+      title: `${head} · effect`,
+      note: `${esc(EFFECT_TEXT[kind])}, with its confidence band${marginNote}${dry}`,
+      series: eSeries, data: eData, bands, reference: ref?.value,
+    });
+  } else if (kind === "cusum" || kind === "ewma") {
+    const { arms, times, cols } = columns(g, ["statistic", "threshold"]);
+    const series = [];
+    const data = [x(times)];
+    arms.forEach((arm, k) => {
+      series.push(armSeries(`${kind === "cusum" ? "cumulative sum" : "EWMA z"}, ${arm}`, k));
+      data.push(cols.statistic[k]);
+    });
+    // The threshold each report gave (the same for every report of one gate).
+    const threshold = times.map((_, i) => arms.map((_, k) => cols.threshold[k][i]).find((v) => v !== null) ?? null);
+    series.push(refSeries("threshold", "#dc2626"));
+    data.push(threshold);
+    addPanel(root, common, xSeries, g, "statistic", {
+      title: `${head} · statistic`,
+      note: `in reference standard deviations against its threshold, on ${esc(g.metric)}${dry}`,
+      series, data, reference: threshold.find((v) => v !== null),
+    });
+  } else if (kind === "drift") {
+    const { arms, times, cols } = columns(g, ["divergence", "threshold"]);
+    const series = [];
+    const data = [x(times)];
+    arms.forEach((arm, k) => {
+      series.push(armSeries(`${rule.measure ?? "psi"}, ${arm}`, k));
+      data.push(cols.divergence[k]);
+    });
+    const threshold = times.map((_, i) => arms.map((_, k) => cols.threshold[k][i]).find((v) => v !== null) ?? null);
+    series.push(refSeries("threshold", "#dc2626"));
+    data.push(threshold);
+    addPanel(root, common, xSeries, g, "divergence", {
+      title: `${head} · divergence`,
+      note: `${esc(rule.measure === "js" ? "Jensen-Shannon distance" : "population stability index")} of ${esc(g.metric)} against the baseline, and its threshold${dry}`,
+      series, data, reference: threshold.find((v) => v !== null),
+    });
+  } else if (kind === "mann_whitney") {
+    const { arms, times, cols } = columns(g, ["effect", "effect_lower", "effect_upper"]);
+    const series = [];
+    const data = [x(times)];
+    const bands = [];
+    arms.forEach((arm, k) => {
+      const color = ARM_COLORS[k % ARM_COLORS.length];
+      series.push(armSeries(`HL shift, ${arm}`, k));
+      data.push(cols.effect[k]);
+      series.push({ label: `interval upper, ${arm}`, stroke: color, width: 1, dash: [3, 3], points: { show: false } });
+      data.push(cols.effect_upper[k]);
+      series.push({ label: `interval lower, ${arm}`, stroke: color, width: 1, dash: [3, 3], points: { show: false } });
+      data.push(cols.effect_lower[k]);
+      bands.push({ series: [series.length - 1, series.length], fill: `${color}22` });
+    });
+    series.push(refSeries("no shift", "#6b7280"));
+    data.push(times.map(() => 0));
+    // Kayenta's classification of each interval, as reported.
+    const strip = document.createElement("div");
+    strip.className = "classes";
+    strip.innerHTML = "<span class=\"muted\">classification per interval:</span> " + g.points
+      .slice().sort((a, b) => a.window_end - b.window_end)
+      .map((p) => `<span class="cls ${esc(p.classification)}" data-at="${p.window_end}" title="${fmtTime(p.window_end)} ${esc(p.arm)}: ${esc(p.classification)}` +
+        `${p.effect !== undefined ? `, shift ${fmtNum(p.effect)} [${fmtNum(p.effect_lower)}, ${fmtNum(p.effect_upper)}]` : ""}` +
+        `${p.p_value !== undefined ? `, p ${fmtNum(p.p_value)}` : ""}, ${p.used} vs ${p.baseline_used} samples"></span>`).join("");
+    addPanel(root, common, xSeries, g, "classification", {
+      title: `${head} · per interval`,
+      note: `${esc(EFFECT_TEXT[kind])} with Kayenta's interval (confidence ${fmtNum(rule.confidence)}); not anytime-valid${dry}`,
+      series, data, bands, reference: 0, extra: strip,
+    });
+  }
+}
+
 function legendSpans() {
   return Object.values(SPAN_STYLE).map((s) => `<i style="background:${s.fill.replace(/[\d.]+\)$/, "0.45)")}"></i>${s.label}`).join(" ") +
     ` <i class="line" style="background:${MARK_STYLE.rollback.color}"></i>rollback` +
@@ -383,7 +637,9 @@ function drawSummary(scenario, m) {
   const cards = rollbacks.map((d) => {
     const failing = (d.gates ?? []).filter((g) => g.verdict === "fail" && !g.dry_run);
     const why = failing.length
-      ? failing.map((g) => `<li>${esc(g.gate)}: ${esc(g.stat)} of ${esc(g.metric)} on ${esc(g.arm)} was <b>${fmtNum(g.observed)}</b>` +
+      ? failing.map((g) => kindEvidence(g)
+        ? `<li>${esc(g.gate)}: ${esc(g.stat)} of ${esc(g.metric)} on ${esc(g.arm)}: <b>${esc(kindEvidence(g))}</b></li>`
+        : `<li>${esc(g.gate)}: ${esc(g.stat)} of ${esc(g.metric)} on ${esc(g.arm)} was <b>${fmtNum(g.observed)}</b>` +
         `${g.max !== undefined ? ` &gt; max ${fmtNum(g.max)}` : ""}${g.min !== undefined ? ` &lt; min ${fmtNum(g.min)}` : ""}` +
         `${g.baseline !== undefined ? ` (baseline ${fmtNum(g.baseline)})` : ""}, failing ${g.consecutive_failures}× in a row</li>`).join("")
       : "";
@@ -420,11 +676,11 @@ function drawList(m) {
 // ---------------------------------------------------------------------- loading
 
 function show(scenario) {
-  const { trace, statuses } = run(scenario);
+  const { trace, statuses, config } = run(scenario);
   const times = statuses.map((s) => s.now);
   const start = scenario.start ?? 0;
   epochTimes = start > 1e11 || times[0] > 1e11;
-  const m = model(trace, statuses);
+  const m = model(trace, statuses, config);
   $("scenario-name").textContent = `${scenario.name || "scenario"} · ${trace.length} inputs`;
   $("message").textContent = "";
   const range = [Math.min(start, times[0] ?? start) / 1000, Math.max(...times, start + 1) / 1000];
@@ -434,6 +690,8 @@ function show(scenario) {
   window.rollguardTrace = trace;
   window.rollguardStatuses = statuses;
   window.rollguardCharts = charts;
+  window.rollguardEvidence = evidencePanels;
+  window.rollguardConfig = config;
   document.body.dataset.status = "ready";
 }
 
@@ -443,8 +701,9 @@ function fail(message) {
   document.body.dataset.status = "error";
 }
 
-async function loadDemo() {
-  const res = await fetch(new URL("./demo.json", import.meta.url));
+/** Loads a bundled scenario: `demo.json` (the default) or `statistical.json`. */
+async function loadBundled(name = $("bundled").value) {
+  const res = await fetch(new URL(`./${name}`, import.meta.url));
   show(await res.json());
 }
 
@@ -486,7 +745,8 @@ async function guarded(fn) {
   }
 }
 
-$("load-demo").addEventListener("click", () => guarded(loadDemo));
+$("load-demo").addEventListener("click", () => guarded(() => loadBundled()));
+$("bundled").addEventListener("change", () => guarded(() => loadBundled()));
 $("file").addEventListener("change", (ev) => guarded(() => loadFiles([...ev.target.files])));
 let depth = 0;
 window.addEventListener("dragenter", (ev) => { ev.preventDefault(); depth++; document.body.classList.add("dragging"); });
@@ -500,4 +760,6 @@ window.addEventListener("drop", (ev) => {
 });
 window.addEventListener("resize", () => { for (const c of charts) c.setSize({ width: chartWidth(), height: c.height }); });
 
-guarded(loadDemo);
+// `#statistical` in the address opens the second bundled scenario.
+if (location.hash === "#statistical") $("bundled").value = "statistical.json";
+guarded(() => loadBundled());

@@ -1,0 +1,496 @@
+//! Generates `examples/scenarios/statistical.json`, the dashboard's second scenario: one
+//! gate of every statistical kind, so that its evidence panels show real data.
+//!
+//! ```text
+//! cargo run -p rollguard-examples --bin gen-statistical            # (re)write the file
+//! cargo run -p rollguard-examples --bin gen-statistical -- --check # fail if it is stale
+//! cargo run -p rollguard-examples --bin gen-statistical -- OUT.json
+//! ```
+//!
+//! Like `gen-demo`, it scripts no decision: a virtual clock advances to the next event
+//! (a 10 s scrape, an operator command, a router acknowledging an action 2 s after it
+//! was issued, or the policy's own deadline), and every input sent is recorded. The
+//! story: v2 passes its canary (the sequential tests' e-values stay low and their
+//! effects' confidence bands straddle the margin), is promoted, and 7 minutes into its
+//! bake its latency rises 12 %: the cusum gate trips and v2 is rolled back. Later v3,
+//! with twice the errors, a slower mean, a heavier tail and a different tool
+//! choice, is rolled back from its canary by the first test to conclude. Then it
+//! replays the file and checks those beats happened.
+
+use std::collections::VecDeque;
+use std::process::ExitCode;
+
+use rollguard::{
+    Action, Error, EventKind, Input, Policy, PolicyConfig, Reason, Sample, Scenario, TraceEntry,
+};
+use rollguard_examples::{SplitMix64, round_to};
+
+/// The policy: every statistical gate kind, on three metrics. The two-arm tests run in
+/// the canary; `cusum` and `ewma` (their defaults) in the bake and the steady phase;
+/// `rate_slo` in the canary and the bake. `mann_whitney` (a fixed-horizon test every
+/// interval) and `ewma` are dry run: reported, never acted on.
+const CONFIG: &str = r#"{
+    "format_version": 1,
+    "name": "agent-statistical-gates",
+    "versions": [
+      {"id": "v1", "digest": "sha256:7a01c2", "validated": true,
+       "components": {"model": "agent-llm@2025-09", "prompt_template": "router-v3"}},
+      {"id": "v2", "digest": "sha256:b4e915",
+       "components": {"model": "agent-llm@2025-11", "prompt_template": "router-v3"}},
+      {"id": "v3", "digest": "sha256:0c77d3",
+       "components": {"model": "agent-llm@2025-11", "prompt_template": "router-v4"}}
+    ],
+    "stable": "v1",
+    "metrics": [
+      {"name": "latency_ms", "kind": "value", "histogram_range": {"min": 1, "max": 100000}},
+      {"name": "errors", "kind": "count"},
+      {"name": "tool", "kind": "value"}
+    ],
+    "gates": [
+      {"name": "errors_attributed", "metric": "errors", "stat": "rate",
+       "rule": {"kind": "error_attribution", "alpha": 0.01}},
+      {"name": "errors_slo", "metric": "errors", "stat": "rate",
+       "rule": {"kind": "rate_slo", "max_rate": 0.01, "alpha": 0.01},
+       "phases": ["canary", "bake"]},
+      {"name": "latency_mean", "metric": "latency_ms", "stat": "mean",
+       "rule": {"kind": "sequential_mean", "alpha": 0.01, "margin": {"absolute": 5}},
+       "samples_min": 20, "phases": ["canary"]},
+      {"name": "latency_p99", "metric": "latency_ms", "stat": "p99",
+       "rule": {"kind": "sequential_quantile", "alpha": 0.01, "margin": {"relative": 0.1}},
+       "samples_min": 50, "phases": ["canary"]},
+      {"name": "latency_kayenta", "metric": "latency_ms", "stat": "mean",
+       "rule": {"kind": "mann_whitney"}, "samples_min": 10, "phases": ["canary"],
+       "dry_run": true},
+      {"name": "tool_drift", "metric": "tool", "stat": "mean",
+       "rule": {"kind": "drift", "categories": 4, "measure": "psi"},
+       "samples_min": 200, "phases": ["canary"]},
+      {"name": "latency_cusum", "metric": "latency_ms", "stat": "mean",
+       "rule": {"kind": "cusum", "reference_mean": 120, "reference_sd": 12, "shift": 1}},
+      {"name": "latency_ewma", "metric": "latency_ms", "stat": "mean",
+       "rule": {"kind": "ewma", "reference_mean": 120, "reference_sd": 12, "lambda": 0.1},
+       "dry_run": true}
+    ],
+    "strategy": {"kind": "canary", "steps": [
+      {"kind": "set_weight", "weight": 10, "duration_ms": 300000},
+      {"kind": "set_weight", "weight": 25, "duration_ms": 300000},
+      {"kind": "set_weight", "weight": 50, "duration_ms": 300000}
+    ], "post_promotion_bake_ms": 900000},
+    "analysis": {"interval_ms": 30000},
+    "safety": {"cooldown_ms": 600000, "ack_timeout_ms": 600000,
+               "breaker": {"max_rollbacks": 3, "window_ms": 86400000}}
+  }"#;
+
+const SEED: u64 = 0x5EED_0009;
+const MIN: u64 = 60_000;
+/// The metrics pipeline scrapes every live version this often.
+const SCRAPE_MS: u64 = 10_000;
+/// How long the router takes to execute an action before acknowledging it.
+const ACK_DELAY_MS: u64 = 2_000;
+/// Requests per scrape interval (300 requests per second).
+const REQUESTS: u64 = 3_000;
+/// Latency samples (traced requests) and tool choices recorded per live version and scrape.
+const TRACED: usize = 8;
+/// v2's latency rises 12 % from here (7 minutes into its bake).
+const V2_LATENCY_ONSET: u64 = 22 * MIN;
+/// The operator starts v3's rollout.
+const V3_START: u64 = 34 * MIN;
+/// The last scrape.
+const END: u64 = 46 * MIN;
+
+/// A version's health: mean latency, the share of slow requests (×2.5: only v3 has a
+/// tail, which a cusum or ewma against a normal reference would rightly flag at once),
+/// the error rate, and its shares of the four tools.
+struct Health {
+    latency_ms: f64,
+    slow: f64,
+    error_rate: f64,
+    tools: [f64; 4],
+}
+
+fn health(version: &str, at: u64) -> Health {
+    let usual = [0.5, 0.3, 0.1, 0.1];
+    match version {
+        "v2" if at >= V2_LATENCY_ONSET => Health {
+            latency_ms: 134.0,
+            slow: 0.0,
+            error_rate: 0.005,
+            tools: usual,
+        },
+        "v3" => Health {
+            latency_ms: 128.0,
+            slow: 0.06,
+            error_rate: 0.01,
+            tools: [0.35, 0.3, 0.1, 0.25],
+        },
+        _ => Health {
+            latency_ms: 120.0,
+            slow: 0.0,
+            error_rate: 0.005,
+            tools: usual,
+        },
+    }
+}
+
+/// The simulated router: the stable version and the candidate with its weight.
+struct Router {
+    stable: String,
+    candidate: Option<(String, u64)>,
+}
+
+impl Router {
+    fn execute(&mut self, action: &Action) {
+        match action {
+            Action::SetWeight {
+                version, weight, ..
+            } => self.candidate = Some((version.clone(), u64::from(*weight))),
+            Action::Promote { version, .. } => {
+                self.stable = version.clone();
+                self.candidate = None;
+            }
+            Action::Rollback { to, .. } => {
+                self.stable = to.clone();
+                self.candidate = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn traffic(&self) -> Vec<(String, u64)> {
+        match &self.candidate {
+            None => vec![(self.stable.clone(), REQUESTS)],
+            Some((v, w)) => vec![
+                (self.stable.clone(), REQUESTS * (100 - w) / 100),
+                (v.clone(), REQUESTS * w / 100),
+            ],
+        }
+    }
+}
+
+/// One scrape per live version: its error count over its requests, and `TRACED`
+/// latencies and tool choices.
+fn scrape(rng: &mut SplitMix64, router: &Router, at: u64) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for (version, requests) in router.traffic() {
+        let h = health(&version, at);
+        let errors = rng.binomial(requests, h.error_rate) as i64;
+        samples.push(Sample::count(
+            at,
+            &version,
+            "errors",
+            errors,
+            requests as i64,
+        ));
+        for _ in 0..TRACED {
+            let slow = if rng.next_f64() < h.slow { 2.5 } else { 1.0 };
+            let latency = (h.latency_ms + 12.0 * rng.normal()) * slow;
+            samples.push(Sample::value(
+                at,
+                &version,
+                "latency_ms",
+                round_to(latency, 1),
+            ));
+        }
+        for _ in 0..TRACED {
+            let u = rng.next_f64();
+            let mut acc = 0.0;
+            let mut tool = 3;
+            for (k, share) in h.tools.iter().enumerate() {
+                acc += share;
+                if u < acc {
+                    tool = k;
+                    break;
+                }
+            }
+            samples.push(Sample::value(at, &version, "tool", tool as f64));
+        }
+    }
+    samples
+}
+
+/// Runs the story and returns every input sent with what the policy answered.
+fn generate() -> Result<(PolicyConfig, Vec<TraceEntry>), Error> {
+    let config = PolicyConfig::from_json(CONFIG)?;
+    let mut policy = Policy::new(config.clone(), 0)?;
+    let mut trace: Vec<TraceEntry> = Vec::new();
+    let mut acks: VecDeque<(u64, u64, Action)> = VecDeque::new();
+    let mut router = Router {
+        stable: config.stable.clone(),
+        candidate: None,
+    };
+    let mut rng = SplitMix64::new(SEED);
+    let mut script: VecDeque<(u64, Input)> = [
+        (
+            0,
+            Input::StartRollout {
+                at: 0,
+                version: "v2".into(),
+            },
+        ),
+        (
+            V3_START,
+            Input::StartRollout {
+                at: V3_START,
+                version: "v3".into(),
+            },
+        ),
+    ]
+    .into();
+    let mut next_scrape = 0;
+    let mut send = |policy: &mut Policy, acks: &mut VecDeque<(u64, u64, Action)>, input: Input| {
+        let (step, error) = match policy.handle(&input) {
+            Ok(step) => (Some(step), None),
+            Err(e) => (None, Some(e)),
+        };
+        for d in step.iter().flat_map(|s| s.actions()) {
+            if let Some(id) = d.action_id {
+                acks.push_back((d.at + ACK_DELAY_MS, id, d.action.clone()));
+            }
+        }
+        trace.push(TraceEntry {
+            index: trace.len() as u32,
+            input,
+            step,
+            error,
+        });
+    };
+    loop {
+        let ack_at = acks.front().map(|a| a.0);
+        let command_at = script.front().map(|c| c.0);
+        let deadline = policy.next_deadline();
+        let t = [Some(next_scrape), ack_at, command_at, deadline]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_scrape)
+            .max(policy.now());
+        if t > END {
+            break;
+        }
+        if ack_at.is_some_and(|a| a <= t) {
+            if let Some((_, id, action)) = acks.pop_front() {
+                router.execute(&action);
+                send(
+                    &mut policy,
+                    &mut acks,
+                    Input::Ack {
+                        at: t,
+                        action_id: id,
+                    },
+                );
+            }
+        } else if command_at.is_some_and(|c| c <= t) {
+            if let Some((_, command)) = script.pop_front() {
+                send(&mut policy, &mut acks, command);
+            }
+        } else if next_scrape <= t {
+            let samples = scrape(&mut rng, &router, t);
+            send(&mut policy, &mut acks, Input::ObserveBatch { samples });
+            next_scrape += SCRAPE_MS;
+        } else {
+            send(&mut policy, &mut acks, Input::Tick { at: t });
+            if policy.next_deadline().is_some_and(|d| d <= t) {
+                return Err(Error::new(
+                    rollguard::ErrorCode::InvalidValue,
+                    "",
+                    format!("next_deadline stuck at {t}"),
+                ));
+            }
+        }
+    }
+    Ok((config, trace))
+}
+
+fn description() -> &'static str {
+    "One gate of every statistical kind (error_attribution, rate_slo, sequential_mean, \
+     sequential_quantile, mann_whitney, drift, cusum, ewma), 46 minutes at 300 req/s \
+     scraped every 10 s (8 traced latencies and tool choices per version and scrape). v2 \
+     passes its canary and is promoted; 7 minutes into the bake (0:22:00) its latency \
+     rises 12 % and the cusum gate rolls it back. At 0:34:00 v3 (twice the errors, \
+     a slower mean, a heavier tail, another tool choice) is rolled back from its canary by \
+     the first test to conclude. Generated by `cargo run -p rollguard-examples --bin \
+     gen-statistical`."
+}
+
+/// Writes the scenario with one input per line, so the file diffs and greps well.
+fn render(inputs: &[Input]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "{\n  \"format_version\": 1,\n  \"name\": \"statistical gates: evidence of every kind\",\n",
+    );
+    let description = serde_json::to_string(description()).unwrap_or_default();
+    out.push_str(&format!("  \"description\": {description},\n"));
+    out.push_str("  \"start\": 0,\n");
+    out.push_str(&format!("  \"config\": {},\n", CONFIG.trim()));
+    out.push_str("  \"inputs\": [\n");
+    for (i, input) in inputs.iter().enumerate() {
+        let line = serde_json::to_string(input).unwrap_or_default();
+        let comma = if i + 1 < inputs.len() { "," } else { "" };
+        out.push_str(&format!("    {line}{comma}\n"));
+    }
+    out.push_str("  ]\n}\n");
+    out
+}
+
+/// Checks the story's beats against the replayed trace; returns what is missing.
+fn check_story(trace: &[TraceEntry]) -> Vec<String> {
+    let steps = || trace.iter().filter_map(|e| e.step.as_ref());
+    let decisions: Vec<_> = steps().flat_map(|s| s.decisions.iter()).collect();
+    let events: Vec<_> = steps().flat_map(|s| s.events.iter()).collect();
+    let rollback_by = |version: &str| {
+        decisions.iter().find_map(|d| match &d.action {
+            Action::Rollback { from, .. } if from == version && d.reason == Reason::GateFailed => {
+                Some(
+                    d.gates
+                        .iter()
+                        .filter(|g| g.tripped && !g.dry_run)
+                        .map(|g| g.gate.clone()),
+                )
+            }
+            _ => None,
+        })
+    };
+    let mut missing = Vec::new();
+    let mut expect = |ok: bool, beat: &str| {
+        if !ok {
+            missing.push(beat.to_string());
+        }
+    };
+    expect(
+        events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Promoted { version, .. } if version == "v2")),
+        "v2 passes its canary and is promoted",
+    );
+    expect(
+        rollback_by("v2").is_some_and(|mut g| g.any(|n| n == "latency_cusum")),
+        "v2 is rolled back in its bake by latency_cusum",
+    );
+    expect(
+        decisions.iter().any(|d| {
+            matches!(&d.action, Action::Rollback { from, .. } if from == "v2")
+                && (V2_LATENCY_ONSET..V2_LATENCY_ONSET + 3 * MIN).contains(&d.at)
+        }),
+        "v2's rollback comes within 3 minutes after its latency rises",
+    );
+    expect(
+        decisions.iter().all(|d| {
+            matches!(
+                d.action,
+                Action::SetWeight { .. } | Action::Promote { .. } | Action::Rollback { .. }
+            ) || d.reason == Reason::AutomatedRollback
+        }),
+        "no other decision: no hold, no escalation but the rollbacks' (v1 stays healthy)",
+    );
+    expect(
+        rollback_by("v3").is_some(),
+        "v3 is rolled back from its canary by a gate",
+    );
+    // Every gate reports at several evaluations.
+    let reports: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Analysis { reports, .. } => Some(reports),
+            _ => None,
+        })
+        .flat_map(|r| r.iter())
+        .collect();
+    for gate in [
+        "errors_attributed",
+        "errors_slo",
+        "latency_mean",
+        "latency_p99",
+        "latency_kayenta",
+        "tool_drift",
+        "latency_cusum",
+        "latency_ewma",
+    ] {
+        expect(
+            reports.iter().filter(|r| r.gate == gate).count() >= 10,
+            &format!("{gate} reports at 10 evaluations or more"),
+        );
+    }
+    missing
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let check = args.iter().any(|a| a == "--check");
+    let path = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .cloned()
+        .unwrap_or_else(|| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/statistical.json").into()
+        });
+    let (config, live) = match generate() {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let inputs: Vec<Input> = live.iter().map(|e| e.input.clone()).collect();
+    let text = render(&inputs);
+    let scenario = match Scenario::from_json(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the rendered scenario does not parse: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let replayed = match rollguard::replay(&scenario) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: the scenario does not replay: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if scenario.config != config || scenario.inputs != inputs || replayed != live {
+        eprintln!("error: the scenario does not replay to the live run's trace");
+        return ExitCode::FAILURE;
+    }
+    let missing = check_story(&replayed);
+    for beat in &missing {
+        eprintln!("story beat missing: {beat}");
+    }
+    if !missing.is_empty() {
+        return ExitCode::FAILURE;
+    }
+    if text.len() > 1_000_000 {
+        eprintln!("error: the scenario is {} bytes, over 1 MB", text.len());
+        return ExitCode::FAILURE;
+    }
+    if check {
+        match std::fs::read_to_string(&path) {
+            Ok(old) if old == text => {
+                eprintln!("{path} is up to date ({} inputs)", inputs.len());
+                ExitCode::SUCCESS
+            }
+            Ok(_) => {
+                eprintln!(
+                    "{path} is stale: run `cargo run -p rollguard-examples --bin gen-statistical`"
+                );
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("error: {path}: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    } else {
+        match std::fs::write(&path, &text) {
+            Ok(()) => {
+                eprintln!(
+                    "wrote {path}: {} inputs, {} bytes; every story beat checked",
+                    inputs.len(),
+                    text.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {path}: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
