@@ -310,7 +310,7 @@ impl<'a> Narrator<'a> {
                 degradation_started_at,
             } => {
                 let who = if *automated { "automated" } else { "operator" };
-                let mut more = gate_lines(&d.gates);
+                let mut more = gate_lines(self.config, &d.gates);
                 if let Some(onset) = degradation_started_at {
                     more.push(format!(
                         "degradation started ~{}{}: reprocess {from}'s work since then",
@@ -412,7 +412,7 @@ impl<'a> Narrator<'a> {
             run.repeats += 1;
             run.last = d.at;
         } else {
-            let more = gate_lines(&d.gates);
+            let more = gate_lines(self.config, &d.gates);
             let text = format!("HOLD, no rollback: {}", explain(d.reason));
             self.emit(d.at, HOLD, &text, &more);
             self.hold = Some(HoldRun {
@@ -605,7 +605,8 @@ impl<'a> Narrator<'a> {
                         .first_trip
                         .get_or_insert((at, r.gate.clone()));
                     let text = format!("gate {} TRIPPED: {n} failing checks in a row", r.gate);
-                    self.emit(at, BAD, &text, &[report_line(r)]);
+                    let line = report_line_with(r, alpha_of(self.config, &r.gate));
+                    self.emit(at, BAD, &text, &[line]);
                 }
                 Verdict::Fail if !r.tripped => {
                     self.failing.insert(r.gate.clone());
@@ -613,12 +614,13 @@ impl<'a> Narrator<'a> {
                         "gate {} failing {}/{n}: {}",
                         r.gate,
                         r.consecutive_failures,
-                        report_line(r)
+                        report_line_with(r, alpha_of(self.config, &r.gate))
                     );
                     self.emit(at, BAD, &text, &[]);
                 }
                 Verdict::Pass if self.failing.remove(&r.gate) => {
-                    let text = format!("gate {} passing again: {}", r.gate, report_line(r));
+                    let line = report_line_with(r, alpha_of(self.config, &r.gate));
+                    let text = format!("gate {} passing again: {line}", r.gate);
                     self.emit(at, INFO, &text, &[]);
                 }
                 _ => {}
@@ -728,9 +730,62 @@ fn explain(reason: Reason) -> String {
     }
 }
 
+/// The alpha of a gate whose kind is an anytime-valid test: its e-value's boundary is
+/// ln(1/alpha) (the gate fails once the largest e-value so far reaches 1/alpha).
+fn alpha_of(config: &PolicyConfig, gate: &str) -> Option<f64> {
+    config
+        .gates
+        .iter()
+        .find(|g| g.name == gate)
+        .and_then(|g| match g.rule {
+            Rule::ErrorAttribution { alpha, .. }
+            | Rule::SequentialMean { alpha, .. }
+            | Rule::RateSlo { alpha, .. }
+            | Rule::SequentialQuantile { alpha, .. } => Some(alpha),
+            _ => None,
+        })
+}
+
+/// The e-value of a sequential test, with its boundary when the gate's alpha is known:
+/// `ln e 6.22 (boundary ln(1/α) 4.61)`.
+fn e_value_text(log_e_value: f64, alpha: Option<f64>) -> String {
+    match alpha.filter(|a| *a > 0.0) {
+        Some(a) => format!(
+            "ln e {log_e_value:.2} (boundary ln(1/α) {:.2})",
+            libm::log(1.0 / a)
+        ),
+        None => format!("ln e {log_e_value:.2}"),
+    }
+}
+
+/// An effect with its confidence bounds: `1.38 [1.06, 1.90]`, `1.38 (≥ 1.06)`.
+fn effect_text(
+    effect: Option<f64>,
+    lower: Option<f64>,
+    upper: Option<f64>,
+    value: impl Fn(f64) -> String,
+) -> String {
+    let Some(e) = effect else {
+        return "n/a".into();
+    };
+    match (lower, upper) {
+        (Some(lo), Some(hi)) => format!("{} [{}, {}]", value(e), value(lo), value(hi)),
+        (Some(lo), None) => format!("{} (≥ {})", value(e), value(lo)),
+        (None, Some(hi)) => format!("{} (≤ {})", value(e), value(hi)),
+        (None, None) => value(e),
+    }
+}
+
 /// One gate's evidence, as its kind reports it: for window rules,
-/// `p95 latency_ms 213.4 > max 158.9 (baseline 122.2)`.
+/// `p95 latency_ms 213.4 > max 158.9 (baseline 122.2)`. Without the gate's alpha (see
+/// [`report_line_with`]).
+#[cfg(test)]
 fn report_line(r: &GateReport) -> String {
+    report_line_with(r, None)
+}
+
+/// [`report_line`], with the e-value's boundary ln(1/alpha) for the sequential kinds.
+fn report_line_with(r: &GateReport, alpha: Option<f64>) -> String {
     let stat = snake(&r.stat);
     let value = |x: f64| stat_value(r.stat, x);
     let Evidence::Bounds {
@@ -740,7 +795,7 @@ fn report_line(r: &GateReport) -> String {
         max,
     } = r.evidence
     else {
-        return sequential_line(r);
+        return sequential_line(r, alpha);
     };
     let Some(observed) = observed else {
         return format!("{stat} {}: no data ({} samples)", r.metric, r.samples);
@@ -759,36 +814,34 @@ fn report_line(r: &GateReport) -> String {
     format!("{stat} {} {} {bound}{baseline}", r.metric, value(observed))
 }
 
-/// A sequential test's evidence: `errors ratio 1.38 (≥ 1.06), p 0.0007 after 220 vs
-/// 1440 errors`.
-fn sequential_line(r: &GateReport) -> String {
+/// A sequential test's evidence: `errors ratio 1.38 (≥ 1.06), ln e 7.27 (boundary
+/// ln(1/α) 4.61), p 0.0007 after 220 vs 1440 errors`.
+fn sequential_line(r: &GateReport, alpha: Option<f64>) -> String {
     if let Evidence::Drift { .. } = r.evidence {
         return drift_line(r);
     }
     let Evidence::Sequential {
         effect,
         effect_lower,
+        effect_upper,
+        log_e_value,
         p_value,
         used,
         baseline_used,
-        ..
     } = r.evidence
     else {
         return match r.evidence {
-            Evidence::Quantile { .. } => quantile_line(r),
+            Evidence::Quantile { .. } => quantile_line(r, alpha),
             _ => change_line(r),
         };
     };
     let p = p_text(p_value);
+    let e = e_value_text(log_e_value, alpha);
     let Some(baseline_used) = baseline_used else {
         // rate_slo: the judged arm's error rate against an objective.
         let rate = |x: f64| stat_value(Stat::Rate, x);
-        let effect = match (effect, effect_lower) {
-            (Some(e), Some(lo)) => format!("{} (≥ {})", rate(e), rate(lo)),
-            (Some(e), None) => rate(e),
-            (None, _) => "n/a".into(),
-        };
-        return format!("{} {effect}, p {p} after {used} requests", r.metric);
+        let effect = effect_text(effect, effect_lower, effect_upper, rate);
+        return format!("{} {effect}, {e}, p {p} after {used} requests", r.metric);
     };
     // error_attribution reads a rate and reports a ratio of error rates;
     // sequential_mean reads a mean and reports a difference, worse-positive.
@@ -797,21 +850,18 @@ fn sequential_line(r: &GateReport) -> String {
     } else {
         ("worse by", "samples")
     };
-    let effect = match (effect, effect_lower) {
-        (Some(e), Some(lo)) => format!("{what} {e:.2} (≥ {lo:.2})"),
-        (Some(e), None) => format!("{what} {e:.2}"),
-        (None, _) => format!("{what} n/a"),
-    };
+    let effect = effect_text(effect, effect_lower, effect_upper, |x| format!("{x:.2}"));
     format!(
-        "{} {effect}, p {p} after {used} vs {baseline_used} {unit}",
+        "{} {what} {effect}, {e}, p {p} after {used} vs {baseline_used} {unit}",
         r.metric
     )
 }
 
-/// A quantile test's evidence, each arm's quantile with its confidence bounds:
-/// `p99 latency_ms 254.0 [192.0, 320.0] vs 158.0 [128.0, 192.0], p 0.0065 after 200 vs
-/// 200 samples`.
-fn quantile_line(r: &GateReport) -> String {
+/// A quantile test's evidence, each arm's quantile with its confidence bounds, then the
+/// effect (their ratio, or difference for an absolute margin) with its bounds:
+/// `p99 latency_ms 254.0 [192.0, 320.0] vs 158.0 [128.0, 192.0], effect 1.61 (≥ 1.00),
+/// ln e 5.03, p 0.0065 after 200 vs 200 samples`.
+fn quantile_line(r: &GateReport, alpha: Option<f64>) -> String {
     let Evidence::Quantile {
         judged_quantile,
         judged_lower,
@@ -819,6 +869,10 @@ fn quantile_line(r: &GateReport) -> String {
         baseline_quantile,
         baseline_lower,
         baseline_upper,
+        effect,
+        effect_lower,
+        effect_upper,
+        log_e_value,
         p_value,
         used,
         baseline_used,
@@ -834,11 +888,13 @@ fn quantile_line(r: &GateReport) -> String {
         format!("{} [{lo}, {hi}]", value(q))
     };
     format!(
-        "{} {} {} vs {}, p {} after {used} vs {baseline_used} samples",
+        "{} {} {} vs {}, effect {}, {}, p {} after {used} vs {baseline_used} samples",
         snake(&r.stat),
         r.metric,
         arm(judged_quantile, judged_lower, judged_upper),
         arm(baseline_quantile, baseline_lower, baseline_upper),
+        effect_text(effect, effect_lower, effect_upper, |x| format!("{x:.2}")),
+        e_value_text(log_e_value, alpha),
         p_text(p_value)
     )
 }
@@ -957,10 +1013,13 @@ fn p_text(p: f64) -> String {
     }
 }
 
-fn gate_lines(gates: &[GateReport]) -> Vec<String> {
+fn gate_lines(config: &PolicyConfig, gates: &[GateReport]) -> Vec<String> {
     gates
         .iter()
-        .map(|g| format!("{}: {}", g.gate, report_line(g)))
+        .map(|g| {
+            let line = report_line_with(g, alpha_of(config, &g.gate));
+            format!("{}: {line}", g.gate)
+        })
         .collect()
 }
 
@@ -1154,6 +1213,40 @@ mod tests {
     }
 
     #[test]
+    fn the_statistical_scenario_tells_each_kinds_evidence() {
+        // The dashboard's second scenario: v2 rolled back in its bake by a cusum gate, v3
+        // from its canary by an error_attribution gate.
+        let scenario =
+            Scenario::from_json(include_str!("../../../examples/scenarios/statistical.json"))
+                .unwrap();
+        let story = crate::demo::story(&scenario).unwrap();
+        let lines: Vec<&str> = story.lines().collect();
+        let after = |head: &str| {
+            let i = lines
+                .iter()
+                .position(|l| l.contains(head))
+                .unwrap_or_else(|| panic!("no {head:?} in:\n{story}"));
+            lines[i + 1].trim().to_string()
+        };
+        // The cusum statistic against its threshold, with the reference.
+        let cusum = after("gate latency_cusum TRIPPED");
+        assert!(
+            cusum.starts_with("latency_ms cusum ")
+                && cusum.contains(" > ")
+                && cusum.contains("(reference 120.0 ± 12"),
+            "{cusum}"
+        );
+        // The e-value against its boundary ln(1/alpha), alpha 0.01, and the effect's bound.
+        let attribution = after("gate errors_attributed TRIPPED");
+        assert!(
+            attribution.starts_with("errors ratio ")
+                && attribution.contains(" (≥ ")
+                && attribution.contains("(boundary ln(1/α) 4.61)"),
+            "{attribution}"
+        );
+    }
+
+    #[test]
     fn timeouts_halts_retries_and_aborts_are_told() {
         let config = r#"{
           "format_version": 1,
@@ -1255,7 +1348,12 @@ mod tests {
         };
         assert_eq!(
             report_line(&e),
-            "errors ratio 1.38 (≥ 1.06), p 7.0e-4 after 220 vs 1440 errors"
+            "errors ratio 1.38 (≥ 1.06), ln e 7.27, p 7.0e-4 after 220 vs 1440 errors"
+        );
+        // With the gate's alpha, the e-value's boundary ln(1/alpha).
+        assert_eq!(
+            report_line_with(&e, Some(0.01)),
+            "errors ratio 1.38 (≥ 1.06), ln e 7.27 (boundary ln(1/α) 4.61), p 7.0e-4 after 220 vs 1440 errors"
         );
         let m = GateReport {
             stat: Stat::Mean,
@@ -1273,7 +1371,25 @@ mod tests {
         };
         assert_eq!(
             report_line(&m),
-            "latency_ms worse by 12.00 (≥ 1.64), p 0.0021 after 15 vs 15 samples"
+            "latency_ms worse by 12.00 (≥ 1.64), ln e 6.15, p 0.0021 after 15 vs 15 samples"
+        );
+        // A two-sided confidence sequence gives both bounds.
+        let two = GateReport {
+            evidence: Evidence::Sequential {
+                effect: Some(12.0),
+                effect_lower: Some(1.643),
+                effect_upper: Some(22.5),
+                log_e_value: 6.15,
+                p_value: 0.00214,
+                used: 15,
+                baseline_used: Some(15),
+            },
+            ..m.clone()
+        };
+        assert!(
+            report_line(&two).starts_with("latency_ms worse by 12.00 [1.64, 22.50], ln e 6.15"),
+            "{}",
+            report_line(&two)
         );
         let c = GateReport {
             evidence: Evidence::Change {
@@ -1313,7 +1429,7 @@ mod tests {
             },
             ..c
         };
-        assert!(report_line(&slo).ends_with(", p 0.0067 after 20000 requests"));
+        assert!(report_line(&slo).ends_with(", ln e 5.00, p 0.0067 after 20000 requests"));
         let q = GateReport {
             stat: Stat::P99,
             metric: "latency_ms".into(),
@@ -1337,7 +1453,7 @@ mod tests {
         };
         assert_eq!(
             report_line(&q),
-            "p99 latency_ms 254.0 [192.0, …] vs 158.0 [128.0, 192.0], p 0.0065 after 200 vs 200 samples"
+            "p99 latency_ms 254.0 [192.0, …] vs 158.0 [128.0, 192.0], effect 1.61 (≥ 1.00), ln e 5.03, p 0.0065 after 200 vs 200 samples"
         );
         let rank = GateReport {
             stat: Stat::Mean,
