@@ -11,6 +11,11 @@
 - The estimate: the Hodges-Lehmann median of the pairwise differences (numpy), which
   must be a root of Kayenta's equation for the quantile 0 (where it changes sign).
 - The classification: Kayenta's MannWhitneyClassifier rules on those numbers.
+- CLES: the share of (judged, baseline) pairs where judged is higher, ties half (numpy
+  over all pairs), against Kayenta's StatisticSuite values where they are exact.
+- Outlier removal: Kayenta's IQRDetector(factor, reduceSensitivity = true) with numpy's
+  "weibull" percentiles (position p(n + 1), Commons Math's StatUtils.percentile), then
+  the statistics above on what is kept.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ def kayenta_interval(x: np.ndarray, y: np.ndarray, confidence: float) -> tuple[f
     return kayenta_root(x, y, -zq), kayenta_root(x, y, zq)
 
 
-def run_interval(judged: np.ndarray, baseline: np.ndarray, confidence: float, worse: str) -> dict:
+def run_interval(judged: np.ndarray, baseline: np.ndarray, confidence: float, worse: str, **rule: object) -> dict:
     """One 10 s interval of a dry-run mann_whitney gate fed these samples; its report."""
     config = {
         "format_version": 1,
@@ -55,7 +60,7 @@ def run_interval(judged: np.ndarray, baseline: np.ndarray, confidence: float, wo
         "stable": "v1",
         "metrics": [{"name": "m", "kind": "value"}],
         "gates": [{"name": "k", "metric": "m", "stat": "mean", "dry_run": True,
-                   "rule": {"kind": "mann_whitney", "confidence": confidence, "worse": worse}}],
+                   "rule": {"kind": "mann_whitney", "confidence": confidence, "worse": worse, **rule}}],
         "strategy": {"kind": "canary", "steps": [{"kind": "set_weight", "weight": 50, "duration_ms": 600_000}]},
         "analysis": {"interval_ms": 10_000},
     }
@@ -136,3 +141,79 @@ def test_an_empty_arm_is_no_data() -> None:
     rep = run_interval(np.array([1.0, 2.0]), np.array([]), 0.98, "either")
     assert rep["classification"] == "no_data" and rep["verdict"] == "inconclusive"
     assert "u_statistic" not in rep and "p_value" not in rep
+
+
+def pairwise_cles(x: np.ndarray, y: np.ndarray) -> float:
+    d = np.subtract.outer(x, y)
+    return float(((d > 0).sum() + 0.5 * (d == 0).sum()) / d.size)
+
+
+def kayenta_kept(v: np.ndarray, factor: float) -> np.ndarray:
+    """IQRDetector(factor, reduceSensitivity = true): the samples inside the fences."""
+    if len(v) == 0:
+        return v
+    p01, q1, q3, p99 = np.percentile(v, [1, 25, 75, 99], method="weibull")
+    low, high = min(p01, q1 - factor * (q3 - q1)), max(p99, q3 + factor * (q3 - q1))
+    return v[(v >= low) & (v <= high)]
+
+
+@pytest.mark.parametrize(("name", "judged", "baseline", "confidence", "worse"), datasets(), ids=[d[0] for d in datasets()])
+def test_cles_is_the_pairwise_share(name: str, judged: np.ndarray, baseline: np.ndarray, confidence: float, worse: str) -> None:
+    rep = run_interval(judged, baseline, confidence, worse, effect_size="cles")
+    cles = pairwise_cles(judged, baseline)
+    assert rep["cles"] == pytest.approx(cles, rel=1e-15, abs=1e-15)
+    est = float(np.median(np.subtract.outer(judged, baseline)))
+    lower, upper = kayenta_interval(judged, baseline, confidence)
+    bound = 0.25 * abs(est)
+    if worse in ("higher", "either") and lower > bound and cles >= 0.5:
+        cls = "high"
+    elif worse in ("lower", "either") and upper < -bound and cles <= 0.5:
+        cls = "low"
+    else:
+        cls = "pass"
+    assert rep["classification"] == cls, name
+
+
+def test_kayentas_cles_examples() -> None:
+    # Kayenta's StatisticSuite: identical samples 0.5, no overlap 0.
+    same = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert run_interval(same, same, 0.98, "either", effect_size="cles")["cles"] == 0.5
+    rep = run_interval(np.array([2.27, 2.61, 3.26, 1.4]), np.array([25.3, 25.1, 24.6]), 0.98, "either", effect_size="cles")
+    assert rep["cles"] == 0.0
+
+
+def outlier_datasets() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(906)
+    out = []
+    j = rng.normal(100, 10, 200)
+    j[[3, 50]] = [900.0, -400.0]
+    b = rng.normal(100, 10, 180)
+    b[7] = 2_000.0
+    out.append(("spikes in both arms", j, b))
+    out.append(("lognormal tails", 100 * rng.lognormal(0, 1.2, 240), 100 * rng.lognormal(0, 1.2, 210)))
+    out.append(("heavy ties and one spike", np.append(rng.integers(0, 3, 60).astype(float), 50.0), rng.integers(0, 3, 40).astype(float)))
+    out.append(("small", np.array([1.0, 2.0, 3.0, 100.0]), np.array([1.5, 2.5, 2.0])))
+    return out
+
+
+@pytest.mark.parametrize(("name", "judged", "baseline"), outlier_datasets(), ids=[d[0] for d in outlier_datasets()])
+@pytest.mark.parametrize("factor", [1.5, 3.0])
+def test_outlier_removal_matches_kayentas_detector(name: str, judged: np.ndarray, baseline: np.ndarray, factor: float) -> None:
+    rep = run_interval(judged, baseline, 0.98, "either", outliers={"strategy": "remove", "factor": factor})
+    kj, kb = kayenta_kept(judged, factor), kayenta_kept(baseline, factor)
+    assert (rep["used"], rep["baseline_used"]) == (len(kj), len(kb)), name
+    assert rep.get("outliers_removed", 0) == len(judged) - len(kj)
+    assert rep.get("baseline_outliers_removed", 0) == len(baseline) - len(kb)
+    want = stats.mannwhitneyu(kj, kb, alternative="two-sided", method="asymptotic", use_continuity=True)
+    assert rep["u_statistic"] == float(want.statistic)
+    lower, upper = kayenta_interval(kj, kb, 0.98)
+    assert rep["effect_lower"] == pytest.approx(lower, rel=1e-9, abs=1e-9)
+    assert rep["effect_upper"] == pytest.approx(upper, rel=1e-9, abs=1e-9)
+    assert rep["mean_ratio"] == pytest.approx(kj.mean() / kb.mean(), rel=1e-12)
+
+
+def test_spikes_are_removed_at_all() -> None:
+    # Not vacuous: the first data set loses its three spikes at factor 3.
+    name, judged, baseline = outlier_datasets()[0]
+    rep = run_interval(judged, baseline, 0.98, "either", outliers={"strategy": "remove"})
+    assert (rep["outliers_removed"], rep["baseline_outliers_removed"]) == (2, 1), name

@@ -48,7 +48,7 @@ export type Rule =
   | { kind: "ewma"; worse?: "higher" | "lower"; lambda?: number; arl0?: number; limit?: number; reference_mean?: number; reference_sd?: number }
   /** Kayenta's per-interval Mann-Whitney classification (value metric, stat "mean");
    *  fixed-horizon per interval, not anytime-valid. */
-  | { kind: "mann_whitney"; worse?: "higher" | "lower" | "either" | "increase" | "decrease"; confidence?: number; tolerance?: number; allowed_increase?: number; allowed_decrease?: number; samples_max?: number }
+  | { kind: "mann_whitney"; worse?: "higher" | "lower" | "either" | "increase" | "decrease"; confidence?: number; tolerance?: number; effect_size?: "mean_ratio" | "cles"; allowed_increase?: number; allowed_decrease?: number; outliers?: { strategy?: "keep" | "remove"; factor?: number }; samples_max?: number }
   /** Distribution shift of a categorical or binned output between the arms (value metric, stat "mean"). */
   | { kind: "drift"; measure?: "psi" | "js"; threshold?: number; categories?: number; bins?: { min: number; max: number; count: number } };
 
@@ -175,11 +175,15 @@ export interface GateReport {
   baseline_quantile?: number;
   baseline_lower?: number;
   baseline_upper?: number;
-  /** mann_whitney: Kayenta's classification of the interval, U of the judged arm and
-   *  the ratio of means (p_value, effect*, used and baseline_used as above). */
+  /** mann_whitney: Kayenta's classification of the interval, U of the judged arm, the
+   *  ratio of means, the common-language effect size U / (n·m) and the outliers removed
+   *  from each arm (p_value, effect*, used and baseline_used as above). */
   classification?: "high" | "low" | "pass" | "no_data";
   u_statistic?: number;
   mean_ratio?: number;
+  cles?: number;
+  outliers_removed?: number;
+  baseline_outliers_removed?: number;
   /** cusum and ewma: which chart, its statistic (the cumulative sum, or the EWMA z) and
    *  threshold (reference deviations), the reference. */
   chart?: "cusum" | "ewma";

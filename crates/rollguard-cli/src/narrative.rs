@@ -14,9 +14,9 @@
 use std::collections::BTreeSet;
 
 use rollguard::{
-    Action, Aliases, CanaryStep, Decision, Direction, Event, EventKind, Evidence, GateReport,
-    PolicyConfig, Reason, Rule, Scenario, Stat, Status, Strategy, Timestamp, TraceEntry, Validator,
-    Verdict,
+    Action, Aliases, CanaryStep, Decision, Direction, EffectSize, Event, EventKind, Evidence,
+    GateReport, PolicyConfig, Reason, Rule, Scenario, Stat, Status, Strategy, Timestamp,
+    TraceEntry, Validator, Verdict,
 };
 
 use crate::text::{clock, duration, input_summary, snake, stat_value};
@@ -936,8 +936,11 @@ fn rank_line(r: &GateReport) -> String {
         effect_lower,
         effect_upper,
         mean_ratio,
+        cles,
         used,
         baseline_used,
+        outliers_removed,
+        baseline_outliers_removed,
     } = r.evidence
     else {
         return format!("{}: {}", r.metric, snake(&r.verdict));
@@ -957,8 +960,14 @@ fn rank_line(r: &GateReport) -> String {
         );
     };
     let v = |x: f64| stat_value(r.stat, x);
+    let cles = cles.map_or(String::new(), |c| format!(", CLES {c:.2}"));
+    let removed = if outliers_removed + baseline_outliers_removed > 0 {
+        format!(" ({outliers_removed} + {baseline_outliers_removed} outliers removed)")
+    } else {
+        String::new()
+    };
     format!(
-        "{} {class}: shift {}{} (CI {}..{}), means x{ratio:.2}, U {u}, p {} on {used} vs {baseline_used} samples",
+        "{} {class}: shift {}{} (CI {}..{}), means x{ratio:.2}{cles}, U {u}, p {} on {used} vs {baseline_used} samples{removed}",
         r.metric,
         if e > 0.0 { "+" } else { "" },
         v(e),
@@ -1144,17 +1153,31 @@ fn rule_text(stat: Stat, metric: &str, rule: &Rule) -> String {
             worse,
             confidence,
             tolerance,
+            effect_size,
             allowed_increase,
             allowed_decrease,
+            outliers,
             ..
         } => {
-            let (what, ratio) = match worse {
-                Direction::Higher => ("higher", format!(", means x{allowed_increase} or more")),
-                Direction::Lower => ("lower", format!(", means x{allowed_decrease} or less")),
-                Direction::Either => ("higher or lower", String::new()),
+            let up = allowed_increase.unwrap_or(effect_size.default_allowed());
+            let down = allowed_decrease.unwrap_or(effect_size.default_allowed());
+            let (what, ratio) = match (worse, effect_size) {
+                (Direction::Higher, EffectSize::MeanRatio) => {
+                    ("higher", format!(", means x{up} or more"))
+                }
+                (Direction::Lower, EffectSize::MeanRatio) => {
+                    ("lower", format!(", means x{down} or less"))
+                }
+                (Direction::Higher, EffectSize::Cles) => ("higher", format!(", CLES >= {up}")),
+                (Direction::Lower, EffectSize::Cles) => ("lower", format!(", CLES <= {down}")),
+                (Direction::Either, _) => ("higher or lower", String::new()),
+            };
+            let trimmed = match outliers.removal() {
+                Some(f) => format!(", outliers beyond {f} IQR removed"),
+                None => String::new(),
             };
             return format!(
-                "{metric} fails when classified {what} than baseline (Mann-Whitney, {}% CI beyond {tolerance} x the shift{ratio}; per interval, not anytime-valid)",
+                "{metric} fails when classified {what} than baseline (Mann-Whitney, {}% CI beyond {tolerance} x the shift{ratio}{trimmed}; per interval, not anytime-valid)",
                 confidence * 100.0
             );
         }
@@ -1466,14 +1489,17 @@ mod tests {
                 effect_lower: Some(18.0),
                 effect_upper: Some(22.0),
                 mean_ratio: Some(1.2),
+                cles: Some(0.975),
                 used: 40,
                 baseline_used: 40,
+                outliers_removed: 2,
+                baseline_outliers_removed: 0,
             },
             ..slo.clone()
         };
         assert_eq!(
             report_line(&rank),
-            "latency_ms HIGH: shift +20.00 (CI 18.00..22.00), means x1.20, U 1560, p 1.2e-9 on 40 vs 40 samples"
+            "latency_ms HIGH: shift +20.00 (CI 18.00..22.00), means x1.20, CLES 0.97, U 1560, p 1.2e-9 on 40 vs 40 samples (2 + 0 outliers removed)"
         );
         let none = GateReport {
             evidence: Evidence::Rank {
@@ -1484,8 +1510,11 @@ mod tests {
                 effect_lower: None,
                 effect_upper: None,
                 mean_ratio: None,
+                cles: None,
                 used: 0,
                 baseline_used: 12,
+                outliers_removed: 0,
+                baseline_outliers_removed: 0,
             },
             ..rank
         };

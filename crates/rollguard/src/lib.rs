@@ -95,9 +95,9 @@ mod time;
 pub use config::footprint::Footprint;
 pub use config::{
     AnalysisConfig, ApprovalConfig, Bins, BreakerConfig, CanaryStep, Direction, Divergence,
-    FORMAT_VERSION, GateConfig, HistogramRange, Limits, Margin, MetricConfig, MetricKind, NoData,
-    OnTimeout, Persistence, Phase, PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec,
-    Worse, limits,
+    EffectSize, FORMAT_VERSION, GateConfig, HistogramRange, Limits, Margin, MetricConfig,
+    MetricKind, NoData, OnTimeout, OutlierStrategy, Outliers, Persistence, Phase, PolicyConfig,
+    Rule, SafetyConfig, Stat, Strategy, VersionSpec, Worse, limits,
 };
 pub use error::{Error, ErrorCode};
 pub use input::{Input, Sample, TargetKind, count_from_number};

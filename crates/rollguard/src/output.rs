@@ -270,10 +270,23 @@ pub enum Evidence {
         /// size `allowed_increase` and `allowed_decrease` apply to).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mean_ratio: Option<f64>,
-        /// Samples of the judged arm compared (those kept of the interval).
+        /// The common-language effect size U / (n·m): the chance that a judged sample
+        /// is above a baseline one, ties counting half (the effect size the
+        /// allowances apply to when `effect_size` is `cles`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cles: Option<f64>,
+        /// Samples of the judged arm compared (those kept of the interval, less the
+        /// outliers removed).
         used: u64,
         /// Samples of the baseline arm compared.
         baseline_used: u64,
+        /// Outliers removed from the judged arm's samples (`outliers.strategy`
+        /// `remove`).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        outliers_removed: u64,
+        /// Outliers removed from the baseline arm's samples.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        baseline_outliers_removed: u64,
     },
     /// `drift`: how far the judged arm's distribution moved from the baseline's.
     Drift {
@@ -624,4 +637,10 @@ pub struct Event {
     /// What.
     #[serde(flatten)]
     pub kind: EventKind,
+}
+
+/// Serde: leave a zero count out.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -88,8 +88,10 @@ RuleDict = TypedDict(
         # mann_whitney (Kayenta's MannWhitneyClassifier)
         "confidence": NotRequired[float],
         "tolerance": NotRequired[float],
+        "effect_size": NotRequired[Literal["mean_ratio", "cles"]],
         "allowed_increase": NotRequired[float],
         "allowed_decrease": NotRequired[float],
+        "outliers": NotRequired[Dict[str, Union[str, float]]],
         "samples_max": NotRequired[int],
         # drift
         "measure": NotRequired[Literal["psi", "js"]],

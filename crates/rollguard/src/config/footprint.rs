@@ -70,8 +70,9 @@ pub(crate) const QUANTILE_BIN_BYTES: u64 = 8;
 /// A `mann_whitney` detector's fixed part (boxed), without its samples.
 pub(crate) const RANK_TEST_BYTES: u64 = 96;
 /// Cells a `mann_whitney` evaluation visits per kept sample: the sort (log2 of the most
-/// samples) and four order-statistic searches of at most 64 passes over both arms.
-pub(crate) const RANK_CELLS_PER_SAMPLE: u64 = 4 * 64 + 16;
+/// samples), four order-statistic searches of at most 64 passes over both arms, and
+/// the two passes of outlier removal (the sorted copy and the arm's own order).
+pub(crate) const RANK_CELLS_PER_SAMPLE: u64 = 4 * 64 + 16 + 2;
 /// A `drift` detector's fixed part (boxed): its binning; its two count vectors are
 /// added per bin.
 pub(crate) const DRIFT_BYTES: u64 = 32;

@@ -86,6 +86,8 @@ pub mod limits {
     pub const MW_CONFIDENCE_MAX: f64 = 0.999_999_999;
     /// Largest `tolerance` of `mann_whitney`.
     pub const MW_TOLERANCE_MAX: f64 = 100.0;
+    /// Largest `outliers.factor` of `mann_whitney`.
+    pub const MW_OUTLIER_FACTOR_MAX: f64 = 100.0;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
@@ -460,13 +462,27 @@ pub enum Rule {
         /// tolerance: 0.25).
         #[serde(default = "default_mw_tolerance")]
         tolerance: f64,
-        /// The smallest ratio of means classified High (Kayenta's effect size
-        /// `allowedIncrease`, default 1: any).
-        #[serde(default = "default_one")]
-        allowed_increase: f64,
-        /// The largest ratio of means classified Low (`allowedDecrease`, default 1).
-        #[serde(default = "default_one")]
-        allowed_decrease: f64,
+        /// The effect size `allowed_increase` and `allowed_decrease` apply to
+        /// (Kayenta's `effectSize.measure`): `mean_ratio` (the default), mean(judged)
+        /// / mean(baseline), or `cles`, the common-language effect size P(judged >
+        /// baseline) + ½·P(tie) = U / (n·m).
+        #[serde(default, skip_serializing_if = "EffectSize::is_mean_ratio")]
+        effect_size: EffectSize,
+        /// The smallest effect size classified High (Kayenta's `allowedIncrease`;
+        /// default 1 for `mean_ratio`, any increase, and 0.5 for `cles`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allowed_increase: Option<f64>,
+        /// The largest effect size classified Low (`allowedDecrease`; default 1 for
+        /// `mean_ratio`, 0.5 for `cles`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allowed_decrease: Option<f64>,
+        /// Kayenta's IQR outlier removal (`outliers`): `{"strategy": "remove",
+        /// "factor": 3.0}` drops, from each arm's samples of the interval before they
+        /// are compared, those beyond the wider of Tukey's fences (quartiles ∓ factor ×
+        /// IQR) and the 1st / 99th percentiles, with Kayenta's percentiles (Commons
+        /// Math's, position p·(n + 1)). Default `keep`.
+        #[serde(default, skip_serializing_if = "Outliers::is_keep")]
+        outliers: Outliers,
         /// The most samples kept per arm and interval (the most recent; default 1000).
         #[serde(default = "default_mw_samples_max")]
         samples_max: u32,
@@ -504,11 +520,84 @@ fn default_mw_confidence() -> f64 {
 fn default_mw_tolerance() -> f64 {
     0.25
 }
-fn default_one() -> f64 {
-    1.0
-}
 fn default_mw_samples_max() -> u32 {
     1000
+}
+
+/// The effect size of a `mann_whitney` gate (Kayenta's `effectSize.measure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectSize {
+    /// mean(judged) / mean(baseline), 1 when the baseline's mean is 0.
+    #[default]
+    #[serde(alias = "meanRatio")]
+    MeanRatio,
+    /// The common-language effect size: the chance that a judged sample is above a
+    /// baseline one, ties counting half (U / (n·m)).
+    Cles,
+}
+
+impl EffectSize {
+    fn is_mean_ratio(&self) -> bool {
+        *self == Self::MeanRatio
+    }
+
+    /// The `allowed_increase` and `allowed_decrease` a gate uses when its config
+    /// gives none: 1 for the ratio of means, 0.5 for CLES (Kayenta's defaults).
+    pub fn default_allowed(self) -> f64 {
+        match self {
+            Self::MeanRatio => 1.0,
+            Self::Cles => 0.5,
+        }
+    }
+}
+
+/// Kayenta's outlier handling of a `mann_whitney` gate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outliers {
+    /// `keep` (the default) or `remove`.
+    #[serde(default)]
+    pub strategy: OutlierStrategy,
+    /// The multiple of the interquartile range beyond the quartiles that is an
+    /// outlier (Kayenta's `outlierFactor`, default 3).
+    #[serde(default = "default_outlier_factor", alias = "outlier_factor")]
+    pub factor: f64,
+}
+
+impl Default for Outliers {
+    fn default() -> Self {
+        Self {
+            strategy: OutlierStrategy::Keep,
+            factor: default_outlier_factor(),
+        }
+    }
+}
+
+impl Outliers {
+    fn is_keep(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The factor when outliers are removed.
+    pub fn removal(&self) -> Option<f64> {
+        (self.strategy == OutlierStrategy::Remove).then_some(self.factor)
+    }
+}
+
+fn default_outlier_factor() -> f64 {
+    3.0
+}
+
+/// Whether a `mann_whitney` gate removes outliers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutlierStrategy {
+    /// Compare every sample (Kayenta's default).
+    #[default]
+    Keep,
+    /// Drop each arm's outliers before comparing.
+    Remove,
 }
 
 /// Which of Kayenta's classifications fail a `mann_whitney` gate.
@@ -1658,8 +1747,10 @@ impl Rule {
             Rule::MannWhitney {
                 confidence,
                 tolerance,
+                effect_size,
                 allowed_increase,
                 allowed_decrease,
+                outliers,
                 samples_max,
                 ..
             } => {
@@ -1679,13 +1770,33 @@ impl Rule {
                     ("allowed_increase", allowed_increase),
                     ("allowed_decrease", allowed_decrease),
                 ] {
-                    ensure(
-                        v.abs() <= limits::VALUE_ABS_MAX,
-                        ErrorCode::InvalidValue,
-                        name,
-                        || format!("must be within ±{:e}", limits::VALUE_ABS_MAX),
-                    )?;
+                    let Some(v) = v else { continue };
+                    match effect_size {
+                        EffectSize::MeanRatio => ensure(
+                            v.abs() <= limits::VALUE_ABS_MAX,
+                            ErrorCode::InvalidValue,
+                            name,
+                            || format!("must be within ±{:e}", limits::VALUE_ABS_MAX),
+                        )?,
+                        EffectSize::Cles => ensure(
+                            (0.0..=1.0).contains(&v),
+                            ErrorCode::InvalidValue,
+                            name,
+                            || "a CLES is a probability: must be in 0..=1".into(),
+                        )?,
+                    }
                 }
+                ensure(
+                    outliers.factor > 0.0 && outliers.factor <= limits::MW_OUTLIER_FACTOR_MAX,
+                    ErrorCode::InvalidValue,
+                    "outliers.factor",
+                    || {
+                        format!(
+                            "must be above 0 and at most {}",
+                            limits::MW_OUTLIER_FACTOR_MAX
+                        )
+                    },
+                )?;
                 ensure(
                     (1..=limits::MW_SAMPLES_MAX).contains(&samples_max),
                     ErrorCode::InvalidValue,

@@ -19,8 +19,14 @@
 //!   k-th smallest, k from the step heights), with Kayenta's end-point checks. The
 //!   estimate is the Hodges-Lehmann median of the differences, which lies in the set
 //!   where Kayenta's Z(μ) = 0 (Brent returns some point of it);
+//! - optionally first, Kayenta's outlier removal (`IQRDetector(factor, reduceSensitivity
+//!   = true)`): each arm loses the samples beyond the wider of Tukey's fences
+//!   (Q1 − factor·IQR, Q3 + factor·IQR) and its 1st / 99th percentiles, all with
+//!   Commons Math's default percentile (position p·(n + 1), linear between order
+//!   statistics; NumPy's `method="weibull"`);
 //! - Kayenta's classification: High when the interval's lower end is above
-//!   `tolerance` × |estimate| and the ratio of means is at least `allowed_increase`;
+//!   `tolerance` × |estimate| and the effect size (the ratio of means, or the
+//!   common-language effect size U / (n·m)) is at least `allowed_increase`;
 //!   Low symmetrically; otherwise Pass; identical samples, or all values equal, Pass;
 //!   an empty arm, Nodata. Two constant arms (Kayenta adds Gaussian noise of scale
 //!   1e-5 × value to them) give the noise-free limit: the interval is the difference.
@@ -31,6 +37,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use crate::config::EffectSize;
 pub(crate) use crate::output::Classification;
 
 /// One arm's samples of the current interval: the most recent `samples_max`.
@@ -92,8 +99,12 @@ pub(crate) struct Settings {
     pub(crate) decrease: bool,
     pub(crate) confidence: f64,
     pub(crate) tolerance: f64,
+    /// The effect size the allowances apply to.
+    pub(crate) measure: EffectSize,
     pub(crate) allowed_increase: f64,
     pub(crate) allowed_decrease: f64,
+    /// Remove outliers beyond this many IQRs (and the 1st / 99th percentiles).
+    pub(crate) outlier_factor: Option<f64>,
     pub(crate) samples_min: u64,
 }
 
@@ -105,6 +116,9 @@ pub(crate) struct Finding {
     pub(crate) test: Option<Comparison>,
     pub(crate) used: u64,
     pub(crate) baseline_used: u64,
+    /// Outliers removed from each arm before the comparison.
+    pub(crate) removed: u64,
+    pub(crate) baseline_removed: u64,
 }
 
 /// The Mann-Whitney comparison of two samples.
@@ -122,6 +136,8 @@ pub(crate) struct Comparison {
     /// mean(judged) / mean(baseline), 1 when the baseline's mean is 0 (Kayenta's
     /// `meanRatio` effect size).
     pub(crate) mean_ratio: f64,
+    /// The common-language effect size U / (n·m).
+    pub(crate) cles: f64,
 }
 
 impl RankTest {
@@ -157,22 +173,40 @@ impl RankTest {
 
 /// Kayenta's classification of `judged` against `baseline`.
 pub(crate) fn classify(judged: &[f64], baseline: &[f64], set: Settings) -> Finding {
-    let (n, m) = (judged.len() as u64, baseline.len() as u64);
+    let mut x = judged.to_vec();
+    let mut y = baseline.to_vec();
+    x.sort_by(f64::total_cmp);
+    y.sort_by(f64::total_cmp);
+    // Outlier removal keeps each arm's order for its mean (summed as given).
+    let (kept_x, kept_y);
+    let (judged_kept, baseline_kept) = match set.outlier_factor {
+        Some(f) => {
+            kept_x = without_outliers(judged, &mut x, f);
+            kept_y = without_outliers(baseline, &mut y, f);
+            (&kept_x[..], &kept_y[..])
+        }
+        None => (judged, baseline),
+    };
+    let (n, m) = (x.len() as u64, y.len() as u64);
     let need = set.samples_min.max(1);
     let mut finding = Finding {
         classification: Classification::NoData,
         test: None,
         used: n,
         baseline_used: m,
+        removed: judged.len() as u64 - n,
+        baseline_removed: baseline.len() as u64 - m,
     };
     if n < need || m < need {
         return finding;
     }
-    let mut x = judged.to_vec();
-    let mut y = baseline.to_vec();
-    x.sort_by(f64::total_cmp);
-    y.sort_by(f64::total_cmp);
-    let test = compare_sorted(&x, &y, set.confidence, mean(judged), mean(baseline));
+    let test = compare_sorted(
+        &x,
+        &y,
+        set.confidence,
+        mean(judged_kept),
+        mean(baseline_kept),
+    );
     finding.test = Some(test);
     // Identical samples, or one value throughout: Pass (Kayenta checks these first).
     if x == y || (x[0] == x[x.len() - 1] && y[0] == y[y.len() - 1] && x[0] == y[0]) {
@@ -180,15 +214,57 @@ pub(crate) fn classify(judged: &[f64], baseline: &[f64], set: Settings) -> Findi
         return finding;
     }
     let bound = set.tolerance * test.estimate.abs();
-    finding.classification =
-        if set.increase && test.lower > bound && test.mean_ratio >= set.allowed_increase {
-            Classification::High
-        } else if set.decrease && test.upper < -bound && test.mean_ratio <= set.allowed_decrease {
-            Classification::Low
-        } else {
-            Classification::Pass
-        };
+    let effect = match set.measure {
+        EffectSize::MeanRatio => test.mean_ratio,
+        EffectSize::Cles => test.cles,
+    };
+    finding.classification = if set.increase && test.lower > bound && effect >= set.allowed_increase
+    {
+        Classification::High
+    } else if set.decrease && test.upper < -bound && effect <= set.allowed_decrease {
+        Classification::Low
+    } else {
+        Classification::Pass
+    };
     finding
+}
+
+/// Kayenta's percentile (Commons Math's default estimator) of a sorted, non-empty
+/// sample: position p·(n + 1)/100, the order statistics at its floor and above,
+/// linearly between them; the extremes outside 1..n.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let n = sorted.len();
+    if n == 1 {
+        return sorted[0];
+    }
+    let pos = p * (n as f64 + 1.0) / 100.0;
+    let floor = libm::floor(pos);
+    if pos < 1.0 {
+        return sorted[0];
+    }
+    if pos >= n as f64 {
+        return sorted[n - 1];
+    }
+    // 1 <= floor < n here.
+    let at = floor as usize;
+    let (lower, upper) = (sorted[at - 1], sorted[at]);
+    lower + (pos - floor) * (upper - lower)
+}
+
+/// Drops from `sorted` (and returns `values` without) the samples outside Kayenta's
+/// fences: the wider of [Q1 − factor·IQR, Q3 + factor·IQR] and [P1, P99]
+/// (`IQRDetector(factor, reduceSensitivity = true)`).
+fn without_outliers(values: &[f64], sorted: &mut Vec<f64>, factor: f64) -> Vec<f64> {
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    let (q1, q3) = (percentile(sorted, 25.0), percentile(sorted, 75.0));
+    let iqr = q3 - q1;
+    let low = percentile(sorted, 1.0).min(q1 - factor * iqr);
+    let high = percentile(sorted, 99.0).max(q3 + factor * iqr);
+    let inside = |x: &f64| *x >= low && *x <= high;
+    sorted.retain(inside);
+    values.iter().copied().filter(inside).collect()
 }
 
 /// The mean, summed in order.
@@ -216,6 +292,7 @@ pub(crate) fn compare_sorted(
         1.0
     };
     let mean_ratio = if mean_y == 0.0 { 1.0 } else { mean_x / mean_y };
+    let cles = u / nm;
     let d_min = x[0] - y[y.len() - 1];
     let d_max = x[x.len() - 1] - y[0];
     let pairs = x.len() as u64 * y.len() as u64;
@@ -232,6 +309,7 @@ pub(crate) fn compare_sorted(
             lower: d_min,
             upper: d_max,
             mean_ratio,
+            cles,
         };
     }
     // Within-arm ties only: σ between the differences (no judged − μ equals a
@@ -280,6 +358,7 @@ pub(crate) fn compare_sorted(
         lower: root(z),
         upper: root(-z),
         mean_ratio,
+        cles,
     }
 }
 
@@ -508,8 +587,10 @@ mod tests {
             decrease: true,
             confidence: 0.95,
             tolerance: 0.25,
+            measure: EffectSize::MeanRatio,
             allowed_increase: 1.0,
             allowed_decrease: 1.0,
+            outlier_factor: None,
             samples_min: 1,
         }
     }
@@ -642,6 +723,71 @@ mod tests {
         let f = t.judge(set());
         assert_eq!((f.used, f.baseline_used), (4, 1));
         assert_eq!(t, RankTest::new(4));
+    }
+
+    #[test]
+    fn percentiles_are_commons_maths() {
+        // IQRDetector's StatUtils.percentile (Commons Math's legacy estimator, not
+        // the R-7 one of Kayenta's DescriptiveStatistics): on 0, 0.5, .., 3.5 P5 is
+        // the minimum (position 0.45 < 1), P50 1.75, P100 the maximum; on the NIST
+        // sample of Commons Math's tests P90 lies 0.7 of the way from the 11th to the
+        // 12th value (position 11.7), where R-7 gives 95.19568.
+        let v: Vec<f64> = (0..8).map(|i| f64::from(i) * 0.5).collect();
+        assert_eq!(percentile(&v, 50.0), 1.75);
+        assert_eq!(percentile(&v, 100.0), 3.5);
+        assert_eq!(percentile(&v, 5.0), 0.0);
+        let mut nist = [
+            95.1772, 95.1567, 95.1937, 95.1959, 95.1442, 95.0610, 95.1591, 95.1195, 95.1772,
+            95.0925, 95.1990, 95.1682,
+        ];
+        nist.sort_by(f64::total_cmp);
+        assert!((percentile(&nist, 90.0) - (95.1959 + 0.7 * (95.1990 - 95.1959))).abs() < 1e-12);
+    }
+
+    #[test]
+    fn outliers_beyond_both_fences_are_removed_and_counted() {
+        let mut base: Vec<f64> = (0..200).map(|i| 100.0 + f64::from(i % 10)).collect();
+        base.push(10_000.0);
+        let mut judged = base.clone();
+        judged[0] = -5_000.0;
+        let trim = Settings {
+            outlier_factor: Some(3.0),
+            ..set()
+        };
+        let f = classify(&judged, &base, trim);
+        assert_eq!((f.removed, f.baseline_removed), (2, 1));
+        assert_eq!((f.used, f.baseline_used), (199, 200));
+        // Kept: the outlier no longer moves the mean ratio.
+        let t = f.test.unwrap();
+        assert!((t.mean_ratio - 1.0).abs() < 0.01, "{t:?}");
+        let kept = classify(&judged, &base, set());
+        assert_eq!((kept.removed, kept.used), (0, 201));
+    }
+
+    #[test]
+    fn cles_is_u_over_pairs_and_can_hold_a_shift() {
+        // Kayenta's StatisticSuite: identical samples 0.5, no overlap 0.
+        let c = compare(&[1.0, 2.0, 3.0, 4.0, 5.0], &[1.0, 2.0, 3.0, 4.0, 5.0], 0.98);
+        assert_eq!(c.cles, 0.5);
+        let c = compare(&[1.0, 2.0, 3.0], &[10.0, 11.0], 0.98);
+        assert_eq!(c.cles, 0.0);
+        let y: Vec<f64> = (0..40).map(|i| 100.0 + f64::from(i % 7)).collect();
+        let x: Vec<f64> = y.iter().map(|v| v + 20.0).collect();
+        let cles = Settings {
+            measure: EffectSize::Cles,
+            allowed_increase: 0.5,
+            allowed_decrease: 0.5,
+            ..set()
+        };
+        assert_eq!(classify(&x, &y, cles).classification, Classification::High);
+        let strict = Settings {
+            allowed_increase: 1.0 + f64::EPSILON,
+            ..cles
+        };
+        assert_eq!(
+            classify(&x, &y, strict).classification,
+            Classification::Pass
+        );
     }
 
     #[test]

@@ -500,8 +500,10 @@ impl Detector {
                 worse,
                 confidence,
                 tolerance,
+                effect_size,
                 allowed_increase,
                 allowed_decrease,
+                outliers,
                 ..
             },
         ) = (&mut *self, &gate.rule)
@@ -511,8 +513,10 @@ impl Detector {
                 decrease: worse != Direction::Higher,
                 confidence,
                 tolerance,
-                allowed_increase,
-                allowed_decrease,
+                measure: effect_size,
+                allowed_increase: allowed_increase.unwrap_or(effect_size.default_allowed()),
+                allowed_decrease: allowed_decrease.unwrap_or(effect_size.default_allowed()),
+                outlier_factor: outliers.removal(),
                 samples_min: gate.samples_min,
             });
             use mann_whitney::Classification as C;
@@ -534,8 +538,11 @@ impl Detector {
                     effect_lower: test.map(|t| t.lower),
                     effect_upper: test.map(|t| t.upper),
                     mean_ratio: test.map(|t| t.mean_ratio),
+                    cles: test.map(|t| t.cles),
                     used: f.used,
                     baseline_used: f.baseline_used,
+                    outliers_removed: f.removed,
+                    baseline_outliers_removed: f.baseline_removed,
                 },
                 onset: None,
             };
