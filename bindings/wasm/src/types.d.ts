@@ -50,7 +50,19 @@ export type Rule =
    *  fixed-horizon per interval, not anytime-valid. */
   | { kind: "mann_whitney"; worse?: "higher" | "lower" | "either" | "increase" | "decrease"; confidence?: number; tolerance?: number; effect_size?: "mean_ratio" | "cles"; allowed_increase?: number; allowed_decrease?: number; outliers?: { strategy?: "keep" | "remove"; factor?: number }; samples_max?: number }
   /** Distribution shift of a categorical or binned output between the arms (value metric, stat "mean"). */
-  | { kind: "drift"; measure?: "psi" | "js"; threshold?: number; categories?: number; bins?: { min: number; max: number; count: number } };
+  | { kind: "drift"; measure?: "psi" | "js"; threshold?: number; categories?: number; bins?: { min: number; max: number; count: number } }
+  /** Kayenta's composite score over earlier dry-run mann_whitney gates (WeightedSumScorer;
+   *  fails at or below marginal, inconclusive below pass). metric and stat label the report. */
+  | { kind: "kayenta_score"; members: KayentaMember[]; group_weights?: Record<string, number>; pass: number; marginal: number };
+
+/** A member of a kayenta_score gate: an earlier mann_whitney gate and its Kayenta settings. */
+export interface KayentaMember {
+  gate: string;
+  groups?: string[];
+  critical?: boolean;
+  must_have_data?: boolean;
+  muted?: boolean;
+}
 
 /** The smallest regression worth acting on (error_attribution takes a relative one). */
 export type Margin = { relative: number } | { absolute: number };
@@ -184,6 +196,16 @@ export interface GateReport {
   cles?: number;
   outliers_removed?: number;
   baseline_outliers_removed?: number;
+  /** kayenta_score: the score 0..=100 (absent when no member was judged), its thresholds,
+   *  why (critical metric, no data, or the weighted group scores), each group's counts,
+   *  score and weight, and each member's Kayenta label. */
+  score?: number;
+  marginal?: number;
+  pass?: number;
+  reason?: "score" | "critical" | "no_data";
+  critical_metric?: string;
+  groups?: { name: string; score?: number; weight: number; pass: number; high: number; low: number; no_data: number; no_data_fail: number }[];
+  metrics?: { gate: string; classification: "high" | "low" | "pass" | "no_data" | "no_data_fail"; critical?: boolean; muted?: boolean }[];
   /** cusum and ewma: which chart, its statistic (the cumulative sum, or the EWMA z) and
    *  threshold (reference deviations), the reference. */
   chart?: "cusum" | "ewma";

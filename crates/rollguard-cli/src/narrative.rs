@@ -814,11 +814,53 @@ fn report_line_with(r: &GateReport, alpha: Option<f64>) -> String {
     format!("{stat} {} {} {bound}{baseline}", r.metric, value(observed))
 }
 
+/// A Kayenta score's evidence: `canary score 50.00 (fail at <= 75, pass at >= 95):
+/// latency 50.00 x 50, errors 100.00 x 50`, or the critical member or no data.
+fn score_line(r: &GateReport) -> String {
+    let Evidence::Score {
+        score,
+        marginal,
+        pass,
+        reason,
+        critical_metric,
+        groups,
+        ..
+    } = &r.evidence
+    else {
+        return String::new();
+    };
+    let Some(score) = score else {
+        return format!("{}: no member judged", r.gate);
+    };
+    let why = match reason {
+        rollguard::ScoreReason::Critical => format!(
+            "critical metric {} failed",
+            critical_metric.as_deref().unwrap_or("?")
+        ),
+        rollguard::ScoreReason::NoData => "half the metrics or more without data".into(),
+        _ => groups
+            .iter()
+            .map(|g| match g.score {
+                Some(s) => format!("{} {s:.2} x {}", g.name, g.weight),
+                None => format!("{} (no data) x {}", g.name, g.weight),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    format!(
+        "{} score {score:.2} (fail at <= {marginal}, pass at >= {pass}): {why}",
+        r.gate
+    )
+}
+
 /// A sequential test's evidence: `errors ratio 1.38 (≥ 1.06), ln e 7.27 (boundary
 /// ln(1/α) 4.61), p 0.0007 after 220 vs 1440 errors`.
 fn sequential_line(r: &GateReport, alpha: Option<f64>) -> String {
     if let Evidence::Drift { .. } = r.evidence {
         return drift_line(r);
+    }
+    if let Evidence::Score { .. } = r.evidence {
+        return score_line(r);
     }
     let Evidence::Sequential {
         effect,
@@ -1181,6 +1223,23 @@ fn rule_text(stat: Stat, metric: &str, rule: &Rule) -> String {
                 confidence * 100.0
             );
         }
+        Rule::KayentaScore {
+            ref members,
+            pass,
+            marginal,
+            ..
+        } => {
+            let critical = members.iter().filter(|m| m.critical).count();
+            let critical = if critical > 0 {
+                format!(", {critical} critical")
+            } else {
+                String::new()
+            };
+            return format!(
+                "Kayenta score of {} member gates{critical}: fails at or below {marginal}, passes a stage from {pass}",
+                members.len()
+            );
+        }
         _ => bounds.push("(custom rule)".into()),
     }
     format!("{name} {}", bounds.join(" and "))
@@ -1521,6 +1580,52 @@ mod tests {
         assert_eq!(
             report_line(&none),
             "latency_ms NO DATA this interval (0 vs 12 samples)"
+        );
+        let group = |name: &str, score: Option<f64>, weight: f64| rollguard::ScoreGroup {
+            name: name.into(),
+            score,
+            weight,
+            pass: 1,
+            high: 0,
+            low: 0,
+            no_data: 0,
+            no_data_fail: 0,
+        };
+        let score = GateReport {
+            gate: "canary_score".into(),
+            evidence: Evidence::Score {
+                score: Some(90.0),
+                marginal: 75.0,
+                pass: 95.0,
+                reason: rollguard::ScoreReason::Score,
+                critical_metric: None,
+                groups: vec![
+                    group("latency", Some(100.0), 80.0),
+                    group("system", Some(50.0), 20.0),
+                ],
+                metrics: Vec::new(),
+            },
+            ..none.clone()
+        };
+        assert_eq!(
+            report_line(&score),
+            "canary_score score 90.00 (fail at <= 75, pass at >= 95): latency 100.00 x 80, system 50.00 x 20"
+        );
+        let critical = GateReport {
+            evidence: Evidence::Score {
+                score: Some(0.0),
+                marginal: 75.0,
+                pass: 95.0,
+                reason: rollguard::ScoreReason::Critical,
+                critical_metric: Some("errors".into()),
+                groups: Vec::new(),
+                metrics: Vec::new(),
+            },
+            ..score
+        };
+        assert_eq!(
+            report_line(&critical),
+            "canary_score score 0.00 (fail at <= 75, pass at >= 95): critical metric errors failed"
         );
         let drift = GateReport {
             metric: "tool".into(),

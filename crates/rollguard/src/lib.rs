@@ -95,17 +95,17 @@ mod time;
 pub use config::footprint::Footprint;
 pub use config::{
     AnalysisConfig, ApprovalConfig, Bins, BreakerConfig, CanaryStep, Direction, Divergence,
-    EffectSize, FORMAT_VERSION, GateConfig, HistogramRange, Limits, Margin, MetricConfig,
-    MetricKind, NoData, OnTimeout, OutlierStrategy, Outliers, Persistence, Phase, PolicyConfig,
-    Rule, SafetyConfig, Stat, Strategy, VersionSpec, Worse, limits,
+    EffectSize, FORMAT_VERSION, GateConfig, HistogramRange, KayentaMember, Limits, Margin,
+    MetricConfig, MetricKind, NoData, OnTimeout, OutlierStrategy, Outliers, Persistence, Phase,
+    PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec, Worse, limits,
 };
 pub use error::{Error, ErrorCode};
 pub use input::{Input, Sample, TargetKind, count_from_number};
 pub use json::{key_path, repeated_key};
 pub use lint::{ConfigWarning, WarningCode};
 pub use output::{
-    Action, Chart, Classification, Decision, Event, EventKind, Evidence, GateReport, PauseKind,
-    Reason, Step, Verdict,
+    Action, Chart, Classification, Decision, Event, EventKind, Evidence, GateReport, KayentaLabel,
+    PauseKind, Reason, ScoreGroup, ScoreMetric, ScoreReason, Step, Verdict,
 };
 pub use policy::{Policy, Status};
 pub use registry::{Aliases, Stage, Validation, Validator, Version};

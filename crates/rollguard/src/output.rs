@@ -288,6 +288,27 @@ pub enum Evidence {
         #[serde(default, skip_serializing_if = "is_zero")]
         baseline_outliers_removed: u64,
     },
+    /// `kayenta_score`: Kayenta's composite judgement of the interval over its member
+    /// `mann_whitney` gates.
+    Score {
+        /// 0..=100, rounded to two decimals; absent when no scored member was
+        /// evaluated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<f64>,
+        /// Fail at or below this score (each interim judgement must be above it).
+        marginal: f64,
+        /// Pass at or above it (the judgement at a stage's end must be).
+        pass: f64,
+        /// Why the score is what it is.
+        reason: ScoreReason,
+        /// The critical member that failed, for `reason` `critical`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        critical_metric: Option<String>,
+        /// Each group's counts, score and weight, by name.
+        groups: Vec<ScoreGroup>,
+        /// Each evaluated member's Kayenta label, in config order.
+        metrics: Vec<ScoreMetric>,
+    },
     /// `drift`: how far the judged arm's distribution moved from the baseline's.
     Drift {
         /// `psi` or `js`.
@@ -354,7 +375,8 @@ impl Evidence {
             | Self::Change { .. }
             | Self::Quantile { .. }
             | Self::Rank { .. }
-            | Self::Drift { .. } => None,
+            | Self::Drift { .. }
+            | Self::Score { .. } => None,
         }
     }
 
@@ -366,9 +388,80 @@ impl Evidence {
             | Self::Change { .. }
             | Self::Quantile { .. }
             | Self::Rank { .. }
-            | Self::Drift { .. } => (None, None),
+            | Self::Drift { .. }
+            | Self::Score { .. } => (None, None),
         }
     }
+}
+
+/// Why a `kayenta_score` gate's score is what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ScoreReason {
+    /// The weighted sum of the group scores.
+    Score,
+    /// A critical member was not classified pass: 0.
+    Critical,
+    /// Half the scored members or more had no data: 0 (or no member was evaluated).
+    NoData,
+}
+
+/// A member's label in Kayenta's scoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum KayentaLabel {
+    /// Classified high.
+    High,
+    /// Classified low.
+    Low,
+    /// Classified pass.
+    Pass,
+    /// No data (counts toward the no-data threshold, not in its groups).
+    NoData,
+    /// No data on a `must_have_data` member (Kayenta's `NodataFailMetric`): counts as
+    /// a failure in its groups.
+    NoDataFail,
+}
+
+/// One group of a `kayenta_score` judgement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreGroup {
+    /// The group's name.
+    pub name: String,
+    /// pass / (pass + high + low + no_data_fail) × 100; absent when that is 0 (the
+    /// group then counts 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Its weight in the score (0 when the score is 0 for a critical member or no
+    /// data).
+    pub weight: f64,
+    /// Members classified pass.
+    pub pass: u32,
+    /// Members classified high.
+    pub high: u32,
+    /// Members classified low.
+    pub low: u32,
+    /// Members without data.
+    pub no_data: u32,
+    /// `must_have_data` members without data.
+    pub no_data_fail: u32,
+}
+
+/// One member of a `kayenta_score` judgement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreMetric {
+    /// The member gate.
+    pub gate: String,
+    /// Its label.
+    pub classification: KayentaLabel,
+    /// A critical member.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
+    /// Reported, not scored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
 }
 
 /// Kayenta's classification of a metric.

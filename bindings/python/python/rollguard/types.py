@@ -58,7 +58,7 @@ RuleDict = TypedDict(
     {
         "kind": Literal[
             "threshold", "vs_baseline", "error_attribution", "sequential_mean", "cusum", "ewma", "rate_slo",
-            "sequential_quantile", "mann_whitney", "drift",
+            "sequential_quantile", "mann_whitney", "drift", "kayenta_score",
         ],
         "min": NotRequired[float],
         "max": NotRequired[float],
@@ -97,8 +97,23 @@ RuleDict = TypedDict(
         "measure": NotRequired[Literal["psi", "js"]],
         "categories": NotRequired[int],
         "bins": NotRequired[Dict[str, float]],
+        # kayenta_score (Kayenta's WeightedSumScorer over earlier dry-run mann_whitney gates)
+        "members": NotRequired[List["KayentaMemberDict"]],
+        "group_weights": NotRequired[Dict[str, float]],
+        "pass": NotRequired[float],
+        "marginal": NotRequired[float],
     },
 )
+
+
+class KayentaMemberDict(TypedDict):
+    """A member of a kayenta_score gate: an earlier mann_whitney gate."""
+
+    gate: str
+    groups: NotRequired[List[str]]
+    critical: NotRequired[bool]
+    must_have_data: NotRequired[bool]
+    muted: NotRequired[bool]
 
 
 class GateConfigDict(TypedDict):

@@ -88,6 +88,10 @@ pub mod limits {
     pub const MW_TOLERANCE_MAX: f64 = 100.0;
     /// Largest `outliers.factor` of `mann_whitney`.
     pub const MW_OUTLIER_FACTOR_MAX: f64 = 100.0;
+    /// Most members of a `kayenta_score` gate.
+    pub const KAYENTA_MEMBERS_MAX: u32 = 64;
+    /// Most groups a `kayenta_score` member scores in, and most `group_weights`.
+    pub const KAYENTA_GROUPS_MAX: u32 = 64;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
@@ -247,7 +251,7 @@ pub enum Phase {
 }
 
 /// How a gate judges one statistic.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Rule {
@@ -487,6 +491,32 @@ pub enum Rule {
         #[serde(default = "default_mw_samples_max")]
         samples_max: u32,
     },
+    /// Kayenta's composite judgement (NetflixACAJudge's `WeightedSumScorer` and the
+    /// canary stage's thresholds) over earlier `mann_whitney` gates of the policy, its
+    /// `members`, which must be `dry_run` (they report their classification, this gate
+    /// acts). At each evaluation the members' labels of that evaluation give a score
+    /// 0..=100: 0 when a critical member is not pass or half the scored members or more
+    /// have no data, else the sum over groups of (pass / (pass + high + low +
+    /// no_data_fail) × 100, or 100 for a group with none of those) × its weight / 100,
+    /// where groups not in `group_weights` share 100 − Σ `group_weights` equally. The
+    /// gate fails at or below `marginal` (Kayenta's interim judgements must be above
+    /// it), is inconclusive below `pass` and passes from `pass` on, so a stage ends
+    /// only on a judgement at or above `pass` (below it, the stage holds or asks for
+    /// approval, as Argo's inconclusive Kayenta runs). When no scored member was
+    /// evaluated or every one had no data, the verdict is `on_no_data` (inconclusive by
+    /// default: Kayenta would score 0). `metric` and `stat` label the report only.
+    KayentaScore {
+        /// The member gates and their Kayenta settings, in order.
+        members: Vec<KayentaMember>,
+        /// Weights of named groups (Kayenta's `classifier.groupWeights`), summing to at
+        /// most 100.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        group_weights: BTreeMap<String, f64>,
+        /// Pass at or above this score (Kayenta's `scoreThresholds.pass`).
+        pass: f64,
+        /// Fail at or below this score (`scoreThresholds.marginal`).
+        marginal: f64,
+    },
     /// A shift in the distribution of a categorical or binned output between the
     /// arms (answer class, tool chosen, a score's histogram): the population
     /// stability index or the Jensen-Shannon distance between the judged arm's and
@@ -522,6 +552,29 @@ fn default_mw_tolerance() -> f64 {
 }
 fn default_mw_samples_max() -> u32 {
     1000
+}
+
+/// A member of a `kayenta_score` gate: an earlier `mann_whitney` gate and its Kayenta
+/// metric settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KayentaMember {
+    /// The member gate's name.
+    pub gate: String,
+    /// The groups it scores in (Kayenta's `groups`; none: it counts only toward the
+    /// critical and no-data rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// A critical metric: any label but pass makes the score 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
+    /// Without data it is `no_data_fail`, a failure in its groups (Kayenta's
+    /// `mustHaveData`; a critical member without data already fails the score).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_have_data: bool,
+    /// Reported, left out of the score.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
 }
 
 /// The effect size of a `mann_whitney` gate (Kayenta's `effectSize.measure`).
@@ -743,7 +796,9 @@ impl Rule {
     /// The persistence a gate with this rule has when its config gives none.
     fn default_persistence(&self) -> Persistence {
         // Kayenta ends a canary at the first interim judgement below marginal.
-        if self.is_sequential() || matches!(self, Self::MannWhitney { .. }) {
+        if self.is_sequential()
+            || matches!(self, Self::MannWhitney { .. } | Self::KayentaScore { .. })
+        {
             Persistence {
                 consecutive: 1,
                 ..Persistence::default()
@@ -1290,6 +1345,32 @@ impl PolicyConfig {
                     format!("{path}.name"),
                     format!("gate {:?} appears twice", g.name),
                 ));
+            }
+            // A kayenta_score gate judges earlier mann_whitney gates, which report and
+            // leave the acting to it.
+            if let Rule::KayentaScore { members, .. } = &g.rule {
+                for (k, m) in members.iter().enumerate() {
+                    let at = format!("{path}.rule.members[{k}].gate");
+                    let Some(h) = self.gates[..i].iter().find(|h| h.name == m.gate) else {
+                        return Err(Error::new(
+                            ErrorCode::UnknownReference,
+                            at,
+                            format!("no earlier gate {:?}", m.gate),
+                        ));
+                    };
+                    ensure(
+                        matches!(h.rule, Rule::MannWhitney { .. }),
+                        ErrorCode::InvalidValue,
+                        at.as_str(),
+                        || format!("gate {:?} is not a mann_whitney gate", m.gate),
+                    )?;
+                    ensure(h.dry_run, ErrorCode::InvalidValue, at.as_str(), || {
+                        format!(
+                            "gate {:?} must be dry_run: a member reports its classification, the kayenta_score gate acts",
+                            m.gate
+                        )
+                    })?;
+                }
             }
             let metric = self
                 .metrics
@@ -1869,6 +1950,54 @@ impl Rule {
                 }
                 check_reference(reference_mean, reference_sd)?;
             }
+            Rule::KayentaScore {
+                ref members,
+                ref group_weights,
+                pass,
+                marginal,
+            } => {
+                ensure(
+                    (0.0..=100.0).contains(&marginal),
+                    ErrorCode::InvalidValue,
+                    "marginal",
+                    || "a score threshold is in 0..=100".into(),
+                )?;
+                ensure(
+                    (marginal..=100.0).contains(&pass),
+                    ErrorCode::InvalidValue,
+                    "pass",
+                    || format!("must be in {marginal}..=100 (at least marginal)"),
+                )?;
+                ensure(
+                    !members.is_empty()
+                        && members.len() as u64 <= u64::from(limits::KAYENTA_MEMBERS_MAX),
+                    ErrorCode::LimitExceeded,
+                    "members",
+                    || format!("1 to {} members", limits::KAYENTA_MEMBERS_MAX),
+                )?;
+                ensure(
+                    group_weights.len() as u64 <= u64::from(limits::KAYENTA_GROUPS_MAX),
+                    ErrorCode::LimitExceeded,
+                    "group_weights",
+                    || format!("at most {} groups", limits::KAYENTA_GROUPS_MAX),
+                )?;
+                let mut sum = 0.0;
+                for (name, &w) in group_weights {
+                    ensure(
+                        (0.0..=100.0).contains(&w),
+                        ErrorCode::InvalidValue,
+                        format!("group_weights.{name}"),
+                        || "a weight is in 0..=100".into(),
+                    )?;
+                    sum += w;
+                }
+                ensure(
+                    sum <= 100.0,
+                    ErrorCode::InvalidValue,
+                    "group_weights",
+                    || format!("the weights sum to {sum}, above 100"),
+                )?;
+            }
             Rule::Drift {
                 measure: _,
                 threshold,
@@ -2114,6 +2243,35 @@ impl GateConfig {
                     )
                 },
             )?;
+        }
+        if let Rule::KayentaScore { members, .. } = &self.rule {
+            ensure(
+                !self.phases.contains(&Phase::Steady),
+                ErrorCode::InvalidValue,
+                "phases",
+                || "a kayenta_score gate's members have no baseline in the steady phase".into(),
+            )?;
+            for (i, m) in members.iter().enumerate() {
+                let at = format!("rule.members[{i}]");
+                check_label(&m.gate, label_max, "gate", false).map_err(|e| e.within(&at))?;
+                ensure(
+                    m.groups.len() as u64 <= u64::from(limits::KAYENTA_GROUPS_MAX),
+                    ErrorCode::LimitExceeded,
+                    format!("{at}.groups"),
+                    || format!("at most {} groups", limits::KAYENTA_GROUPS_MAX),
+                )?;
+                for (j, g) in m.groups.iter().enumerate() {
+                    check_label(g, label_max, "", false)
+                        .map_err(|e| e.within(format!("{at}.groups[{j}]")))?;
+                }
+                if members[..i].iter().any(|n| n.gate == m.gate) {
+                    return Err(Error::new(
+                        ErrorCode::DuplicateName,
+                        format!("{at}.gate"),
+                        format!("member {:?} appears twice", m.gate),
+                    ));
+                }
+            }
         }
         if let Rule::Drift { .. } = self.rule {
             ensure(

@@ -14,6 +14,7 @@ pub(crate) mod attribution;
 pub(crate) mod cusum;
 pub(crate) mod drift;
 pub(crate) mod ewma;
+pub(crate) mod kayenta;
 pub(crate) mod mann_whitney;
 pub(crate) mod mean;
 pub(crate) mod quantile;
@@ -53,7 +54,7 @@ pub(crate) struct Side {
 /// Whether gates of this kind see samples, not only window readings.
 pub(crate) fn observes(rule: &Rule) -> bool {
     match rule {
-        Rule::Threshold { .. } | Rule::VsBaseline { .. } => false,
+        Rule::Threshold { .. } | Rule::VsBaseline { .. } | Rule::KayentaScore { .. } => false,
         Rule::ErrorAttribution { .. }
         | Rule::SequentialMean { .. }
         | Rule::Cusum { .. }
@@ -184,7 +185,11 @@ impl Detector {
     /// The state a gate starts a rollout with.
     pub(crate) fn new(gate: &GateConfig) -> Self {
         match &gate.rule {
-            Rule::Threshold { .. } | Rule::VsBaseline { .. } => Self::Stateless,
+            // A kayenta_score gate keeps nothing: it scores its members' judgements of
+            // the same evaluation.
+            Rule::Threshold { .. } | Rule::VsBaseline { .. } | Rule::KayentaScore { .. } => {
+                Self::Stateless
+            }
             Rule::ErrorAttribution { .. } => Self::ErrorAttribution(Default::default()),
             Rule::SequentialMean { .. } => Self::SequentialMean(Default::default()),
             Rule::RateSlo { .. } => Self::RateSlo(Default::default()),
@@ -629,7 +634,8 @@ impl Detector {
             | Rule::RateSlo { .. }
             | Rule::SequentialQuantile { .. }
             | Rule::Drift { .. }
-            | Rule::MannWhitney { .. } => None,
+            | Rule::MannWhitney { .. }
+            | Rule::KayentaScore { .. } => None,
         };
         let Some((min, max)) = found else {
             return Judgement {

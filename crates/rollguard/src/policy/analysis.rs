@@ -150,9 +150,41 @@ impl Policy {
                 baseline: base,
             };
             let hist = self.plan.shapes.get(m).and_then(|s| s.hist);
-            let judgement = self.state.gates[i]
-                .detector
-                .judge(gate, readings, hist, now);
+            let judgement = if let Rule::KayentaScore {
+                members,
+                group_weights,
+                pass,
+                marginal,
+            } = &gate.rule
+            {
+                // Its members are earlier gates: their reports of this evaluation.
+                let found: Vec<Option<crate::output::Classification>> = members
+                    .iter()
+                    .map(|mb| {
+                        reports
+                            .iter()
+                            .find(|r: &&GateReport| r.gate == mb.gate)
+                            .and_then(|r| match r.evidence {
+                                crate::output::Evidence::Rank { classification, .. } => {
+                                    Some(classification)
+                                }
+                                _ => None,
+                            })
+                    })
+                    .collect();
+                crate::detect::kayenta::judge(
+                    gate,
+                    &found,
+                    members,
+                    group_weights,
+                    *pass,
+                    *marginal,
+                )
+            } else {
+                self.state.gates[i]
+                    .detector
+                    .judge(gate, readings, hist, now)
+            };
             let st = &self.state.gates[i];
             let first_failure =
                 judgement.verdict == Verdict::Fail && st.failing_since.is_none() && !st.tripped();
