@@ -1220,6 +1220,24 @@ fn replay(py: Python<'_>, scenario: &Bound<'_, PyAny>) -> PyResult<Vec<PyTraceEn
         .collect())
 }
 
+// ------------------------------------------------------------------ kayenta
+
+/// Converts a Kayenta canary config (a dict or its JSON text) into rollguard pieces: a
+/// dict with `metrics`, `gates` (dry-run mann_whitney gates, then kayenta_score) and
+/// `warnings`; a value rollguard cannot carry over raises `ConfigError` with its path.
+#[pyfunction]
+fn import_kayenta<'py>(py: Python<'py>, config: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let text = if let Ok(text) = config.cast::<PyString>() {
+        text.to_cow()?.into_owned()
+    } else {
+        value_of(config, Api::Config)?.to_string()
+    };
+    let imported = core(py, Api::Config, || rg::import_kayenta(&text))?;
+    let value = serde_json::to_value(&imported)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    to_py(py, &value)
+}
+
 #[pymodule]
 fn _rollguard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -1239,5 +1257,6 @@ fn _rollguard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTraceEntry>()?;
     m.add_class::<PyStatus>()?;
     m.add_function(wrap_pyfunction!(replay, m)?)?;
+    m.add_function(wrap_pyfunction!(import_kayenta, m)?)?;
     Ok(())
 }

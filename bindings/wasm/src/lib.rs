@@ -518,6 +518,24 @@ pub fn replay_json(text: &str) -> JsResult<JsValue> {
     to_js(&trace)
 }
 
+/// Converts a Kayenta canary config (an object or its JSON text) into rollguard pieces:
+/// `{metrics, gates, warnings}`, a value metric and a dry-run `mann_whitney` gate per
+/// Kayenta metric and a `kayenta_score` gate. The binding only converts: the core reads.
+///
+/// # Errors
+/// A value rollguard cannot carry over, with its code and path.
+#[wasm_bindgen(js_name = importKayenta, unchecked_return_type = "KayentaImport")]
+pub fn import_kayenta(
+    #[wasm_bindgen(unchecked_param_type = "object | string")] config: JsValue,
+) -> JsResult<JsValue> {
+    let text = match config.as_string() {
+        Some(text) => text,
+        None => to_json(&config).map_err(|e| js_error(&e))?.to_string(),
+    };
+    let imported = rollguard::import_kayenta(&text).map_err(|e| js_error(&e))?;
+    to_js(&imported)
+}
+
 /// The schema version of configs, inputs, steps and scenarios this build reads and writes.
 #[wasm_bindgen(js_name = formatVersion)]
 pub fn format_version() -> u32 {

@@ -65,6 +65,14 @@ export interface KayentaMember {
 }
 
 /** The smallest regression worth acting on (error_attribution takes a relative one). */
+/** What importKayenta returns: metrics and gates to put in a policy, and what was
+ *  ignored or approximated (provider queries, ...), with the Kayenta field's path. */
+export interface KayentaImport {
+  metrics: MetricConfig[];
+  gates: GateConfig[];
+  warnings: { path: string; message: string }[];
+}
+
 export type Margin = { relative: number } | { absolute: number };
 
 export interface GateConfig {

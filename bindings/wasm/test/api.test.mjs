@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
-import { Policy, formatVersion, replay, replayJson, snapshotFormatVersion } from "rollguard";
+import { Policy, formatVersion, importKayenta, replay, replayJson, snapshotFormatVersion } from "rollguard";
 
 const DEMO = new URL("../../../examples/scenarios/demo.json", import.meta.url);
 const demoText = readFileSync(DEMO, "utf8");
@@ -234,6 +234,22 @@ describe("replay and the package", () => {
     const rollbacks = trace.flatMap((e) => e.step?.decisions ?? []).filter((d) => d.kind === "rollback");
     assert.equal(rollbacks[0].from, "v3");
     assert.equal(rollbacks[0].at, 5766000);
+  });
+
+  test("importKayenta reads a canary config, as text or object, into a policy's gates", () => {
+    const text = readFileSync(new URL("../../../crates/rollguard/tests/data/kayenta_canary_config.json", import.meta.url), "utf8");
+    const imported = importKayenta(text);
+    assert.deepEqual(importKayenta(JSON.parse(text)), imported);
+    assert.deepEqual(imported.gates.map((g) => g.name), ["request_latency_p50", "error_ratio", "success_rate", "heap_used", "kayenta_score"]);
+    assert.equal(imported.gates[4].rule.kind, "kayenta_score");
+    assert.ok(imported.warnings.some((w) => w.path === "metrics[0].query"));
+    // The pieces make a policy.
+    const p = new Policy({ ...config, metrics: [...config.metrics, ...imported.metrics], gates: imported.gates });
+    assert.ok(p);
+    const bad = JSON.parse(text);
+    bad.metrics[1].analysisConfigurations.canary.direction = "up";
+    const e = thrown(() => importKayenta(bad));
+    assert.deepEqual({ code: e.code, path: e.path }, { code: "invalid_value", path: "metrics[1].analysisConfigurations.canary.direction" });
   });
 
   test("replay refuses a bad scenario", () => {

@@ -98,6 +98,27 @@ enum Command {
         #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_INPUT_BYTES)]
         max_input_bytes: u64,
     },
+    /// Convert a Kayenta canary config into rollguard metrics and gates
+    #[command(
+        name = "import-kayenta",
+        long_about = "Read a Kayenta canary config (NetflixACAJudge-v1.0) and print the \
+        equivalent rollguard pieces as one JSON object: {\"metrics\": [...], \"gates\": \
+        [...], \"warnings\": [...]}: a value metric and a dry-run mann_whitney gate per \
+        Kayenta metric (names 1:1) and a kayenta_score gate with the classifier's group \
+        weights and score thresholds. Provider queries and other fields rollguard does not \
+        use are listed in warnings, also printed on stderr. A value rollguard cannot carry \
+        over is an error with its JSON path (exit code 2)."
+    )]
+    ImportKayenta {
+        /// The Kayenta canary config; `-` reads stdin
+        #[arg(value_name = "CANARY-CONFIG.json")]
+        config: PathBuf,
+
+        /// The longest file read; a longer one is refused with `input_too_long` (exit
+        /// code 2) before it is parsed
+        #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_INPUT_BYTES)]
+        max_input_bytes: u64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -216,6 +237,21 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let config = rollguard::PolicyConfig::from_json(&text)?;
             config.validate()?;
             println!("{}", validate_report(&config, json));
+            Ok(())
+        }
+        Command::ImportKayenta {
+            config,
+            max_input_bytes,
+        } => {
+            let text = replay::read_text(&config, max_input_bytes)?;
+            let imported = rollguard::import_kayenta(&text)?;
+            for w in &imported.warnings {
+                eprintln!("warning: {}: {}", w.path, w.message);
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&imported).unwrap_or_default()
+            );
             Ok(())
         }
     }

@@ -659,3 +659,40 @@ fn validate_warns_when_one_burst_can_trip_a_gate() {
     assert_eq!(doc["warnings"][0]["code"], "burst_can_trip");
     assert_eq!(doc["warnings"].as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn import_kayenta_prints_metrics_gates_and_warnings_or_the_error() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../rollguard/tests/data/kayenta_canary_config.json"
+    );
+    let out = rollguard(&["import-kayenta", fixture]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let gates: Vec<&str> = doc["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(gates.last(), Some(&"kayenta_score"));
+    assert_eq!(doc["metrics"].as_array().unwrap().len(), 4);
+    assert!(
+        stderr(&out)
+            .lines()
+            .any(|l| l.starts_with("warning: metrics[0].query: the prometheus query"))
+    );
+
+    let text = std::fs::read_to_string(fixture).unwrap();
+    let bad = scratch(
+        "kayenta-bad.json",
+        &text.replace("NetflixACAJudge-v1.0", "RandomDummyJudge"),
+    );
+    let out = rollguard(&["import-kayenta", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("error: invalid_value at judge.name: "),
+        "{}",
+        stderr(&out)
+    );
+}

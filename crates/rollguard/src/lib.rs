@@ -93,6 +93,7 @@ mod tagged;
 mod time;
 
 pub use config::footprint::Footprint;
+pub use config::kayenta::{ImportWarning, KayentaImport, import_kayenta};
 pub use config::{
     AnalysisConfig, ApprovalConfig, Bins, BreakerConfig, CanaryStep, Direction, Divergence,
     EffectSize, FORMAT_VERSION, GateConfig, HistogramRange, KayentaMember, Limits, Margin,

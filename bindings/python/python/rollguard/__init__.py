@@ -19,6 +19,7 @@ from rollguard._rollguard import (
     Step,
     TraceEntry,
     __version__,
+    import_kayenta,
     replay,
 )
 
@@ -37,5 +38,6 @@ __all__ = [
     "Step",
     "TraceEntry",
     "__version__",
+    "import_kayenta",
     "replay",
 ]

@@ -2,7 +2,16 @@
 
 from typing import Any, Dict, List, Optional, Sequence, Union, final
 
-from rollguard.types import InputDict, PolicyConfigDict, SampleDict, ScenarioDict, SnapshotDict, StepDict, Time
+from rollguard.types import (
+    InputDict,
+    KayentaImportDict,
+    PolicyConfigDict,
+    SampleDict,
+    ScenarioDict,
+    SnapshotDict,
+    StepDict,
+    Time,
+)
 
 __all__ = [
     "RollguardError",
@@ -19,6 +28,7 @@ __all__ = [
     "Event",
     "TraceEntry",
     "Status",
+    "import_kayenta",
     "replay",
 ]
 
@@ -187,3 +197,4 @@ class Policy:
     __hash__: None  # type: ignore[assignment]
 
 def replay(scenario: Union[ScenarioDict, str]) -> List[TraceEntry]: ...
+def import_kayenta(config: Union[Dict[str, Any], str]) -> KayentaImportDict: ...

@@ -22,6 +22,8 @@ __all__ = [
     "MetricConfigDict",
     "RuleDict",
     "GateConfigDict",
+    "KayentaImportDict",
+    "KayentaMemberDict",
     "StrategyDict",
     "SafetyConfigDict",
     "PolicyConfigDict",
@@ -189,3 +191,18 @@ class StepDict(TypedDict):
     at: int
     decisions: List[Dict[str, Any]]
     events: List[Dict[str, Any]]
+
+
+class ImportWarningDict(TypedDict):
+    """A field of a Kayenta canary config that was ignored or approximated."""
+
+    path: str
+    message: str
+
+
+class KayentaImportDict(TypedDict):
+    """What `import_kayenta` returns: metrics and gates to put in a policy."""
+
+    metrics: List[MetricConfigDict]
+    gates: List[GateConfigDict]
+    warnings: List[ImportWarningDict]

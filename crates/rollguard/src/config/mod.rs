@@ -4,6 +4,7 @@
 //! decision path can fail on it. Every error names the offending field's JSON path.
 
 pub(crate) mod footprint;
+pub(crate) mod kayenta;
 
 use std::collections::BTreeMap;
 
@@ -1986,7 +1987,7 @@ impl Rule {
                     ensure(
                         (0.0..=100.0).contains(&w),
                         ErrorCode::InvalidValue,
-                        format!("group_weights.{name}"),
+                        crate::json::key_path("group_weights", name),
                         || "a weight is in 0..=100".into(),
                     )?;
                     sum += w;
