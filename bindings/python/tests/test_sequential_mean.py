@@ -10,6 +10,10 @@ I = 1/V and tau the mixing scale,
 with v_opt chosen so that confseq's mixture precision rho equals 1/tau^2 (confseq tunes
 rho for v_opt as the two-sided mixture does at 2 * alpha_opt). The policy's reported
 ln M, p-value and decision must agree with it at every evaluation.
+
+With `autocorrelation: adjust` (the default) each arm's term of V is widened by
+(1 + r)/(1 - r), r its lag-1 autocorrelation (the pairs' covariance over the variance,
+two passes in NumPy here), bias-corrected by (1 + 3r)/(pairs) and clipped to [0, 0.9].
 """
 
 from __future__ import annotations
@@ -29,6 +33,17 @@ def v_opt_for(rho: float) -> float:
     """The v_opt at which confseq's one-sided normal mixture has precision rho."""
     l = math.log(1 / (2 * ALPHA_OPT))
     return rho * (2 * l + math.log(1 + 2 * l))
+
+
+def long_run_factor(x: np.ndarray) -> float:
+    """(1 + r)/(1 - r) for the bias-corrected, clipped lag-1 autocorrelation r of x."""
+    if len(x) < 3 or x.var() <= 0:
+        return 1.0
+    u, v = x[:-1], x[1:]
+    r = float(np.mean((u - u.mean()) * (v - v.mean())) / x.var())
+    r += (1 + 3 * max(r, 0.0)) / (len(x) - 1)
+    r = min(max(r, 0.0), 0.9)
+    return (1 + r) / (1 - r)
 
 
 def config(rule: dict, burn_in: int) -> dict:
@@ -52,17 +67,23 @@ def test_confseq_rho_is_recovered() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seed", "shift", "rule", "burn_in"),
+    ("seed", "shift", "rule", "burn_in", "phi"),
     [
-        (1, 0.0, {"kind": "sequential_mean"}, 10),
-        (2, 0.35, {"kind": "sequential_mean", "alpha": 0.05}, 20),
-        (3, 0.6, {"kind": "sequential_mean", "margin": {"relative": 0.02}}, 10),
+        (1, 0.0, {"kind": "sequential_mean"}, 10, 0.0),
+        (2, 0.35, {"kind": "sequential_mean", "alpha": 0.05}, 20, 0.0),
+        (3, 0.6, {"kind": "sequential_mean", "margin": {"relative": 0.02}}, 10, 0.0),
         (4, -0.9, {"kind": "sequential_mean", "worse": "lower", "margin": {"absolute": 0.1},
-                   "mixing_scale": 0.5, "alpha": 0.1}, 5),
+                   "mixing_scale": 0.5, "alpha": 0.1}, 5, 0.0),
+        (5, 0.0, {"kind": "sequential_mean"}, 10, 0.6),
+        (6, 0.5, {"kind": "sequential_mean", "alpha": 0.05}, 20, 0.5),
+        (7, 0.3, {"kind": "sequential_mean", "autocorrelation": "ignore"}, 10, 0.5),
     ],
 )
-def test_log_e_values_match_confseq(seed: int, shift: float, rule: dict, burn_in: int) -> None:
+def test_log_e_values_match_confseq(seed: int, shift: float, rule: dict, burn_in: int, phi: float) -> None:
     rng = np.random.default_rng(seed)
+    adjust = rule.get("autocorrelation", "adjust") == "adjust"
+    # Each arm's noise is AR(1) with coefficient phi in its own sample order.
+    noise = {"v1": rng.standard_normal(), "v2": rng.standard_normal()}
     alpha = rule.get("alpha", 0.01)
     sign = -1.0 if rule.get("worse") == "lower" else 1.0
     policy = rollguard.Policy(config(rule, burn_in), now=0)
@@ -78,7 +99,8 @@ def test_log_e_values_match_confseq(seed: int, shift: float, rule: dict, burn_in
         # Unequal arms, as at a 20 % canary: 4 candidate samples for every 16 stable ones.
         for k in range(20):
             arm = "v2" if k % 5 == 0 else "v1"
-            x = 100.0 + 10.0 * rng.standard_normal() + (shift * 10.0 if arm == "v2" else 0.0)
+            noise[arm] = phi * noise[arm] + math.sqrt(1 - phi * phi) * rng.standard_normal()
+            x = 100.0 + 10.0 * noise[arm] + (shift * 10.0 if arm == "v2" else 0.0)
             policy.observe_value(t - 5_000 + 200 * k + 1, arm, "m", float(x))
             seen[arm].append(x)
         step = policy.tick(t)
@@ -97,7 +119,14 @@ def test_log_e_values_match_confseq(seed: int, shift: float, rule: dict, burn_in
                 pooled = 0.5 * (a.var(ddof=1) + b.var(ddof=1))
                 scale = rule.get("mixing_scale", null if null > 0 else 0.5 * math.sqrt(pooled))
             d = sign * (a.mean() - b.mean())
-            info = 1.0 / (a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+            independent = a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)
+            fa, fb = (long_run_factor(a), long_run_factor(b)) if adjust else (1.0, 1.0)
+            variance = fa * a.var(ddof=1) / len(a) + fb * b.var(ddof=1) / len(b)
+            info = 1.0 / variance
+            if adjust:
+                assert r["variance_inflation"] == pytest.approx(variance / independent, rel=1e-9)
+            else:
+                assert "variance_inflation" not in r
             want = boundaries.normal_log_mixture(
                 (d - null) * info, info, v_opt_for(1.0 / scale**2), ALPHA_OPT, is_one_sided=True
             )

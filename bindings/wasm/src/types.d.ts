@@ -37,7 +37,9 @@ export type Rule =
   /** Anytime-valid test of which arm errors come from (count metric, stat "rate"). */
   | { kind: "error_attribution"; alpha?: number; margin?: Margin; mixing_events?: number }
   /** Anytime-valid two-sample test of means (value metric, stat "mean"). */
-  | { kind: "sequential_mean"; alpha?: number; worse?: "higher" | "lower"; margin?: Margin; mixing_scale?: number }
+  | { kind: "sequential_mean"; alpha?: number; worse?: "higher" | "lower"; margin?: Margin; mixing_scale?: number;
+      /** Widen each arm's variance for lag-1 serial correlation (default "adjust"). */
+      autocorrelation?: "adjust" | "ignore" }
   /** Anytime-valid test of the error rate against an objective (count metric, stat "rate"). */
   | { kind: "rate_slo"; max_rate: number; alpha?: number; mixing_events?: number }
   /** Anytime-valid two-sample test of a quantile (value metric, stat "p50"/"p90"/"p95"/"p99"). */
@@ -185,6 +187,9 @@ export interface GateReport {
    *  samples, for sequential_mean; requests, for rate_slo, which has no baseline). */
   used?: number;
   baseline_used?: number;
+  /** sequential_mean with autocorrelation "adjust": how many times wider the variance
+   *  of the difference of means is for the arms' serial correlation (1 when none). */
+  variance_inflation?: number;
   /** sequential_quantile: the quantile tested (0.99 for p99), and each arm's quantile
    *  since the phase began with its confidence-sequence bounds (alpha/2 each). Its
    *  effect is the ratio of the quantiles (relative margin) or their difference. */

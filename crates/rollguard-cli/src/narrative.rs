@@ -870,6 +870,7 @@ fn sequential_line(r: &GateReport, alpha: Option<f64>) -> String {
         p_value,
         used,
         baseline_used,
+        variance_inflation,
     } = r.evidence
     else {
         return match r.evidence {
@@ -893,8 +894,13 @@ fn sequential_line(r: &GateReport, alpha: Option<f64>) -> String {
         ("worse by", "samples")
     };
     let effect = effect_text(effect, effect_lower, effect_upper, |x| format!("{x:.2}"));
+    // sequential_mean: say when serial correlation widened the variance.
+    let serial = match variance_inflation {
+        Some(f) if f >= 1.05 => format!(", variance ×{f:.1} for correlated samples"),
+        _ => String::new(),
+    };
     format!(
-        "{} {what} {effect}, {e}, p {p} after {used} vs {baseline_used} {unit}",
+        "{} {what} {effect}, {e}, p {p} after {used} vs {baseline_used} {unit}{serial}",
         r.metric
     )
 }
@@ -1425,6 +1431,7 @@ mod tests {
                 p_value: 0.000_697,
                 used: 220,
                 baseline_used: Some(1440),
+                variance_inflation: None,
             },
             ..q
         };
@@ -1448,6 +1455,7 @@ mod tests {
                 p_value: 0.00214,
                 used: 15,
                 baseline_used: Some(15),
+                variance_inflation: Some(1.01),
             },
             ..e
         };
@@ -1465,6 +1473,7 @@ mod tests {
                 p_value: 0.00214,
                 used: 15,
                 baseline_used: Some(15),
+                variance_inflation: None,
             },
             ..m.clone()
         };
@@ -1472,6 +1481,18 @@ mod tests {
             report_line(&two).starts_with("latency_ms worse by 12.00 [1.64, 22.50], ln e 6.15"),
             "{}",
             report_line(&two)
+        );
+        let mut serial = m.clone();
+        if let Evidence::Sequential {
+            variance_inflation, ..
+        } = &mut serial.evidence
+        {
+            *variance_inflation = Some(2.96);
+        }
+        assert!(
+            report_line(&serial).ends_with(" samples, variance ×3.0 for correlated samples"),
+            "{}",
+            report_line(&serial)
         );
         let c = GateReport {
             evidence: Evidence::Change {
@@ -1508,6 +1529,7 @@ mod tests {
                 p_value: 0.0067,
                 used: 20_000,
                 baseline_used: None,
+                variance_inflation: None,
             },
             ..c
         };

@@ -226,6 +226,11 @@ pub enum Evidence {
         /// Observations it has used on the baseline arm (kinds that compare two arms).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         baseline_used: Option<u64>,
+        /// `sequential_mean` with `autocorrelation: adjust`: how many times wider the
+        /// variance of the difference of means is for the arms' serial correlation
+        /// than for independent samples (1 when none shows).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variance_inflation: Option<f64>,
     },
     /// `cusum` and `ewma`: a change detector against the version's own reference.
     Change {

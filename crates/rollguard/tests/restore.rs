@@ -627,6 +627,39 @@ fn a_sequential_mean_state_restores_and_its_impossible_variants_are_refused() {
     refused_at(&edit(&["scale"], json!(0.0)), &format!("{at}.scale"));
     let early = edit(&["baseline"], json!({"n": 2, "mean": 95.0, "m2": 50.0}));
     refused_at(&early, &format!("{at}.null"));
+    // The lag-1 co-moment: one pair fewer than the samples, a last sample once there
+    // are pairs; a snapshot written before it was kept restores and starts it afresh.
+    assert_eq!(detector["judged_lag"]["n"], json!(3));
+    refused_at(
+        &edit(&["judged_lag", "n"], json!(4)),
+        &format!("{at}.judged_lag.n"),
+    );
+    let mut lost = doc.clone();
+    lost["state"]["gates"]["mean"]["detector"]["baseline_lag"]
+        .as_object_mut()
+        .unwrap()
+        .remove("last");
+    refused_at(&lost, &format!("{at}.baseline_lag.last"));
+    refused_at(
+        &edit(&["judged_lag", "mean_prev"], json!(1e300)),
+        &format!("{at}.judged_lag.mean_prev"),
+    );
+    let mut older = doc.clone();
+    for lag in ["judged_lag", "baseline_lag"] {
+        older["state"]["gates"]["mean"]["detector"]
+            .as_object_mut()
+            .unwrap()
+            .remove(lag);
+    }
+    let mut restored = Policy::restore_json(&older.to_string()).expect("an older state");
+    let _ = restored
+        .observe_value(1_100, "v2", "latency_ms", 99.0)
+        .unwrap();
+    assert_eq!(
+        snapshot(&restored)["state"]["gates"]["mean"]["detector"]["judged_lag"]["n"],
+        json!(0),
+        "its first sample after the restore has no predecessor"
+    );
 }
 
 #[test]

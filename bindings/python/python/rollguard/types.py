@@ -76,6 +76,7 @@ RuleDict = TypedDict(
         # (mann_whitney also takes "either", and Kayenta's "increase" / "decrease")
         "worse": NotRequired[Literal["higher", "lower", "either", "increase", "decrease"]],
         "mixing_scale": NotRequired[float],
+        "autocorrelation": NotRequired[Literal["adjust", "ignore"]],
         # rate_slo
         "max_rate": NotRequired[float],
         # cusum and ewma

@@ -61,7 +61,7 @@ pub(crate) const GATE_BYTES: u64 = 160;
 /// One traffic split an `error_attribution` detector keeps.
 pub(crate) const SPLIT_BYTES: u64 = 24;
 /// A `sequential_mean`, `cusum` or `ewma` detector's state (boxed).
-pub(crate) const MEAN_TEST_BYTES: u64 = 192;
+pub(crate) const MEAN_TEST_BYTES: u64 = 224;
 /// A `sequential_quantile` detector's fixed part (boxed); its two histograms add
 /// [`QUANTILE_BIN_BYTES`] per bin of the metric's histogram.
 pub(crate) const QUANTILE_TEST_BYTES: u64 = 160;

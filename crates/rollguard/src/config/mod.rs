@@ -339,6 +339,12 @@ pub enum Rule {
         /// pooled standard deviation at the end of the burn-in.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mixing_scale: Option<f64>,
+        /// Whether each arm's variance is widened for serial correlation between its
+        /// consecutive samples (`adjust`, the default: by (1 + ρ)/(1 − ρ), ρ the arm's
+        /// lag-1 autocorrelation, clipped to [0, 0.9]) or samples are taken as
+        /// independent (`ignore`).
+        #[serde(default, skip_serializing_if = "Autocorrelation::is_adjust")]
+        autocorrelation: Autocorrelation,
     },
     /// An anytime-valid test of the judged version's per-request error rate against an
     /// absolute objective (a one-sided beta-binomial confidence sequence): fails once
@@ -739,6 +745,23 @@ pub enum Worse {
     Higher,
     /// Lower is worse: quality scores, accuracy.
     Lower,
+}
+
+/// How `sequential_mean` treats serial correlation within an arm's samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Autocorrelation {
+    /// Widen each arm's variance by the long-run factor of its lag-1 autocorrelation.
+    #[default]
+    Adjust,
+    /// Take samples as independent (the plain plug-in variance).
+    Ignore,
+}
+
+impl Autocorrelation {
+    fn is_adjust(&self) -> bool {
+        *self == Self::Adjust
+    }
 }
 
 fn default_alpha() -> f64 {

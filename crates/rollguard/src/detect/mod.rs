@@ -24,7 +24,7 @@ mod vs_baseline;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Direction, GateConfig, Margin, NoData, Rule, Worse};
+use crate::config::{Autocorrelation, Direction, GateConfig, Margin, NoData, Rule, Worse};
 use crate::output::{Chart, Evidence, Verdict};
 use crate::stats::histogram::HistShape;
 use crate::stats::window::Reading;
@@ -361,6 +361,7 @@ impl Detector {
                     p_value: f.p_value,
                     used: f.judged,
                     baseline_used: Some(f.baseline),
+                    variance_inflation: None,
                 },
                 onset: f.onset,
             };
@@ -372,6 +373,7 @@ impl Detector {
                 worse,
                 margin,
                 mixing_scale,
+                autocorrelation,
             },
         ) = (&mut *self, &gate.rule)
         {
@@ -387,6 +389,7 @@ impl Detector {
                     relative,
                     scale: mixing_scale,
                     burn_in: gate.samples_min,
+                    serial: autocorrelation == Autocorrelation::Adjust,
                 },
                 now,
             );
@@ -407,6 +410,7 @@ impl Detector {
                     p_value: f.p_value,
                     used: f.judged,
                     baseline_used: Some(f.baseline),
+                    variance_inflation: f.inflation,
                 },
                 onset: f.onset,
             };
@@ -438,6 +442,7 @@ impl Detector {
                     p_value: f.p_value,
                     used: f.total,
                     baseline_used: None,
+                    variance_inflation: None,
                 },
                 onset: f.onset,
             };

@@ -636,6 +636,46 @@ impl Policy {
                 "fixed before both arms had {burn_in} samples"
             );
         }
+        for (lag, m, arm) in [
+            (&t.judged_lag, &t.judged, "judged_lag"),
+            (&t.baseline_lag, &t.baseline, "baseline_lag"),
+        ] {
+            let path = format!("{at}.{arm}");
+            // A snapshot from before the co-moment was kept starts it late: fewer
+            // pairs than samples, never more.
+            need!(
+                lag.n < m.n || lag.n == 0 || m.n == mean::COUNT_MAX,
+                format!("{path}.n"),
+                "more pairs than samples"
+            );
+            need!(
+                lag.last.is_some() || lag.n == 0,
+                format!("{path}.last"),
+                "pairs without a last sample"
+            );
+            need!(
+                lag.last.is_none() || m.n > 0,
+                format!("{path}.last"),
+                "a last sample without samples"
+            );
+            for (x, field) in [
+                (lag.last.unwrap_or(0.0), "last"),
+                (lag.mean_prev, "mean_prev"),
+                (lag.mean_next, "mean_next"),
+            ] {
+                need!(
+                    x.is_finite() && x.abs() <= VALUE_ABS_MAX,
+                    format!("{path}.{field}"),
+                    "must be finite and within ±{VALUE_ABS_MAX:e}"
+                );
+            }
+            need!(lag.c.is_finite(), format!("{path}.c"), "must be finite");
+            need!(
+                lag.n > 0 || (lag.mean_prev == 0.0 && lag.mean_next == 0.0 && lag.c == 0.0),
+                format!("{path}.c"),
+                "moments without pairs"
+            );
+        }
         need!(
             t.ln_e_max.is_finite() && t.ln_e_max >= 0.0,
             format!("{at}.ln_e_max"),
