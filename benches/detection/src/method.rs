@@ -224,7 +224,74 @@ pub fn methods() -> Vec<Method> {
             interval_ms: 60_000,
             quick: true,
         },
+        Method {
+            name: "cusum".into(),
+            description: "`cusum` at its defaults (arl0 100 000 samples, shift 1σ: k = ½) on \
+                          the candidate's latency against its own reference, learned from its \
+                          first 200 samples; run in the canary phase, which stands in for the \
+                          bake here (the harness never promotes); evaluated every 60 s, the \
+                          alarm holds for the phase. Finds a change after its reference, not a \
+                          candidate that is bad from the start"
+                .into(),
+            metrics: json!([latency_metric()]),
+            gates: json!([cusum_gate()]),
+            interval_ms: 60_000,
+            quick: true,
+        },
+        Method {
+            name: "ewma".into(),
+            description: "`ewma` at its defaults (arl0 100 000 samples, lambda 0.05, \
+                          one-sided) on the candidate's latency against its own reference, \
+                          learned from its first 200 samples; canary phase standing in for the \
+                          bake, evaluated every 60 s, the alarm holds for the phase"
+                .into(),
+            metrics: json!([latency_metric()]),
+            gates: json!([ewma_gate()]),
+            interval_ms: 60_000,
+            quick: true,
+        },
+        Method {
+            name: "cusum_1s".into(),
+            description: "the same `cusum` gate evaluated every second (a 1 s window in 1 \
+                          bucket, which the gate does not read): the chart's own delay, \
+                          without the 60 s evaluation grid"
+                .into(),
+            metrics: json!([one_second_latency_metric()]),
+            gates: json!([cusum_gate()]),
+            interval_ms: 1_000,
+            quick: false,
+        },
+        Method {
+            name: "ewma_1s".into(),
+            description: "the same `ewma` gate evaluated every second: the chart's own delay"
+                .into(),
+            metrics: json!([one_second_latency_metric()]),
+            gates: json!([ewma_gate()]),
+            interval_ms: 1_000,
+            quick: false,
+        },
     ]
+}
+
+/// The latency metric on a 1 s window in 1 bucket, for a method evaluated every second
+/// (its gates read every sample, not the window).
+fn one_second_latency_metric() -> Value {
+    json!({"name": LATENCY, "kind": "value", "window_ms": 1000, "buckets": 1,
+           "histogram_range": {"min": 0.001, "max": 1e9}})
+}
+
+/// The `cusum` gate on the latency mean at its defaults, its reference learned from the
+/// judged version's first 200 samples of the phase, run in the canary phase (its own
+/// defaults are the bake and the steady phase).
+fn cusum_gate() -> Value {
+    json!({"name": "latency_cusum", "metric": LATENCY, "stat": "mean",
+           "rule": {"kind": "cusum"}, "samples_min": 200, "phases": ["canary"]})
+}
+
+/// The `ewma` gate on the latency mean at its defaults, otherwise as [`cusum_gate`].
+fn ewma_gate() -> Value {
+    json!({"name": "latency_ewma", "metric": LATENCY, "stat": "mean",
+           "rule": {"kind": "ewma"}, "samples_min": 200, "phases": ["canary"]})
 }
 
 /// The `sequential_quantile` gate on the latency p99 at its defaults, alpha 1 %, with a

@@ -11,7 +11,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use crate::report::{PALETTE, Report};
-use crate::stream::Effect;
+use crate::stream::{Effect, Scenario};
 
 /// Fonts tried, in order.
 const FONT_PATHS: [&str; 4] = [
@@ -50,15 +50,11 @@ fn delay_plot(
     text: bool,
     title: &str,
     x_label: &str,
-    x_of: impl Fn(&Effect) -> Option<f64>,
+    x_of: impl Fn(&Scenario) -> Option<f64>,
 ) -> Result<()> {
     // Effect sizes sit at evenly spaced positions (they double, or nearly), labelled by
     // their value.
-    let mut xs: Vec<f64> = report
-        .scenarios
-        .iter()
-        .filter_map(|s| x_of(&s.effect))
-        .collect();
+    let mut xs: Vec<f64> = report.scenarios.iter().filter_map(&x_of).collect();
     xs.sort_by(f64::total_cmp);
     xs.dedup();
     let position = |x: f64| xs.iter().position(|&v| v == x).unwrap_or(0) as f64;
@@ -76,7 +72,7 @@ fn delay_plot(
             report
                 .scenarios
                 .iter()
-                .any(|s| s.name == c.scenario && x_of(&s.effect).is_some())
+                .any(|s| s.name == c.scenario && x_of(s).is_some())
         })
         .filter_map(|c| c.delay_s.median)
         .fold(30.0, f64::min);
@@ -136,7 +132,7 @@ fn delay_plot(
             .scenarios
             .iter()
             .filter_map(|s| {
-                let x = position(x_of(&s.effect)?) + dx;
+                let x = position(x_of(s)?) + dx;
                 let cell = report.cell(s.name, &method.name)?;
                 Some(match cell.delay_s.median {
                     Some(d) => (x, d, true),
@@ -278,8 +274,9 @@ pub fn write_plots(report: &Report, dir: &Path, text: bool) -> Result<()> {
         text,
         "median time to rollback against a per-request mean shift",
         "mean shift (σ)",
-        |e| match e {
-            Effect::MeanShift { sigmas } => Some(*sigmas),
+        // The change-point alternatives have their own onset: not on this axis.
+        |s| match s.effect {
+            Effect::MeanShift { sigmas } if s.onset_s == 0 => Some(sigmas),
             _ => None,
         },
     )?;
@@ -289,8 +286,8 @@ pub fn write_plots(report: &Report, dir: &Path, text: bool) -> Result<()> {
         text,
         "median time to rollback against the error-rate ratio (base 0.5 %)",
         "error-rate ratio",
-        |e| match e {
-            Effect::ErrorRatio { ratio } => Some(*ratio),
+        |s| match s.effect {
+            Effect::ErrorRatio { ratio } if s.onset_s == 0 => Some(ratio),
             _ => None,
         },
     )?;

@@ -141,9 +141,12 @@ impl Report {
         let _ = writeln!(
             m,
             "\n## Detection on the alternatives\n\n\
-             The candidate regresses from the canary's start. *detected*: runs rolled back \
-             within the horizon (Wilson 95 % interval); then median / p90 over all runs of \
-             the time to rollback, the candidate requests served until then (samples per \
+             The candidate regresses from the canary's start, or from its onset for a \
+             `change_*` alternative; times and counts run from there. *early*: runs rolled \
+             back at or before a later onset (false alarms on the healthy start; those runs \
+             leave the other columns). *detected*: runs rolled back after the onset within \
+             the horizon (Wilson 95 % interval); then median / p90 over all runs that \
+             reached the onset of the time to rollback, the candidate requests served until then (samples per \
              arm), the errors on both arms until then, and the exposure (candidate requests \
              the regression changed until then: every request for a mean shift, the slowed \
              tail for p99, the extra errors for an error ratio). — : beyond the horizon \
@@ -153,17 +156,22 @@ impl Report {
         );
         let _ = writeln!(
             m,
-            "| alternative | method | detected | delay | samples per arm | error events | exposure | tripped |"
+            "| alternative | method | early | detected | delay | samples per arm | error events | exposure | tripped |"
         );
-        let _ = writeln!(m, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(m, "|---|---|---|---|---|---|---|---|---|");
         for s in self.scenarios.iter().filter(|s| !s.is_null()) {
             for method in &self.methods {
                 if let Some(c) = self.cell(s.name, &method.name) {
                     let _ = writeln!(
                         m,
-                        "| `{}` | `{}` | {} % [{}, {}] | {} | {} | {} | {} | {} |",
+                        "| `{}` | `{}` | {} | {} % [{}, {}] | {} | {} | {} | {} | {} |",
                         s.name,
                         method.name,
+                        if s.onset_s == 0 {
+                            "—".to_string()
+                        } else {
+                            format!("{} / {}", c.early_rollbacks, c.reps)
+                        },
                         pct(c.rate),
                         pct(c.rate_ci95.0),
                         pct(c.rate_ci95.1),

@@ -15,15 +15,24 @@ use crate::method::{CANDIDATE_VERSION, ERRORS, LATENCY, Method, STABLE_VERSION};
 use crate::stream::{CANDIDATE, STABLE, Scenario, Second, Stream, Traffic, replication_seed};
 
 /// What one method did in one replication.
+///
+/// Counts run from the scenario's onset (the canary's start, except for a change-point
+/// alternative): the requests, errors and exposure between the onset and the rollback
+/// (or the horizon). A rollback at or before a later onset judged healthy data only: it
+/// is `early`, a false alarm before the change, and its counts are from the start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// Seconds from the canary's start to the rollback, if there was one in the horizon.
     pub rollback_s: Option<f64>,
-    /// Candidate requests served before the rollback (or in the whole horizon).
+    /// Whether the rollback came at or before a later onset (never for onset 0).
+    pub early: bool,
+    /// Seconds from the onset to the rollback, for a rollback after the onset.
+    pub delay_s: Option<f64>,
+    /// Candidate requests served from the onset until the rollback (or the horizon).
     pub candidate_requests: u64,
-    /// Stable requests served before the rollback (or in the whole horizon).
+    /// Stable requests served from the onset until the rollback (or the horizon).
     pub stable_requests: u64,
-    /// Errors on both arms before the rollback.
+    /// Errors on both arms from the onset until the rollback.
     pub error_events: u64,
     /// Candidate requests the regression changed, before the rollback: the exposure.
     pub exposure: u64,
@@ -39,6 +48,13 @@ struct Totals {
     exposure: u64,
 }
 
+/// Where the onset is, and the totals there once it has passed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Onset {
+    at_ms: u64,
+    totals: Option<Totals>,
+}
+
 impl Totals {
     fn add(&mut self, s: &Second) {
         for arm in [STABLE, CANDIDATE] {
@@ -48,13 +64,19 @@ impl Totals {
         self.exposure += s.arms[CANDIDATE].affected;
     }
 
-    fn outcome(&self, rollback_s: Option<f64>, tripped: Vec<String>) -> Outcome {
+    fn outcome(&self, onset: &Onset, rollback_ms: Option<u64>, tripped: Vec<String>) -> Outcome {
+        let early = onset.at_ms > 0 && rollback_ms.is_some_and(|d| d <= onset.at_ms);
+        let since = onset.totals.filter(|_| !early).unwrap_or_default();
         Outcome {
-            rollback_s,
-            candidate_requests: self.requests[CANDIDATE],
-            stable_requests: self.requests[STABLE],
-            error_events: self.errors,
-            exposure: self.exposure,
+            rollback_s: rollback_ms.map(|d| d as f64 / 1000.0),
+            early,
+            delay_s: rollback_ms
+                .filter(|_| !early)
+                .map(|d| d.saturating_sub(onset.at_ms) as f64 / 1000.0),
+            candidate_requests: self.requests[CANDIDATE] - since.requests[CANDIDATE],
+            stable_requests: self.requests[STABLE] - since.requests[STABLE],
+            error_events: self.errors - since.errors,
+            exposure: self.exposure - since.exposure,
             tripped,
         }
     }
@@ -138,14 +160,14 @@ impl Runner {
     }
 
     /// Ticks every deadline up to `now_ms`; records the first rollback.
-    fn advance(&mut self, now_ms: u64, totals: &Totals) {
+    fn advance(&mut self, now_ms: u64, totals: &Totals, onset: &Onset) {
         debug_assert_eq!(self.deadline, self.policy.next_deadline());
         // A policy whose deadline does not move after a tick would loop; none should.
         for _ in 0..10_000 {
             match self.deadline {
                 Some(d) if d <= now_ms && self.done.is_none() => {
                     let step = self.policy.tick(d).expect("a tick at the deadline");
-                    self.act(step, totals);
+                    self.act(step, totals, onset);
                     self.deadline = self.policy.next_deadline();
                 }
                 _ => return,
@@ -155,7 +177,7 @@ impl Runner {
     }
 
     /// Acknowledges every action, and stops at a rollback.
-    fn act(&mut self, step: Step, totals: &Totals) {
+    fn act(&mut self, step: Step, totals: &Totals, onset: &Onset) {
         let mut steps = VecDeque::from([step]);
         while let Some(step) = steps.pop_front() {
             for d in &step.decisions {
@@ -166,7 +188,7 @@ impl Runner {
                         .filter(|g| g.tripped && !g.dry_run)
                         .map(|g| g.gate.clone())
                         .collect();
-                    self.done = Some(totals.outcome(Some(d.at as f64 / 1000.0), tripped));
+                    self.done = Some(totals.outcome(onset, Some(d.at), tripped));
                     return;
                 }
                 if let Some(id) = d.action_id {
@@ -236,15 +258,22 @@ pub fn replicate(
     let mut runners: Vec<Runner> = methods.iter().map(Runner::new).collect();
     let mut totals = Totals::default();
     let mut second = Second::default();
+    let mut onset = Onset {
+        at_ms: scenario.onset_s * 1000,
+        totals: None,
+    };
     for t in 0..horizon_s {
         let now_ms = t * 1000;
         let mut live = false;
         for r in &mut runners {
-            r.advance(now_ms, &totals);
+            r.advance(now_ms, &totals, &onset);
             live |= r.done.is_none();
         }
         if !live {
             break;
+        }
+        if t == scenario.onset_s {
+            onset.totals = Some(totals);
         }
         stream.next_second(&mut second);
         for r in runners.iter_mut().filter(|r| r.done.is_none()) {
@@ -255,8 +284,9 @@ pub fn replicate(
     runners
         .into_iter()
         .map(|mut r| {
-            r.advance(horizon_s * 1000, &totals);
-            r.done.unwrap_or_else(|| totals.outcome(None, Vec::new()))
+            r.advance(horizon_s * 1000, &totals, &onset);
+            r.done
+                .unwrap_or_else(|| totals.outcome(&onset, None, Vec::new()))
         })
         .collect()
 }

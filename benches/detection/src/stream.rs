@@ -124,6 +124,11 @@ pub struct Scenario {
     pub load: Load,
     /// The candidate's regression.
     pub effect: Effect,
+    /// Seconds from the canary's start at which the regression begins: 0 for the nulls
+    /// and the regressions present from the start; a change-point alternative (for the
+    /// change detectors, which learn the candidate's own reference from its first
+    /// samples) starts later. Delay, samples, errors and exposure count from here.
+    pub onset_s: u64,
 }
 
 impl Scenario {
@@ -153,6 +158,17 @@ pub fn scenarios() -> Vec<Scenario> {
         noise,
         load,
         effect,
+        onset_s: 0,
+    };
+    let change = |name, description, sigmas| Scenario {
+        onset_s: CHANGE_ONSET_S,
+        ..s(
+            name,
+            description,
+            Noise::Gaussian,
+            Load::Constant,
+            MeanShift { sigmas },
+        )
     };
     vec![
         s(
@@ -253,8 +269,22 @@ pub fn scenarios() -> Vec<Scenario> {
             Load::Constant,
             ErrorRatio { ratio: 5.0 },
         ),
+        change(
+            "change_mean_0.5_at_10min",
+            "every candidate request +0.5σ (+25 ms) from 10 min in, healthy before",
+            0.5,
+        ),
+        change(
+            "change_mean_1_at_10min",
+            "every candidate request +1σ (+50 ms) from 10 min in, healthy before",
+            1.0,
+        ),
     ]
 }
+
+/// Onset of the change-point alternatives: 10 min into the canary (12 000 candidate
+/// samples at 20 req/s, far past a change detector's learned reference).
+pub const CHANGE_ONSET_S: u64 = 600;
 
 /// Traffic: requests per second over both arms, split by the canary weight.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -478,7 +508,7 @@ impl Stream {
             } else {
                 0
             };
-            let effect = if arm == CANDIDATE {
+            let effect = if arm == CANDIDATE && t >= self.scenario.onset_s {
                 self.scenario.effect
             } else {
                 Effect::None

@@ -65,14 +65,18 @@ pub struct Summary {
     pub null: bool,
     /// Replications.
     pub reps: u64,
-    /// Replications with a rollback within the horizon.
+    /// Replications rolled back at or before a later onset (a change-point
+    /// alternative's false alarms on healthy data; 0 when the onset is the start).
+    pub early_rollbacks: u64,
+    /// Replications with a rollback after the onset, within the horizon.
     pub rollbacks: u64,
-    /// `rollbacks / reps`: the false-rollback rate of a null, the detection rate of an
-    /// alternative.
+    /// `rollbacks / (reps − early_rollbacks)`: the false-rollback rate of a null, the
+    /// detection rate of an alternative among the runs that reached its onset.
     pub rate: f64,
     /// Wilson 95 % interval of the rate.
     pub rate_ci95: (f64, f64),
-    /// Seconds from the canary's start to the rollback.
+    /// Seconds from the onset (the canary's start unless the scenario has a later
+    /// one) to the rollback, over the runs that reached the onset.
     pub delay_s: Quantiles,
     /// Candidate requests served before the rollback (samples per arm).
     pub candidate_samples: Quantiles,
@@ -90,11 +94,16 @@ impl Summary {
     /// Summarizes the outcomes of one method on one scenario.
     pub fn new(scenario: &str, method: &str, null: bool, outcomes: &[Outcome]) -> Self {
         let reps = outcomes.len() as u64;
-        let rollbacks = outcomes.iter().filter(|o| o.rollback_s.is_some()).count() as u64;
+        let early_rollbacks = outcomes.iter().filter(|o| o.early).count() as u64;
+        let rollbacks = outcomes.iter().filter(|o| o.delay_s.is_some()).count() as u64;
+        let reached = reps - early_rollbacks;
+        // Delays and counts over the runs that reached the onset (the conditional delay
+        // of change detection; every run when the onset is the start).
         let when_stopped = |f: &dyn Fn(&Outcome) -> f64| -> Vec<Option<f64>> {
             outcomes
                 .iter()
-                .map(|o| o.rollback_s.map(|_| f(o)))
+                .filter(|o| !o.early)
+                .map(|o| o.delay_s.map(|_| f(o)))
                 .collect()
         };
         let mut tripped_by = BTreeMap::new();
@@ -111,14 +120,15 @@ impl Summary {
             method: method.into(),
             null,
             reps,
+            early_rollbacks,
             rollbacks,
-            rate: if reps == 0 {
+            rate: if reached == 0 {
                 0.0
             } else {
-                rollbacks as f64 / reps as f64
+                rollbacks as f64 / reached as f64
             },
-            rate_ci95: wilson(rollbacks, reps, Z_975),
-            delay_s: Quantiles::of(&when_stopped(&|o| o.rollback_s.unwrap_or(0.0))),
+            rate_ci95: wilson(rollbacks, reached, Z_975),
+            delay_s: Quantiles::of(&when_stopped(&|o| o.delay_s.unwrap_or(0.0))),
             candidate_samples: Quantiles::of(&when_stopped(&|o| o.candidate_requests as f64)),
             error_events: Quantiles::of(&when_stopped(&|o| o.error_events as f64)),
             exposure: Quantiles::of(&when_stopped(&|o| o.exposure as f64)),
