@@ -154,7 +154,8 @@ pub enum Chart {
 pub enum Evidence {
     /// `sequential_quantile`: the two arms' quantiles with their confidence sequences,
     /// and the anytime-valid test between them. (First: untagged reports are matched
-    /// in order, and its fields include those of `Sequential`.)
+    /// in order, and its fields include those of `Sequential`; the conformance runner
+    /// checks that every report in the vectors parses back as itself.)
     Quantile {
         /// The quantile tested (0.99 for `p99`).
         quantile: f64,

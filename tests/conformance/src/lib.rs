@@ -314,6 +314,7 @@ fn run_steps(mut policy: Policy, doc: &Value, bless: bool) -> Result<Option<Valu
         out.insert("input".into(), input_value.clone());
         match result {
             Ok(actual) => {
+                check_step_parses(&actual).map_err(where_)?;
                 let actual = step_json(&actual);
                 if !bless {
                     if let Some(e) = step.get("error") {
@@ -377,6 +378,21 @@ fn run_steps(mut policy: Policy, doc: &Value, bless: bool) -> Result<Option<Valu
     let mut doc = doc.clone();
     doc["steps"] = Value::Array(blessed);
     Ok(Some(doc))
+}
+
+/// A step's JSON must parse back into the same step. Gate reports write their per-kind
+/// evidence as untagged fields, so this is what catches a report read back as another
+/// kind (serde tries the variants in order).
+fn check_step_parses(step: &Step) -> Result<(), String> {
+    let text = serde_json::to_string(step).map_err(|e| format!("step not serialized: {e}"))?;
+    match serde_json::from_str::<Step>(&text) {
+        Ok(parsed) if parsed == *step => Ok(()),
+        Ok(parsed) => Err(format!(
+            "the step's JSON parses back into another step:\n{}",
+            text_difference(&text, &serde_json::to_string(&parsed).unwrap_or_default())
+        )),
+        Err(e) => Err(format!("the step's JSON does not parse back: {e}")),
+    }
 }
 
 /// `restore(snapshot())` must give back an equal policy.
