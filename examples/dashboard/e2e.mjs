@@ -161,11 +161,29 @@ async function checkStatistical(page) {
         assert.deepEqual(cells, sorted.map((r) => r.classification), `${gate.name}: one classification per interval`);
         break;
       }
+      case "kayenta_score": {
+        const p = panelOf(gate.name, "score");
+        assert.deepEqual(plotted(p, "score"), values("score"), `${gate.name}: the reported scores`);
+        assert.equal(p.reference, rs[0].marginal, `${gate.name}: the marginal line at the reported threshold`);
+        assert.equal(p.reference, rule.marginal, `${gate.name}: ... which is the config's`);
+        assert.ok(plotted(p, "pass").every((v) => v === rule.pass), `${gate.name}: the pass line at ${rule.pass}`);
+        // One row of labels per member, one cell per report, each the member's reported label.
+        for (const member of rule.members) {
+          const cells = await page.$$eval(`.chart.evidence[data-gate="${gate.name}"] .member[data-member="${member.gate}"] .cls`,
+            (els) => els.map((e) => e.className.replace("cls ", "")));
+          assert.deepEqual(cells, sorted.map((r) => r.metrics.find((m) => m.gate === member.gate)?.classification ?? "absent"),
+            `${gate.name}: ${member.gate}'s label per interval`);
+        }
+        // The story has both a passing and a failing interval for the score to show.
+        assert.ok(values("score").some((v) => v >= rule.pass) && values("score").some((v) => v <= rule.marginal),
+          `${gate.name}: scores on both sides (${values("score")})`);
+        break;
+      }
       default:
         assert.fail(`the statistical scenario has a ${rule.kind} gate the test does not know`);
     }
   }
-  assert.equal(kinds.size, 8, `every statistical kind in the scenario: ${[...kinds]}`);
+  assert.equal(kinds.size, 9, `every statistical kind in the scenario: ${[...kinds]}`);
   // The rollback cards give each kind's evidence in words: v2's cusum statistic against
   // its threshold, v3's e-value against ln(1/alpha) with the effect's bounds.
   const cards = await page.locator(".card.rollback").allTextContents();

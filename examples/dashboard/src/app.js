@@ -70,6 +70,12 @@ function kindEvidence(g) {
     return `classified ${g.classification}, shift ${fmtNum(g.effect)}${band(g.effect_lower, g.effect_upper)}, ` +
       `p ${fmtNum(g.p_value)}, ratio of means ${fmtNum(g.mean_ratio)}; ${g.used} vs ${g.baseline_used} samples`;
   }
+  if (g.marginal !== undefined && g.reason !== undefined) {
+    const why = g.reason === "critical" ? ` (critical metric ${g.critical_metric} not pass)` :
+      g.reason === "no_data" ? " (half the metrics or more without data)" : "";
+    return `score ${g.score === undefined ? "none" : fmtNum(g.score)}${why}, fails at or below ${fmtNum(g.marginal)}, ` +
+      `passes at or above ${fmtNum(g.pass)}; ` + (g.metrics ?? []).map((m) => `${m.gate} ${m.classification}`).join(", ");
+  }
   if (g.measure !== undefined) {
     return `${g.measure} ${fmtNum(g.divergence)} against its threshold ${fmtNum(g.threshold)}` +
       `${g.bin !== undefined ? `; bin ${g.bin} moved most (${fmtNum(g.share)} vs ${fmtNum(g.baseline_share)})` : ""}; ${g.used} vs ${g.baseline_used} samples`;
@@ -424,7 +430,7 @@ function drawCharts(m, range) {
 // draws them, it never compares anything with them.
 
 const SEQUENTIAL_KINDS = new Set(["error_attribution", "rate_slo", "sequential_mean", "sequential_quantile"]);
-const EVIDENCE_KINDS = new Set([...SEQUENTIAL_KINDS, "cusum", "ewma", "mann_whitney", "drift"]);
+const EVIDENCE_KINDS = new Set([...SEQUENTIAL_KINDS, "cusum", "ewma", "mann_whitney", "kayenta_score", "drift"]);
 
 /** What each panel plotted, for the end-to-end test: `window.rollguardEvidence`. */
 let evidencePanels = [];
@@ -588,6 +594,40 @@ function drawEvidence(root, common, xSeries, g) {
       title: `${head} · divergence`,
       note: `${esc(rule.measure === "js" ? "Jensen-Shannon distance" : "population stability index")} of ${esc(g.metric)} against the baseline, and its threshold${dry}`,
       series, data, reference: threshold.find((v) => v !== null),
+    });
+  } else if (kind === "kayenta_score") {
+    // Kayenta's composite score of each interval against its two thresholds, both as
+    // reported: a score at or below marginal fails, one below pass is inconclusive.
+    const { arms, times, cols } = columns(g, ["score", "marginal", "pass"]);
+    const series = [];
+    const data = [x(times)];
+    arms.forEach((arm, k) => {
+      series.push(armSeries(`score, ${arm}`, k));
+      data.push(cols.score[k]);
+    });
+    const first = (f) => times.map((_, i) => arms.map((_, k) => cols[f][k][i]).find((v) => v !== null) ?? null);
+    const pass = first("pass");
+    const marginal = first("marginal");
+    series.push(refSeries("pass", "#16a34a"));
+    data.push(pass);
+    series.push(refSeries("marginal", "#dc2626"));
+    data.push(marginal);
+    // Each member's label per interval, one row per member, in the reports' order.
+    const sorted = g.points.slice().sort((a, b) => a.window_end - b.window_end);
+    const members = [...new Set(sorted.flatMap((p) => (p.metrics ?? []).map((m) => m.gate)))];
+    const strip = document.createElement("div");
+    strip.className = "classes";
+    strip.innerHTML = members.map((gate) => `<div class="member" data-member="${esc(gate)}"><span class="muted">${esc(gate)}:</span> ` +
+      sorted.map((p) => {
+        const m = (p.metrics ?? []).find((x) => x.gate === gate);
+        const label = m ? m.classification : "absent";
+        return `<span class="cls ${esc(label)}" data-at="${p.window_end}" title="${fmtTime(p.window_end)} ${esc(p.arm)}: ${esc(gate)} ${esc(label)}` +
+          `${m?.critical ? " (critical)" : ""}${m?.muted ? " (muted)" : ""}; score ${p.score === undefined ? "none" : fmtNum(p.score)} (${esc(p.reason)})"></span>`;
+      }).join("") + "</div>").join("");
+    addPanel(root, common, xSeries, g, "score", {
+      title: `${head} · score`,
+      note: `Kayenta's weighted score over ${members.length} member${members.length === 1 ? "" : "s"}, against pass ${fmtNum(pass.find((v) => v !== null))} and marginal ${fmtNum(marginal.find((v) => v !== null))}; not anytime-valid${dry}`,
+      series, data, reference: marginal.find((v) => v !== null), extra: strip,
     });
   } else if (kind === "mann_whitney") {
     const { arms, times, cols } = columns(g, ["effect", "effect_lower", "effect_upper"]);
