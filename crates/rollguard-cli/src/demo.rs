@@ -13,16 +13,25 @@ use crate::samples::DEFAULT_MAX_INPUT_BYTES;
 
 /// The bundled demo scenario.
 pub(crate) const DEMO_JSON: &str = include_str!("../../../examples/scenarios/demo.json");
+/// The second bundled scenario: one gate of every statistical kind (the dashboard's
+/// `#statistical`).
+pub(crate) const STATISTICAL_JSON: &str =
+    include_str!("../../../examples/scenarios/statistical.json");
 
-/// Runs `rollguard demo`.
-pub(crate) fn run(json: bool, all: bool, print_scenario: bool) -> Result<(), CliError> {
+/// Runs `rollguard demo` on one of the bundled scenarios.
+pub(crate) fn run(
+    scenario: &str,
+    json: bool,
+    all: bool,
+    print_scenario: bool,
+) -> Result<(), CliError> {
     if print_scenario {
-        print!("{DEMO_JSON}");
+        print!("{scenario}");
         return Ok(());
     }
     if json {
         return replay::replay_scenario(
-            DEMO_JSON.as_bytes(),
+            scenario.as_bytes(),
             Path::new("demo"),
             0,
             DEFAULT_MAX_INPUT_BYTES,
@@ -34,12 +43,28 @@ pub(crate) fn run(json: bool, all: bool, print_scenario: bool) -> Result<(), Cli
             },
         );
     }
-    print!("{}", story(&Scenario::from_json(DEMO_JSON)?)?);
+    let (command, trace_command) = if scenario == STATISTICAL_JSON {
+        (
+            "rollguard demo --statistical",
+            "rollguard demo --statistical --json",
+        )
+    } else {
+        ("rollguard demo", "rollguard demo --json")
+    };
+    print!(
+        "{}",
+        story(&Scenario::from_json(scenario)?, command, trace_command)?
+    );
     Ok(())
 }
 
-/// The narrative of a scenario.
-pub(crate) fn story(scenario: &Scenario) -> Result<String, CliError> {
+/// The narrative of a scenario, told by `command` (its first line); `trace_command`
+/// prints the whole trace instead.
+pub(crate) fn story(
+    scenario: &Scenario,
+    command: &str,
+    trace_command: &str,
+) -> Result<String, CliError> {
     let mut trace: Vec<TraceEntry> = Vec::with_capacity(scenario.inputs.len());
     let policy = rollguard::replay_with(
         scenario.config.clone(),
@@ -52,6 +77,8 @@ pub(crate) fn story(scenario: &Scenario) -> Result<String, CliError> {
         scenario,
         &trace,
         &policy.status(),
+        command,
+        trace_command,
     ))
 }
 
@@ -62,7 +89,7 @@ mod tests {
     #[test]
     fn the_story_tells_each_beat_of_the_demo() {
         let scenario = Scenario::from_json(DEMO_JSON).unwrap();
-        let text = story(&scenario).unwrap();
+        let text = story(&scenario, "rollguard demo", "rollguard demo --json").unwrap();
         for beat in [
             "rollout of v2 COMPLETE",
             "known regression onset: v3 latency_ms",

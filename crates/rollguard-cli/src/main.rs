@@ -28,6 +28,7 @@ use crate::samples::{DEFAULT_MAX_INPUT_BYTES, Format};
     version,
     after_help = "Examples:\n  \
         rollguard demo                                  watch a regression get caught and rolled back\n  \
+        rollguard explain incident.json                 the same story for any scenario\n  \
         rollguard replay incident.json --summary        replay a scenario, trace as JSON lines\n  \
         rollguard replay --policy policy.json --samples metrics.csv\n  \
         rollguard validate policy.json\n\n\
@@ -74,6 +75,26 @@ enum Command {
         what happened, moment by moment, with the gates' evidence."
     )]
     Demo(DemoArgs),
+    /// Replay a scenario and tell its story, as `demo` does for the bundled one
+    #[command(
+        long_about = "Replay a scenario file ({format_version, name, description, config, \
+        start, inputs: [...]}, as `rollguard replay` takes it, `rollguard demo \
+        --print-scenario` prints it, or the examples' generators write it) and print what \
+        happened, moment by moment: each rollout, every decision with its reason, the gates' \
+        evidence when one trips (each statistical kind's e-value against its boundary, \
+        statistic against its threshold, score or divergence), refused inputs, and the \
+        final status. The whole file is read first, up to --max-input-bytes."
+    )]
+    Explain {
+        /// The scenario; `-` reads stdin
+        #[arg(value_name = "SCENARIO.json")]
+        scenario: PathBuf,
+
+        /// The longest file read; a longer one is refused with `input_too_long` (exit
+        /// code 2) before it is parsed
+        #[arg(long, value_name = "BYTES", default_value_t = EXPLAIN_MAX_INPUT_BYTES)]
+        max_input_bytes: u64,
+    },
     /// Check a policy file: print `ok` and its worst-case state size and work per
     /// input, or the first error with its JSON path
     #[command(
@@ -193,7 +214,16 @@ struct DemoArgs {
     /// replay`)
     #[arg(long, conflicts_with_all = ["json", "all"])]
     print_scenario: bool,
+
+    /// The second bundled scenario: one gate of every statistical kind (v2 rolled back
+    /// in its bake by cusum, v3 from its canary by error_attribution)
+    #[arg(long)]
+    statistical: bool,
 }
+
+/// The longest scenario `explain` reads whole (a scenario `replay` streams has no such
+/// limit but its per-input one).
+const EXPLAIN_MAX_INPUT_BYTES: u64 = 256 << 20;
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
@@ -227,7 +257,32 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 )),
             }
         }
-        Command::Demo(args) => demo::run(args.json, args.all, args.print_scenario),
+        Command::Demo(args) => demo::run(
+            if args.statistical {
+                demo::STATISTICAL_JSON
+            } else {
+                demo::DEMO_JSON
+            },
+            args.json,
+            args.all,
+            args.print_scenario,
+        ),
+        Command::Explain {
+            scenario,
+            max_input_bytes,
+        } => {
+            let text = replay::read_text(&scenario, max_input_bytes)?;
+            let path = scenario.display();
+            print!(
+                "{}",
+                demo::story(
+                    &rollguard::Scenario::from_json(&text)?,
+                    &format!("rollguard explain {path}"),
+                    &format!("rollguard replay {path} --all"),
+                )?
+            );
+            Ok(())
+        }
         Command::Validate {
             policy,
             json,

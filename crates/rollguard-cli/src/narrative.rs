@@ -14,9 +14,9 @@
 use std::collections::BTreeSet;
 
 use rollguard::{
-    Action, Aliases, CanaryStep, Decision, Direction, EffectSize, Event, EventKind, Evidence,
-    GateReport, PolicyConfig, Reason, Rule, Scenario, Stat, Status, Strategy, Timestamp,
-    TraceEntry, Validator, Verdict,
+    Action, Aliases, Autocorrelation, CanaryStep, Decision, Direction, Divergence, EffectSize,
+    Event, EventKind, Evidence, GateReport, Margin, PolicyConfig, Reason, Rule, Scenario, Stat,
+    Status, Strategy, Timestamp, TraceEntry, Validator, Verdict, Worse,
 };
 
 use crate::text::{clock, duration, input_summary, snake, stat_value};
@@ -630,7 +630,7 @@ impl<'a> Narrator<'a> {
 
     // ------------------------------------------------------------------ the end
 
-    fn summary(&mut self, status: &Status, inputs: usize) {
+    fn summary(&mut self, status: &Status, inputs: usize, trace_command: &str) {
         self.flush_hold();
         self.mark_onsets(Timestamp::MAX);
         self.lines.push(String::new());
@@ -695,7 +695,7 @@ impl<'a> Narrator<'a> {
             crate::replay::status_line(status, |t| clock(t.saturating_sub(start)))
         ));
         self.lines.push(format!(
-            "  ({inputs} inputs replayed; `rollguard demo --json` prints the full trace)"
+            "  ({inputs} inputs replayed; `{trace_command}` prints the full trace)"
         ));
     }
 }
@@ -1246,17 +1246,152 @@ fn rule_text(stat: Stat, metric: &str, rule: &Rule) -> String {
                 members.len()
             );
         }
+        Rule::ErrorAttribution { alpha, margin, .. } => {
+            return format!(
+                "{metric}: each error attributed to an arm by the traffic split; fails once the candidate's rate is shown above {} x the baseline's (anytime-valid, alpha {alpha})",
+                1.0 + margin_value(margin)
+            );
+        }
+        Rule::RateSlo {
+            max_rate, alpha, ..
+        } => {
+            return format!(
+                "{name}: fails once shown above {} (anytime-valid, alpha {alpha})",
+                stat_value(Stat::Rate, max_rate)
+            );
+        }
+        Rule::SequentialMean {
+            alpha,
+            worse,
+            margin,
+            autocorrelation,
+            ..
+        } => {
+            let independent = if autocorrelation == Autocorrelation::Ignore {
+                ", samples taken as independent"
+            } else {
+                ""
+            };
+            return format!(
+                "{name}: fails once shown {} than the baseline's by more than {} (anytime-valid, alpha {alpha}{independent})",
+                worse_text(worse),
+                margin_text(stat, margin)
+            );
+        }
+        Rule::SequentialQuantile {
+            alpha,
+            worse,
+            margin,
+            ..
+        } => {
+            return format!(
+                "{name}: fails once shown {} than the baseline's by more than {} (anytime-valid, alpha {alpha})",
+                worse_text(worse),
+                margin_text(stat, margin)
+            );
+        }
+        Rule::Cusum {
+            worse,
+            shift,
+            arl0,
+            threshold,
+            reference_mean,
+            reference_sd,
+        } => {
+            let alarm = match threshold {
+                Some(h) => format!("alarm above {h}"),
+                None => format!("alarm at one false alarm per {arl0} samples on average"),
+            };
+            return format!(
+                "{metric}: cusum of {} samples against {}, tuned for {shift} sd; {alarm}",
+                worse_text(worse),
+                reference_text(stat, reference_mean, reference_sd)
+            );
+        }
+        Rule::Ewma {
+            worse,
+            lambda,
+            arl0,
+            limit,
+            reference_mean,
+            reference_sd,
+        } => {
+            let alarm = match limit {
+                Some(l) => format!("alarm beyond {l} x its deviation"),
+                None => format!("alarm at one false alarm per {arl0} samples on average"),
+            };
+            return format!(
+                "{metric}: EWMA (lambda {lambda}) of {} samples against {}; {alarm}",
+                worse_text(worse),
+                reference_text(stat, reference_mean, reference_sd)
+            );
+        }
+        Rule::Drift {
+            measure, threshold, ..
+        } => {
+            let (what, default) = match measure {
+                Divergence::Js => ("Jensen-Shannon distance", 0.1),
+                _ => ("population stability index", 0.25),
+            };
+            return format!(
+                "{metric}: {what} against the baseline's distribution; fails above {}",
+                threshold.unwrap_or(default)
+            );
+        }
         _ => bounds.push("(custom rule)".into()),
     }
     format!("{name} {}", bounds.join(" and "))
 }
 
+/// The relative margin's fraction (0 for an absolute one).
+fn margin_value(margin: Margin) -> f64 {
+    match margin {
+        Margin::Relative(r) => r,
+        Margin::Absolute(_) => 0.0,
+    }
+}
+
+fn margin_text(stat: Stat, margin: Margin) -> String {
+    match margin {
+        Margin::Relative(r) => format!("{}%", r * 100.0),
+        Margin::Absolute(a) => stat_value(stat, a),
+    }
+}
+
+fn worse_text(worse: Worse) -> &'static str {
+    match worse {
+        Worse::Higher => "higher",
+        Worse::Lower => "lower",
+    }
+}
+
+/// A change detector's reference: given, or learned from the first samples.
+fn reference_text(stat: Stat, mean: Option<f64>, sd: Option<f64>) -> String {
+    match (mean, sd) {
+        (Some(m), Some(s)) => format!(
+            "its reference {} ± {}",
+            stat_value(stat, m),
+            stat_value(stat, s)
+        ),
+        _ => "a reference learned from its first samples of the phase".into(),
+    }
+}
+
 /// The whole narrative of a replayed scenario: a header with the policy, one line per
 /// moment, and a summary.
-pub(crate) fn narrate(scenario: &Scenario, trace: &[TraceEntry], status: &Status) -> String {
+///
+/// `command` is the command that tells it (`rollguard demo`, `rollguard explain FILE`),
+/// `trace_command` the one that prints the whole trace instead.
+pub(crate) fn narrate(
+    scenario: &Scenario,
+    trace: &[TraceEntry],
+    status: &Status,
+    command: &str,
+    trace_command: &str,
+) -> String {
     let mut n = Narrator::new(scenario);
     let title = scenario.description.lines().next().unwrap_or_default();
-    n.lines.push(format!("rollguard demo: {}", scenario.name));
+    n.lines.push(format!("{command}: {}", scenario.name));
     if !title.is_empty() {
         n.lines.push(title.to_string());
     }
@@ -1270,7 +1405,7 @@ pub(crate) fn narrate(scenario: &Scenario, trace: &[TraceEntry], status: &Status
     for entry in trace {
         n.entry(entry);
     }
-    n.summary(status, trace.len());
+    n.summary(status, trace.len(), trace_command);
     let mut out = n.lines.join("\n");
     out.push('\n');
     out
@@ -1304,10 +1439,9 @@ mod tests {
     fn the_statistical_scenario_tells_each_kinds_evidence() {
         // The dashboard's second scenario: v2 rolled back in its bake by a cusum gate, v3
         // from its canary by an error_attribution gate.
-        let scenario =
-            Scenario::from_json(include_str!("../../../examples/scenarios/statistical.json"))
-                .unwrap();
-        let story = crate::demo::story(&scenario).unwrap();
+        let scenario = Scenario::from_json(crate::demo::STATISTICAL_JSON).unwrap();
+        let story =
+            crate::demo::story(&scenario, "rollguard demo", "rollguard demo --json").unwrap();
         let lines: Vec<&str> = story.lines().collect();
         let after = |head: &str| {
             let i = lines
@@ -1366,7 +1500,13 @@ mod tests {
                 trace.push(e)
             })
             .unwrap();
-        let story = narrate(&scenario, &trace, &policy.status());
+        let story = narrate(
+            &scenario,
+            &trace,
+            &policy.status(),
+            "rollguard explain",
+            "rollguard replay",
+        );
         for line in [
             "0:00:00  >> rollout of v2 starts: route 10% of traffic to v2",
             "0:10:00  !! action 1 was not acknowledged in time",

@@ -134,6 +134,76 @@ fn demo_story_fits_two_screens_and_names_the_rollback() {
 }
 
 #[test]
+fn explain_tells_any_scenario_file_as_demo_tells_the_bundled_one() {
+    let scenario = rollguard(&["demo", "--print-scenario"]);
+    let path = scratch("explained.json", &stdout(&scenario));
+    let path = path.to_str().unwrap();
+    let demo = stdout(&rollguard(&["demo"]));
+    let out = rollguard(&["explain", path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let (demo_lines, lines): (Vec<_>, Vec<_>) = (demo.lines().collect(), text.lines().collect());
+    assert_eq!(lines.len(), demo_lines.len(), "{text}");
+    // The same story, told by another command.
+    assert!(
+        lines[0].starts_with(&format!("rollguard explain {path}: ")),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1..lines.len() - 1],
+        demo_lines[1..demo_lines.len() - 1]
+    );
+    assert!(
+        lines[lines.len() - 1].contains(&format!("`rollguard replay {path} --all` prints")),
+        "{}",
+        lines[lines.len() - 1]
+    );
+    // A file that is not a scenario is bad input (exit code 2), with its path.
+    let bad = scratch(
+        "not-a-scenario.json",
+        r#"{"format_version": 1, "inputs": 3}"#,
+    );
+    let out = rollguard(&["explain", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn demo_statistical_tells_each_kinds_rule_and_evidence() {
+    let out = rollguard(&["demo", "--statistical"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("rollguard demo --statistical: "), "{text}");
+    // Every gate's rule in words: no kind falls back to "(custom rule)".
+    assert!(!text.contains("custom rule"), "{text}");
+    for rule in [
+        "each error attributed to an arm by the traffic split",
+        "rate errors: fails once shown above 1.00% (anytime-valid, alpha 0.01)",
+        "mean latency_ms: fails once shown higher than the baseline's by more than 5.00",
+        "p99 latency_ms: fails once shown higher than the baseline's by more than 10%",
+        "Kayenta score of 2 member gates",
+        "tool: population stability index against the baseline's distribution; fails above 0.25",
+        "latency_ms: cusum of higher samples against its reference 120.0 ± 12.00, tuned for 1 sd",
+        "latency_ms: EWMA (lambda 0.1) of higher samples",
+    ] {
+        assert!(text.contains(rule), "{rule:?} in\n{text}");
+    }
+    // Both rollbacks with their evidence.
+    assert!(text.contains("<< ROLLBACK v2 -> v1"), "{text}");
+    assert!(text.contains("gate latency_cusum TRIPPED"), "{text}");
+    assert!(text.contains("<< ROLLBACK v3 -> v1"), "{text}");
+    assert!(text.contains("(boundary ln(1/α) 4.61)"), "{text}");
+    assert!(
+        text.contains("`rollguard demo --statistical --json` prints"),
+        "{text}"
+    );
+    // And its trace is the scenario's.
+    let json = rollguard(&["demo", "--statistical", "--json"]);
+    assert!(rollbacks(&trace(&json)).len() == 2);
+}
+
+#[test]
 fn replaying_the_scenario_file_gives_the_demo_trace() {
     let file = concat!(
         env!("CARGO_MANIFEST_DIR"),
