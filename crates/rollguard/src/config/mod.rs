@@ -1329,17 +1329,11 @@ impl PolicyConfig {
             "metrics",
             || "at least one metric is required".into(),
         )?;
-        ensure(
-            self.metrics.len() as u64 <= u64::from(limits::METRICS_MAX),
-            ErrorCode::LimitExceeded,
+        count_at_most(
+            self.metrics.len(),
+            limits::METRICS_MAX,
             "metrics",
-            || {
-                format!(
-                    "{} metrics, at most {}",
-                    self.metrics.len(),
-                    limits::METRICS_MAX
-                )
-            },
+            "metrics",
         )?;
         for (i, m) in self.metrics.iter().enumerate() {
             m.validate(label_max, self.window_ms(m))
@@ -1354,12 +1348,7 @@ impl PolicyConfig {
         }
 
         // Gates.
-        ensure(
-            self.gates.len() as u64 <= u64::from(limits::GATES_MAX),
-            ErrorCode::LimitExceeded,
-            "gates",
-            || format!("{} gates, at most {}", self.gates.len(), limits::GATES_MAX),
-        )?;
+        count_at_most(self.gates.len(), limits::GATES_MAX, "gates", "gates")?;
         for (i, g) in self.gates.iter().enumerate() {
             let path = format!("gates[{i}]");
             g.validate(label_max).map_err(|e| e.within(&path))?;
@@ -1492,31 +1481,107 @@ fn check_finite(x: Option<f64>, path: &str) -> Result<(), Error> {
     }
 }
 
+/// A bound as a refusal shows it: a float far from 1 in exponent form (`1e100`, not
+/// 101 digits).
+trait Bound: PartialOrd + Copy {
+    fn show(self) -> String;
+}
+
+impl Bound for f64 {
+    fn show(self) -> String {
+        let a = self.abs();
+        if a == 0.0 || (1e-3..1e5).contains(&a) {
+            format!("{self}")
+        } else {
+            format!("{self:e}")
+        }
+    }
+}
+
+impl Bound for u32 {
+    fn show(self) -> String {
+        self.to_string()
+    }
+}
+
+impl Bound for u64 {
+    fn show(self) -> String {
+        self.to_string()
+    }
+}
+
+/// Refuses `x` outside `lo..=hi` with `code`; NaN too, as no range contains it.
+fn check_range<T: Bound>(
+    code: ErrorCode,
+    x: T,
+    lo: T,
+    hi: T,
+    path: impl Into<String>,
+) -> Result<(), Error> {
+    ensure((lo..=hi).contains(&x), code, path, || {
+        format!("must be in {}..={}", lo.show(), hi.show())
+    })
+}
+
+/// Refuses `x` outside `lo..=hi` (`invalid_value`); NaN too.
+fn in_range<T: Bound>(x: T, lo: T, hi: T, path: impl Into<String>) -> Result<(), Error> {
+    check_range(ErrorCode::InvalidValue, x, lo, hi, path)
+}
+
+/// Refuses `x` unless it is above 0 and at most `max` (`invalid_value`); NaN fails both
+/// comparisons and is refused.
+fn positive_at_most(x: f64, max: f64, path: &str) -> Result<(), Error> {
+    ensure(x > 0.0 && x <= max, ErrorCode::InvalidValue, path, || {
+        format!("must be above 0 and at most {}", max.show())
+    })
+}
+
+/// Refuses `x` of magnitude above `max` (`invalid_value`), and NaN.
+fn within(x: f64, max: f64, path: &str) -> Result<(), Error> {
+    ensure(x.abs() <= max, ErrorCode::InvalidValue, path, || {
+        format!("must be within ±{}", max.show())
+    })
+}
+
+/// Checks an optional field with `check` when it is given.
+fn if_given<T>(x: Option<T>, check: impl FnOnce(T) -> Result<(), Error>) -> Result<(), Error> {
+    x.map_or(Ok(()), check)
+}
+
+/// Refuses a list of more than `max` items (`limit_exceeded`), naming its length.
+fn count_at_most(len: usize, max: u32, path: impl Into<String>, items: &str) -> Result<(), Error> {
+    let len = len as u64;
+    ensure(
+        len <= u64::from(max),
+        ErrorCode::LimitExceeded,
+        path,
+        || format!("{len} {items}, at most {max}"),
+    )
+}
+
 impl Limits {
     fn validate(&self) -> Result<(), Error> {
-        ensure(
-            (limits::VERSIONS_MIN..=limits::VERSIONS_MAX).contains(&self.versions_max),
-            ErrorCode::LimitExceeded,
+        let exceeded = ErrorCode::LimitExceeded;
+        check_range(
+            exceeded,
+            self.versions_max,
+            limits::VERSIONS_MIN,
+            limits::VERSIONS_MAX,
             "versions_max",
-            || {
-                format!(
-                    "must be in {}..={}",
-                    limits::VERSIONS_MIN,
-                    limits::VERSIONS_MAX
-                )
-            },
         )?;
-        ensure(
-            (1..=limits::LABEL_LEN_MAX).contains(&self.label_len_max),
-            ErrorCode::LimitExceeded,
+        check_range(
+            exceeded,
+            self.label_len_max,
+            1,
+            limits::LABEL_LEN_MAX,
             "label_len_max",
-            || format!("must be in 1..={}", limits::LABEL_LEN_MAX),
         )?;
-        ensure(
-            (1..=limits::TEXT_LEN_MAX).contains(&self.text_len_max),
-            ErrorCode::LimitExceeded,
+        check_range(
+            exceeded,
+            self.text_len_max,
+            1,
+            limits::TEXT_LEN_MAX,
             "text_len_max",
-            || format!("must be in 1..={}", limits::TEXT_LEN_MAX),
         )?;
         for (name, value, ceiling) in [
             (
@@ -1535,12 +1600,7 @@ impl Limits {
                 limits::CELLS_READ_CEILING,
             ),
         ] {
-            ensure(
-                (1..=ceiling).contains(&value),
-                ErrorCode::LimitExceeded,
-                name,
-                || format!("must be in 1..={ceiling}"),
-            )?;
+            check_range(exceeded, value, 1, ceiling, name)?;
         }
         Ok(())
     }
@@ -1603,17 +1663,11 @@ pub(crate) fn check_bundle(
 ) -> Result<(), Error> {
     check_label(id, label_max, "id", false)?;
     check_label(digest, label_max, "digest", false)?;
-    ensure(
-        components.len() as u64 <= u64::from(limits::COMPONENTS_MAX),
-        ErrorCode::LimitExceeded,
+    count_at_most(
+        components.len(),
+        limits::COMPONENTS_MAX,
         "components",
-        || {
-            format!(
-                "{} components, at most {}",
-                components.len(),
-                limits::COMPONENTS_MAX
-            )
-        },
+        "components",
     )?;
     for (k, v) in components {
         let path = crate::json::key_path("components", k);
@@ -1741,25 +1795,18 @@ impl Rule {
                 mixing_events,
             } => {
                 check_alpha(alpha)?;
-                let Margin::Relative(m) = margin else {
-                    return Err(Error::new(
-                        ErrorCode::InvalidValue,
-                        "margin",
-                        "error_attribution compares error rates by their ratio: give a relative margin",
-                    ));
-                };
                 ensure(
-                    (0.0..=limits::RELATIVE_MARGIN_MAX).contains(&m),
+                    matches!(margin, Margin::Relative(_)),
                     ErrorCode::InvalidValue,
-                    "margin.relative",
-                    || format!("must be in 0..={}", limits::RELATIVE_MARGIN_MAX),
+                    "margin",
+                    || {
+                        "error_attribution compares error rates by their ratio: \
+                         give a relative margin"
+                            .into()
+                    },
                 )?;
-                ensure(
-                    mixing_events > 0.0 && mixing_events <= limits::MIXING_EVENTS_MAX,
-                    ErrorCode::InvalidValue,
-                    "mixing_events",
-                    || format!("must be above 0 and at most {}", limits::MIXING_EVENTS_MAX),
-                )?;
+                check_margin(margin)?;
+                positive_at_most(mixing_events, limits::MIXING_EVENTS_MAX, "mixing_events")?;
             }
             Rule::SequentialMean {
                 alpha,
@@ -1768,34 +1815,15 @@ impl Rule {
                 ..
             } => {
                 check_alpha(alpha)?;
-                match margin {
-                    Margin::Relative(m) => ensure(
-                        (0.0..=limits::RELATIVE_MARGIN_MAX).contains(&m),
-                        ErrorCode::InvalidValue,
-                        "margin.relative",
-                        || format!("must be in 0..={}", limits::RELATIVE_MARGIN_MAX),
-                    )?,
-                    Margin::Absolute(m) => ensure(
-                        (0.0..=limits::VALUE_ABS_MAX).contains(&m),
-                        ErrorCode::InvalidValue,
-                        "margin.absolute",
-                        || format!("must be in 0..={:e}", limits::VALUE_ABS_MAX),
-                    )?,
-                }
-                if let Some(t) = mixing_scale {
-                    ensure(
-                        (limits::MIXING_SCALE_MIN..=limits::VALUE_ABS_MAX).contains(&t),
-                        ErrorCode::InvalidValue,
+                check_margin(margin)?;
+                if_given(mixing_scale, |t| {
+                    in_range(
+                        t,
+                        limits::MIXING_SCALE_MIN,
+                        limits::VALUE_ABS_MAX,
                         "mixing_scale",
-                        || {
-                            format!(
-                                "must be in {:e}..={:e}",
-                                limits::MIXING_SCALE_MIN,
-                                limits::VALUE_ABS_MAX
-                            )
-                        },
-                    )?;
-                }
+                    )
+                })?;
             }
             Rule::RateSlo {
                 max_rate,
@@ -1809,12 +1837,7 @@ impl Rule {
                     || "must be above 0 and below 1".into(),
                 )?;
                 check_alpha(alpha)?;
-                ensure(
-                    mixing_events > 0.0 && mixing_events <= limits::MIXING_EVENTS_MAX,
-                    ErrorCode::InvalidValue,
-                    "mixing_events",
-                    || format!("must be above 0 and at most {}", limits::MIXING_EVENTS_MAX),
-                )?;
+                positive_at_most(mixing_events, limits::MIXING_EVENTS_MAX, "mixing_events")?;
             }
             Rule::SequentialQuantile {
                 alpha,
@@ -1828,26 +1851,8 @@ impl Rule {
                         "must be below 1 when lower is worse".into()
                     })?;
                 }
-                match margin {
-                    Margin::Relative(m) => ensure(
-                        (0.0..=limits::RELATIVE_MARGIN_MAX).contains(&m),
-                        ErrorCode::InvalidValue,
-                        "margin.relative",
-                        || format!("must be in 0..={}", limits::RELATIVE_MARGIN_MAX),
-                    )?,
-                    Margin::Absolute(m) => ensure(
-                        (0.0..=limits::VALUE_ABS_MAX).contains(&m),
-                        ErrorCode::InvalidValue,
-                        "margin.absolute",
-                        || format!("must be in 0..={:e}", limits::VALUE_ABS_MAX),
-                    )?,
-                }
-                ensure(
-                    mixing_events > 0.0 && mixing_events <= limits::MIXING_EVENTS_MAX,
-                    ErrorCode::InvalidValue,
-                    "mixing_events",
-                    || format!("must be above 0 and at most {}", limits::MIXING_EVENTS_MAX),
-                )?;
+                check_margin(margin)?;
+                positive_at_most(mixing_events, limits::MIXING_EVENTS_MAX, "mixing_events")?;
             }
             Rule::MannWhitney {
                 confidence,
@@ -1859,55 +1864,28 @@ impl Rule {
                 samples_max,
                 ..
             } => {
-                ensure(
-                    (0.5..=limits::MW_CONFIDENCE_MAX).contains(&confidence),
-                    ErrorCode::InvalidValue,
-                    "confidence",
-                    || format!("must be in 0.5..={}", limits::MW_CONFIDENCE_MAX),
-                )?;
-                ensure(
-                    (0.0..=limits::MW_TOLERANCE_MAX).contains(&tolerance),
-                    ErrorCode::InvalidValue,
-                    "tolerance",
-                    || format!("must be in 0..={}", limits::MW_TOLERANCE_MAX),
-                )?;
+                in_range(confidence, 0.5, limits::MW_CONFIDENCE_MAX, "confidence")?;
+                in_range(tolerance, 0.0, limits::MW_TOLERANCE_MAX, "tolerance")?;
                 for (name, v) in [
                     ("allowed_increase", allowed_increase),
                     ("allowed_decrease", allowed_decrease),
                 ] {
-                    let Some(v) = v else { continue };
-                    match effect_size {
-                        EffectSize::MeanRatio => ensure(
-                            v.abs() <= limits::VALUE_ABS_MAX,
-                            ErrorCode::InvalidValue,
-                            name,
-                            || format!("must be within ±{:e}", limits::VALUE_ABS_MAX),
-                        )?,
+                    if_given(v, |v| match effect_size {
+                        EffectSize::MeanRatio => within(v, limits::VALUE_ABS_MAX, name),
                         EffectSize::Cles => ensure(
                             (0.0..=1.0).contains(&v),
                             ErrorCode::InvalidValue,
                             name,
                             || "a CLES is a probability: must be in 0..=1".into(),
-                        )?,
-                    }
+                        ),
+                    })?;
                 }
-                ensure(
-                    outliers.factor > 0.0 && outliers.factor <= limits::MW_OUTLIER_FACTOR_MAX,
-                    ErrorCode::InvalidValue,
+                positive_at_most(
+                    outliers.factor,
+                    limits::MW_OUTLIER_FACTOR_MAX,
                     "outliers.factor",
-                    || {
-                        format!(
-                            "must be above 0 and at most {}",
-                            limits::MW_OUTLIER_FACTOR_MAX
-                        )
-                    },
                 )?;
-                ensure(
-                    (1..=limits::MW_SAMPLES_MAX).contains(&samples_max),
-                    ErrorCode::InvalidValue,
-                    "samples_max",
-                    || format!("must be in 1..={}", limits::MW_SAMPLES_MAX),
-                )?;
+                in_range(samples_max, 1, limits::MW_SAMPLES_MAX, "samples_max")?;
             }
             Rule::Cusum {
                 shift,
@@ -1917,31 +1895,11 @@ impl Rule {
                 reference_sd,
                 ..
             } => {
-                ensure(
-                    shift > 0.0 && shift <= limits::CUSUM_SHIFT_MAX,
-                    ErrorCode::InvalidValue,
-                    "shift",
-                    || format!("must be above 0 and at most {}", limits::CUSUM_SHIFT_MAX),
-                )?;
-                ensure(
-                    (1.0..=limits::CUSUM_ARL0_MAX).contains(&arl0),
-                    ErrorCode::InvalidValue,
-                    "arl0",
-                    || format!("must be in 1..={:e}", limits::CUSUM_ARL0_MAX),
-                )?;
-                if let Some(h) = threshold {
-                    ensure(
-                        h > 0.0 && h <= limits::CUSUM_THRESHOLD_MAX,
-                        ErrorCode::InvalidValue,
-                        "threshold",
-                        || {
-                            format!(
-                                "must be above 0 and at most {}",
-                                limits::CUSUM_THRESHOLD_MAX
-                            )
-                        },
-                    )?;
-                }
+                positive_at_most(shift, limits::CUSUM_SHIFT_MAX, "shift")?;
+                in_range(arl0, 1.0, limits::CUSUM_ARL0_MAX, "arl0")?;
+                if_given(threshold, |h| {
+                    positive_at_most(h, limits::CUSUM_THRESHOLD_MAX, "threshold")
+                })?;
                 check_reference(reference_mean, reference_sd)?;
             }
             Rule::Ewma {
@@ -1952,26 +1910,11 @@ impl Rule {
                 reference_sd,
                 ..
             } => {
-                ensure(
-                    (limits::EWMA_LAMBDA_MIN..=1.0).contains(&lambda),
-                    ErrorCode::InvalidValue,
-                    "lambda",
-                    || format!("must be in {}..=1", limits::EWMA_LAMBDA_MIN),
-                )?;
-                ensure(
-                    (2.0..=limits::EWMA_ARL0_MAX).contains(&arl0),
-                    ErrorCode::InvalidValue,
-                    "arl0",
-                    || format!("must be in 2..={:e}", limits::EWMA_ARL0_MAX),
-                )?;
-                if let Some(l) = limit {
-                    ensure(
-                        l > 0.0 && l <= limits::EWMA_LIMIT_MAX,
-                        ErrorCode::InvalidValue,
-                        "limit",
-                        || format!("must be above 0 and at most {}", limits::EWMA_LIMIT_MAX),
-                    )?;
-                }
+                in_range(lambda, limits::EWMA_LAMBDA_MIN, 1.0, "lambda")?;
+                in_range(arl0, 2.0, limits::EWMA_ARL0_MAX, "arl0")?;
+                if_given(limit, |l| {
+                    positive_at_most(l, limits::EWMA_LIMIT_MAX, "limit")
+                })?;
                 check_reference(reference_mean, reference_sd)?;
             }
             Rule::KayentaScore {
@@ -1980,12 +1923,7 @@ impl Rule {
                 pass,
                 marginal,
             } => {
-                ensure(
-                    (0.0..=100.0).contains(&marginal),
-                    ErrorCode::InvalidValue,
-                    "marginal",
-                    || "a score threshold is in 0..=100".into(),
-                )?;
+                in_range(marginal, 0.0, 100.0, "marginal")?;
                 ensure(
                     (marginal..=100.0).contains(&pass),
                     ErrorCode::InvalidValue,
@@ -1999,20 +1937,15 @@ impl Rule {
                     "members",
                     || format!("1 to {} members", limits::KAYENTA_MEMBERS_MAX),
                 )?;
-                ensure(
-                    group_weights.len() as u64 <= u64::from(limits::KAYENTA_GROUPS_MAX),
-                    ErrorCode::LimitExceeded,
+                count_at_most(
+                    group_weights.len(),
+                    limits::KAYENTA_GROUPS_MAX,
                     "group_weights",
-                    || format!("at most {} groups", limits::KAYENTA_GROUPS_MAX),
+                    "groups",
                 )?;
                 let mut sum = 0.0;
                 for (name, &w) in group_weights {
-                    ensure(
-                        (0.0..=100.0).contains(&w),
-                        ErrorCode::InvalidValue,
-                        crate::json::key_path("group_weights", name),
-                        || "a weight is in 0..=100".into(),
-                    )?;
+                    in_range(w, 0.0, 100.0, crate::json::key_path("group_weights", name))?;
                     sum += w;
                 }
                 ensure(
@@ -2028,14 +1961,14 @@ impl Rule {
                 categories,
                 bins,
             } => {
-                if let Some(t) = threshold {
+                if_given(threshold, |t| {
                     ensure(
                         t > 0.0 && t.is_finite(),
                         ErrorCode::InvalidValue,
                         "threshold",
-                        || "must be above 0".into(),
-                    )?;
-                }
+                        || "must be a finite number above 0".into(),
+                    )
+                })?;
                 ensure(
                     categories.is_some() != bins.is_some(),
                     ErrorCode::InvalidValue,
@@ -2046,14 +1979,9 @@ impl Rule {
                     },
                     || "give categories (a categorical output) or bins (a binned one)".into(),
                 )?;
-                if let Some(k) = categories {
-                    ensure(
-                        (2..=limits::DRIFT_BINS_MAX).contains(&k),
-                        ErrorCode::InvalidValue,
-                        "categories",
-                        || format!("must be in 2..={}", limits::DRIFT_BINS_MAX),
-                    )?;
-                }
+                if_given(categories, |k| {
+                    in_range(k, 2, limits::DRIFT_BINS_MAX, "categories")
+                })?;
                 if let Some(b) = bins {
                     check_finite(Some(b.min), "bins.min")?;
                     check_finite(Some(b.max), "bins.max")?;
@@ -2063,12 +1991,7 @@ impl Rule {
                         "bins.max",
                         || "must be above bins.min".into(),
                     )?;
-                    ensure(
-                        (1..=limits::DRIFT_BINS_MAX).contains(&b.count),
-                        ErrorCode::InvalidValue,
-                        "bins.count",
-                        || format!("must be in 1..={}", limits::DRIFT_BINS_MAX),
-                    )?;
+                    in_range(b.count, 1, limits::DRIFT_BINS_MAX, "bins.count")?;
                 }
             }
         }
@@ -2121,39 +2044,31 @@ fn check_reference(reference_mean: Option<f64>, reference_sd: Option<f64>) -> Re
         },
         || "give reference_mean and reference_sd together, or neither".into(),
     )?;
-    if let Some(m) = reference_mean {
-        ensure(
-            m.abs() <= limits::VALUE_ABS_MAX,
-            ErrorCode::InvalidValue,
-            "reference_mean",
-            || format!("must be within ±{:e}", limits::VALUE_ABS_MAX),
-        )?;
-    }
-    if let Some(sd) = reference_sd {
-        ensure(
-            (limits::MIXING_SCALE_MIN..=limits::VALUE_ABS_MAX).contains(&sd),
-            ErrorCode::InvalidValue,
+    if_given(reference_mean, |m| {
+        within(m, limits::VALUE_ABS_MAX, "reference_mean")
+    })?;
+    if_given(reference_sd, |sd| {
+        in_range(
+            sd,
+            limits::MIXING_SCALE_MIN,
+            limits::VALUE_ABS_MAX,
             "reference_sd",
-            || {
-                format!(
-                    "must be in {:e}..={:e}",
-                    limits::MIXING_SCALE_MIN,
-                    limits::VALUE_ABS_MAX
-                )
-            },
-        )?;
-    }
-    Ok(())
+        )
+    })
 }
 
-/// A false-rollback probability: in (0, 0.5]. `!(..)` refuses NaN.
+/// The margin of a comparing sequential test: relative in 0..=100 (101 times worse),
+/// absolute within the sample range.
+fn check_margin(margin: Margin) -> Result<(), Error> {
+    match margin {
+        Margin::Relative(m) => in_range(m, 0.0, limits::RELATIVE_MARGIN_MAX, "margin.relative"),
+        Margin::Absolute(m) => in_range(m, 0.0, limits::VALUE_ABS_MAX, "margin.absolute"),
+    }
+}
+
+/// A false-rollback probability: in (0, 0.5]; NaN is refused.
 fn check_alpha(alpha: f64) -> Result<(), Error> {
-    ensure(
-        alpha > 0.0 && alpha <= 0.5,
-        ErrorCode::InvalidValue,
-        "alpha",
-        || "must be above 0 and at most 0.5".into(),
-    )
+    positive_at_most(alpha, 0.5, "alpha")
 }
 
 impl GateConfig {
@@ -2178,154 +2093,125 @@ impl GateConfig {
             "phases",
             || "a gate must apply to at least one phase".into(),
         )?;
-        if let Rule::VsBaseline { .. } = self.rule {
-            ensure(
-                !self.phases.contains(&Phase::Steady),
-                ErrorCode::InvalidValue,
-                "phases",
-                || "a vs_baseline gate has no baseline in the steady phase".into(),
-            )?;
-        }
-        if let Rule::ErrorAttribution { .. } = self.rule {
-            ensure(
-                self.phases
-                    .iter()
-                    .all(|p| matches!(p, Phase::Shadow | Phase::Canary)),
-                ErrorCode::InvalidValue,
-                "phases",
-                || {
-                    "an error_attribution gate runs only where the policy sets the traffic \
-                     split: shadow and canary"
-                        .into()
-                },
-            )?;
-            ensure(
-                self.stat == Stat::Rate,
-                ErrorCode::InvalidValue,
-                "stat",
-                || "an error_attribution gate tests a count metric's rate".into(),
-            )?;
-        }
-        if let Rule::RateSlo { .. } = self.rule {
-            ensure(
-                self.stat == Stat::Rate,
-                ErrorCode::InvalidValue,
-                "stat",
-                || "a rate_slo gate tests a count metric's rate".into(),
-            )?;
-        }
-        if let Rule::Cusum { .. } | Rule::Ewma { .. } = self.rule {
-            ensure(
-                self.stat == Stat::Mean,
-                ErrorCode::InvalidValue,
-                "stat",
-                || {
-                    let kind = if let Rule::Cusum { .. } = self.rule {
-                        "cusum"
-                    } else {
-                        "ewma"
-                    };
-                    format!("a {kind} gate tests a value metric's mean")
-                },
-            )?;
-        }
-        if let Rule::SequentialQuantile { .. } = self.rule {
-            ensure(
-                !self.phases.contains(&Phase::Steady),
-                ErrorCode::InvalidValue,
-                "phases",
-                || "a sequential_quantile gate has no baseline in the steady phase".into(),
-            )?;
-            ensure(
-                self.stat.quantile().is_some(),
-                ErrorCode::InvalidValue,
-                "stat",
-                || "a sequential_quantile gate tests a value metric's p50, p90, p95 or p99".into(),
-            )?;
-        }
-        if let Rule::MannWhitney { samples_max, .. } = self.rule {
-            ensure(
-                !self.phases.contains(&Phase::Steady),
-                ErrorCode::InvalidValue,
-                "phases",
-                || "a mann_whitney gate has no baseline in the steady phase".into(),
-            )?;
-            ensure(
-                self.stat == Stat::Mean,
-                ErrorCode::InvalidValue,
-                "stat",
-                || "a mann_whitney gate compares a value metric's samples: use stat mean".into(),
-            )?;
-            ensure(
-                self.samples_min <= u64::from(samples_max),
-                ErrorCode::InvalidValue,
-                "samples_min",
-                || {
-                    format!(
-                        "{} is above the rule's samples_max {samples_max}: the gate could never judge",
-                        self.samples_min
-                    )
-                },
-            )?;
-        }
-        if let Rule::KayentaScore { members, .. } = &self.rule {
-            ensure(
-                !self.phases.contains(&Phase::Steady),
-                ErrorCode::InvalidValue,
-                "phases",
-                || "a kayenta_score gate's members have no baseline in the steady phase".into(),
-            )?;
-            for (i, m) in members.iter().enumerate() {
-                let at = format!("rule.members[{i}]");
-                check_label(&m.gate, label_max, "gate", false).map_err(|e| e.within(&at))?;
+        match &self.rule {
+            Rule::Threshold { .. } => {}
+            Rule::VsBaseline { .. } => self.needs_baseline("vs_baseline")?,
+            Rule::ErrorAttribution { .. } => {
                 ensure(
-                    m.groups.len() as u64 <= u64::from(limits::KAYENTA_GROUPS_MAX),
-                    ErrorCode::LimitExceeded,
-                    format!("{at}.groups"),
-                    || format!("at most {} groups", limits::KAYENTA_GROUPS_MAX),
+                    self.phases
+                        .iter()
+                        .all(|p| matches!(p, Phase::Shadow | Phase::Canary)),
+                    ErrorCode::InvalidValue,
+                    "phases",
+                    || {
+                        "an error_attribution gate runs only where the policy sets the \
+                         traffic split: shadow and canary"
+                            .into()
+                    },
                 )?;
-                for (j, g) in m.groups.iter().enumerate() {
-                    check_label(g, label_max, "", false)
-                        .map_err(|e| e.within(format!("{at}.groups[{j}]")))?;
-                }
-                if members[..i].iter().any(|n| n.gate == m.gate) {
-                    return Err(Error::new(
-                        ErrorCode::DuplicateName,
-                        format!("{at}.gate"),
-                        format!("member {:?} appears twice", m.gate),
-                    ));
+                self.needs_stat(
+                    Stat::Rate,
+                    "an error_attribution gate tests a count metric's rate",
+                )?;
+            }
+            Rule::RateSlo { .. } => {
+                self.needs_stat(Stat::Rate, "a rate_slo gate tests a count metric's rate")?;
+            }
+            Rule::Cusum { .. } => {
+                self.needs_stat(Stat::Mean, "a cusum gate tests a value metric's mean")?;
+            }
+            Rule::Ewma { .. } => {
+                self.needs_stat(Stat::Mean, "an ewma gate tests a value metric's mean")?;
+            }
+            Rule::SequentialMean { .. } => {
+                self.needs_baseline("sequential_mean")?;
+                self.needs_stat(
+                    Stat::Mean,
+                    "a sequential_mean gate tests a value metric's mean",
+                )?;
+            }
+            Rule::SequentialQuantile { .. } => {
+                self.needs_baseline("sequential_quantile")?;
+                ensure(
+                    self.stat.quantile().is_some(),
+                    ErrorCode::InvalidValue,
+                    "stat",
+                    || {
+                        "a sequential_quantile gate tests a value metric's p50, p90, p95 or p99"
+                            .into()
+                    },
+                )?;
+            }
+            Rule::MannWhitney { samples_max, .. } => {
+                self.needs_baseline("mann_whitney")?;
+                self.needs_stat(
+                    Stat::Mean,
+                    "a mann_whitney gate compares a value metric's samples: use stat mean",
+                )?;
+                ensure(
+                    self.samples_min <= u64::from(*samples_max),
+                    ErrorCode::InvalidValue,
+                    "samples_min",
+                    || {
+                        format!(
+                            "{} is above the rule's samples_max {samples_max}: the gate could \
+                             never judge",
+                            self.samples_min
+                        )
+                    },
+                )?;
+            }
+            Rule::KayentaScore { members, .. } => {
+                self.needs_baseline("kayenta_score")?;
+                for (i, m) in members.iter().enumerate() {
+                    let at = format!("rule.members[{i}]");
+                    check_label(&m.gate, label_max, "gate", false).map_err(|e| e.within(&at))?;
+                    count_at_most(
+                        m.groups.len(),
+                        limits::KAYENTA_GROUPS_MAX,
+                        format!("{at}.groups"),
+                        "groups",
+                    )?;
+                    for (j, g) in m.groups.iter().enumerate() {
+                        check_label(g, label_max, "", false)
+                            .map_err(|e| e.within(format!("{at}.groups[{j}]")))?;
+                    }
+                    if members[..i].iter().any(|n| n.gate == m.gate) {
+                        return Err(Error::new(
+                            ErrorCode::DuplicateName,
+                            format!("{at}.gate"),
+                            format!("member {:?} appears twice", m.gate),
+                        ));
+                    }
                 }
             }
-        }
-        if let Rule::Drift { .. } = self.rule {
-            ensure(
-                !self.phases.contains(&Phase::Steady),
-                ErrorCode::InvalidValue,
-                "phases",
-                || "a drift gate has no baseline in the steady phase".into(),
-            )?;
-            ensure(
-                self.stat == Stat::Mean,
-                ErrorCode::InvalidValue,
-                "stat",
-                || "a drift gate bins a value metric's samples: its stat is mean".into(),
-            )?;
-        }
-        if let Rule::SequentialMean { .. } = self.rule {
-            ensure(
-                !self.phases.contains(&Phase::Steady),
-                ErrorCode::InvalidValue,
-                "phases",
-                || "a sequential_mean gate has no baseline in the steady phase".into(),
-            )?;
-            ensure(
-                self.stat == Stat::Mean,
-                ErrorCode::InvalidValue,
-                "stat",
-                || "a sequential_mean gate tests a value metric's mean".into(),
-            )?;
+            Rule::Drift { .. } => {
+                self.needs_baseline("drift")?;
+                self.needs_stat(
+                    Stat::Mean,
+                    "a drift gate bins a value metric's samples: its stat is mean",
+                )?;
+            }
         }
         Ok(())
+    }
+
+    /// Refuses the steady phase to a gate of `kind` that compares the candidate with a
+    /// baseline: there is none when no rollout is under way.
+    fn needs_baseline(&self, kind: &str) -> Result<(), Error> {
+        ensure(
+            !self.phases.contains(&Phase::Steady),
+            ErrorCode::InvalidValue,
+            "phases",
+            || format!("a {kind} gate has no baseline in the steady phase"),
+        )
+    }
+
+    /// Refuses a stat other than `stat`, with `why`.
+    fn needs_stat(&self, stat: Stat, why: &str) -> Result<(), Error> {
+        ensure(self.stat == stat, ErrorCode::InvalidValue, "stat", || {
+            why.into()
+        })
     }
 }
 
@@ -2336,12 +2222,7 @@ impl Strategy {
                 ensure(!steps.is_empty(), ErrorCode::NoSteps, "steps", || {
                     "a canary strategy needs at least one step".into()
                 })?;
-                ensure(
-                    steps.len() as u64 <= u64::from(limits::STEPS_MAX),
-                    ErrorCode::LimitExceeded,
-                    "steps",
-                    || format!("{} steps, at most {}", steps.len(), limits::STEPS_MAX),
-                )?;
+                count_at_most(steps.len(), limits::STEPS_MAX, "steps", "steps")?;
                 let mut seen_weight = false;
                 for (i, step) in steps.iter().enumerate() {
                     let path = format!("steps[{i}]");
