@@ -2256,3 +2256,197 @@ impl Strategy {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A valid config whose first gate has `rule` on `metric` with `stat`.
+    fn config(rule: serde_json::Value, metric: &str, stat: &str) -> PolicyConfig {
+        let config = PolicyConfig::from_value(json!({
+            "format_version": 1,
+            "versions": [
+                {"id": "v1", "digest": "d1", "validated": true},
+                {"id": "v2", "digest": "d2"}
+            ],
+            "stable": "v1",
+            "metrics": [{"name": "v", "kind": "value"}, {"name": "c", "kind": "count"}],
+            "gates": [{"name": "g", "metric": metric, "stat": stat, "rule": rule}],
+            "strategy": {
+                "kind": "canary",
+                "steps": [{"kind": "set_weight", "weight": 50, "duration_ms": 10000}]
+            },
+            "analysis": {"interval_ms": 5000}
+        }))
+        .unwrap();
+        assert_eq!(config.validate(), Ok(()));
+        config
+    }
+
+    /// Sets one float field of a rule; false when the rule is of another kind.
+    type Set = fn(&mut Rule, f64) -> bool;
+
+    macro_rules! field {
+        ($kind:ident, $field:ident) => {
+            (|r: &mut Rule, x: f64| match r {
+                Rule::$kind { $field, .. } => {
+                    *$field = x;
+                    true
+                }
+                _ => false,
+            }) as Set
+        };
+        (Some $kind:ident, $field:ident) => {
+            (|r: &mut Rule, x: f64| match r {
+                Rule::$kind { $field, .. } => {
+                    *$field = Some(x);
+                    true
+                }
+                _ => false,
+            }) as Set
+        };
+    }
+
+    /// Sets NaN and both infinities through `set` and expects `invalid_value` at the
+    /// rule's `path` each time.
+    fn refuses_non_finite(base: &PolicyConfig, path: &str, set: Set) {
+        for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut c = base.clone();
+            assert!(
+                set(&mut c.gates[0].rule, x),
+                "{path}: a rule of another kind"
+            );
+            let e = c.validate().expect_err(path);
+            assert_eq!(
+                (e.code, e.path.as_str()),
+                (
+                    ErrorCode::InvalidValue,
+                    format!("gates[0].rule.{path}").as_str()
+                ),
+                "{path} = {x}: {}",
+                e.message
+            );
+        }
+    }
+
+    /// Every float a rule holds refuses NaN and both infinities at its own path (the
+    /// range helpers take NaN as outside every range).
+    #[test]
+    fn non_finite_rule_values_are_refused_at_their_field() {
+        let threshold = config(json!({"kind": "threshold", "min": 1.0}), "v", "mean");
+        refuses_non_finite(&threshold, "min", field!(Some Threshold, min));
+        refuses_non_finite(&threshold, "max", field!(Some Threshold, max));
+
+        let vs_baseline = config(
+            json!({"kind": "vs_baseline", "max_ratio": 2.0}),
+            "v",
+            "mean",
+        );
+        refuses_non_finite(
+            &vs_baseline,
+            "max_ratio",
+            field!(Some VsBaseline, max_ratio),
+        );
+        refuses_non_finite(
+            &vs_baseline,
+            "baseline_min",
+            field!(Some VsBaseline, baseline_min),
+        );
+
+        let attribution = config(json!({"kind": "error_attribution"}), "c", "rate");
+        refuses_non_finite(&attribution, "alpha", field!(ErrorAttribution, alpha));
+        refuses_non_finite(
+            &attribution,
+            "mixing_events",
+            field!(ErrorAttribution, mixing_events),
+        );
+        refuses_non_finite(&attribution, "margin.relative", |r, x| match r {
+            Rule::ErrorAttribution { margin, .. } => {
+                *margin = Margin::Relative(x);
+                true
+            }
+            _ => false,
+        });
+
+        let mean = config(json!({"kind": "sequential_mean"}), "v", "mean");
+        refuses_non_finite(
+            &mean,
+            "mixing_scale",
+            field!(Some SequentialMean, mixing_scale),
+        );
+        refuses_non_finite(&mean, "margin.absolute", |r, x| match r {
+            Rule::SequentialMean { margin, .. } => {
+                *margin = Margin::Absolute(x);
+                true
+            }
+            _ => false,
+        });
+
+        let slo = config(json!({"kind": "rate_slo", "max_rate": 0.1}), "c", "rate");
+        refuses_non_finite(&slo, "max_rate", field!(RateSlo, max_rate));
+
+        let quantile = config(json!({"kind": "sequential_quantile"}), "v", "p90");
+        refuses_non_finite(
+            &quantile,
+            "mixing_events",
+            field!(SequentialQuantile, mixing_events),
+        );
+
+        let mw = config(json!({"kind": "mann_whitney"}), "v", "mean");
+        refuses_non_finite(&mw, "confidence", field!(MannWhitney, confidence));
+        refuses_non_finite(&mw, "tolerance", field!(MannWhitney, tolerance));
+        refuses_non_finite(
+            &mw,
+            "allowed_increase",
+            field!(Some MannWhitney, allowed_increase),
+        );
+        refuses_non_finite(&mw, "outliers.factor", |r, x| match r {
+            Rule::MannWhitney { outliers, .. } => {
+                outliers.factor = x;
+                true
+            }
+            _ => false,
+        });
+        let cles = config(
+            json!({"kind": "mann_whitney", "effect_size": "cles"}),
+            "v",
+            "mean",
+        );
+        refuses_non_finite(
+            &cles,
+            "allowed_decrease",
+            field!(Some MannWhitney, allowed_decrease),
+        );
+
+        let cusum = json!({"kind": "cusum", "reference_mean": 0.0, "reference_sd": 1.0});
+        let cusum = config(cusum, "v", "mean");
+        refuses_non_finite(&cusum, "shift", field!(Cusum, shift));
+        refuses_non_finite(&cusum, "arl0", field!(Cusum, arl0));
+        refuses_non_finite(&cusum, "threshold", field!(Some Cusum, threshold));
+        refuses_non_finite(&cusum, "reference_mean", field!(Some Cusum, reference_mean));
+        refuses_non_finite(&cusum, "reference_sd", field!(Some Cusum, reference_sd));
+
+        let ewma = json!({"kind": "ewma", "reference_mean": 0.0, "reference_sd": 1.0});
+        let ewma = config(ewma, "v", "mean");
+        refuses_non_finite(&ewma, "lambda", field!(Ewma, lambda));
+        refuses_non_finite(&ewma, "arl0", field!(Ewma, arl0));
+        refuses_non_finite(&ewma, "limit", field!(Some Ewma, limit));
+        refuses_non_finite(&ewma, "reference_mean", field!(Some Ewma, reference_mean));
+        refuses_non_finite(&ewma, "reference_sd", field!(Some Ewma, reference_sd));
+
+        let drift = config(json!({"kind": "drift", "categories": 4}), "v", "mean");
+        refuses_non_finite(&drift, "threshold", field!(Some Drift, threshold));
+    }
+
+    #[test]
+    fn bounds_show_large_and_tiny_floats_in_exponent_form() {
+        assert_eq!(limits::VALUE_ABS_MAX.show(), "1e100");
+        assert_eq!(limits::MIXING_SCALE_MIN.show(), "1e-100");
+        assert_eq!(limits::MIXING_EVENTS_MAX.show(), "1e6");
+        assert_eq!(limits::MW_CONFIDENCE_MAX.show(), "0.999999999");
+        assert_eq!(0.0.show(), "0");
+        assert_eq!(100.0.show(), "100");
+        assert_eq!(limits::EWMA_LAMBDA_MIN.show(), "0.05");
+    }
+}
