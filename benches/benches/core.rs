@@ -28,6 +28,8 @@
 //!   through a `cusum`, an `ewma` and a `drift` gate (`values_1000_<kind>`), and one tick
 //!   with an analysis due runs on a policy carrying every statistical kind at once
 //!   (`tick_analysis_due_all_kinds`, against `tick_analysis_due_reference`).
+//! - `assign`: traffic assignment (`rollguard-assign-v1`) of one 36-byte key (a UUID):
+//!   its `bucket`, and `assign` at 25 % (the bucket and a comparison).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -411,12 +413,27 @@ fn detectors(c: &mut Criterion) {
     group.finish();
 }
 
+fn assignment(c: &mut Criterion) {
+    let salt = rollguard::salt_for("checkout", "v2", 1);
+    let key = "3f2b6c1e-8d4a-4e0b-9c7a-2f1e5d6b8a90";
+    assert_eq!(key.len(), 36);
+    let mut group = c.benchmark_group("assign");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("bucket_36_bytes", |b| {
+        b.iter(|| rollguard::bucket(black_box(salt), black_box(key)));
+    });
+    group.bench_function("assign_36_bytes", |b| {
+        b.iter(|| rollguard::assign(black_box(salt), black_box(key), black_box(2500)));
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
-    targets = observe, observe_batch, observe_columns, tick, command, snapshot, input_json, detectors
+    targets = observe, observe_batch, observe_columns, tick, command, snapshot, input_json, detectors, assignment
 }
 criterion_main!(benches);

@@ -23,7 +23,8 @@ pub enum ErrorCode {
     // ---- config ----
     /// A rollout strategy with no steps.
     NoSteps,
-    /// A traffic weight outside 1..=100.
+    /// A traffic weight outside 1..=100 (percent, in a config) or 0..=10000 (basis
+    /// points, for [`assign`](crate::assign)).
     WeightOutOfRange,
     /// A lower bound above its upper bound.
     MinAboveMax,
@@ -84,6 +85,10 @@ pub enum ErrorCode {
     InvalidRollbackTarget,
     /// The registry is full and nothing can be evicted.
     RegistryFull,
+    // ---- assignment ----
+    /// A salt that is not exactly 16 lowercase hexadecimal digits
+    /// ([`Salt::from_hex`](crate::Salt::from_hex)).
+    InvalidSalt,
     // ---- snapshots ----
     /// A snapshot that parses but does not describe a state this config can have.
     SnapshotCorrupt,
@@ -126,6 +131,7 @@ impl ErrorCode {
             Self::BreakerOpen => "breaker_open",
             Self::InvalidRollbackTarget => "invalid_rollback_target",
             Self::RegistryFull => "registry_full",
+            Self::InvalidSalt => "invalid_salt",
             Self::SnapshotCorrupt => "snapshot_corrupt",
         }
     }

@@ -74,6 +74,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod assign;
 mod config;
 mod detect;
 mod error;
@@ -92,6 +93,10 @@ mod stats;
 mod tagged;
 mod time;
 
+pub use assign::{
+    ASSIGN_VERSION, Arm, Salt, WEIGHT_BP_MAX, assign, bucket, rollout_seq_from_number, salt_for,
+    weight_bp_from_i64, weight_bp_from_number,
+};
 pub use config::footprint::Footprint;
 pub use config::kayenta::{ImportWarning, KayentaImport, import_kayenta};
 pub use config::{
