@@ -12,7 +12,7 @@ use numpy::{
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use rollguard as rg;
 use serde_json::{Map, Number, Value};
 
@@ -1238,6 +1238,114 @@ fn import_kayenta<'py>(py: Python<'py>, config: &Bound<'py, PyAny>) -> PyResult<
     to_py(py, &value)
 }
 
+// ------------------------------------------------------------------ assignment
+
+/// A routing key's bytes: a `str` is its UTF-8 bytes, `bytes` are themselves. A `str`
+/// with a lone surrogate has no UTF-8 bytes and is refused as `invalid_json`, as the
+/// JSON parser refuses it in a document.
+fn key_bytes<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, [u8]>> {
+    if let Ok(b) = key.cast::<PyBytes>() {
+        return Ok(std::borrow::Cow::Borrowed(b.as_bytes()));
+    }
+    let Ok(s) = key.cast::<PyString>() else {
+        return Err(PyTypeError::new_err(format!(
+            "key must be str or bytes, not {}",
+            key.get_type().name()?
+        )));
+    };
+    match s.to_cow() {
+        Ok(text) => Ok(std::borrow::Cow::Owned(text.into_owned().into_bytes())),
+        Err(_) => Err(raise(
+            key.py(),
+            Api::Input,
+            &conv(
+                rg::ErrorCode::InvalidJson,
+                "key",
+                "a key str with a lone surrogate has no UTF-8 bytes; pass bytes",
+            ),
+        )),
+    }
+}
+
+fn salt_of(py: Python<'_>, salt: &str) -> PyResult<rg::Salt> {
+    core(py, Api::Input, || rg::Salt::from_hex(salt))
+}
+
+/// An int as an i64, saturating: every int beyond i64 is out of any range the core
+/// reads from one, and the core says so with its own code.
+fn saturating_i64(n: &Bound<'_, PyInt>) -> PyResult<i64> {
+    match n.extract::<i64>() {
+        Ok(v) => Ok(v),
+        Err(_) if n.lt(0)? => Ok(i64::MIN),
+        Err(_) => Ok(i64::MAX),
+    }
+}
+
+/// The arm of a routing key (`rollguard-assign-v1`, docs/assignment.md): ``"candidate"``
+/// iff the key's bucket under ``salt`` is below ``weight_bp``, the candidate's share in
+/// basis points (percent × 100, 0..=10000). ``key`` is a str (its UTF-8 bytes) or bytes;
+/// ``salt`` is 16 lowercase hex digits.
+///
+/// Raises ``InputError`` with code ``invalid_salt`` or ``weight_out_of_range``.
+///
+/// >>> rollguard.assign("user-42", salt="0000000000000000", weight_bp=2500)
+/// 'stable'
+#[pyfunction]
+#[pyo3(signature = (key, *, salt, weight_bp))]
+fn assign(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    salt: &str,
+    weight_bp: &Bound<'_, PyInt>,
+) -> PyResult<&'static str> {
+    let key = key_bytes(key)?;
+    let salt = salt_of(py, salt)?;
+    let weight = saturating_i64(weight_bp)?;
+    let arm = core(py, Api::Input, || {
+        rg::assign(salt, &key, rg::weight_bp_from_i64(weight)?)
+    })?;
+    Ok(arm.as_str())
+}
+
+/// The bucket of a routing key under ``salt``, in 0..=9999: the key is on the candidate
+/// while the weight in basis points is above it.
+///
+/// >>> rollguard.assign_bucket("user-42", salt="0000000000000000")
+/// 5312
+#[pyfunction]
+#[pyo3(signature = (key, *, salt))]
+fn assign_bucket(py: Python<'_>, key: &Bound<'_, PyAny>, salt: &str) -> PyResult<u32> {
+    let key = key_bytes(key)?;
+    let salt = salt_of(py, salt)?;
+    Ok(rg::bucket(salt, &key))
+}
+
+/// A rollout's salt, derived from the policy's name, the candidate version's id and the
+/// rollout's sequence number, as 16 lowercase hex digits.
+///
+/// >>> rollguard.salt_for("checkout", "v2", 1)
+/// '2c8e44f195891421'
+#[pyfunction]
+fn salt_for(
+    py: Python<'_>,
+    policy_name: &str,
+    version_id: &str,
+    rollout_seq: &Bound<'_, PyInt>,
+) -> PyResult<String> {
+    let seq = rollout_seq.extract::<u64>().map_err(|_| {
+        raise(
+            py,
+            Api::Input,
+            &conv(
+                rg::ErrorCode::InvalidJson,
+                "rollout_seq",
+                format!("a rollout_seq is an integer in 0..=2^64-1, not {rollout_seq}"),
+            ),
+        )
+    })?;
+    Ok(rg::salt_for(policy_name, version_id, seq).to_hex())
+}
+
 #[pymodule]
 fn _rollguard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -1258,5 +1366,9 @@ fn _rollguard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStatus>()?;
     m.add_function(wrap_pyfunction!(replay, m)?)?;
     m.add_function(wrap_pyfunction!(import_kayenta, m)?)?;
+    m.add_function(wrap_pyfunction!(assign, m)?)?;
+    m.add_function(wrap_pyfunction!(assign_bucket, m)?)?;
+    m.add_function(wrap_pyfunction!(salt_for, m)?)?;
+    m.add("ASSIGN_VERSION", rg::ASSIGN_VERSION)?;
     Ok(())
 }

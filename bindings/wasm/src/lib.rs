@@ -536,6 +536,120 @@ pub fn import_kayenta(
     to_js(&imported)
 }
 
+// ---------------------------------------------------------------------- assignment
+
+/// A routing key's bytes: a string is its UTF-8 bytes, a `Uint8Array` itself. A string
+/// with a lone surrogate has no UTF-8 bytes and is refused as `invalid_json`, as the JSON
+/// parser refuses it in a document (wasm-bindgen would otherwise replace it with U+FFFD
+/// and hash another key).
+fn key_bytes(key: &JsValue) -> Result<Vec<u8>, Error> {
+    if let Some(bytes) = key.dyn_ref::<js_sys::Uint8Array>() {
+        return Ok(bytes.to_vec());
+    }
+    match key.dyn_ref::<js_sys::JsString>() {
+        Some(s) if s.is_valid_utf16() => Ok(String::from(s).into_bytes()),
+        Some(_) => Err(invalid(
+            "key",
+            "a key string with a lone surrogate has no UTF-8 bytes; pass a Uint8Array",
+        )),
+        None => Err(invalid("key", "a key is a string or a Uint8Array")),
+    }
+}
+
+fn salt_of(salt: &JsValue) -> Result<rollguard::Salt, Error> {
+    match salt.as_string() {
+        Some(text) => rollguard::Salt::from_hex(&text),
+        None => Err(Error::new(
+            ErrorCode::InvalidSalt,
+            "salt",
+            "a salt is a string of 16 lowercase hex digits",
+        )),
+    }
+}
+
+/// The arm of a routing key (`rollguard-assign-v1`, docs/assignment.md): `"candidate"`
+/// iff the key's bucket under `salt` is below `weightBp`, the candidate's share in basis
+/// points (percent × 100, 0..=10000). `key` is a string (its UTF-8 bytes) or a
+/// `Uint8Array`; `salt` is 16 lowercase hex digits.
+///
+/// # Errors
+/// `invalid_salt`, `weight_out_of_range`, or `invalid_json` (a fractional weight, a key
+/// that is neither a string nor bytes).
+#[wasm_bindgen(unchecked_return_type = "Arm")]
+pub fn assign(
+    #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] key: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] salt: JsValue,
+    #[wasm_bindgen(js_name = weightBp, unchecked_param_type = "number")] weight_bp: JsValue,
+) -> JsResult<JsValue> {
+    let arm = (|| {
+        let key = key_bytes(&key)?;
+        let salt = salt_of(&salt)?;
+        let weight = match weight_bp.as_f64() {
+            Some(x) => rollguard::weight_bp_from_number(x)?,
+            None => return Err(invalid("weight_bp", "a weight is a number of basis points")),
+        };
+        rollguard::assign(salt, &key, weight)
+    })()
+    .map_err(|e| js_error(&e))?;
+    Ok(arm.as_str().into())
+}
+
+/// The bucket of a routing key under `salt`, in 0..=9999: the key is on the candidate
+/// while the weight in basis points is above it.
+///
+/// # Errors
+/// `invalid_salt`, or `invalid_json` for a key that is neither a string nor bytes.
+#[wasm_bindgen(js_name = assignBucket)]
+pub fn assign_bucket(
+    #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] key: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] salt: JsValue,
+) -> JsResult<u32> {
+    let key = key_bytes(&key).map_err(|e| js_error(&e))?;
+    let salt = salt_of(&salt).map_err(|e| js_error(&e))?;
+    Ok(rollguard::bucket(salt, &key))
+}
+
+/// A rollout's salt, derived from the policy's name, the candidate version's id and the
+/// rollout's sequence number (a number below 2^53, or a bigint up to 2^64 − 1), as 16
+/// lowercase hex digits.
+///
+/// # Errors
+/// `invalid_json` for a negative or fractional sequence number, a name with a lone
+/// surrogate; `count_out_of_range` for a number from 2^53 (pass a bigint).
+#[wasm_bindgen(js_name = saltFor)]
+pub fn salt_for(
+    #[wasm_bindgen(js_name = policyName, unchecked_param_type = "string")] policy_name: JsValue,
+    #[wasm_bindgen(js_name = versionId, unchecked_param_type = "string")] version_id: JsValue,
+    #[wasm_bindgen(js_name = rolloutSeq, unchecked_param_type = "number | bigint")]
+    rollout_seq: JsValue,
+) -> JsResult<String> {
+    let text = |v: &JsValue, path: &str| match v.dyn_ref::<js_sys::JsString>() {
+        Some(s) if s.is_valid_utf16() => Ok(String::from(s)),
+        _ => Err(invalid(path, "a string without lone surrogates")),
+    };
+    (|| {
+        let name = text(&policy_name, "policy_name")?;
+        let version = text(&version_id, "version_id")?;
+        let seq = if rollout_seq.is_bigint() {
+            u64::try_from(rollout_seq.clone())
+                .map_err(|_| invalid("rollout_seq", "a bigint rollout_seq is in 0..=2^64-1"))?
+        } else {
+            match rollout_seq.as_f64() {
+                Some(x) => rollguard::rollout_seq_from_number(x)?,
+                None => return Err(invalid("rollout_seq", "a number or a bigint")),
+            }
+        };
+        Ok(rollguard::salt_for(&name, &version, seq).to_hex())
+    })()
+    .map_err(|e| js_error(&e))
+}
+
+/// The name of the assignment function, `"rollguard-assign-v1"`.
+#[wasm_bindgen(js_name = assignVersion)]
+pub fn assign_version() -> String {
+    rollguard::ASSIGN_VERSION.to_string()
+}
+
 /// The schema version of configs, inputs, steps and scenarios this build reads and writes.
 #[wasm_bindgen(js_name = formatVersion)]
 pub fn format_version() -> u32 {

@@ -67,6 +67,9 @@ export interface KayentaMember {
 }
 
 /** The smallest regression worth acting on (error_attribution takes a relative one). */
+/** The side of the split `assign` puts a routing key on. */
+export type Arm = "stable" | "candidate";
+
 /** What importKayenta returns: metrics and gates to put in a policy, and what was
  *  ignored or approximated (provider queries, ...), with the Kayenta field's path. */
 export interface KayentaImport {
@@ -376,7 +379,7 @@ export type ErrorCode =
   | "time_went_backwards" | "time_out_of_range" | "unknown_arm" | "unknown_metric"
   | "label_too_long" | "text_too_long" | "unknown_version" | "duplicate_version"
   | "invalid_command" | "action_pending" | "unknown_action" | "breaker_open" | "invalid_rollback_target"
-  | "registry_full" | "snapshot_corrupt";
+  | "registry_full" | "invalid_salt" | "snapshot_corrupt";
 
 /** What every method throws on refusal: an `Error` with the core's `code` and `path`. */
 export interface RollguardError extends Error {

@@ -1,7 +1,8 @@
 // A typed usage of the package, checked by `tsc --noEmit -p test/tsconfig.json` (never run):
 // it proves the declarations describe the API and the data documents as documented.
-import { Policy, replay } from "rollguard";
+import { Policy, assign, assignBucket, replay, saltFor } from "rollguard";
 import type {
+  Arm,
   Decision, Event, PolicyConfig, RollguardError, Sample, Scenario, Snapshot, Status, Step, TraceEntry,
 } from "rollguard";
 
@@ -73,3 +74,9 @@ policy.next_deadline();
 const bad: Sample = { at: 1, arm: "v1", metric: "m", eventCount: 1 };
 
 void [events, status, restored, fromText, firstError, bad];
+
+// Traffic assignment: string or byte keys, hex salts, the arm as a literal type.
+const routeSalt: string = saltFor("checkout", "v2", 1);
+const arm: Arm = assign("user-42", routeSalt, 2500);
+const bucketOfBytes: number = assignBucket(new TextEncoder().encode("user-42"), saltFor("checkout", "v2", 2n));
+if (arm === "candidate") void bucketOfBytes;

@@ -5,6 +5,7 @@ module only re-exports the compiled extension.
 """
 
 from rollguard._rollguard import (
+    ASSIGN_VERSION,
     FORMAT_VERSION,
     SNAPSHOT_FORMAT_VERSION,
     TIME_MAX,
@@ -19,11 +20,15 @@ from rollguard._rollguard import (
     Step,
     TraceEntry,
     __version__,
+    assign,
+    assign_bucket,
     import_kayenta,
     replay,
+    salt_for,
 )
 
 __all__ = [
+    "ASSIGN_VERSION",
     "FORMAT_VERSION",
     "SNAPSHOT_FORMAT_VERSION",
     "TIME_MAX",
@@ -38,6 +43,9 @@ __all__ = [
     "Step",
     "TraceEntry",
     "__version__",
+    "assign",
+    "assign_bucket",
     "import_kayenta",
     "replay",
+    "salt_for",
 ]

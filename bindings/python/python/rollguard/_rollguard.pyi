@@ -1,6 +1,6 @@
 """Stubs of the compiled extension (checked by mypy's stubtest)."""
 
-from typing import Any, Dict, List, Optional, Sequence, Union, final
+from typing import Any, Dict, List, Literal, Optional, Sequence, Union, final
 
 from rollguard.types import (
     InputDict,
@@ -21,6 +21,7 @@ __all__ = [
     "FORMAT_VERSION",
     "SNAPSHOT_FORMAT_VERSION",
     "TIME_MAX",
+    "ASSIGN_VERSION",
     "__version__",
     "Policy",
     "Step",
@@ -30,12 +31,16 @@ __all__ = [
     "Status",
     "import_kayenta",
     "replay",
+    "assign",
+    "assign_bucket",
+    "salt_for",
 ]
 
 __version__: str
 FORMAT_VERSION: int
 SNAPSHOT_FORMAT_VERSION: int
 TIME_MAX: int
+ASSIGN_VERSION: str
 
 class RollguardError(Exception):
     """A refusal by rollguard, with the core's stable ``.code`` and the field ``.path``."""
@@ -198,3 +203,24 @@ class Policy:
 
 def replay(scenario: Union[ScenarioDict, str]) -> List[TraceEntry]: ...
 def import_kayenta(config: Union[Dict[str, Any], str]) -> KayentaImportDict: ...
+def assign(key: Union[str, bytes], *, salt: str, weight_bp: int) -> Literal["stable", "candidate"]:
+    """The arm of a routing key (``rollguard-assign-v1``, docs/assignment.md).
+
+    ``"candidate"`` iff the key's bucket under ``salt`` is below ``weight_bp``.
+
+    Args:
+        key: The routing key: a str (its UTF-8 bytes) or bytes.
+        salt: The rollout's salt, 16 lowercase hex digits.
+        weight_bp: The candidate's share in basis points (percent × 100), 0..=10000.
+
+    Raises:
+        InputError: ``invalid_salt``, ``weight_out_of_range``, or ``invalid_json`` for a
+            str key with a lone surrogate.
+    """
+
+def assign_bucket(key: Union[str, bytes], *, salt: str) -> int:
+    """The key's bucket under ``salt``, in 0..=9999 (independent of the weight)."""
+
+def salt_for(policy_name: str, version_id: str, rollout_seq: int) -> str:
+    """A rollout's salt, derived from the policy, the candidate version and the rollout's
+    sequence number (0..=2^64-1), as 16 lowercase hex digits."""
