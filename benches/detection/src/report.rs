@@ -26,7 +26,7 @@ pub struct Report {
 }
 
 /// Colours of the methods in the plots, by position, with their names for the legend.
-pub const PALETTE: [((u8, u8, u8), &str); 8] = [
+pub const PALETTE: [((u8, u8, u8), &str); 16] = [
     ((31, 119, 180), "blue"),
     ((255, 127, 14), "orange"),
     ((44, 160, 44), "green"),
@@ -35,6 +35,14 @@ pub const PALETTE: [((u8, u8, u8), &str); 8] = [
     ((140, 86, 75), "brown"),
     ((227, 119, 194), "pink"),
     ((127, 127, 127), "grey"),
+    ((188, 189, 34), "olive"),
+    ((23, 190, 207), "cyan"),
+    ((0, 0, 128), "navy"),
+    ((0, 0, 0), "black"),
+    ((255, 215, 0), "gold"),
+    ((0, 128, 128), "teal"),
+    ((128, 0, 0), "maroon"),
+    ((152, 223, 138), "light green"),
 ];
 
 fn pct(x: f64) -> String {
