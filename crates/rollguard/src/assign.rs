@@ -23,8 +23,8 @@
 //! change its output in a minor release (`std`'s `DefaultHasher` is documented to), which
 //! would silently move users between arms.
 //!
-//! These are pure functions: the policy does not keep a salt yet. A later `Policy::assign`
-//! takes the salt from the policy's state and the weight from its status (percent × 100).
+//! These are pure functions. [`Policy::assign`](crate::Policy::assign) applies them with
+//! the rollout's salt (kept in the policy's state and snapshot) and the weight it routes.
 
 use core::fmt;
 use core::str::FromStr;

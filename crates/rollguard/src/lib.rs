@@ -100,10 +100,11 @@ pub use assign::{
 pub use config::footprint::Footprint;
 pub use config::kayenta::{ImportWarning, KayentaImport, import_kayenta};
 pub use config::{
-    AnalysisConfig, ApprovalConfig, Autocorrelation, Bins, BreakerConfig, CanaryStep, Direction,
-    Divergence, EffectSize, FORMAT_VERSION, GateConfig, HistogramRange, KayentaMember, Limits,
-    Margin, MetricConfig, MetricKind, NoData, OnTimeout, OutlierStrategy, Outliers, Persistence,
-    Phase, PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec, Worse, limits,
+    AnalysisConfig, ApprovalConfig, AssignmentConfig, Autocorrelation, Bins, BreakerConfig,
+    CanaryStep, Direction, Divergence, EffectSize, FORMAT_VERSION, GateConfig, HistogramRange,
+    KayentaMember, Limits, Margin, MetricConfig, MetricKind, NoData, OnTimeout, OutlierStrategy,
+    Outliers, Persistence, Phase, PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec,
+    Worse, limits,
 };
 pub use error::{Error, ErrorCode};
 pub use input::{Input, Sample, TargetKind, count_from_number};
@@ -113,7 +114,7 @@ pub use output::{
     Action, Chart, Classification, Decision, Event, EventKind, Evidence, GateReport, KayentaLabel,
     PauseKind, Reason, ScoreGroup, ScoreMetric, ScoreReason, Step, Verdict,
 };
-pub use policy::{Policy, Status};
+pub use policy::{AssignReason, Assignment, Policy, Status, WeightChange};
 pub use registry::{Aliases, Stage, Validation, Validator, Version};
 pub use scenario::{Scenario, TraceEntry, replay, replay_with};
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot};

@@ -76,6 +76,9 @@ pub(crate) const RANK_CELLS_PER_SAMPLE: u64 = 4 * 64 + 16 + 2;
 /// A `drift` detector's fixed part (boxed): its binning; its two count vectors are
 /// added per bin.
 pub(crate) const DRIFT_BYTES: u64 = 32;
+/// One acknowledged weight change a rollout keeps for session pins (at most one per
+/// step of a canary strategy).
+pub(crate) const WEIGHT_CHANGE_BYTES: u64 = 16;
 /// The state's fixed fields: times, ids, rollout, pending action, halt, breaker header.
 pub(crate) const STATE_FIXED_BYTES: u64 = 1024;
 /// Labels held outside the registry and arms: the four aliases, the rollout's version,
@@ -131,6 +134,11 @@ impl PolicyConfig {
                 .map_or(0, |w| w.1)
         };
         let splits = HEADER + SPLIT_BYTES * self.strategy.shares().len() as u64;
+        let weight_steps = match &self.strategy {
+            crate::config::Strategy::Canary { steps, .. } => steps.len() as u64,
+            _ => 0,
+        };
+        let weights = HEADER + WEIGHT_CHANGE_BYTES * weight_steps;
         let gates = self.gates.iter().fold(HEADER, |acc, g| {
             let detector = match g.rule {
                 crate::config::Rule::ErrorAttribution { .. } => splits,
@@ -160,6 +168,7 @@ impl PolicyConfig {
             registry,
             gates,
             breaker,
+            weights,
             STATE_FIXED_BYTES,
             LABELS_FIXED * string(label),
         ]

@@ -130,6 +130,9 @@ pub struct PolicyConfig {
     /// Size limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Traffic assignment: how long a session keeps its arm (see `docs/assignment.md`).
+    #[serde(default)]
+    pub assignment: AssignmentConfig,
 }
 
 /// An immutable version bundle: everything that moves together.
@@ -1115,6 +1118,28 @@ fn default_ack_timeout_ms() -> u64 {
     600_000
 }
 
+/// Traffic assignment ([`Policy::assign`](crate::Policy::assign)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentConfig {
+    /// How long a session keeps the weight in effect when it started
+    /// ([`Policy::assign_session`](crate::Policy::assign_session)); 0 turns pinning off
+    /// (default 30 minutes, at most 2^53 − 1 ms).
+    #[serde(default = "default_pin_max_ms")]
+    pub pin_max_ms: u64,
+}
+
+impl Default for AssignmentConfig {
+    fn default() -> Self {
+        Self {
+            pin_max_ms: default_pin_max_ms(),
+        }
+    }
+}
+fn default_pin_max_ms() -> u64 {
+    1_800_000
+}
+
 /// The circuit breaker over automated rollbacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1415,6 +1440,12 @@ impl PolicyConfig {
             ErrorCode::ZeroDuration,
             "approval.timeout_ms",
             || "the approval timeout must be positive".into(),
+        )?;
+        ensure(
+            self.assignment.pin_max_ms <= crate::time::TIME_MAX,
+            ErrorCode::InvalidValue,
+            "assignment.pin_max_ms",
+            || "pin_max_ms is at most 2^53-1 ms".into(),
         )?;
         ensure(
             self.safety.ack_timeout_ms > 0,

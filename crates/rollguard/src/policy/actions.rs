@@ -218,6 +218,7 @@ impl Policy {
                     } => {
                         r.phase = Some(Phase::Canary);
                         r.weight = weight;
+                        r.record_weight(now);
                         duration_ms
                     }
                     _ => 0,

@@ -8,6 +8,7 @@
 
 mod actions;
 mod analysis;
+mod assignment;
 mod commands;
 #[cfg(test)]
 mod footprint_tests;
@@ -20,6 +21,8 @@ mod undo;
 mod validate;
 
 use serde::{Deserialize, Serialize};
+
+pub use assignment::{AssignReason, Assignment, WeightChange};
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
 use crate::config::{OnTimeout, Phase, PolicyConfig, Rule, check_label, check_text};
@@ -79,6 +82,14 @@ struct Rollout {
     /// version's window as it stood then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     promoted_at: Option<Timestamp>,
+    /// The traffic assignment's salt: `salt_for(config name, version, started_at)`. A
+    /// snapshot written before assignment has none; restore derives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    salt: Option<crate::assign::Salt>,
+    /// The acknowledged weight changes, in time order, for session pins: at most one per
+    /// weight stage of the strategy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    weights: Vec<WeightChange>,
 }
 
 /// Everything that changes, with the gates' states (`G`) and each arm's windows (`W`)
@@ -378,7 +389,10 @@ impl Policy {
     pub fn restore(snapshot: Snapshot) -> Result<Self, Error> {
         let format = snapshot.format_version;
         snapshot.config.validate().map_err(|e| e.within("config"))?;
-        let (config, state) = snapshot.into_parts()?;
+        let (config, mut state) = snapshot.into_parts()?;
+        if let Some(r) = state.rollout.as_mut() {
+            r.fill_assignment(&config.name);
+        }
         let plan = Plan::new(&config);
         let policy = Self {
             plan,

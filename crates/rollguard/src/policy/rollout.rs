@@ -23,6 +23,8 @@ impl Policy {
             stage_done: false,
             pause: None,
             promoted_at: None,
+            salt: Some(crate::assign::salt_for(&self.config.name, version, now)),
+            weights: Vec::new(),
         });
         out.event(
             now,

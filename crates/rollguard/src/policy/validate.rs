@@ -885,6 +885,30 @@ impl Policy {
             r.weight
         );
         self.past(r.started_at, || "state.rollout.started_at".into())?;
+        need!(
+            r.weights.len() <= self.plan.stages.len(),
+            "state.rollout.weights",
+            "{} weight changes for {} stages",
+            r.weights.len(),
+            self.plan.stages.len()
+        );
+        let mut since = r.started_at;
+        for (i, w) in r.weights.iter().enumerate() {
+            need!(
+                w.at >= since,
+                format!("state.rollout.weights[{i}].at"),
+                "time {} is before {since}",
+                w.at
+            );
+            self.past(w.at, || format!("state.rollout.weights[{i}].at"))?;
+            need!(
+                w.weight_bp <= crate::assign::WEIGHT_BP_MAX,
+                format!("state.rollout.weights[{i}].weight_bp"),
+                "{} is above 10000",
+                w.weight_bp
+            );
+            since = w.at;
+        }
         if let Some(t) = r.promoted_at {
             self.past(t, || "state.rollout.promoted_at".into())?;
         }

@@ -1,0 +1,213 @@
+//! Traffic assignment inside the policy: [`Policy::assign`] and
+//! [`Policy::assign_session`] apply `rollguard-assign-v1` ([`crate::assign`]) with the
+//! rollout's salt and the weight the policy routes. `docs/assignment.md` specifies it.
+//!
+//! - The salt is `salt_for(config name, candidate version, rollout start time)`: fixed
+//!   for a rollout (and kept in its snapshot), new for the next rollout.
+//! - The weight is the acknowledged one, lowered at once by a pending decision that
+//!   lowers it: a pending `set_weight` to less, or a pending rollback (everyone on the
+//!   rollback's target). A raise takes effect when the router acknowledges it.
+//! - A session keeps the weight in effect when it started, for at most
+//!   `assignment.pin_max_ms`, from the rollout's acknowledged weight changes (at most one
+//!   per weight stage, dropped with the rollout). A pin only ever holds a session back on
+//!   the stable version: its weight is the lower of the session's and the current one.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Policy, Rollout};
+use crate::assign::{Arm, Salt, bucket, salt_for};
+use crate::error::{Error, ErrorCode};
+use crate::output::Action;
+use crate::time::{Timestamp, check_time};
+
+/// An acknowledged change of the candidate's weight during a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightChange {
+    /// When its acknowledgement arrived.
+    pub at: Timestamp,
+    /// The weight from then on, in basis points.
+    pub weight_bp: u32,
+}
+
+/// Why a key is assigned where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AssignReason {
+    /// No rollout: every key is on the stable version.
+    NoRollout,
+    /// A rollout splits traffic and the key's bucket is at or above the weight.
+    Stable,
+    /// A rollout splits traffic and the key's bucket is below the weight.
+    Candidate,
+    /// A rollback is decided (waiting for its acknowledgement): every key, pinned or
+    /// not, is on its target.
+    RolledBack,
+    /// The candidate was promoted and bakes as the stable version: every key is on it.
+    Promoted,
+}
+
+impl AssignReason {
+    /// The reason's snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoRollout => "no_rollout",
+            Self::Stable => "stable",
+            Self::Candidate => "candidate",
+            Self::RolledBack => "rolled_back",
+            Self::Promoted => "promoted",
+        }
+    }
+}
+
+/// Where a routing key goes: [`Policy::assign`], [`Policy::assign_session`].
+///
+/// `arm` is always `assign(salt, key, weight_bp)` of [`crate::assign`] (with weight 0
+/// when there is no salt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Assignment {
+    /// The arm.
+    pub arm: Arm,
+    /// The version id to serve.
+    pub version: String,
+    /// Why.
+    pub reason: AssignReason,
+    /// The candidate weight the answer used, in basis points: the session's pinned one,
+    /// or the one the policy routes now.
+    pub weight_bp: u32,
+    /// The rollout's salt (none without a rollout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<Salt>,
+    /// Whether a session pin decided the weight (the session is within
+    /// `assignment.pin_max_ms` of its start and the rollout still splits traffic).
+    pub pinned: bool,
+}
+
+impl Rollout {
+    /// Appends the acknowledged weight at `now` to the history, unless it is unchanged.
+    pub(super) fn record_weight(&mut self, now: Timestamp) {
+        let bp = self.weight.saturating_mul(100);
+        if self.weights.last().map_or(0, |w| w.weight_bp) != bp {
+            self.weights.push(WeightChange {
+                at: now,
+                weight_bp: bp,
+            });
+        }
+    }
+
+    /// The acknowledged weight at time `t`, in basis points: 0 before the rollout started
+    /// and before its first acknowledged weight.
+    fn weight_at(&self, t: Timestamp) -> u32 {
+        if t < self.started_at {
+            return 0;
+        }
+        self.weights
+            .iter()
+            .take_while(|w| w.at <= t)
+            .last()
+            .map_or(0, |w| w.weight_bp)
+    }
+
+    /// Fills what a snapshot written before assignment lacks: the salt, and a history
+    /// holding the current weight from the rollout's start.
+    pub(super) fn fill_assignment(&mut self, policy_name: &str) {
+        if self.salt.is_none() {
+            self.salt = Some(salt_for(policy_name, &self.version, self.started_at));
+        }
+        if self.weights.is_empty() && self.weight > 0 && self.promoted_at.is_none() {
+            self.weights.push(WeightChange {
+                at: self.started_at,
+                weight_bp: self.weight.saturating_mul(100),
+            });
+        }
+    }
+}
+
+impl Policy {
+    /// The arm and version a routing key goes to now, with the rollout's salt and the
+    /// weight the policy routes (see the module docs and `docs/assignment.md`).
+    ///
+    /// A query: it changes nothing and fires no timer (it answers from the state as of
+    /// the last input). A key is any bytes; a string key is its UTF-8 bytes.
+    pub fn assign(&self, key: impl AsRef<[u8]>) -> Assignment {
+        self.assignment(key.as_ref(), None)
+    }
+
+    /// As [`Policy::assign`], for a session that started at `session_started_at`,
+    /// asked at `now`: while `now − session_started_at < assignment.pin_max_ms`, the
+    /// weight is the lower of the one acknowledged when the session started and the one
+    /// routed now, so that a raise does not move the session to the candidate. A
+    /// rollback overrides every pin; a promotion ends them.
+    ///
+    /// # Errors
+    /// `time_out_of_range` at `session_started_at` or `now` from 2^53 ms;
+    /// `invalid_value` at `session_started_at` when it is after `now`.
+    pub fn assign_session(
+        &self,
+        key: impl AsRef<[u8]>,
+        session_started_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Assignment, Error> {
+        check_time(session_started_at, "session_started_at")?;
+        check_time(now, "now")?;
+        if session_started_at > now {
+            return Err(Error::new(
+                ErrorCode::InvalidValue,
+                "session_started_at",
+                format!("the session starts at {session_started_at}, after now ({now})"),
+            ));
+        }
+        let pin = self.config.assignment.pin_max_ms;
+        let pinned = now - session_started_at < pin;
+        Ok(self.assignment(key.as_ref(), pinned.then_some(session_started_at)))
+    }
+
+    /// The assignment of `key`, pinned to the weight at `session` when given.
+    fn assignment(&self, key: &[u8], session: Option<Timestamp>) -> Assignment {
+        let s = &self.state;
+        let rollout = s.rollout.as_ref();
+        let salt = rollout.and_then(|r| r.salt);
+        let everyone = |version: &str, reason| Assignment {
+            arm: Arm::Stable,
+            version: version.to_string(),
+            reason,
+            weight_bp: 0,
+            salt,
+            pinned: false,
+        };
+        if let Some(Action::Rollback { to, .. }) = s.pending.as_ref().map(|p| &p.action) {
+            return everyone(to, AssignReason::RolledBack);
+        }
+        let stable = &s.registry.aliases.stable;
+        let Some(r) = rollout else {
+            return everyone(stable, AssignReason::NoRollout);
+        };
+        if r.promoted_at.is_some() {
+            return everyone(stable, AssignReason::Promoted);
+        }
+        let mut weight_bp = r.weight.saturating_mul(100);
+        if let Some(Action::SetWeight { weight, .. }) = s.pending.as_ref().map(|p| &p.action) {
+            weight_bp = weight_bp.min(weight.saturating_mul(100));
+        }
+        if let Some(t) = session {
+            weight_bp = weight_bp.min(r.weight_at(t));
+        }
+        let salt_value = salt.unwrap_or_default();
+        let (arm, version, reason) = if bucket(salt_value, key) < weight_bp {
+            (Arm::Candidate, &r.version, AssignReason::Candidate)
+        } else {
+            (Arm::Stable, stable, AssignReason::Stable)
+        };
+        Assignment {
+            arm,
+            version: version.clone(),
+            reason,
+            weight_bp,
+            salt,
+            pinned: session.is_some(),
+        }
+    }
+}
