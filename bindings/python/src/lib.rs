@@ -1158,6 +1158,37 @@ impl PyPolicy {
         }
     }
 
+    /// Where a routing key goes now (docs/assignment.md): a dict with ``arm``
+    /// (``"stable"`` or ``"candidate"``), ``version``, ``reason`` (``no_rollout``,
+    /// ``stable``, ``candidate``, ``rolled_back``, ``promoted``), ``weight_bp``, ``salt``
+    /// (absent without a rollout) and ``pinned``. With ``session_started_at`` (int ms or
+    /// an aware datetime), the session keeps the weight in effect when it started for
+    /// ``assignment.pin_max_ms``, asked at ``now`` (default: the policy's time). A query:
+    /// it changes nothing.
+    ///
+    /// Raises ``InputError`` (``invalid_value`` for a session that starts after ``now``,
+    /// ``time_out_of_range``, ``invalid_json`` for a key with a lone surrogate).
+    #[pyo3(signature = (key, *, session_started_at = None, now = None))]
+    fn assign<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        session_started_at: Option<&Bound<'py, PyAny>>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_bytes(key)?;
+        let started = session_started_at
+            .map(|t| time_of(t, "session_started_at", Api::Input))
+            .transpose()?;
+        let now = now.map(|t| time_of(t, "now", Api::Input)).transpose()?;
+        let p = &self.inner;
+        let a = core(py, Api::Input, || match started {
+            None => Ok(p.assign(&key)),
+            Some(t) => p.assign_session(&key, t, now.unwrap_or(p.now())),
+        })?;
+        dict_of(py, &a)
+    }
+
     /// The registered versions, as dicts.
     fn versions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         dict_of(py, &self.inner.versions())

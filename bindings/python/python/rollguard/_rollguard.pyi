@@ -3,6 +3,7 @@
 from typing import Any, Dict, List, Literal, Optional, Sequence, Union, final
 
 from rollguard.types import (
+    AssignmentDict,
     InputDict,
     KayentaImportDict,
     PolicyConfigDict,
@@ -191,6 +192,16 @@ class Policy:
     @property
     def config(self) -> PolicyConfigDict: ...
     def status(self) -> Status: ...
+    def assign(
+        self,
+        key: Union[str, bytes],
+        *,
+        session_started_at: Optional[Time] = None,
+        now: Optional[Time] = None,
+    ) -> AssignmentDict:
+        """Where a routing key goes now (docs/assignment.md); with
+        ``session_started_at``, pinned to the weight in effect then for at most
+        ``assignment.pin_max_ms``. Raises ``InputError``."""
     def versions(self) -> List[Dict[str, Any]]: ...
     def snapshot(self) -> SnapshotDict: ...
     def snapshot_json(self) -> str: ...

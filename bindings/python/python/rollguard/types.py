@@ -26,6 +26,8 @@ __all__ = [
     "KayentaMemberDict",
     "StrategyDict",
     "SafetyConfigDict",
+    "AssignmentConfigDict",
+    "AssignmentDict",
     "PolicyConfigDict",
     "SampleDict",
     "InputDict",
@@ -142,6 +144,22 @@ class SafetyConfigDict(TypedDict, total=False):
     ack_timeout_ms: int
 
 
+class AssignmentConfigDict(TypedDict, total=False):
+    #: How long a session keeps the weight in effect when it started (0: no pinning).
+    pin_max_ms: int
+
+
+class AssignmentDict(TypedDict):
+    """Where a routing key goes: ``Policy.assign``."""
+
+    arm: Literal["stable", "candidate"]
+    version: str
+    reason: Literal["no_rollout", "stable", "candidate", "rolled_back", "promoted"]
+    weight_bp: int
+    salt: NotRequired[str]
+    pinned: bool
+
+
 class PolicyConfigDict(TypedDict):
     format_version: int
     versions: List[VersionSpecDict]
@@ -155,6 +173,7 @@ class PolicyConfigDict(TypedDict):
     approval: NotRequired[Dict[str, Any]]
     safety: NotRequired[SafetyConfigDict]
     limits: NotRequired[Dict[str, int]]
+    assignment: NotRequired[AssignmentConfigDict]
 
 
 class SampleDict(TypedDict):
