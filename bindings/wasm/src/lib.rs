@@ -457,6 +457,39 @@ impl JsPolicy {
         to_js(&self.inner.status())
     }
 
+    /// Where a routing key goes now (docs/assignment.md): `{arm, version, reason,
+    /// weight_bp, salt?, pinned}`. With `sessionStartedAt` (ms), the session keeps the
+    /// weight in effect when it started for `assignment.pin_max_ms`, asked at `now`
+    /// (ms; default the policy's time). A query: it changes nothing.
+    ///
+    /// # Errors
+    /// `invalid_value` (a session that starts after `now`), `time_out_of_range`, or
+    /// `invalid_json` (a key that is neither a string nor bytes, a time that is not an
+    /// integer number of ms).
+    #[wasm_bindgen(js_name = assign, unchecked_return_type = "Assignment")]
+    pub fn assign_key(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] key: JsValue,
+        #[wasm_bindgen(js_name = sessionStartedAt)] session_started_at: Option<f64>,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
+        let a = (|| {
+            let key = key_bytes(&key)?;
+            let started = session_started_at
+                .map(|t| time(t, "session_started_at"))
+                .transpose()?;
+            let now = now.map(|t| time(t, "now")).transpose()?;
+            match started {
+                None => Ok(self.inner.assign(&key)),
+                Some(t) => self
+                    .inner
+                    .assign_session(&key, t, now.unwrap_or(self.inner.now())),
+            }
+        })()
+        .map_err(|e| js_error(&e))?;
+        to_js(&a)
+    }
+
     /// The registered versions.
     #[wasm_bindgen(unchecked_return_type = "Version[]")]
     pub fn versions(&self) -> JsResult<JsValue> {

@@ -122,6 +122,8 @@ export interface PolicyConfig {
     versions_max?: number; label_len_max?: number; text_len_max?: number; state_bytes_max?: number;
     evaluations_per_input_max?: number; cells_read_per_input_max?: number;
   };
+  /** Session pinning of `Policy.assign` (default 30 minutes; 0 turns it off). */
+  assignment?: { pin_max_ms?: number };
 }
 
 /** One observation: `value` for value metrics, `events` out of `total` for count metrics. */
@@ -322,6 +324,23 @@ export interface Status {
   breaker_open: boolean;
   cooldown_until?: Timestamp;
   tripped_gates: string[];
+}
+
+/** Why `Policy.assign` puts a key where it does. */
+export type AssignReason = "no_rollout" | "stable" | "candidate" | "rolled_back" | "promoted";
+
+/** Where a routing key goes (`Policy.assign`, docs/assignment.md). */
+export interface Assignment {
+  arm: Arm;
+  /** The version id to serve. */
+  version: string;
+  reason: AssignReason;
+  /** The candidate weight the answer used, in basis points. */
+  weight_bp: number;
+  /** The rollout's salt, 16 lowercase hex digits (absent without a rollout). */
+  salt?: string;
+  /** Whether a session pin decided the weight. */
+  pinned: boolean;
 }
 
 /** A registered version. */

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
-import { assign, assignBucket, assignVersion, saltFor } from "rollguard";
+import { Policy, assign, assignBucket, assignVersion, saltFor } from "rollguard";
 
 const text = readFileSync(new URL("../../../tests/assignment/vectors.json", import.meta.url), "utf8");
 const vectors = JSON.parse(text);
@@ -83,5 +83,86 @@ describe("assignment conversions", () => {
     assert.deepEqual(thrown(() => saltFor("p", "v", -1n)), { code: "invalid_json", path: "rollout_seq" });
     assert.deepEqual(thrown(() => saltFor("p\udc00", "v", 1)), { code: "invalid_json", path: "policy_name" });
     assert.equal(saltFor("p", "v", 2n ** 53n), saltFor("p", "v", 9007199254740992n));
+  });
+});
+
+describe("Policy.assign", () => {
+  const config = (w1, w2) => ({
+    format_version: 1,
+    name: "checkout",
+    versions: [
+      { id: "v1", digest: "sha256:v1", validated: true },
+      { id: "v2", digest: "sha256:v2" },
+    ],
+    stable: "v1",
+    metrics: [{ name: "latency_ms", kind: "value", window_ms: 10000, buckets: 10 }],
+    strategy: {
+      kind: "canary",
+      steps: [
+        { kind: "set_weight", weight: w1, duration_ms: 10000 },
+        { kind: "set_weight", weight: w2, duration_ms: 10000 },
+      ],
+    },
+    analysis: { interval_ms: 10000 },
+    assignment: { pin_max_ms: 60000 },
+  });
+  /** At w2 since 11 s, after w1 from 1 s. */
+  const rolledOut = (w1, w2) => {
+    const p = new Policy(config(w1, w2), 0);
+    p.handle({ kind: "start_rollout", at: 1000, version: "v2" });
+    p.handle({ kind: "ack", at: 1000, action_id: 1 });
+    p.tick(11000);
+    p.handle({ kind: "ack", at: 11000, action_id: 2 });
+    return p;
+  };
+
+  test("without a rollout every key is on stable", () => {
+    const p = new Policy(config(5, 25), 0);
+    assert.deepEqual(p.assign("user-1"),
+      { arm: "stable", version: "v1", reason: "no_rollout", weight_bp: 0, pinned: false });
+  });
+
+  test("the policy's answer is the pure assign with its salt and weight, monotone, pinned", () => {
+    const p = rolledOut(5, 25);
+    const salt = saltFor("checkout", "v2", 1000);
+    for (let i = 0; i < 500; i++) {
+      const key = `user-${i}`;
+      const a = p.assign(key);
+      assert.equal(a.salt, salt);
+      assert.equal(a.weight_bp, 2500);
+      assert.equal(a.arm, assign(key, salt, 2500));
+      assert.equal(a.version, a.arm === "candidate" ? "v2" : "v1");
+      const s = p.assign(key, 5000, 20000);
+      assert.deepEqual([s.arm, s.weight_bp, s.pinned], [assign(key, salt, 500), 500, true]);
+      if (s.arm === "candidate") assert.equal(a.arm, "candidate");
+      assert.deepEqual(p.assign(key, 5000, 65000), a, "the pin has ended");
+      assert.deepEqual(p.assign(new TextEncoder().encode(key)), a);
+    }
+  });
+
+  test("a rollback moves everyone, a snapshot keeps the salt", () => {
+    const p = rolledOut(50, 90);
+    const q = Policy.restoreJson(p.snapshotJson());
+    for (let i = 0; i < 50; i++) {
+      assert.deepEqual(q.assign(`u${i}`, 5000), p.assign(`u${i}`, 5000));
+    }
+    p.handle({ kind: "abort", at: 12000 });
+    for (let i = 0; i < 50; i++) {
+      const a = p.assign(`u${i}`, 5000);
+      assert.deepEqual([a.arm, a.version, a.reason, a.pinned], ["stable", "v1", "rolled_back", false]);
+    }
+  });
+
+  test("bad input is refused with the core's codes and changes nothing", () => {
+    const p = rolledOut(5, 25);
+    const before = p.snapshotJson();
+    assert.deepEqual(thrown(() => p.assign("k", 3000, 2000)), { code: "invalid_value", path: "session_started_at" });
+    assert.deepEqual(thrown(() => p.assign("k", 2 ** 53)), { code: "time_out_of_range", path: "session_started_at" });
+    assert.deepEqual(thrown(() => p.assign("k", 0, 2 ** 53)), { code: "time_out_of_range", path: "now" });
+    assert.deepEqual(thrown(() => p.assign("k", 1.5)), { code: "invalid_json", path: "session_started_at" });
+    assert.deepEqual(thrown(() => p.assign("k", -1)), { code: "invalid_json", path: "session_started_at" });
+    assert.deepEqual(thrown(() => p.assign(42)), { code: "invalid_json", path: "key" });
+    assert.deepEqual(thrown(() => p.assign("\ud800")), { code: "invalid_json", path: "key" });
+    assert.equal(p.snapshotJson(), before);
   });
 });

@@ -2,7 +2,7 @@
 // it proves the declarations describe the API and the data documents as documented.
 import { Policy, assign, assignBucket, replay, saltFor } from "rollguard";
 import type {
-  Arm,
+  Arm, AssignReason, Assignment,
   Decision, Event, PolicyConfig, RollguardError, Sample, Scenario, Snapshot, Status, Step, TraceEntry,
 } from "rollguard";
 
@@ -80,3 +80,14 @@ const routeSalt: string = saltFor("checkout", "v2", 1);
 const arm: Arm = assign("user-42", routeSalt, 2500);
 const bucketOfBytes: number = assignBucket(new TextEncoder().encode("user-42"), saltFor("checkout", "v2", 2n));
 if (arm === "candidate") void bucketOfBytes;
+
+// Assignment in the policy: the arm, version and reason, optionally a pinned session.
+const routed: Assignment = policy.assign("user-42");
+const pinned: Assignment = policy.assign(new TextEncoder().encode("user-42"), 0, 1000);
+const why: AssignReason = routed.reason;
+const serve: string = routed.version;
+const routeWeight: number = pinned.weight_bp;
+const maybeSalt: string | undefined = routed.salt;
+if (pinned.pinned && pinned.arm === "stable") void [why, serve, routeWeight, maybeSalt];
+const pinConfig: PolicyConfig = { ...config, assignment: { pin_max_ms: 1800000 } };
+void pinConfig;
