@@ -20,7 +20,8 @@ TOP_KEYS = {
     "format_version", "name", "description", "config", "config_error", "snapshot",
     "snapshot_text", "restore_error", "start", "steps",
 }
-STEP_KEYS = {"input", "restore", "decisions", "events", "error"}
+STEP_KEYS = {"input", "restore", "decisions", "events", "error", "assign"}
+ASSIGN_KEYS = {"key", "session_started_at", "now", "expect", "error"}
 
 
 def find_vectors() -> List[Tuple[str, Path]]:
@@ -165,6 +166,38 @@ def run_vector(name: str, doc: dict, feed: Callable[[Policy, dict], rollguard.St
         check_round_trip(policy, where)
         if step.get("restore") is True:
             policy = Policy.restore_json(policy.snapshot_json())
+        run_assign_checks(policy, step.get("assign", []), where)
+
+
+def run_assign_checks(policy: Policy, checks: list, where: str) -> None:
+    """A step's ``assign`` checks, on the policy as it stands after the step (and its
+    restore): ``Policy.assign(key)``, or with ``session_started_at`` (and ``now``, by
+    default the policy's time) a pinned session."""
+    assert isinstance(checks, list), f"{where}: assign must be a list"
+    for j, c in enumerate(checks):
+        here = f"{where}: assign[{j}] (key {c.get('key')!r})"
+        assert isinstance(c, dict) and set(c) <= ASSIGN_KEYS, f"{here}: unknown keys {set(c) - ASSIGN_KEYS}"
+        assert ("expect" in c) != ("error" in c), f"{here}: give exactly one of expect and error"
+        assert "now" not in c or "session_started_at" in c, f"{here}: now only with session_started_at"
+        kwargs = {}
+        if "session_started_at" in c:
+            kwargs["session_started_at"] = c["session_started_at"]
+            if "now" in c:
+                kwargs["now"] = c["now"]
+        before = policy.snapshot_json()
+        try:
+            got = policy.assign(c["key"], **kwargs)
+        except rollguard.InputError as e:
+            assert "error" in c, f"{here}: expected {c['expect']}, but refused: {e}"
+            try:
+                check_error(c["error"], e, True)
+            except AssertionError as a:
+                raise AssertionError(f"{here}: {a}") from None
+        else:
+            assert "expect" in c, f"{here}: expected the error {c['error']}, but got {got}"
+            diff = first_difference(c["expect"], got)
+            assert diff is None, f"{here}: {diff}\n--- expected\n{json.dumps(c['expect'])}\n--- actual\n{json.dumps(got)}"
+        assert policy.snapshot_json() == before, f"{here}: assign changed the policy"
 
 
 def check_round_trip(policy: Policy, where: str = "before the first step") -> None:

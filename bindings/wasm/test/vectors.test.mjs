@@ -20,7 +20,8 @@ const VECTORS = fileURLToPath(new URL("../../../tests/vectors", import.meta.url)
 const MIN_VECTORS = 40;
 const TOP_KEYS = ["format_version", "name", "description", "config", "config_error", "snapshot",
   "snapshot_text", "restore_error", "start", "steps"];
-const STEP_KEYS = ["input", "restore", "decisions", "events", "error"];
+const STEP_KEYS = ["input", "restore", "decisions", "events", "error", "assign"];
+const ASSIGN_KEYS = ["key", "session_started_at", "now", "expect", "error"];
 
 function findVectors(dir) {
   const out = [];
@@ -124,6 +125,36 @@ function runSteps(policy, twin, doc) {
       policy = Policy.restoreJson(policy.snapshotJson());
       twin = Policy.restore(twin.snapshot());
     }
+    runAssignChecks(policy, step.assign ?? [], where);
+  });
+}
+
+/** A step's `assign` checks, on the policy as it stands after the step (and its restore):
+ *  `policy.assign(key)`, or with `session_started_at` (and `now`, by default the policy's
+ *  time) a pinned session. */
+function runAssignChecks(policy, checks, where) {
+  assert.ok(Array.isArray(checks), `${where}: assign must be an array`);
+  checks.forEach((c, j) => {
+    const here = `${where}: assign[${j}] (key ${JSON.stringify(c.key)})`;
+    const bad = Object.keys(c).find((k) => !ASSIGN_KEYS.includes(k));
+    assert.equal(bad, undefined, `${here}: unknown key ${bad}`);
+    assert.ok(Object.hasOwn(c, "expect") !== Object.hasOwn(c, "error"), `${here}: one of expect and error`);
+    assert.ok(!Object.hasOwn(c, "now") || Object.hasOwn(c, "session_started_at"), `${here}: now only with a session`);
+    const before = policy.snapshotJson();
+    let actual;
+    const error = refusal(() => {
+      actual = c.session_started_at === undefined
+        ? policy.assign(c.key)
+        : policy.assign(c.key, c.session_started_at, c.now);
+    });
+    if (Object.hasOwn(c, "error")) {
+      compareError(c.error, error, true, here);
+    } else {
+      assert.equal(error, null, `${here}: refused: ${error?.message}`);
+      const diff = firstDifference(c.expect, actual);
+      assert.equal(diff, null, `${here}:\n${diff}\n--- expected\n${JSON.stringify(c.expect)}\n--- actual\n${JSON.stringify(actual)}`);
+    }
+    assert.equal(policy.snapshotJson(), before, `${here}: assign changed the policy`);
   });
 }
 

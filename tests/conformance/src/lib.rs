@@ -53,7 +53,10 @@ const TOP_KEYS: &[&str] = &[
 ];
 
 /// Keys of one step, in the order files are written.
-const STEP_KEYS: &[&str] = &["input", "restore", "decisions", "events", "error"];
+const STEP_KEYS: &[&str] = &["input", "restore", "decisions", "events", "error", "assign"];
+
+/// Keys of one assignment check of a step's `assign`, in the order files are written.
+const ASSIGN_KEYS: &[&str] = &["key", "session_started_at", "now", "expect", "error"];
 
 /// The `tests/vectors` directory of this workspace.
 pub fn vectors_dir() -> PathBuf {
@@ -265,7 +268,101 @@ fn check_step(step: &Value) -> Result<(), String> {
     if obj.get("restore").is_some_and(|v| !v.is_boolean()) {
         return Err("restore must be a boolean".into());
     }
+    if let Some(checks) = obj.get("assign") {
+        let checks = checks.as_array().ok_or("assign must be an array")?;
+        for (j, c) in checks.iter().enumerate() {
+            check_assign_entry(c).map_err(|m| format!("assign[{j}]: {m}"))?;
+        }
+    }
     Ok(())
+}
+
+/// An assignment check: `key`, optional `session_started_at` and `now` (only with a
+/// session), and exactly one of `expect` (an assignment object) or `error`.
+fn check_assign_entry(c: &Value) -> Result<(), String> {
+    let obj = c
+        .as_object()
+        .ok_or("an assignment check must be an object")?;
+    if let Some(k) = obj.keys().find(|k| !ASSIGN_KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown key {k:?}"));
+    }
+    if !obj.get("key").is_some_and(Value::is_string) {
+        return Err("key must be a string".into());
+    }
+    for k in ["session_started_at", "now"] {
+        if obj.get(k).is_some_and(|v| v.as_u64().is_none()) {
+            return Err(format!("{k} must be a non-negative integer"));
+        }
+    }
+    if obj.contains_key("now") && !obj.contains_key("session_started_at") {
+        return Err("now is given only with session_started_at".into());
+    }
+    if obj.contains_key("expect") == obj.contains_key("error") {
+        return Err("give exactly one of expect and error".into());
+    }
+    if obj.get("expect").is_some_and(|v| !v.is_object()) {
+        return Err("expect must be an object".into());
+    }
+    Ok(())
+}
+
+/// Runs a step's assignment checks on the policy as it stands after the step (and its
+/// restore): `Policy::assign`, or `Policy::assign_session` when the check gives
+/// `session_started_at` (with `now`, by default the policy's time). Returns the checks
+/// with the actual outcomes, for blessing.
+fn run_assign_checks(policy: &Policy, checks: &[Value], bless: bool) -> Result<Vec<Value>, String> {
+    let mut actual_checks = Vec::with_capacity(checks.len());
+    for (j, c) in checks.iter().enumerate() {
+        let key = c["key"].as_str().unwrap_or_default();
+        let result = match c.get("session_started_at").and_then(Value::as_u64) {
+            None => Ok(policy.assign(key)),
+            Some(started) => {
+                let now = c.get("now").and_then(Value::as_u64).unwrap_or(policy.now());
+                policy.assign_session(key, started, now)
+            }
+        };
+        let mut out = c.as_object().cloned().unwrap_or_default();
+        out.remove("expect");
+        out.remove("error");
+        let here = |m: String| format!("assign[{j}] (key {key:?}): {m}");
+        match result {
+            Ok(a) => {
+                let text = serde_json::to_string(&a).unwrap_or_default();
+                let actual: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if !bless {
+                    let Some(expected) = c.get("expect") else {
+                        return Err(here(format!(
+                            "expected the error {}, but got {}",
+                            c["error"],
+                            compact(&actual)
+                        )));
+                    };
+                    if let Some(diff) = first_difference(expected, &actual) {
+                        return Err(here(format!(
+                            "{diff}\n--- expected\n{}\n--- actual\n{}",
+                            compact(expected),
+                            compact(&actual)
+                        )));
+                    }
+                }
+                out.insert("expect".into(), actual);
+            }
+            Err(e) => {
+                if !bless {
+                    match c.get("error") {
+                        None => return Err(here(format!("expected an assignment, got {e}"))),
+                        Some(expected) => compare_error(expected, &e, true).map_err(here)?,
+                    }
+                }
+                out.insert(
+                    "error".into(),
+                    json!({"code": e.code.as_str(), "path": e.path}),
+                );
+            }
+        }
+        actual_checks.push(Value::Object(out));
+    }
+    Ok(actual_checks)
 }
 
 /// The time a step is expected to carry: the input's `at`, or for a batch its last
@@ -369,6 +466,10 @@ fn run_steps(mut policy: Policy, doc: &Value, bless: bool) -> Result<Option<Valu
             policy = Policy::restore_json(&policy.snapshot().to_json())
                 .map_err(|e| where_(format!("restore failed: {e}")))?;
             out.insert("restore".into(), Value::Bool(true));
+        }
+        if let Some(checks) = step.get("assign").and_then(Value::as_array) {
+            let actual = run_assign_checks(&policy, checks, bless).map_err(where_)?;
+            out.insert("assign".into(), Value::Array(actual));
         }
         blessed.push(Value::Object(out));
     }
@@ -608,6 +709,8 @@ fn key_order(m: &Map<String, Value>) -> &'static [&'static str] {
         TOP_KEYS
     } else if m.contains_key("input") {
         STEP_KEYS
+    } else if m.contains_key("key") && (m.contains_key("expect") || m.contains_key("error")) {
+        ASSIGN_KEYS
     } else {
         KEY_ORDER
     }
