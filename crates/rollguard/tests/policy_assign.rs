@@ -152,7 +152,21 @@ fn a_pending_raise_waits_for_its_ack_and_a_pending_rollback_moves_everyone() {
         let s = p.assign_session(key, 5000, 12_000).expect("ok");
         assert_eq!((s.reason, s.pinned), (AssignReason::RolledBack, false));
     }
-    feed(&mut p, json!({"kind": "ack", "at": 12000, "action_id": 3}));
+    // The rollback fails: the policy halts and would issue it again on resume; the
+    // decision stands.
+    feed(
+        &mut p,
+        json!({"kind": "action_failed", "at": 12000, "action_id": 3, "reason": "x"}),
+    );
+    assert_eq!(p.status().pending_action, None);
+    assert_eq!(p.assign("a").reason, AssignReason::RolledBack);
+    let step = step_of(&mut p, json!({"kind": "resume", "at": 12000}));
+    let id = step
+        .decisions
+        .iter()
+        .find_map(|d| d.action_id)
+        .expect("reissued");
+    feed(&mut p, json!({"kind": "ack", "at": 12000, "action_id": id}));
     let a = p.assign("a");
     assert_eq!(
         (a.reason, a.salt, a.version.as_str()),
@@ -316,4 +330,17 @@ fn without_a_rollout_everyone_is_on_stable_and_a_promotion_ends_the_split() {
         (a.reason, a.version.as_str(), a.salt),
         (AssignReason::NoRollout, "v2", None)
     );
+}
+
+#[test]
+fn a_pending_lower_weight_counts_at_once_and_pins_never_raise() {
+    // A strategy that lowers the weight (50 % then 10 %): the lowering counts from its
+    // decision, before the ack; a session from the 50 % stage gets no more than 10 %.
+    let mut p = at_first_weight("x", 50, 10, 60_000);
+    feed(&mut p, json!({"kind": "tick", "at": 11000}));
+    assert_eq!(p.status().pending_action, Some(2));
+    assert_eq!(p.assign("k").weight_bp, 1000);
+    feed(&mut p, json!({"kind": "ack", "at": 11000, "action_id": 2}));
+    let s = p.assign_session("k", 5000, 20_000).expect("ok");
+    assert_eq!((s.weight_bp, s.pinned), (1000, true));
 }

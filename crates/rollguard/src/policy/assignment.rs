@@ -6,7 +6,8 @@
 //!   for a rollout (and kept in its snapshot), new for the next rollout.
 //! - The weight is the acknowledged one, lowered at once by a pending decision that
 //!   lowers it: a pending `set_weight` to less, or a pending rollback (everyone on the
-//!   rollback's target). A raise takes effect when the router acknowledges it.
+//!   rollback's target; also while a rollback that failed or timed out waits for
+//!   `resume`). A raise takes effect when the router acknowledges it.
 //! - A session keeps the weight in effect when it started, for at most
 //!   `assignment.pin_max_ms`, from the rollout's acknowledged weight changes (at most one
 //!   per weight stage, dropped with the rollout). A pin only ever holds a session back on
@@ -41,8 +42,9 @@ pub enum AssignReason {
     Stable,
     /// A rollout splits traffic and the key's bucket is below the weight.
     Candidate,
-    /// A rollback is decided (waiting for its acknowledgement): every key, pinned or
-    /// not, is on its target.
+    /// A rollback is decided (waiting for its acknowledgement, or failed or timed out
+    /// and waiting for `resume` to issue it again): every key, pinned or not, is on its
+    /// target.
     RolledBack,
     /// The candidate was promoted and bakes as the stable version: every key is on it.
     Promoted,
@@ -178,8 +180,13 @@ impl Policy {
             salt,
             pinned: false,
         };
-        if let Some(Action::Rollback { to, .. }) = s.pending.as_ref().map(|p| &p.action) {
-            return everyone(to, AssignReason::RolledBack);
+        // A rollback decided and not acknowledged, or one that failed or timed out and
+        // that `resume` would issue again: the decision stands.
+        let retry = s.halt.as_ref().and_then(|h| h.retry.as_ref());
+        for p in s.pending.iter().chain(retry) {
+            if let Action::Rollback { to, .. } = &p.action {
+                return everyone(to, AssignReason::RolledBack);
+            }
         }
         let stable = &s.registry.aliases.stable;
         let Some(r) = rollout else {
