@@ -7,6 +7,8 @@ import { describe, test } from "node:test";
 
 import { Policy, formatVersion, importKayenta, replay, replayJson, snapshotFormatVersion } from "rollguard";
 
+import { thrown } from "./errors.mjs";
+
 const DEMO = new URL("../../../examples/scenarios/demo.json", import.meta.url);
 const demoText = readFileSync(DEMO, "utf8");
 const demo = JSON.parse(demoText);
@@ -27,18 +29,6 @@ const config = {
   strategy: { kind: "canary", steps: [{ kind: "set_weight", weight: 10, duration_ms: 60000 }] },
   analysis: { interval_ms: 10000 },
 };
-
-/** The thrown error's code and path; fails unless it is a RollguardError. */
-function thrown(fn) {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof Error);
-    assert.equal(e.name, "RollguardError");
-    return { code: e.code, path: e.path };
-  }
-  assert.fail("expected a RollguardError");
-}
 
 describe("errors", () => {
   test("config errors carry the core's code and path", () => {

@@ -7,6 +7,8 @@ import { describe, test } from "node:test";
 
 import { Policy, assign, assignBucket, assignVersion, saltFor } from "rollguard";
 
+import { thrown } from "./errors.mjs";
+
 const text = readFileSync(new URL("../../../tests/assignment/vectors.json", import.meta.url), "utf8");
 const vectors = JSON.parse(text);
 // JSON.parse reads 2^64 − 1 as a double; take every rollout_seq from the text, exactly.
@@ -14,18 +16,6 @@ const seqs = [...text.matchAll(/"rollout_seq": (\d+)/g)].map((m) => BigInt(m[1])
 
 const unhex = (h) => Uint8Array.from(h.match(/../g) ?? [], (b) => parseInt(b, 16));
 const keyOf = (c) => ("key" in c ? c.key : unhex(c.key_hex));
-
-/** The thrown error's code and path; fails unless it is a RollguardError. */
-function thrown(fn) {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof Error);
-    assert.equal(e.name, "RollguardError");
-    return { code: e.code, path: e.path };
-  }
-  assert.fail("expected a RollguardError");
-}
 
 describe("assignment vectors", () => {
   test("the file is rollguard-assign-v1's", () => {
