@@ -153,6 +153,14 @@ prop_compose! {
                 rule["reference_mean"] = json!(100.0);
                 rule["reference_sd"] = json!(20.0);
             }
+            // The other settings of the samples, by the shift's range: no clip and
+            // samples taken as independent, or a clip near the shift.
+            if shift > 2.0 {
+                rule["clip"] = Value::Null;
+                rule["autocorrelation"] = json!("ignore");
+            } else if shift > 1.0 {
+                rule["clip"] = json!(shift);
+            }
             gates.push(json!({
                 "name": "latency_cusum", "metric": "latency_ms", "stat": "mean",
                 "rule": rule, "samples_min": learn,

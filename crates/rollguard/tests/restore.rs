@@ -707,6 +707,66 @@ fn a_cusum_state_restores_and_its_impossible_variants_are_refused() {
         &edit("reference", json!({"mean": 100.0, "sd": 0.0})),
         &format!("{at}.reference.sd"),
     );
+    // The long-run factor of the learned reference: between 1 and (1 + 0.9)/(1 − 0.9).
+    let sd = chart["reference"]["sd"].clone();
+    refused_at(
+        &edit(
+            "reference",
+            json!({"mean": 100.0, "sd": sd, "inflation": 0.5}),
+        ),
+        &format!("{at}.reference.inflation"),
+    );
+    refused_at(
+        &edit(
+            "reference",
+            json!({"mean": 100.0, "sd": sd, "inflation": 20.0}),
+        ),
+        &format!("{at}.reference.inflation"),
+    );
+    // A chart the former defaults gave (no clip, samples independent) still restores:
+    // a snapshot from before them keeps the chart it started with.
+    let mut legacy = doc.clone();
+    let c = legacy["state"]["gates"]["chart"]["detector"]["chart"]
+        .as_object_mut()
+        .unwrap();
+    assert_eq!(c.remove("clip"), Some(json!(3.0)));
+    assert_eq!(c.remove("serial"), Some(json!(true)));
+    let restored = Policy::restore_json(&legacy.to_string()).unwrap();
+    assert!(restored != p, "the restored gate runs its own chart");
+    // But a chart with the former settings and a different threshold does not.
+    legacy["state"]["gates"]["chart"]["detector"]["chart"]["h"] = json!(5.0);
+    refused_at(&legacy, at);
+}
+
+#[test]
+fn a_chart_learning_its_reference_keeps_a_consistent_lag() {
+    let mut p = rolled_out_with(
+        r#"{"name": "chart", "metric": "latency_ms", "stat": "mean",
+                      "phases": ["canary"], "samples_min": 10,
+                      "rule": {"kind": "cusum"}}"#,
+    );
+    for (i, x) in [90.0, 100.0, 110.0].into_iter().enumerate() {
+        let _ = p
+            .observe_value(100 * (i as u64 + 1), "v2", "latency_ms", x)
+            .unwrap();
+    }
+    let doc = snapshot(&p);
+    let at = "state.gates.chart.detector";
+    let lag = &doc["state"]["gates"]["chart"]["detector"]["learning_lag"];
+    assert_eq!(lag["n"], json!(2));
+    assert_eq!(lag["last"], json!(110.0));
+    assert!(Policy::restore_json(&doc.to_string()).unwrap() == p);
+    // As many pairs as samples, and a snapshot from before the lag was kept (which
+    // restores: the reference then starts its co-moment late).
+    let mut more = doc.clone();
+    more["state"]["gates"]["chart"]["detector"]["learning_lag"]["n"] = json!(3);
+    refused_at(&more, &format!("{at}.learning_lag.n"));
+    let mut before = doc.clone();
+    before["state"]["gates"]["chart"]["detector"]
+        .as_object_mut()
+        .unwrap()
+        .remove("learning_lag");
+    assert!(Policy::restore_json(&before.to_string()).is_ok());
 }
 
 #[test]

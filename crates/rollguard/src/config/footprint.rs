@@ -60,8 +60,11 @@ pub(crate) const MAP_ROOT_BYTES: u64 = 640;
 pub(crate) const GATE_BYTES: u64 = 160;
 /// One traffic split an `error_attribution` detector keeps.
 pub(crate) const SPLIT_BYTES: u64 = 24;
-/// A `sequential_mean`, `cusum` or `ewma` detector's state (boxed).
+/// A `sequential_mean` detector's state (boxed).
 pub(crate) const MEAN_TEST_BYTES: u64 = 224;
+/// A `cusum` or `ewma` detector's state (boxed): its settings, the reference and the
+/// co-moment of the samples it is learned from.
+pub(crate) const CHART_BYTES: u64 = 256;
 /// A `sequential_quantile` detector's fixed part (boxed); its two histograms add
 /// [`QUANTILE_BIN_BYTES`] per bin of the metric's histogram.
 pub(crate) const QUANTILE_TEST_BYTES: u64 = 160;
@@ -142,9 +145,8 @@ impl PolicyConfig {
         let gates = self.gates.iter().fold(HEADER, |acc, g| {
             let detector = match g.rule {
                 crate::config::Rule::ErrorAttribution { .. } => splits,
-                crate::config::Rule::SequentialMean { .. }
-                | crate::config::Rule::Cusum { .. }
-                | crate::config::Rule::Ewma { .. } => MEAN_TEST_BYTES,
+                crate::config::Rule::SequentialMean { .. } => MEAN_TEST_BYTES,
+                crate::config::Rule::Cusum { .. } | crate::config::Rule::Ewma { .. } => CHART_BYTES,
                 crate::config::Rule::SequentialQuantile { .. } => {
                     let bins = bins_of(&g.metric);
                     QUANTILE_TEST_BYTES.saturating_add(

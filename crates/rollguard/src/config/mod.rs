@@ -70,6 +70,8 @@ pub mod limits {
     pub const CUSUM_ARL0_MAX: f64 = 1e15;
     /// Largest `threshold` of `cusum`, in reference deviations.
     pub const CUSUM_THRESHOLD_MAX: f64 = 100.0;
+    /// Largest `clip` of `cusum` and `ewma`, in reference deviations.
+    pub const CHART_CLIP_MAX: f64 = 1e6;
     /// Smallest `lambda` of `ewma` (below it the Markov chain that sets the limit needs
     /// more cells than a gate's start should spend).
     pub const EWMA_LAMBDA_MIN: f64 = 0.05;
@@ -380,8 +382,11 @@ pub enum Rule {
         #[serde(default = "default_shift")]
         shift: f64,
         /// The average number of samples between false alarms on an unchanged version,
-        /// which sets the threshold (default 100 000). At 20 samples a second that is
-        /// one false alarm in 83 minutes on average: set it from your sample rate.
+        /// which sets the threshold (default 10 000 000: at 20 samples a second an
+        /// hour is 72 000 samples, and 1 − exp(−72 000/10⁷) ≈ 0.7 % of unchanged
+        /// versions alarm within it; set it from your sample rate and bake length).
+        /// With a learned reference the threshold also allows for the reference
+        /// mean's own error (2.5 standard errors of a mean of `samples_min` samples).
         #[serde(default = "default_arl0")]
         arl0: f64,
         /// The threshold h in reference deviations, instead of deriving it from `arl0`.
@@ -393,6 +398,18 @@ pub enum Rule {
         /// The reference standard deviation, instead of learning it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reference_sd: Option<f64>,
+        /// Whether the learned reference deviation is widened for serial correlation
+        /// between consecutive samples (`adjust`, the default: by (1 + ρ)/(1 − ρ), ρ
+        /// the reference samples' lag-1 autocorrelation, clipped to [0, 0.9], as
+        /// `sequential_mean`) or samples are taken as independent (`ignore`). A given
+        /// `reference_sd` is used as given.
+        #[serde(default, skip_serializing_if = "Autocorrelation::is_adjust")]
+        autocorrelation: Autocorrelation,
+        /// Each standardised sample is winsorised at ± this many reference deviations
+        /// before it enters the sum (default 3; `null`: not at all), so that heavy
+        /// tails do not trip the chart; never below the shift (2k).
+        #[serde(default = "default_clip", skip_serializing_if = "is_default_clip")]
+        clip: Option<f64>,
     },
     /// An exponentially weighted moving average chart against the version's own
     /// reference (one-sided, reflected at the reference: Crowder and Hamilton), for the
@@ -411,7 +428,7 @@ pub enum Rule {
         #[serde(default = "default_lambda")]
         lambda: f64,
         /// The average number of samples between false alarms on an unchanged version,
-        /// which sets the limit (default 100 000), as for `cusum`.
+        /// which sets the limit (default 10 000 000), as for `cusum`.
         #[serde(default = "default_arl0")]
         arl0: f64,
         /// The limit L in the average's asymptotic standard deviations
@@ -424,6 +441,14 @@ pub enum Rule {
         /// The reference standard deviation, instead of learning it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reference_sd: Option<f64>,
+        /// Serial correlation, as for `cusum` (default `adjust`).
+        #[serde(default, skip_serializing_if = "Autocorrelation::is_adjust")]
+        autocorrelation: Autocorrelation,
+        /// The winsorising bound of standardised samples, as for `cusum` (default 3;
+        /// `null`: none); never below twice the limit h, so that a large `lambda` can
+        /// still alarm.
+        #[serde(default = "default_clip", skip_serializing_if = "is_default_clip")]
+        clip: Option<f64>,
     },
     /// An anytime-valid two-sample test of a quantile (the gate's `p50`/`p90`/`p95`/
     /// `p99`; Howard and Ramdas's quantile confidence sequences): fails once the
@@ -736,7 +761,14 @@ fn default_shift() -> f64 {
     1.0
 }
 fn default_arl0() -> f64 {
-    100_000.0
+    10_000_000.0
+}
+fn default_clip() -> Option<f64> {
+    Some(3.0)
+}
+#[allow(clippy::ref_option)] // serde's skip_serializing_if passes a reference
+fn is_default_clip(clip: &Option<f64>) -> bool {
+    *clip == default_clip()
 }
 
 /// Which direction of a metric is a regression.
@@ -750,7 +782,8 @@ pub enum Worse {
     Lower,
 }
 
-/// How `sequential_mean` treats serial correlation within an arm's samples.
+/// How `sequential_mean`, `cusum` and `ewma` treat serial correlation within an
+/// arm's samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Autocorrelation {
@@ -1924,12 +1957,16 @@ impl Rule {
                 threshold,
                 reference_mean,
                 reference_sd,
+                clip,
                 ..
             } => {
                 positive_at_most(shift, limits::CUSUM_SHIFT_MAX, "shift")?;
                 in_range(arl0, 1.0, limits::CUSUM_ARL0_MAX, "arl0")?;
                 if_given(threshold, |h| {
                     positive_at_most(h, limits::CUSUM_THRESHOLD_MAX, "threshold")
+                })?;
+                if_given(clip, |c| {
+                    positive_at_most(c, limits::CHART_CLIP_MAX, "clip")
                 })?;
                 check_reference(reference_mean, reference_sd)?;
             }
@@ -1939,12 +1976,16 @@ impl Rule {
                 limit,
                 reference_mean,
                 reference_sd,
+                clip,
                 ..
             } => {
                 in_range(lambda, limits::EWMA_LAMBDA_MIN, 1.0, "lambda")?;
                 in_range(arl0, 2.0, limits::EWMA_ARL0_MAX, "arl0")?;
                 if_given(limit, |l| {
                     positive_at_most(l, limits::EWMA_LIMIT_MAX, "limit")
+                })?;
+                if_given(clip, |c| {
+                    positive_at_most(c, limits::CHART_CLIP_MAX, "clip")
                 })?;
                 check_reference(reference_mean, reference_sd)?;
             }

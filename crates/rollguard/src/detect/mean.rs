@@ -102,7 +102,7 @@ pub(crate) const RHO_MAX: f64 = 0.9;
 
 impl Lag {
     #[inline]
-    fn add(&mut self, x: f64) {
+    pub(crate) fn add(&mut self, x: f64) {
         if let Some(prev) = self.last
             && self.n < COUNT_MAX
         {
@@ -114,6 +114,11 @@ impl Lag {
             self.c += d_prev * (x - self.mean_next);
         }
         self.last = Some(x);
+    }
+
+    /// Whether no sample has been seen.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.n == 0 && self.last.is_none()
     }
 
     /// The long-run variance factor (1 + ρ)/(1 − ρ) of an arm with these moments:

@@ -66,7 +66,8 @@ pub(crate) fn observes(rule: &Rule) -> bool {
     }
 }
 
-/// The CUSUM chart a `cusum` gate's config gives (h derived from `arl0` unless set).
+/// The CUSUM chart a `cusum` gate's config gives (h derived from `arl0` unless set,
+/// for a learned reference with its guard against the reference's own error).
 pub(crate) fn cusum_chart(gate: &GateConfig) -> Option<cusum::Settings> {
     let Rule::Cusum {
         worse,
@@ -75,24 +76,32 @@ pub(crate) fn cusum_chart(gate: &GateConfig) -> Option<cusum::Settings> {
         threshold,
         reference_mean,
         reference_sd,
+        autocorrelation,
+        clip,
     } = gate.rule
     else {
         return None;
     };
     let k = 0.5 * shift;
+    let reference = reference_mean
+        .zip(reference_sd)
+        .map(|(mean, sd)| cusum::Reference::given(mean, sd));
+    let learn = gate.samples_min.max(2);
+    let error = cusum::reference_error(learn, reference.is_some(), k / 2.0);
     Some(cusum::Settings {
         higher_is_worse: worse == Worse::Higher,
         k,
-        h: threshold.unwrap_or_else(|| cusum::threshold_for(k, arl0)),
-        reference: reference_mean
-            .zip(reference_sd)
-            .map(|(mean, sd)| cusum::Reference { mean, sd }),
-        learn: gate.samples_min.max(2),
+        h: threshold.unwrap_or_else(|| cusum::threshold_for(k - error, arl0)),
+        reference,
+        learn,
+        serial: autocorrelation == Autocorrelation::Adjust,
+        clip: cusum::clip_bound(clip, k),
     })
 }
 
 /// The EWMA chart an `ewma` gate's config gives (the limit derived from `arl0` unless
-/// set; a search of a few milliseconds, done once per policy by its plan).
+/// set, as `cusum_chart`; a search of a few milliseconds, done once per policy by its
+/// plan).
 pub(crate) fn ewma_chart(gate: &GateConfig) -> Option<ewma::Settings> {
     let Rule::Ewma {
         worse,
@@ -101,21 +110,75 @@ pub(crate) fn ewma_chart(gate: &GateConfig) -> Option<ewma::Settings> {
         limit,
         reference_mean,
         reference_sd,
+        autocorrelation,
+        clip,
     } = gate.rule
     else {
         return None;
     };
+    let reference = reference_mean
+        .zip(reference_sd)
+        .map(|(mean, sd)| cusum::Reference::given(mean, sd));
+    let learn = gate.samples_min.max(2);
+    let error = cusum::reference_error(learn, reference.is_some(), ewma::GUARD_MAX);
+    let h = match limit {
+        Some(l) => l * ewma::sd_factor(lambda),
+        None => ewma::limit_for(lambda, arl0, error),
+    };
     Some(ewma::Settings {
         higher_is_worse: worse == Worse::Higher,
         lambda,
+        h,
+        reference,
+        learn,
+        serial: autocorrelation == Autocorrelation::Adjust,
+        clip: cusum::clip_bound(clip, h),
+    })
+}
+
+/// The chart the version before the reference guard, `clip` and `autocorrelation`
+/// derived for a `cusum` gate: h from `arl0` alone, samples standardised by the plain
+/// reference deviation and not clipped.
+fn legacy_cusum_chart(gate: &GateConfig) -> Option<cusum::Settings> {
+    let (
+        Some(chart),
+        &Rule::Cusum {
+            arl0, threshold, ..
+        },
+    ) = (cusum_chart(gate), &gate.rule)
+    else {
+        return None;
+    };
+    Some(cusum::Settings {
+        h: threshold.unwrap_or_else(|| cusum::threshold_for(chart.k, arl0)),
+        serial: false,
+        clip: None,
+        ..chart
+    })
+}
+
+/// As [`legacy_cusum_chart`], for an `ewma` gate.
+fn legacy_ewma_chart(gate: &GateConfig) -> Option<ewma::Settings> {
+    let (
+        Some(chart),
+        &Rule::Ewma {
+            lambda,
+            arl0,
+            limit,
+            ..
+        },
+    ) = (ewma_chart(gate), &gate.rule)
+    else {
+        return None;
+    };
+    Some(ewma::Settings {
         h: match limit {
             Some(l) => l * ewma::sd_factor(lambda),
-            None => ewma::limit_for(lambda, arl0),
+            None => ewma::limit_for(lambda, arl0, 0.0),
         },
-        reference: reference_mean
-            .zip(reference_sd)
-            .map(|(mean, sd)| cusum::Reference { mean, sd }),
-        learn: gate.samples_min.max(2),
+        serial: false,
+        clip: None,
+        ..chart
     })
 }
 
@@ -212,18 +275,24 @@ impl Detector {
         }
     }
 
-    /// Whether this state belongs to the gate whose fresh state (as a rollout starts
-    /// it) is `fresh` (restore checks it): the same kind, and for the charts the same
-    /// settings.
-    pub(crate) fn fits(&self, fresh: &Self) -> bool {
+    /// Whether this state belongs to the gate `gate` whose fresh state (as a rollout
+    /// starts it) is `fresh` (restore checks it): the same kind, and for the charts the
+    /// same settings, or the settings the version before the guard, `clip` and
+    /// `autocorrelation` derived from the same config (a snapshot from then keeps the
+    /// chart it started with: it continues as the uninterrupted run would have).
+    pub(crate) fn fits(&self, fresh: &Self, gate: &GateConfig) -> bool {
         match (self, fresh) {
             (Self::Stateless, Self::Stateless)
             | (Self::ErrorAttribution(_), Self::ErrorAttribution(_))
             | (Self::SequentialMean(_), Self::SequentialMean(_))
             | (Self::RateSlo(_), Self::RateSlo(_))
             | (Self::SequentialQuantile(_), Self::SequentialQuantile(_)) => true,
-            (Self::Cusum(c), Self::Cusum(f)) => c.chart == f.chart,
-            (Self::Ewma(c), Self::Ewma(f)) => c.chart == f.chart,
+            (Self::Cusum(c), Self::Cusum(f)) => {
+                c.chart == f.chart || Some(c.chart) == legacy_cusum_chart(gate)
+            }
+            (Self::Ewma(c), Self::Ewma(f)) => {
+                c.chart == f.chart || Some(c.chart) == legacy_ewma_chart(gate)
+            }
             (Self::MannWhitney(t), Self::MannWhitney(f)) => t.samples_max == f.samples_max,
             (Self::Drift(d), Self::Drift(f)) => d.binning == f.binning,
             #[cfg(test)]
@@ -736,7 +805,7 @@ mod tests {
         ] {
             let g = gate(rule, "inconclusive");
             assert!(!observes(&g.rule));
-            assert!(Detector::new(&g).fits(&Detector::new(&g)));
+            assert!(Detector::new(&g).fits(&Detector::new(&g), &g));
         }
     }
 }

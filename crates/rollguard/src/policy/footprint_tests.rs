@@ -144,12 +144,9 @@ fn the_field_sizes_the_model_counts_cover_this_platform() {
             <= crate::config::footprint::MEAN_TEST_BYTES
     );
     assert!(
-        size_of::<crate::detect::cusum::Cusum>() as u64
-            <= crate::config::footprint::MEAN_TEST_BYTES
+        size_of::<crate::detect::cusum::Cusum>() as u64 <= crate::config::footprint::CHART_BYTES
     );
-    assert!(
-        size_of::<crate::detect::ewma::Ewma>() as u64 <= crate::config::footprint::MEAN_TEST_BYTES
-    );
+    assert!(size_of::<crate::detect::ewma::Ewma>() as u64 <= crate::config::footprint::CHART_BYTES);
     assert!(
         size_of::<crate::detect::quantile::QuantileTest>() as u64
             <= crate::config::footprint::QUANTILE_TEST_BYTES

@@ -9,7 +9,7 @@ use super::*;
 use crate::detect::attribution::{self, Attribution};
 use crate::detect::cusum::Reference;
 use crate::detect::mann_whitney::{Buffer, RankTest};
-use crate::detect::mean::{self, MeanTest, Moments};
+use crate::detect::mean::{self, Lag, MeanTest, Moments};
 use crate::detect::quantile::{self, QuantileTest};
 use crate::stats::histogram::HistShape;
 use crate::stats::window::{Slot, WindowShape};
@@ -421,7 +421,7 @@ impl Policy {
             // Paths as a snapshot writes them: keyed by gate name.
             let at = crate::json::key_path("state.gates", &c.name);
             need!(
-                g.detector.fits(fresh),
+                g.detector.fits(fresh, c),
                 format!("{at}.detector"),
                 "not the state of a {:?} gate",
                 c.name
@@ -436,6 +436,7 @@ impl Policy {
                 Detector::Cusum(t) => {
                     let c = ChartState {
                         learning: &t.learning,
+                        learning_lag: &t.learning_lag,
                         reference: t.reference,
                         given: t.chart.reference,
                         learn: t.chart.learn,
@@ -451,6 +452,7 @@ impl Policy {
                 Detector::Ewma(t) => {
                     let c = ChartState {
                         learning: &t.learning,
+                        learning_lag: &t.learning_lag,
                         reference: t.reference,
                         given: t.chart.reference,
                         learn: t.chart.learn,
@@ -640,41 +642,7 @@ impl Policy {
             (&t.judged_lag, &t.judged, "judged_lag"),
             (&t.baseline_lag, &t.baseline, "baseline_lag"),
         ] {
-            let path = format!("{at}.{arm}");
-            // A snapshot from before the co-moment was kept starts it late: fewer
-            // pairs than samples, never more.
-            need!(
-                lag.n < m.n || lag.n == 0 || m.n == mean::COUNT_MAX,
-                format!("{path}.n"),
-                "more pairs than samples"
-            );
-            need!(
-                lag.last.is_some() || lag.n == 0,
-                format!("{path}.last"),
-                "pairs without a last sample"
-            );
-            need!(
-                lag.last.is_none() || m.n > 0,
-                format!("{path}.last"),
-                "a last sample without samples"
-            );
-            for (x, field) in [
-                (lag.last.unwrap_or(0.0), "last"),
-                (lag.mean_prev, "mean_prev"),
-                (lag.mean_next, "mean_next"),
-            ] {
-                need!(
-                    x.is_finite() && x.abs() <= VALUE_ABS_MAX,
-                    format!("{path}.{field}"),
-                    "must be finite and within ±{VALUE_ABS_MAX:e}"
-                );
-            }
-            need!(lag.c.is_finite(), format!("{path}.c"), "must be finite");
-            need!(
-                lag.n > 0 || (lag.mean_prev == 0.0 && lag.mean_next == 0.0 && lag.c == 0.0),
-                format!("{path}.c"),
-                "moments without pairs"
-            );
+            validate_lag(lag, m, &format!("{at}.{arm}"))?;
         }
         need!(
             t.ln_e_max.is_finite() && t.ln_e_max >= 0.0,
@@ -713,6 +681,7 @@ impl Policy {
             format!("{at}.learning"),
             "moments no samples could give"
         );
+        validate_lag(c.learning_lag, learning, &format!("{at}.learning_lag"))?;
         if c.given.is_some() {
             need!(
                 c.reference == c.given,
@@ -730,6 +699,12 @@ impl Policy {
                 r.sd.is_finite() && r.sd > 0.0,
                 format!("{at}.reference.sd"),
                 "must be finite and positive"
+            );
+            let most = (1.0 + mean::RHO_MAX) / (1.0 - mean::RHO_MAX);
+            need!(
+                r.inflation >= 1.0 && r.inflation <= most,
+                format!("{at}.reference.inflation"),
+                "must be within [1, {most}]"
             );
         }
         need!(
@@ -1127,8 +1102,47 @@ fn slot_is_empty(s: &Slot) -> bool {
 }
 
 /// The parts of a `cusum` or `ewma` state restore checks alike.
+/// A lag-1 co-moment kept beside the moments `m` of the same samples. A snapshot from
+/// before the co-moment was kept starts it late: fewer pairs than samples, never more.
+fn validate_lag(lag: &Lag, m: &Moments, path: &str) -> Result<(), Error> {
+    need!(
+        lag.n < m.n || lag.n == 0 || m.n == mean::COUNT_MAX,
+        format!("{path}.n"),
+        "more pairs than samples"
+    );
+    need!(
+        lag.last.is_some() || lag.n == 0,
+        format!("{path}.last"),
+        "pairs without a last sample"
+    );
+    need!(
+        lag.last.is_none() || m.n > 0,
+        format!("{path}.last"),
+        "a last sample without samples"
+    );
+    for (x, field) in [
+        (lag.last.unwrap_or(0.0), "last"),
+        (lag.mean_prev, "mean_prev"),
+        (lag.mean_next, "mean_next"),
+    ] {
+        need!(
+            x.is_finite() && x.abs() <= VALUE_ABS_MAX,
+            format!("{path}.{field}"),
+            "must be finite and within ±{VALUE_ABS_MAX:e}"
+        );
+    }
+    need!(lag.c.is_finite(), format!("{path}.c"), "must be finite");
+    need!(
+        lag.n > 0 || (lag.mean_prev == 0.0 && lag.mean_next == 0.0 && lag.c == 0.0),
+        format!("{path}.c"),
+        "moments without pairs"
+    );
+    Ok(())
+}
+
 struct ChartState<'a> {
     learning: &'a Moments,
+    learning_lag: &'a Lag,
     reference: Option<Reference>,
     /// The reference the config gives, if any.
     given: Option<Reference>,
