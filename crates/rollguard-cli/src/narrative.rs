@@ -1297,13 +1297,16 @@ fn rule_text(stat: Stat, metric: &str, rule: &Rule) -> String {
             threshold,
             reference_mean,
             reference_sd,
+            autocorrelation,
+            clip,
         } => {
+            let samples = chart_samples_text(autocorrelation, clip);
             let alarm = match threshold {
                 Some(h) => format!("alarm above {h}"),
                 None => format!("alarm at one false alarm per {arl0} samples on average"),
             };
             return format!(
-                "{metric}: cusum of {} samples against {}, tuned for {shift} sd; {alarm}",
+                "{metric}: cusum of {} samples against {}, tuned for {shift} sd{samples}; {alarm}",
                 worse_text(worse),
                 reference_text(stat, reference_mean, reference_sd)
             );
@@ -1315,13 +1318,16 @@ fn rule_text(stat: Stat, metric: &str, rule: &Rule) -> String {
             limit,
             reference_mean,
             reference_sd,
+            autocorrelation,
+            clip,
         } => {
+            let samples = chart_samples_text(autocorrelation, clip);
             let alarm = match limit {
                 Some(l) => format!("alarm beyond {l} x its deviation"),
                 None => format!("alarm at one false alarm per {arl0} samples on average"),
             };
             return format!(
-                "{metric}: EWMA (lambda {lambda}) of {} samples against {}; {alarm}",
+                "{metric}: EWMA (lambda {lambda}) of {} samples against {}{samples}; {alarm}",
                 worse_text(worse),
                 reference_text(stat, reference_mean, reference_sd)
             );
@@ -1366,6 +1372,19 @@ fn worse_text(worse: Worse) -> &'static str {
 }
 
 /// A change detector's reference: given, or learned from the first samples.
+/// How a chart takes its samples: clipped at ±c sd (the default 3), and taken as
+/// independent when told to ignore serial correlation.
+fn chart_samples_text(autocorrelation: Autocorrelation, clip: Option<f64>) -> String {
+    let mut s = String::new();
+    if let Some(c) = clip {
+        s.push_str(&format!(", samples clipped at ±{c} sd"));
+    }
+    if autocorrelation == Autocorrelation::Ignore {
+        s.push_str(", samples taken as independent");
+    }
+    s
+}
+
 fn reference_text(stat: Stat, mean: Option<f64>, sd: Option<f64>) -> String {
     match (mean, sd) {
         (Some(m), Some(s)) => format!(
