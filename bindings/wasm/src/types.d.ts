@@ -45,9 +45,9 @@ export type Rule =
   /** Anytime-valid two-sample test of a quantile (value metric, stat "p50"/"p90"/"p95"/"p99"). */
   | { kind: "sequential_quantile"; alpha?: number; worse?: "higher" | "lower"; margin?: Margin; mixing_events?: number }
   /** CUSUM against the version's own reference (value metric, stat "mean"; bake, steady). */
-  | { kind: "cusum"; worse?: "higher" | "lower"; shift?: number; arl0?: number; threshold?: number; reference_mean?: number; reference_sd?: number }
+  | { kind: "cusum"; worse?: "higher" | "lower"; shift?: number; arl0?: number; threshold?: number; reference_mean?: number; reference_sd?: number; autocorrelation?: "adjust" | "ignore"; clip?: number | null }
   /** EWMA chart against the version's own reference (value metric, stat "mean"; bake, steady). */
-  | { kind: "ewma"; worse?: "higher" | "lower"; lambda?: number; arl0?: number; limit?: number; reference_mean?: number; reference_sd?: number }
+  | { kind: "ewma"; worse?: "higher" | "lower"; lambda?: number; arl0?: number; limit?: number; reference_mean?: number; reference_sd?: number; autocorrelation?: "adjust" | "ignore"; clip?: number | null }
   /** Kayenta's per-interval Mann-Whitney classification (value metric, stat "mean");
    *  fixed-horizon per interval, not anytime-valid. */
   | { kind: "mann_whitney"; worse?: "higher" | "lower" | "either" | "increase" | "decrease"; confidence?: number; tolerance?: number; effect_size?: "mean_ratio" | "cles"; allowed_increase?: number; allowed_decrease?: number; outliers?: { strategy?: "keep" | "remove"; factor?: number }; samples_max?: number }

@@ -87,6 +87,8 @@ RuleDict = TypedDict(
         "threshold": NotRequired[float],
         "reference_mean": NotRequired[float],
         "reference_sd": NotRequired[float],
+        # (and "autocorrelation" above) winsorising bound, default 3; None for none
+        "clip": NotRequired[Union[float, None]],
         # ewma
         "lambda": NotRequired[float],
         "limit": NotRequired[float],
