@@ -226,7 +226,8 @@ pub fn methods() -> Vec<Method> {
         },
         Method {
             name: "cusum".into(),
-            description: "`cusum` at its defaults (arl0 100 000 samples, shift 1σ: k = ½) on \
+            description: "`cusum` at its defaults (arl0 10 000 000 samples, shift 1σ: k = ½, \
+                          samples clipped at ±3σ, σ widened for serial correlation) on \
                           the candidate's latency against its own reference, learned from its \
                           first 200 samples; run in the canary phase, which stands in for the \
                           bake here (the harness never promotes); evaluated every 60 s, the \
@@ -240,8 +241,9 @@ pub fn methods() -> Vec<Method> {
         },
         Method {
             name: "ewma".into(),
-            description: "`ewma` at its defaults (arl0 100 000 samples, lambda 0.05, \
-                          one-sided) on the candidate's latency against its own reference, \
+            description: "`ewma` at its defaults (arl0 10 000 000 samples, lambda 0.05, \
+                          one-sided, samples clipped at ±3σ, σ widened for serial \
+                          correlation) on the candidate's latency against its own reference, \
                           learned from its first 200 samples; canary phase standing in for the \
                           bake, evaluated every 60 s, the alarm holds for the phase"
                 .into(),
