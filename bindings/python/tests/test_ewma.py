@@ -1,7 +1,8 @@
 """ewma against an independent implementation.
 
 The gate runs the one-sided EWMA reflected at its reference (Crowder and Hamilton):
-z <- max(0, (1 - lambda) z + lambda d) on standardised samples d, alarm when z > h, with
+z <- max(0, (1 - lambda) z + lambda d) on standardised samples d (winsorised at the
+rule's clip, 3 by default or 2h if higher), alarm when z > h, with
 h derived from arl0 by a Markov chain over z (Brook and Evans, Lucas and Saccucci). Here
 NumPy recomputes z on the same samples, and a NumPy/SciPy chain over a finer grid checks
 that the limit the gate derived runs arl0 samples to a false alarm: at least arl0 (the
@@ -70,12 +71,15 @@ def test_the_statistic_is_the_reflected_recursion(seed: int, lam: float, shift: 
     mean, sd = 100.0, 8.0
     policy = canary_policy({"kind": "ewma", "lambda": lam, "limit": 3.5, "reference_mean": mean, "reference_sd": sd})
     h = 3.5 * np.sqrt(lam / (2 - lam))
+    # Each standardised sample is winsorised at the default clip, 3, or 2h if higher.
+    clip = max(3.0, 2.0 * h)
     z, used, alarm, compared = 0.0, 0, False, 0
     for t in range(10_000, 600_001, 10_000):
         for x in rng.normal(mean + shift * sd, sd, size=5).round(3):
             policy.observe_value(t - 5_000, "v2", "latency_ms", float(x))
             if not alarm:
-                z = max(0.0, (1 - lam) * z + lam * ((float(x) - mean) / sd))
+                d = min(max((float(x) - mean) / sd, -clip), clip)
+                z = max(0.0, (1 - lam) * z + lam * d)
                 used += 1
                 alarm = z > h
         (rep,) = reports(policy.tick(t))
