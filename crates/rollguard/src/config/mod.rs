@@ -2402,6 +2402,32 @@ mod tests {
         }
     }
 
+    /// A chart's `clip` is 3 when absent (and not written out), off with `null`
+    /// (written out, so that it reads back off), and above 0 when given.
+    #[test]
+    fn a_chart_s_clip_defaults_to_3_and_null_turns_it_off() {
+        for kind in ["cusum", "ewma"] {
+            let on = config(json!({"kind": kind}), "v", "mean");
+            let text = serde_json::to_string(&on.gates[0].rule).unwrap();
+            assert!(!text.contains("clip"), "{text}");
+            let off = config(json!({"kind": kind, "clip": null}), "v", "mean");
+            let text = serde_json::to_string(&off.gates[0].rule).unwrap();
+            assert!(text.contains("\"clip\":null"), "{text}");
+            let back: Rule = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, off.gates[0].rule);
+            assert_ne!(back, on.gates[0].rule);
+            for bad in [0.0, -1.0, 2e6] {
+                let mut c = on.clone();
+                match &mut c.gates[0].rule {
+                    Rule::Cusum { clip, .. } | Rule::Ewma { clip, .. } => *clip = Some(bad),
+                    _ => unreachable!(),
+                }
+                let e = c.validate().expect_err(kind);
+                assert_eq!(e.path, "gates[0].rule.clip", "{kind} {bad}");
+            }
+        }
+    }
+
     /// Every float a rule holds refuses NaN and both infinities at its own path (the
     /// range helpers take NaN as outside every range).
     #[test]
@@ -2498,6 +2524,7 @@ mod tests {
         refuses_non_finite(&cusum, "threshold", field!(Some Cusum, threshold));
         refuses_non_finite(&cusum, "reference_mean", field!(Some Cusum, reference_mean));
         refuses_non_finite(&cusum, "reference_sd", field!(Some Cusum, reference_sd));
+        refuses_non_finite(&cusum, "clip", field!(Some Cusum, clip));
 
         let ewma = json!({"kind": "ewma", "reference_mean": 0.0, "reference_sd": 1.0});
         let ewma = config(ewma, "v", "mean");
@@ -2506,6 +2533,7 @@ mod tests {
         refuses_non_finite(&ewma, "limit", field!(Some Ewma, limit));
         refuses_non_finite(&ewma, "reference_mean", field!(Some Ewma, reference_mean));
         refuses_non_finite(&ewma, "reference_sd", field!(Some Ewma, reference_sd));
+        refuses_non_finite(&ewma, "clip", field!(Some Ewma, clip));
 
         let drift = config(json!({"kind": "drift", "categories": 4}), "v", "mean");
         refuses_non_finite(&drift, "threshold", field!(Some Drift, threshold));
