@@ -85,6 +85,10 @@ pub enum ErrorCode {
     InvalidRollbackTarget,
     /// The registry is full and nothing can be evicted.
     RegistryFull,
+    /// `record_effect` names an effect id the version already recorded.
+    DuplicateEffect,
+    /// `record_effect` beyond `limits.effects_max` effects held.
+    TooManyEffects,
     // ---- assignment ----
     /// A salt that is not exactly 16 lowercase hexadecimal digits
     /// ([`Salt::from_hex`](crate::Salt::from_hex)).
@@ -131,6 +135,8 @@ impl ErrorCode {
             Self::BreakerOpen => "breaker_open",
             Self::InvalidRollbackTarget => "invalid_rollback_target",
             Self::RegistryFull => "registry_full",
+            Self::DuplicateEffect => "duplicate_effect",
+            Self::TooManyEffects => "too_many_effects",
             Self::InvalidSalt => "invalid_salt",
             Self::SnapshotCorrupt => "snapshot_corrupt",
         }

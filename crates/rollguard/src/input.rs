@@ -8,6 +8,8 @@
 //! {"kind": "tick", "at": 120000}
 //! {"kind": "ack", "at": 61000, "action_id": 1}
 //! {"kind": "revert_now", "at": 90000, "target": "golden"}
+//! {"kind": "record_effect", "at": 95000, "version": "v2",
+//!  "effect": {"id": "refund-81", "undo": {"op": "charge", "order": 81}}}
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -94,6 +96,18 @@ pub enum TargetKind {
     Golden,
     /// A version named explicitly.
     Version,
+}
+
+/// A side effect a version caused outside the system (a sent notification, a written
+/// record, a submitted request), with how to undo it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EffectSpec {
+    /// Unique among the version's recorded effects.
+    pub id: String,
+    /// The undo descriptor: any JSON object, opaque to the policy, handed back in the
+    /// `compensate` decision. At most `limits.text_len_max` bytes as compact JSON.
+    pub undo: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Everything a policy accepts.
@@ -188,6 +202,17 @@ pub enum Input {
         /// Now.
         at: Timestamp,
     },
+    /// The caller: `version` caused a side effect. A rollback away from the version
+    /// compensates it (a `compensate` decision, in reverse order of recording); a
+    /// promotion that replaces the version commits it (it is forgotten).
+    RecordEffect {
+        /// Now.
+        at: Timestamp,
+        /// The version that caused it: the stable version or the rollout's candidate.
+        version: String,
+        /// The effect.
+        effect: EffectSpec,
+    },
 }
 
 crate::tagged::kind_tagged!(Input);
@@ -209,7 +234,8 @@ impl Input {
             | Self::RevertNow { at, .. }
             | Self::ForcePromote { at }
             | Self::MarkValidated { at, .. }
-            | Self::ClearBreaker { at } => *at,
+            | Self::ClearBreaker { at }
+            | Self::RecordEffect { at, .. } => *at,
         })
     }
 

@@ -107,7 +107,7 @@ pub use config::{
     Worse, limits,
 };
 pub use error::{Error, ErrorCode};
-pub use input::{Input, Sample, TargetKind, count_from_number};
+pub use input::{EffectSpec, Input, Sample, TargetKind, count_from_number};
 pub use json::{key_path, repeated_key};
 pub use lint::{ConfigWarning, WarningCode};
 pub use output::{

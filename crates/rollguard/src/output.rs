@@ -86,6 +86,8 @@ pub enum Reason {
     NoRollbackTarget,
     /// An automated rollback was issued (escalations tell a human about it).
     AutomatedRollback,
+    /// A rollback took traffic away from the version that caused a side effect.
+    Compensation,
 }
 
 /// A verdict of one gate evaluation.
@@ -540,6 +542,17 @@ pub enum Action {
         /// What happens then.
         on_timeout: OnTimeout,
     },
+    /// Undo a side effect `version` caused (recorded by `record_effect`), after a
+    /// rollback away from it. Issued one at a time, newest effect first; the next comes
+    /// once this one is acknowledged.
+    Compensate {
+        /// The version that caused it.
+        version: String,
+        /// The effect's id.
+        effect_id: String,
+        /// The undo descriptor, as recorded.
+        undo: serde_json::Map<String, serde_json::Value>,
+    },
     /// Keep routing as it is.
     Hold {},
     /// Tell a human.
@@ -720,6 +733,28 @@ pub enum EventKind {
     Halted {
         /// Why.
         reason: Reason,
+    },
+    /// A side effect was recorded.
+    EffectRecorded {
+        /// The version that caused it.
+        version: String,
+        /// Its id.
+        effect_id: String,
+    },
+    /// A `compensate` was acknowledged: the effect is undone and forgotten.
+    EffectCompensated {
+        /// The version that caused it.
+        version: String,
+        /// Its id.
+        effect_id: String,
+    },
+    /// A promotion replaced the version that caused these effects: they stay, and are
+    /// forgotten.
+    EffectsCommitted {
+        /// The version.
+        version: String,
+        /// How many.
+        effects: u32,
     },
     /// An operator command was accepted.
     CommandAccepted {

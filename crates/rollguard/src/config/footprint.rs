@@ -87,6 +87,9 @@ pub(crate) const STATE_FIXED_BYTES: u64 = 1024;
 /// Labels held outside the registry and arms: the four aliases, the rollout's version,
 /// the kickoff, and `from`/`to` of the pending action and of the halted one.
 pub(crate) const LABELS_FIXED: u64 = 10;
+/// A recorded side effect besides its strings (version, id, undo descriptor): its
+/// time and flag, with the list's share of alignment.
+pub(crate) const EFFECT_BYTES: u64 = 16;
 /// Cells a window read visits per bucket besides its bins: the live-slot filter, the
 /// sort by epoch (log2 of the most buckets) and the merge.
 pub(crate) const READ_CELLS_PER_BUCKET: u64 = 12;
@@ -165,11 +168,18 @@ impl PolicyConfig {
             acc.saturating_add(GATE_BYTES + detector)
         });
         let breaker = HEADER + 8 * u64::from(self.safety.breaker.max_rollbacks);
+        // Recorded side effects: two labels and the undo descriptor, kept as compact
+        // JSON text of at most `text_len_max` bytes.
+        let effect = (EFFECT_BYTES + 2 * string(label))
+            .saturating_add(string(u64::from(self.limits.text_len_max)));
+        let effects =
+            HEADER.saturating_add(u64::from(self.limits.effects_max).saturating_mul(effect));
         let state_bytes_max = [
             ARMS_MAX.saturating_mul(arm),
             registry,
             gates,
             breaker,
+            effects,
             weights,
             STATE_FIXED_BYTES,
             LABELS_FIXED * string(label),

@@ -95,6 +95,8 @@ pub mod limits {
     pub const KAYENTA_MEMBERS_MAX: u32 = 64;
     /// Most groups a `kayenta_score` member scores in, and most `group_weights`.
     pub const KAYENTA_GROUPS_MAX: u32 = 64;
+    /// Highest `limits.effects_max` a config may set.
+    pub const EFFECTS_MAX: u32 = 4096;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
@@ -1230,6 +1232,13 @@ pub struct Limits {
     /// a second of work; at most [`limits::CELLS_READ_CEILING`]).
     #[serde(default = "default_cells_read_per_input_max")]
     pub cells_read_per_input_max: u64,
+    /// Most side effects (`record_effect`) held at once, over all versions, awaiting
+    /// commit or compensation (default 64, at most [`limits::EFFECTS_MAX`]; 0 refuses
+    /// every `record_effect`). Beyond it `record_effect` is refused with
+    /// `too_many_effects`. Each effect's undo descriptor, as compact JSON, is at most
+    /// `text_len_max` bytes.
+    #[serde(default = "default_effects_max")]
+    pub effects_max: u32,
 }
 
 impl Default for Limits {
@@ -1241,8 +1250,12 @@ impl Default for Limits {
             state_bytes_max: default_state_bytes_max(),
             evaluations_per_input_max: default_evaluations_per_input_max(),
             cells_read_per_input_max: default_cells_read_per_input_max(),
+            effects_max: default_effects_max(),
         }
     }
+}
+fn default_effects_max() -> u32 {
+    64
 }
 fn default_text_len_max() -> u32 {
     1024
@@ -1646,6 +1659,13 @@ impl Limits {
             1,
             limits::TEXT_LEN_MAX,
             "text_len_max",
+        )?;
+        check_range(
+            exceeded,
+            self.effects_max,
+            0,
+            limits::EFFECTS_MAX,
+            "effects_max",
         )?;
         for (name, value, ceiling) in [
             (

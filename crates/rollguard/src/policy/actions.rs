@@ -235,10 +235,11 @@ impl Policy {
                     now,
                     EventKind::Promoted {
                         version,
-                        previous: from,
+                        previous: from.clone(),
                     },
                 );
                 out.event(now, EventKind::AliasesChanged(reg.aliases.clone()));
+                self.commit_effects(now, &from, out);
                 self.reset_gates();
                 if let Some(r) = self.state.rollout.as_mut() {
                     r.promoted_at = Some(now);
@@ -249,6 +250,9 @@ impl Policy {
             Action::Rollback { from, to, .. } => {
                 self.apply_rollback(now, &from, &to, p.mark.unwrap_or(Lifecycle::Failed), out);
             }
+            Action::Compensate {
+                version, effect_id, ..
+            } => self.compensated(now, version, effect_id, out),
             Action::PauseForApproval { .. } | Action::Hold {} | Action::Escalate {} => {}
         }
         Ok(())
@@ -300,6 +304,7 @@ impl Policy {
         }
         self.reset_gates();
         self.state.analysis_at = self.steady_analysis(now);
+        self.start_compensation(now, to, out);
     }
 }
 
@@ -312,6 +317,7 @@ pub(super) fn action_versions(action: &Action) -> [Option<&str>; 2] {
         | Action::PauseForApproval { version, .. } => [Some(version), None],
         Action::Promote { version, from } => [Some(version), Some(from)],
         Action::Rollback { from, to, .. } => [Some(to), Some(from)],
-        Action::Hold {} | Action::Escalate {} => [None, None],
+        // The effect's version need not stay registered: the action carries its undo.
+        Action::Compensate { .. } | Action::Hold {} | Action::Escalate {} => [None, None],
     }
 }

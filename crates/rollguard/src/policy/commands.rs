@@ -173,6 +173,9 @@ impl Policy {
                 out.event(at, EventKind::BreakerCleared {});
                 return Ok(());
             }
+            Input::RecordEffect {
+                version, effect, ..
+            } => return self.record_effect(at, version, effect, out),
             Input::Observe(_) | Input::ObserveBatch { .. } | Input::Tick { .. } => return Ok(()),
         };
         // Commands that emitted nothing of their own still show up in the trace.
@@ -193,7 +196,9 @@ impl Policy {
         let l = &self.config.limits;
         match input {
             Input::ActionFailed { reason, .. } => check_text(reason, l.text_len_max, "reason"),
-            Input::StartRollout { version, .. } | Input::MarkValidated { version, .. } => {
+            Input::StartRollout { version, .. }
+            | Input::MarkValidated { version, .. }
+            | Input::RecordEffect { version, .. } => {
                 check_label(version, l.label_len_max, "version", true)
             }
             Input::RevertNow {

@@ -59,6 +59,10 @@ fn allocated(s: &State) -> u64 {
                 + vec(t.baseline.bins.capacity(), 8);
         }
     }
+    bytes += vec(s.effects.capacity(), size_of::<Effect>());
+    for e in &s.effects {
+        bytes += string(&e.version) + string(&e.id) + string(&e.undo);
+    }
     bytes + vec(s.breaker.rollbacks.capacity(), size_of::<Timestamp>())
 }
 
@@ -161,6 +165,10 @@ fn the_field_sizes_the_model_counts_cover_this_platform() {
             <= crate::config::footprint::DRIFT_BYTES + 2 * crate::config::footprint::HEADER
     );
     assert!(size_of::<Version>() as u64 <= VERSION_BYTES);
+    assert!(
+        size_of::<Effect>() as u64
+            <= crate::config::footprint::EFFECT_BYTES + 3 * crate::config::footprint::HEADER
+    );
     assert!(size_of::<State>() as u64 <= crate::config::footprint::STATE_FIXED_BYTES);
 }
 
@@ -185,6 +193,23 @@ fn a_full_state_fits_the_estimate_and_the_estimate_is_not_far_off() {
         x = if x > 1e19 { 1e-19 } else { x * 1.01 };
         let _ = p.observe_value(t, arm, "latency", x).expect("value");
         let _ = p.observe_count(t, arm, "errors", 0, 10).expect("count");
+    }
+    // The most effects, each with the longest id and undo descriptor.
+    let limits = p.config.limits;
+    for i in 0..limits.effects_max {
+        let id = format!("{i:e>width$}", width = limits.label_len_max as usize);
+        let mut undo = serde_json::Map::new();
+        let pad = limits.text_len_max as usize - r#"{"u":""}"#.len();
+        undo.insert("u".into(), "x".repeat(pad).into());
+        let effect = crate::input::EffectSpec { id, undo };
+        let version = arms[1].clone();
+        let _ = p
+            .handle(&Input::RecordEffect {
+                at: 100_000,
+                version,
+                effect,
+            })
+            .expect("recorded");
     }
     let measured = allocated(&p.state);
     eprintln!("measured {measured}, estimated {}", f.state_bytes_max);

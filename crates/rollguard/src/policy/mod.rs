@@ -10,6 +10,7 @@ mod actions;
 mod analysis;
 mod assignment;
 mod commands;
+mod compensation;
 #[cfg(test)]
 mod footprint_tests;
 mod inputs;
@@ -43,6 +44,7 @@ use crate::registry::{Aliases, Registry, Stage as Lifecycle, Validator};
 use crate::snapshot::Snapshot;
 use crate::stats::window::{Reading, Window};
 use crate::time::{TIME_MAX, Timestamp, check_time, later};
+pub(crate) use compensation::Effect;
 
 /// Windows of one live version: one per metric, in config order (`W` is
 /// `Vec<Window>`); a snapshot keys them by metric name (see [`crate::snapshot`]).
@@ -122,6 +124,9 @@ pub(crate) struct StateOf<G, W> {
     /// The config's candidate, until its rollout starts at the first input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     kickoff: Option<String>,
+    /// Recorded side effects, in recording order (see `compensation`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    effects: Vec<Effect>,
 }
 
 /// The state as the policy holds it.
@@ -160,6 +165,7 @@ impl<G, W> StateOf<G, W> {
             blocked: self.blocked,
             next_action_id: self.next_action_id,
             kickoff: self.kickoff,
+            effects: self.effects,
         })
     }
 }
@@ -298,6 +304,7 @@ impl Policy {
                 blocked: None,
                 next_action_id: 1,
                 kickoff: None,
+                effects: Vec::new(),
             },
             plan,
             config,

@@ -124,6 +124,7 @@ impl Policy {
         ] {
             need!(t.is_none_or(|t| t <= TIME_MAX), path, "time above 2^53-1");
         }
+        self.validate_effects()?;
         if let Some(k) = &s.kickoff {
             let reg = &s.registry;
             need!(
@@ -132,6 +133,68 @@ impl Policy {
                 "{k:?} cannot start rolling out"
             );
         }
+        Ok(())
+    }
+
+    /// The recorded side effects: within the limits, in recording order, each undo
+    /// descriptor an object, the ones not compensating unique and of a serving
+    /// version, and compensation under way (or halted) while any waits for it.
+    fn validate_effects(&self) -> Result<(), Error> {
+        let s = &self.state;
+        let l = &self.config.limits;
+        need!(
+            s.effects.len() as u64 <= u64::from(l.effects_max),
+            "state.effects",
+            "{} effects, limits.effects_max is {}",
+            s.effects.len(),
+            l.effects_max
+        );
+        for (i, e) in s.effects.iter().enumerate() {
+            let at = |field: &str| format!("state.effects[{i}].{field}");
+            self.past(e.recorded_at, || at("recorded_at"))?;
+            need!(
+                i == 0 || s.effects[i - 1].recorded_at <= e.recorded_at,
+                at("recorded_at"),
+                "effects out of recording order"
+            );
+            need!(
+                e.version.len() as u64 <= u64::from(l.label_len_max),
+                at("version"),
+                "longer than limits.label_len_max"
+            );
+            need!(
+                !e.id.is_empty() && e.id.len() as u64 <= u64::from(l.label_len_max),
+                at("id"),
+                "empty or longer than limits.label_len_max"
+            );
+            need!(
+                e.undo.len() as u64 <= u64::from(l.text_len_max) && e.undo_object().is_some(),
+                at("undo"),
+                "not a JSON object of at most limits.text_len_max bytes"
+            );
+            if !e.compensating {
+                need!(
+                    self.serving(&e.version),
+                    at("version"),
+                    "{:?} serves no traffic and is not being compensated",
+                    e.version
+                );
+                need!(
+                    !s.effects[..i]
+                        .iter()
+                        .any(|d| !d.compensating && d.version == e.version && d.id == e.id),
+                    at("id"),
+                    "effect {:?} of {:?} recorded twice",
+                    e.id,
+                    e.version
+                );
+            }
+        }
+        need!(
+            !s.effects.iter().any(|e| e.compensating) || s.pending.is_some() || s.halt.is_some(),
+            "state.effects",
+            "effects wait for compensation, but no action is pending or halted"
+        );
         Ok(())
     }
 
@@ -924,6 +987,26 @@ impl Policy {
             rollout.is_some_and(|r| r.promoted_at.is_none() && r.version == *version)
         };
         match &p.action {
+            Action::Compensate {
+                version,
+                effect_id,
+                undo,
+            } => {
+                let next = s.effects.iter().rev().find(|e| e.compensating);
+                need!(
+                    next.is_some_and(|e| e.version == *version
+                        && e.id == *effect_id
+                        && e.undo_object().as_ref() == Some(undo)),
+                    format!("{path}.action"),
+                    "not the compensation of the newest effect waiting for one"
+                );
+                need!(
+                    p.mark.is_none(),
+                    format!("{path}.mark"),
+                    "only rollbacks mark versions"
+                );
+                return Ok(());
+            }
             Action::Rollback {
                 from,
                 to,
