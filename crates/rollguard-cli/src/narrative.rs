@@ -350,6 +350,22 @@ impl<'a> Narrator<'a> {
                 );
                 self.emit(at, HOLD, &text, &[]);
             }
+            Action::Compensate {
+                version,
+                effect_id,
+                undo,
+            } => {
+                let retry = if d.reason == Reason::OperatorRetry {
+                    " (operator retry)"
+                } else {
+                    ""
+                };
+                let text = format!(
+                    "COMPENSATE side effect {effect_id} of {version}{retry}: undo it, newest first"
+                );
+                let undo = serde_json::to_string(undo).unwrap_or_default();
+                self.emit(at, ACTION, &text, &[format!("undo: {undo}")]);
+            }
             Action::Hold {} => self.hold(d),
             Action::Escalate {} => {
                 // An escalation that explains the hold just told does not end its run
@@ -587,6 +603,22 @@ impl<'a> Narrator<'a> {
             EventKind::VersionRegistered { version, .. } => {
                 self.emit(at, INFO, &format!("registered {version}"), &[]);
             }
+            EventKind::EffectRecorded { version, effect_id } => {
+                let text = format!(
+                    "{version} caused side effect {effect_id} (undone if {version} is rolled back)"
+                );
+                self.emit(at, INFO, &text, &[]);
+            }
+            EventKind::EffectCompensated { version, effect_id } => {
+                let text = format!("side effect {effect_id} of {version} undone");
+                self.emit(at, GOOD, &text, &[]);
+            }
+            EventKind::EffectsCommitted { version, effects } => {
+                let text = format!(
+                    "{effects} side effect(s) of {version} committed: a promotion replaced it"
+                );
+                self.emit(at, INFO, &text, &[]);
+            }
             // Told by the decisions they go with, or routine.
             _ => {}
         }
@@ -721,6 +753,7 @@ fn explain(reason: Reason) -> String {
         Reason::ActionFailed => "the caller could not execute an action",
         Reason::NoRollbackTarget => "a rollback is due but there is no validated version to go to",
         Reason::ApprovalTimeoutHold => "an approval timed out",
+        Reason::Compensation => "a rollback undoes the side effects of the version it left",
         _ => "",
     };
     if why.is_empty() {
