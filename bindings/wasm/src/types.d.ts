@@ -121,6 +121,8 @@ export interface PolicyConfig {
   limits?: {
     versions_max?: number; label_len_max?: number; text_len_max?: number; state_bytes_max?: number;
     evaluations_per_input_max?: number; cells_read_per_input_max?: number;
+    /** Most side effects (`record_effect`) held at once (default 64). */
+    effects_max?: number;
   };
   /** Session pinning of `Policy.assign` (default 30 minutes; 0 turns it off). */
   assignment?: { pin_max_ms?: number };
@@ -151,7 +153,14 @@ export type Command =
   | { kind: "revert_now"; at: Timestamp; target?: TargetKind; version?: string }
   | { kind: "force_promote"; at: Timestamp }
   | { kind: "mark_validated"; at: Timestamp; version: string }
-  | { kind: "clear_breaker"; at: Timestamp };
+  | { kind: "clear_breaker"; at: Timestamp }
+  | { kind: "record_effect"; at: Timestamp; version: string; effect: Effect };
+
+/** A side effect a version caused, with its undo descriptor (any object, opaque to the policy). */
+export interface Effect {
+  id: string;
+  undo: { [key: string]: unknown };
+}
 
 /** Everything a policy accepts, tagged by `kind`. */
 export type Input =
@@ -165,7 +174,8 @@ export type Reason =
   | "approval_step" | "inconclusive" | "gate_failed" | "gate_failing" | "approval_timeout"
   | "approval_timeout_hold" | "operator_revert" | "operator_abort" | "operator_force_promote"
   | "operator_retry" | "breaker_tripped" | "breaker_open" | "cooldown_active" | "halted"
-  | "ack_timeout" | "action_failed" | "no_rollback_target" | "automated_rollback";
+  | "ack_timeout" | "action_failed" | "no_rollback_target" | "automated_rollback"
+  | "compensation";
 
 /** The evidence of one gate evaluation: observed values, effective bounds, window. */
 export interface GateReport {
@@ -255,6 +265,7 @@ export type Action =
   | { kind: "promote"; version: string; from: string }
   | { kind: "rollback"; from: string; to: string; target: TargetKind; automated: boolean; degradation_started_at?: Timestamp }
   | { kind: "pause_for_approval"; version: string; deadline: Timestamp; on_timeout: OnTimeout }
+  | { kind: "compensate"; version: string; effect_id: string; undo: { [key: string]: unknown } }
   | { kind: "hold" }
   | { kind: "escalate" };
 
@@ -299,6 +310,9 @@ export type EventKind =
   | { kind: "breaker_tripped"; rollbacks: number }
   | { kind: "breaker_cleared" }
   | { kind: "halted"; reason: Reason }
+  | { kind: "effect_recorded"; version: string; effect_id: string }
+  | { kind: "effect_compensated"; version: string; effect_id: string }
+  | { kind: "effects_committed"; version: string; effects: number }
   | { kind: "command_accepted"; command: string };
 
 /** A fact, with its time. */
@@ -398,7 +412,8 @@ export type ErrorCode =
   | "time_went_backwards" | "time_out_of_range" | "unknown_arm" | "unknown_metric"
   | "label_too_long" | "text_too_long" | "unknown_version" | "duplicate_version"
   | "invalid_command" | "action_pending" | "unknown_action" | "breaker_open" | "invalid_rollback_target"
-  | "registry_full" | "invalid_salt" | "snapshot_corrupt";
+  | "registry_full" | "duplicate_effect" | "too_many_effects" | "invalid_salt"
+  | "snapshot_corrupt";
 
 /** What every method throws on refusal: an `Error` with the core's `code` and `path`. */
 export interface RollguardError extends Error {

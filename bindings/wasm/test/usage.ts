@@ -30,6 +30,10 @@ if (deadline !== null) {
 }
 policy.command({ kind: "pause", at: 1000 });
 policy.handle({ kind: "tick", at: 1000 });
+policy.handle({
+  kind: "record_effect", at: 1000, version: "v2",
+  effect: { id: "refund-81", undo: { op: "charge", order: 81 } },
+});
 
 function act(d: Decision): void {
   switch (d.kind) {
@@ -42,6 +46,13 @@ function act(d: Decision): void {
     case "set_weight": {
       const weight: number = d.weight;
       void weight;
+      break;
+    }
+    case "compensate": {
+      // Undo the side effect with its descriptor, as recorded; then acknowledge it.
+      const effect: string = d.effect_id;
+      const undo: { [key: string]: unknown } = d.undo;
+      void [effect, undo, d.version];
       break;
     }
     default:

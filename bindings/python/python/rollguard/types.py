@@ -30,6 +30,8 @@ __all__ = [
     "AssignmentDict",
     "PolicyConfigDict",
     "SampleDict",
+    "EffectDict",
+    "RecordEffectDict",
     "InputDict",
     "ScenarioDict",
     "SnapshotDict",
@@ -190,9 +192,25 @@ class SampleDict(TypedDict):
     agent: NotRequired[str]
 
 
+class EffectDict(TypedDict):
+    """A side effect a version caused: its id and undo descriptor (any JSON object,
+    opaque to the policy, handed back in the ``compensate`` decision)."""
+
+    id: str
+    undo: Dict[str, Any]
+
+
+#: ``{"kind": "record_effect", "at": …, "version": "v2", "effect": {"id", "undo"}}``.
+RecordEffectDict = TypedDict(
+    "RecordEffectDict",
+    {"kind": Literal["record_effect"], "at": Time, "version": str, "effect": EffectDict},
+)
+
+
 #: Any input, tagged by ``kind`` (``observe``, ``observe_batch``, ``tick``, ``ack``,
 #: ``action_failed``, ``register_version``, ``start_rollout``, ``pause``, ``resume``,
-#: ``abort``, ``revert_now``, ``force_promote``, ``mark_validated``, ``clear_breaker``).
+#: ``abort``, ``revert_now``, ``force_promote``, ``mark_validated``, ``clear_breaker``,
+#: ``record_effect``: see `RecordEffectDict`).
 InputDict = Dict[str, Any]
 
 
