@@ -430,13 +430,27 @@ pub fn next_call(b: &mut Bytes<'_>, p: &Policy) -> Call {
         }
         // Through the JSON entry point: a valid input, or the text cut short.
         _ => {
-            let input = match b.u8() % 3 {
+            let input = match b.u8() % 4 {
                 0 => Input::Tick { at },
                 1 => Input::Observe(sample(b, p, at)),
-                _ => Input::Ack {
+                2 => Input::Ack {
                     at,
                     action_id: p.status().pending_action.unwrap_or(1),
                 },
+                // A side effect of a live version (or of another), ids from a small set
+                // so that duplicates and the `effects_max` limit are reached.
+                _ => {
+                    let mut undo = serde_json::Map::new();
+                    undo.insert("op".into(), b.label().into());
+                    Input::RecordEffect {
+                        at,
+                        version: version(p, b.u8()),
+                        effect: rollguard::EffectSpec {
+                            id: format!("e{}", b.u8() % 16),
+                            undo,
+                        },
+                    }
+                }
             };
             let mut text = serde_json::to_string(&input).unwrap_or_default();
             let cut = usize::from(b.u8());
