@@ -1575,6 +1575,60 @@ mod tests {
     }
 
     #[test]
+    fn side_effects_and_their_compensation_are_told() {
+        let config = r#"{
+          "format_version": 1,
+          "versions": [{"id": "v1", "digest": "a", "validated": true},
+                       {"id": "v2", "digest": "b"}],
+          "stable": "v1",
+          "metrics": [{"name": "m", "kind": "value"}],
+          "strategy": {"kind": "canary", "steps": [
+            {"kind": "set_weight", "weight": 10, "duration_ms": 600000}]}
+        }"#;
+        let inputs = r#"[
+          {"kind": "start_rollout", "at": 0, "version": "v2"},
+          {"kind": "ack", "at": 0, "action_id": 1},
+          {"kind": "record_effect", "at": 1000, "version": "v2",
+           "effect": {"id": "email-1", "undo": {"op": "send_correction"}}},
+          {"kind": "record_effect", "at": 2000, "version": "v2",
+           "effect": {"id": "refund-2", "undo": {"op": "charge", "amount": 5}}},
+          {"kind": "revert_now", "at": 3000},
+          {"kind": "ack", "at": 4000, "action_id": 2},
+          {"kind": "ack", "at": 5000, "action_id": 3},
+          {"kind": "ack", "at": 6000, "action_id": 4}
+        ]"#;
+        let text = format!(
+            r#"{{"format_version": 1, "name": "t", "config": {config}, "inputs": {inputs}}}"#
+        );
+        let scenario = Scenario::from_json(&text).unwrap();
+        let mut trace = Vec::new();
+        let policy =
+            rollguard::replay_with(scenario.config.clone(), 0, scenario.inputs.clone(), |e| {
+                trace.push(e)
+            })
+            .unwrap();
+        let story = narrate(
+            &scenario,
+            &trace,
+            &policy.status(),
+            "rollguard explain",
+            "rollguard replay",
+        );
+        let first = story.find("COMPENSATE side effect refund-2").expect(&story);
+        let second = story.find("COMPENSATE side effect email-1").expect(&story);
+        assert!(first < second, "newest first:\n{story}");
+        for line in [
+            "v2 caused side effect email-1 (undone if v2 is rolled back)",
+            "0:00:04  >> COMPENSATE side effect refund-2 of v2: undo it, newest first",
+            r#"undo: {"amount":5,"op":"charge"}"#,
+            "0:00:05  ok side effect refund-2 of v2 undone",
+            "0:00:06  ok side effect email-1 of v2 undone",
+        ] {
+            assert!(story.contains(line), "missing {line:?} in:\n{story}");
+        }
+    }
+
+    #[test]
     fn report_lines_compare_observed_with_the_broken_bound() {
         let r = GateReport {
             gate: "err".into(),
