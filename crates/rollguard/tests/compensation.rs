@@ -250,3 +250,70 @@ fn restore_refuses_corrupt_effects() {
     let e = corrupt(&|v| v["state"]["effects"][0]["surprise"] = json!(1));
     assert_eq!(e.code, ErrorCode::SnapshotCorrupt);
 }
+
+/// A compensation that failed halts automation; an operator's `revert_now` overrides the
+/// retry, and after its rollback the effects still waiting are compensated with those
+/// of the version it leaves, newest first. (`resume` then `ack` is how an operator gives
+/// up on one undone by hand.)
+#[test]
+fn a_revert_after_a_failed_compensation_still_compensates_what_waits() {
+    let config = CONFIG.replace(
+        r#"{"id": "v3", "digest": "sha256:03"}"#,
+        r#"{"id": "v0", "digest": "sha256:00", "validated": true}"#,
+    );
+    let mut p = Policy::from_json(&config, 0).unwrap();
+    let s = p
+        .handle(&Input::StartRollout {
+            at: 0,
+            version: "v2".into(),
+        })
+        .unwrap();
+    let _ = ack_all(&mut p, 0, &s);
+    let _ = record(&mut p, 500, "v1", "s1");
+    let _ = record(&mut p, 1000, "v2", "e1");
+    let _ = record(&mut p, 2000, "v2", "e2");
+    let s = p.handle(&Input::Abort { at: 3000 }).unwrap();
+    let rollback = s.actions().next().unwrap().action_id.unwrap();
+    let s = p
+        .handle(&Input::Ack {
+            at: 3000,
+            action_id: rollback,
+        })
+        .unwrap();
+    let first = compensations(std::slice::from_ref(&s));
+    assert_eq!(first, [("v2".into(), "e2".into())]);
+    let failed = p
+        .handle(&Input::ActionFailed {
+            at: 4000,
+            action_id: s.actions().next().unwrap().action_id.unwrap(),
+            reason: "gateway down".into(),
+        })
+        .unwrap();
+    assert!(
+        failed
+            .decisions
+            .iter()
+            .any(|d| d.action == Action::Escalate {} && d.reason == Reason::ActionFailed)
+    );
+    assert_eq!(p.status().halted, Some(Reason::ActionFailed));
+    let s = p
+        .handle(&Input::RevertNow {
+            at: 5000,
+            target: Some(TargetKind::Version),
+            version: Some("v0".into()),
+        })
+        .unwrap();
+    let mut steps = vec![s.clone()];
+    steps.extend(ack_all(&mut p, 6000, &s));
+    assert_eq!(
+        compensations(&steps),
+        [
+            ("v2".to_string(), "e2".to_string()),
+            ("v2".into(), "e1".into()),
+            ("v1".into(), "s1".into())
+        ]
+    );
+    assert_eq!(p.status().aliases.stable, "v0");
+    assert_eq!(p.status().halted, None);
+    assert_eq!(p.status().pending_action, None);
+}
