@@ -275,7 +275,8 @@ pub enum Evidence {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         effect_upper: Option<f64>,
         /// mean(judged) / mean(baseline), 1 when the baseline's mean is 0 (the effect
-        /// size `allowed_increase` and `allowed_decrease` apply to).
+        /// size `allowed_increase` and `allowed_decrease` apply to); absent when it is
+        /// not finite (a baseline mean so near 0 that the ratio overflows).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mean_ratio: Option<f64>,
         /// The common-language effect size U / (n·m): the chance that a judged sample

@@ -611,13 +611,15 @@ impl Detector {
                 verdict,
                 evidence: Evidence::Rank {
                     classification: f.classification,
-                    u_statistic: test.map(|t| t.u),
-                    p_value: test.map(|t| t.p_value),
-                    effect: test.map(|t| t.estimate),
-                    effect_lower: test.map(|t| t.lower),
-                    effect_upper: test.map(|t| t.upper),
-                    mean_ratio: test.map(|t| t.mean_ratio),
-                    cles: test.map(|t| t.cles),
+                    // A report holds finite numbers only (JSON has no infinity):
+                    // a ratio over a baseline mean of about 0 is left out.
+                    u_statistic: test.map(|t| t.u).filter(|v| v.is_finite()),
+                    p_value: test.map(|t| t.p_value).filter(|v| v.is_finite()),
+                    effect: test.map(|t| t.estimate).filter(|v| v.is_finite()),
+                    effect_lower: test.map(|t| t.lower).filter(|v| v.is_finite()),
+                    effect_upper: test.map(|t| t.upper).filter(|v| v.is_finite()),
+                    mean_ratio: test.map(|t| t.mean_ratio).filter(|v| v.is_finite()),
+                    cles: test.map(|t| t.cles).filter(|v| v.is_finite()),
                     used: f.used,
                     baseline_used: f.baseline_used,
                     outliers_removed: f.removed,
