@@ -36,6 +36,17 @@ fn ack_all(p: &mut Policy, at: u64, step: &Step) -> Vec<Step> {
     steps
 }
 
+/// Starts rolling out `version` at `at` and acknowledges what that asks for.
+fn start(p: &mut Policy, at: u64, version: &str) {
+    let s = p
+        .handle(&Input::StartRollout {
+            at,
+            version: version.into(),
+        })
+        .unwrap();
+    let _ = ack_all(p, at, &s);
+}
+
 /// The `(version, effect_id)` of every `compensate` decision, in order.
 fn compensations(steps: &[Step]) -> Vec<(String, String)> {
     steps
@@ -60,13 +71,7 @@ fn compensations(steps: &[Step]) -> Vec<(String, String)> {
 #[test]
 fn a_rollback_to_golden_compensates_every_version_it_leaves_newest_first() {
     let mut p = Policy::from_json(CONFIG, 0).unwrap();
-    let s = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .unwrap();
-    let _ = ack_all(&mut p, 0, &s);
+    start(&mut p, 0, "v2");
     let _ = record(&mut p, 1000, "v1", "s1");
     let _ = record(&mut p, 2000, "v2", "a1");
     // The stage ends at 10 s: promotion, then a 10 s bake, then completion.
@@ -88,13 +93,7 @@ fn a_rollback_to_golden_compensates_every_version_it_leaves_newest_first() {
     assert_eq!(p.status().aliases.stable, "v2");
     assert!(p.status().stage.is_none(), "the rollout completed");
 
-    let s = p
-        .handle(&Input::StartRollout {
-            at: 41_000,
-            version: "v3".into(),
-        })
-        .unwrap();
-    let _ = ack_all(&mut p, 41_000, &s);
+    start(&mut p, 41_000, "v3");
     let _ = record(&mut p, 42_000, "v2", "a2");
     let _ = record(&mut p, 43_000, "v3", "b1");
     let _ = record(&mut p, 44_000, "v2", "a3");
@@ -145,13 +144,7 @@ fn a_rollback_to_golden_compensates_every_version_it_leaves_newest_first() {
 #[test]
 fn compensations_go_one_at_a_time_and_survive_a_snapshot() {
     let mut p = Policy::from_json(CONFIG, 0).unwrap();
-    let s = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .unwrap();
-    let _ = ack_all(&mut p, 0, &s);
+    start(&mut p, 0, "v2");
     for (i, id) in ["x", "y", "z"].iter().enumerate() {
         let _ = record(&mut p, 1000 + i as u64, "v2", id);
     }
@@ -209,13 +202,7 @@ fn compensations_go_one_at_a_time_and_survive_a_snapshot() {
 #[test]
 fn restore_refuses_corrupt_effects() {
     let mut p = Policy::from_json(CONFIG, 0).unwrap();
-    let s = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .unwrap();
-    let _ = ack_all(&mut p, 0, &s);
+    start(&mut p, 0, "v2");
     let _ = record(&mut p, 1000, "v2", "e1");
     let good: serde_json::Value = serde_json::from_str(&p.snapshot().to_json()).unwrap();
     assert!(Policy::restore_json(&good.to_string()).is_ok());
@@ -262,13 +249,7 @@ fn a_revert_after_a_failed_compensation_still_compensates_what_waits() {
         r#"{"id": "v0", "digest": "sha256:00", "validated": true}"#,
     );
     let mut p = Policy::from_json(&config, 0).unwrap();
-    let s = p
-        .handle(&Input::StartRollout {
-            at: 0,
-            version: "v2".into(),
-        })
-        .unwrap();
-    let _ = ack_all(&mut p, 0, &s);
+    start(&mut p, 0, "v2");
     let _ = record(&mut p, 500, "v1", "s1");
     let _ = record(&mut p, 1000, "v2", "e1");
     let _ = record(&mut p, 2000, "v2", "e2");
