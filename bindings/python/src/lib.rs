@@ -1182,10 +1182,7 @@ impl PyPolicy {
             .transpose()?;
         let now = now.map(|t| time_of(t, "now", Api::Input)).transpose()?;
         let p = &self.inner;
-        let a = core(py, Api::Input, || match started {
-            None => Ok(p.assign(&key)),
-            Some(t) => p.assign_session(&key, t, now.unwrap_or(p.now())),
-        })?;
+        let a = core(py, Api::Input, || p.assign_maybe_pinned(&key, started, now))?;
         dict_of(py, &a)
     }
 

@@ -479,12 +479,7 @@ impl JsPolicy {
                 .map(|t| time(t, "session_started_at"))
                 .transpose()?;
             let now = now.map(|t| time(t, "now")).transpose()?;
-            match started {
-                None => Ok(self.inner.assign(&key)),
-                Some(t) => self
-                    .inner
-                    .assign_session(&key, t, now.unwrap_or(self.inner.now())),
-            }
+            self.inner.assign_maybe_pinned(&key, started, now)
         })()
         .map_err(|e| js_error(&e))?;
         to_js(&a)

@@ -314,13 +314,11 @@ fn run_assign_checks(policy: &Policy, checks: &[Value], bless: bool) -> Result<V
     let mut actual_checks = Vec::with_capacity(checks.len());
     for (j, c) in checks.iter().enumerate() {
         let key = c["key"].as_str().unwrap_or_default();
-        let result = match c.get("session_started_at").and_then(Value::as_u64) {
-            None => Ok(policy.assign(key)),
-            Some(started) => {
-                let now = c.get("now").and_then(Value::as_u64).unwrap_or(policy.now());
-                policy.assign_session(key, started, now)
-            }
-        };
+        let result = policy.assign_maybe_pinned(
+            key,
+            c.get("session_started_at").and_then(Value::as_u64),
+            c.get("now").and_then(Value::as_u64),
+        );
         let mut out = c.as_object().cloned().unwrap_or_default();
         out.remove("expect");
         out.remove("error");

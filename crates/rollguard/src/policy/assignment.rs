@@ -167,6 +167,24 @@ impl Policy {
         Ok(self.assignment(key.as_ref(), pinned.then_some(session_started_at)))
     }
 
+    /// [`Policy::assign`], or [`Policy::assign_session`] when the session's start is
+    /// given (asked at `now`, by default the policy's time): the one call every binding
+    /// and the vector runners make, so that the choice lives here.
+    ///
+    /// # Errors
+    /// As [`Policy::assign_session`].
+    pub fn assign_maybe_pinned(
+        &self,
+        key: impl AsRef<[u8]>,
+        session_started_at: Option<Timestamp>,
+        now: Option<Timestamp>,
+    ) -> Result<Assignment, Error> {
+        match session_started_at {
+            None => Ok(self.assign(key)),
+            Some(started) => self.assign_session(key, started, now.unwrap_or(self.now())),
+        }
+    }
+
     /// The assignment of `key`, pinned to the weight at `session` when given.
     fn assignment(&self, key: &[u8], session: Option<Timestamp>) -> Assignment {
         let s = &self.state;
