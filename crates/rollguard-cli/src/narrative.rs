@@ -474,11 +474,15 @@ impl<'a> Narrator<'a> {
     fn event(&mut self, e: &Event, same_time: &[&Event]) {
         let at = e.at;
         match &e.kind {
-            EventKind::Analysis { reports, .. } => self.analysis(at, reports, same_time),
+            EventKind::Analysis {
+                reports, scoped, ..
+            } => self.analysis(at, reports.iter().chain(scoped), same_time),
             EventKind::GateTripped {
                 gate,
                 dry_run: true,
+                scope,
             } => {
+                let gate = gate_name(gate, scope.as_ref());
                 self.emit(
                     at,
                     INFO,
@@ -486,8 +490,13 @@ impl<'a> Narrator<'a> {
                     &[],
                 );
             }
-            EventKind::GateCleared { gate, dry_run } => {
-                self.failing.remove(gate);
+            EventKind::GateCleared {
+                gate,
+                dry_run,
+                scope,
+            } => {
+                let gate = gate_name(gate, scope.as_ref());
+                self.failing.remove(&gate);
                 let kind = if *dry_run { "dry-run gate" } else { "gate" };
                 self.emit(at, INFO, &format!("{kind} {gate} cleared"), &[]);
             }
@@ -624,35 +633,43 @@ impl<'a> Narrator<'a> {
         }
     }
 
-    fn analysis(&mut self, at: Timestamp, reports: &[GateReport], same_time: &[&Event]) {
-        for r in reports.iter().filter(|r| !r.dry_run) {
+    fn analysis<'r>(
+        &mut self,
+        at: Timestamp,
+        reports: impl Iterator<Item = &'r GateReport>,
+        same_time: &[&Event],
+    ) {
+        for r in reports.filter(|r| !r.dry_run) {
             let just_tripped = same_time.iter().any(|e| {
-                matches!(&e.kind, EventKind::GateTripped { gate, dry_run: false } if *gate == r.gate)
+                matches!(&e.kind, EventKind::GateTripped { gate, dry_run: false, scope }
+                    if *gate == r.gate && *scope == r.scope)
             });
             let n = self.consecutive(&r.gate);
+            // A scope's gate is named with its scope: `p95 in tenant=acme`.
+            let name = gate_name(&r.gate, r.scope.as_ref());
+            let alpha = r.alpha.or_else(|| alpha_of(self.config, &r.gate));
             match r.verdict {
                 Verdict::Fail if just_tripped => {
-                    self.failing.remove(&r.gate);
+                    self.failing.remove(&name);
                     self.story(&r.arm)
                         .first_trip
-                        .get_or_insert((at, r.gate.clone()));
-                    let text = format!("gate {} TRIPPED: {n} failing checks in a row", r.gate);
-                    let line = report_line_with(r, alpha_of(self.config, &r.gate));
+                        .get_or_insert((at, name.clone()));
+                    let text = format!("gate {name} TRIPPED: {n} failing checks in a row");
+                    let line = report_line_with(r, alpha);
                     self.emit(at, BAD, &text, &[line]);
                 }
                 Verdict::Fail if !r.tripped => {
-                    self.failing.insert(r.gate.clone());
                     let text = format!(
-                        "gate {} failing {}/{n}: {}",
-                        r.gate,
+                        "gate {name} failing {}/{n}: {}",
                         r.consecutive_failures,
-                        report_line_with(r, alpha_of(self.config, &r.gate))
+                        report_line_with(r, alpha)
                     );
+                    self.failing.insert(name);
                     self.emit(at, BAD, &text, &[]);
                 }
-                Verdict::Pass if self.failing.remove(&r.gate) => {
-                    let line = report_line_with(r, alpha_of(self.config, &r.gate));
-                    let text = format!("gate {} passing again: {line}", r.gate);
+                Verdict::Pass if self.failing.remove(&name) => {
+                    let line = report_line_with(r, alpha);
+                    let text = format!("gate {name} passing again: {line}");
                     self.emit(at, INFO, &text, &[]);
                 }
                 _ => {}
@@ -812,6 +829,14 @@ fn effect_text(
 /// One gate's evidence, as its kind reports it: for window rules,
 /// `p95 latency_ms 213.4 > max 158.9 (baseline 122.2)`. Without the gate's alpha (see
 /// [`report_line_with`]).
+/// A gate as the narrative names it: `p95`, or in a scope `p95 in tenant=acme`.
+fn gate_name(gate: &str, scope: Option<&rollguard::ScopeKey>) -> String {
+    match scope {
+        Some(k) => format!("{gate} in {}", k.label()),
+        None => gate.to_string(),
+    }
+}
+
 #[cfg(test)]
 fn report_line(r: &GateReport) -> String {
     report_line_with(r, None)
@@ -1636,6 +1661,7 @@ mod tests {
             stat: Stat::Rate,
             verdict: Verdict::Fail,
             arm: "v4".into(),
+            scope: None,
             evidence: Evidence::Bounds {
                 observed: Some(0.026),
                 baseline: Some(0.002),
@@ -1649,6 +1675,7 @@ mod tests {
             consecutive_failures: 1,
             tripped: false,
             dry_run: false,
+            alpha: None,
         };
         assert_eq!(
             report_line(&r),

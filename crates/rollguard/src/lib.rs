@@ -88,6 +88,7 @@ mod plan;
 mod policy;
 mod registry;
 mod scenario;
+mod scope;
 mod snapshot;
 mod stats;
 mod tagged;
@@ -103,8 +104,8 @@ pub use config::{
     AnalysisConfig, ApprovalConfig, AssignmentConfig, Autocorrelation, Bins, BreakerConfig,
     CanaryStep, Direction, Divergence, EffectSize, FORMAT_VERSION, GateConfig, HistogramRange,
     KayentaMember, Limits, Margin, MetricConfig, MetricKind, NoData, OnTimeout, OutlierStrategy,
-    Outliers, Persistence, Phase, PolicyConfig, Rule, SafetyConfig, Stat, Strategy, VersionSpec,
-    Worse, limits,
+    Outliers, Persistence, Phase, PolicyConfig, Rule, SafetyConfig, ScopesConfig, Stat, Strategy,
+    VersionSpec, Worse, limits,
 };
 pub use error::{Error, ErrorCode};
 pub use input::{EffectSpec, Input, Sample, TargetKind, count_from_number};
@@ -117,5 +118,6 @@ pub use output::{
 pub use policy::{AssignReason, Assignment, Policy, Status, WeightChange};
 pub use registry::{Aliases, Stage, Validation, Validator, Version};
 pub use scenario::{Scenario, TraceEntry, replay, replay_with};
+pub use scope::{ScopeKey, ScopeLabel};
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot};
 pub use time::{TIME_MAX, Timestamp, time_from_number};

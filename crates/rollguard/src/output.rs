@@ -115,6 +115,9 @@ pub struct GateReport {
     pub verdict: Verdict,
     /// The version judged.
     pub arm: String,
+    /// The scope judged, for a scope's report (config `scopes`); absent overall.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::scope::ScopeKey>,
     /// What this gate's kind judged on; its fields sit in the report itself.
     #[serde(flatten)]
     pub evidence: Evidence,
@@ -134,6 +137,10 @@ pub struct GateReport {
     /// Dry-run gates are reported, never acted on.
     #[serde(default, skip_serializing_if = "core::ops::Not::not")]
     pub dry_run: bool,
+    /// With `scopes` in the config, the level an anytime-valid gate was judged at:
+    /// its share of the gate's `alpha` (see [`ScopesConfig`](crate::ScopesConfig)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
 }
 
 /// The change-detection chart behind an [`Evidence::Change`].
@@ -657,6 +664,10 @@ pub enum EventKind {
         phase: Phase,
         /// One report per gate evaluated.
         reports: Vec<GateReport>,
+        /// With `scopes` in the config: the scopes' reports that fail, are tripped, or
+        /// pass after failing (other passing and inconclusive scopes are not listed).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        scoped: Vec<GateReport>,
     },
     /// Evaluations lagging far behind the input's time were skipped (a tick long after
     /// its deadline); the next one runs at `resumes_at`.
@@ -673,6 +684,9 @@ pub enum EventKind {
         /// Dry-run gates trip without consequence.
         #[serde(default, skip_serializing_if = "core::ops::Not::not")]
         dry_run: bool,
+        /// The scope, for a scope's gate (config `scopes`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<crate::scope::ScopeKey>,
     },
     /// A tripped gate cleared.
     GateCleared {
@@ -681,6 +695,9 @@ pub enum EventKind {
         /// Dry-run gate.
         #[serde(default, skip_serializing_if = "core::ops::Not::not")]
         dry_run: bool,
+        /// The scope, for a scope's gate (config `scopes`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<crate::scope::ScopeKey>,
     },
     /// The candidate became stable.
     Promoted {

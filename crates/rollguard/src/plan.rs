@@ -1,8 +1,10 @@
 //! The config compiled into what the state machine walks: an ordered list of stages
 //! and the window layout of every metric.
 
-use crate::config::{CanaryStep, Phase, PolicyConfig, Strategy};
+use crate::config::limits::{CUSUM_ARL0_MAX, EWMA_ARL0_MAX};
+use crate::config::{CanaryStep, GateConfig, Phase, PolicyConfig, Rule, Strategy};
 use crate::detect::Detector;
+use crate::scope::ScopeLabel;
 use crate::stats::window::WindowShape;
 use crate::time::{TIME_MAX, Timestamp, later};
 
@@ -38,9 +40,14 @@ pub(crate) struct Plan {
     /// [`crate::detect::observes`]); empty for a metric only window rules read, so
     /// recording it costs nothing more.
     pub(crate) observers: Vec<Vec<usize>>,
+    /// Per gate, its config as the overall verdict judges it: the config's, with its
+    /// share of `alpha` (or `arl0`) when scopes take the rest.
+    pub(crate) gates: Vec<GateConfig>,
     /// Per gate, its detector's state when a rollout starts it (derived charts take a
     /// search: done once per policy, not at every rollout).
     pub(crate) fresh: Vec<Detector>,
+    /// How scopes are judged, when the config has `scopes`.
+    pub(crate) scopes: Option<ScopePlan>,
     /// Whether any gate runs in the steady phase.
     pub(crate) steady: bool,
     /// `analysis.interval_ms`.
@@ -135,12 +142,38 @@ impl Plan {
                     .collect()
             })
             .collect();
+        let (gates, scopes) = match &config.scopes {
+            None => (config.gates.clone(), None),
+            Some(sc) => {
+                let share = sc.alpha_share;
+                let per_scope = share / f64::from(config.limits.scopes_max);
+                let scoped: Vec<GateConfig> = config
+                    .gates
+                    .iter()
+                    .map(|g| with_share(g, per_scope, share, sc.samples_min))
+                    .collect();
+                let plan = ScopePlan {
+                    by: sc.by.clone(),
+                    max: config.limits.scopes_max,
+                    fresh: scoped.iter().map(Detector::new).collect(),
+                    gates: scoped,
+                };
+                let overall = config
+                    .gates
+                    .iter()
+                    .map(|g| with_share(g, 1.0 - share, 1.0 - share, None))
+                    .collect();
+                (overall, Some(plan))
+            }
+        };
         Self {
             stages,
             shapes,
             gate_metric,
             observers,
-            fresh: config.gates.iter().map(Detector::new).collect(),
+            fresh: gates.iter().map(Detector::new).collect(),
+            gates,
+            scopes,
             steady,
             interval_ms: config.analysis.interval_ms,
             grid_ms,
@@ -166,6 +199,56 @@ impl Plan {
             .iter()
             .position(|s| *s == Stage::Promote)
             .unwrap_or(0) as u32
+    }
+}
+
+/// How the scopes of a config with `scopes` are formed and judged.
+#[derive(Debug, Clone)]
+pub(crate) struct ScopePlan {
+    /// The labels that form a scope.
+    pub(crate) by: Vec<ScopeLabel>,
+    /// `limits.scopes_max`.
+    pub(crate) max: u32,
+    /// Per gate, its config as a scope judges it: its share of `alpha` (or `arl0`) and
+    /// the scopes' `samples_min`.
+    pub(crate) gates: Vec<GateConfig>,
+    /// Per gate, a scope's detector when a rollout starts it.
+    pub(crate) fresh: Vec<Detector>,
+}
+
+/// `gate` judged at `share` of its `alpha` (the anytime-valid kinds), its charts
+/// allowed `chart_share` of the false alarms of its `arl0` (capped at the largest
+/// `arl0` the kind takes), with `samples_min` if given. Other kinds are unchanged.
+fn with_share(
+    gate: &GateConfig,
+    share: f64,
+    chart_share: f64,
+    samples_min: Option<u64>,
+) -> GateConfig {
+    let mut g = gate.clone();
+    match &mut g.rule {
+        Rule::ErrorAttribution { alpha, .. }
+        | Rule::SequentialMean { alpha, .. }
+        | Rule::RateSlo { alpha, .. }
+        | Rule::SequentialQuantile { alpha, .. } => *alpha *= share,
+        Rule::Cusum { arl0, .. } => *arl0 = (*arl0 / chart_share).min(CUSUM_ARL0_MAX),
+        Rule::Ewma { arl0, .. } => *arl0 = (*arl0 / chart_share).min(EWMA_ARL0_MAX),
+        _ => {}
+    }
+    if let Some(n) = samples_min {
+        g.samples_min = n;
+    }
+    g
+}
+
+/// The `alpha` a gate of this config is judged at, for the kinds that have one.
+pub(crate) fn alpha_of(gate: &GateConfig) -> Option<f64> {
+    match gate.rule {
+        Rule::ErrorAttribution { alpha, .. }
+        | Rule::SequentialMean { alpha, .. }
+        | Rule::RateSlo { alpha, .. }
+        | Rule::SequentialQuantile { alpha, .. } => Some(alpha),
+        _ => None,
     }
 }
 

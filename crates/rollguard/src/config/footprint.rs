@@ -90,6 +90,11 @@ pub(crate) const LABELS_FIXED: u64 = 10;
 /// A recorded side effect besides its strings (version, id, undo descriptor): its
 /// time and flag, with the list's share of alignment.
 pub(crate) const EFFECT_BYTES: u64 = 16;
+/// A scope's key besides its label strings: three optional labels' headers and the
+/// overflow flag, with the id it maps to in the index.
+pub(crate) const SCOPE_KEY_BYTES: u64 = 32;
+/// An arm's optional windows of one scope, besides the windows.
+pub(crate) const OPTION_BYTES: u64 = 8;
 /// Cells a window read visits per bucket besides its bins: the live-slot filter, the
 /// sort by epoch (log2 of the most buckets) and the merge.
 pub(crate) const READ_CELLS_PER_BUCKET: u64 = 12;
@@ -174,8 +179,23 @@ impl PolicyConfig {
             .saturating_add(string(u64::from(self.limits.text_len_max)));
         let effects =
             HEADER.saturating_add(u64::from(self.limits.effects_max).saturating_mul(effect));
+        // Scopes: each with its key (in the state and in the index by key), its gates
+        // and, on every live arm, a window per metric.
+        let scopes_max = match self.scopes {
+            Some(_) => u64::from(self.limits.scopes_max),
+            None => 0,
+        };
+        let key = 2 * (SCOPE_KEY_BYTES + 3 * string(label));
+        let scoped_arm = arm
+            .saturating_sub(string(label))
+            .saturating_add(OPTION_BYTES);
+        let scope = key
+            .saturating_add(gates)
+            .saturating_add(ARMS_MAX.saturating_mul(scoped_arm));
+        let scopes = scopes_max.saturating_mul(scope);
         let state_bytes_max = [
             ARMS_MAX.saturating_mul(arm),
+            scopes,
             registry,
             gates,
             breaker,
@@ -236,10 +256,12 @@ impl PolicyConfig {
             reads_max = reads_max.max(reads);
             cells_max = cells_max.max(cells);
         }
+        // Every round judges the gates overall and in every scope.
+        let rounds = ANALYSIS_CATCHUP_MAX.saturating_mul(1 + scopes_max);
         Footprint {
             state_bytes_max,
-            evaluations_per_input_max: reads_max.saturating_mul(ANALYSIS_CATCHUP_MAX),
-            cells_read_per_input_max: cells_max.saturating_mul(ANALYSIS_CATCHUP_MAX),
+            evaluations_per_input_max: reads_max.saturating_mul(rounds),
+            cells_read_per_input_max: cells_max.saturating_mul(rounds),
         }
     }
 }

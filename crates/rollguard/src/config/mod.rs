@@ -97,6 +97,8 @@ pub mod limits {
     pub const KAYENTA_GROUPS_MAX: u32 = 64;
     /// Highest `limits.effects_max` a config may set.
     pub const EFFECTS_MAX: u32 = 4096;
+    /// Highest `limits.scopes_max` a config may set.
+    pub const SCOPES_MAX: u32 = 100_000;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
@@ -137,6 +139,43 @@ pub struct PolicyConfig {
     /// Traffic assignment: how long a session keeps its arm (see `docs/assignment.md`).
     #[serde(default)]
     pub assignment: AssignmentConfig,
+    /// Verdicts per tenant, tier or agent as well as overall (see [`ScopesConfig`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<ScopesConfig>,
+}
+
+/// Scoped verdicts: every gate judged per scope (the tuple of a sample's `by` labels)
+/// as well as overall, each scope with its own windows, detector state and
+/// persistence. A scope's tripped gate acts as the overall one does, and its reports
+/// name the scope.
+///
+/// Statistical gates split their `alpha` between the overall verdict and the scopes,
+/// so that the chance of any false failure of the gate, overall or in any scope,
+/// stays within `alpha` (a union bound, valid for the e-values these gates test):
+/// the overall verdict is judged at `alpha × (1 − alpha_share)` and each of the at
+/// most `limits.scopes_max` scopes at `alpha × alpha_share / scopes_max`. The charts
+/// (`cusum`, `ewma`) divide the false alarms their `arl0` allows in the same shares:
+/// the overall chart runs at `arl0 / (1 − alpha_share)`, each scope's at
+/// `arl0 / alpha_share` (scopes split the samples, so their alarms add up to one
+/// chart's). Every report gives the level it was judged at (`alpha`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopesConfig {
+    /// The labels whose values form a scope, e.g. `["tenant"]` or `["tier", "agent"]`;
+    /// each at most once.
+    pub by: Vec<crate::scope::ScopeLabel>,
+    /// The share of each statistical gate's `alpha` spent on the scopes, in (0, 1)
+    /// (default 0.5).
+    #[serde(default = "default_alpha_share")]
+    pub alpha_share: f64,
+    /// Fewest samples (or `total`) a scope's window read must hold before its gates
+    /// judge it (default: each gate's own `samples_min`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_min: Option<u64>,
+}
+
+fn default_alpha_share() -> f64 {
+    0.5
 }
 
 /// An immutable version bundle: everything that moves together.
@@ -1239,6 +1278,11 @@ pub struct Limits {
     /// `text_len_max` bytes.
     #[serde(default = "default_effects_max")]
     pub effects_max: u32,
+    /// Most scopes held (config `scopes`), the overflow scope included (default 64,
+    /// at least 2, at most [`limits::SCOPES_MAX`]): once `scopes_max − 1` label tuples
+    /// have scopes, every new one is counted in the overflow scope.
+    #[serde(default = "default_scopes_max")]
+    pub scopes_max: u32,
 }
 
 impl Default for Limits {
@@ -1251,8 +1295,12 @@ impl Default for Limits {
             evaluations_per_input_max: default_evaluations_per_input_max(),
             cells_read_per_input_max: default_cells_read_per_input_max(),
             effects_max: default_effects_max(),
+            scopes_max: default_scopes_max(),
         }
     }
+}
+fn default_scopes_max() -> u32 {
+    64
 }
 fn default_effects_max() -> u32 {
     64
@@ -1517,8 +1565,36 @@ impl PolicyConfig {
             "safety.breaker.window_ms",
             || "the breaker window must be positive".into(),
         )?;
+        if let Some(scopes) = &self.scopes {
+            scopes.validate().map_err(|e| e.within("scopes"))?;
+        }
         // Last: the cost model assumes every other field is valid.
         self.limits.check(self.footprint())
+    }
+}
+
+impl ScopesConfig {
+    fn validate(&self) -> Result<(), Error> {
+        ensure(!self.by.is_empty(), ErrorCode::InvalidValue, "by", || {
+            "name at least one label (tenant, tier, agent)".into()
+        })?;
+        for (i, l) in self.by.iter().enumerate() {
+            ensure(
+                !self.by[..i].contains(l),
+                ErrorCode::DuplicateName,
+                format!("by[{i}]"),
+                || format!("{l:?} appears twice").to_lowercase(),
+            )?;
+        }
+        ensure(
+            self.alpha_share > 0.0 && self.alpha_share < 1.0,
+            ErrorCode::InvalidValue,
+            "alpha_share",
+            || "must be above 0 and below 1".into(),
+        )?;
+        if_given(self.samples_min, |n| {
+            in_range(n, 1, crate::time::TIME_MAX, "samples_min")
+        })
     }
 }
 
@@ -1666,6 +1742,13 @@ impl Limits {
             0,
             limits::EFFECTS_MAX,
             "effects_max",
+        )?;
+        check_range(
+            exceeded,
+            self.scopes_max,
+            2,
+            limits::SCOPES_MAX,
+            "scopes_max",
         )?;
         for (name, value, ceiling) in [
             (

@@ -135,7 +135,7 @@ impl Policy {
             } else {
                 Reason::AutomatedRollback
             },
-            String::new(),
+            Self::scope_names(&gates),
             gates,
         );
         self.state.blocked = None;

@@ -26,6 +26,7 @@ impl Policy {
         &mut self,
         arm: &str,
         metric: usize,
+        scope: Option<u32>,
         mut feed: impl FnMut(&mut Detector, Side),
     ) {
         let Some(phase) = self.current_phase() else {
@@ -41,9 +42,13 @@ impl Policy {
             share: self.judged_share(phase),
             hist: self.plan.shapes.get(metric).and_then(|s| s.hist),
         };
+        let mut scoped = scope.and_then(|s| self.state.scopes.get_mut(s as usize));
         for &g in &self.plan.observers[metric] {
             if self.config.gates[g].phases.contains(&phase) {
                 feed(&mut self.state.gates[g].detector, side);
+                if let Some(scope) = scoped.as_mut() {
+                    feed(&mut scope.gates[g].detector, side);
+                }
             }
         }
     }
@@ -66,15 +71,29 @@ impl Policy {
         }
     }
 
+    /// A gate's config as `scope` (or, for `None`, the overall verdict) judges it.
+    pub(super) fn judged(&self, scope: Option<u32>, gate: usize) -> &GateConfig {
+        judged_in(&self.plan, scope, gate)
+    }
+
+    /// A gate's state overall or in `scope`.
+    fn gate_state_mut(&mut self, scope: Option<u32>, gate: usize) -> &mut GateState {
+        match scope {
+            Some(s) => &mut self.state.scopes[s as usize].gates[gate],
+            None => &mut self.state.gates[gate],
+        }
+    }
+
     pub(super) fn reading(
         &self,
         version: &str,
+        scope: Option<u32>,
         metric: usize,
         gate: usize,
         now: Timestamp,
     ) -> Reading {
         let stat = self.config.gates[gate].stat;
-        self.window(version, metric).map_or(
+        self.window_in(version, scope, metric).map_or(
             Reading {
                 value: None,
                 evidence: 0,
@@ -89,15 +108,16 @@ impl Policy {
     pub(super) fn baseline_reading(
         &self,
         version: &str,
+        scope: Option<u32>,
         metric: usize,
         gate: usize,
         now: Timestamp,
     ) -> Reading {
-        let live = self.reading(version, metric, gate, now);
+        let live = self.reading(version, scope, metric, gate, now);
         let frozen_at = self.state.rollout.as_ref().and_then(|r| r.promoted_at);
         match frozen_at {
-            Some(at) if live.evidence < self.config.gates[gate].samples_min => {
-                self.reading(version, metric, gate, at)
+            Some(at) if live.evidence < self.judged(scope, gate).samples_min => {
+                self.reading(version, scope, metric, gate, at)
             }
             _ => live,
         }
@@ -105,9 +125,11 @@ impl Policy {
 
     /// Estimates when a degradation began: the start of the oldest bucket in the
     /// window whose own statistic breaks the bounds, or the window start.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn onset(
         &self,
         version: &str,
+        scope: Option<u32>,
         metric: usize,
         gate: usize,
         min: Option<f64>,
@@ -119,7 +141,7 @@ impl Policy {
         let start = Window::start(shape, now);
         let floor = self.state.rollout.as_ref().map_or(0, |r| r.started_at);
         let breaks = |x: f64| crate::detect::breaks(min, max, x);
-        let first = self.window(version, metric).and_then(|w| {
+        let first = self.window_in(version, scope, metric).and_then(|w| {
             w.read_buckets(shape, stat, now)
                 .into_iter()
                 .find(|(_, r)| r.value.is_some_and(breaks))
@@ -133,16 +155,82 @@ impl Policy {
             return;
         };
         let (subject, baseline) = self.arms_in(phase);
+        let reports = self.judge_gates(phase, None, &subject, baseline.as_deref(), now, out);
+        if reports.is_empty() {
+            return;
+        }
+        // Each scope's gates, over its own windows; its reports are shown when they
+        // fail, are tripped, or pass after failing (a fleet of passing scopes would
+        // drown the event).
+        let mut scoped = Vec::new();
+        for s in 0..self.state.scopes.len() as u32 {
+            let was: Vec<bool> = self.state.scopes[s as usize]
+                .gates
+                .iter()
+                .map(|g| g.tripped() || g.consecutive_failures > 0)
+                .collect();
+            let judged = self.judge_gates(phase, Some(s), &subject, baseline.as_deref(), now, out);
+            scoped.extend(judged.into_iter().filter(|r| {
+                let gate = self.config.gates.iter().position(|g| g.name == r.gate);
+                let recovered = r.verdict == Verdict::Pass && gate.is_some_and(|g| was[g]);
+                r.verdict == Verdict::Fail || r.tripped || recovered
+            }));
+        }
+        let tripped: Vec<GateReport> = reports
+            .iter()
+            .chain(&scoped)
+            .filter(|r| r.tripped && !r.dry_run)
+            .cloned()
+            .collect();
+        out.event(
+            now,
+            EventKind::Analysis {
+                phase,
+                reports,
+                scoped,
+            },
+        );
+        if tripped.is_empty() {
+            self.state.blocked = None;
+            if self.state.rollout.as_ref().is_some_and(|r| r.stage_done) {
+                self.stage_end(now, out);
+            }
+            return;
+        }
+        let scopes = self.state.scopes.iter().map(|s| &s.gates);
+        let onset = core::iter::once(&self.state.gates)
+            .chain(scopes)
+            .flat_map(|gates| self.config.gates.iter().zip(gates))
+            .filter(|(c, g)| g.tripped() && !c.dry_run)
+            .filter_map(|(_, g)| g.onset)
+            .min();
+        self.auto_rollback(now, Reason::GateFailed, tripped, onset, out);
+    }
+
+    /// Evaluates the gates of `phase` overall (`scope` `None`) or in one scope, records
+    /// their verdicts and returns their reports, in config order.
+    fn judge_gates(
+        &mut self,
+        phase: Phase,
+        scope: Option<u32>,
+        subject: &str,
+        baseline: Option<&str>,
+        now: Timestamp,
+        out: &mut Out,
+    ) -> Vec<GateReport> {
+        let key = scope.map(|s| self.state.scopes[s as usize].key.clone());
         let mut reports = Vec::new();
         for i in 0..self.config.gates.len() {
-            let gate = &self.config.gates[i];
+            let gate = judged_in(&self.plan, scope, i);
             if !gate.phases.contains(&phase) {
                 continue;
             }
             let m = self.plan.gate_metric[i];
-            let observed = self.reading(&subject, m, i, now);
-            let base = match (&gate.rule, &baseline) {
-                (Rule::VsBaseline { .. }, Some(b)) => Some(self.baseline_reading(b, m, i, now)),
+            let observed = self.reading(subject, scope, m, i, now);
+            let base = match (&gate.rule, baseline) {
+                (Rule::VsBaseline { .. }, Some(b)) => {
+                    Some(self.baseline_reading(b, scope, m, i, now))
+                }
                 _ => None,
             };
             let readings = Readings {
@@ -181,11 +269,17 @@ impl Policy {
                     *marginal,
                 )
             } else {
-                self.state.gates[i]
-                    .detector
-                    .judge(gate, readings, hist, now)
+                let st = match scope {
+                    Some(s) => &mut self.state.scopes[s as usize].gates[i],
+                    None => &mut self.state.gates[i],
+                };
+                st.detector.judge(gate, readings, hist, now)
             };
-            let st = &self.state.gates[i];
+            let alpha = self.plan.scopes.as_ref().and(crate::plan::alpha_of(gate));
+            let st = match scope {
+                Some(s) => &self.state.scopes[s as usize].gates[i],
+                None => &self.state.gates[i],
+            };
             let first_failure =
                 judgement.verdict == Verdict::Fail && st.failing_since.is_none() && !st.tripped();
             let onset = match judgement.onset {
@@ -193,18 +287,21 @@ impl Policy {
                 Some(at) => at.min(now),
                 None => {
                     let (min, max) = judgement.evidence.bounds_of();
-                    self.onset(&subject, m, i, min, max, now)
+                    self.onset(subject, scope, m, i, min, max, now)
                 }
             };
+            let persistence = self.config.gates[i].persistence;
+            let st = self.gate_state_mut(scope, i);
+            let transition = st.record(&persistence, judgement.verdict, now, || onset);
+            let (consecutive_failures, tripped) = (st.consecutive_failures, st.tripped());
             let gate = &self.config.gates[i];
-            let st = &mut self.state.gates[i];
-            let transition = st.record(&gate.persistence, judgement.verdict, now, || onset);
             match transition {
                 Transition::Tripped => out.event(
                     now,
                     EventKind::GateTripped {
                         gate: gate.name.clone(),
                         dry_run: gate.dry_run,
+                        scope: key.clone(),
                     },
                 ),
                 Transition::Cleared => out.event(
@@ -212,6 +309,7 @@ impl Policy {
                     EventKind::GateCleared {
                         gate: gate.name.clone(),
                         dry_run: gate.dry_run,
+                        scope: key.clone(),
                     },
                 ),
                 Transition::None => {}
@@ -221,41 +319,27 @@ impl Policy {
                 metric: gate.metric.clone(),
                 stat: gate.stat,
                 verdict: judgement.verdict,
-                arm: subject.clone(),
+                arm: subject.to_string(),
+                scope: key.clone(),
                 evidence: judgement.evidence,
                 samples: observed.evidence,
                 baseline_samples: base.map(|b| b.evidence),
                 window_start: Window::start(self.plan.shapes[m], now),
                 window_end: now,
-                consecutive_failures: st.consecutive_failures,
-                tripped: st.tripped(),
+                consecutive_failures,
+                tripped,
                 dry_run: gate.dry_run,
+                alpha,
             });
         }
-        if reports.is_empty() {
-            return;
-        }
-        let tripped: Vec<GateReport> = reports
-            .iter()
-            .filter(|r| r.tripped && !r.dry_run)
-            .cloned()
-            .collect();
-        out.event(now, EventKind::Analysis { phase, reports });
-        if tripped.is_empty() {
-            self.state.blocked = None;
-            if self.state.rollout.as_ref().is_some_and(|r| r.stage_done) {
-                self.stage_end(now, out);
-            }
-            return;
-        }
-        let onset = self
-            .config
-            .gates
-            .iter()
-            .zip(&self.state.gates)
-            .filter(|(c, g)| g.tripped() && !c.dry_run)
-            .filter_map(|(_, g)| g.onset)
-            .min();
-        self.auto_rollback(now, Reason::GateFailed, tripped, onset, out);
+        reports
+    }
+}
+
+/// [`Policy::judged`], borrowing only the plan.
+fn judged_in(plan: &Plan, scope: Option<u32>, gate: usize) -> &GateConfig {
+    match (scope, &plan.scopes) {
+        (Some(_), Some(scopes)) => &scopes.gates[gate],
+        _ => &plan.gates[gate],
     }
 }

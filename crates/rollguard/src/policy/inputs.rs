@@ -5,6 +5,17 @@ use crate::input::Count;
 use crate::stats::window::WindowShape;
 use crate::time::{Millis, run_end};
 
+/// One validated sample, taken apart: its metric's index, its scope's id, and its
+/// value or counts.
+#[derive(Clone, Copy)]
+pub(super) struct Parts {
+    pub(super) metric: usize,
+    pub(super) scope: Option<u32>,
+    pub(super) value: Option<f64>,
+    pub(super) events: u64,
+    pub(super) total: u64,
+}
+
 impl Policy {
     /// Applies any input.
     ///
@@ -114,7 +125,14 @@ impl Policy {
         let m = self.check_parts(at, self.state.now, arm, metric, Some(value), None, None)?;
         self.check_room(arm, m, at, 1, "at")?;
         let mut out = Out::default();
-        self.record_parts(at, arm, m, Some(value), 0, 0, &mut out);
+        let parts = Parts {
+            metric: m,
+            scope: None,
+            value: Some(value),
+            events: 0,
+            total: 0,
+        };
+        self.record_parts(at, arm, parts, &mut out);
         self.debug_validate();
         Ok(out.into_step(at))
     }
@@ -142,7 +160,14 @@ impl Policy {
         )?;
         self.check_room(arm, m, at, 1, "at")?;
         let mut out = Out::default();
-        self.record_parts(at, arm, m, None, events as u64, total as u64, &mut out);
+        let parts = Parts {
+            metric: m,
+            scope: None,
+            value: None,
+            events: events as u64,
+            total: total as u64,
+        };
+        self.record_parts(at, arm, parts, &mut out);
         self.debug_validate();
         Ok(out.into_step(at))
     }
@@ -359,7 +384,7 @@ impl Policy {
                 record(w, shape, i..end);
             }
             if !self.plan.observers[metric].is_empty() {
-                self.observe_samples(arm, metric, |d, role| feed(d, role, i..end));
+                self.observe_samples(arm, metric, None, |d, role| feed(d, role, i..end));
             }
             self.state.now = at[end - 1].ms();
             i = end;
@@ -484,37 +509,43 @@ impl Policy {
     pub(super) fn record(&mut self, s: &Sample, metric: usize, out: &mut Out) {
         let events = s.events.unwrap_or(0) as u64;
         let total = s.total.unwrap_or(0) as u64;
-        self.record_parts(s.at, &s.arm, metric, s.value, events, total, out);
+        let scope = self.scope_of(s.tenant.as_deref(), s.tier.as_deref(), s.agent.as_deref());
+        let (at, value) = (s.at, s.value);
+        let parts = Parts {
+            metric,
+            scope,
+            value,
+            events,
+            total,
+        };
+        self.record_parts(at, &s.arm, parts, out);
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub(super) fn record_parts(
-        &mut self,
-        at: Timestamp,
-        arm: &str,
-        metric: usize,
-        value: Option<f64>,
-        events: u64,
-        total: u64,
-        out: &mut Out,
-    ) {
+    pub(super) fn record_parts(&mut self, at: Timestamp, arm: &str, p: Parts, out: &mut Out) {
         if self.next_deadline().is_some_and(|d| d <= at) {
             self.advance(at, out);
         }
         self.state.now = at;
-        let shape = self.plan.shapes[metric];
+        let shape = self.plan.shapes[p.metric];
+        let add = |w: &mut Window| match p.value {
+            Some(x) => w.add_value(shape, at, x),
+            None => w.add_count(shape, at, p.events, p.total),
+        };
         // Samples from registered versions that are not live are accepted and ignored.
-        if let Some(w) = self.window_mut(arm, metric) {
-            match value {
-                Some(x) => w.add_value(shape, at, x),
-                None => w.add_count(shape, at, events, total),
-            }
+        if let Some(w) = self.window_mut(arm, p.metric) {
+            add(w);
         }
-        if !self.plan.observers[metric].is_empty() {
-            self.observe_samples(arm, metric, |d, role| match value {
+        if let Some(w) = p
+            .scope
+            .and_then(|s| self.scoped_window_mut(arm, s, p.metric))
+        {
+            add(w);
+        }
+        if !self.plan.observers[p.metric].is_empty() {
+            self.observe_samples(arm, p.metric, p.scope, |d, role| match p.value {
                 Some(x) => d.observe_value(role, at, x),
-                None => d.observe_count(role, at, events, total),
+                None => d.observe_count(role, at, p.events, p.total),
             });
         }
     }

@@ -17,6 +17,7 @@ mod inputs;
 #[cfg(test)]
 mod observe_tests;
 mod rollout;
+mod scopes;
 mod timers;
 mod undo;
 mod validate;
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use assignment::{AssignReason, Assignment, WeightChange};
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
-use crate::config::{OnTimeout, Phase, PolicyConfig, Rule, check_label, check_text};
+use crate::config::{GateConfig, OnTimeout, Phase, PolicyConfig, Rule, check_label, check_text};
 use crate::detect::{Detector, Readings, Role, Side};
 use crate::error::{Error, ErrorCode, ensure};
 use crate::gate::{GateState, Transition};
@@ -53,6 +54,10 @@ pub(crate) use compensation::Effect;
 pub(crate) struct ArmOf<W> {
     pub(crate) version: String,
     pub(crate) windows: W,
+    /// Per scope id (see [`crate::scope`]), the windows of the arm's samples in that
+    /// scope: `None` for a scope with no sample on this arm since it went live.
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    pub(crate) scoped: Vec<Option<W>>,
 }
 
 /// An arm as the policy holds it.
@@ -127,6 +132,18 @@ pub(crate) struct StateOf<G, W> {
     /// Recorded side effects, in recording order (see `compensation`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     effects: Vec<Effect>,
+    /// The scopes seen, in the order of their ids, with their gates' states (see
+    /// `scopes`).
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    pub(crate) scopes: Vec<ScopeOf<G>>,
+}
+
+/// One scope: its key and its gates' states (`G`, as [`StateOf`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScopeOf<G> {
+    pub(crate) key: crate::scope::ScopeKey,
+    pub(crate) gates: G,
 }
 
 /// The state as the policy holds it.
@@ -137,17 +154,35 @@ impl<G, W> StateOf<G, W> {
     /// from their keyed form in snapshots); the first error of `windows` names its arm.
     pub(crate) fn map<G2, W2, E>(
         self,
-        gates: impl FnOnce(G) -> Result<G2, E>,
-        mut windows: impl FnMut(usize, W) -> Result<W2, E>,
+        mut gates: impl FnMut(Option<usize>, G) -> Result<G2, E>,
+        mut windows: impl FnMut(usize, Option<usize>, W) -> Result<W2, E>,
     ) -> Result<StateOf<G2, W2>, E> {
         let arms = self
             .arms
             .into_iter()
             .enumerate()
             .map(|(i, a)| {
+                let scoped = a
+                    .scoped
+                    .into_iter()
+                    .enumerate()
+                    .map(|(s, w)| w.map(|w| windows(i, Some(s), w)).transpose())
+                    .collect::<Result<Vec<_>, E>>()?;
                 Ok(ArmOf {
                     version: a.version,
-                    windows: windows(i, a.windows)?,
+                    windows: windows(i, None, a.windows)?,
+                    scoped,
+                })
+            })
+            .collect::<Result<Vec<_>, E>>()?;
+        let scopes = self
+            .scopes
+            .into_iter()
+            .enumerate()
+            .map(|(s, sc)| {
+                Ok(ScopeOf {
+                    key: sc.key,
+                    gates: gates(Some(s), sc.gates)?,
                 })
             })
             .collect::<Result<Vec<_>, E>>()?;
@@ -155,7 +190,7 @@ impl<G, W> StateOf<G, W> {
             now: self.now,
             registry: self.registry,
             arms,
-            gates: gates(self.gates)?,
+            gates: gates(None, self.gates)?,
             rollout: self.rollout,
             pending: self.pending,
             halt: self.halt,
@@ -166,6 +201,7 @@ impl<G, W> StateOf<G, W> {
             next_action_id: self.next_action_id,
             kickoff: self.kickoff,
             effects: self.effects,
+            scopes,
         })
     }
 }
@@ -270,6 +306,8 @@ pub struct Policy {
     config: PolicyConfig,
     plan: Plan,
     state: State,
+    /// Scope ids by key: the index of `state.scopes`, derived from it.
+    scope_ids: std::collections::BTreeMap<crate::scope::ScopeKey, u32>,
 }
 
 impl PartialEq for Policy {
@@ -305,9 +343,11 @@ impl Policy {
                 next_action_id: 1,
                 kickoff: None,
                 effects: Vec::new(),
+                scopes: Vec::new(),
             },
             plan,
             config,
+            scope_ids: Default::default(),
         };
         policy
             .state
@@ -330,8 +370,17 @@ impl Policy {
 
     /// The window of `metric` for a live `version` (none for a version that is not).
     fn window(&self, version: &str, metric: usize) -> Option<&Window> {
+        self.window_in(version, None, metric)
+    }
+
+    /// The window of `metric` for a live `version`, overall or in a scope (none for a
+    /// version that is not live or a scope it has no samples in).
+    fn window_in(&self, version: &str, scope: Option<u32>, metric: usize) -> Option<&Window> {
         let arm = self.state.arms.iter().find(|a| a.version == version)?;
-        arm.windows.get(metric)
+        match scope {
+            None => arm.windows.get(metric),
+            Some(s) => arm.scoped.get(s as usize)?.as_ref()?.get(metric),
+        }
     }
 
     fn window_mut(&mut self, version: &str, metric: usize) -> Option<&mut Window> {
@@ -401,10 +450,17 @@ impl Policy {
             r.fill_assignment(&config.name);
         }
         let plan = Plan::new(&config);
+        let scope_ids = state
+            .scopes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.key.clone(), i as u32))
+            .collect();
         let policy = Self {
             plan,
             config,
             state,
+            scope_ids,
         };
         policy.validate().map_err(|e| Error {
             path: crate::snapshot::path_in_format(e.path, format, &policy.config),

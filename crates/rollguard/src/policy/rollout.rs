@@ -51,12 +51,20 @@ impl Policy {
         Arm {
             version: version.to_string(),
             windows: self.plan.shapes.iter().map(|s| Window::new(*s)).collect(),
+            scoped: Vec::new(),
         }
     }
 
     pub(super) fn reset_gates(&mut self) {
         for (g, fresh) in self.state.gates.iter_mut().zip(&self.plan.fresh) {
             *g = GateState::new(fresh);
+        }
+        if let Some(plan) = &self.plan.scopes {
+            for scope in &mut self.state.scopes {
+                for (g, fresh) in scope.gates.iter_mut().zip(&plan.fresh) {
+                    *g = GateState::new(fresh);
+                }
+            }
         }
         self.state.blocked = None;
     }

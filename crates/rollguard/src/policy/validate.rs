@@ -472,17 +472,110 @@ impl Policy {
     /// The gates' states; `contents` also checks the bins of the detectors that keep
     /// histograms (as `buckets` does for the windows).
     fn validate_gates(&self, contents: bool) -> Result<(), Error> {
-        let gates = &self.state.gates;
+        self.validate_gate_states(&self.state.gates, None, contents)?;
+        self.validate_scopes(contents)
+    }
+
+    /// The scopes: only with `scopes` in the config, at most `scopes_max`, keys
+    /// unique and formed by its labels, the overflow scope last once all others are
+    /// taken, each scope's gate states, and the arms' scoped windows.
+    fn validate_scopes(&self, contents: bool) -> Result<(), Error> {
+        let s = &self.state;
+        let Some(plan) = &self.plan.scopes else {
+            need!(
+                s.scopes.is_empty(),
+                "state.scopes",
+                "scopes without `scopes` in the config"
+            );
+            for (i, arm) in s.arms.iter().enumerate() {
+                need!(
+                    arm.scoped.is_empty(),
+                    format!("state.arms[{i}].scoped"),
+                    "scoped windows without `scopes` in the config"
+                );
+            }
+            return Ok(());
+        };
+        let n = s.scopes.len();
+        need!(
+            n as u64 <= u64::from(plan.max),
+            "state.scopes",
+            "{n} scopes, limits.scopes_max is {}",
+            plan.max
+        );
+        for (i, scope) in s.scopes.iter().enumerate() {
+            let at = format!("state.scopes[{i}]");
+            need!(
+                scope.key.fits(&plan.by),
+                format!("{at}.key"),
+                "not a scope formed by {:?}",
+                plan.by
+            );
+            need!(
+                !scope.key.overflow || (i + 1 == n && n as u64 == u64::from(plan.max)),
+                format!("{at}.key"),
+                "the overflow scope before the other scopes are all taken"
+            );
+            need!(
+                s.scopes[..i].iter().all(|o| o.key != scope.key),
+                format!("{at}.key"),
+                "a scope listed twice"
+            );
+            self.validate_gate_states(&scope.gates, Some(i as u32), contents)?;
+        }
+        for (i, arm) in s.arms.iter().enumerate() {
+            need!(
+                arm.scoped.len() <= n,
+                format!("state.arms[{i}].scoped"),
+                "windows for {} scopes, {n} known",
+                arm.scoped.len()
+            );
+            for (j, windows) in arm.scoped.iter().enumerate() {
+                let Some(windows) = windows else { continue };
+                let at = format!("state.arms[{i}].scoped[{j}]");
+                need!(
+                    windows.len() == self.plan.shapes.len(),
+                    at.clone(),
+                    "{} windows for {} metrics",
+                    windows.len(),
+                    self.plan.shapes.len()
+                );
+                let shapes = windows.iter().zip(&self.plan.shapes);
+                for (m, (w, shape)) in shapes.enumerate().filter(|_| contents) {
+                    let path = crate::json::key_path(&at, &self.config.metrics[m].name);
+                    self.validate_window(w, *shape, &path)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The gate states overall (`scope` `None`) or of one scope.
+    fn validate_gate_states(
+        &self,
+        gates: &[GateState],
+        scope: Option<u32>,
+        contents: bool,
+    ) -> Result<(), Error> {
+        let prefix = match scope {
+            None => "state.gates".to_string(),
+            Some(s) => format!("state.scopes[{s}].gates"),
+        };
         need!(
             gates.len() == self.config.gates.len(),
-            "state.gates",
+            prefix.clone(),
             "{} gate states for {} gates",
             gates.len(),
             self.config.gates.len()
         );
-        for ((g, c), fresh) in gates.iter().zip(&self.config.gates).zip(&self.plan.fresh) {
+        let fresh = match (scope, &self.plan.scopes) {
+            (Some(_), Some(plan)) => &plan.fresh,
+            _ => &self.plan.fresh,
+        };
+        for (i, (g, fresh)) in gates.iter().zip(fresh).enumerate() {
+            let c = self.judged(scope, i);
             // Paths as a snapshot writes them: keyed by gate name.
-            let at = crate::json::key_path("state.gates", &c.name);
+            let at = crate::json::key_path(&prefix, &c.name);
             need!(
                 g.detector.fits(fresh, c),
                 format!("{at}.detector"),

@@ -163,8 +163,8 @@ impl Snapshot {
     pub(crate) fn of(config: &PolicyConfig, state: State) -> Self {
         let gates = config.gates.iter().map(|g| g.name.clone());
         let keyed = state.map::<_, _, std::convert::Infallible>(
-            |g| Ok(Named::keyed(g, gates)),
-            |_, w| {
+            |_, g| Ok(Named::keyed(g, gates.clone())),
+            |_, _, w| {
                 Ok(Named::keyed(
                     w,
                     config.metrics.iter().map(|m| m.name.clone()),
@@ -201,8 +201,14 @@ impl Snapshot {
             .map(|m| m.name.as_str())
             .collect();
         let state = self.state.map(
-            |g| g.into_list(&gates, "state.gates", "gate"),
-            |i, w| w.into_list(&metrics, &format!("state.arms[{i}].windows"), "metric"),
+            |s, g| match s {
+                None => g.into_list(&gates, "state.gates", "gate"),
+                Some(s) => g.into_list(&gates, &format!("state.scopes[{s}].gates"), "gate"),
+            },
+            |i, s, w| match s {
+                None => w.into_list(&metrics, &format!("state.arms[{i}].windows"), "metric"),
+                Some(s) => w.into_list(&metrics, &format!("state.arms[{i}].scoped[{s}]"), "metric"),
+            },
         )?;
         Ok((self.config, state))
     }
@@ -268,6 +274,25 @@ impl Snapshot {
         for (i, arm) in self.state.arms.iter().enumerate() {
             if arm.windows.is_keyed().is_some_and(|k| k != keyed) {
                 return Err(corrupt(format!("state.arms[{i}].windows"), form("windows")));
+            }
+            for (j, w) in arm.scoped.iter().enumerate() {
+                if w.as_ref()
+                    .and_then(Named::is_keyed)
+                    .is_some_and(|k| k != keyed)
+                {
+                    return Err(corrupt(
+                        format!("state.arms[{i}].scoped[{j}]"),
+                        form("windows"),
+                    ));
+                }
+            }
+        }
+        for (j, scope) in self.state.scopes.iter().enumerate() {
+            if scope.gates.is_keyed().is_some_and(|k| k != keyed) {
+                return Err(corrupt(
+                    format!("state.scopes[{j}].gates"),
+                    form("gate states"),
+                ));
             }
         }
         Ok(())

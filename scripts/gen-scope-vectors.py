@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Writes the inputs of the conformance vectors in tests/vectors/scopes (run from the
+repository root), without expectations: bless them with
+`ROLLGUARD_BLESS=1 cargo test -p rollguard-conformance --test vectors`, then read every
+trace against its description."""
+import json, os
+D='tests/vectors/scopes'
+def base(scopes, limits=None, gates=None, weight=50):
+    c={"format_version":1,"name":"scoped",
+       "versions":[{"id":"v1","digest":"sha256:v1","validated":True},{"id":"v2","digest":"sha256:v2"}],
+       "stable":"v1",
+       "metrics":[{"name":"latency_ms","kind":"value","window_ms":10000,"buckets":2}],
+       "gates":gates or [{"name":"mean_latency","metric":"latency_ms","stat":"mean",
+                 "rule":{"kind":"threshold","max":200},"samples_min":3,"persistence":{"consecutive":2}}],
+       "strategy":{"kind":"canary","steps":[{"kind":"set_weight","weight":weight,"duration_ms":60000}]},
+       "analysis":{"interval_ms":10000},
+       "safety":{"ack_timeout_ms":20000},
+       "scopes":scopes}
+    if limits: c["limits"]=limits
+    return c
+def traffic(t0, t1, tenants, slow, every=1000, extra=None, noise=False):
+    """Batches of samples: per second, for each tenant, one sample per arm."""
+    steps=[]
+    for sec in range(t0, t1, 5000):
+        samples=[]
+        for t in range(sec, min(sec+5000,t1), every):
+            for k,ten in enumerate(tenants):
+                for arm in ["v1","v2"]:
+                    x = 400 if (arm=="v2" and ten in slow) else 100
+                    if noise: x = (150 if (arm=="v2" and ten in slow) else 100) + (t//1000*7+k*3)%11*2
+                    s={"at":t,"arm":arm,"metric":"latency_ms","value":x,"tenant":ten}
+                    if extra: s.update(extra(ten))
+                    samples.append(s)
+        steps.append({"input":{"kind":"observe_batch","samples":samples}})
+    return steps
+def write(name, desc, doc):
+    doc={"format_version":1,"name":"scopes/"+name,"description":desc,**doc}
+    json.dump(doc,open(f"{D}/{name}.json","w"),indent=2)
+
+start=[{"input":{"kind":"start_rollout","at":0,"version":"v2"}},{"input":{"kind":"ack","at":0,"action_id":1}}]
+ten3=["acme","globex","initech"]
+# 1
+steps=start+traffic(0,30000,ten3,{"acme"})+[{"input":{"kind":"tick","at":30000}}]
+write("one_tenant_fails_and_is_named",
+ "Scopes by tenant, a 50 % canary, three tenants with equal traffic. v2 is slow (400 ms) for acme only: overall its mean is 200 ms, which passes the threshold (fail above 200), so without scopes nothing would happen. acme's scope has its own window and persistence: its mean of 400 ms fails at the 10 s evaluation and again at 20 s, tripping the gate in that scope (gate_tripped names the scope) and rolling back automatically. The analysis events list the failing scope's report (scope, arm, samples of acme only) beside the overall report; passing scopes are not listed. The rollback carries acme's tripped report and the escalation's detail names the scope.",
+ {"config":base({"by":["tenant"]}),"start":0,"steps":steps})
+# 2 overflow
+steps=start+traffic(0,30000,["acme","globex","initech","umbrella"],{"initech","umbrella"})+[{"input":{"kind":"tick","at":30000}}]
+write("overflow_scope_collects_tenants_beyond_scopes_max",
+ "limits.scopes_max 3: acme and globex, first seen, get their own scopes; initech and umbrella, seen after, share the overflow scope ({\"overflow\": true}), so the scopes never outgrow the limit. v2 is slow for initech and umbrella: overall its mean is 250 ms, so the overall gate fails too; the overflow scope's mean is 400 ms and it fails with it, while acme and globex pass and are not listed. Both the overall gate and the overflow scope's trip at 20 s; the rollback carries both reports.",
+ {"config":base({"by":["tenant"]},{"scopes_max":3}),"start":0,"steps":steps})
+# 3 tier+agent combination, snapshot restore mid-way, and samples lacking a label
+def extra(ten):
+    return {"tier": "gold" if ten=="acme" else "silver", "agent":"planner"}
+steps=start+traffic(0,15000,ten3,{"acme"},extra=extra)
+steps[-1]["restore"]=True
+steps+=traffic(15000,30000,ten3,{"acme"},extra=extra)
+steps+=[{"input":{"kind":"observe","at":30000,"arm":"v2","metric":"latency_ms","value":900,"tenant":"acme"}},
+        {"input":{"kind":"tick","at":30000}}]
+write("tier_and_agent_scopes_survive_a_snapshot",
+ "Scopes formed by the combination of tier and agent (by [\"tier\", \"agent\"]): acme is gold, the others silver, all served by the planner agent. v2 is slow for acme, so the gold/planner scope (mean 400 ms) fails at 10 s while silver/planner and the overall mean pass. At 15 s the policy is replaced by one restored from its own snapshot, which keeps the scope dictionary, each scope's persistence and the arms' scoped windows: the second failure at 20 s trips the gate in the gold/planner scope exactly as without the restore, and rolls back. A sample with a tenant but no tier or agent (at 30 s) is counted overall only.",
+ {"config":base({"by":["tier","agent"]}),"start":0,"steps":steps})
+# 4 statistical alpha split
+g=[{"name":"mean_test","metric":"latency_ms","stat":"mean","rule":{"kind":"sequential_mean","alpha":0.01,"mixing_scale":50},"samples_min":5}]
+steps=start+traffic(0,15000,["acme","globex","initech","umbrella"],{"acme"},noise=True)+[{"input":{"kind":"tick","at":15000}}]
+write("statistical_gates_split_alpha_across_scopes",
+ "A sequential_mean gate (alpha 0.01) with scopes by tenant and the defaults alpha_share 0.5, scopes_max 64: the overall verdict is judged at alpha × (1 − 0.5) = 0.005 and each scope at 0.01 × 0.5 / 64 = 0.000078125, so the chance of any false failure, overall or in any of the 64 scopes, stays within 0.01 (a union bound over e-values). Every report says the level it used (`alpha`). Latencies vary between 100 and 120 ms; v2 is 50 ms slower for acme only, one of four tenants. At the first evaluation (10 s) acme's test fails (p about 1e-55, far below its 0.000078125) while the overall one, which sees the shift diluted to a quarter of the traffic, has not concluded (p 0.029, above 0.005): the analysis lists acme's failing report, and the automated rollback carries it, each report with its own alpha.",
+ {"config":base({"by":["tenant"]},gates=g),"start":0,"steps":steps})
+# 5 config error
+write("empty_by_is_refused",
+ "A scopes section must name at least one label; an empty `by` is refused with invalid_value at scopes.by.",
+ {"config":base({"by":[]}),"config_error":{"code":"invalid_value","path":"scopes.by"}})
+write("a_label_named_twice_is_refused",
+ "Each label may form a scope once: [\"tenant\", \"tenant\"] is refused with duplicate_name at the second.",
+ {"config":base({"by":["tenant","tenant"]}),"config_error":{"code":"duplicate_name","path":"scopes.by[1]"}})
