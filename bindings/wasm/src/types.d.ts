@@ -123,9 +123,30 @@ export interface PolicyConfig {
     evaluations_per_input_max?: number; cells_read_per_input_max?: number;
     /** Most side effects (`record_effect`) held at once (default 64). */
     effects_max?: number;
+    /** Most scopes held, the overflow scope included (default 64). */
+    scopes_max?: number;
   };
   /** Session pinning of `Policy.assign` (default 30 minutes; 0 turns it off). */
   assignment?: { pin_max_ms?: number };
+  /** Verdicts per tenant, tier or agent as well as overall. */
+  scopes?: ScopesConfig;
+}
+
+/** Config `scopes`: which labels form a scope, and how statistical gates split alpha. */
+export interface ScopesConfig {
+  by: ("tenant" | "tier" | "agent")[];
+  /** The share of each statistical gate's alpha spent on the scopes (default 0.5). */
+  alpha_share?: number;
+  /** Samples a scope's window needs before its gates judge it (default: the gate's). */
+  samples_min?: number;
+}
+
+/** A scope in reports and events: its labels, or `{overflow: true}`. */
+export interface ScopeKey {
+  tenant?: string;
+  tier?: string;
+  agent?: string;
+  overflow?: boolean;
 }
 
 /** One observation: `value` for value metrics, `events` out of `total` for count metrics. */
@@ -184,6 +205,8 @@ export interface GateReport {
   stat: Stat;
   verdict: Verdict;
   arm: string;
+  /** The scope judged, for a scope's report. */
+  scope?: ScopeKey;
   observed?: number;
   baseline?: number;
   min?: number;
@@ -256,6 +279,8 @@ export interface GateReport {
   consecutive_failures: number;
   tripped: boolean;
   dry_run?: boolean;
+  /** With `scopes` in the config, the alpha an anytime-valid gate was judged at. */
+  alpha?: number;
 }
 
 export type Action =
@@ -295,10 +320,10 @@ export type EventKind =
   | { kind: "action_failed"; action_id: number; reason: string }
   | { kind: "ack_timed_out"; action_id: number }
   | { kind: "stage_started"; stage: number; phase: Phase; weight: number; ends_at?: Timestamp }
-  | { kind: "analysis"; phase: Phase; reports: GateReport[] }
+  | { kind: "analysis"; phase: Phase; reports: GateReport[]; scoped?: GateReport[] }
   | { kind: "analysis_skipped"; evaluations: number; resumes_at: Timestamp }
-  | { kind: "gate_tripped"; gate: string; dry_run?: boolean }
-  | { kind: "gate_cleared"; gate: string; dry_run?: boolean }
+  | { kind: "gate_tripped"; gate: string; dry_run?: boolean; scope?: ScopeKey }
+  | { kind: "gate_cleared"; gate: string; dry_run?: boolean; scope?: ScopeKey }
   | { kind: "promoted"; version: string; previous: string }
   | { kind: "rolled_back"; from: string; to: string }
   | { kind: "rollout_completed"; version: string }

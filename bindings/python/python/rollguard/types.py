@@ -153,6 +153,26 @@ class AssignmentConfigDict(TypedDict, total=False):
     pin_max_ms: int
 
 
+class ScopesConfigDict(TypedDict):
+    """Verdicts per tenant, tier or agent as well as overall (README "Scoped verdicts")."""
+
+    #: The labels whose values form a scope: any of "tenant", "tier", "agent".
+    by: List[Literal["tenant", "tier", "agent"]]
+    #: The share of each statistical gate's alpha spent on the scopes (default 0.5).
+    alpha_share: NotRequired[float]
+    #: Samples a scope's window needs before its gates judge it (default: the gate's).
+    samples_min: NotRequired[int]
+
+
+class ScopeKeyDict(TypedDict, total=False):
+    """A scope in reports and events: its labels, or ``{"overflow": True}``."""
+
+    tenant: str
+    tier: str
+    agent: str
+    overflow: bool
+
+
 class AssignmentDict(TypedDict):
     """Where a routing key goes: ``Policy.assign``."""
 
@@ -178,6 +198,7 @@ class PolicyConfigDict(TypedDict):
     safety: NotRequired[SafetyConfigDict]
     limits: NotRequired[Dict[str, int]]
     assignment: NotRequired[AssignmentConfigDict]
+    scopes: NotRequired[ScopesConfigDict]
 
 
 class SampleDict(TypedDict):
