@@ -640,7 +640,7 @@ fn validate_prints_the_worst_case_state_and_work_against_the_limits() {
             lines[2],
             "evaluations_per_input_max",
             f.evaluations_per_input_max,
-            10_000,
+            100_000,
         ),
         (
             lines[3],
@@ -660,7 +660,7 @@ fn validate_prints_the_worst_case_state_and_work_against_the_limits() {
     assert_eq!(doc["ok"], true);
     assert_eq!(doc["footprint"], serde_json::to_value(f).unwrap());
     assert_eq!(doc["limits"]["state_bytes_max"], 16 << 20);
-    assert_eq!(doc["limits"]["evaluations_per_input_max"], 10_000);
+    assert_eq!(doc["limits"]["evaluations_per_input_max"], 100_000);
 
     // A config over its limit fails with the new code and the limit's path.
     let tight = scratch(

@@ -1264,7 +1264,9 @@ pub struct Limits {
     #[serde(default = "default_state_bytes_max")]
     pub state_bytes_max: u64,
     /// Most window reads by gates one input may cause in the worst case (default
-    /// 10 000, at most [`limits::EVALUATIONS_CEILING`]).
+    /// 100 000, at most [`limits::EVALUATIONS_CEILING`]). With `scopes`, every scope's
+    /// gates read their own windows at each evaluation, so the count grows with
+    /// `scopes_max`; the time this work takes is bounded by `cells_read_per_input_max`.
     #[serde(default = "default_evaluations_per_input_max")]
     pub evaluations_per_input_max: u64,
     /// Most window cells those reads may visit in the worst case (default 2^30, about
@@ -1312,7 +1314,7 @@ fn default_state_bytes_max() -> u64 {
     16 << 20
 }
 fn default_evaluations_per_input_max() -> u64 {
-    10_000
+    100_000
 }
 fn default_cells_read_per_input_max() -> u64 {
     1 << 30

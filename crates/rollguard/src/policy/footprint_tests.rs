@@ -7,6 +7,7 @@ use super::*;
 use crate::config::VersionSpec;
 use crate::config::footprint::{BIN_BYTES, GATE_BYTES, SLOT_BYTES, VERSION_BYTES};
 use crate::gate::GateState;
+use crate::input::Sample;
 use crate::registry::Version;
 use crate::stats::window::Slot;
 
@@ -18,9 +19,9 @@ fn allocated(s: &State) -> u64 {
     let vec = |cap: usize, each: usize| (cap * each) as u64;
     let mut bytes = size_of::<State>() as u64;
     bytes += vec(s.arms.capacity(), size_of::<Arm>());
-    for arm in &s.arms {
-        bytes += string(&arm.version) + vec(arm.windows.capacity(), size_of::<Window>());
-        for w in &arm.windows {
+    let windows = |ws: &Vec<Window>| {
+        let mut bytes = vec(ws.capacity(), size_of::<Window>());
+        for w in ws {
             bytes += vec(w.slots.capacity(), size_of::<Slot>());
             bytes += w
                 .slots
@@ -28,6 +29,21 @@ fn allocated(s: &State) -> u64 {
                 .map(|s| vec(s.hist.capacity(), 4))
                 .sum::<u64>();
         }
+        bytes
+    };
+    for arm in &s.arms {
+        bytes += string(&arm.version) + windows(&arm.windows);
+        bytes += vec(arm.scoped.capacity(), size_of::<Option<Vec<Window>>>());
+        bytes += arm.scoped.iter().flatten().map(windows).sum::<u64>();
+    }
+    // Scopes: their keys (twice: the list and the index by key) and gate states.
+    bytes += vec(s.scopes.capacity(), size_of::<ScopeOf<Vec<GateState>>>());
+    for scope in &s.scopes {
+        let k = &scope.key;
+        let labels = [&k.tenant, &k.tier, &k.agent].into_iter().flatten();
+        bytes += 2 * labels.map(string).sum::<u64>();
+        bytes += size_of::<crate::scope::ScopeKey>() as u64 + 8;
+        bytes += gates(&scope.gates);
     }
     let reg = &s.registry;
     bytes += vec(reg.versions.capacity(), size_of::<Version>());
@@ -45,8 +61,19 @@ fn allocated(s: &State) -> u64 {
         .map(string)
         .sum::<u64>();
     bytes += s.rollout.as_ref().map_or(0, |r| string(&r.version));
-    bytes += vec(s.gates.capacity(), size_of::<GateState>());
-    for g in &s.gates {
+    bytes += gates(&s.gates);
+    bytes += vec(s.effects.capacity(), size_of::<Effect>());
+    for e in &s.effects {
+        bytes += string(&e.version) + string(&e.id) + string(&e.undo);
+    }
+    bytes + vec(s.breaker.rollbacks.capacity(), size_of::<Timestamp>())
+}
+
+/// Bytes a list of gate states has allocated.
+fn gates(gates: &Vec<GateState>) -> u64 {
+    let vec = |cap: usize, each: usize| (cap * each) as u64;
+    let mut bytes = vec(gates.capacity(), size_of::<GateState>());
+    for g in gates {
         if let crate::detect::Detector::ErrorAttribution(a) = &g.detector {
             bytes += vec(
                 a.splits.capacity(),
@@ -59,11 +86,7 @@ fn allocated(s: &State) -> u64 {
                 + vec(t.baseline.bins.capacity(), 8);
         }
     }
-    bytes += vec(s.effects.capacity(), size_of::<Effect>());
-    for e in &s.effects {
-        bytes += string(&e.version) + string(&e.id) + string(&e.undo);
-    }
-    bytes + vec(s.breaker.rollbacks.capacity(), size_of::<Timestamp>())
+    bytes
 }
 
 /// A config with quantile, count and mean gates, the longest default labels and the
@@ -227,6 +250,51 @@ fn a_full_state_fits_the_estimate_and_the_estimate_is_not_far_off() {
 }
 
 #[test]
+fn a_full_scoped_state_fits_the_estimate() {
+    let mut cfg = config(10);
+    cfg.analysis.interval_ms = 60_000;
+    cfg.scopes = Some(crate::config::ScopesConfig {
+        by: vec![
+            crate::scope::ScopeLabel::Tenant,
+            crate::scope::ScopeLabel::Agent,
+        ],
+        alpha_share: 0.5,
+        samples_min: None,
+    });
+    cfg.limits.scopes_max = 6;
+    let unscoped = {
+        let mut c = cfg.clone();
+        c.scopes = None;
+        c.footprint().state_bytes_max
+    };
+    let f = cfg.footprint();
+    assert!(
+        f.state_bytes_max > 6 * (unscoped / 3),
+        "{f:?} against {unscoped}"
+    );
+    let mut p = rolling_out(cfg);
+    let arms: Vec<String> = p.state.arms.iter().map(|a| a.version.clone()).collect();
+    // Ten tenants with the longest labels: five get scopes, the others the overflow.
+    let mut x = 1e-19;
+    for t in (0..10_000u64).step_by(2) {
+        let mut s = Sample::value(t, &arms[(t / 2 % 2) as usize], "latency", x);
+        let tenant = t / 4 % 10;
+        s.tenant = Some(format!("{tenant:t>256}"));
+        s.agent = Some("a".repeat(256));
+        x = if x > 1e19 { 1e-19 } else { x * 1.01 };
+        let _ = p.observe(&s).expect("value");
+    }
+    assert_eq!(p.state.scopes.len(), 6);
+    assert!(p.state.scopes[5].key.overflow);
+    let measured = allocated(&p.state);
+    assert!(
+        measured <= f.state_bytes_max,
+        "measured {measured} > estimated {}",
+        f.state_bytes_max
+    );
+}
+
+#[test]
 fn a_late_tick_runs_no_more_evaluations_than_the_model_allows() {
     let cfg = config(10);
     let f = cfg.footprint();
@@ -346,11 +414,13 @@ fn the_12_kb_config_of_the_issue_is_refused_for_its_state_then_its_work() {
     let mut cfg = PolicyConfig::from_json(&text).expect("parses");
     let f = cfg.footprint();
     assert!(f.state_bytes_max > 3 * 500_000_000, "{f:?}");
-    // With 16 buckets and room for the state, its work per input is refused.
+    // With 16 buckets and room for the state, its work per input is refused (at the
+    // issue's evaluation limit of 10 000, below today's default).
     for m in &mut cfg.metrics {
         (m.buckets, m.window_ms) = (16, Some(16_000));
     }
     cfg.limits.state_bytes_max = crate::config::limits::STATE_BYTES_CEILING;
+    cfg.limits.evaluations_per_input_max = 10_000;
     let e = cfg.validate().unwrap_err();
     assert_eq!(
         (e.code, e.path.as_str()),
