@@ -66,6 +66,18 @@ steps=start+traffic(0,15000,["acme","globex","initech","umbrella"],{"acme"},nois
 write("statistical_gates_split_alpha_across_scopes",
  "A sequential_mean gate (alpha 0.01) with scopes by tenant and the defaults alpha_share 0.5, scopes_max 64: the overall verdict is judged at alpha × (1 − 0.5) = 0.005 and each scope at 0.01 × 0.5 / 64 = 0.000078125, so the chance of any false failure, overall or in any of the 64 scopes, stays within 0.01 (a union bound over e-values). Every report says the level it used (`alpha`). Latencies vary between 100 and 120 ms; v2 is 50 ms slower for acme only, one of four tenants. At the first evaluation (10 s) acme's test fails (p about 1e-55, far below its 0.000078125) while the overall one, which sees the shift diluted to a quarter of the traffic, has not concluded (p 0.029, above 0.005): the analysis lists acme's failing report, and the automated rollback carries it, each report with its own alpha.",
  {"config":base({"by":["tenant"]},gates=g),"start":0,"steps":steps})
+# tier override
+def gold(ten):
+    return {"tier": "gold" if ten=="acme" else "silver"}
+steps=start+traffic(0,30000,ten3,{"acme","globex"},extra=gold)+[{"input":{"kind":"tick","at":30000}}]
+cfg=base({"by":["tenant"],"samples_min":5,"tiers":{"gold":{"gates":{"mean_latency":{"rule":{"kind":"threshold","max":350}}}}}})
+write("tier_override_holds_gold_tenants_to_its_own_threshold",
+ "Scopes by tenant with a tier override: gold scopes are judged against max 350 ms instead of the gate's 200 (a gold tenant with a known slower workload, say), and every scope needs 5 samples (scopes.samples_min). A scope's tier is the tier label of the sample that created it: acme is gold, globex and initech silver. v2 is slow (400 ms) for acme and globex: both scopes fail at the 10 s evaluation, acme against 350 and globex against 200, and trip at 20 s; overall the mean is 300 ms and fails too. The rollback carries the overall report and both scopes', each with the bound it was judged against (max 200 overall and for globex, 350 for acme).",
+ {"config":cfg,"start":0,"steps":steps})
+cfg=base({"by":["tenant"],"tiers":{"gold":{"gates":{"mean_latency":{"rule":{"kind":"vs_baseline","max_ratio":1.5}}}}}})
+write("tier_override_of_another_kind_is_refused",
+ "A tier override keeps its gate's kind: a vs_baseline rule for the threshold gate mean_latency is refused with invalid_value at the override's rule.",
+ {"config":cfg,"config_error":{"code":"invalid_value","path":"scopes.tiers.gold.gates.mean_latency.rule"}})
 # 5 config error
 write("empty_by_is_refused",
  "A scopes section must name at least one label; an empty `by` is refused with invalid_value at scopes.by.",

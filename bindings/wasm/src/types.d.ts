@@ -139,6 +139,12 @@ export interface ScopesConfig {
   alpha_share?: number;
   /** Samples a scope's window needs before its gates judge it (default: the gate's). */
   samples_min?: number;
+  /** Per tier, how its scopes are judged instead: a gate's rule in full (same kind)
+   *  and `samples_min`. */
+  tiers?: Record<string, {
+    samples_min?: number;
+    gates?: Record<string, { rule?: Rule; samples_min?: number }>;
+  }>;
 }
 
 /** A scope in reports and events: its labels, or `{overflow: true}`. */

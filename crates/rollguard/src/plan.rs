@@ -152,11 +152,22 @@ impl Plan {
                     .iter()
                     .map(|g| with_share(g, per_scope, share, sc.samples_min))
                     .collect();
+                let tiers = sc
+                    .tiers
+                    .keys()
+                    .map(|tier| {
+                        let gates: Vec<GateConfig> = (0..config.gates.len())
+                            .filter_map(|i| config.tier_gate(tier, i))
+                            .map(|g| with_share(&g, per_scope, share, None))
+                            .collect();
+                        (tier.clone(), Judging::new(gates))
+                    })
+                    .collect();
                 let plan = ScopePlan {
                     by: sc.by.clone(),
                     max: config.limits.scopes_max,
-                    fresh: scoped.iter().map(Detector::new).collect(),
-                    gates: scoped,
+                    base: Judging::new(scoped),
+                    tiers,
                 };
                 let overall = config
                     .gates
@@ -209,11 +220,35 @@ pub(crate) struct ScopePlan {
     pub(crate) by: Vec<ScopeLabel>,
     /// `limits.scopes_max`.
     pub(crate) max: u32,
-    /// Per gate, its config as a scope judges it: its share of `alpha` (or `arl0`) and
+    /// How a scope is judged: every gate with its share of `alpha` (or `arl0`) and
     /// the scopes' `samples_min`.
+    pub(crate) base: Judging,
+    /// How the scopes of a tier with overrides are judged instead.
+    pub(crate) tiers: std::collections::BTreeMap<String, Judging>,
+}
+
+impl ScopePlan {
+    /// How the scopes of `tier` (or of no known tier) are judged.
+    pub(crate) fn judging(&self, tier: Option<&str>) -> &Judging {
+        tier.and_then(|t| self.tiers.get(t)).unwrap_or(&self.base)
+    }
+}
+
+/// Gates as one kind of scope judges them: per gate, its config and its detector's
+/// state when a rollout starts it.
+#[derive(Debug, Clone)]
+pub(crate) struct Judging {
     pub(crate) gates: Vec<GateConfig>,
-    /// Per gate, a scope's detector when a rollout starts it.
     pub(crate) fresh: Vec<Detector>,
+}
+
+impl Judging {
+    fn new(gates: Vec<GateConfig>) -> Self {
+        Self {
+            fresh: gates.iter().map(Detector::new).collect(),
+            gates,
+        }
+    }
 }
 
 /// `gate` judged at `share` of its `alpha` (the anytime-valid kinds), its charts

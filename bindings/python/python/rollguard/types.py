@@ -162,6 +162,22 @@ class ScopesConfigDict(TypedDict):
     alpha_share: NotRequired[float]
     #: Samples a scope's window needs before its gates judge it (default: the gate's).
     samples_min: NotRequired[int]
+    #: Per tier, how its scopes are judged instead.
+    tiers: NotRequired[Dict[str, "TierOverrideDict"]]
+
+
+class GateOverrideDict(TypedDict, total=False):
+    """One gate's settings for the scopes of a tier: the rule in full (same kind)."""
+
+    rule: RuleDict
+    samples_min: int
+
+
+class TierOverrideDict(TypedDict, total=False):
+    """How the scopes of one tier are judged (``scopes.tiers``)."""
+
+    samples_min: int
+    gates: Dict[str, GateOverrideDict]
 
 
 class ScopeKeyDict(TypedDict, total=False):

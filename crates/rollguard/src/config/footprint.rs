@@ -150,28 +150,46 @@ impl PolicyConfig {
             _ => 0,
         };
         let weights = HEADER + WEIGHT_CHANGE_BYTES * weight_steps;
-        let gates = self.gates.iter().fold(HEADER, |acc, g| {
-            let detector = match g.rule {
-                crate::config::Rule::ErrorAttribution { .. } => splits,
-                crate::config::Rule::SequentialMean { .. } => MEAN_TEST_BYTES,
-                crate::config::Rule::Cusum { .. } | crate::config::Rule::Ewma { .. } => CHART_BYTES,
-                crate::config::Rule::SequentialQuantile { .. } => {
-                    let bins = bins_of(&g.metric);
-                    QUANTILE_TEST_BYTES.saturating_add(
-                        (2 * HEADER).saturating_add(bins.saturating_mul(2 * QUANTILE_BIN_BYTES)),
-                    )
-                }
-                // Both arms' samples of an interval, at most `samples_max` each.
-                crate::config::Rule::MannWhitney { samples_max, .. } => {
-                    RANK_TEST_BYTES + 2 * 8 * u64::from(samples_max)
-                }
-                crate::config::Rule::Drift { .. } => {
-                    DRIFT_BYTES + 2 * (HEADER + 8 * u64::from(g.rule.drift_bins()))
-                }
-                _ => 0,
-            };
-            acc.saturating_add(GATE_BYTES + detector)
-        });
+        let gates_bytes = |gates: &mut dyn Iterator<Item = &crate::config::GateConfig>| {
+            gates.fold(HEADER, |acc, g| {
+                let detector = match g.rule {
+                    crate::config::Rule::ErrorAttribution { .. } => splits,
+                    crate::config::Rule::SequentialMean { .. } => MEAN_TEST_BYTES,
+                    crate::config::Rule::Cusum { .. } | crate::config::Rule::Ewma { .. } => {
+                        CHART_BYTES
+                    }
+                    crate::config::Rule::SequentialQuantile { .. } => {
+                        let bins = bins_of(&g.metric);
+                        QUANTILE_TEST_BYTES.saturating_add(
+                            (2 * HEADER)
+                                .saturating_add(bins.saturating_mul(2 * QUANTILE_BIN_BYTES)),
+                        )
+                    }
+                    // Both arms' samples of an interval, at most `samples_max` each.
+                    crate::config::Rule::MannWhitney { samples_max, .. } => {
+                        RANK_TEST_BYTES + 2 * 8 * u64::from(samples_max)
+                    }
+                    crate::config::Rule::Drift { .. } => {
+                        DRIFT_BYTES + 2 * (HEADER + 8 * u64::from(g.rule.drift_bins()))
+                    }
+                    _ => 0,
+                };
+                acc.saturating_add(GATE_BYTES + detector)
+            })
+        };
+        let gates = gates_bytes(&mut self.gates.iter());
+        // A scope's gates: the largest of the plain ones and each tier's.
+        let tier_gates = self
+            .scopes
+            .iter()
+            .flat_map(|sc| sc.tiers.keys())
+            .map(|tier| {
+                let gates: Vec<_> = (0..self.gates.len())
+                    .filter_map(|i| self.tier_gate(tier, i))
+                    .collect();
+                gates_bytes(&mut gates.iter())
+            });
+        let scope_gates = tier_gates.fold(gates, u64::max);
         let breaker = HEADER + 8 * u64::from(self.safety.breaker.max_rollbacks);
         // Recorded side effects: two labels and the undo descriptor, kept as compact
         // JSON text of at most `text_len_max` bytes.
@@ -185,12 +203,13 @@ impl PolicyConfig {
             Some(_) => u64::from(self.limits.scopes_max),
             None => 0,
         };
-        let key = 2 * (SCOPE_KEY_BYTES + 3 * string(label));
+        // The key twice (list and index) and the scope's tier.
+        let key = 2 * (SCOPE_KEY_BYTES + 3 * string(label)) + string(label);
         let scoped_arm = arm
             .saturating_sub(string(label))
             .saturating_add(OPTION_BYTES);
         let scope = key
-            .saturating_add(gates)
+            .saturating_add(scope_gates)
             .saturating_add(ARMS_MAX.saturating_mul(scoped_arm));
         let scopes = scopes_max.saturating_mul(scope);
         let state_bytes_max = [

@@ -172,6 +172,65 @@ pub struct ScopesConfig {
     /// judge it (default: each gate's own `samples_min`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples_min: Option<u64>,
+    /// Per tier, how its scopes are judged instead: e.g. tier-1 tenants held to a
+    /// tighter threshold. A scope's tier is its key's `tier` when scopes are formed by
+    /// tier, else the `tier` label of the sample that created the scope.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(deserialize_with = "crate::json::unique_map")]
+    pub tiers: BTreeMap<String, TierOverride>,
+}
+
+/// How the scopes of one tier are judged, where it differs from the other scopes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TierOverride {
+    /// Fewest samples a scope of this tier needs before its gates judge it (default:
+    /// the scopes' `samples_min`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_min: Option<u64>,
+    /// Per gate name, what changes for this tier.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(deserialize_with = "crate::json::unique_map")]
+    pub gates: BTreeMap<String, GateOverride>,
+}
+
+/// One gate's settings for the scopes of a tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GateOverride {
+    /// The rule in full, of the gate's own kind: its thresholds, margins or `alpha`
+    /// for this tier (a statistical gate's `alpha` is then split as the gate's is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Rule>,
+    /// The gate's `samples_min` for this tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_min: Option<u64>,
+}
+
+impl PolicyConfig {
+    /// Gate `gate` as the scopes of `tier` are judged by it, before the split of
+    /// `alpha`: the gate with the tier's overrides (its `samples_min`, then the
+    /// tier's, then the gate override's), or `None` for a tier with none.
+    pub(crate) fn tier_gate(&self, tier: &str, gate: usize) -> Option<GateConfig> {
+        let scopes = self.scopes.as_ref()?;
+        let t = scopes.tiers.get(tier)?;
+        let mut g = self.gates.get(gate)?.clone();
+        if let Some(n) = scopes.samples_min {
+            g.samples_min = n;
+        }
+        if let Some(n) = t.samples_min {
+            g.samples_min = n;
+        }
+        if let Some(o) = t.gates.get(&g.name) {
+            if let Some(rule) = &o.rule {
+                g.rule = rule.clone();
+            }
+            if let Some(n) = o.samples_min {
+                g.samples_min = n;
+            }
+        }
+        Some(g)
+    }
 }
 
 fn default_alpha_share() -> f64 {
@@ -1569,10 +1628,84 @@ impl PolicyConfig {
         )?;
         if let Some(scopes) = &self.scopes {
             scopes.validate().map_err(|e| e.within("scopes"))?;
+            self.validate_tiers(scopes)?;
         }
         // Last: the cost model assumes every other field is valid.
         self.limits.check(self.footprint())
     }
+}
+
+impl Rule {
+    /// The rule's `kind` as JSON writes it (`threshold`, `sequential_mean`, ...).
+    pub(crate) fn kind_name(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("kind")?.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+impl PolicyConfig {
+    /// Tier overrides: tiers are labels, gates name gates of the config, a rule is of
+    /// its gate's kind (not `kayenta_score`, whose members are other gates) and the
+    /// gate it makes validates as any gate.
+    fn validate_tiers(&self, scopes: &ScopesConfig) -> Result<(), Error> {
+        let label_max = self.limits.label_len_max;
+        for (tier, t) in &scopes.tiers {
+            let at = crate::json::key_path("scopes.tiers", tier);
+            check_label(tier, label_max, &at, false)?;
+            if_given(t.samples_min, |n| {
+                in_range(n, 1, crate::time::TIME_MAX, format!("{at}.samples_min"))
+            })?;
+            for (name, o) in &t.gates {
+                let path = crate::json::key_path(&format!("{at}.gates"), name);
+                let Some(i) = self.gates.iter().position(|g| &g.name == name) else {
+                    return Err(Error::new(
+                        ErrorCode::UnknownReference,
+                        path,
+                        format!("no gate {:?}", clip(name)),
+                    ));
+                };
+                if let Some(rule) = &o.rule {
+                    let gate = &self.gates[i].rule;
+                    ensure(
+                        core::mem::discriminant(rule) == core::mem::discriminant(gate)
+                            && !matches!(rule, Rule::KayentaScore { .. }),
+                        ErrorCode::InvalidValue,
+                        format!("{path}.rule"),
+                        || {
+                            if matches!(rule, Rule::KayentaScore { .. }) {
+                                "a kayenta_score gate takes no tier override: override its members"
+                                    .into()
+                            } else {
+                                format!("a tier keeps the gate's kind, {}", gate.kind_name())
+                            }
+                        },
+                    )?;
+                }
+                if let Some(g) = self.tier_gate(tier, i) {
+                    g.validate(label_max).map_err(|e| {
+                        // The gate's own fields are the override's.
+                        let rest = e.path.clone();
+                        Error {
+                            path: if rest.is_empty() {
+                                path.clone()
+                            } else {
+                                format!("{path}.{rest}")
+                            },
+                            ..e
+                        }
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// At most the first 64 characters of a name, for a message.
+fn clip(name: &str) -> String {
+    name.chars().take(64).collect()
 }
 
 impl ScopesConfig {

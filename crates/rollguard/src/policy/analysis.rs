@@ -73,7 +73,8 @@ impl Policy {
 
     /// A gate's config as `scope` (or, for `None`, the overall verdict) judges it.
     pub(super) fn judged(&self, scope: Option<u32>, gate: usize) -> &GateConfig {
-        judged_in(&self.plan, scope, gate)
+        let tier = scope.and_then(|s| self.state.scopes.get(s as usize)?.tier.as_deref());
+        judged_in(&self.plan, scope.is_some(), tier, gate)
     }
 
     /// A gate's state overall or in `scope`.
@@ -218,10 +219,16 @@ impl Policy {
         now: Timestamp,
         out: &mut Out,
     ) -> Vec<GateReport> {
-        let key = scope.map(|s| self.state.scopes[s as usize].key.clone());
+        let (key, tier) = match scope {
+            Some(s) => {
+                let sc = &self.state.scopes[s as usize];
+                (Some(sc.key.clone()), sc.tier.clone())
+            }
+            None => (None, None),
+        };
         let mut reports = Vec::new();
         for i in 0..self.config.gates.len() {
-            let gate = judged_in(&self.plan, scope, i);
+            let gate = judged_in(&self.plan, scope.is_some(), tier.as_deref(), i);
             if !gate.phases.contains(&phase) {
                 continue;
             }
@@ -336,10 +343,10 @@ impl Policy {
     }
 }
 
-/// [`Policy::judged`], borrowing only the plan.
-fn judged_in(plan: &Plan, scope: Option<u32>, gate: usize) -> &GateConfig {
-    match (scope, &plan.scopes) {
-        (Some(_), Some(scopes)) => &scopes.gates[gate],
+/// [`Policy::judged`], borrowing only the plan: overall, or in a scope of `tier`.
+fn judged_in<'p>(plan: &'p Plan, scoped: bool, tier: Option<&str>, gate: usize) -> &'p GateConfig {
+    match (scoped, &plan.scopes) {
+        (true, Some(scopes)) => &scopes.judging(tier).gates[gate],
         _ => &plan.gates[gate],
     }
 }

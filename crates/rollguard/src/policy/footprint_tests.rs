@@ -42,6 +42,7 @@ fn allocated(s: &State) -> u64 {
         let k = &scope.key;
         let labels = [&k.tenant, &k.tier, &k.agent].into_iter().flatten();
         bytes += 2 * labels.map(string).sum::<u64>();
+        bytes += scope.tier.as_ref().map_or(0, string);
         bytes += size_of::<crate::scope::ScopeKey>() as u64 + 8;
         bytes += gates(&scope.gates);
     }
@@ -260,6 +261,7 @@ fn a_full_scoped_state_fits_the_estimate() {
         ],
         alpha_share: 0.5,
         samples_min: None,
+        tiers: Default::default(),
     });
     cfg.limits.scopes_max = 6;
     let unscoped = {

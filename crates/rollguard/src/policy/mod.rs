@@ -143,6 +143,10 @@ pub(crate) struct StateOf<G, W> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScopeOf<G> {
     pub(crate) key: crate::scope::ScopeKey,
+    /// The scope's tier: its key's, or the `tier` label of the sample that created it
+    /// (it picks the tier's overrides, `scopes.tiers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tier: Option<String>,
     pub(crate) gates: G,
 }
 
@@ -182,6 +186,7 @@ impl<G, W> StateOf<G, W> {
             .map(|(s, sc)| {
                 Ok(ScopeOf {
                     key: sc.key,
+                    tier: sc.tier,
                     gates: gates(Some(s), sc.gates)?,
                 })
             })

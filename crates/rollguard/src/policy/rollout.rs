@@ -61,7 +61,8 @@ impl Policy {
         }
         if let Some(plan) = &self.plan.scopes {
             for scope in &mut self.state.scopes {
-                for (g, fresh) in scope.gates.iter_mut().zip(&plan.fresh) {
+                let fresh = &plan.judging(scope.tier.as_deref()).fresh;
+                for (g, fresh) in scope.gates.iter_mut().zip(fresh) {
                     *g = GateState::new(fresh);
                 }
             }

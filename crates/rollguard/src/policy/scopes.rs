@@ -28,9 +28,17 @@ impl Policy {
             return Some(id);
         }
         let id = self.state.scopes.len() as u32;
+        // A scope's tier is fixed when it is created: it picks its gates' settings.
+        let tier = match (&key.tier, key.overflow) {
+            (_, true) => None,
+            (Some(t), _) => Some(t.clone()),
+            (None, _) => tier.map(str::to_string),
+        };
+        let fresh = &plan.judging(tier.as_deref()).fresh;
         self.state.scopes.push(ScopeOf {
             key: key.clone(),
-            gates: plan.fresh.iter().map(GateState::new).collect(),
+            tier,
+            gates: fresh.iter().map(GateState::new).collect(),
         });
         self.scope_ids.insert(key, id);
         Some(id)
@@ -220,5 +228,119 @@ mod tests {
         s.tenant = Some("t8".into());
         assert_eq!(q.observe(&s).unwrap(), p.observe(&s).unwrap());
         assert_eq!(q, p);
+    }
+}
+
+#[cfg(test)]
+mod tier_tests {
+    use super::*;
+    use crate::input::Sample;
+
+    const CONFIG: &str = r#"{
+      "format_version": 1,
+      "versions": [{"id": "v1", "digest": "d1", "validated": true}, {"id": "v2", "digest": "d2"}],
+      "stable": "v1", "candidate": "v2",
+      "metrics": [{"name": "latency_ms", "kind": "value", "window_ms": 60000, "buckets": 6}],
+      "gates": [{"name": "mean", "metric": "latency_ms", "stat": "mean",
+                 "rule": {"kind": "threshold", "max": 200}, "samples_min": 5}],
+      "strategy": {"kind": "canary", "steps": [{"kind": "set_weight", "weight": 50, "duration_ms": 600000}]},
+      "scopes": {"by": ["tenant"],
+                 "tiers": {"gold": {"gates": {"mean": {"rule": {"kind": "threshold", "max": 150}}}}}}
+    }"#;
+
+    /// Ten minutes of v2 at 180 ms for every tenant; acme is gold.
+    fn run(config: &str) -> (Policy, Vec<Decision>) {
+        let mut p = Policy::from_json(config, 0).unwrap();
+        let mut decisions = p.tick(0).unwrap().decisions;
+        for i in 0..3000u64 {
+            let t = i * 200;
+            let tenant = ["acme", "globex", "initech"][(i % 3) as usize];
+            for (arm, x) in [("v1", 100.0), ("v2", 180.0)] {
+                let mut s = Sample::value(t, arm, "latency_ms", x);
+                s.tenant = Some(tenant.into());
+                s.tier = Some(if tenant == "acme" { "gold" } else { "silver" }.into());
+                decisions.extend(p.observe(&s).unwrap().decisions);
+            }
+            if let Some(id) = p.status().pending_action {
+                if !decisions
+                    .iter()
+                    .any(|d| matches!(d.action, Action::Rollback { .. }))
+                {
+                    let step = p
+                        .handle(&Input::Ack {
+                            at: t,
+                            action_id: id,
+                        })
+                        .unwrap();
+                    decisions.extend(step.decisions);
+                }
+            }
+        }
+        (p, decisions)
+    }
+
+    #[test]
+    fn a_gold_tenant_is_held_to_its_tier_s_threshold() {
+        let (p, decisions) = run(CONFIG);
+        let tiers: Vec<Option<&str>> = p.state.scopes.iter().map(|s| s.tier.as_deref()).collect();
+        assert_eq!(tiers, [Some("gold"), Some("silver"), Some("silver")]);
+        let rollback = decisions
+            .iter()
+            .find(|d| matches!(d.action, Action::Rollback { .. }))
+            .expect("a rollback");
+        let scopes: Vec<String> = rollback
+            .gates
+            .iter()
+            .map(|g| g.scope.as_ref().map_or("overall".into(), ScopeKey::label))
+            .collect();
+        assert_eq!(scopes, ["tenant=acme"]);
+        let crate::output::Evidence::Bounds { max, .. } = rollback.gates[0].evidence else {
+            panic!("{:?}", rollback.gates[0].evidence);
+        };
+        assert_eq!(max, Some(150.0));
+        // Without the override, 180 ms passes everywhere.
+        let plain = CONFIG.replace(r#""gold""#, r#""platinum""#);
+        let (_, decisions) = run(&plain);
+        assert!(
+            !decisions
+                .iter()
+                .any(|d| matches!(d.action, Action::Rollback { .. }))
+        );
+    }
+
+    #[test]
+    fn tier_overrides_are_checked_against_the_gates() {
+        let err = |from: &str, to: &str| {
+            let e = Policy::from_json(&CONFIG.replace(from, to), 0).unwrap_err();
+            (e.code, e.path)
+        };
+        assert_eq!(
+            err(r#"{"mean": {"rule""#, r#"{"p95": {"rule""#),
+            (
+                ErrorCode::UnknownReference,
+                "scopes.tiers.gold.gates.p95".into()
+            )
+        );
+        assert_eq!(
+            err(
+                r#"{"kind": "threshold", "max": 150}"#,
+                r#"{"kind": "rate_slo", "max_rate": 0.1}"#
+            ),
+            (
+                ErrorCode::InvalidValue,
+                "scopes.tiers.gold.gates.mean.rule".into()
+            )
+        );
+        assert_eq!(
+            err(r#""max": 150"#, r#""max": 150, "min": 300"#),
+            (
+                ErrorCode::MinAboveMax,
+                "scopes.tiers.gold.gates.mean.rule.min".into()
+            )
+        );
+        assert_eq!(
+            err(r#"{"gold": {"gates""#, r#"{"": {"gates""#),
+            (ErrorCode::InvalidValue, "scopes.tiers[\"\"]".into())
+        );
     }
 }

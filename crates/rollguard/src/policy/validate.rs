@@ -521,6 +521,21 @@ impl Policy {
                 format!("{at}.key"),
                 "a scope listed twice"
             );
+            need!(
+                match (&scope.key.tier, &scope.tier) {
+                    (Some(k), t) => t.as_ref() == Some(k),
+                    (None, t) => !scope.key.overflow || t.is_none(),
+                },
+                format!("{at}.tier"),
+                "not the tier of its key"
+            );
+            if let Some(t) = &scope.tier {
+                need!(
+                    t.len() as u64 <= u64::from(self.config.limits.label_len_max),
+                    format!("{at}.tier"),
+                    "longer than limits.label_len_max"
+                );
+            }
             self.validate_gate_states(&scope.gates, Some(i as u32), contents)?;
         }
         for (i, arm) in s.arms.iter().enumerate() {
@@ -568,8 +583,9 @@ impl Policy {
             gates.len(),
             self.config.gates.len()
         );
+        let tier = scope.and_then(|s| self.state.scopes.get(s as usize)?.tier.as_deref());
         let fresh = match (scope, &self.plan.scopes) {
-            (Some(_), Some(plan)) => &plan.fresh,
+            (Some(_), Some(plan)) => &plan.judging(tier).fresh,
             _ => &self.plan.fresh,
         };
         for (i, (g, fresh)) in gates.iter().zip(fresh).enumerate() {
