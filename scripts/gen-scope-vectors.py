@@ -18,13 +18,14 @@ def base(scopes, limits=None, gates=None, weight=50):
        "scopes":scopes}
     if limits: c["limits"]=limits
     return c
-def traffic(t0, t1, tenants, slow, every=1000, extra=None, noise=False):
+def traffic(t0, t1, tenants, slow, every=1000, extra=None, noise=False, weights=None):
     """Batches of samples: per second, for each tenant, one sample per arm."""
     steps=[]
     for sec in range(t0, t1, 5000):
         samples=[]
         for t in range(sec, min(sec+5000,t1), every):
             for k,ten in enumerate(tenants):
+              for _ in range((weights or {}).get(ten, 1)):
                 for arm in ["v1","v2"]:
                     x = 400 if (arm=="v2" and ten in slow) else 100
                     if noise: x = (150 if (arm=="v2" and ten in slow) else 100) + (t//1000*7+k*3)%11*2
@@ -78,6 +79,16 @@ cfg=base({"by":["tenant"],"tiers":{"gold":{"gates":{"mean_latency":{"rule":{"kin
 write("tier_override_of_another_kind_is_refused",
  "A tier override keeps its gate's kind: a vs_baseline rule for the threshold gate mean_latency is refused with invalid_value at the override's rule.",
  {"config":cfg,"config_error":{"code":"invalid_value","path":"scopes.tiers.gold.gates.mean_latency.rule"}})
+# impact rules
+steps=start+traffic(0,70000,ten3,{"acme"})+[{"input":{"kind":"tick","at":70000}}]
+write("impact_below_the_rule_holds_and_escalates_once",
+ "scopes.impact {scopes_min: 2}: gates tripped in scopes roll back only when at least two scopes trip (an overall trip always does). v2 is slow for acme only; overall its mean is 200 ms and passes. acme's scope trips at 20 s: one scope, below the rule, so there is no rollback. The policy holds (a hold decision with reason scoped_failure and acme's report at every evaluation while it stays tripped) and escalates once, naming the scope. The rollout does not advance: its 60 s step would end at 60 s, but a stage ends only when no gate is tripped, so at 70 s v2 is still at 50 % and not promoted.",
+ {"config":base({"by":["tenant"],"impact":{"scopes_min":2}}),"start":0,"steps":steps})
+g=[{"name":"mean_latency","metric":"latency_ms","stat":"mean","rule":{"kind":"threshold","max":300},"samples_min":3,"persistence":{"consecutive":2}}]
+steps=start+traffic(0,30000,ten3,{"acme"},weights={"acme":3})+[{"input":{"kind":"tick","at":30000}}]
+write("impact_by_traffic_share_rolls_back",
+ "scopes.impact {traffic_min: 0.5}: gates tripped in scopes roll back when the tripped scopes carry at least half the samples the gate judged overall. acme sends three times the traffic of globex and initech (60 % of it), and v2 is slow for acme (400 ms): overall its mean is 280 ms, which passes max 300, while acme's scope fails at 10 s and trips at 20 s. Its 30 of the 50 samples judged overall meet the rule: an automated rollback, carrying acme's report.",
+ {"config":base({"by":["tenant"],"impact":{"traffic_min":0.5}},gates=g),"start":0,"steps":steps})
 # 5 config error
 write("empty_by_is_refused",
  "A scopes section must name at least one label; an empty `by` is refused with invalid_value at scopes.by.",

@@ -145,6 +145,9 @@ export interface ScopesConfig {
     samples_min?: number;
     gates?: Record<string, { rule?: Rule; samples_min?: number }>;
   }>;
+  /** When gates tripped in scopes roll back (default: any one); below it the rollout
+   *  holds and escalates with `scoped_failure`. */
+  impact?: { tiers?: string[]; scopes_min?: number; traffic_min?: number };
 }
 
 /** A scope in reports and events: its labels, or `{overflow: true}`. */
@@ -202,7 +205,7 @@ export type Reason =
   | "approval_timeout_hold" | "operator_revert" | "operator_abort" | "operator_force_promote"
   | "operator_retry" | "breaker_tripped" | "breaker_open" | "cooldown_active" | "halted"
   | "ack_timeout" | "action_failed" | "no_rollback_target" | "automated_rollback"
-  | "compensation";
+  | "compensation" | "scoped_failure";
 
 /** The evidence of one gate evaluation: observed values, effective bounds, window. */
 export interface GateReport {

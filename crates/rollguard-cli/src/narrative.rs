@@ -771,6 +771,9 @@ fn explain(reason: Reason) -> String {
         Reason::NoRollbackTarget => "a rollback is due but there is no validated version to go to",
         Reason::ApprovalTimeoutHold => "an approval timed out",
         Reason::Compensation => "a rollback undoes the side effects of the version it left",
+        Reason::ScopedFailure => {
+            "gates tripped in some scopes, below the impact rule: the rollout holds"
+        }
         _ => "",
     };
     if why.is_empty() {

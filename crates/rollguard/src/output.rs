@@ -88,6 +88,9 @@ pub enum Reason {
     AutomatedRollback,
     /// A rollback took traffic away from the version that caused a side effect.
     Compensation,
+    /// Gates tripped in some scopes, below the impact rule (`scopes.impact`): the
+    /// rollout holds at its step and a human is told which scopes.
+    ScopedFailure,
 }
 
 /// A verdict of one gate evaluation.

@@ -47,6 +47,7 @@ const REASONS = {
   action_failed: "the caller reported an action failed",
   no_rollback_target: "no validated version to roll back to",
   automated_rollback: "an automated rollback was issued",
+  scoped_failure: "gates tripped in some scopes, below the impact rule: the rollout holds",
 };
 const reasonText = (r) => `${r}: ${REASONS[r] ?? r}`;
 

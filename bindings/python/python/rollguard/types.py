@@ -164,6 +164,16 @@ class ScopesConfigDict(TypedDict):
     samples_min: NotRequired[int]
     #: Per tier, how its scopes are judged instead.
     tiers: NotRequired[Dict[str, "TierOverrideDict"]]
+    #: When gates tripped in scopes roll back (default: any one).
+    impact: NotRequired["ImpactDict"]
+
+
+class ImpactDict(TypedDict, total=False):
+    """``scopes.impact``: any condition met rolls back; below, the rollout holds."""
+
+    tiers: List[str]
+    scopes_min: int
+    traffic_min: float
 
 
 class GateOverrideDict(TypedDict, total=False):

@@ -178,6 +178,27 @@ pub struct ScopesConfig {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[serde(deserialize_with = "crate::json::unique_map")]
     pub tiers: BTreeMap<String, TierOverride>,
+    /// When gates tripped in scopes (and not overall) roll back; default: any one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact: Option<Impact>,
+}
+
+/// An impact rule: gates tripped in scopes roll back when any of its conditions holds
+/// (a tripped overall gate always does). Below it, the rollout holds at its step and
+/// escalates once with `scoped_failure`, naming the scopes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Impact {
+    /// A scope of one of these tiers tripped (tier-1 tenants first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<String>,
+    /// At least this many scopes tripped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_min: Option<u32>,
+    /// The tripped scopes of one gate carry at least this share of the samples that
+    /// gate judged overall, in (0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_min: Option<f64>,
 }
 
 /// How the scopes of one tier are judged, where it differs from the other scopes.
@@ -1651,6 +1672,11 @@ impl PolicyConfig {
     /// gate it makes validates as any gate.
     fn validate_tiers(&self, scopes: &ScopesConfig) -> Result<(), Error> {
         let label_max = self.limits.label_len_max;
+        if let Some(i) = &scopes.impact {
+            for (k, t) in i.tiers.iter().enumerate() {
+                check_label(t, label_max, &format!("scopes.impact.tiers[{k}]"), false)?;
+            }
+        }
         for (tier, t) in &scopes.tiers {
             let at = crate::json::key_path("scopes.tiers", tier);
             check_label(tier, label_max, &at, false)?;
@@ -1729,9 +1755,36 @@ impl ScopesConfig {
         )?;
         if_given(self.samples_min, |n| {
             in_range(n, 1, crate::time::TIME_MAX, "samples_min")
-        })
+        })?;
+        if let Some(i) = &self.impact {
+            ensure(
+                !i.tiers.is_empty() || i.scopes_min.is_some() || i.traffic_min.is_some(),
+                ErrorCode::InvalidValue,
+                "impact",
+                || "give tiers, scopes_min or traffic_min".into(),
+            )?;
+            for (k, t) in i.tiers.iter().enumerate() {
+                check_label(
+                    t,
+                    LABEL_LEN_MAX_FOR_TIERS,
+                    &format!("impact.tiers[{k}]"),
+                    false,
+                )?;
+            }
+            if_given(i.scopes_min, |n| {
+                in_range(n, 1, limits::SCOPES_MAX, "impact.scopes_min")
+            })?;
+            if_given(i.traffic_min, |x| {
+                positive_at_most(x, 1.0, "impact.traffic_min")
+            })?;
+        }
+        Ok(())
     }
 }
+
+/// Tier names are labels; their length is checked against `limits.label_len_max`
+/// with the other labels (`validate_tiers`), here only against the ceiling.
+const LABEL_LEN_MAX_FOR_TIERS: u32 = limits::LABEL_LEN_MAX;
 
 /// Refuses free text longer than `max` bytes (`text_too_long`).
 pub(crate) fn check_text(s: &str, max: u32, path: &str) -> Result<(), Error> {

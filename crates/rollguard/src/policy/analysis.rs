@@ -198,6 +198,10 @@ impl Policy {
             }
             return;
         }
+        if tripped.iter().all(|r| r.scope.is_some()) && !self.impact_met(&tripped, now) {
+            self.hold_for_scopes(now, tripped, out);
+            return;
+        }
         let scopes = self.state.scopes.iter().map(|s| &s.gates);
         let onset = core::iter::once(&self.state.gates)
             .chain(scopes)

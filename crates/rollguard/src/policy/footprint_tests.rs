@@ -262,6 +262,7 @@ fn a_full_scoped_state_fits_the_estimate() {
         alpha_share: 0.5,
         samples_min: None,
         tiers: Default::default(),
+        impact: None,
     });
     cfg.limits.scopes_max = 6;
     let unscoped = {

@@ -239,10 +239,17 @@ impl Policy {
             .filter(|(_, (c, _))| !c.dry_run && phase.is_some_and(|p| c.phases.contains(&p)))
             .map(|(i, (_, g))| (i, g))
             .collect();
-        if live.iter().any(|(_, g)| g.tripped()) {
+        // A scope's gates hold the stage as the overall ones do while they trip or
+        // fail; a scope without a verdict (too few samples) does not.
+        let scoped = s
+            .scopes
+            .iter()
+            .flat_map(|sc| live.iter().map(move |(i, _)| &sc.gates[*i]));
+        let states = || live.iter().map(|(_, g)| *g).chain(scoped.clone());
+        if states().any(GateState::tripped) {
             return; // the rollback (or the hold that blocks it) is decided by analysis
         }
-        if live.iter().any(|(_, g)| g.consecutive_failures > 0) {
+        if states().any(|g| g.consecutive_failures > 0) {
             out.decide(now, Action::Hold {}, Reason::GateFailing, Vec::new());
             return;
         }

@@ -63,6 +63,70 @@ impl Policy {
         windows.get_mut(metric)
     }
 
+    /// Whether gates tripped in scopes (`tripped`, every one a scope's report) meet
+    /// the impact rule: any tripped scope without one.
+    pub(super) fn impact_met(&self, tripped: &[GateReport], now: Timestamp) -> bool {
+        let Some(rule) = self.config.scopes.as_ref().and_then(|s| s.impact.as_ref()) else {
+            return true;
+        };
+        let tier_of = |key: &ScopeKey| {
+            let id = *self.scope_ids.get(key)?;
+            self.state.scopes.get(id as usize)?.tier.as_deref()
+        };
+        let by_tier = tripped.iter().any(|r| {
+            r.scope
+                .as_ref()
+                .and_then(tier_of)
+                .is_some_and(|t| rule.tiers.iter().any(|x| x == t))
+        });
+        let mut scopes: Vec<&ScopeKey> = tripped.iter().filter_map(|r| r.scope.as_ref()).collect();
+        scopes.sort();
+        scopes.dedup();
+        let by_count = rule
+            .scopes_min
+            .is_some_and(|k| scopes.len() as u64 >= u64::from(k));
+        let by_traffic = rule.traffic_min.is_some_and(|x| {
+            self.config.gates.iter().enumerate().any(|(i, g)| {
+                let share: u64 = tripped
+                    .iter()
+                    .filter(|r| r.gate == g.name)
+                    .map(|r| r.samples)
+                    .sum();
+                let all = self.overall_samples(i, now);
+                all > 0 && share as f64 >= x * all as f64
+            })
+        });
+        by_tier || by_count || by_traffic
+    }
+
+    /// The samples gate `gate` judged overall at the evaluation just made: its
+    /// subject's window evidence.
+    fn overall_samples(&self, gate: usize, now: Timestamp) -> u64 {
+        let Some(phase) = self.current_phase() else {
+            return 0;
+        };
+        let (subject, _) = self.arms_in(phase);
+        let m = self.plan.gate_metric[gate];
+        self.reading(&subject, None, m, gate, now).evidence
+    }
+
+    /// Gates tripped in scopes below the impact rule: the rollout holds at its step,
+    /// and escalates once per episode, naming the scopes.
+    pub(super) fn hold_for_scopes(
+        &mut self,
+        now: Timestamp,
+        tripped: Vec<GateReport>,
+        out: &mut Out,
+    ) {
+        let why = Reason::ScopedFailure;
+        out.decide(now, Action::Hold {}, why, tripped.clone());
+        if self.state.blocked != Some(why) {
+            self.state.blocked = Some(why);
+            let detail = format!("{}, below the impact rule", Self::scope_names(&tripped));
+            out.escalate(now, why, detail, tripped);
+        }
+    }
+
     /// The scopes that reports name, for an escalation's detail: `failing in scopes
     /// tenant=acme, tenant=globex` (empty when none does).
     pub(super) fn scope_names(reports: &[GateReport]) -> String {
@@ -145,6 +209,89 @@ mod tests {
             .flat_map(|s| &s.decisions)
             .filter(|d| matches!(d.action, Action::Rollback { .. }))
             .collect()
+    }
+
+    fn with_impact(impact: &str) -> Policy {
+        let text = config(64).replace(
+            r#""scopes": {"by": ["tenant"]},"#,
+            &format!(r#""scopes": {{"by": ["tenant"], "impact": {impact}}},"#),
+        );
+        Policy::from_json(&text, 0).unwrap()
+    }
+
+    fn scoped_failures(steps: &[Step]) -> (usize, usize) {
+        let decisions = steps.iter().flat_map(|s| &s.decisions);
+        let (mut holds, mut escalations) = (0, 0);
+        for d in decisions.filter(|d| d.reason == Reason::ScopedFailure) {
+            match d.action {
+                Action::Hold {} => holds += 1,
+                Action::Escalate {} => escalations += 1,
+                _ => panic!("{d:?}"),
+            }
+        }
+        (holds, escalations)
+    }
+
+    #[test]
+    fn below_the_impact_rule_the_rollout_holds_and_escalates_once() {
+        // One slow tenant of ten, under "at least 3 scopes": held, not rolled back.
+        let mut p = with_impact(r#"{"scopes_min": 3}"#);
+        let steps = run(&mut p, 10, &[3]);
+        assert!(rollbacks(&steps).is_empty());
+        let (holds, escalations) = scoped_failures(&steps);
+        assert_eq!(escalations, 1);
+        assert!(holds >= 5, "{holds}");
+        let escalation = steps
+            .iter()
+            .flat_map(|s| &s.decisions)
+            .find(|d| d.reason == Reason::ScopedFailure && d.action == Action::Escalate {})
+            .unwrap();
+        assert_eq!(
+            escalation.detail,
+            "failing in scopes tenant=t3, below the impact rule"
+        );
+        // The held rollout does not advance past its 10-minute step: not promoted.
+        let later = p.tick(700_000).unwrap();
+        assert!(later.decisions.iter().all(|d| d.reason == Reason::ScopedFailure));
+        assert_eq!(p.status().aliases.stable, "v1");
+        assert_eq!(p.status().stage, Some(0));
+        // Three slow tenants meet it (the candidate still passes overall: 190 ms).
+        let mut p = with_impact(r#"{"scopes_min": 3}"#);
+        let steps = run(&mut p, 10, &[3, 4, 5]);
+        assert_eq!(rollbacks(&steps).len(), 1);
+    }
+
+    #[test]
+    fn a_traffic_share_rule_counts_the_tripped_scopes_samples() {
+        let mut p = with_impact(r#"{"traffic_min": 0.25}"#);
+        assert!(rollbacks(&run(&mut p, 10, &[3, 4])).is_empty());
+        let mut p = with_impact(r#"{"traffic_min": 0.25}"#);
+        assert_eq!(rollbacks(&run(&mut p, 10, &[3, 4, 5])).len(), 1);
+    }
+
+    #[test]
+    fn impact_rules_are_validated() {
+        let err = |impact: &str| {
+            let text = config(64).replace(
+                r#""scopes": {"by": ["tenant"]},"#,
+                &format!(r#""scopes": {{"by": ["tenant"], "impact": {impact}}},"#),
+            );
+            let e = Policy::from_json(&text, 0).unwrap_err();
+            (e.code, e.path)
+        };
+        assert_eq!(err("{}"), (ErrorCode::InvalidValue, "scopes.impact".into()));
+        assert_eq!(
+            err(r#"{"traffic_min": 0}"#),
+            (ErrorCode::InvalidValue, "scopes.impact.traffic_min".into())
+        );
+        assert_eq!(
+            err(r#"{"scopes_min": 0}"#),
+            (ErrorCode::InvalidValue, "scopes.impact.scopes_min".into())
+        );
+        assert_eq!(
+            err(r#"{"tiers": [""]}"#),
+            (ErrorCode::InvalidValue, "scopes.impact.tiers[0]".into())
+        );
     }
 
     #[test]
@@ -306,6 +453,38 @@ mod tier_tests {
                 .iter()
                 .any(|d| matches!(d.action, Action::Rollback { .. }))
         );
+    }
+
+    #[test]
+    fn an_impact_rule_by_tier_acts_on_gold_scopes_only() {
+        let gold = CONFIG.replace(
+            r#""by": ["tenant"],"#,
+            r#""by": ["tenant"], "impact": {"tiers": ["gold"]},"#,
+        );
+        let (_, decisions) = run(&gold);
+        assert!(
+            decisions
+                .iter()
+                .any(|d| matches!(d.action, Action::Rollback { .. }))
+        );
+        // The same override on silver: globex and initech fail, below the rule.
+        let silver = gold.replace(r#""tiers": {"gold""#, r#""tiers": {"silver""#);
+        let (p, decisions) = run(&silver);
+        assert!(
+            !decisions
+                .iter()
+                .any(|d| matches!(d.action, Action::Rollback { .. }))
+        );
+        let held: Vec<&Decision> = decisions
+            .iter()
+            .filter(|d| d.reason == Reason::ScopedFailure && d.action == Action::Escalate {})
+            .collect();
+        assert_eq!(held.len(), 1);
+        assert_eq!(
+            held[0].detail,
+            "failing in scopes tenant=globex, tenant=initech, below the impact rule"
+        );
+        assert_eq!(p.status().stage, Some(0));
     }
 
     #[test]
