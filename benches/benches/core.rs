@@ -28,6 +28,11 @@
 //!   through a `cusum`, an `ewma` and a `drift` gate (`values_1000_<kind>`), and one tick
 //!   with an analysis due runs on a policy carrying every statistical kind at once
 //!   (`tick_analysis_due_all_kinds`, against `tick_analysis_due_reference`).
+//! - `scopes`: one policy with 10 000 tenant scopes and three metrics (a mean, an error
+//!   rate against stable, a quality score; no quantile gate), a 50 % canary with every
+//!   scope's windows full: labelled samples through `observe` (throughput in samples),
+//!   a tick with the analysis due over every scope and the overall gates, and the
+//!   snapshot's round trip. The state's bytes per scope and metric are printed once.
 //! - `assign`: traffic assignment (`rollguard-assign-v1`) of one 36-byte key (a UUID):
 //!   its `bucket`, and `assign` at 25 % (the bucket and a comparison).
 
@@ -223,6 +228,125 @@ fn snapshot(c: &mut Criterion) {
             let text = p.snapshot().to_json();
             black_box(Policy::restore_json(&text)).expect("restore")
         });
+    });
+    group.finish();
+}
+
+/// Scopes in the `scopes` benches.
+const SCOPES: u64 = 10_000;
+
+/// The `scopes` benches' policy: three gates on three metrics, judged per tenant.
+fn scoped_policy() -> Policy {
+    let config = format!(
+        r#"{{
+      "format_version": 1,
+      "versions": [{{"id": "v1", "digest": "d1", "validated": true}}, {{"id": "v2", "digest": "d2"}}],
+      "stable": "v1", "candidate": "v2",
+      "metrics": [{{"name": "latency_ms", "kind": "value", "window_ms": 60000, "buckets": 6}},
+                  {{"name": "errors", "kind": "count", "window_ms": 60000, "buckets": 6}},
+                  {{"name": "score", "kind": "value", "window_ms": 60000, "buckets": 6}}],
+      "gates": [{{"name": "latency", "metric": "latency_ms", "stat": "mean",
+                  "rule": {{"kind": "threshold", "max": 1000}}, "samples_min": 5}},
+                {{"name": "errors", "metric": "errors", "stat": "rate",
+                  "rule": {{"kind": "vs_baseline", "max_increase": 0.5}}, "samples_min": 5}},
+                {{"name": "score", "metric": "score", "stat": "mean",
+                  "rule": {{"kind": "threshold", "min": 0.1}}, "samples_min": 5}}],
+      "strategy": {{"kind": "canary", "steps": [{{"kind": "set_weight", "weight": 50, "duration_ms": 86400000}}]}},
+      "analysis": {{"interval_ms": 60000}},
+      "scopes": {{"by": ["tenant"]}},
+      "limits": {{"scopes_max": {max}, "state_bytes_max": 1073741824,
+                  "evaluations_per_input_max": 10000000000}}
+    }}"#,
+        max = SCOPES + 1
+    );
+    let mut p = Policy::from_json(&config, 0).expect("the scoped config");
+    let step = p.tick(0).expect("kick off");
+    for id in step.actions().filter_map(|d| d.action_id) {
+        let _ = p
+            .handle(&Input::Ack {
+                at: 0,
+                action_id: id,
+            })
+            .expect("acknowledged");
+    }
+    p
+}
+
+/// One labelled sample of tenant `i` at `at`: cycling arms and metrics.
+fn scoped_sample(i: u64, at: u64, tenants: &[String]) -> Sample {
+    let arm = if i % 2 == 0 { "v1" } else { "v2" };
+    let mut s = match (i / 2) % 3 {
+        0 => Sample::value(at, arm, "latency_ms", 100.0 + (i % 17) as f64),
+        1 => Sample::count(at, arm, "errors", (i % 3) as i64 / 2, 10),
+        _ => Sample::value(at, arm, "score", 0.8),
+    };
+    s.tenant = Some(tenants[((i / 6) % SCOPES) as usize].clone());
+    s
+}
+
+fn scopes(c: &mut Criterion) {
+    let tenants: Vec<String> = (0..SCOPES).map(|i| format!("tenant-{i:05}")).collect();
+    // Every scope's windows on both arms, every metric: 6 samples per tenant per pass,
+    // ten passes spread over the 60 s window.
+    let mut loaded = scoped_policy();
+    let n = SCOPES * 6 * 10;
+    for i in 0..n {
+        let at = 1 + i * 59_000 / n;
+        let _ = loaded
+            .observe(&scoped_sample(i, at, &tenants))
+            .expect("sample");
+    }
+    let due = loaded.next_deadline().expect("an analysis is due");
+    let json = loaded.snapshot().to_json();
+    let scope_metrics = SCOPES * 3;
+    eprintln!(
+        "scopes: {SCOPES} scopes x 3 metrics, snapshot {} bytes ({} per scope-metric)",
+        json.len(),
+        json.len() as u64 / scope_metrics
+    );
+    let footprint = loaded.config().footprint();
+    eprintln!(
+        "scopes: footprint state_bytes_max {} ({} per scope-metric)",
+        footprint.state_bytes_max,
+        footprint.state_bytes_max / scope_metrics
+    );
+    {
+        let mut p = loaded.clone();
+        let step = p.tick(due).expect("tick");
+        assert!(
+            step.events
+                .iter()
+                .any(|e| matches!(&e.kind, rollguard::EventKind::Analysis { .. })),
+            "no analysis at {due}"
+        );
+    }
+    let mut group = c.benchmark_group("scopes");
+    group.throughput(Throughput::Elements(CHUNK));
+    group.bench_function("observe_labelled", |b| {
+        let mut p = loaded.clone();
+        let mut i = 0u64;
+        let at = p.now();
+        b.iter(|| {
+            for _ in 0..CHUNK {
+                let s = scoped_sample(i, at, &tenants);
+                let _ = black_box(p.observe(&s)).expect("sample");
+                i += 1;
+            }
+        });
+    });
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("tick_analysis_due_10000_scopes", |b| {
+        b.iter_batched_ref(
+            || loaded.clone(),
+            |p| black_box(p.tick(due)).expect("tick"),
+            BatchSize::LargeInput,
+        );
+    });
+    group.bench_function("snapshot_to_json_10000_scopes", |b| {
+        b.iter(|| black_box(loaded.snapshot().to_json()));
+    });
+    group.bench_function("restore_json_10000_scopes", |b| {
+        b.iter(|| black_box(Policy::restore_json(black_box(&json))).expect("restore"));
     });
     group.finish();
 }
@@ -434,6 +558,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
-    targets = observe, observe_batch, observe_columns, tick, command, snapshot, input_json, detectors, assignment
+    targets = observe, observe_batch, observe_columns, tick, command, snapshot, input_json, detectors, assignment, scopes
 }
 criterion_main!(benches);

@@ -829,9 +829,6 @@ fn effect_text(
     }
 }
 
-/// One gate's evidence, as its kind reports it: for window rules,
-/// `p95 latency_ms 213.4 > max 158.9 (baseline 122.2)`. Without the gate's alpha (see
-/// [`report_line_with`]).
 /// A gate as the narrative names it: `p95`, or in a scope `p95 in tenant=acme`.
 fn gate_name(gate: &str, scope: Option<&rollguard::ScopeKey>) -> String {
     match scope {
@@ -840,6 +837,9 @@ fn gate_name(gate: &str, scope: Option<&rollguard::ScopeKey>) -> String {
     }
 }
 
+/// One gate's evidence, as its kind reports it: for window rules,
+/// `p95 latency_ms 213.4 > max 158.9 (baseline 122.2)`. Without the gate's alpha (see
+/// [`report_line_with`]).
 #[cfg(test)]
 fn report_line(r: &GateReport) -> String {
     report_line_with(r, None)

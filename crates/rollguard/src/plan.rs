@@ -48,6 +48,8 @@ pub(crate) struct Plan {
     pub(crate) fresh: Vec<Detector>,
     /// How scopes are judged, when the config has `scopes`.
     pub(crate) scopes: Option<ScopePlan>,
+    /// Per gate, whether a `kayenta_score` gate reads its report.
+    pub(crate) kayenta_members: Vec<bool>,
     /// Whether any gate runs in the steady phase.
     pub(crate) steady: bool,
     /// `analysis.interval_ms`.
@@ -183,6 +185,18 @@ impl Plan {
             gate_metric,
             observers,
             fresh: gates.iter().map(Detector::new).collect(),
+            kayenta_members: config
+                .gates
+                .iter()
+                .map(|g| {
+                    config.gates.iter().any(|k| match &k.rule {
+                        Rule::KayentaScore { members, .. } => {
+                            members.iter().any(|m| m.gate == g.name)
+                        }
+                        _ => false,
+                    })
+                })
+                .collect(),
             gates,
             scopes,
             steady,

@@ -54,7 +54,7 @@ pub mod limits {
     /// Highest `limits.state_bytes_max` a config may set (1 GiB).
     pub const STATE_BYTES_CEILING: u64 = 1 << 30;
     /// Highest `limits.evaluations_per_input_max` a config may set.
-    pub const EVALUATIONS_CEILING: u64 = 1_000_000;
+    pub const EVALUATIONS_CEILING: u64 = 10_000_000_000;
     /// Highest `limits.cells_read_per_input_max` a config may set.
     pub const CELLS_READ_CEILING: u64 = 1 << 40;
     /// Largest relative margin of a statistical gate (100: 101 times worse).

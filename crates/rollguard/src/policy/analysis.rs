@@ -165,17 +165,8 @@ impl Policy {
         // drown the event).
         let mut scoped = Vec::new();
         for s in 0..self.state.scopes.len() as u32 {
-            let was: Vec<bool> = self.state.scopes[s as usize]
-                .gates
-                .iter()
-                .map(|g| g.tripped() || g.consecutive_failures > 0)
-                .collect();
             let judged = self.judge_gates(phase, Some(s), &subject, baseline.as_deref(), now, out);
-            scoped.extend(judged.into_iter().filter(|r| {
-                let gate = self.config.gates.iter().position(|g| g.name == r.gate);
-                let recovered = r.verdict == Verdict::Pass && gate.is_some_and(|g| was[g]);
-                r.verdict == Verdict::Fail || r.tripped || recovered
-            }));
+            scoped.extend(judged);
         }
         let tripped: Vec<GateReport> = reports
             .iter()
@@ -213,7 +204,9 @@ impl Policy {
     }
 
     /// Evaluates the gates of `phase` overall (`scope` `None`) or in one scope, records
-    /// their verdicts and returns their reports, in config order.
+    /// their verdicts and returns their reports, in config order: every one overall, and
+    /// in a scope those that fail, are tripped or pass after failing (the others are
+    /// not built at all: with thousands of scopes, building them is most of the work).
     fn judge_gates(
         &mut self,
         phase: Phase,
@@ -223,14 +216,11 @@ impl Policy {
         now: Timestamp,
         out: &mut Out,
     ) -> Vec<GateReport> {
-        let (key, tier) = match scope {
-            Some(s) => {
-                let sc = &self.state.scopes[s as usize];
-                (Some(sc.key.clone()), sc.tier.clone())
-            }
-            None => (None, None),
-        };
+        let tier = scope.and_then(|s| self.state.scopes[s as usize].tier.clone());
+        let mut key = None;
         let mut reports = Vec::new();
+        // Reports built only for a `kayenta_score` gate of this evaluation to read.
+        let mut unlisted = Vec::new();
         for i in 0..self.config.gates.len() {
             let gate = judged_in(&self.plan, scope.is_some(), tier.as_deref(), i);
             if !gate.phases.contains(&phase) {
@@ -262,6 +252,7 @@ impl Policy {
                     .map(|mb| {
                         reports
                             .iter()
+                            .chain(&unlisted)
                             .find(|r: &&GateReport| r.gate == mb.gate)
                             .and_then(|r| match r.evidence {
                                 crate::output::Evidence::Rank { classification, .. } => {
@@ -303,8 +294,20 @@ impl Policy {
             };
             let persistence = self.config.gates[i].persistence;
             let st = self.gate_state_mut(scope, i);
+            let was_failing = st.tripped() || st.consecutive_failures > 0;
             let transition = st.record(&persistence, judgement.verdict, now, || onset);
             let (consecutive_failures, tripped) = (st.consecutive_failures, st.tripped());
+            let verdict = judgement.verdict;
+            let listed = scope.is_none()
+                || verdict == Verdict::Fail
+                || tripped
+                || (was_failing && verdict == Verdict::Pass);
+            if !listed && !self.plan.kayenta_members[i] {
+                continue;
+            }
+            if key.is_none() {
+                key = scope.map(|s| self.state.scopes[s as usize].key.clone());
+            }
             let gate = &self.config.gates[i];
             match transition {
                 Transition::Tripped => out.event(
@@ -325,7 +328,7 @@ impl Policy {
                 ),
                 Transition::None => {}
             }
-            reports.push(GateReport {
+            let report = GateReport {
                 gate: gate.name.clone(),
                 metric: gate.metric.clone(),
                 stat: gate.stat,
@@ -341,7 +344,12 @@ impl Policy {
                 tripped,
                 dry_run: gate.dry_run,
                 alpha,
-            });
+            };
+            if listed {
+                reports.push(report);
+            } else {
+                unlisted.push(report);
+            }
         }
         reports
     }
