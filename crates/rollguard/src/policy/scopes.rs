@@ -252,7 +252,12 @@ mod tests {
         );
         // The held rollout does not advance past its 10-minute step: not promoted.
         let later = p.tick(700_000).unwrap();
-        assert!(later.decisions.iter().all(|d| d.reason == Reason::ScopedFailure));
+        assert!(
+            later
+                .decisions
+                .iter()
+                .all(|d| d.reason == Reason::ScopedFailure)
+        );
         assert_eq!(p.status().aliases.stable, "v1");
         assert_eq!(p.status().stage, Some(0));
         // Three slow tenants meet it (the candidate still passes overall: 190 ms).
