@@ -7,8 +7,9 @@
 #
 #   ./scripts/test-wasm.sh
 #
-# The screenshots land in target/dashboard.png, target/dashboard-hover.png and
-# target/dashboard-statistical.png (the evidence panels of the statistical scenario).
+# The screenshots land in target/dashboard.png, target/dashboard-hover.png,
+# target/dashboard-statistical.png (the evidence panels of the statistical scenario) and
+# target/dashboard-tenants.png (the per-scope grid of the tenants scenario).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -63,7 +64,10 @@ cargo run -q --release -p rollguard-cli --locked -- replay examples/scenarios/de
   >"$ROOT/target/demo-trace.jsonl"
 cargo run -q --release -p rollguard-cli --locked -- replay examples/scenarios/statistical.json --all \
   >"$ROOT/target/statistical-trace.jsonl"
+cargo run -q --release -p rollguard-cli --locked -- replay examples/scenarios/tenants.json --all \
+  >"$ROOT/target/tenants-trace.jsonl"
 (cd examples/dashboard && CHROMIUM="$CHROMIUM" node e2e.mjs --expected "$ROOT/target/demo-trace.jsonl" \
-  --expected-statistical "$ROOT/target/statistical-trace.jsonl" --screenshot "$ROOT/target/dashboard.png")
+  --expected-statistical "$ROOT/target/statistical-trace.jsonl" \
+  --expected-tenants "$ROOT/target/tenants-trace.jsonl" --screenshot "$ROOT/target/dashboard.png")
 
 section "wasm: all passed"

@@ -47,9 +47,10 @@ cargo run -q --release -p rollguard-cli --locked -- demo >/dev/null
 cargo run -q --release -p rollguard-examples --bin service-loop --locked >/dev/null
 # The committed demo scenario must be what its generator produces today.
 cargo run -q --release -p rollguard-examples --bin gen-demo --locked -- --check
-# And the dashboard's statistical scenario.
+# And the dashboard's statistical and tenants scenarios.
 cargo run -q --release -p rollguard-examples --bin gen-statistical --locked -- --check
-echo "demo, service-loop, gen-demo --check and gen-statistical --check ran"
+cargo run -q --release -p rollguard-examples --bin gen-tenants --locked -- --check
+echo "demo, service-loop, gen-demo --check, gen-statistical --check and gen-tenants --check ran"
 
 section "Python package (maturin wheel in a fresh venv, pytest, stubtest, notebook)"
 ./scripts/test-python.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Bundles the dashboard into dist/ with esbuild: app.js (+ app.css with uPlot's styles),
 // index.html, the rollguard .wasm next to the bundle (the package loads it relative to
-// its own URL), the two bundled scenarios, and smoke.html with an unbundled copy of the package. Needs `npm ci` here and bindings/wasm/pkg built.
+// its own URL), the three bundled scenarios, and smoke.html with an unbundled copy of the package. Needs `npm ci` here and bindings/wasm/pkg built.
 import { copyFileSync, cpSync, mkdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -29,7 +29,7 @@ await build({
 copyFileSync(join(here, "src", "index.html"), join(dist, "index.html"));
 const pkgDir = dirname(require.resolve("rollguard/package.json"));
 copyFileSync(join(pkgDir, "rollguard_wasm_bg.wasm"), join(dist, "rollguard_wasm_bg.wasm"));
-for (const name of ["demo.json", "statistical.json"]) {
+for (const name of ["demo.json", "statistical.json", "tenants.json"]) {
   copyFileSync(join(here, "..", "scenarios", name), join(dist, name));
 }
 // The package itself, unbundled, for smoke.html: a browser importing it with no bundler.

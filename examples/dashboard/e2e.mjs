@@ -15,8 +15,13 @@
 //    every statistical gate has its evidence panels with one plotted point per report
 //    of that gate, the values the reports gave, and the reference lines (ln(1/alpha)
 //    for the e-values, the margin for the effects, the reported thresholds);
-// 5. screenshots are written (default: target/dashboard.png at the workspace root, and
-//    target/dashboard-statistical.png).
+// 5. the third (examples/scenarios/tenants.json, scopes by tenant) replays to the native
+//    trace too (`--expected-tenants`), opened by `#tenants` in the address, and draws the
+//    per-scope grid: one row per tenant, one cell per evaluation, the failing and tripped
+//    cells exactly the scope reports the trace lists failing, globex marked as held for
+//    and acme as rolled back for;
+// 6. screenshots are written (default: target/dashboard.png at the workspace root,
+//    target/dashboard-statistical.png and target/dashboard-tenants.png).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -36,6 +41,7 @@ const { values: args } = parseArgs({
   options: {
     expected: { type: "string" },
     "expected-statistical": { type: "string" },
+    "expected-tenants": { type: "string" },
     screenshot: { type: "string", default: join(root, "target", "dashboard.png") },
     chromium: { type: "string", default: process.env.CHROMIUM ?? "/usr/bin/chromium" },
   },
@@ -56,6 +62,70 @@ const expectedStatistical = (args["expected-statistical"]
     { cwd: root, maxBuffer: 1 << 30 }).toString()).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
 
 const statisticalShot = args.screenshot.replace(/(\.png)?$/, "-statistical.png");
+const TENANTS = join(root, "examples", "scenarios", "tenants.json");
+const expectedTenants = (args["expected-tenants"]
+  ? readFileSync(args["expected-tenants"], "utf8")
+  : execFileSync("cargo", ["run", "-q", "--release", "-p", "rollguard-cli", "--", "replay", TENANTS, "--all"],
+    { cwd: root, maxBuffer: 1 << 30 }).toString()).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+const tenantsShot = args.screenshot.replace(/(\.png)?$/, "-tenants.png");
+
+/** The tenants scenario, opened by `#tenants`: trace equal to the native one, and its per-scope grid. */
+async function checkTenants(page, url) {
+  // A fragment change alone does not reload the page: load it afresh with the fragment.
+  await page.goto(`${url}#tenants`);
+  await page.reload();
+  await page.waitForSelector("body[data-status=ready], body[data-status=error]", { timeout: 30000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.status), "ready", await page.textContent("#message"));
+  assert.equal(await page.inputValue("#bundled"), "tenants.json", "#tenants selects the tenants scenario");
+  const trace = await page.evaluate(() => window.rollguardTrace);
+  assert.equal(firstDifference(expectedTenants, trace), null, "the tenants scenario's trace");
+  console.log(`e2e: the tenants scenario's in-page trace equals the native trace (${trace.length} entries)`);
+
+  // From the native trace: the evaluations, and each scope's listed failing reports.
+  const label = (k) => (k.overflow ? "overflow" : ["tenant", "tier", "agent"].filter((l) => k[l] !== undefined).map((l) => `${l}=${k[l]}`).join(" "));
+  const analyses = expectedTenants.flatMap((e) => (e.step?.events ?? []).filter((x) => x.kind === "analysis"));
+  const failing = new Set(analyses.flatMap((a) => (a.scoped ?? []).filter((r) => r.verdict === "fail" || r.tripped)
+    .map((r) => `${label(r.scope)}@${a.at}`)));
+  const scenario = JSON.parse(readFileSync(TENANTS, "utf8"));
+  const tenants = [...new Set(scenario.inputs.flatMap((i) => i.samples ?? []).map((s) => s.tenant))];
+  assert.equal(tenants.length, 8, "eight tenants in the scenario");
+  const tierOf = new Map(scenario.inputs.flatMap((i) => i.samples ?? []).map((s) => [`tenant=${s.tenant}`, s.tier]));
+
+  const rows = await page.$$eval("#scopes table.scope-grid tbody tr", (trs) => trs.map((tr) => ({
+    scope: tr.dataset.scope,
+    cells: [...tr.querySelectorAll("td.cell")].map((td) => ({ at: +td.dataset.at, state: td.dataset.state, title: td.title })),
+    held: tr.querySelectorAll(".scope-mark.held").length,
+    rolled: tr.querySelectorAll(".scope-mark.rolled").length,
+  })));
+  assert.deepEqual(rows.map((r) => r.scope), tenants.map((t) => `tenant=${t}`), "one row per tenant, in the order first seen");
+  for (const r of rows) {
+    assert.deepEqual(r.cells.map((c) => c.at), analyses.map((a) => a.at), `${r.scope}: one cell per evaluation`);
+    const red = r.cells.filter((c) => c.state === "fail" || c.state === "tripped").map((c) => `${r.scope}@${c.at}`);
+    assert.deepEqual(red, [...failing].filter((k) => k.startsWith(`${r.scope}@`)), `${r.scope}: failing cells are the listed failing reports`);
+    assert.ok(r.cells.every((c) => c.title.split("\n")[0].endsWith(`${r.scope} (${tierOf.get(r.scope)}): ${c.state === "pass" ? "not listed: passing, or too few samples for a verdict" : c.state === "tripped" ? "tripped" : c.state === "fail" ? "failing" : "passing again after failing"}`)),
+      `${r.scope}: each cell's tooltip names the scope, its tier and its state`);
+  }
+  const row = (t) => rows.find((r) => r.scope === `tenant=${t}`);
+  assert.ok(row("globex").cells.some((c) => c.state === "tripped"), "globex trips");
+  assert.ok(row("globex").cells.some((c) => c.state === "recovered"), "globex passes again after its fix");
+  assert.match(row("globex").cells.find((c) => c.state === "tripped").title, /tenant=globex \(silver\): tripped\n.*failure_rate.*\n.*the rollout holds for this scope \(scoped_failure, escalated\)/);
+  assert.equal(row("globex").held, 1, "globex: marked as the scope the rollout held for");
+  assert.equal(row("acme").rolled, 1, "acme: marked as the scope v3 was rolled back for");
+  // The rollback card names the tenant whose scope tripped.
+  const cards = await page.locator(".card.rollback").allTextContents();
+  assert.equal(cards.length, 1, "one rollback card");
+  assert.match(cards[0], /Roll back v3 → v2/);
+  assert.match(cards[0], /failure_rate in tenant=acme: rate of failed_conversations on v3 was 0\.0333 > max 0\.01/);
+  const trips = await page.locator('#decisions li[data-kind="gate_tripped"]').allTextContents();
+  assert.deepEqual(trips.map((t) => t.replace(/^\S+\s+/, "")), ["Gate failure_rate in tenant=globex tripped", "Gate failure_rate in tenant=acme tripped"]);
+  assert.ok(row("acme").cells.at(-1).state === "tripped", "acme tripped at the last evaluation");
+  for (const t of ["initech", "hooli", "umbrella", "stark", "wayne", "wonka"]) {
+    assert.ok(row(t).cells.every((c) => c.state === "pass"), `${t}: passing throughout`);
+    assert.equal(row(t).held + row(t).rolled, 0, `${t}: not marked`);
+  }
+  await page.screenshot({ path: tenantsShot, fullPage: true });
+  console.log(`e2e: the per-scope grid has ${rows.length} rows x ${analyses.length} evaluations, ${failing.size} failing cells, globex held for, acme rolled back for`);
+}
 
 /** The reports of each gate in a trace, in order. */
 function reportsByGate(trace) {
@@ -292,16 +362,20 @@ try {
 
   // The demo's gates are threshold and vs_baseline gates: no evidence panel.
   assert.deepEqual(await page.evaluate(() => window.rollguardEvidence.length), 0, "the demo has no statistical gate");
+  assert.equal(await page.locator("#scopes").isHidden(), true, "no scope grid for the demo");
   await checkStatistical(page);
+  assert.equal(await page.locator("#scopes").isHidden(), true, "no scope grid for the statistical scenario");
+  await checkTenants(page, url);
   await page.selectOption("#bundled", "demo.json");
   await page.waitForSelector("body[data-status=ready]");
   assert.equal(await page.evaluate(() => window.rollguardTrace.length), expected.length, "back to the demo");
+  assert.equal(await page.locator("#scopes").isHidden(), true, "the grid goes with the tenants scenario");
   assert.deepEqual(problems, [], "no page errors");
 
   await page.mouse.move(1, 1);
   await tip.waitFor({ state: "hidden", timeout: 5000 });
   await page.screenshot({ path: args.screenshot, fullPage: true });
-  console.log(`e2e: screenshots written to ${args.screenshot}, ${hover} and ${statisticalShot}`);
+  console.log(`e2e: screenshots written to ${args.screenshot}, ${hover}, ${statisticalShot} and ${tenantsShot}`);
 } catch (e) {
   failed = true;
   console.error(e);

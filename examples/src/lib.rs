@@ -10,7 +10,11 @@
 //!   replays;
 //! - `gen-statistical` (`src/bin/gen_statistical.rs`): the same for
 //!   `examples/scenarios/statistical.json`, one gate of every statistical kind, which the
-//!   dashboard bundles next to the demo to show each kind's evidence.
+//!   dashboard bundles next to the demo to show each kind's evidence;
+//! - `gen-tenants` (`src/bin/gen_tenants.rs`): the same for
+//!   `examples/scenarios/tenants.json`, eight tenants judged per tenant with a gold tier
+//!   and an impact rule, which `rollguard demo --tenants` tells and the dashboard shows
+//!   as a grid of verdicts per scope.
 
 /// SplitMix64: a 64-bit generator with a one-word state. Not cryptographic; chosen
 /// because it is tiny, fast, and gives the same stream on every platform.

@@ -17,6 +17,10 @@ pub(crate) const DEMO_JSON: &str = include_str!("../../../examples/scenarios/dem
 /// `#statistical`).
 pub(crate) const STATISTICAL_JSON: &str =
     include_str!("../../../examples/scenarios/statistical.json");
+/// The third bundled scenario: eight tenants judged per tenant, a silver tenant's
+/// failure held below the impact rule, a gold tenant's rolled back (the dashboard's
+/// `#tenants`).
+pub(crate) const TENANTS_JSON: &str = include_str!("../../../examples/scenarios/tenants.json");
 
 /// Runs `rollguard demo` on one of the bundled scenarios.
 pub(crate) fn run(
@@ -47,6 +51,11 @@ pub(crate) fn run(
         (
             "rollguard demo --statistical",
             "rollguard demo --statistical --json",
+        )
+    } else if scenario == TENANTS_JSON {
+        (
+            "rollguard demo --tenants",
+            "rollguard demo --tenants --json",
         )
     } else {
         ("rollguard demo", "rollguard demo --json")
@@ -113,5 +122,43 @@ mod tests {
             "{} lines",
             text.lines().count()
         );
+    }
+
+    #[test]
+    fn the_tenants_story_names_the_tenants_it_holds_for_and_rolls_back_for() {
+        let scenario = Scenario::from_json(TENANTS_JSON).unwrap();
+        let text = story(
+            &scenario,
+            "rollguard demo --tenants",
+            "rollguard demo --tenants --json",
+        )
+        .unwrap();
+        for beat in [
+            "scopes:  by tenant (at most 16); a tripped scope rolls back when it is of tier gold or 3 scopes trip",
+            "tier gold: failure_rate  rate failed_conversations <= 1.00%",
+            "gate failure_rate in tenant=globex TRIPPED",
+            "HOLD, no rollback: scoped_failure",
+            "failure_rate in tenant=globex: rate failed_conversations",
+            "failing in scopes tenant=globex, below the impact rule",
+            "gate failure_rate in tenant=globex cleared",
+            "PROMOTE v2",
+            "gate failure_rate in tenant=acme TRIPPED",
+            "ROLLBACK v3 -> v2 (automated: gate_failed",
+            "failure_rate in tenant=acme: rate failed_conversations",
+            "failing in scopes tenant=acme",
+        ] {
+            assert!(text.contains(beat), "missing {beat:?} in:\n{text}");
+        }
+        let pos = |s: &str| text.find(s).unwrap();
+        assert!(pos("HOLD") < pos("tenant=globex cleared"));
+        assert!(pos("tenant=globex cleared") < pos("PROMOTE v2"));
+        assert!(pos("PROMOTE v2") < pos("ROLLBACK v3"));
+        // Only the two tenants the story is about are named as failing.
+        for other in ["initech", "hooli", "umbrella", "stark", "wayne", "wonka"] {
+            assert!(
+                !text.contains(&format!("tenant={other}")),
+                "{other} in:\n{text}"
+            );
+        }
     }
 }

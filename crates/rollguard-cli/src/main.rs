@@ -219,6 +219,11 @@ struct DemoArgs {
     /// in its bake by cusum, v3 from its canary by error_attribution)
     #[arg(long)]
     statistical: bool,
+
+    /// The third bundled scenario: eight tenants judged per tenant (a silver tenant's
+    /// failure held below the impact rule, a gold tenant's rolled back)
+    #[arg(long, conflicts_with = "statistical")]
+    tenants: bool,
 }
 
 /// The longest scenario `explain` reads whole (a scenario `replay` streams has no such
@@ -260,6 +265,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => demo::run(
             if args.statistical {
                 demo::STATISTICAL_JSON
+            } else if args.tenants {
+                demo::TENANTS_JSON
             } else {
                 demo::DEMO_JSON
             },

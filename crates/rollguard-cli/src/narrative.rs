@@ -1136,7 +1136,7 @@ fn gate_lines(config: &PolicyConfig, gates: &[GateReport]) -> Vec<String> {
         .iter()
         .map(|g| {
             let line = report_line_with(g, alpha_of(config, &g.gate));
-            format!("{}: {line}", g.gate)
+            format!("{}: {line}", gate_name(&g.gate, g.scope.as_ref()))
         })
         .collect()
 }
@@ -1217,6 +1217,66 @@ fn policy_lines(config: &PolicyConfig) -> Vec<String> {
             g.name,
             rule_text(g.stat, &g.metric, &g.rule)
         ));
+    }
+    lines.extend(scopes_lines(config));
+    lines
+}
+
+/// With `scopes` in the config: what a scope is, each tier's overrides, and the impact
+/// rule, e.g. `scopes:  by tenant (at most 16); a tripped scope rolls back when it is
+/// of tier gold or 3 scopes trip; below that the rollout holds and pages`.
+fn scopes_lines(config: &PolicyConfig) -> Vec<String> {
+    let Some(scopes) = &config.scopes else {
+        return Vec::new();
+    };
+    let by: Vec<&str> = scopes
+        .by
+        .iter()
+        .map(|l| match l {
+            rollguard::ScopeLabel::Tenant => "tenant",
+            rollguard::ScopeLabel::Tier => "tier",
+            rollguard::ScopeLabel::Agent => "agent",
+        })
+        .collect();
+    let impact = match &scopes.impact {
+        None => "any tripped scope rolls back".to_string(),
+        Some(i) => {
+            let mut when = Vec::new();
+            if !i.tiers.is_empty() {
+                when.push(format!("it is of tier {}", i.tiers.join(" or ")));
+            }
+            if let Some(k) = i.scopes_min {
+                when.push(format!("{k} scopes trip"));
+            }
+            if let Some(x) = i.traffic_min {
+                when.push(format!(
+                    "the tripped scopes carry {:.0}% of the samples",
+                    x * 100.0
+                ));
+            }
+            format!(
+                "a tripped scope rolls back when {}; below that the rollout holds and pages",
+                when.join(" or ")
+            )
+        }
+    };
+    let mut lines = vec![format!(
+        "scopes:  by {} (at most {}); {impact}",
+        by.join(" x "),
+        config.limits.scopes_max
+    )];
+    for (tier, t) in &scopes.tiers {
+        for (gate, o) in &t.gates {
+            let Some(g) = config.gates.iter().find(|g| g.name == *gate) else {
+                continue;
+            };
+            if let Some(rule) = &o.rule {
+                lines.push(format!(
+                    "         tier {tier}: {gate}  {}",
+                    rule_text(g.stat, &g.metric, rule)
+                ));
+            }
+        }
     }
     lines
 }

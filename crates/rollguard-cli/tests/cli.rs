@@ -204,6 +204,47 @@ fn demo_statistical_tells_each_kinds_rule_and_evidence() {
 }
 
 #[test]
+fn demo_tenants_names_the_tenants_held_for_and_rolled_back_for() {
+    let out = rollguard(&["demo", "--tenants"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("rollguard demo --tenants: "), "{text}");
+    // The silver tenant: held and paged, naming it; the gold tenant: rolled back, naming it.
+    assert!(
+        text.contains("gate failure_rate in tenant=globex TRIPPED"),
+        "{text}"
+    );
+    assert!(text.contains("HOLD, no rollback: scoped_failure"), "{text}");
+    assert!(
+        text.contains("failing in scopes tenant=globex, below the impact rule"),
+        "{text}"
+    );
+    assert!(text.contains("<< ROLLBACK v3 -> v2"), "{text}");
+    assert!(
+        text.contains("failure_rate in tenant=acme: rate failed_conversations"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`rollguard demo --tenants --json` prints"),
+        "{text}"
+    );
+    // Its trace is the bundled file's: v3 rolled back once, v2 never; the scenario
+    // printed replays to the same trace.
+    let json = rollguard(&["demo", "--tenants", "--json"]);
+    let rolled: Vec<String> = rollbacks(&trace(&json)).into_iter().map(|r| r.1).collect();
+    assert_eq!(rolled, ["v3"]);
+    let printed = rollguard(&["demo", "--tenants", "--print-scenario"]);
+    let file = scratch("tenants.json", &stdout(&printed));
+    assert_eq!(
+        rollguard(&["replay", file.to_str().unwrap()]).stdout,
+        json.stdout
+    );
+    // One bundled scenario at a time.
+    let both = rollguard(&["demo", "--tenants", "--statistical"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+}
+
+#[test]
 fn replaying_the_scenario_file_gives_the_demo_trace() {
     let file = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -7,6 +7,7 @@ import { Policy, replay } from "rollguard";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
+import { drawScopeGrid, gateLabel, scopeGrid } from "./scopes.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -87,13 +88,13 @@ function kindEvidence(g) {
 function gateEvidence(g) {
   const kind = kindEvidence(g);
   if (kind) {
-    return `${g.gate}${g.dry_run ? " (dry run)" : ""}: ${g.stat} of ${g.metric} on ${g.arm}: ${kind}; ${g.verdict}, ` +
+    return `${gateLabel(g)}${g.dry_run ? " (dry run)" : ""}: ${g.stat} of ${g.metric} on ${g.arm}: ${kind}; ${g.verdict}, ` +
       `${g.consecutive_failures} failing in a row${g.tripped ? ", tripped" : ""} (window ${fmtTime(g.window_start)}–${fmtTime(g.window_end)})`;
   }
   const bounds = [g.min !== undefined ? `min ${fmtNum(g.min)}` : "", g.max !== undefined ? `max ${fmtNum(g.max)}` : ""]
     .filter(Boolean).join(", ");
   const base = g.baseline !== undefined ? `, baseline ${fmtNum(g.baseline)}` : "";
-  return `${g.gate}${g.dry_run ? " (dry run)" : ""}: ${g.stat} of ${g.metric} on ${g.arm} = ${fmtNum(g.observed)}` +
+  return `${gateLabel(g)}${g.dry_run ? " (dry run)" : ""}: ${g.stat} of ${g.metric} on ${g.arm} = ${fmtNum(g.observed)}` +
     `${base}; bounds ${bounds || "none"}; ${g.verdict}, ${g.consecutive_failures} failing in a row` +
     `${g.tripped ? ", tripped" : ""} (window ${fmtTime(g.window_start)}–${fmtTime(g.window_end)}, ${g.samples} samples)`;
 }
@@ -126,7 +127,7 @@ const KEY_EVENTS = new Set(["gate_tripped", "cooldown_started", "cooldown_ended"
 
 function describeEvent(e) {
   switch (e.kind) {
-    case "gate_tripped": return `Gate ${e.gate} tripped${e.dry_run ? " (dry run: reported, not acted on)" : ""}`;
+    case "gate_tripped": return `Gate ${gateLabel(e)} tripped${e.dry_run ? " (dry run: reported, not acted on)" : ""}`;
     case "cooldown_started": return `Cooldown until ${fmtTime(e.until)}`;
     case "cooldown_ended": return "Cooldown ended";
     case "breaker_tripped": return `Circuit breaker tripped (${e.rollbacks} automated rollbacks in its window)`;
@@ -679,8 +680,8 @@ function drawSummary(scenario, m) {
     const failing = (d.gates ?? []).filter((g) => g.verdict === "fail" && !g.dry_run);
     const why = failing.length
       ? failing.map((g) => kindEvidence(g)
-        ? `<li>${esc(g.gate)}: ${esc(g.stat)} of ${esc(g.metric)} on ${esc(g.arm)}: <b>${esc(kindEvidence(g))}</b></li>`
-        : `<li>${esc(g.gate)}: ${esc(g.stat)} of ${esc(g.metric)} on ${esc(g.arm)} was <b>${fmtNum(g.observed)}</b>` +
+        ? `<li>${esc(gateLabel(g))}: ${esc(g.stat)} of ${esc(g.metric)} on ${esc(g.arm)}: <b>${esc(kindEvidence(g))}</b></li>`
+        : `<li>${esc(gateLabel(g))}: ${esc(g.stat)} of ${esc(g.metric)} on ${esc(g.arm)} was <b>${fmtNum(g.observed)}</b>` +
         `${g.max !== undefined ? ` &gt; max ${fmtNum(g.max)}` : ""}${g.min !== undefined ? ` &lt; min ${fmtNum(g.min)}` : ""}` +
         `${g.baseline !== undefined ? ` (baseline ${fmtNum(g.baseline)})` : ""}, failing ${g.consecutive_failures}× in a row</li>`).join("")
       : "";
@@ -728,6 +729,9 @@ function show(scenario) {
   drawSummary(scenario, m);
   drawList(m);
   drawCharts(m, range);
+  const grid = scopeGrid(trace, config);
+  drawScopeGrid($("scopes"), grid, { time: fmtTime, esc, evidence: gateEvidence });
+  window.rollguardScopes = grid;
   window.rollguardTrace = trace;
   window.rollguardStatuses = statuses;
   window.rollguardCharts = charts;
@@ -742,7 +746,7 @@ function fail(message) {
   document.body.dataset.status = "error";
 }
 
-/** Loads a bundled scenario: `demo.json` (the default) or `statistical.json`. */
+/** Loads a bundled scenario: `demo.json` (the default), `statistical.json` or `tenants.json`. */
 async function loadBundled(name = $("bundled").value) {
   const res = await fetch(new URL(`./${name}`, import.meta.url));
   show(await res.json());
@@ -801,6 +805,7 @@ window.addEventListener("drop", (ev) => {
 });
 window.addEventListener("resize", () => { for (const c of charts) c.setSize({ width: chartWidth(), height: c.height }); });
 
-// `#statistical` in the address opens the second bundled scenario.
+// `#statistical` or `#tenants` in the address opens the second or third bundled scenario.
 if (location.hash === "#statistical") $("bundled").value = "statistical.json";
+if (location.hash === "#tenants") $("bundled").value = "tenants.json";
 guarded(() => loadBundled());
