@@ -1186,6 +1186,16 @@ impl PyPolicy {
         dict_of(py, &a)
     }
 
+    /// Everything a router needs to answer ``assign`` itself, for any key and session
+    /// (docs/assignment.md, "Routing tables"): a dict with ``mode`` (``no_rollout``,
+    /// ``split``, ``rolled_back``, ``promoted``), ``stable``, ``candidate`` (absent
+    /// without a rollout), ``salt`` (likewise), ``weight_bp``, ``weights`` (the
+    /// acknowledged weight changes, ``[{"at", "weight_bp"}]``) and ``pin_max_ms``. A
+    /// query: it changes nothing.
+    fn routing_table<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner.routing_table())
+    }
+
     /// The registered versions, as dicts.
     fn versions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         dict_of(py, &self.inner.versions())

@@ -357,6 +357,33 @@ export interface Assignment {
   pinned: boolean;
 }
 
+/** An acknowledged change of the candidate's weight (`RoutingTable.weights`). */
+export interface WeightChange {
+  at: Timestamp;
+  weight_bp: number;
+}
+
+/** What a rollout does with traffic now (`RoutingTable.mode`). */
+export type RoutingMode = "no_rollout" | "split" | "rolled_back" | "promoted";
+
+/** Everything a router needs to reproduce `Policy.assign` on its own
+ *  (`Policy.routingTable()`, docs/assignment.md). */
+export interface RoutingTable {
+  mode: RoutingMode;
+  /** The version of every key off the candidate: the stable one, or a rollback's target. */
+  stable: string;
+  /** The rollout's candidate (absent without a rollout). */
+  candidate?: string;
+  /** The rollout's salt, 16 lowercase hex digits (absent without a rollout). */
+  salt?: string;
+  /** The routed weight in basis points (0 unless `mode` is `"split"`). */
+  weight_bp: number;
+  /** The rollout's acknowledged weight changes, in time order, for session pins. */
+  weights: WeightChange[];
+  /** `assignment.pin_max_ms`. */
+  pin_max_ms: number;
+}
+
 /** A registered version. */
 export interface Version {
   id: string;

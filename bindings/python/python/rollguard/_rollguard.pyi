@@ -7,6 +7,7 @@ from rollguard.types import (
     InputDict,
     KayentaImportDict,
     PolicyConfigDict,
+    RoutingTableDict,
     SampleDict,
     ScenarioDict,
     SnapshotDict,
@@ -202,6 +203,8 @@ class Policy:
         """Where a routing key goes now (docs/assignment.md); with
         ``session_started_at``, pinned to the weight in effect then for at most
         ``assignment.pin_max_ms``. Raises ``InputError``."""
+    def routing_table(self) -> RoutingTableDict:
+        """Everything a router needs to answer ``assign`` itself (docs/assignment.md)."""
     def versions(self) -> List[Dict[str, Any]]: ...
     def snapshot(self) -> SnapshotDict: ...
     def snapshot_json(self) -> str: ...

@@ -23,7 +23,7 @@ mod validate;
 
 use serde::{Deserialize, Serialize};
 
-pub use assignment::{AssignReason, Assignment, WeightChange};
+pub use assignment::{AssignReason, Assignment, RoutingMode, RoutingTable, WeightChange};
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
 use crate::config::{OnTimeout, Phase, PolicyConfig, Rule, check_label, check_text};
