@@ -661,6 +661,16 @@ impl PyStatus {
     fn tripped_gates(&self) -> Vec<String> {
         self.inner.tripped_gates.clone()
     }
+    /// Side effects held (recorded, neither compensated nor committed yet).
+    #[getter]
+    fn effects_held(&self) -> u32 {
+        self.inner.effects_held
+    }
+    /// Of those, how many wait to be compensated after a rollback.
+    #[getter]
+    fn compensations_waiting(&self) -> u32 {
+        self.inner.compensations_waiting
+    }
     /// The canonical JSON-shaped dict.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         dict_of(py, &self.inner)

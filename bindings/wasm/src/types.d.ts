@@ -338,6 +338,10 @@ export interface Status {
   breaker_open: boolean;
   cooldown_until?: Timestamp;
   tripped_gates: string[];
+  /** Side effects held (recorded, neither compensated nor committed); absent when 0. */
+  effects_held?: number;
+  /** Of those, how many wait to be compensated after a rollback; absent when 0. */
+  compensations_waiting?: number;
 }
 
 /** Why `Policy.assign` puts a key where it does. */

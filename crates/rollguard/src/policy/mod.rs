@@ -202,6 +202,19 @@ pub struct Status {
     pub cooldown_until: Option<Timestamp>,
     /// Gates currently tripped.
     pub tripped_gates: Vec<String>,
+    /// Side effects held (`record_effect`): recorded, and neither compensated nor
+    /// committed yet, the ones waiting to be compensated included. Absent from the JSON
+    /// when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub effects_held: u32,
+    /// Of those, the ones a rollback marked for compensation that are not acknowledged
+    /// yet (the one whose `compensate` is pending included). Absent from the JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub compensations_waiting: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Decisions and events collected during one input, and the arms it dropped (kept
@@ -374,6 +387,8 @@ impl Policy {
                 .filter(|(_, g)| g.tripped())
                 .map(|(c, _)| c.name.clone())
                 .collect(),
+            effects_held: s.effects.len() as u32,
+            compensations_waiting: s.effects.iter().filter(|e| e.compensating).count() as u32,
         }
     }
 
