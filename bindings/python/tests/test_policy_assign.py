@@ -140,6 +140,7 @@ def test_a_router_with_the_routing_table_answers_as_the_policy() -> None:
             {"kind": "set_weight", "weight": rng.randint(1, 100), "duration_ms": 10000}
             for _ in range(rng.randint(1, 3))
         ]
+        c["strategy"]["post_promotion_bake_ms"] = 10000
         c["candidate"] = "v2"
         p = Policy(c, now=0)
         for _ in range(20):
