@@ -12,6 +12,9 @@
 //!   `assignment.pin_max_ms`, from the rollout's acknowledged weight changes (at most one
 //!   per weight stage, dropped with the rollout). A pin only ever holds a session back on
 //!   the stable version: its weight is the lower of the session's and the current one.
+//! - [`Policy::routing_table`] exports all of the above (mode, versions, salt, routed
+//!   weight, history, `pin_max_ms`) so that a router answers every key and session
+//!   itself ([`RoutingTable::assign`], [`RoutingTable::assign_session`]).
 
 use serde::{Deserialize, Serialize};
 
