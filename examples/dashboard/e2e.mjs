@@ -9,7 +9,9 @@
 // 2. the trace computed in the page equals the native one, entry by entry, as JSON values
 //    (`--expected`: the JSONL of `rollguard replay examples/scenarios/demo.json --all`;
 //    without it, this script runs that command);
-// 3. the v3 rollback shows at 1:36:06 (summary card, decision list, chart hover tooltip);
+// 3. the v3 rollback shows at 1:36:06 (summary card, decision list, chart hover tooltip),
+//    and v3's two side effects show as compensated, newest first, after it (the effects
+//    panel and the decision list);
 // 4. the second bundled scenario (examples/scenarios/statistical.json, one gate of every
 //    statistical kind) replays to the native trace too (`--expected-statistical`), and
 //    every statistical gate has its evidence panels with one plotted point per report
@@ -162,6 +164,7 @@ async function checkStatistical(page) {
   assert.equal(firstDifference(expectedStatistical, trace), null, "the statistical scenario's trace");
   console.log(`e2e: the statistical scenario's in-page trace equals the native trace (${trace.length} entries)`);
 
+  assert.equal(await page.locator("#effects").isHidden(), true, "no side effects, no effects panel");
   const reports = reportsByGate(expectedStatistical);
   const panels = await page.evaluate(() => window.rollguardEvidence);
   const panelOf = (gate, part) => {
@@ -324,6 +327,37 @@ try {
   assert.match(tipText, /Roll back v3 → v2/);
   assert.match(tipText, /gate_failed/);
   console.log("e2e: the v3 rollback shows at 1:36:06 (card, list, hover tooltip)");
+
+  // v3's side effects: recorded, then compensated newest first after the rollback, each
+  // acknowledged. The times come from the native trace; the order is the demo's story.
+  const when = (kind, pick) => expected.flatMap((e) => [...(e.step?.decisions ?? []), ...(e.step?.events ?? [])])
+    .filter((x) => x.kind === kind).map((x) => [pick(x), x.at]);
+  const recorded = new Map(when("effect_recorded", (x) => x.effect_id));
+  const issued = new Map(when("compensate", (x) => x.effect_id));
+  const acked = new Map(when("effect_compensated", (x) => x.effect_id));
+  assert.deepEqual([...recorded.keys()], ["email-batch-7", "crm-note-1042"], "the demo records two effects");
+  assert.deepEqual([...issued.keys()], ["crm-note-1042", "email-batch-7"], "compensated newest first");
+  const effectRows = page.locator("#effects tr[data-effect]");
+  assert.equal(await effectRows.count(), 2, "one row per side effect");
+  const UNDO = { "email-batch-7": /recall_email.*7|7.*recall_email/, "crm-note-1042": /delete_note.*1042|1042.*delete_note/ };
+  for (const [i, id] of ["email-batch-7", "crm-note-1042"].entries()) {
+    const r = effectRows.nth(i);
+    assert.equal(await r.getAttribute("data-effect"), id);
+    assert.equal(await r.getAttribute("data-version"), "v3");
+    assert.equal(await r.getAttribute("data-state"), "compensated");
+    const cells = (await r.locator("td").allTextContents()).map((t) => t.trim());
+    const clock = (ms) => new Date(ms).toISOString().slice(12, 19); // h:mm:ss, as the page writes it under 10 h
+    assert.deepEqual(cells.slice(3, 6), [recorded.get(id), issued.get(id), acked.get(id)].map(clock), `${id}: recorded, compensate issued, acknowledged`);
+    assert.ok(issued.get(id) > ROLLBACK_AT && acked.get(id) > issued.get(id), `${id}: after the rollback`);
+    assert.match(cells[2], UNDO[id], `${id}: its undo descriptor`);
+  }
+  assert.match(await page.textContent("#effects h2"), /2 recorded, 2 compensated/);
+  const compensateRows = page.locator("#decisions li.compensate");
+  assert.equal(await compensateRows.count(), 2, "two compensate decisions in the list");
+  assert.match(await compensateRows.nth(0).textContent(), /Compensate v3's side effect crm-note-1042: undo .*delete_note/);
+  assert.match(await compensateRows.nth(0).textContent(), /compensation/);
+  assert.equal(await page.locator("#decisions li.event.effect_compensated").count(), 2);
+  console.log("e2e: v3's two side effects show recorded → compensating → compensated, newest first after the rollback");
   mkdirSync(dirname(args.screenshot), { recursive: true });
   const hover = args.screenshot.replace(/(\.png)?$/, "-hover.png");
   await page.screenshot({ path: hover, fullPage: true });

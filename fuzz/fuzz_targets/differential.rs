@@ -1,7 +1,8 @@
 //! One config and one input sequence, run several ways that must agree:
 //!
 //! - **reference**: every input through `handle`, one by one (the driver checks the
-//!   invariants after each);
+//!   invariants after each, and `common::check_assignment` queries `assign`,
+//!   `assign_session` and the routing table);
 //! - **text and restarts**: every input through `handle_json` (when its JSON text
 //!   parses back to the same input), and at points picked by the bytes the policy is
 //!   replaced by the restore of its own snapshot: the same trace and the same policy;
@@ -25,7 +26,9 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{Bytes, CONFIGS, Call, Driver, assert_round_trip, mutate, next_call};
+use common::{
+    Bytes, CONFIGS, Call, Driver, assert_round_trip, check_assignment, mutate, next_call,
+};
 use libfuzzer_sys::fuzz_target;
 use rollguard::{Error, Input, Policy, Sample, Step};
 use serde_json::Value;
@@ -104,11 +107,22 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
 
-    // Reference: one by one through `handle`.
+    // Reference: one by one through `handle`, with assignment queries after each
+    // input (keys and times from the bytes; the scenarios of the
+    // corpus reach canary stages with acknowledged weights, which the `inputs` target's
+    // short random streams seldom do).
     let mut reference = Driver::new(policy.clone());
     let trace: Vec<Result<Step, Error>> = inputs
         .iter()
-        .map(|i| reference.apply_traced(&Call::Handle(i.clone())))
+        .enumerate()
+        .map(|(i, input)| {
+            let r = reference.apply_traced(&Call::Handle(input.clone()));
+            check_assignment(
+                &reference.policy,
+                data.get(1 + i % 64..).unwrap_or_default(),
+            );
+            r
+        })
         .collect();
     assert_round_trip(&reference.policy, "the reference run");
 

@@ -4,14 +4,16 @@
 //! (`handle`, `handle_json`, `observe`, `observe_batch`, `observe_value`,
 //! `observe_count`, the columns `observe_values`, `observe_values_f64` and
 //! `observe_counts`, `tick`). The driver checks the invariants after every call, and
-//! that a column does what its rows do one by one.
+//! that a column does what its rows do one by one; between calls, `assign`,
+//! `assign_session` and the routing table are queried with keys and times from the
+//! bytes ahead (`common::check_assignment`).
 #![no_main]
 
 mod common;
 
 use std::hint::black_box;
 
-use common::{Bytes, CONFIGS, Driver, next_call};
+use common::{Bytes, CONFIGS, Driver, check_assignment, next_call};
 use libfuzzer_sys::fuzz_target;
 use rollguard::{Policy, TIME_MAX};
 
@@ -33,9 +35,12 @@ fuzz_target!(|data: &[u8]| {
         }
         let call = next_call(&mut b, &d.policy);
         d.apply(&call);
+        // Assignment queries between inputs, keys and times from the bytes ahead.
+        check_assignment(&d.policy, b.rest());
     }
     // Then the caller's run loop for another minute of policy time.
     let until = d.policy.now().saturating_add(60_000);
     d.run_loop(until, 512);
+    check_assignment(&d.policy, data);
     black_box(d.policy.status());
 });

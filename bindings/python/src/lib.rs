@@ -661,6 +661,16 @@ impl PyStatus {
     fn tripped_gates(&self) -> Vec<String> {
         self.inner.tripped_gates.clone()
     }
+    /// Side effects held (recorded, neither compensated nor committed yet).
+    #[getter]
+    fn effects_held(&self) -> u32 {
+        self.inner.effects_held
+    }
+    /// Of those, how many wait to be compensated after a rollback.
+    #[getter]
+    fn compensations_waiting(&self) -> u32 {
+        self.inner.compensations_waiting
+    }
     /// The canonical JSON-shaped dict.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         dict_of(py, &self.inner)
@@ -1184,6 +1194,16 @@ impl PyPolicy {
         let p = &self.inner;
         let a = core(py, Api::Input, || p.assign_maybe_pinned(&key, started, now))?;
         dict_of(py, &a)
+    }
+
+    /// Everything a router needs to answer ``assign`` itself, for any key and session
+    /// (docs/assignment.md, "Routing tables"): a dict with ``mode`` (``no_rollout``,
+    /// ``split``, ``rolled_back``, ``promoted``), ``stable``, ``candidate`` (absent
+    /// without a rollout), ``salt`` (likewise), ``weight_bp``, ``weights`` (the
+    /// acknowledged weight changes, ``[{"at", "weight_bp"}]``) and ``pin_max_ms``. A
+    /// query: it changes nothing.
+    fn routing_table<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner.routing_table())
     }
 
     /// The registered versions, as dicts.

@@ -65,6 +65,41 @@ def salt_for(policy_name: str, version_id: str, rollout_seq: int) -> int:
     return fmix64(fnv1a64(data))
 
 
+def assign_from_table(
+    table: Dict[str, Any],
+    key: Union[str, bytes],
+    session_started_at: Union[int, None] = None,
+    now: Union[int, None] = None,
+) -> Dict[str, Any]:
+    """What a router holding ``Policy.routing_table()`` answers, from docs/assignment.md
+    ("Routing tables") alone: ``Policy.assign`` without a session, ``assign_session``
+    with one (``now`` is then required; the times are assumed valid)."""
+    salt = table.get("salt")
+    out: Dict[str, Any] = {"arm": "stable", "version": table["stable"], "weight_bp": 0, "pinned": False}
+    if salt is not None:
+        out["salt"] = salt
+    if table["mode"] != "split":
+        out["reason"] = table["mode"]
+        return out
+    weight_bp = table["weight_bp"]
+    pinned = session_started_at is not None and now is not None and now - session_started_at < table["pin_max_ms"]
+    if pinned:
+        at_start = 0
+        for w in table["weights"]:
+            if w["at"] <= session_started_at:
+                at_start = w["weight_bp"]
+        weight_bp = min(weight_bp, at_start)
+    arm = assign(int(salt or "0", 16), key, weight_bp)
+    out.update(
+        arm=arm,
+        version=table["candidate"] if arm == "candidate" else table["stable"],
+        reason=arm,
+        weight_bp=weight_bp,
+        pinned=pinned,
+    )
+    return out
+
+
 def hex16(x: int) -> str:
     return f"{x:016x}"
 

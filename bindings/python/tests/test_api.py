@@ -340,3 +340,22 @@ def test_a_policy_travels_to_worker_processes(config: dict) -> None:
     expected = copy.copy(p).tick(50_000).to_json()
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         assert pool.map(_advance, [p, p]) == [expected, expected]
+
+
+def test_status_counts_effects_held_and_compensations_waiting(config: dict) -> None:
+    p = started(config)
+    assert (p.status().effects_held, p.status().compensations_waiting) == (0, 0)
+    assert "effects_held" not in p.status().to_dict()
+    for i, version in enumerate(["v1", "v2", "v2"]):
+        p.command("record_effect", at=1000, version=version, effect={"id": f"e{i}", "undo": {"n": i}})
+    assert (p.status().effects_held, p.status().compensations_waiting) == (3, 0)
+    (rollback,) = p.command("abort", at=2000).actions
+    (compensate,) = p.command("ack", at=2000, action_id=rollback.action_id).actions
+    assert compensate.kind == "compensate" and compensate.fields["effect_id"] == "e2"
+    status = p.status()
+    assert (status.effects_held, status.compensations_waiting) == (3, 2)
+    assert status.to_dict()["compensations_waiting"] == 2
+    (nxt,) = p.command("ack", at=2000, action_id=compensate.action_id).actions
+    p.command("ack", at=2000, action_id=nxt.action_id)
+    assert (p.status().effects_held, p.status().compensations_waiting) == (1, 0)
+    assert "compensations_waiting" not in p.status().to_dict()

@@ -126,3 +126,59 @@ def test_keys_must_be_str_or_bytes() -> None:
     with pytest.raises(InputError) as e:
         p.assign("\ud800")
     assert (e.value.code, e.value.path) == ("invalid_json", "key")
+
+
+def test_a_router_with_the_routing_table_answers_as_the_policy() -> None:
+    """Random rollout histories (raises, acks, failures, aborts, reverts, promotions, new
+    rollouts): at every point, the pure-Python router of assign_reference.py, holding only
+    ``routing_table()``, answers every key and session as ``Policy.assign``."""
+    rng = random.Random(11)
+    modes = set()
+    for _ in range(30):
+        c = config("rt", 10, 20, rng.choice([0, 5000, 60_000]))
+        c["strategy"]["steps"] = [
+            {"kind": "set_weight", "weight": rng.randint(1, 100), "duration_ms": 10000}
+            for _ in range(rng.randint(1, 3))
+        ]
+        c["strategy"]["post_promotion_bake_ms"] = 10000
+        c["candidate"] = "v2"
+        p = Policy(c, now=0)
+        for _ in range(20):
+            at, pending = p.now, p.status().pending_action or 0
+            op = rng.choice(["tick", "tick", "ack", "ack", "fail", "abort", "resume", "revert_now",
+                             "force_promote", "start_rollout"])
+            try:
+                if op == "tick":
+                    p.tick(at + rng.randint(1, 15000))
+                elif op == "ack":
+                    p.command("ack", at=at, action_id=pending)
+                elif op == "fail":
+                    p.command("action_failed", at=at, action_id=pending, reason="x")
+                elif op == "start_rollout":
+                    p.command("start_rollout", at=at, version="v2")
+                else:
+                    p.command(op, at=at)
+            except InputError:
+                pass
+            table = p.routing_table()
+            modes.add(table["mode"])
+            for _ in range(4):
+                key = "".join(rng.choice("abcxyz-0123") for _ in range(rng.randint(0, 10)))
+                assert ref.assign_from_table(table, key) == p.assign(key)
+                started = rng.choice([0, p.now, rng.randint(0, p.now)] + [w["at"] for w in table["weights"]])
+                now = started + rng.choice([0, 1, 4999, 5000, 60_000, rng.randint(0, 100_000)])
+                got = p.assign(key, session_started_at=started, now=now)
+                assert ref.assign_from_table(table, key, started, now) == got, (table, key, started, now)
+    assert modes == {"no_rollout", "split", "rolled_back", "promoted"}
+
+
+def test_the_routing_table_lists_the_split() -> None:
+    p = rolled_out("checkout", 5, 25)
+    assert p.routing_table() == {
+        "mode": "split", "stable": "v1", "candidate": "v2", "salt": "dcb8ab529dda1232",
+        "weight_bp": 2500, "weights": [{"at": 1000, "weight_bp": 500}, {"at": 11000, "weight_bp": 2500}],
+        "pin_max_ms": 60_000,
+    }
+    assert Policy(config(), now=0).routing_table() == {
+        "mode": "no_rollout", "stable": "v1", "weight_bp": 0, "weights": [], "pin_max_ms": 60_000,
+    }

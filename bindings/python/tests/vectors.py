@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple
 
+import assign_reference
 import rollguard
 from rollguard import Policy, RollguardError
 
@@ -20,7 +21,7 @@ TOP_KEYS = {
     "format_version", "name", "description", "config", "config_error", "snapshot",
     "snapshot_text", "restore_error", "start", "steps",
 }
-STEP_KEYS = {"input", "restore", "decisions", "events", "error", "assign"}
+STEP_KEYS = {"input", "restore", "decisions", "events", "error", "assign", "routing_table"}
 ASSIGN_KEYS = {"key", "session_started_at", "now", "expect", "error"}
 
 
@@ -167,6 +168,10 @@ def run_vector(name: str, doc: dict, feed: Callable[[Policy, dict], rollguard.St
         if step.get("restore") is True:
             policy = Policy.restore_json(policy.snapshot_json())
         run_assign_checks(policy, step.get("assign", []), where)
+        if "routing_table" in step:
+            got = policy.routing_table()
+            diff = first_difference(step["routing_table"], got)
+            assert diff is None, f"{where}: routing_table: {diff}\n--- expected\n{json.dumps(step['routing_table'])}\n--- actual\n{json.dumps(got)}"
 
 
 def run_assign_checks(policy: Policy, checks: list, where: str) -> None:
@@ -197,6 +202,12 @@ def run_assign_checks(policy: Policy, checks: list, where: str) -> None:
             assert "expect" in c, f"{here}: expected the error {c['error']}, but got {got}"
             diff = first_difference(c["expect"], got)
             assert diff is None, f"{here}: {diff}\n--- expected\n{json.dumps(c['expect'])}\n--- actual\n{json.dumps(got)}"
+            # A router holding only the routing table answers the same (the pure-Python
+            # transcription of docs/assignment.md).
+            started = c.get("session_started_at")
+            now = c.get("now", policy.now) if started is not None else None
+            from_table = assign_reference.assign_from_table(policy.routing_table(), c["key"], started, now)
+            assert from_table == got, f"{here}: from the routing table {from_table}, the policy {got}"
         assert policy.snapshot_json() == before, f"{here}: assign changed the policy"
 
 

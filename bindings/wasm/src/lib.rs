@@ -485,6 +485,14 @@ impl JsPolicy {
         to_js(&a)
     }
 
+    /// Everything a router needs to answer `assign` itself, for any key and session
+    /// (docs/assignment.md): `{mode, stable, candidate?, salt?, weight_bp, weights,
+    /// pin_max_ms}`. A query: it changes nothing.
+    #[wasm_bindgen(js_name = routingTable, unchecked_return_type = "RoutingTable")]
+    pub fn routing_table(&self) -> JsResult<JsValue> {
+        to_js(&self.inner.routing_table())
+    }
+
     /// The registered versions.
     #[wasm_bindgen(unchecked_return_type = "Version[]")]
     pub fn versions(&self) -> JsResult<JsValue> {

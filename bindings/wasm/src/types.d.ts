@@ -372,6 +372,10 @@ export interface Status {
   breaker_open: boolean;
   cooldown_until?: Timestamp;
   tripped_gates: string[];
+  /** Side effects held (recorded, neither compensated nor committed); absent when 0. */
+  effects_held?: number;
+  /** Of those, how many wait to be compensated after a rollback; absent when 0. */
+  compensations_waiting?: number;
 }
 
 /** Why `Policy.assign` puts a key where it does. */
@@ -389,6 +393,33 @@ export interface Assignment {
   salt?: string;
   /** Whether a session pin decided the weight. */
   pinned: boolean;
+}
+
+/** An acknowledged change of the candidate's weight (`RoutingTable.weights`). */
+export interface WeightChange {
+  at: Timestamp;
+  weight_bp: number;
+}
+
+/** What a rollout does with traffic now (`RoutingTable.mode`). */
+export type RoutingMode = "no_rollout" | "split" | "rolled_back" | "promoted";
+
+/** Everything a router needs to reproduce `Policy.assign` on its own
+ *  (`Policy.routingTable()`, docs/assignment.md). */
+export interface RoutingTable {
+  mode: RoutingMode;
+  /** The version of every key off the candidate: the stable one, or a rollback's target. */
+  stable: string;
+  /** The rollout's candidate (absent without a rollout). */
+  candidate?: string;
+  /** The rollout's salt, 16 lowercase hex digits (absent without a rollout). */
+  salt?: string;
+  /** The routed weight in basis points (0 unless `mode` is `"split"`). */
+  weight_bp: number;
+  /** The rollout's acknowledged weight changes, in time order, for session pins. */
+  weights: WeightChange[];
+  /** `assignment.pin_max_ms`. */
+  pin_max_ms: number;
 }
 
 /** A registered version. */

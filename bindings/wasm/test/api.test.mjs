@@ -260,6 +260,23 @@ describe("replay and the package", () => {
     assert.equal(steady.nextDeadline(), null);
   });
 
+  test("status counts the effects held and the compensations waiting", () => {
+    const p = new Policy(config);
+    for (const d of p.tick(0).decisions) p.handle({ kind: "ack", at: 0, action_id: d.action_id });
+    assert.equal(p.status().effects_held, undefined, "absent when 0");
+    for (const [i, version] of ["v1", "v2", "v2"].entries()) {
+      p.handle({ kind: "record_effect", at: 1000, version, effect: { id: `e${i}`, undo: { n: i } } });
+    }
+    assert.deepEqual([p.status().effects_held, p.status().compensations_waiting], [3, undefined]);
+    const [rollback] = p.handle({ kind: "abort", at: 2000 }).decisions;
+    const [compensate] = p.handle({ kind: "ack", at: 2000, action_id: rollback.action_id }).decisions;
+    assert.deepEqual([compensate.kind, compensate.effect_id], ["compensate", "e2"]);
+    assert.deepEqual([p.status().effects_held, p.status().compensations_waiting], [3, 2]);
+    const [next] = p.handle({ kind: "ack", at: 2000, action_id: compensate.action_id }).decisions;
+    p.handle({ kind: "ack", at: 2000, action_id: next.action_id });
+    assert.deepEqual([p.status().effects_held, p.status().compensations_waiting], [1, undefined]);
+  });
+
   test("the package manifest is ESM with types and a version from Cargo", () => {
     const manifest = JSON.parse(readFileSync(new URL("../pkg/package.json", import.meta.url), "utf8"));
     assert.equal(manifest.name, "rollguard");

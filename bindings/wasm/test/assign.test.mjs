@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import { Policy, assign, assignBucket, assignVersion, saltFor } from "rollguard";
 
 import { thrown } from "./errors.mjs";
+import { assignFromTable } from "./router.mjs";
 
 const text = readFileSync(new URL("../../../tests/assignment/vectors.json", import.meta.url), "utf8");
 const vectors = JSON.parse(text);
@@ -141,6 +142,47 @@ describe("Policy.assign", () => {
       const a = p.assign(`u${i}`, 5000);
       assert.deepEqual([a.arm, a.version, a.reason, a.pinned], ["stable", "v1", "rolled_back", false]);
     }
+  });
+
+  test("routingTable() lists the split, and a router holding it answers as the policy", () => {
+    const c = config(5, 25);
+    c.strategy.post_promotion_bake_ms = 10000;
+    const p = new Policy(c, 0);
+    p.handle({ kind: "start_rollout", at: 1000, version: "v2" });
+    p.handle({ kind: "ack", at: 1000, action_id: 1 });
+    p.tick(11000);
+    p.handle({ kind: "ack", at: 11000, action_id: 2 });
+    assert.deepEqual(p.routingTable(), {
+      mode: "split", stable: "v1", candidate: "v2", salt: saltFor("checkout", "v2", 1000),
+      weight_bp: 2500, weights: [{ at: 1000, weight_bp: 500 }, { at: 11000, weight_bp: 2500 }],
+      pin_max_ms: 60000,
+    });
+    // Through the rest of the canary, the promotion's bake and a rollback in it.
+    let seed = 5;
+    const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    const modes = new Set();
+    const check = () => {
+      const table = p.routingTable();
+      modes.add(table.mode);
+      for (let i = 0; i < 40; i++) {
+        const key = `k${rand(100000)}`;
+        assert.deepEqual(assignFromTable(table, key), p.assign(key));
+        const started = [0, 1000, 10999, 11000, rand(p.now + 1)][rand(5)];
+        const now = Math.max(started, p.now) + [0, 1, 59999, 60000, rand(90000)][rand(5)];
+        assert.deepEqual(assignFromTable(table, key, started, now), p.assign(key, started, now),
+          JSON.stringify({ table, key, started, now }));
+      }
+    };
+    check();
+    p.tick(21000);
+    check(); // the promotion is decided, not acknowledged
+    p.handle({ kind: "ack", at: 21000, action_id: 3 });
+    check(); // promoted, baking
+    p.handle({ kind: "revert_now", at: 22000 });
+    check(); // a rollback is pending
+    p.handle({ kind: "ack", at: 22000, action_id: 4 });
+    check(); // no rollout
+    assert.deepEqual([...modes].sort(), ["no_rollout", "promoted", "rolled_back", "split"]);
   });
 
   test("bad input is refused with the core's codes and changes nothing", () => {

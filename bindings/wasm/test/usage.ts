@@ -2,7 +2,7 @@
 // it proves the declarations describe the API and the data documents as documented.
 import { Policy, assign, assignBucket, replay, saltFor } from "rollguard";
 import type {
-  Arm, AssignReason, Assignment,
+  Arm, AssignReason, Assignment, RoutingMode, RoutingTable, WeightChange,
   Decision, Event, PolicyConfig, RollguardError, Sample, Scenario, Snapshot, Status, Step, TraceEntry,
 } from "rollguard";
 
@@ -100,5 +100,10 @@ const serve: string = routed.version;
 const routeWeight: number = pinned.weight_bp;
 const maybeSalt: string | undefined = routed.salt;
 if (pinned.pinned && pinned.arm === "stable") void [why, serve, routeWeight, maybeSalt];
+const table: RoutingTable = policy.routingTable();
+const mode: RoutingMode = table.mode;
+const history: WeightChange[] = table.weights;
+const tableSalt: string | undefined = table.salt;
+if (mode === "split" && table.candidate !== undefined) void [history[0]?.at, tableSalt, table.pin_max_ms];
 const pinConfig: PolicyConfig = { ...config, assignment: { pin_max_ms: 1800000 } };
 void pinConfig;

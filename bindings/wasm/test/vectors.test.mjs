@@ -15,12 +15,13 @@ import { fileURLToPath } from "node:url";
 import { Policy } from "rollguard";
 
 import { firstDifference } from "./json.mjs";
+import { assignFromTable } from "./router.mjs";
 
 const VECTORS = fileURLToPath(new URL("../../../tests/vectors", import.meta.url));
 const MIN_VECTORS = 40;
 const TOP_KEYS = ["format_version", "name", "description", "config", "config_error", "snapshot",
   "snapshot_text", "restore_error", "start", "steps"];
-const STEP_KEYS = ["input", "restore", "decisions", "events", "error", "assign"];
+const STEP_KEYS = ["input", "restore", "decisions", "events", "error", "assign", "routing_table"];
 const ASSIGN_KEYS = ["key", "session_started_at", "now", "expect", "error"];
 
 function findVectors(dir) {
@@ -126,6 +127,11 @@ function runSteps(policy, twin, doc) {
       twin = Policy.restore(twin.snapshot());
     }
     runAssignChecks(policy, step.assign ?? [], where);
+    if (Object.hasOwn(step, "routing_table")) {
+      const actual = policy.routingTable();
+      const diff = firstDifference(step.routing_table, actual);
+      assert.equal(diff, null, `${where}: routing_table:\n${diff}\n--- expected\n${JSON.stringify(step.routing_table)}\n--- actual\n${JSON.stringify(actual)}`);
+    }
   });
 }
 
@@ -153,6 +159,10 @@ function runAssignChecks(policy, checks, where) {
       assert.equal(error, null, `${here}: refused: ${error?.message}`);
       const diff = firstDifference(c.expect, actual);
       assert.equal(diff, null, `${here}:\n${diff}\n--- expected\n${JSON.stringify(c.expect)}\n--- actual\n${JSON.stringify(actual)}`);
+      // A router holding only the routing table answers the same.
+      const now = c.session_started_at === undefined ? undefined : c.now ?? policy.now;
+      const fromTable = assignFromTable(policy.routingTable(), c.key, c.session_started_at, now);
+      assert.deepEqual(fromTable, actual, `${here}: from the routing table`);
     }
     assert.equal(policy.snapshotJson(), before, `${here}: assign changed the policy`);
   });

@@ -69,6 +69,9 @@ struct VersionStory {
     holds: u32,
     hold_reason: Option<Reason>,
     rollback: Option<RollbackStory>,
+    /// Side effects compensated, in order, and when the last was acknowledged.
+    compensated: Vec<String>,
+    compensated_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
@@ -361,7 +364,7 @@ impl<'a> Narrator<'a> {
                     ""
                 };
                 let text = format!(
-                    "COMPENSATE side effect {effect_id} of {version}{retry}: undo it, newest first"
+                    "COMPENSATE {version}'s side effect {effect_id}{retry}: run its undo (newest first)"
                 );
                 let undo = serde_json::to_string(undo).unwrap_or_default();
                 self.emit(at, ACTION, &text, &[format!("undo: {undo}")]);
@@ -614,12 +617,16 @@ impl<'a> Narrator<'a> {
             }
             EventKind::EffectRecorded { version, effect_id } => {
                 let text = format!(
-                    "{version} caused side effect {effect_id} (undone if {version} is rolled back)"
+                    "{version} caused side effect {effect_id} (recorded: compensated if {version} is rolled back)"
                 );
                 self.emit(at, INFO, &text, &[]);
             }
             EventKind::EffectCompensated { version, effect_id } => {
-                let text = format!("side effect {effect_id} of {version} undone");
+                let text =
+                    format!("{version}'s side effect {effect_id} compensated (acknowledged)");
+                let story = self.story(version);
+                story.compensated.push(effect_id.clone());
+                story.compensated_at = Some(at);
                 self.emit(at, GOOD, &text, &[]);
             }
             EventKind::EffectsCommitted { version, effects } => {
@@ -724,6 +731,15 @@ impl<'a> Narrator<'a> {
                 if let Some(d) = r.degradation_started_at {
                     parts.push(format!("degradation estimated from {}", self.clock(d)));
                 }
+            }
+            if let Some(t) = s.compensated_at {
+                let n = s.compensated.len();
+                let plural = if n == 1 { "" } else { "s" };
+                parts.push(format!(
+                    "{n} side effect{plural} compensated by {} ({})",
+                    self.clock(t),
+                    s.compensated.join(", ")
+                ));
             }
             for (i, part) in parts.iter().enumerate() {
                 let head = if i == 0 { version.as_str() } else { "" };
@@ -1702,15 +1718,20 @@ mod tests {
             "rollguard explain",
             "rollguard replay",
         );
-        let first = story.find("COMPENSATE side effect refund-2").expect(&story);
-        let second = story.find("COMPENSATE side effect email-1").expect(&story);
+        let first = story
+            .find("COMPENSATE v2's side effect refund-2")
+            .expect(&story);
+        let second = story
+            .find("COMPENSATE v2's side effect email-1")
+            .expect(&story);
         assert!(first < second, "newest first:\n{story}");
         for line in [
-            "v2 caused side effect email-1 (undone if v2 is rolled back)",
-            "0:00:04  >> COMPENSATE side effect refund-2 of v2: undo it, newest first",
+            "v2 caused side effect email-1 (recorded: compensated if v2 is rolled back)",
+            "0:00:04  >> COMPENSATE v2's side effect refund-2: run its undo (newest first)",
             r#"undo: {"amount":5,"op":"charge"}"#,
-            "0:00:05  ok side effect refund-2 of v2 undone",
-            "0:00:06  ok side effect email-1 of v2 undone",
+            "0:00:05  ok v2's side effect refund-2 compensated (acknowledged)",
+            "0:00:06  ok v2's side effect email-1 compensated (acknowledged)",
+            "-> 2 side effects compensated by 0:00:06 (refund-2, email-1)",
         ] {
             assert!(story.contains(line), "missing {line:?} in:\n{story}");
         }

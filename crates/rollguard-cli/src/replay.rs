@@ -430,6 +430,12 @@ pub(crate) fn status_line(status: &Status, clock: impl Fn(Timestamp) -> String) 
     if !status.tripped_gates.is_empty() {
         parts.push(format!("tripped: {}", status.tripped_gates.join(", ")));
     }
+    match (status.effects_held, status.compensations_waiting) {
+        (0, _) => {}
+        (1, 0) => parts.push("1 effect held".into()),
+        (n, 0) => parts.push(format!("{n} effects held")),
+        (n, w) => parts.push(format!("{n} effects held, {w} to compensate")),
+    }
     parts.join(", ")
 }
 
@@ -605,6 +611,39 @@ mod tests {
       ]},
       "analysis": {"interval_ms": 30000}
     }"#;
+
+    #[test]
+    fn the_status_line_counts_effects_held_and_to_compensate() {
+        let mut p = Policy::from_json(POLICY, 0).unwrap();
+        let feed = |p: &mut Policy, input: serde_json::Value| {
+            let _ = p.handle_json(&input.to_string()).unwrap();
+        };
+        let line = |p: &Policy| status_line(&p.status(), |t| t.to_string());
+        feed(&mut p, serde_json::json!({"kind": "tick", "at": 0}));
+        feed(
+            &mut p,
+            serde_json::json!({"kind": "ack", "at": 0, "action_id": 1}),
+        );
+        assert!(!line(&p).contains("effect"), "{}", line(&p));
+        for id in ["a", "b"] {
+            feed(
+                &mut p,
+                serde_json::json!({"kind": "record_effect", "at": 1000, "version": "v2",
+                                   "effect": {"id": id, "undo": {}}}),
+            );
+        }
+        assert!(line(&p).ends_with(", 2 effects held"), "{}", line(&p));
+        feed(&mut p, serde_json::json!({"kind": "abort", "at": 2000}));
+        feed(
+            &mut p,
+            serde_json::json!({"kind": "ack", "at": 2000, "action_id": 2}),
+        );
+        assert!(
+            line(&p).ends_with(", 2 effects held, 2 to compensate"),
+            "{}",
+            line(&p)
+        );
+    }
 
     /// Samples every 5 s for 12.5 minutes from both versions.
     fn samples() -> Vec<Result<(Origin, Input), CliError>> {

@@ -131,6 +131,26 @@ fn demo_story_fits_two_screens_and_names_the_rollback() {
     assert!(text.contains("degradation started ~1:34:00"), "{text}");
     assert!(text.contains("CIRCUIT BREAKER TRIPPED"), "{text}");
     assert!(text.contains("What happened"), "{text}");
+    // v3's side effects are compensated after its rollback, newest first, each
+    // acknowledged, and the summary counts them.
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing:\n{text}"))
+    };
+    let order = [
+        "v3 caused side effect email-batch-7",
+        "v3 caused side effect crm-note-1042",
+        "<< ROLLBACK v3 -> v2",
+        ">> COMPENSATE v3's side effect crm-note-1042",
+        "undo: {\"op\":\"delete_note\",\"ticket\":1042}",
+        "ok v3's side effect crm-note-1042 compensated",
+        ">> COMPENSATE v3's side effect email-batch-7",
+        "ok v3's side effect email-batch-7 compensated",
+        "-> 2 side effects compensated by 1:36:12 (crm-note-1042, email-batch-7)",
+    ];
+    for pair in order.windows(2) {
+        assert!(at(pair[0]) < at(pair[1]), "{pair:?} out of order:\n{text}");
+    }
 }
 
 #[test]

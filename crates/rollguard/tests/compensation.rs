@@ -298,3 +298,48 @@ fn a_revert_after_a_failed_compensation_still_compensates_what_waits() {
     assert_eq!(p.status().halted, None);
     assert_eq!(p.status().pending_action, None);
 }
+
+/// The status counts the effects held and, after a rollback, how many still wait to be
+/// compensated, down to none; the counts are absent from its JSON when 0, as before
+/// effects existed.
+#[test]
+fn status_counts_effects_held_and_compensations_waiting() {
+    let mut p = Policy::from_json(CONFIG, 0).unwrap();
+    let counts = |p: &Policy| {
+        let s = p.status();
+        (s.effects_held, s.compensations_waiting)
+    };
+    let json = |p: &Policy| serde_json::to_value(p.status()).unwrap();
+    assert_eq!(counts(&p), (0, 0));
+    assert!(json(&p).get("effects_held").is_none());
+    assert!(json(&p).get("compensations_waiting").is_none());
+    start(&mut p, 0, "v2");
+    let _ = record(&mut p, 1000, "v1", "s1");
+    let _ = record(&mut p, 1001, "v2", "x");
+    let _ = record(&mut p, 1002, "v2", "y");
+    assert_eq!(counts(&p), (3, 0));
+    assert_eq!(json(&p)["effects_held"], 3);
+    assert!(json(&p).get("compensations_waiting").is_none());
+    // The rollback is decided: nothing waits until it is acknowledged.
+    let s = p.handle(&Input::Abort { at: 2000 }).unwrap();
+    assert_eq!(counts(&p), (3, 0));
+    let rollback = s.actions().next().unwrap().action_id.unwrap();
+    let _ = p
+        .handle(&Input::Ack {
+            at: 3000,
+            action_id: rollback,
+        })
+        .unwrap();
+    // v2's two effects wait (the first one's compensate is pending); v1's stays held.
+    assert_eq!(counts(&p), (3, 2));
+    assert_eq!(json(&p)["compensations_waiting"], 2);
+    let restored = Policy::restore_json(&p.snapshot().to_json()).unwrap();
+    assert_eq!(restored.status(), p.status());
+    for (at, left) in [(4000, 1), (5000, 0)] {
+        let id = p.status().pending_action.unwrap();
+        let _ = p.handle(&Input::Ack { at, action_id: id }).unwrap();
+        assert_eq!(counts(&p), (1 + left, left));
+    }
+    assert_eq!(p.status().pending_action, None);
+    assert!(json(&p).get("compensations_waiting").is_none());
+}

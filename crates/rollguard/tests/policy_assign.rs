@@ -344,3 +344,140 @@ fn a_pending_lower_weight_counts_at_once_and_pins_never_raise() {
     let s = p.assign_session("k", 5000, 20_000).expect("ok");
     assert_eq!((s.weight_bp, s.pinned), (1000, true));
 }
+
+/// One step of a random rollout history, for the routing-table property.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Time passes by this many ms (timers fire: stages, bakes, ack timeouts).
+    Tick(u64),
+    /// The pending action is acknowledged.
+    Ack,
+    /// The pending action fails.
+    Fail,
+    Abort,
+    Resume,
+    RevertNow,
+    ForcePromote,
+    StartRollout,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1u64..=15_000).prop_map(Op::Tick),
+        4 => Just(Op::Ack),
+        1 => Just(Op::Fail),
+        1 => Just(Op::Abort),
+        1 => Just(Op::Resume),
+        1 => Just(Op::RevertNow),
+        1 => Just(Op::ForcePromote),
+        1 => Just(Op::StartRollout),
+    ]
+}
+
+/// Applies an op at the policy's time (plus the tick); refusals are part of the history.
+fn apply(p: &mut Policy, op: &Op) {
+    let at = p.now();
+    let pending = p.status().pending_action.unwrap_or(0);
+    let input = match op {
+        Op::Tick(dt) => json!({"kind": "tick", "at": at + dt}),
+        Op::Ack => json!({"kind": "ack", "at": at, "action_id": pending}),
+        Op::Fail => {
+            json!({"kind": "action_failed", "at": at, "action_id": pending, "reason": "x"})
+        }
+        Op::Abort => json!({"kind": "abort", "at": at}),
+        Op::Resume => json!({"kind": "resume", "at": at}),
+        Op::RevertNow => json!({"kind": "revert_now", "at": at}),
+        Op::ForcePromote => json!({"kind": "force_promote", "at": at}),
+        Op::StartRollout => json!({"kind": "start_rollout", "at": at, "version": "v2"}),
+    };
+    let input = Input::from_json(&input.to_string()).expect("an input");
+    let _ = p.handle(&input);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// A router holding only the exported routing table (through its JSON) answers every
+    /// `assign` and `assign_session` as the policy does, at every point of a random
+    /// history: raises, lowerings, pending and failed rollbacks, promotions, new rollouts.
+    #[test]
+    fn assigning_from_the_routing_table_equals_the_policy(
+        weights in proptest::collection::vec(1u32..=100, 1..4),
+        pin in prop_oneof![Just(0u64), 1u64..=40_000],
+        ops in proptest::collection::vec(op(), 1..24),
+        keys in proptest::collection::vec(".{0,12}", 1..6),
+        times in proptest::collection::vec((0u64..=120_000, 0u64..=60_000), 1..4),
+    ) {
+        let mut c = config("rt", 10, 20, pin);
+        c["strategy"]["steps"] = weights
+            .iter()
+            .map(|w| json!({"kind": "set_weight", "weight": w, "duration_ms": 10000}))
+            .collect();
+        c["candidate"] = json!("v2");
+        let mut p = Policy::from_json(&c.to_string(), 0).expect("ok");
+        for op in &ops {
+            apply(&mut p, op);
+            let table: rollguard::RoutingTable =
+                serde_json::from_str(&serde_json::to_string(&p.routing_table()).unwrap()).unwrap();
+            prop_assert_eq!(&table, &p.routing_table());
+            for key in &keys {
+                prop_assert_eq!(table.assign(key), p.assign(key));
+                // Sessions from anywhere in the history (and a little after now), asked
+                // now or later; some start after `now` and are refused by both.
+                // And sessions on the edges: around each weight change, asked when the
+                // pin is about to expire, and just after.
+                let mut sessions: Vec<(u64, u64)> =
+                    times.iter().map(|&(s, later)| (s, p.now() + later)).collect();
+                for w in &table.weights {
+                    for started in [w.at.saturating_sub(1), w.at, w.at + 1] {
+                        for now in [started + pin.saturating_sub(1), started + pin, p.now()] {
+                            sessions.push((started, now));
+                        }
+                    }
+                }
+                for (started, now) in sessions {
+                    let want = p.assign_session(key, started, now);
+                    let got = table.assign_session(key, started, now);
+                    match (&got, &want) {
+                        (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                        (Err(a), Err(b)) => {
+                            prop_assert_eq!((a.code, &a.path), (b.code, &b.path));
+                        }
+                        _ => prop_assert!(false, "{:?} vs {:?}", got, want),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_routing_table_names_the_split_and_its_history() {
+    let mut p = at_first_weight("x", 10, 90, 60_000);
+    to_second_weight(&mut p);
+    let t = p.routing_table();
+    let text = serde_json::to_value(&t).expect("json");
+    assert_eq!(
+        text,
+        json!({
+            "mode": "split", "stable": "v1", "candidate": "v2",
+            "salt": salt_for("x", "v2", 1000).to_hex(), "weight_bp": 9000,
+            "weights": [{"at": 1000, "weight_bp": 1000}, {"at": 11000, "weight_bp": 9000}],
+            "pin_max_ms": 60_000
+        })
+    );
+    // A pending rollback: everyone on its target, the history kept for the record.
+    feed(&mut p, json!({"kind": "abort", "at": 12000}));
+    let t = p.routing_table();
+    assert_eq!(
+        (t.mode, t.stable.as_str(), t.weight_bp),
+        (rollguard::RoutingMode::RolledBack, "v1", 0)
+    );
+    assert_eq!(t.assign("k"), p.assign("k"));
+    // Without a rollout: no candidate, salt or history.
+    let q = Policy::from_json(&config("x", 10, 90, 5).to_string(), 0).expect("ok");
+    assert_eq!(
+        serde_json::to_value(q.routing_table()).expect("json"),
+        json!({"mode": "no_rollout", "stable": "v1", "weight_bp": 0, "weights": [], "pin_max_ms": 5})
+    );
+}

@@ -49,6 +49,7 @@ const REASONS = {
   no_rollback_target: "no validated version to roll back to",
   automated_rollback: "an automated rollback was issued",
   scoped_failure: "gates tripped in some scopes, below the impact rule: the rollout holds",
+  compensation: "a rollback undoes the side effects of the versions it left, newest first",
 };
 const reasonText = (r) => `${r}: ${REASONS[r] ?? r}`;
 
@@ -117,13 +118,16 @@ function describeDecision(d) {
       return "Hold: keep routing as it is";
     case "escalate":
       return "Escalate to a human";
+    case "compensate":
+      return `Compensate ${d.version}'s side effect ${d.effect_id}: undo ${JSON.stringify(d.undo)}`;
     default:
       return d.kind;
   }
 }
 
 const KEY_EVENTS = new Set(["gate_tripped", "cooldown_started", "cooldown_ended", "breaker_tripped", "breaker_cleared",
-  "paused", "resumed", "halted", "promoted", "rolled_back", "rollout_started", "rollout_completed", "version_validated"]);
+  "paused", "resumed", "halted", "promoted", "rolled_back", "rollout_started", "rollout_completed", "version_validated",
+  "effect_recorded", "effect_compensated", "effects_committed"]);
 
 function describeEvent(e) {
   switch (e.kind) {
@@ -140,6 +144,9 @@ function describeEvent(e) {
     case "rollout_started": return `Rollout of ${e.version} started`;
     case "rollout_completed": return `Rollout of ${e.version} completed`;
     case "version_validated": return `${e.version} validated by ${e.by}`;
+    case "effect_recorded": return `${e.version} caused side effect ${e.effect_id} (recorded with its undo)`;
+    case "effect_compensated": return `${e.version}'s side effect ${e.effect_id} compensated (acknowledged)`;
+    case "effects_committed": return `${e.effects} side effect${e.effects === 1 ? "" : "s"} of ${e.version} committed by a promotion`;
     default: return e.kind;
   }
 }
@@ -222,7 +229,49 @@ function model(trace, statuses, config) {
       gates.get(r.gate).points.push({ ...r, phase: a.phase });
     }
   }
-  return { decisions, events, refusals, weight, gates: [...gates.values()], spans: spansOf(trace, statuses) };
+  return { decisions, events, refusals, weight, gates: [...gates.values()], spans: spansOf(trace, statuses), effects: effectsOf(trace) };
+}
+
+/** The side effects recorded in the trace and what became of each: recorded (with the undo
+ *  descriptor its `record_effect` gave) → compensating (a rollback's `compensate` decision)
+ *  → compensated (its acknowledgement, `effect_compensated`), or committed (a promotion
+ *  kept it, `effects_committed`). All read from the trace; nothing is inferred. */
+function effectsOf(trace) {
+  const effects = [];
+  const open = (version, id) => {
+    for (let i = effects.length - 1; i >= 0; i--) {
+      const x = effects[i];
+      if (x.version === version && x.id === id && (x.state === "recorded" || x.state === "compensating")) return x;
+    }
+    return undefined;
+  };
+  for (const entry of trace) {
+    const step = entry.step;
+    if (!step) continue;
+    for (const e of step.events) {
+      if (e.kind === "effect_recorded") {
+        const undo = entry.input.kind === "record_effect" ? entry.input.effect?.undo : undefined;
+        effects.push({ version: e.version, id: e.effect_id, undo, state: "recorded", recorded: e.at });
+      } else if (e.kind === "effect_compensated") {
+        const x = open(e.version, e.effect_id);
+        if (x) Object.assign(x, { state: "compensated", done: e.at });
+      } else if (e.kind === "effects_committed") {
+        for (const x of effects) {
+          if (x.version === e.version && x.state === "recorded") Object.assign(x, { state: "committed", done: e.at });
+        }
+      }
+    }
+    for (const d of step.decisions) {
+      if (d.kind !== "compensate") continue;
+      const x = open(d.version, d.effect_id);
+      if (x) {
+        x.state = "compensating";
+        x.compensating ??= d.at;
+        x.undo ??= d.undo;
+      }
+    }
+  }
+  return effects;
 }
 
 // ---------------------------------------------------------------------- charts
@@ -700,6 +749,26 @@ function drawSummary(scenario, m) {
     (cards.join("") || `<div class="card">No rollback.</div>`);
 }
 
+function drawEffects(m) {
+  const root = $("effects");
+  root.hidden = m.effects.length === 0;
+  if (root.hidden) {
+    root.innerHTML = "";
+    return;
+  }
+  const cell = (at) => (at === undefined ? `<td class="muted">–</td>` : `<td>${fmtTime(at)}</td>`);
+  const rows = m.effects.map((x) =>
+    `<tr data-effect="${esc(x.id)}" data-version="${esc(x.version)}" data-state="${x.state}">` +
+    `<td><b>${esc(x.id)}</b></td><td>${esc(x.version)}</td><td><code>${esc(JSON.stringify(x.undo ?? {}))}</code></td>` +
+    `${cell(x.recorded)}${cell(x.compensating)}${cell(x.done)}<td><span class="state ${x.state}">${x.state}</span></td></tr>`).join("");
+  const compensated = m.effects.filter((x) => x.state === "compensated").length;
+  root.innerHTML =
+    `<h2>Side effects <span class="muted">${m.effects.length} recorded, ${compensated} compensated; ` +
+    `a rollback undoes its versions' effects newest first, one acknowledged <code>compensate</code> at a time</span></h2>` +
+    `<table><thead><tr><th>effect</th><th>version</th><th>undo</th><th>recorded</th><th>compensate issued</th>` +
+    `<th>acknowledged / committed</th><th>state</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
 function drawList(m) {
   const rows = [
     ...m.decisions.map((d) => ({ at: d.at, kind: d.kind, cls: `decision ${d.kind}`, title: describeDecision(d), reason: reasonText(d.reason), gates: d.gates ?? [], detail: d.detail })),
@@ -727,6 +796,7 @@ function show(scenario) {
   $("message").textContent = "";
   const range = [Math.min(start, times[0] ?? start) / 1000, Math.max(...times, start + 1) / 1000];
   drawSummary(scenario, m);
+  drawEffects(m);
   drawList(m);
   drawCharts(m, range);
   const grid = scopeGrid(trace, config);
@@ -737,6 +807,7 @@ function show(scenario) {
   window.rollguardCharts = charts;
   window.rollguardEvidence = evidencePanels;
   window.rollguardConfig = config;
+  window.rollguardEffects = m.effects;
   document.body.dataset.status = "ready";
 }
 

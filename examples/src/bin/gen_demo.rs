@@ -20,8 +20,8 @@ use std::collections::VecDeque;
 use std::process::ExitCode;
 
 use rollguard::{
-    Action, Error, EventKind, Input, Policy, PolicyConfig, Reason, Sample, Scenario, Step,
-    TargetKind, TraceEntry, Validator,
+    Action, EffectSpec, Error, EventKind, Input, Policy, PolicyConfig, Reason, Sample, Scenario,
+    Step, TargetKind, TraceEntry, Validator,
 };
 use rollguard_examples::{SplitMix64, clock, round_to};
 
@@ -109,12 +109,55 @@ fn operator_script() -> Vec<(u64, Input)> {
     ]
 }
 
+/// Side effects v3 causes outside the system while it serves traffic, as the agent
+/// platform reports them (`record_effect`), each with the descriptor that undoes it:
+/// the policy hands these back, newest first, when v3 is rolled back.
+fn agent_effects() -> Vec<(u64, Input)> {
+    let effect = |at, id: &str, undo: serde_json::Value| Input::RecordEffect {
+        at,
+        version: "v3".into(),
+        effect: EffectSpec {
+            id: id.into(),
+            undo: undo.as_object().cloned().unwrap_or_default(),
+        },
+    };
+    vec![
+        (
+            86 * MIN,
+            effect(
+                86 * MIN,
+                "email-batch-7",
+                serde_json::json!({"op": "recall_email", "batch": 7}),
+            ),
+        ),
+        (
+            95 * MIN,
+            effect(
+                95 * MIN,
+                "crm-note-1042",
+                serde_json::json!({"op": "delete_note", "ticket": 1042}),
+            ),
+        ),
+    ]
+}
+
+/// The operator's commands and the agent's effects, in time order.
+fn script() -> VecDeque<(u64, Input)> {
+    let mut all = operator_script();
+    all.extend(agent_effects());
+    all.sort_by_key(|(at, _)| *at);
+    all.into()
+}
+
 fn description() -> String {
     format!(
         "One policy, three rollouts, 2h18m of recorded traffic (500 req/s, scraped every 10 s).\n\
          - v2 rolls out healthy (shadow 10m, 5% 10m, 25% 10m, 50% 10m, promote, 20m bake) and completes.\n\
          - v3 rolls out; during its 25% step its p95 latency regresses x1.8. The p95 gate fails three \
-         evaluations in a row and the policy rolls v3 back to the stable v2, starting a 30-minute cooldown.\n\
+         evaluations in a row and the policy rolls v3 back to the stable v2, starting a 30-minute cooldown. \
+         v3 had sent an email batch (1:26:00) and written a CRM note (1:35:00), recorded as effects with \
+         undo descriptors: once the rollback is acknowledged the policy compensates them newest first \
+         (delete the note, then recall the emails), one acknowledged compensate action at a time.\n\
          - v4 starts inside that cooldown; during its 5% step its error rate goes from 0.2% to 3%. The \
          error gate trips, but the cooldown forbids another automated rollback: the policy holds and \
          escalates (cooldown_active). When the cooldown ends it rolls back; that is the 2nd automated \
@@ -307,7 +350,7 @@ fn generate(verbose: bool) -> Result<(PolicyConfig, Vec<TraceEntry>), Error> {
         candidate: None,
     };
     let mut rng = SplitMix64::new(SEED);
-    let mut script: VecDeque<(u64, Input)> = operator_script().into();
+    let mut script = script();
     let mut next_scrape = 0;
 
     // The service loop: wait until the earliest of the next scrape, the next operator
@@ -452,6 +495,34 @@ fn check_story(trace: &[TraceEntry]) -> Vec<String> {
         "v3's regression starts during its 25% step",
     );
     let v3_rollback_at = v3.map_or(0, |r| r.0.at);
+    let compensated: Vec<(&str, u64)> = decisions
+        .iter()
+        .filter_map(|d| match &d.action {
+            Action::Compensate {
+                version, effect_id, ..
+            } if version == "v3" && d.reason == Reason::Compensation => {
+                Some((effect_id.as_str(), d.at))
+            }
+            _ => None,
+        })
+        .collect();
+    let acknowledged = events
+        .iter()
+        .filter(
+            |e| matches!(&e.kind, EventKind::EffectCompensated { version, .. } if version == "v3"),
+        )
+        .count();
+    expect(
+        compensated
+            .iter()
+            .map(|c| c.0)
+            .eq(["crm-note-1042", "email-batch-7"])
+            && compensated
+                .iter()
+                .all(|c| c.1 > v3_rollback_at && c.1 < v3_rollback_at + MIN)
+            && acknowledged == 2,
+        "v3's two effects are compensated newest first right after its rollback, each acknowledged",
+    );
     let v4_started = trace.iter().any(|e| {
         matches!(&e.input, Input::StartRollout { at, version }
             if version == "v4" && *at > v3_rollback_at && *at < v3_rollback_at + 30 * MIN)

@@ -316,7 +316,11 @@ pub fn next_call(b: &mut Bytes<'_>, p: &Policy) -> Call {
             } else {
                 let mut times: Vec<f64> = times.iter().map(|t| *t as f64).collect();
                 if let Some(t) = times.get_mut(usize::from(b.u8())) {
-                    *t = if b.u8().is_multiple_of(2) { *t + 0.5 } else { f64::NAN };
+                    *t = if b.u8().is_multiple_of(2) {
+                        *t + 0.5
+                    } else {
+                        f64::NAN
+                    };
                 }
                 Call::ValuesF64(arm, metric, times, values)
             }
@@ -912,7 +916,10 @@ pub fn same_parse<T: PartialEq + std::fmt::Debug>(
     // The core refuses a repeated key in text (`duplicate_key`, or the first error met
     // before it); the text's Value kept only the last one, so it is another document.
     if has_repeated_key(text) {
-        assert!(from_json(text).is_err(), "a repeated key was accepted: {text}");
+        assert!(
+            from_json(text).is_err(),
+            "a repeated key was accepted: {text}"
+        );
         return;
     }
     let Ok(value) = serde_json::from_str::<Value>(text) else {
@@ -959,4 +966,119 @@ pub fn assert_round_trip(p: &Policy, what: &str) {
         &q == p,
         "the snapshot of {what} restores to another policy\n{text}"
     );
+}
+
+/// Traffic assignment on the policy as it stands, with keys and times read from `seed`
+/// (fuzzer bytes that are not consumed, so that adding the check did not change how the
+/// committed corpus decodes) and the edges of the rollout's weight history. What must
+/// hold, whatever the state:
+///
+/// - nothing panics; every weight is at most 10 000 bp; the routing table's history is
+///   in time order and not in the future, and outside a split its weight is 0;
+/// - `assign(key)`'s arm is the pure function of its salt and weight (weight 0: stable),
+///   its version and reason follow the arm (the candidate's version iff the candidate),
+///   it is never pinned, and the routing table answers the same;
+/// - `assign_session` refuses exactly a start after `now` or a time from 2^53 ms, and
+///   otherwise answers as the routing table does; a pin only holds a session back (its
+///   weight is at most the plain one, and a session on the candidate is there unpinned
+///   too); an expired session is the plain answer; a session asked at its own start, at
+///   or after the policy's time, is the plain answer, pinned iff pinning is on and the
+///   rollout splits traffic.
+pub fn check_assignment(p: &Policy, seed: &[u8]) {
+    use rollguard::{Arm, AssignReason, RoutingMode, WEIGHT_BP_MAX, assign};
+    let table = p.routing_table();
+    let now = p.now();
+    let split = table.mode == RoutingMode::Split;
+    assert!(table.weight_bp <= WEIGHT_BP_MAX, "{table:?}");
+    assert!(split || table.weight_bp == 0, "{table:?}");
+    assert!(
+        table.weights.windows(2).all(|w| w[0].at <= w[1].at)
+            && table
+                .weights
+                .iter()
+                .all(|w| w.at <= now && w.weight_bp <= WEIGHT_BP_MAX),
+        "history out of order or in the future at {now}: {table:?}"
+    );
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        for (j, x) in b.iter_mut().enumerate() {
+            *x = seed.get(1 + i * 8 + j).copied().unwrap_or(0);
+        }
+        u64::from_le_bytes(b)
+    };
+    let n = usize::from(seed.first().copied().unwrap_or(0) % 24).min(seed.len().saturating_sub(1));
+    let keys: [&[u8]; 3] = [seed.get(1..1 + n).unwrap_or_default(), b"", b"user-42"];
+    let pin = table.pin_max_ms;
+    let mut starts = vec![
+        0,
+        now,
+        now.saturating_sub(word(0) % (1 << 24)),
+        word(1),
+        word(2) % (TIME_MAX + 2),
+        TIME_MAX,
+    ];
+    for w in &table.weights {
+        starts.extend([w.at.saturating_sub(1), w.at, w.at + 1]);
+    }
+    for key in keys {
+        let a = p.assign(key);
+        assert!(a.weight_bp <= WEIGHT_BP_MAX && !a.pinned, "{a:?}");
+        assert_eq!(a.salt, table.salt);
+        assert_eq!(
+            a.arm,
+            assign(a.salt.unwrap_or_default(), key, a.weight_bp).expect("a weight in range"),
+            "{a:?}"
+        );
+        assert!(a.weight_bp > 0 || a.arm == Arm::Stable, "{a:?}");
+        match a.arm {
+            Arm::Candidate => {
+                assert_eq!(a.reason, AssignReason::Candidate);
+                assert_eq!(Some(&a.version), table.candidate.as_ref());
+            }
+            Arm::Stable => {
+                assert_ne!(a.reason, AssignReason::Candidate);
+                assert_eq!(a.version, table.stable);
+            }
+        }
+        assert_eq!(table.assign(key), a);
+        for &started in &starts {
+            for asked in [
+                started,
+                started.saturating_add(pin.saturating_sub(1)),
+                started.saturating_add(pin),
+                started.saturating_add(word(3) % (1 << 32)),
+                now,
+                started.wrapping_sub(1),
+            ] {
+                let s = p.assign_session(key, started, asked);
+                assert_eq!(s, table.assign_session(key, started, asked));
+                let refused = started > asked || started > TIME_MAX || asked > TIME_MAX;
+                let Ok(s) = s else {
+                    assert!(refused, "{started} {asked}: {s:?}");
+                    continue;
+                };
+                assert!(!refused, "{started} {asked} accepted: {s:?}");
+                assert!(
+                    s.weight_bp <= a.weight_bp,
+                    "a pin raised the weight: {s:?} {a:?}"
+                );
+                assert!(
+                    s.arm == Arm::Stable || a.arm == Arm::Candidate,
+                    "{s:?} {a:?}"
+                );
+                assert!(!s.pinned || split, "pinned outside a split: {s:?}");
+                if asked - started >= pin {
+                    assert_eq!(s, a, "an expired session is the plain answer");
+                }
+                if started == asked && started >= now {
+                    let mut plain = a.clone();
+                    plain.pinned = pin > 0 && split;
+                    assert_eq!(
+                        s, plain,
+                        "a session asked at its start ({started}, now {now})"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -53,7 +53,15 @@ const TOP_KEYS: &[&str] = &[
 ];
 
 /// Keys of one step, in the order files are written.
-const STEP_KEYS: &[&str] = &["input", "restore", "decisions", "events", "error", "assign"];
+const STEP_KEYS: &[&str] = &[
+    "input",
+    "restore",
+    "decisions",
+    "events",
+    "error",
+    "assign",
+    "routing_table",
+];
 
 /// Keys of one assignment check of a step's `assign`, in the order files are written.
 const ASSIGN_KEYS: &[&str] = &["key", "session_started_at", "now", "expect", "error"];
@@ -268,6 +276,9 @@ fn check_step(step: &Value) -> Result<(), String> {
     if obj.get("restore").is_some_and(|v| !v.is_boolean()) {
         return Err("restore must be a boolean".into());
     }
+    if obj.get("routing_table").is_some_and(|v| !v.is_object()) {
+        return Err("routing_table must be an object".into());
+    }
     if let Some(checks) = obj.get("assign") {
         let checks = checks.as_array().ok_or("assign must be an array")?;
         for (j, c) in checks.iter().enumerate() {
@@ -312,17 +323,29 @@ fn check_assign_entry(c: &Value) -> Result<(), String> {
 /// with the actual outcomes, for blessing.
 fn run_assign_checks(policy: &Policy, checks: &[Value], bless: bool) -> Result<Vec<Value>, String> {
     let mut actual_checks = Vec::with_capacity(checks.len());
+    // A router holding only the routing table must answer every check as the policy.
+    let table = policy.routing_table();
     for (j, c) in checks.iter().enumerate() {
         let key = c["key"].as_str().unwrap_or_default();
-        let result = policy.assign_maybe_pinned(
-            key,
-            c.get("session_started_at").and_then(Value::as_u64),
-            c.get("now").and_then(Value::as_u64),
-        );
+        let started = c.get("session_started_at").and_then(Value::as_u64);
+        let result = policy.assign_maybe_pinned(key, started, c.get("now").and_then(Value::as_u64));
         let mut out = c.as_object().cloned().unwrap_or_default();
         out.remove("expect");
         out.remove("error");
         let here = |m: String| format!("assign[{j}] (key {key:?}): {m}");
+        let from_table = match started {
+            None => Ok(table.assign(key)),
+            Some(s) => table.assign_session(
+                key,
+                s,
+                c.get("now").and_then(Value::as_u64).unwrap_or(policy.now()),
+            ),
+        };
+        if from_table != result {
+            return Err(here(format!(
+                "the routing table answers {from_table:?}, the policy {result:?}"
+            )));
+        }
         match result {
             Ok(a) => {
                 let text = serde_json::to_string(&a).unwrap_or_default();
@@ -468,6 +491,20 @@ fn run_steps(mut policy: Policy, doc: &Value, bless: bool) -> Result<Option<Valu
         if let Some(checks) = step.get("assign").and_then(Value::as_array) {
             let actual = run_assign_checks(&policy, checks, bless).map_err(where_)?;
             out.insert("assign".into(), Value::Array(actual));
+        }
+        if let Some(expected) = step.get("routing_table") {
+            let text = serde_json::to_string(&policy.routing_table()).unwrap_or_default();
+            let actual: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            if !bless {
+                if let Some(diff) = first_difference(expected, &actual) {
+                    return Err(where_(format!(
+                        "routing_table: {diff}\n--- expected\n{}\n--- actual\n{}",
+                        compact(expected),
+                        compact(&actual)
+                    )));
+                }
+            }
+            out.insert("routing_table".into(), actual);
         }
         blessed.push(Value::Object(out));
     }

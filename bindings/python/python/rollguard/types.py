@@ -28,6 +28,8 @@ __all__ = [
     "SafetyConfigDict",
     "AssignmentConfigDict",
     "AssignmentDict",
+    "RoutingTableDict",
+    "WeightChangeDict",
     "PolicyConfigDict",
     "SampleDict",
     "EffectDict",
@@ -208,6 +210,25 @@ class AssignmentDict(TypedDict):
     weight_bp: int
     salt: NotRequired[str]
     pinned: bool
+
+
+class WeightChangeDict(TypedDict):
+    """An acknowledged change of the candidate's weight."""
+
+    at: int
+    weight_bp: int
+
+
+class RoutingTableDict(TypedDict):
+    """Everything a router needs to reproduce ``Policy.assign``: ``Policy.routing_table``."""
+
+    mode: Literal["no_rollout", "split", "rolled_back", "promoted"]
+    stable: str
+    candidate: NotRequired[str]
+    salt: NotRequired[str]
+    weight_bp: int
+    weights: List[WeightChangeDict]
+    pin_max_ms: int
 
 
 class PolicyConfigDict(TypedDict):

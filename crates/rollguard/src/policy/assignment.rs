@@ -12,6 +12,9 @@
 //!   `assignment.pin_max_ms`, from the rollout's acknowledged weight changes (at most one
 //!   per weight stage, dropped with the rollout). A pin only ever holds a session back on
 //!   the stable version: its weight is the lower of the session's and the current one.
+//! - [`Policy::routing_table`] exports all of the above (mode, versions, salt, routed
+//!   weight, history, `pin_max_ms`) so that a router answers every key and session
+//!   itself ([`RoutingTable::assign`], [`RoutingTable::assign_session`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +91,160 @@ pub struct Assignment {
     pub pinned: bool,
 }
 
+/// What a rollout does with traffic now: [`RoutingTable::mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RoutingMode {
+    /// No rollout: every key is on `stable` (reason `no_rollout`).
+    NoRollout,
+    /// A rollout splits traffic: a key is on `candidate` iff its bucket is below the
+    /// weight (reasons `candidate` and `stable`), and sessions are pinned.
+    Split,
+    /// A rollback is decided: every key, pinned or not, is on `stable`, the rollback's
+    /// target (reason `rolled_back`).
+    RolledBack,
+    /// The candidate was promoted and bakes as the stable version: every key is on
+    /// `stable` (reason `promoted`).
+    Promoted,
+}
+
+impl RoutingMode {
+    /// The mode's snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoRollout => "no_rollout",
+            Self::Split => "split",
+            Self::RolledBack => "rolled_back",
+            Self::Promoted => "promoted",
+        }
+    }
+
+    /// The reason of every answer in a mode that does not split (`split` answers
+    /// `stable` or `candidate` by key).
+    fn reason(self) -> AssignReason {
+        match self {
+            Self::NoRollout => AssignReason::NoRollout,
+            Self::RolledBack => AssignReason::RolledBack,
+            Self::Promoted => AssignReason::Promoted,
+            Self::Split => AssignReason::Stable,
+        }
+    }
+}
+
+/// Everything a router needs to reproduce [`Policy::assign`] and
+/// [`Policy::assign_session`] on its own: [`Policy::routing_table`].
+///
+/// Its JSON (snake_case, like every rollguard document) is what the Python binding
+/// returns as a dict and the JavaScript one as an object; `docs/assignment.md` specifies
+/// how to assign from it, and [`RoutingTable::assign`] and
+/// [`RoutingTable::assign_session`] do it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RoutingTable {
+    /// What the rollout does with traffic.
+    pub mode: RoutingMode,
+    /// The version of every key that is not on the candidate: the stable version, or
+    /// while a rollback is decided, its target.
+    pub stable: String,
+    /// The rollout's candidate (none without a rollout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+    /// The rollout's salt (none without a rollout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<Salt>,
+    /// The candidate's routed weight in basis points (0 unless the mode is `split`).
+    pub weight_bp: u32,
+    /// The rollout's acknowledged weight changes, in time order, for session pins.
+    #[serde(default)]
+    pub weights: Vec<WeightChange>,
+    /// `assignment.pin_max_ms`: how long a session keeps the weight of its start.
+    pub pin_max_ms: u64,
+}
+
+impl RoutingTable {
+    /// The acknowledged weight at time `t`, in basis points: the last change at or
+    /// before `t`, or 0 before the first.
+    pub fn weight_at(&self, t: Timestamp) -> u32 {
+        self.weights
+            .iter()
+            .take_while(|w| w.at <= t)
+            .last()
+            .map_or(0, |w| w.weight_bp)
+    }
+
+    /// [`Policy::assign`] from the table: the same answer for every key, as long as the
+    /// policy took no input since the table was taken.
+    pub fn assign(&self, key: impl AsRef<[u8]>) -> Assignment {
+        self.answer(key.as_ref(), None)
+    }
+
+    /// [`Policy::assign_session`] from the table.
+    ///
+    /// # Errors
+    /// As [`Policy::assign_session`].
+    pub fn assign_session(
+        &self,
+        key: impl AsRef<[u8]>,
+        session_started_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Assignment, Error> {
+        let session = session_pin(session_started_at, now, self.pin_max_ms)?;
+        Ok(self.answer(key.as_ref(), session))
+    }
+
+    fn answer(&self, key: &[u8], session: Option<Timestamp>) -> Assignment {
+        let stable = |reason| Assignment {
+            arm: Arm::Stable,
+            version: self.stable.clone(),
+            reason,
+            weight_bp: 0,
+            salt: self.salt,
+            pinned: false,
+        };
+        let (RoutingMode::Split, Some(candidate)) = (self.mode, &self.candidate) else {
+            return stable(self.mode.reason());
+        };
+        let weight_bp = match session {
+            Some(t) => self.weight_bp.min(self.weight_at(t)),
+            None => self.weight_bp,
+        };
+        let (arm, version, reason) = if bucket(self.salt.unwrap_or_default(), key) < weight_bp {
+            (Arm::Candidate, candidate.clone(), AssignReason::Candidate)
+        } else {
+            (Arm::Stable, self.stable.clone(), AssignReason::Stable)
+        };
+        Assignment {
+            arm,
+            version,
+            reason,
+            weight_bp,
+            salt: self.salt,
+            pinned: session.is_some(),
+        }
+    }
+}
+
+/// Checks a session's times; the session's start when its pin holds
+/// (`now − start < pin_max_ms`), `None` when it has expired or pinning is off.
+fn session_pin(
+    session_started_at: Timestamp,
+    now: Timestamp,
+    pin_max_ms: u64,
+) -> Result<Option<Timestamp>, Error> {
+    check_time(session_started_at, "session_started_at")?;
+    check_time(now, "now")?;
+    if session_started_at > now {
+        return Err(Error::new(
+            ErrorCode::InvalidValue,
+            "session_started_at",
+            format!("the session starts at {session_started_at}, after now ({now})"),
+        ));
+    }
+    Ok((now - session_started_at < pin_max_ms).then_some(session_started_at))
+}
+
 impl Rollout {
     /// Appends the acknowledged weight at `now` to the history, unless it is unchanged.
     pub(super) fn record_weight(&mut self, now: Timestamp) {
@@ -153,18 +310,9 @@ impl Policy {
         session_started_at: Timestamp,
         now: Timestamp,
     ) -> Result<Assignment, Error> {
-        check_time(session_started_at, "session_started_at")?;
-        check_time(now, "now")?;
-        if session_started_at > now {
-            return Err(Error::new(
-                ErrorCode::InvalidValue,
-                "session_started_at",
-                format!("the session starts at {session_started_at}, after now ({now})"),
-            ));
-        }
         let pin = self.config.assignment.pin_max_ms;
-        let pinned = now - session_started_at < pin;
-        Ok(self.assignment(key.as_ref(), pinned.then_some(session_started_at)))
+        let session = session_pin(session_started_at, now, pin)?;
+        Ok(self.assignment(key.as_ref(), session))
     }
 
     /// [`Policy::assign`], or [`Policy::assign_session`] when the session's start is
@@ -185,50 +333,79 @@ impl Policy {
         }
     }
 
-    /// The assignment of `key`, pinned to the weight at `session` when given.
-    fn assignment(&self, key: &[u8], session: Option<Timestamp>) -> Assignment {
+    /// The table a router needs to answer [`Policy::assign`] and
+    /// [`Policy::assign_session`] itself, for any key and time, with
+    /// [`RoutingTable::assign`] and [`RoutingTable::assign_session`] (or a
+    /// reimplementation of them from `docs/assignment.md`): the answers are the
+    /// policy's, as long as the policy takes no input. Take a new table after every step
+    /// that carries a routing decision or an acknowledgement.
+    pub fn routing_table(&self) -> RoutingTable {
+        let (mode, stable, weight_bp) = self.routing();
+        let r = self.state.rollout.as_ref();
+        RoutingTable {
+            mode,
+            stable: stable.to_string(),
+            candidate: r.map(|r| r.version.clone()),
+            salt: r.and_then(|r| r.salt),
+            weight_bp,
+            weights: r.map(|r| r.weights.clone()).unwrap_or_default(),
+            pin_max_ms: self.config.assignment.pin_max_ms,
+        }
+    }
+
+    /// What the split is now: its mode, the version every key off the candidate is
+    /// served, and the weight routed (0 unless the mode is `split`).
+    fn routing(&self) -> (RoutingMode, &str, u32) {
         let s = &self.state;
-        let rollout = s.rollout.as_ref();
-        let salt = rollout.and_then(|r| r.salt);
-        let everyone = |version: &str, reason| Assignment {
-            arm: Arm::Stable,
-            version: version.to_string(),
-            reason,
-            weight_bp: 0,
-            salt,
-            pinned: false,
-        };
         // A rollback decided and not acknowledged, or one that failed or timed out and
         // that `resume` would issue again: the decision stands.
         let retry = s.halt.as_ref().and_then(|h| h.retry.as_ref());
         for p in s.pending.iter().chain(retry) {
             if let Action::Rollback { to, .. } = &p.action {
-                return everyone(to, AssignReason::RolledBack);
+                return (RoutingMode::RolledBack, to, 0);
             }
         }
-        let stable = &s.registry.aliases.stable;
-        let Some(r) = rollout else {
-            return everyone(stable, AssignReason::NoRollout);
+        let stable = s.registry.aliases.stable.as_str();
+        let Some(r) = s.rollout.as_ref() else {
+            return (RoutingMode::NoRollout, stable, 0);
         };
         if r.promoted_at.is_some() {
-            return everyone(stable, AssignReason::Promoted);
+            return (RoutingMode::Promoted, stable, 0);
         }
         let mut weight_bp = r.weight.saturating_mul(100);
         if let Some(Action::SetWeight { weight, .. }) = s.pending.as_ref().map(|p| &p.action) {
             weight_bp = weight_bp.min(weight.saturating_mul(100));
         }
+        (RoutingMode::Split, stable, weight_bp)
+    }
+
+    /// The assignment of `key`, pinned to the weight at `session` when given.
+    fn assignment(&self, key: &[u8], session: Option<Timestamp>) -> Assignment {
+        let rollout = self.state.rollout.as_ref();
+        let salt = rollout.and_then(|r| r.salt);
+        let (mode, stable, mut weight_bp) = self.routing();
+        let (RoutingMode::Split, Some(r)) = (mode, rollout) else {
+            return Assignment {
+                arm: Arm::Stable,
+                version: stable.to_string(),
+                reason: mode.reason(),
+                weight_bp: 0,
+                salt,
+                pinned: false,
+            };
+        };
         if let Some(t) = session {
             weight_bp = weight_bp.min(r.weight_at(t));
         }
         let salt_value = salt.unwrap_or_default();
         let (arm, version, reason) = if bucket(salt_value, key) < weight_bp {
-            (Arm::Candidate, &r.version, AssignReason::Candidate)
+            (Arm::Candidate, r.version.as_str(), AssignReason::Candidate)
         } else {
             (Arm::Stable, stable, AssignReason::Stable)
         };
         Assignment {
             arm,
-            version: version.clone(),
+            version: version.to_string(),
             reason,
             weight_bp,
             salt,

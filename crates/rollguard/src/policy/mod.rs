@@ -24,7 +24,7 @@ mod validate;
 
 use serde::{Deserialize, Serialize};
 
-pub use assignment::{AssignReason, Assignment, WeightChange};
+pub use assignment::{AssignReason, Assignment, RoutingMode, RoutingTable, WeightChange};
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
 use crate::config::{GateConfig, OnTimeout, Phase, PolicyConfig, Rule, check_label, check_text};
@@ -243,6 +243,19 @@ pub struct Status {
     pub cooldown_until: Option<Timestamp>,
     /// Gates currently tripped.
     pub tripped_gates: Vec<String>,
+    /// Side effects held (`record_effect`): recorded, and neither compensated nor
+    /// committed yet, the ones waiting to be compensated included. Absent from the JSON
+    /// when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub effects_held: u32,
+    /// Of those, the ones a rollback marked for compensation that are not acknowledged
+    /// yet (the one whose `compensate` is pending included). Absent from the JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub compensations_waiting: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Decisions and events collected during one input, and the arms it dropped (kept
@@ -428,6 +441,8 @@ impl Policy {
                 .filter(|(_, g)| g.tripped())
                 .map(|(c, _)| c.name.clone())
                 .collect(),
+            effects_held: s.effects.len() as u32,
+            compensations_waiting: s.effects.iter().filter(|e| e.compensating).count() as u32,
         }
     }
 
