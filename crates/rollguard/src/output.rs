@@ -88,6 +88,9 @@ pub enum Reason {
     AutomatedRollback,
     /// A rollback took traffic away from the version that caused a side effect.
     Compensation,
+    /// Every tripped gate judges the candidate alone and finds the stable version
+    /// degraded too (`environment.check`): the policy holds instead of rolling back.
+    EnvironmentSuspected,
 }
 
 /// A verdict of one gate evaluation.

@@ -140,7 +140,11 @@ impl Plan {
             shapes,
             gate_metric,
             observers,
-            fresh: config.gates.iter().map(Detector::new).collect(),
+            fresh: config
+                .gates
+                .iter()
+                .map(|g| Detector::new(g).with_environment(config.environment.check))
+                .collect(),
             steady,
             interval_ms: config.analysis.interval_ms,
             grid_ms,

@@ -256,6 +256,10 @@ impl Policy {
             .filter(|(c, g)| g.tripped() && !c.dry_run)
             .filter_map(|(_, g)| g.onset)
             .min();
+        if let Some((gates, detail)) = self.environment_suspected(phase, now, &tripped) {
+            self.hold_for_environment(now, gates, detail, out);
+            return;
+        }
         self.auto_rollback(now, Reason::GateFailed, tripped, onset, out);
     }
 }
