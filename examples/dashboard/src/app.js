@@ -47,6 +47,8 @@ const REASONS = {
   action_failed: "the caller reported an action failed",
   no_rollback_target: "no validated version to roll back to",
   automated_rollback: "an automated rollback was issued",
+  compensation: "a rollback undoes the side effects of the version it left",
+  environment_suspected: "the stable version fails the same gates as much: holding, not rolling back",
 };
 const reasonText = (r) => `${r}: ${REASONS[r] ?? r}`;
 

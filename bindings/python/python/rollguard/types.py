@@ -27,6 +27,7 @@ __all__ = [
     "StrategyDict",
     "SafetyConfigDict",
     "AssignmentConfigDict",
+    "EnvironmentConfigDict",
     "AssignmentDict",
     "PolicyConfigDict",
     "SampleDict",
@@ -153,6 +154,16 @@ class AssignmentConfigDict(TypedDict, total=False):
     pin_max_ms: int
 
 
+class EnvironmentConfigDict(TypedDict, total=False):
+    #: Before rolling back for a threshold or rate_slo gate in shadow or canary, check
+    #: whether the stable version fails it too; if so hold and escalate
+    #: (``environment_suspected``) instead. Default False.
+    check: bool
+    #: How much of the candidate's degradation the stable version must show, 0..1
+    #: (default 0.8).
+    ratio: float
+
+
 class AssignmentDict(TypedDict):
     """Where a routing key goes: ``Policy.assign``."""
 
@@ -178,6 +189,7 @@ class PolicyConfigDict(TypedDict):
     safety: NotRequired[SafetyConfigDict]
     limits: NotRequired[Dict[str, int]]
     assignment: NotRequired[AssignmentConfigDict]
+    environment: NotRequired[EnvironmentConfigDict]
 
 
 class SampleDict(TypedDict):
