@@ -128,6 +128,13 @@ export interface PolicyConfig {
   };
   /** Session pinning of `Policy.assign` (default 30 minutes; 0 turns it off). */
   assignment?: { pin_max_ms?: number };
+  /**
+   * Environment or model: before rolling back for a threshold or rate_slo gate in shadow or
+   * canary, check whether the stable version fails it too (by at least `ratio`, default 0.8,
+   * of the candidate's degradation); if so hold and escalate `environment_suspected`.
+   * `check` defaults to false.
+   */
+  environment?: { check?: boolean; ratio?: number };
   /** Verdicts per tenant, tier or agent as well as overall. */
   scopes?: ScopesConfig;
 }
@@ -205,7 +212,7 @@ export type Reason =
   | "approval_timeout_hold" | "operator_revert" | "operator_abort" | "operator_force_promote"
   | "operator_retry" | "breaker_tripped" | "breaker_open" | "cooldown_active" | "halted"
   | "ack_timeout" | "action_failed" | "no_rollback_target" | "automated_rollback"
-  | "compensation" | "scoped_failure";
+  | "compensation" | "scoped_failure" | "environment_suspected";
 
 /** The evidence of one gate evaluation: observed values, effective bounds, window. */
 export interface GateReport {

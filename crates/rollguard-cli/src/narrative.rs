@@ -790,6 +790,9 @@ fn explain(reason: Reason) -> String {
         Reason::ScopedFailure => {
             "gates tripped in some scopes, below the impact rule: the rollout holds"
         }
+        Reason::EnvironmentSuspected => {
+            "the stable version fails the same gates too: the environment, not the candidate, looks degraded"
+        }
         _ => "",
     };
     if why.is_empty() {
@@ -1220,6 +1223,12 @@ fn policy_lines(config: &PolicyConfig) -> Vec<String> {
         s.breaker.max_rollbacks,
         duration(s.breaker.window_ms)
     ));
+    if config.environment.check {
+        lines.push(format!(
+            "         environment check: a threshold or rate_slo gate that trips in shadow or canary holds (no rollback) while the stable version fails it too, by at least {} of the candidate's degradation",
+            config.environment.ratio
+        ));
+    }
     let width = config.gates.iter().map(|g| g.name.len()).max().unwrap_or(0);
     for (i, g) in config.gates.iter().enumerate() {
         let head = if i == 0 { "gates:  " } else { "        " };
@@ -1676,6 +1685,62 @@ mod tests {
         ] {
             assert!(story.contains(line), "missing {line:?} in:\n{story}");
         }
+    }
+
+    #[test]
+    fn an_environment_hold_is_told_with_both_versions() {
+        let config = r#"{
+          "format_version": 1,
+          "versions": [{"id": "v1", "digest": "a", "validated": true},
+                       {"id": "v2", "digest": "b"}],
+          "stable": "v1",
+          "metrics": [{"name": "m", "kind": "value", "window_ms": 10000, "buckets": 10}],
+          "gates": [{"name": "g", "metric": "m", "stat": "mean",
+                     "rule": {"kind": "threshold", "max": 300},
+                     "persistence": {"consecutive": 1}}],
+          "strategy": {"kind": "canary", "steps": [
+            {"kind": "set_weight", "weight": 10, "duration_ms": 600000}]},
+          "analysis": {"interval_ms": 10000},
+          "environment": {"check": true}
+        }"#;
+        let inputs = r#"[
+          {"kind": "start_rollout", "at": 0, "version": "v2"},
+          {"kind": "ack", "at": 0, "action_id": 1},
+          {"kind": "observe", "at": 2000, "arm": "v1", "metric": "m", "value": 490},
+          {"kind": "observe", "at": 2000, "arm": "v2", "metric": "m", "value": 500},
+          {"kind": "tick", "at": 10000},
+          {"kind": "observe", "at": 12000, "arm": "v1", "metric": "m", "value": 480},
+          {"kind": "observe", "at": 12000, "arm": "v2", "metric": "m", "value": 500},
+          {"kind": "tick", "at": 20000}
+        ]"#;
+        let text = format!(
+            r#"{{"format_version": 1, "name": "t", "config": {config}, "inputs": {inputs}}}"#
+        );
+        let scenario = Scenario::from_json(&text).unwrap();
+        let mut trace = Vec::new();
+        let policy =
+            rollguard::replay_with(scenario.config.clone(), 0, scenario.inputs.clone(), |e| {
+                trace.push(e)
+            })
+            .unwrap();
+        let story = narrate(
+            &scenario,
+            &trace,
+            &policy.status(),
+            "rollguard explain",
+            "rollguard replay",
+        );
+        for line in [
+            "         environment check: a threshold or rate_slo gate that trips in shadow or canary holds",
+            "== HOLD, no rollback: environment_suspected (the stable version fails the same gates too",
+            "g: mean m 500.0 > max 300.0 (baseline 490.0)",
+            "PAGE on-call: environment_suspected",
+            "the stable version v1 fails the same gates as v2, by at least 0.8 of its \
+             degradation: g: mean v2 500 (1 samples), v1 490 (1 samples), both above max 300",
+        ] {
+            assert!(story.contains(line), "missing {line:?} in:\n{story}");
+        }
+        assert!(!story.contains("ROLLBACK"), "{story}");
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub enum Reason {
     /// Gates tripped in some scopes, below the impact rule (`scopes.impact`): the
     /// rollout holds at its step and a human is told which scopes.
     ScopedFailure,
+    /// Every tripped gate judges the candidate alone and finds the stable version
+    /// degraded too (`environment.check`): the policy holds instead of rolling back.
+    EnvironmentSuspected,
 }
 
 /// A verdict of one gate evaluation.

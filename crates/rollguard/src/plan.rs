@@ -184,7 +184,10 @@ impl Plan {
             shapes,
             gate_metric,
             observers,
-            fresh: gates.iter().map(Detector::new).collect(),
+            fresh: gates
+                .iter()
+                .map(|g| Detector::new(g).with_environment(config.environment.check))
+                .collect(),
             kayenta_members: config
                 .gates
                 .iter()

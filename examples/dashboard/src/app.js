@@ -50,6 +50,7 @@ const REASONS = {
   automated_rollback: "an automated rollback was issued",
   scoped_failure: "gates tripped in some scopes, below the impact rule: the rollout holds",
   compensation: "a rollback undoes the side effects of the versions it left, newest first",
+  environment_suspected: "the stable version fails the same gates as much: holding, not rolling back",
 };
 const reasonText = (r) => `${r}: ${REASONS[r] ?? r}`;
 

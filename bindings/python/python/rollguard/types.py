@@ -27,6 +27,7 @@ __all__ = [
     "StrategyDict",
     "SafetyConfigDict",
     "AssignmentConfigDict",
+    "EnvironmentConfigDict",
     "AssignmentDict",
     "RoutingTableDict",
     "WeightChangeDict",
@@ -201,6 +202,16 @@ class ScopeKeyDict(TypedDict, total=False):
     overflow: bool
 
 
+class EnvironmentConfigDict(TypedDict, total=False):
+    #: Before rolling back for a threshold or rate_slo gate in shadow or canary, check
+    #: whether the stable version fails it too; if so hold and escalate
+    #: (``environment_suspected``) instead. Default False.
+    check: bool
+    #: How much of the candidate's degradation the stable version must show, 0..1
+    #: (default 0.8).
+    ratio: float
+
+
 class AssignmentDict(TypedDict):
     """Where a routing key goes: ``Policy.assign``."""
 
@@ -246,6 +257,7 @@ class PolicyConfigDict(TypedDict):
     limits: NotRequired[Dict[str, int]]
     assignment: NotRequired[AssignmentConfigDict]
     scopes: NotRequired[ScopesConfigDict]
+    environment: NotRequired[EnvironmentConfigDict]
 
 
 class SampleDict(TypedDict):

@@ -139,6 +139,12 @@ pub struct PolicyConfig {
     /// Traffic assignment: how long a session keeps its arm (see `docs/assignment.md`).
     #[serde(default)]
     pub assignment: AssignmentConfig,
+    /// Environment or model: whether a gate that judges the candidate alone checks the
+    /// stable version before a rollback (see [`EnvironmentConfig`]). Left out of the
+    /// serialized config while it is the default, so configs and snapshots written
+    /// before it existed read and write the same.
+    #[serde(default, skip_serializing_if = "EnvironmentConfig::is_default")]
+    pub environment: EnvironmentConfig,
     /// Verdicts per tenant, tier or agent as well as overall (see [`ScopesConfig`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<ScopesConfig>,
@@ -1294,6 +1300,50 @@ fn default_pin_max_ms() -> u64 {
     1_800_000
 }
 
+/// Environment or model (issue 10, item 5). A gate that judges the candidate on its
+/// own (a `threshold` rule on its window, `rate_slo`) also trips when a dependency
+/// both versions share degrades (an incident, a load peak), and a rollback then fixes
+/// nothing. With `check` on, when such a gate trips in the `shadow` or `canary` phase
+/// (both versions serve at once) the policy judges the stable version by the same rule
+/// over the same data; if every tripped gate finds the stable version degraded too, by
+/// at least `ratio` of the candidate's degradation, the policy holds instead of
+/// rolling back and escalates once with `environment_suspected`. Off by default:
+/// Argo Rollouts and Flagger roll back on any failed analysis, and a hold keeps the
+/// candidate serving its share.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    /// Check the stable version before rolling back (default false).
+    #[serde(default)]
+    pub check: bool,
+    /// How much of the candidate's degradation the stable version must show, 0..=1
+    /// (default 0.8): for a `threshold` rule, its window reading's distance past the
+    /// bound; for `rate_slo`, its error rate since the phase began (and its own test
+    /// must have rejected the objective). 0: the stable version failing the rule is
+    /// enough.
+    #[serde(default = "default_environment_ratio")]
+    pub ratio: f64,
+}
+
+impl Default for EnvironmentConfig {
+    fn default() -> Self {
+        Self {
+            check: false,
+            ratio: default_environment_ratio(),
+        }
+    }
+}
+
+impl EnvironmentConfig {
+    /// Whether this is the default (checks off).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+fn default_environment_ratio() -> f64 {
+    0.8
+}
+
 /// The circuit breaker over automated rollbacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1623,6 +1673,7 @@ impl PolicyConfig {
             "assignment.pin_max_ms",
             || "pin_max_ms is at most 2^53-1 ms".into(),
         )?;
+        in_range(self.environment.ratio, 0.0, 1.0, "environment.ratio")?;
         ensure(
             self.safety.ack_timeout_ms > 0,
             ErrorCode::ZeroDuration,

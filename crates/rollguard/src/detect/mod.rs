@@ -275,6 +275,18 @@ impl Detector {
         }
     }
 
+    /// The same fresh state, with the stable version's shadow test that
+    /// `environment.check` reads (`rate_slo` only; see `policy/environment.rs`).
+    pub(crate) fn with_environment(self, check: bool) -> Self {
+        match self {
+            Self::RateSlo(mut t) if check => {
+                t.stable = Some(Box::default());
+                Self::RateSlo(t)
+            }
+            other => other,
+        }
+    }
+
     /// Whether this state belongs to the gate `gate` whose fresh state (as a rollout
     /// starts it) is `fresh` (restore checks it): the same kind, and for the charts the
     /// same settings, or the settings the version before the guard, `clip` and
@@ -361,6 +373,8 @@ impl Detector {
             Self::RateSlo(t) => {
                 if side.role == Role::Judged {
                     t.observe(events, total);
+                } else {
+                    t.observe_stable(events, total);
                 }
             }
             #[cfg(test)]
@@ -494,6 +508,12 @@ impl Detector {
         ) = (&mut *self, &gate.rule)
         {
             let f = t.judge(max_rate, alpha, mixing_events / max_rate, now);
+            // The stable version's shadow test keeps its own running extremes, so it
+            // is judged at every evaluation too (its verdict acts only through
+            // `environment.check`).
+            if let Some(s) = t.stable.as_mut() {
+                let _ = s.judge(max_rate, alpha, mixing_events / max_rate, now);
+            }
             let verdict = if f.rejected {
                 Verdict::Fail
             } else if enough(&r.subject) {

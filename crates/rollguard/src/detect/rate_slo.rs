@@ -10,7 +10,9 @@
 //! evaluated; unlike `error_attribution`, it needs no second arm, so it also guards the
 //! steady phase and the bake.
 //!
-//! State: errors and requests since the phase began, and the running extremes of ln E.
+//! State: errors and requests since the phase began, and the running extremes of ln E;
+//! with `environment.check` on, the same test run on the stable version's requests
+//! (`stable`), which the policy reads before a rollback (`policy/environment.rs`).
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +32,12 @@ pub(crate) struct RateTest {
     pub(crate) ln_e_min: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) low_at: Option<Timestamp>,
+    /// The same test on the baseline arm's requests (the stable version in the shadow
+    /// and canary phases), kept only with `environment.check` on (boxed: absent, it
+    /// costs a pointer). Never judged by the gate: the policy compares it with the
+    /// judged arm's before rolling back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) stable: Option<Box<RateTest>>,
 }
 
 /// What one evaluation found.
@@ -58,6 +66,14 @@ impl RateTest {
         }
         self.events += events;
         self.total += total;
+    }
+
+    /// One count sample of the baseline arm: counted by the shadow test, if kept.
+    #[inline]
+    pub(crate) fn observe_stable(&mut self, events: u64, total: u64) {
+        if let Some(s) = self.stable.as_mut() {
+            s.observe(events, total);
+        }
     }
 
     /// ln E against "the rate is at most `p0`", with the prior weight k.

@@ -200,6 +200,14 @@ impl Policy {
             .filter(|(c, g)| g.tripped() && !c.dry_run)
             .filter_map(|(_, g)| g.onset)
             .min();
+        // Environment or model? Asked of the overall verdicts only: a scope's trip is
+        // judged by the impact rule above.
+        if tripped.iter().all(|r| r.scope.is_none()) {
+            if let Some((gates, detail)) = self.environment_suspected(phase, now, &tripped) {
+                self.hold_for_environment(now, gates, detail, out);
+                return;
+            }
+        }
         self.auto_rollback(now, Reason::GateFailed, tripped, onset, out);
     }
 

@@ -4,13 +4,16 @@
 //! This file holds the state and the public API; the behaviour is split by concern:
 //! `inputs` (validating and recording), `timers` (what fires when), `analysis` (gate
 //! evaluation), `rollout` (stages), `actions` (issuing and acknowledging, automated
-//! rollbacks), `commands` (operator inputs) and `validate` (the state's invariants).
+//! rollbacks), `environment` (holding instead of rolling back when the stable version
+//! is degraded too), `commands` (operator inputs) and `validate` (the state's
+//! invariants).
 
 mod actions;
 mod analysis;
 mod assignment;
 mod commands;
 mod compensation;
+mod environment;
 #[cfg(test)]
 mod footprint_tests;
 mod inputs;
@@ -125,6 +128,11 @@ pub(crate) struct StateOf<G, W> {
     /// once per episode rather than at every evaluation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     blocked: Option<Reason>,
+    /// While holding for the environment (`blocked` is `environment_suspected`): the
+    /// evaluations in a row at which the stable version no longer failed a tripped gate
+    /// that the candidate still fails (see `environment`).
+    #[serde(default, skip_serializing_if = "environment::is_zero")]
+    environment_clear: u32,
     next_action_id: u64,
     /// The config's candidate, until its rollout starts at the first input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,6 +211,7 @@ impl<G, W> StateOf<G, W> {
             breaker: self.breaker,
             analysis_at: self.analysis_at,
             blocked: self.blocked,
+            environment_clear: self.environment_clear,
             next_action_id: self.next_action_id,
             kickoff: self.kickoff,
             effects: self.effects,
@@ -358,6 +367,7 @@ impl Policy {
                 breaker: Breaker::default(),
                 analysis_at: None,
                 blocked: None,
+                environment_clear: 0,
                 next_action_id: 1,
                 kickoff: None,
                 effects: Vec::new(),

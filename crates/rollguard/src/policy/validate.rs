@@ -469,6 +469,22 @@ impl Policy {
         Ok(())
     }
 
+    /// A `rate_slo` test's counts and extremes.
+    fn validate_rate_test(
+        &self,
+        t: &crate::detect::rate_slo::RateTest,
+        at: &str,
+    ) -> Result<(), Error> {
+        need!(
+            t.events <= t.total && t.total <= attribution::COUNT_MAX,
+            format!("{at}.events"),
+            "{} errors in {} requests",
+            t.events,
+            t.total
+        );
+        self.validate_extremes(t.ln_e_max, t.ln_e_min, t.low_at, at)
+    }
+
     /// The gates' states; `contents` also checks the bins of the detectors that keep
     /// histograms (as `buckets` does for the windows).
     fn validate_gates(&self, contents: bool) -> Result<(), Error> {
@@ -646,14 +662,18 @@ impl Policy {
                 Detector::MannWhitney(t) => validate_rank_test(t, &format!("{at}.detector"))?,
                 Detector::RateSlo(t) => {
                     let at = format!("{at}.detector");
-                    need!(
-                        t.events <= t.total && t.total <= attribution::COUNT_MAX,
-                        format!("{at}.events"),
-                        "{} errors in {} requests",
-                        t.events,
-                        t.total
-                    );
-                    self.validate_extremes(t.ln_e_max, t.ln_e_min, t.low_at, &at)?;
+                    self.validate_rate_test(t, &at)?;
+                    // The stable version's shadow (`environment.check`), which keeps
+                    // none of its own.
+                    if let Some(s) = &t.stable {
+                        let at = format!("{at}.stable");
+                        self.validate_rate_test(s, &at)?;
+                        need!(
+                            s.stable.is_none(),
+                            format!("{at}.stable"),
+                            "a shadow test of a shadow test"
+                        );
+                    }
                 }
                 Detector::Drift(d) => {
                     // The binning was checked against the config by `fits`.
