@@ -15,6 +15,16 @@
 //!   `examples/scenarios/tenants.json`, eight tenants judged per tenant with a gold tier
 //!   and an impact rule, which `rollguard demo --tenants` tells and the dashboard shows
 //!   as a grid of verdicts per scope.
+//!
+//! The three generators share their machinery here: [`Router`], the simulated traffic
+//! router; [`drive`], the virtual-clock loop that feeds a policy its inputs and records
+//! them; [`render_scenario`], the scenario file's layout; and [`generator_main`], the
+//! `--check` / write / replay-and-verify main.
+
+use std::collections::VecDeque;
+use std::process::ExitCode;
+
+use rollguard::{Action, Error, Input, Policy, PolicyConfig, Sample, Scenario, Step, TraceEntry};
 
 /// SplitMix64: a 64-bit generator with a one-word state. Not cryptographic; chosen
 /// because it is tiny, fast, and gives the same stream on every platform.
@@ -68,6 +78,288 @@ pub fn clock(ms: u64) -> String {
 pub fn round_to(x: f64, decimals: u32) -> f64 {
     let scale = (0..decimals).fold(1.0, |acc, _| acc * 10.0);
     (x * scale).round() / scale
+}
+
+/// A simulated traffic router: the stable version, and the candidate with the percent
+/// of traffic it serves. It executes the policy's actions when they are acknowledged.
+#[derive(Debug, Clone)]
+pub struct Router {
+    /// The version serving what the candidate does not.
+    pub stable: String,
+    /// The candidate and its weight in percent, during a canary.
+    pub candidate: Option<(String, u64)>,
+}
+
+impl Router {
+    /// A router sending all traffic to `stable`.
+    pub fn new(stable: &str) -> Self {
+        Self {
+            stable: stable.into(),
+            candidate: None,
+        }
+    }
+
+    /// Executes an action: a weight moves the candidate's share; a promotion or a
+    /// rollback leaves one version serving everything. Other actions change nothing.
+    pub fn execute(&mut self, action: &Action) {
+        match action {
+            Action::SetWeight {
+                version, weight, ..
+            } => self.candidate = Some((version.clone(), u64::from(*weight))),
+            Action::Promote { version, .. } => {
+                self.stable = version.clone();
+                self.candidate = None;
+            }
+            Action::Rollback { to, .. } => {
+                self.stable = to.clone();
+                self.candidate = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Each live version with its share of traffic, in percent.
+    pub fn arms(&self) -> Vec<(String, u64)> {
+        match &self.candidate {
+            None => vec![(self.stable.clone(), 100)],
+            Some((v, w)) => vec![(self.stable.clone(), 100 - w), (v.clone(), *w)],
+        }
+    }
+}
+
+/// The simulated world a generator's policy runs in.
+pub trait World {
+    /// The router executes an action, at the moment it is acknowledged.
+    fn execute(&mut self, action: &Action);
+    /// One scrape of the metrics pipeline at `at`.
+    fn scrape(&mut self, at: u64) -> Vec<Sample>;
+    /// Called after every input with what the policy answered (to print the story as
+    /// it happens, say). Does nothing by default.
+    fn observe(&mut self, _input: &Input, _step: Option<&Step>, _error: Option<&Error>) {}
+}
+
+/// The clock of a [`drive`]: how often the metrics are scraped, how long the router
+/// takes to acknowledge an action, and the time of the last scrape.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// The metrics pipeline scrapes every live version this often.
+    pub scrape_ms: u64,
+    /// How long the router takes to execute an action before acknowledging it.
+    pub ack_delay_ms: u64,
+    /// Nothing later than this is sent.
+    pub end_ms: u64,
+}
+
+/// Runs a policy under a virtual clock from 0 to `timing.end_ms` and returns every input
+/// sent with what the policy answered.
+///
+/// The clock advances to the earliest of the next scrape, the next scripted command,
+/// the next acknowledgement and the policy's own deadline. At equal times:
+/// acknowledgements, then commands, then samples (which fire any due timer themselves,
+/// so a tick is only sent when a deadline comes first). Every action with an id is
+/// executed by `world` and acknowledged `timing.ack_delay_ms` after its decision.
+pub fn drive(
+    config: &PolicyConfig,
+    mut script: VecDeque<(u64, Input)>,
+    timing: Timing,
+    world: &mut impl World,
+) -> Result<Vec<TraceEntry>, Error> {
+    let mut policy = Policy::new(config.clone(), 0)?;
+    let mut trace: Vec<TraceEntry> = Vec::new();
+    // Actions issued and not yet acknowledged: (ack time, action id, action).
+    let mut acks: VecDeque<(u64, u64, Action)> = VecDeque::new();
+    let mut next_scrape = 0;
+    loop {
+        let ack_at = acks.front().map(|a| a.0);
+        let command_at = script.front().map(|c| c.0);
+        let deadline = policy.next_deadline();
+        let t = [Some(next_scrape), ack_at, command_at, deadline]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_scrape)
+            .max(policy.now());
+        if t > timing.end_ms {
+            break;
+        }
+        let input = if ack_at.is_some_and(|a| a <= t) {
+            let Some((_, id, action)) = acks.pop_front() else {
+                continue;
+            };
+            world.execute(&action);
+            Input::Ack {
+                at: t,
+                action_id: id,
+            }
+        } else if command_at.is_some_and(|c| c <= t) {
+            let Some((_, command)) = script.pop_front() else {
+                continue;
+            };
+            command
+        } else if next_scrape <= t {
+            next_scrape += timing.scrape_ms;
+            Input::ObserveBatch {
+                samples: world.scrape(t),
+            }
+        } else {
+            Input::Tick { at: t }
+        };
+        let tick = matches!(input, Input::Tick { .. });
+        let (step, error) = match policy.handle(&input) {
+            Ok(step) => (Some(step), None),
+            Err(e) => (None, Some(e)),
+        };
+        for d in step.iter().flat_map(|s| s.actions()) {
+            if let Some(id) = d.action_id {
+                acks.push_back((d.at + timing.ack_delay_ms, id, d.action.clone()));
+            }
+        }
+        world.observe(&input, step.as_ref(), error.as_ref());
+        trace.push(TraceEntry {
+            index: trace.len() as u32,
+            input,
+            step,
+            error,
+        });
+        if tick && policy.next_deadline().is_some_and(|d| d <= t) {
+            // A deadline that a tick does not move would spin forever.
+            return Err(Error::new(
+                rollguard::ErrorCode::InvalidValue,
+                "",
+                format!("next_deadline stuck at {t}"),
+            ));
+        }
+    }
+    Ok(trace)
+}
+
+/// Writes a scenario file with one input per line, so the file diffs and greps well.
+/// `config_text` is the policy's JSON, written as given (trimmed).
+pub fn render_scenario(
+    name: &str,
+    description: &str,
+    config_text: &str,
+    inputs: &[Input],
+) -> String {
+    let mut out = String::new();
+    let name = serde_json::to_string(name).unwrap_or_default();
+    out.push_str(&format!(
+        "{{\n  \"format_version\": 1,\n  \"name\": {name},\n"
+    ));
+    let description = serde_json::to_string(description).unwrap_or_default();
+    out.push_str(&format!("  \"description\": {description},\n"));
+    out.push_str("  \"start\": 0,\n");
+    out.push_str(&format!("  \"config\": {},\n", config_text.trim()));
+    out.push_str("  \"inputs\": [\n");
+    for (i, input) in inputs.iter().enumerate() {
+        let line = serde_json::to_string(input).unwrap_or_default();
+        let comma = if i + 1 < inputs.len() { "," } else { "" };
+        out.push_str(&format!("    {line}{comma}\n"));
+    }
+    out.push_str("  ]\n}\n");
+    out
+}
+
+/// A scenario generator, for [`generator_main`].
+pub struct Generator<'a> {
+    /// The binary's name, for the "stale" message (`gen-demo`).
+    pub bin: &'a str,
+    /// The scenario's file name under `examples/scenarios/` (`demo.json`).
+    pub file: &'a str,
+    /// Runs the story live, given whether to print it as it goes.
+    pub generate: &'a dyn Fn(bool) -> Result<(PolicyConfig, Vec<TraceEntry>), Error>,
+    /// Writes the scenario file for the inputs of the live run.
+    pub render: &'a dyn Fn(&[Input]) -> String,
+    /// Checks the story's beats against the replayed trace; returns what is missing.
+    pub check_story: &'a dyn Fn(&[TraceEntry]) -> Vec<String>,
+}
+
+/// The main of a scenario generator. Arguments: `--check` (fail if the file is stale
+/// instead of writing it) and an optional output path (default:
+/// `examples/scenarios/<file>`). It runs the story, renders the file, checks that the
+/// file parses back to the same config and inputs and replays to exactly the live
+/// run's trace, checks the story's beats and the 1 MB size limit, then compares or
+/// writes the file. The story is printed as it goes only when writing.
+pub fn generator_main(g: &Generator) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let check = args.iter().any(|a| a == "--check");
+    let path = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .cloned()
+        .unwrap_or_else(|| format!("{}/scenarios/{}", env!("CARGO_MANIFEST_DIR"), g.file));
+    let (config, live) = match (g.generate)(!check) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let inputs: Vec<Input> = live.iter().map(|e| e.input.clone()).collect();
+    let text = (g.render)(&inputs);
+    let scenario = match Scenario::from_json(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the rendered scenario does not parse: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let replayed = match rollguard::replay(&scenario) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: the scenario does not replay: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if scenario.config != config || scenario.inputs != inputs || replayed != live {
+        eprintln!("error: the scenario does not replay to the live run's trace");
+        return ExitCode::FAILURE;
+    }
+    let missing = (g.check_story)(&replayed);
+    for beat in &missing {
+        eprintln!("story beat missing: {beat}");
+    }
+    if !missing.is_empty() {
+        return ExitCode::FAILURE;
+    }
+    if text.len() > 1_000_000 {
+        eprintln!("error: the scenario is {} bytes, over 1 MB", text.len());
+        return ExitCode::FAILURE;
+    }
+    if check {
+        match std::fs::read_to_string(&path) {
+            Ok(old) if old == text => {
+                eprintln!("{path} is up to date ({} inputs)", inputs.len());
+                ExitCode::SUCCESS
+            }
+            Ok(_) => {
+                eprintln!(
+                    "{path} is stale: run `cargo run -p rollguard-examples --bin {}`",
+                    g.bin
+                );
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("error: {path}: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    } else {
+        match std::fs::write(&path, &text) {
+            Ok(()) => {
+                eprintln!(
+                    "wrote {path}: {} inputs, {} bytes; every story beat checked",
+                    inputs.len(),
+                    text.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {path}: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -21,10 +21,10 @@
 use std::collections::VecDeque;
 use std::process::ExitCode;
 
-use rollguard::{
-    Action, Error, EventKind, Input, Policy, PolicyConfig, Reason, Sample, Scenario, TraceEntry,
+use rollguard::{Action, Error, EventKind, Input, PolicyConfig, Reason, Sample, TraceEntry};
+use rollguard_examples::{
+    Generator, Router, SplitMix64, Timing, World, drive, generator_main, render_scenario, round_to,
 };
-use rollguard_examples::{SplitMix64, round_to};
 
 /// The policy: every statistical gate kind, on three metrics. The two-arm tests run in
 /// the canary; `cusum` and `ewma` (their defaults) in the bake and the steady phase;
@@ -141,46 +141,12 @@ fn health(version: &str, at: u64) -> Health {
     }
 }
 
-/// The simulated router: the stable version and the candidate with its weight.
-struct Router {
-    stable: String,
-    candidate: Option<(String, u64)>,
-}
-
-impl Router {
-    fn execute(&mut self, action: &Action) {
-        match action {
-            Action::SetWeight {
-                version, weight, ..
-            } => self.candidate = Some((version.clone(), u64::from(*weight))),
-            Action::Promote { version, .. } => {
-                self.stable = version.clone();
-                self.candidate = None;
-            }
-            Action::Rollback { to, .. } => {
-                self.stable = to.clone();
-                self.candidate = None;
-            }
-            _ => {}
-        }
-    }
-
-    fn traffic(&self) -> Vec<(String, u64)> {
-        match &self.candidate {
-            None => vec![(self.stable.clone(), REQUESTS)],
-            Some((v, w)) => vec![
-                (self.stable.clone(), REQUESTS * (100 - w) / 100),
-                (v.clone(), REQUESTS * w / 100),
-            ],
-        }
-    }
-}
-
 /// One scrape per live version: its error count over its requests, and `TRACED`
 /// latencies and tool choices.
 fn scrape(rng: &mut SplitMix64, router: &Router, at: u64) -> Vec<Sample> {
     let mut samples = Vec::new();
-    for (version, requests) in router.traffic() {
+    for (version, percent) in router.arms() {
+        let requests = REQUESTS * percent / 100;
         let h = health(&version, at);
         let errors = rng.binomial(requests, h.error_rate) as i64;
         samples.push(Sample::count(
@@ -217,18 +183,26 @@ fn scrape(rng: &mut SplitMix64, router: &Router, at: u64) -> Vec<Sample> {
     samples
 }
 
+/// The simulated world: the router, and the metrics scraped from the traffic it routes.
+struct Sim {
+    router: Router,
+    rng: SplitMix64,
+}
+
+impl World for Sim {
+    fn execute(&mut self, action: &Action) {
+        self.router.execute(action);
+    }
+
+    fn scrape(&mut self, at: u64) -> Vec<Sample> {
+        scrape(&mut self.rng, &self.router, at)
+    }
+}
+
 /// Runs the story and returns every input sent with what the policy answered.
 fn generate() -> Result<(PolicyConfig, Vec<TraceEntry>), Error> {
     let config = PolicyConfig::from_json(CONFIG)?;
-    let mut policy = Policy::new(config.clone(), 0)?;
-    let mut trace: Vec<TraceEntry> = Vec::new();
-    let mut acks: VecDeque<(u64, u64, Action)> = VecDeque::new();
-    let mut router = Router {
-        stable: config.stable.clone(),
-        candidate: None,
-    };
-    let mut rng = SplitMix64::new(SEED);
-    let mut script: VecDeque<(u64, Input)> = [
+    let script: VecDeque<(u64, Input)> = [
         (
             0,
             Input::StartRollout {
@@ -245,68 +219,16 @@ fn generate() -> Result<(PolicyConfig, Vec<TraceEntry>), Error> {
         ),
     ]
     .into();
-    let mut next_scrape = 0;
-    let mut send = |policy: &mut Policy, acks: &mut VecDeque<(u64, u64, Action)>, input: Input| {
-        let (step, error) = match policy.handle(&input) {
-            Ok(step) => (Some(step), None),
-            Err(e) => (None, Some(e)),
-        };
-        for d in step.iter().flat_map(|s| s.actions()) {
-            if let Some(id) = d.action_id {
-                acks.push_back((d.at + ACK_DELAY_MS, id, d.action.clone()));
-            }
-        }
-        trace.push(TraceEntry {
-            index: trace.len() as u32,
-            input,
-            step,
-            error,
-        });
+    let timing = Timing {
+        scrape_ms: SCRAPE_MS,
+        ack_delay_ms: ACK_DELAY_MS,
+        end_ms: END,
     };
-    loop {
-        let ack_at = acks.front().map(|a| a.0);
-        let command_at = script.front().map(|c| c.0);
-        let deadline = policy.next_deadline();
-        let t = [Some(next_scrape), ack_at, command_at, deadline]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(next_scrape)
-            .max(policy.now());
-        if t > END {
-            break;
-        }
-        if ack_at.is_some_and(|a| a <= t) {
-            if let Some((_, id, action)) = acks.pop_front() {
-                router.execute(&action);
-                send(
-                    &mut policy,
-                    &mut acks,
-                    Input::Ack {
-                        at: t,
-                        action_id: id,
-                    },
-                );
-            }
-        } else if command_at.is_some_and(|c| c <= t) {
-            if let Some((_, command)) = script.pop_front() {
-                send(&mut policy, &mut acks, command);
-            }
-        } else if next_scrape <= t {
-            let samples = scrape(&mut rng, &router, t);
-            send(&mut policy, &mut acks, Input::ObserveBatch { samples });
-            next_scrape += SCRAPE_MS;
-        } else {
-            send(&mut policy, &mut acks, Input::Tick { at: t });
-            if policy.next_deadline().is_some_and(|d| d <= t) {
-                return Err(Error::new(
-                    rollguard::ErrorCode::InvalidValue,
-                    "",
-                    format!("next_deadline stuck at {t}"),
-                ));
-            }
-        }
-    }
+    let mut sim = Sim {
+        router: Router::new(&config.stable),
+        rng: SplitMix64::new(SEED),
+    };
+    let trace = drive(&config, script, timing, &mut sim)?;
     Ok((config, trace))
 }
 
@@ -321,24 +243,14 @@ fn description() -> &'static str {
      gen-statistical`."
 }
 
-/// Writes the scenario with one input per line, so the file diffs and greps well.
+/// Writes the scenario file.
 fn render(inputs: &[Input]) -> String {
-    let mut out = String::new();
-    out.push_str(
-        "{\n  \"format_version\": 1,\n  \"name\": \"statistical gates: evidence of every kind\",\n",
-    );
-    let description = serde_json::to_string(description()).unwrap_or_default();
-    out.push_str(&format!("  \"description\": {description},\n"));
-    out.push_str("  \"start\": 0,\n");
-    out.push_str(&format!("  \"config\": {},\n", CONFIG.trim()));
-    out.push_str("  \"inputs\": [\n");
-    for (i, input) in inputs.iter().enumerate() {
-        let line = serde_json::to_string(input).unwrap_or_default();
-        let comma = if i + 1 < inputs.len() { "," } else { "" };
-        out.push_str(&format!("    {line}{comma}\n"));
-    }
-    out.push_str("  ]\n}\n");
-    out
+    render_scenario(
+        "statistical gates: evidence of every kind",
+        description(),
+        CONFIG,
+        inputs,
+    )
 }
 
 /// Checks the story's beats against the replayed trace; returns what is missing.
@@ -425,84 +337,11 @@ fn check_story(trace: &[TraceEntry]) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let check = args.iter().any(|a| a == "--check");
-    let path = args
-        .iter()
-        .find(|a| !a.starts_with("--"))
-        .cloned()
-        .unwrap_or_else(|| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/statistical.json").into()
-        });
-    let (config, live) = match generate() {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let inputs: Vec<Input> = live.iter().map(|e| e.input.clone()).collect();
-    let text = render(&inputs);
-    let scenario = match Scenario::from_json(&text) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: the rendered scenario does not parse: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let replayed = match rollguard::replay(&scenario) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: the scenario does not replay: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if scenario.config != config || scenario.inputs != inputs || replayed != live {
-        eprintln!("error: the scenario does not replay to the live run's trace");
-        return ExitCode::FAILURE;
-    }
-    let missing = check_story(&replayed);
-    for beat in &missing {
-        eprintln!("story beat missing: {beat}");
-    }
-    if !missing.is_empty() {
-        return ExitCode::FAILURE;
-    }
-    if text.len() > 1_000_000 {
-        eprintln!("error: the scenario is {} bytes, over 1 MB", text.len());
-        return ExitCode::FAILURE;
-    }
-    if check {
-        match std::fs::read_to_string(&path) {
-            Ok(old) if old == text => {
-                eprintln!("{path} is up to date ({} inputs)", inputs.len());
-                ExitCode::SUCCESS
-            }
-            Ok(_) => {
-                eprintln!(
-                    "{path} is stale: run `cargo run -p rollguard-examples --bin gen-statistical`"
-                );
-                ExitCode::FAILURE
-            }
-            Err(e) => {
-                eprintln!("error: {path}: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    } else {
-        match std::fs::write(&path, &text) {
-            Ok(()) => {
-                eprintln!(
-                    "wrote {path}: {} inputs, {} bytes; every story beat checked",
-                    inputs.len(),
-                    text.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {path}: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    }
+    generator_main(&Generator {
+        bin: "gen-statistical",
+        file: "statistical.json",
+        generate: &|_| generate(),
+        render: &render,
+        check_story: &check_story,
+    })
 }
