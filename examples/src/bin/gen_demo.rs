@@ -20,10 +20,12 @@ use std::collections::VecDeque;
 use std::process::ExitCode;
 
 use rollguard::{
-    Action, EffectSpec, Error, EventKind, Input, Policy, PolicyConfig, Reason, Sample, Scenario,
-    Step, TargetKind, TraceEntry, Validator,
+    Action, EffectSpec, Error, EventKind, Input, PolicyConfig, Reason, Sample, Step, TargetKind,
+    TraceEntry, Validator,
 };
-use rollguard_examples::{SplitMix64, clock, round_to};
+use rollguard_examples::{
+    Generator, SplitMix64, Timing, World, clock, drive, generator_main, render_scenario, round_to,
+};
 
 /// The policy under test: three metrics, three gates that act and one dry-run gate, a
 /// four-step canary with a post-promotion bake. Timings and safety settings are
@@ -276,55 +278,38 @@ fn scrape(rng: &mut SplitMix64, router: &Router, at: u64) -> Vec<Sample> {
     samples
 }
 
-/// The policy plus a log of everything sent to it and everything it answered.
-struct Recorder {
-    policy: Policy,
-    trace: Vec<TraceEntry>,
-    /// Actions issued and not yet acknowledged: (ack time, action id, action).
-    acks: VecDeque<(u64, u64, Action)>,
-    /// Print decisions and refusals as they happen.
+/// The simulated world: the router, the metrics scraped from the traffic it routes,
+/// and whether to print the story as it happens.
+struct Sim {
+    router: Router,
+    rng: SplitMix64,
     verbose: bool,
 }
 
-impl Recorder {
-    fn send(&mut self, input: Input) {
-        let result = self.policy.handle(&input);
-        let (step, error) = match result {
-            Ok(step) => (Some(step), None),
-            Err(e) => (None, Some(e)),
-        };
-        if let Some(step) = step.as_ref().filter(|_| self.verbose) {
-            self.log(step);
+impl World for Sim {
+    fn execute(&mut self, action: &Action) {
+        self.router.execute(action);
+    }
+
+    fn scrape(&mut self, at: u64) -> Vec<Sample> {
+        scrape(&mut self.rng, &self.router, at)
+    }
+
+    /// Prints the decisions and refusals, so that a run of the generator shows the story.
+    fn observe(&mut self, input: &Input, step: Option<&Step>, error: Option<&Error>) {
+        if !self.verbose {
+            return;
         }
-        if let Some(step) = &step {
-            // The router executes each action and acknowledges it a little later.
-            for d in step.actions() {
-                if let Some(id) = d.action_id {
-                    self.acks
-                        .push_back((step.at + ACK_DELAY_MS, id, d.action.clone()));
-                }
-            }
+        for d in step.iter().flat_map(|s| s.decisions.iter()) {
+            let action = serde_json::to_value(&d.action).unwrap_or_default();
+            eprintln!("{}  {} {:?}", clock(d.at), action, d.reason);
         }
-        if let Some(e) = error.as_ref().filter(|_| self.verbose) {
+        if let Some(e) = error {
             eprintln!(
                 "{}  refused {}: {e}",
                 clock(input.at().unwrap_or(0)),
-                kind(&input)
+                kind(input)
             );
-        }
-        self.trace.push(TraceEntry {
-            index: self.trace.len() as u32,
-            input,
-            step,
-            error,
-        });
-    }
-
-    /// Prints the decisions, so that a run of the generator shows the story.
-    fn log(&self, step: &Step) {
-        for d in &step.decisions {
-            let action = serde_json::to_value(&d.action).unwrap_or_default();
-            eprintln!("{}  {} {:?}", clock(d.at), action, d.reason);
         }
     }
 }
@@ -339,86 +324,31 @@ fn kind(input: &Input) -> String {
 /// Runs the story and returns the scenario with every input sent.
 fn generate(verbose: bool) -> Result<(PolicyConfig, Vec<TraceEntry>), Error> {
     let config = PolicyConfig::from_json(CONFIG)?;
-    let mut rec = Recorder {
-        policy: Policy::new(config.clone(), 0)?,
-        trace: Vec::new(),
-        acks: VecDeque::new(),
+    let timing = Timing {
+        scrape_ms: SCRAPE_MS,
+        ack_delay_ms: ACK_DELAY_MS,
+        end_ms: END,
+    };
+    let mut sim = Sim {
+        router: Router {
+            stable: config.stable.clone(),
+            candidate: None,
+        },
+        rng: SplitMix64::new(SEED),
         verbose,
     };
-    let mut router = Router {
-        stable: config.stable.clone(),
-        candidate: None,
-    };
-    let mut rng = SplitMix64::new(SEED);
-    let mut script = script();
-    let mut next_scrape = 0;
-
-    // The service loop: wait until the earliest of the next scrape, the next operator
-    // command, the next acknowledgement and the policy's deadline; handle it; repeat.
-    // At equal times: acknowledgements, then commands, then samples (which fire any
-    // due timer themselves, so a tick is only needed when a deadline comes first).
-    loop {
-        let ack_at = rec.acks.front().map(|a| a.0);
-        let command_at = script.front().map(|c| c.0);
-        let deadline = rec.policy.next_deadline();
-        let t = [Some(next_scrape), ack_at, command_at, deadline]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(next_scrape)
-            .max(rec.policy.now());
-        if t > END {
-            break;
-        }
-        if ack_at.is_some_and(|a| a <= t) {
-            if let Some((_, id, action)) = rec.acks.pop_front() {
-                router.execute(&action);
-                rec.send(Input::Ack {
-                    at: t,
-                    action_id: id,
-                });
-            }
-        } else if command_at.is_some_and(|c| c <= t) {
-            if let Some((_, command)) = script.pop_front() {
-                rec.send(command);
-            }
-        } else if next_scrape <= t {
-            let samples = scrape(&mut rng, &router, t);
-            rec.send(Input::ObserveBatch { samples });
-            next_scrape += SCRAPE_MS;
-        } else {
-            rec.send(Input::Tick { at: t });
-            if rec.policy.next_deadline().is_some_and(|d| d <= t) {
-                // A deadline that a tick does not move would spin forever.
-                return Err(Error::new(
-                    rollguard::ErrorCode::InvalidValue,
-                    "",
-                    format!("next_deadline stuck at {t}"),
-                ));
-            }
-        }
-    }
-    Ok((config, rec.trace))
+    let trace = drive(&config, script(), timing, &mut sim)?;
+    Ok((config, trace))
 }
 
-/// Writes the scenario with one input per line, so the file diffs and greps well.
-fn render(config_text: &str, inputs: &[Input]) -> String {
-    let mut out = String::new();
-    out.push_str(
-        "{\n  \"format_version\": 1,\n  \"name\": \"a regression caught and rolled back\",\n",
-    );
-    let description = serde_json::to_string(&description()).unwrap_or_default();
-    out.push_str(&format!("  \"description\": {description},\n"));
-    out.push_str("  \"start\": 0,\n");
-    out.push_str(&format!("  \"config\": {},\n", config_text.trim()));
-    out.push_str("  \"inputs\": [\n");
-    for (i, input) in inputs.iter().enumerate() {
-        let line = serde_json::to_string(input).unwrap_or_default();
-        let comma = if i + 1 < inputs.len() { "," } else { "" };
-        out.push_str(&format!("    {line}{comma}\n"));
-    }
-    out.push_str("  ]\n}\n");
-    out
+/// Writes the scenario file.
+fn render(inputs: &[Input]) -> String {
+    render_scenario(
+        "a regression caught and rolled back",
+        &description(),
+        CONFIG,
+        inputs,
+    )
 }
 
 /// Checks every beat of the story against the replayed trace; returns what is missing.
@@ -587,85 +517,11 @@ fn check_story(trace: &[TraceEntry]) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let check = args.iter().any(|a| a == "--check");
-    let path = args
-        .iter()
-        .find(|a| !a.starts_with("--"))
-        .cloned()
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/demo.json").into());
-
-    let (config, live) = match generate(!check) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let inputs: Vec<Input> = live.iter().map(|e| e.input.clone()).collect();
-    let text = render(CONFIG, &inputs);
-
-    // The file must parse back to the same config and inputs, and replay to exactly
-    // the trace the live run produced.
-    let scenario = match Scenario::from_json(&text) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: the rendered scenario does not parse: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let replayed = match rollguard::replay(&scenario) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: the scenario does not replay: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if scenario.config != config || scenario.inputs != inputs || replayed != live {
-        eprintln!("error: the scenario does not replay to the live run's trace");
-        return ExitCode::FAILURE;
-    }
-    let missing = check_story(&replayed);
-    for beat in &missing {
-        eprintln!("story beat missing: {beat}");
-    }
-    if !missing.is_empty() {
-        return ExitCode::FAILURE;
-    }
-    if text.len() > 1_000_000 {
-        eprintln!("error: the scenario is {} bytes, over 1 MB", text.len());
-        return ExitCode::FAILURE;
-    }
-
-    if check {
-        match std::fs::read_to_string(&path) {
-            Ok(old) if old == text => {
-                eprintln!("{path} is up to date ({} inputs)", inputs.len());
-                ExitCode::SUCCESS
-            }
-            Ok(_) => {
-                eprintln!("{path} is stale: run `cargo run -p rollguard-examples --bin gen-demo`");
-                ExitCode::FAILURE
-            }
-            Err(e) => {
-                eprintln!("error: {path}: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    } else {
-        match std::fs::write(&path, &text) {
-            Ok(()) => {
-                eprintln!(
-                    "wrote {path}: {} inputs, {} bytes; every story beat checked",
-                    inputs.len(),
-                    text.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {path}: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    }
+    generator_main(&Generator {
+        bin: "gen-demo",
+        file: "demo.json",
+        generate: &generate,
+        render: &render,
+        check_story: &check_story,
+    })
 }
