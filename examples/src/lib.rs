@@ -138,6 +138,43 @@ pub trait World {
     fn observe(&mut self, _input: &Input, _step: Option<&Step>, _error: Option<&Error>) {}
 }
 
+/// A [`World`] made of a [`Router`], a seeded generator, and a scrape function that
+/// reads both (the metrics of the traffic the router sends to each version).
+pub struct Simulation<F> {
+    /// The router the policy's actions drive.
+    pub router: Router,
+    /// The generator the scrapes draw from.
+    pub rng: SplitMix64,
+    /// One scrape at a time: `scrape(rng, router, at)`.
+    pub scrape: F,
+}
+
+impl<F: FnMut(&mut SplitMix64, &Router, u64) -> Vec<Sample>> World for Simulation<F> {
+    fn execute(&mut self, action: &Action) {
+        self.router.execute(action);
+    }
+
+    fn scrape(&mut self, at: u64) -> Vec<Sample> {
+        (self.scrape)(&mut self.rng, &self.router, at)
+    }
+}
+
+/// An operator script that starts a rollout of each `(at, version)`, in the order given.
+pub fn rollouts(starts: &[(u64, &str)]) -> VecDeque<(u64, Input)> {
+    starts
+        .iter()
+        .map(|&(at, version)| {
+            (
+                at,
+                Input::StartRollout {
+                    at,
+                    version: version.into(),
+                },
+            )
+        })
+        .collect()
+}
+
 /// The clock of a [`drive`]: how often the metrics are scraped, how long the router
 /// takes to acknowledge an action, and the time of the last scrape.
 #[derive(Debug, Clone, Copy)]
@@ -402,5 +439,119 @@ mod tests {
     fn round_to_keeps_the_requested_decimals() {
         assert_eq!(round_to(123.456, 1), 123.5);
         assert_eq!(round_to(0.91234, 3), 0.912);
+    }
+
+    #[test]
+    fn router_follows_weights_promotions_and_rollbacks() {
+        let action = |json: &str| -> Action { serde_json::from_str(json).unwrap() };
+        let mut r = Router::new("v1");
+        assert_eq!(r.arms(), vec![("v1".to_string(), 100)]);
+        r.execute(&action(
+            r#"{"kind": "set_weight", "version": "v2", "weight": 25, "step": 0}"#,
+        ));
+        assert_eq!(
+            r.arms(),
+            vec![("v1".to_string(), 75), ("v2".to_string(), 25)]
+        );
+        r.execute(&action(
+            r#"{"kind": "promote", "version": "v2", "from": "v1"}"#,
+        ));
+        assert_eq!(r.arms(), vec![("v2".to_string(), 100)]);
+        r.execute(&action(
+            r#"{"kind": "set_weight", "version": "v3", "weight": 10, "step": 0}"#,
+        ));
+        r.execute(&action(
+            r#"{"kind": "rollback", "from": "v3", "to": "v2", "target": "stable", "automated": true}"#,
+        ));
+        assert_eq!(r.arms(), vec![("v2".to_string(), 100)]);
+    }
+
+    /// A two-step canary, healthy or slow, for the driver tests.
+    const CONFIG: &str = r#"{
+      "format_version": 1,
+      "versions": [
+        {"id": "v1", "digest": "sha256:a1", "validated": true},
+        {"id": "v2", "digest": "sha256:b2"},
+        {"id": "v3", "digest": "sha256:c3"}
+      ],
+      "stable": "v1",
+      "metrics": [{"name": "latency_ms", "kind": "value"}],
+      "gates": [
+        {"name": "p95_latency", "metric": "latency_ms", "stat": "p95",
+         "rule": {"kind": "vs_baseline", "max_ratio": 1.3}, "samples_min": 20}
+      ],
+      "strategy": {"kind": "canary", "steps": [
+        {"kind": "set_weight", "weight": 10, "duration_ms": 300000},
+        {"kind": "set_weight", "weight": 50, "duration_ms": 300000}
+      ], "post_promotion_bake_ms": 300000},
+      "analysis": {"interval_ms": 30000}
+    }"#;
+
+    fn slow_v3(rng: &mut SplitMix64, router: &Router, at: u64) -> Vec<Sample> {
+        let mut samples = Vec::new();
+        for (version, _) in router.arms() {
+            let mean = if version == "v3" { 240.0 } else { 120.0 };
+            for _ in 0..10 {
+                let latency = round_to(mean * (1.0 + 0.05 * rng.normal()), 1);
+                samples.push(Sample::value(at, &version, "latency_ms", latency));
+            }
+        }
+        samples
+    }
+
+    #[test]
+    fn drive_acknowledges_every_action_after_the_delay_and_replays() {
+        let config = PolicyConfig::from_json(CONFIG).unwrap();
+        let timing = Timing {
+            scrape_ms: 10_000,
+            ack_delay_ms: 2_000,
+            end_ms: 3_600_000,
+        };
+        let mut sim = Simulation {
+            router: Router::new(&config.stable),
+            rng: SplitMix64::new(3),
+            scrape: slow_v3,
+        };
+        let script = rollouts(&[(0, "v2"), (1_800_000, "v3")]);
+        let trace = drive(&config, script, timing, &mut sim).unwrap();
+        // Every action with an id is acknowledged once, the delay after its decision.
+        let issued: Vec<(u64, u64)> = trace
+            .iter()
+            .filter_map(|e| e.step.as_ref())
+            .flat_map(|s| s.actions())
+            .filter_map(|d| d.action_id.map(|id| (id, d.at + 2_000)))
+            .collect();
+        let acked: Vec<(u64, u64)> = trace
+            .iter()
+            .filter_map(|e| match e.input {
+                Input::Ack { at, action_id } => Some((action_id, at)),
+                _ => None,
+            })
+            .collect();
+        assert!(!issued.is_empty());
+        assert_eq!(issued, acked);
+        // v2 is promoted, v3 rolled back: the router ends on v2 alone.
+        assert_eq!(sim.router.arms(), vec![("v2".to_string(), 100)]);
+        // The trace is numbered in order and nothing after the end is sent.
+        assert!(trace.iter().enumerate().all(|(i, e)| e.index == i as u32));
+        assert!(
+            trace
+                .iter()
+                .all(|e| e.input.at().is_none_or(|at| at <= 3_600_000))
+        );
+        // The rendered file parses back and replays to the same trace.
+        let inputs: Vec<Input> = trace.iter().map(|e| e.input.clone()).collect();
+        let text = render_scenario("a \"test\"", "two rollouts", CONFIG, &inputs);
+        let scenario = Scenario::from_json(&text).unwrap();
+        assert_eq!(scenario.inputs, inputs);
+        assert_eq!(rollguard::replay(&scenario).unwrap(), trace);
+        // One input per line.
+        let listed = text
+            .lines()
+            .skip_while(|l| *l != "  \"inputs\": [")
+            .skip(1)
+            .take_while(|l| *l != "  ]")
+            .count();
+        assert_eq!(listed, inputs.len());
     }
 }

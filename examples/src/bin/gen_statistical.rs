@@ -18,12 +18,12 @@
 //! Kayenta score would have failed it at its first interval). Then it
 //! replays the file and checks those beats happened.
 
-use std::collections::VecDeque;
 use std::process::ExitCode;
 
 use rollguard::{Action, Error, EventKind, Input, PolicyConfig, Reason, Sample, TraceEntry};
 use rollguard_examples::{
-    Generator, Router, SplitMix64, Timing, World, drive, generator_main, render_scenario, round_to,
+    Generator, Router, Simulation, SplitMix64, Timing, drive, generator_main, render_scenario,
+    rollouts, round_to,
 };
 
 /// The policy: every statistical gate kind, on three metrics. The two-arm tests run in
@@ -183,51 +183,20 @@ fn scrape(rng: &mut SplitMix64, router: &Router, at: u64) -> Vec<Sample> {
     samples
 }
 
-/// The simulated world: the router, and the metrics scraped from the traffic it routes.
-struct Sim {
-    router: Router,
-    rng: SplitMix64,
-}
-
-impl World for Sim {
-    fn execute(&mut self, action: &Action) {
-        self.router.execute(action);
-    }
-
-    fn scrape(&mut self, at: u64) -> Vec<Sample> {
-        scrape(&mut self.rng, &self.router, at)
-    }
-}
-
 /// Runs the story and returns every input sent with what the policy answered.
 fn generate() -> Result<(PolicyConfig, Vec<TraceEntry>), Error> {
     let config = PolicyConfig::from_json(CONFIG)?;
-    let script: VecDeque<(u64, Input)> = [
-        (
-            0,
-            Input::StartRollout {
-                at: 0,
-                version: "v2".into(),
-            },
-        ),
-        (
-            V3_START,
-            Input::StartRollout {
-                at: V3_START,
-                version: "v3".into(),
-            },
-        ),
-    ]
-    .into();
     let timing = Timing {
         scrape_ms: SCRAPE_MS,
         ack_delay_ms: ACK_DELAY_MS,
         end_ms: END,
     };
-    let mut sim = Sim {
+    let mut sim = Simulation {
         router: Router::new(&config.stable),
         rng: SplitMix64::new(SEED),
+        scrape,
     };
+    let script = rollouts(&[(0, "v2"), (V3_START, "v3")]);
     let trace = drive(&config, script, timing, &mut sim)?;
     Ok((config, trace))
 }
