@@ -270,6 +270,29 @@ fn policy_with_gates(start: u64, gates: Vec<Value>) -> Policy {
     let mut config: serde_json::Value =
         serde_json::from_str(REFERENCE_CONFIG).expect("the reference config");
     config["gates"].as_array_mut().expect("gates").extend(gates);
+    started(&config, start)
+}
+
+/// [`reference_policy`] with scopes by tenant, room for `tenants` of them (and the
+/// overflow scope), and the state limit raised to fit their windows (a scope keeps the
+/// p95 gate's histograms on each arm).
+///
+/// # Panics
+/// If the config is refused (a bug in this crate).
+pub fn scoped_policy(start: u64, tenants: u32) -> Policy {
+    let mut config: serde_json::Value =
+        serde_json::from_str(REFERENCE_CONFIG).expect("the reference config");
+    config["scopes"] = serde_json::json!({"by": ["tenant"]});
+    config["limits"] = serde_json::json!({
+        "scopes_max": tenants + 1,
+        "state_bytes_max": 1u64 << 30,
+    });
+    started(&config, start)
+}
+
+/// The policy of `config` at `start` with the rollout of `v2` started and its first
+/// traffic step acknowledged, as [`reference_policy`].
+fn started(config: &Value, start: u64) -> Policy {
     let mut p = Policy::from_json(&config.to_string(), start).expect("a valid config");
     let step = p
         .handle(&Input::StartRollout {

@@ -115,7 +115,9 @@ pub use output::{
     Action, Chart, Classification, Decision, Event, EventKind, Evidence, GateReport, KayentaLabel,
     PauseKind, Reason, ScoreGroup, ScoreMetric, ScoreReason, Step, Verdict,
 };
-pub use policy::{AssignReason, Assignment, Policy, Status, WeightChange};
+pub use policy::{
+    AssignReason, Assignment, LabelCodes, LabelColumn, Labels, Policy, Status, WeightChange,
+};
 pub use registry::{Aliases, Stage, Validation, Validator, Version};
 pub use scenario::{Scenario, TraceEntry, replay, replay_with};
 pub use scope::{ScopeKey, ScopeLabel};

@@ -2,13 +2,15 @@
 //! the reversion protocol, composed into one deterministic state machine.
 //!
 //! This file holds the state and the public API; the behaviour is split by concern:
-//! `inputs` (validating and recording), `timers` (what fires when), `analysis` (gate
-//! evaluation), `rollout` (stages), `actions` (issuing and acknowledging, automated
-//! rollbacks), `commands` (operator inputs) and `validate` (the state's invariants).
+//! `inputs` (validating and recording), `columns` (samples as arrays, with label
+//! columns), `timers` (what fires when), `analysis` (gate evaluation), `rollout`
+//! (stages), `actions` (issuing and acknowledging, automated rollbacks), `commands`
+//! (operator inputs) and `validate` (the state's invariants).
 
 mod actions;
 mod analysis;
 mod assignment;
+mod columns;
 mod commands;
 mod compensation;
 #[cfg(test)]
@@ -25,6 +27,7 @@ mod validate;
 use serde::{Deserialize, Serialize};
 
 pub use assignment::{AssignReason, Assignment, WeightChange};
+pub use columns::{LabelCodes, LabelColumn, Labels};
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
 use crate::config::{GateConfig, OnTimeout, Phase, PolicyConfig, Rule, check_label, check_text};
