@@ -154,6 +154,9 @@ struct RowScopes<'a, S> {
     /// is the mixed-radix number of a row's codes.
     by: Vec<(ScopeLabel, LabelColumn<'a, S>, u128)>,
     ids: Ids,
+    /// A key looked up in the policy's dictionary, its strings reused from one look-up
+    /// to the next (no allocation for a key the policy already holds).
+    probe: crate::scope::ScopeKey,
 }
 
 /// Scope ids by key.
@@ -189,13 +192,35 @@ impl<'a, S: AsRef<str>> RowScopes<'a, S> {
                 let code = usize::try_from(*c.codes.get(r)?).ok()?;
                 Some(c.categories.get(code)?.as_ref())
             };
-            *id = p.scope_of(
+            let (tenant, tier, agent) = (
                 label(ScopeLabel::Tenant),
                 label(ScopeLabel::Tier),
                 label(ScopeLabel::Agent),
-            )?;
+            );
+            // A key the policy holds is found without building one (`scope_of` would
+            // allocate its strings); a new one is numbered by `scope_of`.
+            let probe = &mut self.probe;
+            reuse(&mut probe.tenant, tenant);
+            reuse(&mut probe.tier, tier);
+            reuse(&mut probe.agent, agent);
+            *id = match p.scope_ids.get(probe) {
+                Some(&known) => known,
+                None => p.scope_of(tenant, tier, agent)?,
+            };
         }
         Some(*id)
+    }
+}
+
+/// Sets a probe key's label, reusing its string.
+fn reuse(slot: &mut Option<String>, label: Option<&str>) {
+    match (slot.as_mut(), label) {
+        (Some(s), Some(l)) => {
+            s.clear();
+            s.push_str(l);
+        }
+        (None, Some(l)) => *slot = Some(l.to_string()),
+        (_, None) => *slot = None,
     }
 }
 
@@ -550,7 +575,11 @@ impl Policy {
         } else {
             Ids::Sparse(BTreeMap::new())
         };
-        Some(RowScopes { by, ids })
+        Some(RowScopes {
+            by,
+            ids,
+            probe: crate::scope::ScopeKey::default(),
+        })
     }
 
     /// Records validated column rows in runs that end at timer deadlines: the timers
