@@ -7,6 +7,10 @@
 //!   and an analysis falls due every 100,000 samples, as it would in a service; its cost
 //!   is amortized into the figures.
 //! - `observe_batch`: 1000 samples per call.
+//! - `observe_columns`: a column of 1000 latencies per call (`observe_values`), and the
+//!   same with a tenant column of 1000 tenants drawn at random per row, on the
+//!   reference policy with scopes by tenant (`observe_values_labelled`): with its
+//!   analyses (every 10 s, over every scope) amortized in, and without any (the ingest).
 //! - `tick`: one tick with an analysis due, on windows full of samples (p95 read from
 //!   the merged histograms of 10 buckets on both arms). Each run ticks a fresh clone,
 //!   and the clone is not timed.
@@ -40,10 +44,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use rollguard::{Input, Policy, Sample};
+use rollguard::{Input, LabelColumn, Labels, Policy, Sample};
 use rollguard_benches::{
     ALL_KINDS, Item, all_kinds_policy, attribution_policy, cusum_policy, drift_policy, ewma_policy,
-    feed, kayenta_policy, mean_test_policy, quantile_test_policy, reference_policy, stream,
+    feed, kayenta_policy, mean_test_policy, quantile_test_policy, reference_policy, scoped_policy,
+    stream,
 };
 
 /// Samples per iteration of the `observe` benches.
@@ -138,7 +143,74 @@ fn observe_columns(c: &mut Criterion) {
             spent
         });
     });
+    // The same with a tenant column: 1000 tenants (each its own scope), each row's
+    // drawn at random, so nearly every row goes to another scope's windows than the
+    // row before. Their scopes are numbered at the first call. With the reference's
+    // analysis every 10 s (100,000 samples), each evaluation reads p95 from the merged
+    // histograms of every scope, amortized into the figure; with one every 30 days none
+    // falls due during the bench: the ingest alone.
+    let tenants: Vec<String> = (0..TENANTS).map(|k| format!("tenant-{k:04}")).collect();
+    let codes = tenant_codes(CHUNK);
+    // `quality` has no quantile gate, so no histogram: the ingest without the random
+    // access into 1000 scopes' 16 KB histograms that `latency_ms` (p95) costs.
+    for (name, metric, interval) in [
+        ("values_1000_tenants_1000", "latency_ms", 10_000),
+        (
+            "values_1000_tenants_1000_ingest_only",
+            "latency_ms",
+            2_592_000_000,
+        ),
+        (
+            "values_1000_tenants_1000_ingest_only_no_histogram",
+            "quality",
+            2_592_000_000,
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            let mut p = scoped_policy(0, TENANTS as u32, interval);
+            let labels = Labels {
+                tenant: Some(LabelColumn::new(&codes, &tenants)),
+                ..Labels::default()
+            };
+            let mut i = 0u64;
+            const AHEAD: u64 = 100;
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let calls = left.min(AHEAD);
+                    let at: Vec<u64> = (0..calls * CHUNK).map(|k| (i + k) / PER_MS).collect();
+                    i += calls * CHUNK;
+                    #[allow(clippy::disallowed_methods)] // the one clock: a bench's stopwatch
+                    let start = std::time::Instant::now();
+                    for times in at.chunks_exact(CHUNK as usize) {
+                        let step = p.observe_values_labelled("v2", metric, times, &values, &labels);
+                        let _ = black_box(step).expect("accepted");
+                    }
+                    spent += start.elapsed();
+                    left -= calls;
+                }
+                spent
+            });
+        });
+    }
     group.finish();
+}
+
+/// Tenants in the scoped column bench.
+const TENANTS: u64 = 1000;
+
+/// A column of `n` tenant codes drawn uniformly from [`TENANTS`] (a fixed LCG).
+fn tenant_codes(n: u64) -> Vec<i32> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((x >> 33) % TENANTS) as i32
+        })
+        .collect()
 }
 
 /// A column of `n` latencies skewed as in [`stream`] (60–380 ms, most near 100), in a
@@ -236,7 +308,7 @@ fn snapshot(c: &mut Criterion) {
 const SCOPES: u64 = 10_000;
 
 /// The `scopes` benches' policy: three gates on three metrics, judged per tenant.
-fn scoped_policy() -> Policy {
+fn ten_thousand_scopes() -> Policy {
     let config = format!(
         r#"{{
       "format_version": 1,
@@ -288,7 +360,7 @@ fn scopes(c: &mut Criterion) {
     let tenants: Vec<String> = (0..SCOPES).map(|i| format!("tenant-{i:05}")).collect();
     // Every scope's windows on both arms, every metric: 6 samples per tenant per pass,
     // ten passes spread over the 60 s window.
-    let mut loaded = scoped_policy();
+    let mut loaded = ten_thousand_scopes();
     let n = SCOPES * 6 * 10;
     for i in 0..n {
         let at = 1 + i * 59_000 / n;

@@ -270,6 +270,33 @@ fn policy_with_gates(start: u64, gates: Vec<Value>) -> Policy {
     let mut config: serde_json::Value =
         serde_json::from_str(REFERENCE_CONFIG).expect("the reference config");
     config["gates"].as_array_mut().expect("gates").extend(gates);
+    started(&config, start)
+}
+
+/// [`reference_policy`] with analyses every `analysis_interval_ms` (the reference's is
+/// 10 s) and scopes by tenant, room for `tenants` of them (and the
+/// overflow scope), and the state and work limits raised to fit their windows (a scope
+/// keeps the p95 gate's histograms on each arm) and their evaluations.
+///
+/// # Panics
+/// If the config is refused (a bug in this crate).
+pub fn scoped_policy(start: u64, tenants: u32, analysis_interval_ms: u64) -> Policy {
+    let mut config: serde_json::Value =
+        serde_json::from_str(REFERENCE_CONFIG).expect("the reference config");
+    config["analysis"] = serde_json::json!({"interval_ms": analysis_interval_ms});
+    config["scopes"] = serde_json::json!({"by": ["tenant"]});
+    config["limits"] = serde_json::json!({
+        "scopes_max": tenants + 1,
+        "state_bytes_max": 1u64 << 30,
+        "evaluations_per_input_max": 1_000_000,
+        "cells_read_per_input_max": 1u64 << 40,
+    });
+    started(&config, start)
+}
+
+/// The policy of `config` at `start` with the rollout of `v2` started and its first
+/// traffic step acknowledged, as [`reference_policy`].
+fn started(config: &Value, start: u64) -> Policy {
     let mut p = Policy::from_json(&config.to_string(), start).expect("a valid config");
     let step = p
         .handle(&Input::StartRollout {

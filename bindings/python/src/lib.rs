@@ -933,6 +933,137 @@ fn time_column<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Times<'py>> {
     }
 }
 
+/// A label column (`tenant`, `tier` or `agent` of `observe_many`), dictionary-encoded:
+/// its codes (read as the other columns are, see [`Column`]) and categories.
+struct LabelArg<'py> {
+    codes: Column<'py, i32>,
+    categories: Vec<String>,
+}
+
+/// Converts a label column: a pandas `Categorical`, or anything else with `codes` and
+/// `categories` (read as they are: no row is converted in Python); a pandas `Series` of
+/// category dtype (its `.cat`); a numpy array of strings (encoded by `numpy.unique`); or
+/// a sequence (or an array of objects) of strings and `None` (encoded row by row).
+/// pandas is never imported: its objects are recognized by their attributes.
+fn label_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<LabelArg<'py>> {
+    let py = obj.py();
+    let fail = |why: String| column_error(py, name.into(), why);
+    if obj.is_instance_of::<PyString>() {
+        return Err(fail(
+            "expected a column of labels, one per row, not a str".into(),
+        ));
+    }
+    if obj.hasattr("codes")? && obj.hasattr("categories")? {
+        return dictionary(&obj.getattr("codes")?, &obj.getattr("categories")?, name);
+    }
+    // A Series of another dtype refuses `.cat` (AttributeError).
+    if let Ok(cat) = obj.getattr("cat") {
+        if cat.hasattr("codes")? && cat.hasattr("categories")? {
+            return dictionary(&cat.getattr("codes")?, &cat.getattr("categories")?, name);
+        }
+    }
+    if is_sequence(obj) {
+        return encoded(obj, name);
+    }
+    let (arr, kind) = array_kind(obj)?;
+    match kind.as_str() {
+        "U" => {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("return_inverse", true)?;
+            let unique = numpy(py)?.call_method("unique", (&arr,), Some(&kwargs))?;
+            let (categories, inverse): (Bound<'py, PyAny>, Bound<'py, PyAny>) = unique.extract()?;
+            dictionary(&inverse.call_method0("ravel")?, &categories, name)
+        }
+        "O" => encoded(&arr.call_method0("tolist")?, name),
+        _ => Err(fail(format!(
+            "expected strings (or None), a pandas Categorical, or codes and categories; \
+             got dtype kind {kind:?}"
+        ))),
+    }
+}
+
+/// A label column from its integer codes (-1: none) and its categories (strings).
+fn dictionary<'py>(
+    codes: &Bound<'py, PyAny>,
+    categories: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<LabelArg<'py>> {
+    let fail = |why: String| column_error(codes.py(), name.into(), why);
+    // A pandas Index or a numpy array becomes a list first.
+    let categories = match categories.call_method0("tolist") {
+        Ok(list) => list,
+        Err(_) => categories.clone(),
+    };
+    let categories = categories
+        .extract::<Vec<String>>()
+        .map_err(|e| fail(format!("the categories must be strings: {e}")))?;
+    let (codes, kind) = array_kind(codes)?;
+    if !matches!(kind.as_str(), "i" | "u") {
+        return Err(fail(format!(
+            "expected integer codes, got dtype kind {kind:?}"
+        )));
+    }
+    // pandas keeps codes in the narrowest integer type (int8 up to 127 categories):
+    // widened in one numpy call. Codes beyond int32 do not index any list of strings.
+    let codes = numpy_column(&codes, "int32", name)?;
+    Ok(LabelArg { codes, categories })
+}
+
+/// Encodes a sequence of strings and `None`, row by row.
+fn encoded<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<LabelArg<'py>> {
+    let py = obj.py();
+    let mut labels = Vec::with_capacity(obj.len()?);
+    for (i, item) in obj.try_iter()?.enumerate() {
+        let item = item?;
+        if item.is_none() {
+            labels.push(None);
+            continue;
+        }
+        let s = item.cast::<PyString>().map_err(|_| {
+            column_error(
+                py,
+                format!("{name}[{i}]"),
+                "expected a string or None".into(),
+            )
+        })?;
+        labels.push(Some(s.to_cow()?.into_owned()));
+    }
+    let encoded = rg::LabelCodes::encode(labels)
+        .map_err(|e| raise(py, Api::Input, &conv(e.code, name, e.message)))?;
+    Ok(LabelArg {
+        codes: Column::Owned(encoded.codes),
+        categories: encoded.categories,
+    })
+}
+
+/// Starts reading the codes of the label columns (see [`Column`] for when).
+fn read_label_codes<'a, 'py>(
+    labels: &'a [Option<LabelArg<'py>>; 3],
+) -> PyResult<[Option<Read<'a, 'py, i32>>; 3]> {
+    let read = |k: usize, name: &str| -> PyResult<Option<Read<'a, 'py, i32>>> {
+        labels[k].as_ref().map(|l| l.codes.read(name)).transpose()
+    };
+    Ok([read(0, "tenant")?, read(1, "tier")?, read(2, "agent")?])
+}
+
+/// The core's label columns (tenant, tier, agent) over converted label columns and
+/// their codes being read; `None` without any.
+fn labels_of<'a>(
+    labels: &'a [Option<LabelArg<'_>>; 3],
+    codes: &'a [Option<Read<'_, '_, i32>>; 3],
+) -> Option<rg::Labels<'a, String>> {
+    let column = |k: usize| {
+        let (l, c) = (labels[k].as_ref()?, codes[k].as_deref()?);
+        Some(rg::LabelColumn::new(c, &l.categories))
+    };
+    let [tenant, tier, agent] = [0, 1, 2].map(column);
+    (tenant.is_some() || tier.is_some() || agent.is_some()).then_some(rg::Labels {
+        tenant,
+        tier,
+        agent,
+    })
+}
+
 // ------------------------------------------------------------------ Policy
 
 fn observe_input(sample: Value) -> Value {
@@ -1083,7 +1214,13 @@ impl PyPolicy {
     /// Records a column of samples of one metric on one arm, atomically: `value` for a
     /// value metric, or `events` and `total` for a count metric. Columns are numpy arrays
     /// or sequences; `at` holds int ms, aware datetimes or numpy datetime64 (UTC).
-    #[pyo3(signature = (arm, metric, at, value = None, *, events = None, total = None))]
+    /// `tenant`, `tier` and `agent` are label columns (a pandas Categorical or category
+    /// Series, a numpy array of strings, or a sequence of strings and None): the result
+    /// is the same as `observe` of each row with its labels.
+    #[pyo3(signature = (
+        arm, metric, at, value = None, *, events = None, total = None,
+        tenant = None, tier = None, agent = None
+    ))]
     #[allow(clippy::too_many_arguments)] // Python's signature: one argument per column.
     fn observe_many(
         &mut self,
@@ -1094,20 +1231,38 @@ impl PyPolicy {
         value: Option<&Bound<'_, PyAny>>,
         events: Option<&Bound<'_, PyAny>>,
         total: Option<&Bound<'_, PyAny>>,
+        tenant: Option<&Bound<'_, PyAny>>,
+        tier: Option<&Bound<'_, PyAny>>,
+        agent: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyStep> {
         // Every column is converted before any is read (see `Column`).
         let times = time_column(at)?;
+        let labels = [
+            tenant.map(|o| label_column(o, "tenant")).transpose()?,
+            tier.map(|o| label_column(o, "tier")).transpose()?,
+            agent.map(|o| label_column(o, "agent")).transpose()?,
+        ];
+        let read_codes = || read_label_codes(&labels);
         match (value, events, total) {
             (Some(v), None, None) => {
                 let v = float_column(v, "value")?;
-                let (at, v) = (times.read(py)?, v.read("value")?);
-                self.run(py, |p| p.observe_values(arm, metric, at.ms(), &v))
+                let (at, v, codes) = (times.read(py)?, v.read("value")?, read_codes()?);
+                let labels = labels_of(&labels, &codes);
+                self.run(py, |p| match labels {
+                    None => p.observe_values(arm, metric, at.ms(), &v),
+                    Some(l) => p.observe_values_labelled(arm, metric, at.ms(), &v, &l),
+                })
             }
             (None, Some(e), Some(n)) => {
                 let e = int_column(e, "events")?;
                 let n = int_column(n, "total")?;
                 let (at, e, n) = (times.read(py)?, e.read("events")?, n.read("total")?);
-                self.run(py, |p| p.observe_counts(arm, metric, at.ms(), &e, &n))
+                let codes = read_codes()?;
+                let labels = labels_of(&labels, &codes);
+                self.run(py, |p| match labels {
+                    None => p.observe_counts(arm, metric, at.ms(), &e, &n),
+                    Some(l) => p.observe_counts_labelled(arm, metric, at.ms(), &e, &n, &l),
+                })
             }
             _ => Err(PyTypeError::new_err(
                 "observe_many takes value=, or events= and total=",

@@ -253,6 +253,128 @@ fn start_time(start: Option<f64>) -> Result<u64, Error> {
     start.map_or(Ok(0), |s| time(s, "now"))
 }
 
+// ---------------------------------------------------------------------- labels
+
+/// A label column converted: codes and categories.
+type LabelColumn = (Vec<i32>, Vec<String>);
+
+/// The label columns (`tenant`, `tier`, `agent`) of `observeMany` / `observeCounts`;
+/// `None` without any.
+fn label_columns(v: &JsValue) -> Result<Option<[Option<LabelColumn>; 3]>, Error> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    if !v.is_object() || v.is_function() {
+        return Err(invalid(
+            "labels",
+            "expected {tenant, tier, agent} label columns",
+        ));
+    }
+    let column = |name: &str| {
+        let c = js_sys::Reflect::get(v, &name.into()).unwrap_or(JsValue::UNDEFINED);
+        if c.is_undefined() || c.is_null() {
+            return Ok(None);
+        }
+        label_column(&c, name).map(Some)
+    };
+    let columns = [column("tenant")?, column("tier")?, column("agent")?];
+    Ok(columns.iter().any(Option::is_some).then_some(columns))
+}
+
+/// One label column: an array of strings (`null` / `undefined`: none), encoded here, or
+/// `{codes, categories}`.
+fn label_column(v: &JsValue, name: &str) -> Result<LabelColumn, Error> {
+    if let Some(array) = v.dyn_ref::<js_sys::Array>() {
+        let mut labels = Vec::with_capacity(array.length() as usize);
+        for (i, item) in array.iter().enumerate() {
+            if item.is_undefined() || item.is_null() {
+                labels.push(None);
+                continue;
+            }
+            let s = item.as_string().ok_or_else(|| {
+                invalid(
+                    &format!("{name}[{i}]"),
+                    "expected a string, null or undefined",
+                )
+            })?;
+            labels.push(Some(s));
+        }
+        let encoded = rollguard::LabelCodes::encode(labels).map_err(|e| within(e, name))?;
+        return Ok((encoded.codes, encoded.categories));
+    }
+    if !v.is_object() || v.is_function() {
+        return Err(invalid(
+            name,
+            "expected an array of labels or {codes, categories}",
+        ));
+    }
+    let get = |key: &str| js_sys::Reflect::get(v, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    let (codes, categories) = (get("codes"), get("categories"));
+    let codes = if let Some(c) = codes.dyn_ref::<js_sys::Int32Array>() {
+        c.to_vec()
+    } else if let Some(c) = codes.dyn_ref::<js_sys::Uint32Array>() {
+        // 0xFFFFFFFF is -1 (none) seen unsigned; other codes above 2^31 - 1 index no
+        // category.
+        c.to_vec()
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| match i32::try_from(c) {
+                Ok(c) => Ok(c),
+                Err(_) if c == u32::MAX => Ok(-1),
+                Err(_) => Err(Error::new(
+                    ErrorCode::InvalidValue,
+                    format!("{name}[{i}]"),
+                    format!("code {c} is the index of no category"),
+                )),
+            })
+            .collect::<Result<_, _>>()?
+    } else if let Some(c) = codes.dyn_ref::<js_sys::Array>() {
+        c.iter()
+            .enumerate()
+            .map(|(i, c)| {
+                c.as_f64()
+                    .filter(|x| x.fract() == 0.0 && (-2_147_483_648.0..2_147_483_648.0).contains(x))
+                    .map(|x| x as i32)
+                    .ok_or_else(|| invalid(&format!("{name}[{i}]"), "expected an integer code"))
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        return Err(invalid(
+            &format!("{name}.codes"),
+            "expected an Int32Array, a Uint32Array or an array of integers",
+        ));
+    };
+    let categories = categories
+        .dyn_ref::<js_sys::Array>()
+        .ok_or_else(|| {
+            invalid(
+                &format!("{name}.categories"),
+                "expected an array of strings",
+            )
+        })?
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.as_string()
+                .ok_or_else(|| invalid(&format!("{name}.categories[{i}]"), "expected a string"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((codes, categories))
+}
+
+/// The core's view of converted label columns.
+fn core_labels(c: &[Option<LabelColumn>; 3]) -> rollguard::Labels<'_, String> {
+    let column = |k: usize| {
+        c[k].as_ref()
+            .map(|(codes, cats)| rollguard::LabelColumn::new(codes, cats))
+    };
+    rollguard::Labels {
+        tenant: column(0),
+        tier: column(1),
+        agent: column(2),
+    }
+}
+
 // ---------------------------------------------------------------------- Policy
 
 /// A rollback policy (see the crate docs of `rollguard`). Every method that takes an
@@ -385,6 +507,12 @@ impl JsPolicy {
     ///
     /// # Errors
     /// The first sample error; the policy is unchanged.
+    ///
+    /// `labels` holds label columns (`{tenant, tier, agent}`), one label per row: an
+    /// array of strings (`null` or `undefined`: none), or `{codes, categories}` with
+    /// codes an `Int32Array` (or `Uint32Array`, or array of numbers) indexing
+    /// `categories` (-1: none). The result is that of `observe` of each row with its
+    /// labels.
     #[wasm_bindgen(js_name = observeMany, unchecked_return_type = "Step")]
     pub fn observe_many(
         &mut self,
@@ -392,13 +520,19 @@ impl JsPolicy {
         metric: &str,
         at: &[f64],
         values: &[f64],
+        #[wasm_bindgen(unchecked_optional_param_type = "LabelColumns")] labels: JsValue,
     ) -> JsResult<JsValue> {
         // The times go to the core as the numbers they are: it checks them in the same
         // vectorized pass as the rest of the column.
-        let step = self
-            .inner
-            .observe_values_f64(arm, metric, at, values)
-            .map_err(|e| js_error(&e))?;
+        let mut run = || match label_columns(&labels)? {
+            None => self.inner.observe_values_f64(arm, metric, at, values),
+            Some(c) => {
+                let labels = core_labels(&c);
+                self.inner
+                    .observe_values_f64_labelled(arm, metric, at, values, &labels)
+            }
+        };
+        let step = run().map_err(|e| js_error(&e))?;
         step_js(&step)
     }
 
@@ -415,12 +549,20 @@ impl JsPolicy {
         at: &[f64],
         events: &[f64],
         totals: &[f64],
+        #[wasm_bindgen(unchecked_optional_param_type = "LabelColumns")] labels: JsValue,
     ) -> JsResult<JsValue> {
         // Times and counts go to the core as the numbers they are (as for observeMany).
-        let step = self
-            .inner
-            .observe_counts_f64(arm, metric, at, events, totals)
-            .map_err(|e| js_error(&e))?;
+        let mut run = || match label_columns(&labels)? {
+            None => self
+                .inner
+                .observe_counts_f64(arm, metric, at, events, totals),
+            Some(c) => {
+                let labels = core_labels(&c);
+                self.inner
+                    .observe_counts_f64_labelled(arm, metric, at, events, totals, &labels)
+            }
+        };
+        let step = run().map_err(|e| js_error(&e))?;
         step_js(&step)
     }
 

@@ -178,6 +178,22 @@ export interface Sample {
   agent?: string;
 }
 
+/**
+ * One label per row of an `observeMany` / `observeCounts` column: the labels themselves
+ * (`null` or `undefined`: none), or dictionary-encoded, `codes[i]` indexing `categories`
+ * (-1, or 0xFFFFFFFF in a `Uint32Array`: none).
+ */
+export type LabelColumn =
+  | (string | null | undefined)[]
+  | { codes: Int32Array | Uint32Array | number[]; categories: string[] };
+
+/** The label columns of a column of samples: each row is the sample with these labels. */
+export interface LabelColumns {
+  tenant?: LabelColumn;
+  tier?: LabelColumn;
+  agent?: LabelColumn;
+}
+
 /** Operator commands and the acknowledgement protocol. */
 export type Command =
   | { kind: "ack"; at: Timestamp; action_id: number }

@@ -3,7 +3,7 @@
 import { Policy, assign, assignBucket, replay, saltFor } from "rollguard";
 import type {
   Arm, AssignReason, Assignment, RoutingMode, RoutingTable, WeightChange,
-  Decision, Event, PolicyConfig, RollguardError, Sample, Scenario, Snapshot, Status, Step, TraceEntry,
+  Decision, Event, LabelColumns, PolicyConfig, RollguardError, Sample, Scenario, Snapshot, Status, Step, TraceEntry,
 } from "rollguard";
 
 const config: PolicyConfig = {
@@ -23,6 +23,8 @@ const policy = new Policy(config, 0);
 const sample: Sample = { at: 500, arm: "v2", metric: "latency_ms", value: 120 };
 const step: Step = policy.observe(sample);
 const many: Step = policy.observeMany("v2", "latency_ms", new Float64Array([600, 700]), new Float64Array([110, 130]));
+const labels: LabelColumns = { tenant: ["acme", null], tier: { codes: new Int32Array([0, -1]), categories: ["1"] } };
+const labelled: Step = policy.observeMany("v2", "latency_ms", new Float64Array([800, 900]), new Float64Array([1, 2]), labels);
 const deadline: number | null = policy.nextDeadline();
 if (deadline !== null) {
   const ticked: Step = policy.tick(deadline);
@@ -61,7 +63,7 @@ function act(d: Decision): void {
   if (d.action_id !== undefined) policy.command({ kind: "ack", at: d.at, action_id: d.action_id });
 }
 
-const events: Event[] = [...step.events, ...many.events];
+const events: Event[] = [...step.events, ...many.events, ...labelled.events];
 const status: Status = policy.status();
 const snapshot: Snapshot = policy.snapshot();
 const restored: Policy = Policy.restore(snapshot);

@@ -188,7 +188,15 @@ class Policy:
         *,
         events: Optional[Any] = None,
         total: Optional[Any] = None,
-    ) -> Step: ...
+        tenant: Optional[Any] = None,
+        tier: Optional[Any] = None,
+        agent: Optional[Any] = None,
+    ) -> Step:
+        """Records a column of samples atomically. ``tenant``, ``tier`` and ``agent``
+        are label columns, one label per row: a pandas Categorical or category Series
+        (read through its codes and categories), anything with ``codes`` and
+        ``categories`` (code -1: no label), a numpy array of strings, or a sequence of
+        strings and None. The result is that of ``observe`` of each row with its labels."""
     def tick(self, now: Time) -> Step: ...
     def command(self, kind: str, /, at: Time, **fields: Any) -> Step: ...
     def next_deadline(self) -> Optional[int]: ...

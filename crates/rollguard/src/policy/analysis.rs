@@ -29,18 +29,8 @@ impl Policy {
         scope: Option<u32>,
         mut feed: impl FnMut(&mut Detector, Side),
     ) {
-        let Some(phase) = self.current_phase() else {
+        let Some((phase, side)) = self.detector_side(arm, metric) else {
             return;
-        };
-        let role = match self.roles_in(phase) {
-            (subject, _) if subject == arm => Role::Judged,
-            (_, Some(baseline)) if baseline == arm => Role::Baseline,
-            _ => return,
-        };
-        let side = Side {
-            role,
-            share: self.judged_share(phase),
-            hist: self.plan.shapes.get(metric).and_then(|s| s.hist),
         };
         let mut scoped = scope.and_then(|s| self.state.scopes.get_mut(s as usize));
         for &g in &self.plan.observers[metric] {
@@ -51,6 +41,24 @@ impl Policy {
                 }
             }
         }
+    }
+
+    /// The current phase and the side `arm`'s samples of `metric` take in the detectors
+    /// of the gates running in it; `None` for an arm in no role (its samples feed no
+    /// detector).
+    pub(super) fn detector_side(&self, arm: &str, metric: usize) -> Option<(Phase, Side)> {
+        let phase = self.current_phase()?;
+        let role = match self.roles_in(phase) {
+            (subject, _) if subject == arm => Role::Judged,
+            (_, Some(baseline)) if baseline == arm => Role::Baseline,
+            _ => return None,
+        };
+        let side = Side {
+            role,
+            share: self.judged_share(phase),
+            hist: self.plan.shapes.get(metric).and_then(|s| s.hist),
+        };
+        Some((phase, side))
     }
 
     /// The judged arm's share of traffic as the policy set it in `phase`: the

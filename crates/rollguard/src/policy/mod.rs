@@ -2,15 +2,16 @@
 //! the reversion protocol, composed into one deterministic state machine.
 //!
 //! This file holds the state and the public API; the behaviour is split by concern:
-//! `inputs` (validating and recording), `timers` (what fires when), `analysis` (gate
-//! evaluation), `rollout` (stages), `actions` (issuing and acknowledging, automated
-//! rollbacks), `environment` (holding instead of rolling back when the stable version
-//! is degraded too), `commands` (operator inputs) and `validate` (the state's
-//! invariants).
+//! `inputs` (validating and recording), `columns` (samples as arrays, with label
+//! columns), `timers` (what fires when), `analysis` (gate evaluation), `rollout`
+//! (stages), `actions` (issuing and acknowledging, automated rollbacks), `environment`
+//! (holding instead of rolling back when the stable version is degraded too),
+//! `commands` (operator inputs) and `validate` (the state's invariants).
 
 mod actions;
 mod analysis;
 mod assignment;
+mod columns;
 mod commands;
 mod compensation;
 mod environment;
@@ -28,6 +29,7 @@ mod validate;
 use serde::{Deserialize, Serialize};
 
 pub use assignment::{AssignReason, Assignment, RoutingMode, RoutingTable, WeightChange};
+pub use columns::{LabelCodes, LabelColumn, Labels};
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
 use crate::config::{GateConfig, OnTimeout, Phase, PolicyConfig, Rule, check_label, check_text};

@@ -1,0 +1,719 @@
+//! Columns: samples of one metric on one arm given as arrays (the numpy and typed-array
+//! paths of the bindings), with optional label columns that put each row in its scope.
+//!
+//! A column is checked as a whole (branch-free passes that vectorize; rows one by one
+//! only to name the first refused one), then recorded in runs of rows that end at timer
+//! deadlines, each run into the arm's window in one pass. Label columns are
+//! dictionary-encoded, as a pandas categorical is: per row a code, an index into the
+//! column's categories. Each distinct tuple of codes is resolved to its scope id once,
+//! at its first row, so scopes are numbered in row order exactly as `observe` numbers
+//! them one sample at a time; then consecutive rows of one scope go into its windows
+//! together.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use super::*;
+use crate::input::Count;
+use crate::scope::ScopeLabel;
+use crate::stats::window::WindowShape;
+use crate::time::{Millis, run_end};
+
+/// One label's column, dictionary-encoded as a pandas categorical is: per row, the
+/// index of its label in `categories`, or `-1` for a row without the label.
+///
+/// `categories` may hold labels no row uses: only the labels of rows are checked
+/// (against `limits.label_len_max`), as [`Policy::observe`] checks a sample's.
+#[derive(Debug)]
+pub struct LabelColumn<'a, S = &'a str> {
+    /// Per row, an index into `categories`, or -1 for none.
+    pub codes: &'a [i32],
+    /// The labels the codes stand for.
+    pub categories: &'a [S],
+}
+
+impl<'a, S> LabelColumn<'a, S> {
+    /// A column of `codes` into `categories`.
+    pub fn new(codes: &'a [i32], categories: &'a [S]) -> Self {
+        Self { codes, categories }
+    }
+}
+
+// Not derived: a derive would ask `S: Copy`, and the column only borrows its `S`s.
+impl<S> Clone for LabelColumn<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for LabelColumn<'_, S> {}
+
+/// The label columns of a column of samples (see
+/// [`Policy::observe_values_labelled`]): each row's `tenant`, `tier` and `agent`, as a
+/// [`Sample`] carries them. A label without a column is missing on every row.
+#[derive(Debug)]
+pub struct Labels<'a, S = &'a str> {
+    /// The rows' tenants.
+    pub tenant: Option<LabelColumn<'a, S>>,
+    /// The rows' tiers.
+    pub tier: Option<LabelColumn<'a, S>>,
+    /// The rows' agents.
+    pub agent: Option<LabelColumn<'a, S>>,
+}
+
+impl<S> Default for Labels<'_, S> {
+    fn default() -> Self {
+        Self {
+            tenant: None,
+            tier: None,
+            agent: None,
+        }
+    }
+}
+
+impl<S> Clone for Labels<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for Labels<'_, S> {}
+
+impl<'a, S> Labels<'a, S> {
+    /// The columns with their labels' names, in the order `observe` checks them.
+    fn named(&self) -> [(ScopeLabel, &'static str, Option<LabelColumn<'a, S>>); 3] {
+        [
+            (ScopeLabel::Tenant, "tenant", self.tenant),
+            (ScopeLabel::Tier, "tier", self.tier),
+            (ScopeLabel::Agent, "agent", self.agent),
+        ]
+    }
+}
+
+/// Labels dictionary-encoded for a [`LabelColumn`], for callers holding one string (or
+/// none) per row: the categories in the order of their first row, as
+/// `pandas.factorize` gives them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LabelCodes {
+    /// Per row, an index into `categories`, or -1 for a row without the label.
+    pub codes: Vec<i32>,
+    /// The distinct labels.
+    pub categories: Vec<String>,
+}
+
+impl LabelCodes {
+    /// Encodes one label (or `None`) per row.
+    ///
+    /// # Errors
+    /// `limit_exceeded` beyond 2^31 − 1 distinct labels.
+    pub fn encode<S: AsRef<str>>(
+        labels: impl IntoIterator<Item = Option<S>>,
+    ) -> Result<Self, Error> {
+        let mut ids: BTreeMap<String, i32> = BTreeMap::new();
+        let mut out = Self::default();
+        for label in labels {
+            let code = match label {
+                None => -1,
+                Some(l) => match ids.get(l.as_ref()) {
+                    Some(&code) => code,
+                    None => {
+                        let code = i32::try_from(out.categories.len()).map_err(|_| {
+                            Error::new(
+                                ErrorCode::LimitExceeded,
+                                "",
+                                "more than 2^31 - 1 distinct labels",
+                            )
+                        })?;
+                        ids.insert(l.as_ref().to_string(), code);
+                        out.categories.push(l.as_ref().to_string());
+                        code
+                    }
+                },
+            };
+            out.codes.push(code);
+        }
+        Ok(out)
+    }
+
+    /// The column, borrowed.
+    pub fn column(&self) -> LabelColumn<'_, String> {
+        LabelColumn::new(&self.codes, &self.categories)
+    }
+}
+
+/// A key not resolved to a scope yet.
+const UNSEEN: u32 = u32::MAX;
+
+/// Keys in a dense table up to this many (or as many as rows), in a map beyond.
+const DENSE_KEYS_MAX: u128 = 1 << 16;
+
+/// The columns of the labels a policy's scopes are formed by, for one call, and the
+/// scope id of each key (a row's codes in those columns) resolved so far.
+struct RowScopes<'a, S> {
+    /// The `by` labels' columns, in `by` order, each with its stride in the key: a key
+    /// is the mixed-radix number of a row's codes.
+    by: Vec<(ScopeLabel, LabelColumn<'a, S>, u128)>,
+    ids: Ids,
+    /// The `tier` column when scopes are not formed by tier: a new scope takes the
+    /// tier of the row that creates it, as with `observe`.
+    tier: Option<LabelColumn<'a, S>>,
+    /// A key looked up in the policy's dictionary, its strings reused from one look-up
+    /// to the next (no allocation for a key the policy already holds).
+    probe: crate::scope::ScopeKey,
+}
+
+/// Scope ids by key.
+enum Ids {
+    Dense(Vec<u32>),
+    Sparse(BTreeMap<u128, u32>),
+}
+
+impl<'a, S: AsRef<str>> RowScopes<'a, S> {
+    /// The key of row `r`: `None` for a row without one of the `by` labels.
+    #[inline]
+    fn key(&self, r: usize) -> Option<u128> {
+        let mut key = 0;
+        for (_, column, stride) in &self.by {
+            let code = u128::try_from(*column.codes.get(r)?).ok()?;
+            key += code * stride;
+        }
+        Some(key)
+    }
+
+    /// Row `r`'s scope id, numbering its key's scope (in `p`, as `observe` would) at its
+    /// first row.
+    #[inline]
+    fn scope(&mut self, p: &mut Policy, r: usize) -> Option<u32> {
+        let key = self.key(r)?;
+        let id = match &mut self.ids {
+            Ids::Dense(ids) => ids.get_mut(key as usize)?,
+            Ids::Sparse(ids) => ids.entry(key).or_insert(UNSEEN),
+        };
+        if *id == UNSEEN {
+            let label = |l: ScopeLabel| {
+                let (_, c, _) = self.by.iter().find(|(by, ..)| *by == l)?;
+                let code = usize::try_from(*c.codes.get(r)?).ok()?;
+                Some(c.categories.get(code)?.as_ref())
+            };
+            let (tenant, tier, agent) = (
+                label(ScopeLabel::Tenant),
+                label(ScopeLabel::Tier),
+                label(ScopeLabel::Agent),
+            );
+            let attribute = self.tier.as_ref().and_then(|c| {
+                let code = usize::try_from(*c.codes.get(r)?).ok()?;
+                Some(c.categories.get(code)?.as_ref())
+            });
+            let tier = tier.or(attribute);
+            // A key the policy holds is found without building one (`scope_of` would
+            // allocate its strings); a new one is numbered by `scope_of`.
+            let probe = &mut self.probe;
+            reuse(&mut probe.tenant, tenant);
+            reuse(
+                &mut probe.tier,
+                tier.filter(|_| self.by.iter().any(|(l, ..)| *l == ScopeLabel::Tier)),
+            );
+            reuse(&mut probe.agent, agent);
+            *id = match p.scope_ids.get(probe) {
+                Some(&known) => known,
+                None => p.scope_of(tenant, tier, agent)?,
+            };
+        }
+        Some(*id)
+    }
+}
+
+/// Sets a probe key's label, reusing its string.
+fn reuse(slot: &mut Option<String>, label: Option<&str>) {
+    match (slot.as_mut(), label) {
+        (Some(s), Some(l)) => {
+            s.clear();
+            s.push_str(l);
+        }
+        (None, Some(l)) => *slot = Some(l.to_string()),
+        (_, None) => *slot = None,
+    }
+}
+
+impl Policy {
+    /// Records a column of value samples of one metric on one arm (the numpy or typed
+    /// array path of the bindings), atomically: if any is refused, none is recorded.
+    /// Times must not decrease. The samples carry no labels: they count overall only
+    /// (see [`Policy::observe_values_labelled`]).
+    ///
+    /// # Errors
+    /// The first sample error; its path names the column and row (`value[3]`, `at[0]`),
+    /// or `arm` / `metric`. Columns of different lengths are `invalid_value` at `value`.
+    pub fn observe_values(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[Timestamp],
+        values: &[f64],
+    ) -> Result<Step, Error> {
+        self.observe_value_column(arm, metric, at, values, &Labels::<&str>::default())
+    }
+
+    /// [`Policy::observe_values`] with the times as `f64` ms, as JavaScript numbers (a
+    /// `Float64Array`) carry them: each must be an integer, else the row is refused as
+    /// [`time_from_number`](crate::time_from_number) refuses it (`at[3]`).
+    ///
+    /// # Errors
+    /// As [`Policy::observe_values`].
+    pub fn observe_values_f64(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[f64],
+        values: &[f64],
+    ) -> Result<Step, Error> {
+        self.observe_value_column(arm, metric, at, values, &Labels::<&str>::default())
+    }
+
+    /// [`Policy::observe_values`] with label columns: row `i` is the sample `at[i]`,
+    /// `values[i]` with the labels its codes stand for, and the policy ends exactly as
+    /// if the rows came one by one through [`Policy::observe`] (the same scopes,
+    /// numbered in the same order, and the same decisions and events).
+    ///
+    /// ```
+    /// # use rollguard::{LabelColumn, Labels, Policy};
+    /// # fn run(policy: &mut Policy) -> Result<(), rollguard::Error> {
+    /// let tenants = ["acme", "globex"];
+    /// let labels = Labels {
+    ///     tenant: Some(LabelColumn::new(&[0, 1, 0, -1], &tenants)),
+    ///     ..Labels::default()
+    /// };
+    /// // The last row has no tenant: it counts overall only.
+    /// let (at, latency) = ([0, 1, 2, 3], [90.0, 120.0, 95.0, 100.0]);
+    /// let step = policy.observe_values_labelled("v2", "latency_ms", &at, &latency, &labels)?;
+    /// # let _ = step;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Policy::observe_values`], and at the label's row (`tenant[3]`):
+    /// `invalid_value` for a code that is neither -1 nor the index of a category,
+    /// `label_too_long` for a label beyond `limits.label_len_max`. A label column of
+    /// another length than `at` is `invalid_value` at its name (`tenant`). The labels are
+    /// checked before the other columns.
+    pub fn observe_values_labelled<S: AsRef<str>>(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[Timestamp],
+        values: &[f64],
+        labels: &Labels<'_, S>,
+    ) -> Result<Step, Error> {
+        self.observe_value_column(arm, metric, at, values, labels)
+    }
+
+    /// [`Policy::observe_values_labelled`] with the times as `f64` ms (see
+    /// [`Policy::observe_values_f64`]).
+    ///
+    /// # Errors
+    /// As [`Policy::observe_values_labelled`].
+    pub fn observe_values_f64_labelled<S: AsRef<str>>(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[f64],
+        values: &[f64],
+        labels: &Labels<'_, S>,
+    ) -> Result<Step, Error> {
+        self.observe_value_column(arm, metric, at, values, labels)
+    }
+
+    fn observe_value_column<T: Millis, S: AsRef<str>>(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[T],
+        values: &[f64],
+        labels: &Labels<'_, S>,
+    ) -> Result<Step, Error> {
+        same_length(at.len(), values.len(), "value")?;
+        self.check_labels(labels, at.len())?;
+        let Some((&first, &x)) = at.first().zip(values.first()) else {
+            return Ok(Out::default().into_step(self.state.now));
+        };
+        // Row 0 through the general check settles arm, metric and kind for the column;
+        // the other rows need only the cheap per-row tests.
+        let now = self.state.now;
+        let m = first
+            .exact("at")
+            .and_then(|t| self.check_parts(t, now, arm, metric, Some(x), None, None))
+            .map_err(|e| row(e, 0))?;
+        // Branch-free tests over the whole column, times and values in one pass (it
+        // vectorizes; see `Millis`); the exact error, if any, comes from the general
+        // check of the first failing row (row 0 was checked above). `<=` is false for NaN.
+        let fine = |v: f64| v.abs() <= VALUE_ABS_MAX;
+        let rows = at
+            .iter()
+            .zip(at.iter().skip(1))
+            .zip(values.iter().skip(1))
+            .fold(true, |ok, ((&a, &b), &v)| ok & T::pair_fine(a, b) & fine(v));
+        let last = at.last().copied().unwrap_or(first);
+        if !(rows && T::ends_fine(first, last)) {
+            let mut prev = first.ms();
+            for i in 1..at.len() {
+                at[i]
+                    .exact("at")
+                    .and_then(|t| {
+                        self.check_parts(t, prev, arm, metric, Some(values[i]), None, None)?;
+                        prev = t;
+                        Ok(())
+                    })
+                    .map_err(|e| row(e, i))?;
+            }
+        }
+        self.check_column_room(arm, m, at)?;
+        let mut out = Out::default();
+        let record = |w: &mut Window, shape, rows: Range<usize>| {
+            w.add_values(shape, &at[rows.clone()], &values[rows]);
+        };
+        let feed = |d: &mut Detector, role, rows: Range<usize>| {
+            for (t, &x) in at[rows.clone()].iter().zip(&values[rows]) {
+                d.observe_value(role, t.ms(), x);
+            }
+        };
+        let scopes = self.row_scopes(labels, at.len());
+        self.record_column(arm, m, at, scopes, &mut out, record, feed);
+        self.debug_validate();
+        Ok(out.into_step(self.state.now))
+    }
+
+    /// Records a column of count samples (`events` out of `totals`) of one metric on one
+    /// arm, atomically, as [`Policy::observe_values`] does.
+    ///
+    /// # Errors
+    /// As [`Policy::observe_values`] (`events[3]`, `total[3]`, …).
+    pub fn observe_counts(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[Timestamp],
+        events: &[i64],
+        totals: &[i64],
+    ) -> Result<Step, Error> {
+        let labels = Labels::<&str>::default();
+        self.observe_count_column(arm, metric, at, events, totals, &labels)
+    }
+
+    /// [`Policy::observe_counts`] with times and counts as `f64`, as JavaScript numbers
+    /// carry them: each must be an integer, else the row is refused as
+    /// [`time_from_number`](crate::time_from_number) and
+    /// [`count_from_number`](crate::count_from_number) refuse it.
+    ///
+    /// # Errors
+    /// As [`Policy::observe_counts`].
+    pub fn observe_counts_f64(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[f64],
+        events: &[f64],
+        totals: &[f64],
+    ) -> Result<Step, Error> {
+        let labels = Labels::<&str>::default();
+        self.observe_count_column(arm, metric, at, events, totals, &labels)
+    }
+
+    /// [`Policy::observe_counts`] with label columns, as
+    /// [`Policy::observe_values_labelled`].
+    ///
+    /// # Errors
+    /// As [`Policy::observe_counts`] and [`Policy::observe_values_labelled`].
+    pub fn observe_counts_labelled<S: AsRef<str>>(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[Timestamp],
+        events: &[i64],
+        totals: &[i64],
+        labels: &Labels<'_, S>,
+    ) -> Result<Step, Error> {
+        self.observe_count_column(arm, metric, at, events, totals, labels)
+    }
+
+    /// [`Policy::observe_counts_labelled`] with times and counts as `f64` (see
+    /// [`Policy::observe_counts_f64`]).
+    ///
+    /// # Errors
+    /// As [`Policy::observe_counts_labelled`].
+    pub fn observe_counts_f64_labelled<S: AsRef<str>>(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[f64],
+        events: &[f64],
+        totals: &[f64],
+        labels: &Labels<'_, S>,
+    ) -> Result<Step, Error> {
+        self.observe_count_column(arm, metric, at, events, totals, labels)
+    }
+
+    fn observe_count_column<T: Millis, N: Count, S: AsRef<str>>(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[T],
+        events: &[N],
+        totals: &[N],
+        labels: &Labels<'_, S>,
+    ) -> Result<Step, Error> {
+        same_length(at.len(), events.len(), "events")?;
+        same_length(at.len(), totals.len(), "total")?;
+        self.check_labels(labels, at.len())?;
+        let Some(&first) = at.first() else {
+            return Ok(Out::default().into_step(self.state.now));
+        };
+        // Row `i` through the general check, with the time it must not be before: its
+        // time and the metric's index.
+        let check = |p: &Self, i: usize, prev: Timestamp| {
+            let t = at[i].exact("at")?;
+            let e = events[i].exact("events")?;
+            let n = totals[i].exact("total")?;
+            let m = p.check_parts(t, prev, arm, metric, None, Some(e), Some(n))?;
+            Ok((t, m))
+        };
+        let now = self.state.now;
+        let (_, m) = check(self, 0, now).map_err(|e| row(e, 0))?;
+        // As for values: one branch-free pass, then rows one by one only on refusal.
+        let rows = at
+            .iter()
+            .zip(at.iter().skip(1))
+            .zip(events.iter().zip(totals).skip(1))
+            .fold(true, |ok, ((&a, &b), (&e, &n))| {
+                ok & T::pair_fine(a, b) & N::pair_fine(e, n)
+            });
+        let last = at.last().copied().unwrap_or(first);
+        if !(rows && T::ends_fine(first, last)) {
+            let mut prev = first.ms();
+            for i in 1..at.len() {
+                (prev, _) = check(self, i, prev).map_err(|e| row(e, i))?;
+            }
+        }
+        self.check_column_room(arm, m, at)?;
+        let mut out = Out::default();
+        let record = |w: &mut Window, shape, rows: Range<usize>| {
+            w.add_counts(
+                shape,
+                &at[rows.clone()],
+                &events[rows.clone()],
+                &totals[rows],
+            );
+        };
+        let feed = |d: &mut Detector, role, rows: Range<usize>| {
+            let counts = events[rows.clone()].iter().zip(&totals[rows.clone()]);
+            for (t, (e, n)) in at[rows].iter().zip(counts) {
+                d.observe_count(role, t.ms(), e.get(), n.get());
+            }
+        };
+        let scopes = self.row_scopes(labels, at.len());
+        self.record_column(arm, m, at, scopes, &mut out, record, feed);
+        self.debug_validate();
+        Ok(out.into_step(self.state.now))
+    }
+
+    /// Checks label columns of `rows` rows: their lengths, their codes, and the labels
+    /// rows use (as `observe` checks a sample's), naming the first row refused.
+    fn check_labels<S: AsRef<str>>(
+        &self,
+        labels: &Labels<'_, S>,
+        rows: usize,
+    ) -> Result<(), Error> {
+        let max = self.config.limits.label_len_max;
+        for (_, name, column) in labels.named() {
+            let Some(c) = column else {
+                continue;
+            };
+            same_length(rows, c.codes.len(), name)?;
+            // A code is -1 or below the number of categories: with one added, as u32, it
+            // is at most that number (one branch-free pass; -2 and below wrap to 2^31 or
+            // more, and no code is an index beyond 2^31 - 1).
+            let n = c.categories.len();
+            let bound = n.min(1 << 31) as u32;
+            let fine = |code: i32| code.wrapping_add(1) as u32 <= bound;
+            if !c.codes.iter().fold(true, |ok, &code| ok & fine(code)) {
+                if let Some((i, code)) = c.codes.iter().enumerate().find(|(_, c)| !fine(**c)) {
+                    return Err(Error::new(
+                        ErrorCode::InvalidValue,
+                        format!("{name}[{i}]"),
+                        format!("code {code} is neither -1 nor the index of one of {n} categories"),
+                    ));
+                }
+            }
+            // Every category is checked, but refused only if a row has it.
+            let refused: Vec<Option<Error>> = c
+                .categories
+                .iter()
+                .map(|l| check_label(l.as_ref(), max, name, true).err())
+                .collect();
+            if refused.iter().any(Option::is_some) {
+                let first = c.codes.iter().enumerate().find_map(|(i, &code)| {
+                    let e = refused.get(usize::try_from(code).ok()?)?.as_ref()?;
+                    Some(row(e.clone(), i))
+                });
+                if let Some(e) = first {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The columns of checked `labels` that form the policy's scopes: `None` without
+    /// `scopes` in the config, or when a `by` label has no column (no row has a scope).
+    fn row_scopes<'a, S: AsRef<str>>(
+        &self,
+        labels: &Labels<'a, S>,
+        rows: usize,
+    ) -> Option<RowScopes<'a, S>> {
+        let plan = self.plan.scopes.as_ref()?;
+        let named = labels.named();
+        let mut by = Vec::with_capacity(plan.by.len());
+        let mut keys: u128 = 1;
+        for label in &plan.by {
+            let (_, _, column) = named.iter().find(|(l, ..)| l == label)?;
+            let column = (*column)?;
+            by.push((*label, column, keys));
+            // At most 2^31 categories count (codes are i32), so three labels' keys stay
+            // below 2^93.
+            keys *= column.categories.len().min(1 << 31) as u128;
+        }
+        let ids = if keys <= DENSE_KEYS_MAX.max(rows as u128) {
+            Ids::Dense(vec![UNSEEN; keys as usize])
+        } else {
+            Ids::Sparse(BTreeMap::new())
+        };
+        let tier = if plan.by.contains(&ScopeLabel::Tier) {
+            None
+        } else {
+            named
+                .iter()
+                .find(|(l, ..)| *l == ScopeLabel::Tier)
+                .and_then(|(_, _, c)| *c)
+        };
+        Some(RowScopes {
+            by,
+            ids,
+            tier,
+            probe: crate::scope::ScopeKey::default(),
+        })
+    }
+
+    /// Records validated column rows in runs that end at timer deadlines: the timers
+    /// fire before the first row at or after them, exactly as when the rows come one by
+    /// one, and each run goes into the window in one pass. With `scopes`, each row goes
+    /// into its scope's windows and detectors as well.
+    #[allow(clippy::too_many_arguments)]
+    fn record_column<T: Millis, S: AsRef<str>>(
+        &mut self,
+        arm: &str,
+        metric: usize,
+        at: &[T],
+        mut scopes: Option<RowScopes<'_, S>>,
+        out: &mut Out,
+        mut record: impl FnMut(&mut Window, WindowShape, Range<usize>),
+        mut feed: impl FnMut(&mut Detector, Side, Range<usize>),
+    ) {
+        let shape = self.plan.shapes[metric];
+        let mut i = 0;
+        while let Some(t) = at.get(i).map(|t| t.ms()) {
+            if let Some(s) = scopes.as_mut() {
+                // As `observe` does: a new scope is numbered before the timers due at
+                // its first sample's time fire.
+                let _ = s.scope(self, i);
+            }
+            if self.next_deadline().is_some_and(|d| d <= t) {
+                self.advance(t, out);
+            }
+            let end = match self.next_deadline() {
+                Some(d) if d > t => run_end(at, i, d),
+                Some(_) => i + 1, // never happens: `advance` fired everything due
+                None => at.len(),
+            };
+            // The live arms change only when timers fire or commands run, so one look-up
+            // serves the whole run; samples of versions that are not live are ignored.
+            if let Some(w) = self.window_mut(arm, metric) {
+                record(w, shape, i..end);
+            }
+            if !self.plan.observers[metric].is_empty() {
+                self.observe_samples(arm, metric, None, |d, role| feed(d, role, i..end));
+            }
+            if let Some(s) = scopes.as_mut() {
+                self.record_scoped(arm, metric, s, i..end, &mut record, &mut feed);
+            }
+            self.state.now = at[end - 1].ms();
+            i = end;
+        }
+    }
+
+    /// Records a run of rows (one between timers) in their scopes' windows and
+    /// detectors, consecutive rows of one scope together, numbering new scopes in row
+    /// order (also for an arm that is not live, as `observe` does).
+    fn record_scoped<S: AsRef<str>>(
+        &mut self,
+        arm: &str,
+        metric: usize,
+        scopes: &mut RowScopes<'_, S>,
+        rows: Range<usize>,
+        record: &mut impl FnMut(&mut Window, WindowShape, Range<usize>),
+        feed: &mut impl FnMut(&mut Detector, Side, Range<usize>),
+    ) {
+        let shape = self.plan.shapes[metric];
+        let live = self.state.arms.iter().position(|a| a.version == arm);
+        // The gates whose detectors take these rows, as `observe_samples` picks them.
+        let detectors = match self.detector_side(arm, metric) {
+            Some((phase, side)) => {
+                let gates = &self.config.gates;
+                let observers = self.plan.observers[metric].iter().copied();
+                let running: Vec<usize> = observers
+                    .filter(|&g| gates[g].phases.contains(&phase))
+                    .collect();
+                Some((side, running))
+            }
+            None => None,
+        };
+        let mut r = rows.start;
+        let mut scope = scopes.scope(self, r);
+        while r < rows.end {
+            let mut end = r + 1;
+            let mut next = None;
+            while end < rows.end {
+                next = scopes.scope(self, end);
+                if next != scope {
+                    break;
+                }
+                end += 1;
+            }
+            if let Some(s) = scope {
+                if let Some(w) = live.and_then(|a| self.scoped_window_at(a, s, metric)) {
+                    record(w, shape, r..end);
+                }
+                if let Some((side, gates)) = &detectors {
+                    if let Some(states) = self.state.scopes.get_mut(s as usize) {
+                        for &g in gates {
+                            feed(&mut states.gates[g].detector, *side, r..end);
+                        }
+                    }
+                }
+            }
+            r = end;
+            scope = next;
+        }
+    }
+
+    /// `scoped_window_mut` for the arm at index `arm` (found once per run).
+    fn scoped_window_at(&mut self, arm: usize, scope: u32, metric: usize) -> Option<&mut Window> {
+        let shapes = &self.plan.shapes;
+        let arm = self.state.arms.get_mut(arm)?;
+        let s = scope as usize;
+        if arm.scoped.len() <= s {
+            arm.scoped.resize(s + 1, None);
+        }
+        let windows =
+            arm.scoped[s].get_or_insert_with(|| shapes.iter().map(|s| Window::new(*s)).collect());
+        windows.get_mut(metric)
+    }
+}
