@@ -86,6 +86,14 @@ impl Policy {
     }
 
     /// A gate's state overall or in `scope`.
+    fn gate_state(&self, scope: Option<u32>, gate: usize) -> &GateState {
+        match scope {
+            Some(s) => &self.state.scopes[s as usize].gates[gate],
+            None => &self.state.gates[gate],
+        }
+    }
+
+    /// [`Policy::gate_state`], to change.
     fn gate_state_mut(&mut self, scope: Option<u32>, gate: usize) -> &mut GateState {
         match scope {
             Some(s) => &mut self.state.scopes[s as usize].gates[gate],
@@ -182,6 +190,9 @@ impl Policy {
             .filter(|r| r.tripped && !r.dry_run)
             .cloned()
             .collect();
+        let below_impact = !tripped.is_empty()
+            && tripped.iter().all(|r| r.scope.is_some())
+            && !self.impact_met(&tripped, &reports);
         out.event(
             now,
             EventKind::Analysis {
@@ -197,7 +208,7 @@ impl Policy {
             }
             return;
         }
-        if tripped.iter().all(|r| r.scope.is_some()) && !self.impact_met(&tripped, now) {
+        if below_impact {
             self.hold_for_scopes(now, tripped, out);
             return;
         }
@@ -294,10 +305,7 @@ impl Policy {
                 st.detector.judge(gate, readings, hist, now)
             };
             let alpha = self.plan.scopes.as_ref().and(crate::plan::alpha_of(gate));
-            let st = match scope {
-                Some(s) => &self.state.scopes[s as usize].gates[i],
-                None => &self.state.gates[i],
-            };
+            let st = self.gate_state(scope, i);
             let first_failure =
                 judgement.verdict == Verdict::Fail && st.failing_since.is_none() && !st.tripped();
             let onset = match judgement.onset {

@@ -64,8 +64,9 @@ impl Policy {
     }
 
     /// Whether gates tripped in scopes (`tripped`, every one a scope's report) meet
-    /// the impact rule: any tripped scope without one.
-    pub(super) fn impact_met(&self, tripped: &[GateReport], now: Timestamp) -> bool {
+    /// the impact rule, given the same evaluation's `overall` reports (whose samples a
+    /// traffic share is of): any tripped scope without a rule.
+    pub(super) fn impact_met(&self, tripped: &[GateReport], overall: &[GateReport]) -> bool {
         let Some(rule) = self.config.scopes.as_ref().and_then(|s| s.impact.as_ref()) else {
             return true;
         };
@@ -86,28 +87,16 @@ impl Policy {
             .scopes_min
             .is_some_and(|k| scopes.len() as u64 >= u64::from(k));
         let by_traffic = rule.traffic_min.is_some_and(|x| {
-            self.config.gates.iter().enumerate().any(|(i, g)| {
+            overall.iter().any(|o| {
                 let share: u64 = tripped
                     .iter()
-                    .filter(|r| r.gate == g.name)
+                    .filter(|r| r.gate == o.gate)
                     .map(|r| r.samples)
                     .sum();
-                let all = self.overall_samples(i, now);
-                all > 0 && share as f64 >= x * all as f64
+                o.samples > 0 && share as f64 >= x * o.samples as f64
             })
         });
         by_tier || by_count || by_traffic
-    }
-
-    /// The samples gate `gate` judged overall at the evaluation just made: its
-    /// subject's window evidence.
-    fn overall_samples(&self, gate: usize, now: Timestamp) -> u64 {
-        let Some(phase) = self.current_phase() else {
-            return 0;
-        };
-        let (subject, _) = self.arms_in(phase);
-        let m = self.plan.gate_metric[gate];
-        self.reading(&subject, None, m, gate, now).evidence
     }
 
     /// Gates tripped in scopes below the impact rule: the rollout holds at its step,
