@@ -75,7 +75,7 @@ pub(crate) fn read_text(path: &Path, max: u64) -> Result<String, CliError> {
 }
 
 /// A file (or stdin for `-`) to read, and its size (0 for stdin).
-fn open(path: &Path) -> Result<(Box<dyn BufRead>, u64), CliError> {
+pub(crate) fn open(path: &Path) -> Result<(Box<dyn BufRead>, u64), CliError> {
     if path == Path::new("-") {
         return Ok((Box::new(std::io::stdin().lock()), 0));
     }
@@ -440,7 +440,7 @@ pub(crate) fn status_line(status: &Status, clock: impl Fn(Timestamp) -> String) 
 }
 
 /// A progress bar on stderr, only when stderr is a terminal and the work is long.
-fn progress_bar(len: u64, min: u64, template: &str) -> Option<ProgressBar> {
+pub(crate) fn progress_bar(len: u64, min: u64, template: &str) -> Option<ProgressBar> {
     if len < min || !std::io::stderr().is_terminal() {
         return None;
     }
@@ -451,7 +451,7 @@ fn progress_bar(len: u64, min: u64, template: &str) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn finish_bar(bar: Option<ProgressBar>) {
+pub(crate) fn finish_bar(bar: Option<ProgressBar>) {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

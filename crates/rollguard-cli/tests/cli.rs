@@ -827,3 +827,138 @@ fn import_kayenta_prints_metrics_gates_and_warnings_or_the_error() {
         stderr(&out)
     );
 }
+
+/// The bundled demo scenario's path.
+fn demo_path() -> String {
+    format!(
+        "{}/../../examples/scenarios/demo.json",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn backtest_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["backtest", "--json"];
+    all.extend_from_slice(args);
+    let out = rollguard(&all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("one JSON report")
+}
+
+#[test]
+fn backtest_of_the_demo_policy_on_its_stable_traffic() {
+    let demo = demo_path();
+    let common = [
+        "--scenario",
+        demo.as_str(),
+        "--candidate",
+        "v2",
+        "--traffic",
+        "duplicate",
+        "--replications",
+        "8",
+        "--block-ms",
+        "600000",
+        "--seed",
+        "7",
+    ];
+    // The null: v2 is v1's own traffic resampled; the policy promotes it.
+    let null = backtest_json(&common);
+    assert_eq!(null["replications"], 8);
+    assert_eq!(null["injected"], false);
+    let outcomes = null["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 8);
+    let rolled = outcomes
+        .iter()
+        .filter(|o| o.get("rollback").is_some())
+        .count();
+    assert_eq!(null["false_rollbacks"]["count"], rolled);
+    assert_eq!(null["promoted"].as_u64().unwrap() as usize + rolled, 8);
+
+    // A 1.5 × latency regression from a random onset: caught after its onset, and
+    // the Markdown table says so.
+    let inject = r#"{"metric": "latency_ms", "change": {"kind": "ratio", "factor": 1.5},
+                     "onset_ms": 600000, "onset_max_ms": 2400000}"#;
+    let mut args = common.to_vec();
+    args.extend(["--inject", inject]);
+    let caught = backtest_json(&args);
+    assert_eq!(caught["detected"]["count"], 8);
+    for o in caught["outcomes"].as_array().unwrap() {
+        let (onset, at) = (
+            o["onset"].as_u64().unwrap(),
+            o["rollback"]["at"].as_u64().unwrap(),
+        );
+        assert!(at > onset, "{o}");
+        assert_eq!(o["rollback"]["reason"], "gate_failed");
+    }
+    let mut md = vec!["backtest"];
+    md.extend(args.iter().copied());
+    let table = stdout(&rollguard(&md));
+    assert!(table.starts_with("| measure | result |"), "{table}");
+    assert!(
+        table.contains("| regressions caught | 8 of 8 (100.0 %"),
+        "{table}"
+    );
+
+    // The same seed gives the same report; another seed another one.
+    assert_eq!(backtest_json(&args), caught);
+    let mut other = args.clone();
+    other[11] = "8";
+    assert_ne!(backtest_json(&other)["outcomes"], caught["outcomes"]);
+}
+
+#[test]
+fn backtest_refuses_a_spec_that_does_not_fit_with_exit_code_2() {
+    let demo = demo_path();
+    let out = rollguard(&["backtest", "--scenario", &demo, "--candidate", "v9"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown_reference at candidate"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rollguard(&[
+        "backtest",
+        "--scenario",
+        &demo,
+        "--candidate",
+        "v2",
+        "--inject",
+        "{",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid_json at --inject"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rollguard(&["backtest", "--scenario", &demo, "--replications", "0"]);
+    assert!(
+        stderr(&out).contains("invalid_value at replications"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn backtest_of_a_recorded_canary_from_a_csv_file() {
+    let policy = scratch("backtest-policy.json", POLICY);
+    let csv = scratch("backtest-metrics.csv", &metrics_csv());
+    let (policy, csv) = (policy.to_str().unwrap(), csv.to_str().unwrap());
+    let report = backtest_json(&[
+        "--policy",
+        policy,
+        "--samples",
+        csv,
+        "--recorded-candidate",
+        "v2",
+    ]);
+    // v2's recorded latency triples at 1 100 000 ms, and the policy rolls it back on
+    // its p95 gate; without a declared onset that counts as a false rollback.
+    let rollback = &report["outcomes"][0]["rollback"];
+    assert!(rollback["at"].as_u64().unwrap() > 1_100_000, "{report}");
+    assert_eq!(rollback["gates"], serde_json::json!(["p95"]));
+    assert_eq!(report["false_by_gate"]["p95"], 1);
+    assert_eq!(report["false_by_reason"]["gate_failed"], 1);
+    assert_eq!(report["refused"], 0);
+    assert_eq!(report["promoted"], 0);
+}

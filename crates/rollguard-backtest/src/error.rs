@@ -1,0 +1,48 @@
+//! The backtest's error: a stable snake_case code, a path and a message, as the core's.
+
+use serde::Serialize;
+
+/// Why a backtest could not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{code} at {path}: {message}")]
+pub struct BacktestError {
+    /// Stable code: the core's codes for a policy's errors, else `invalid_json`,
+    /// `invalid_value`, `unknown_reference` or `empty_recording`.
+    pub code: String,
+    /// The field or input at fault.
+    pub path: String,
+    /// What is wrong, for a human.
+    pub message: String,
+}
+
+impl BacktestError {
+    pub(crate) fn new(code: &str, path: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid(path: &str, what: &str) -> Self {
+        Self::new("invalid_value", path, what)
+    }
+
+    pub(crate) fn json(what: &str, e: &serde_json::Error) -> Self {
+        Self::new("invalid_json", what, e.to_string())
+    }
+}
+
+impl From<rollguard::Error> for BacktestError {
+    fn from(e: rollguard::Error) -> Self {
+        let code = serde_json::to_value(e.code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        Self {
+            code,
+            path: e.path.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
