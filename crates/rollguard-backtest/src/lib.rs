@@ -40,6 +40,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod calibrate;
 mod error;
 mod recording;
 mod report;
@@ -47,6 +48,7 @@ mod rng;
 mod run;
 mod spec;
 
+pub use calibrate::{CalibrateSpec, Calibration, Trial, calibrate};
 pub use error::BacktestError;
 pub use recording::Recording;
 pub use report::{Rate, Report, Spread};

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use rollguard::{Input, PolicyConfig, Sample};
-use rollguard_backtest::{BacktestSpec, Recording, Report, Resample, Traffic, run_replication};
+use rollguard_backtest::{
+    BacktestSpec, CalibrateSpec, Recording, Report, Resample, Traffic, Trial, run_replication,
+};
 
 use crate::error::CliError;
 use crate::replay::{finish_bar, open, progress_bar, read_text};
@@ -77,24 +79,29 @@ enum TrafficArg {
     Duplicate,
 }
 
+/// What `calibrate` was asked: a backtest's arguments, and the gate and target.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CalibrateArgs {
+    #[command(flatten)]
+    backtest: BacktestArgs,
+    /// The gate, by name
+    #[arg(long)]
+    gate: String,
+    /// The false-rollback rate to meet: the share of null replications rolled back
+    /// naming the gate
+    #[arg(long, default_value_t = 0.05)]
+    target: f64,
+    /// The setting searched: a bound of the gate's rule (max, min, max_ratio,
+    /// min_ratio, max_increase, max_decrease) or consecutive (default: the rule's one
+    /// bound)
+    #[arg(long)]
+    parameter: Option<String>,
+}
+
 /// Runs the backtest and prints its report.
 pub(crate) fn run(args: &BacktestArgs) -> Result<(), CliError> {
     let spec = spec(args)?;
-    let (config, recording) = match (&args.scenario, &args.policy, &args.samples) {
-        (Some(path), _, _) => from_scenario(path)?,
-        (None, Some(policy), Some(samples)) => (
-            PolicyConfig::from_json(&read_text(policy, args.max_input_bytes)?)?,
-            read_recording(samples, args.format, args.max_input_bytes)?,
-        ),
-        // clap's `required_unless_present` and `requires` rule this out.
-        _ => {
-            return Err(CliError::bad_input(
-                "usage",
-                "",
-                "give --scenario, or --policy and --samples",
-            ));
-        }
-    };
+    let (config, recording) = source(args)?;
     let bar = progress_bar(
         u64::from(spec.replications),
         2,
@@ -118,6 +125,78 @@ pub(crate) fn run(args: &BacktestArgs) -> Result<(), CliError> {
         print!("{}", report.to_markdown());
     }
     Ok(())
+}
+
+/// Runs the calibration and prints what it found.
+pub(crate) fn calibrate(args: &CalibrateArgs) -> Result<(), CliError> {
+    let spec = spec(&args.backtest)?;
+    let (config, recording) = source(&args.backtest)?;
+    let what = CalibrateSpec {
+        gate: args.gate.clone(),
+        target: args.target,
+        parameter: args.parameter.clone(),
+    };
+    let c =
+        rollguard_backtest::calibrate(&config, &recording, &spec, &what).map_err(backtest_error)?;
+    if args.backtest.json {
+        println!("{}", serde_json::to_string_pretty(&c).unwrap_or_default());
+        return Ok(());
+    }
+    let pct = |x: f64| format!("{:.1} %", x * 100.0);
+    let rate = |t: &Trial| {
+        format!(
+            "{} (95 % CI {} – {}, {} of {})",
+            pct(t.rate.rate),
+            pct(t.rate.low),
+            pct(t.rate.high),
+            t.rate.count,
+            t.rate.of
+        )
+    };
+    let (gate, p) = (&c.gate, &c.parameter);
+    if p == "alpha" {
+        println!(
+            "{gate}: a statistical gate at alpha {}: realised false-rollback rate {} on the null: {}",
+            c.result.value,
+            rate(&c.result),
+            if c.met {
+                "within its alpha"
+            } else {
+                "ABOVE its alpha"
+            }
+        );
+    } else {
+        println!(
+            "{gate}.{p} as configured: {} → {}",
+            c.configured.value,
+            rate(&c.configured)
+        );
+        println!(
+            "{gate}.{p} = {} meets the target {}: {} ({} values tried)",
+            c.result.value,
+            pct(c.target),
+            rate(&c.result),
+            c.trials.len()
+        );
+    }
+    Ok(())
+}
+
+/// The policy and the recording the arguments name.
+fn source(args: &BacktestArgs) -> Result<(PolicyConfig, Recording), CliError> {
+    match (&args.scenario, &args.policy, &args.samples) {
+        (Some(path), _, _) => from_scenario(path),
+        (None, Some(policy), Some(samples)) => Ok((
+            PolicyConfig::from_json(&read_text(policy, args.max_input_bytes)?)?,
+            read_recording(samples, args.format, args.max_input_bytes)?,
+        )),
+        // clap's `required_unless_present` and `requires` rule this out.
+        _ => Err(CliError::bad_input(
+            "usage",
+            "",
+            "give --scenario, or --policy and --samples",
+        )),
+    }
 }
 
 fn backtest_error(e: rollguard_backtest::BacktestError) -> CliError {

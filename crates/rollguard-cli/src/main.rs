@@ -33,7 +33,8 @@ use crate::samples::{DEFAULT_MAX_INPUT_BYTES, Format};
         rollguard replay incident.json --summary        replay a scenario, trace as JSON lines\n  \
         rollguard replay --policy policy.json --samples metrics.csv\n  \
         rollguard validate policy.json\n  \
-        rollguard backtest --policy policy.json --samples metrics.csv --replications 200 --block-ms 600000\n\n\
+        rollguard backtest --policy policy.json --samples metrics.csv --replications 200 --block-ms 600000\n  \
+        rollguard calibrate --policy policy.json --samples metrics.csv --gate p95 --target 0.01\n\n\
         Exit codes: 0 ok, 2 bad input (with replay --strict: any refused input), 1 I/O failure."
 )]
 struct Cli {
@@ -85,6 +86,16 @@ enum Command {
         progress bar shows on a terminal."
     )]
     Backtest(backtest::BacktestArgs),
+    /// Calibrate a gate on recorded traffic: the bound that meets a false-rollback target
+    #[command(
+        long_about = "Backtest the null (no injection) with one setting of one gate varied, \
+        and find the tightest value that keeps the share of replications rolled back by that \
+        gate at or under --target: a threshold rule's bound (bracketed, then bisected) or its \
+        persistence's consecutive (counted up). A statistical gate is checked instead: its \
+        realised false-rollback rate, with its 95 % interval, against its nominal alpha.\n\n\
+        Takes every argument of backtest but --inject."
+    )]
+    Calibrate(backtest::CalibrateArgs),
     /// Replay the bundled demo and tell its story: a regression caught and rolled back
     #[command(
         long_about = "Replay the bundled demo scenario (three rollouts of a support \
@@ -281,6 +292,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Backtest(args) => backtest::run(&args),
+        Command::Calibrate(args) => backtest::calibrate(&args),
         Command::Demo(args) => demo::run(
             if args.statistical {
                 demo::STATISTICAL_JSON

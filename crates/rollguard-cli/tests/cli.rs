@@ -962,3 +962,60 @@ fn backtest_of_a_recorded_canary_from_a_csv_file() {
     assert_eq!(report["refused"], 0);
     assert_eq!(report["promoted"], 0);
 }
+
+#[test]
+fn calibrate_finds_the_tightest_ratio_a_recorded_null_allows() {
+    // Twenty minutes of v1's p95 latency scraped every 5 s: 100 ms, ± 8 % in a
+    // repeating pattern.
+    let mut csv = String::from("at,arm,metric,value\n");
+    for i in 0..240u64 {
+        let wobble = [0, 5, -3, 8, -6, 2, -8, 4, 7, -5, 1, -2][(i * 7 % 12) as usize];
+        csv.push_str(&format!(
+            "{},v1,latency_ms,{}\n",
+            1_000_000 + i * 5_000,
+            100 + wobble
+        ));
+    }
+    let policy = scratch("calibrate-policy.json", POLICY);
+    let csv = scratch("calibrate-null.csv", &csv);
+    let (policy, csv) = (policy.to_str().unwrap(), csv.to_str().unwrap());
+    let args = [
+        "calibrate",
+        "--policy",
+        policy,
+        "--samples",
+        csv,
+        "--traffic",
+        "duplicate",
+        "--replications",
+        "6",
+        "--block-ms",
+        "120000",
+        "--gate",
+        "p95",
+        "--target",
+        "0.2",
+    ];
+    let mut json = args.to_vec();
+    json.push("--json");
+    let out = rollguard(&json);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let c: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(c["parameter"], "max_ratio");
+    assert_eq!(c["configured"]["value"], 1.3);
+    let found = c["result"]["value"].as_f64().unwrap();
+    assert!(
+        c["met"].as_bool().unwrap() && found < 1.3 && found > 1.0,
+        "{c}"
+    );
+    // A tighter ratio tried fails the target.
+    let trials = c["trials"].as_array().unwrap();
+    assert!(
+        trials.iter().any(|t| {
+            t["value"].as_f64().unwrap() < found && t["rate"]["rate"].as_f64().unwrap() > 0.2
+        }),
+        "{c}"
+    );
+    let text = stdout(&rollguard(&args));
+    assert!(text.contains("p95.max_ratio as configured: 1.3"), "{text}");
+}
