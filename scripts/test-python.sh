@@ -42,18 +42,24 @@ echo "== stubtest"
 # The installed package type-checks strictly against its own stubs.
 (cd "$ROOT/target" && python -m mypy --strict --cache-dir "$ROOT/target/mypy-cache" -p rollguard)
 
-echo "== notebook"
+echo "== notebooks"
 python -m ipykernel install --sys-prefix --name rollguard-test >/dev/null
 NB_OUT=$(mktemp -d)
-python - "$ROOT/examples/python/property_test_policy.ipynb" "$NB_OUT" <<'PY'
+# The notebooks find the bundled scenarios through ROLLGUARD_REPO (run by hand from
+# examples/python, they find them relative to it).
+ROLLGUARD_REPO=$ROOT python - "$NB_OUT" "$ROOT"/examples/python/property_test_policy.ipynb \
+  "$ROOT"/examples/python/backtest_policy.ipynb <<'PY'
+import os
 import sys
 
 import nbformat
 from nbclient import NotebookClient
 
-path, out = sys.argv[1], sys.argv[2]
-nb = nbformat.read(path, as_version=4)
-NotebookClient(nb, timeout=600, kernel_name="rollguard-test", resources={"metadata": {"path": out}}).execute()
-nbformat.write(nb, f"{out}/executed.ipynb")
-print(f"notebook executed: {len(nb.cells)} cells, outputs in {out}")
+out, paths = sys.argv[1], sys.argv[2:]
+for path in paths:
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="rollguard-test", resources={"metadata": {"path": out}}).execute()
+    name = os.path.basename(path)
+    nbformat.write(nb, f"{out}/{name}")
+    print(f"notebook {name} executed: {len(nb.cells)} cells, outputs in {out}")
 PY

@@ -1409,18 +1409,23 @@ impl PyPolicy {
 /// of the trace; a bad scenario or config raises `ConfigError`.
 #[pyfunction]
 fn replay(py: Python<'_>, scenario: &Bound<'_, PyAny>) -> PyResult<Vec<PyTraceEntry>> {
-    let scenario = if let Ok(text) = scenario.cast::<PyString>() {
-        let text = text.to_cow()?;
-        core(py, Api::Config, || rg::Scenario::from_json(&text))?
-    } else {
-        let value = value_of(scenario, Api::Config)?;
-        core(py, Api::Config, || rg::Scenario::from_value(value))?
-    };
+    let scenario = scenario_of(scenario)?;
     let trace = core(py, Api::Config, || rg::replay(&scenario))?;
     Ok(trace
         .into_iter()
         .map(|inner| PyTraceEntry { inner })
         .collect())
+}
+
+/// A scenario given as a dict or as its JSON text; refused as `ConfigError`.
+fn scenario_of(scenario: &Bound<'_, PyAny>) -> PyResult<rg::Scenario> {
+    let py = scenario.py();
+    if let Ok(text) = scenario.cast::<PyString>() {
+        let text = text.to_cow()?;
+        return core(py, Api::Config, || rg::Scenario::from_json(&text));
+    }
+    let value = value_of(scenario, Api::Config)?;
+    core(py, Api::Config, || rg::Scenario::from_value(value))
 }
 
 // ------------------------------------------------------------------ kayenta
@@ -1549,6 +1554,330 @@ fn salt_for(
     Ok(rg::salt_for(policy_name, version_id, seq).to_hex())
 }
 
+// ------------------------------------------------------------------ backtest
+
+/// A backtest's refusal, with the backtest's code and path: `ConfigError` for a spec (a
+/// backtest spec is configuration), `InputError` for a recording.
+fn backtest_err(py: Python<'_>, e: &rollguard_backtest::BacktestError) -> PyErr {
+    backtest_err_as(py, Api::Config, e)
+}
+
+fn backtest_err_as(py: Python<'_>, api: Api, e: &rollguard_backtest::BacktestError) -> PyErr {
+    let exc = (|| -> PyResult<Bound<'_, PyAny>> {
+        let errs = errors(py)?;
+        let ty = if matches!(api, Api::Input) {
+            &errs.input
+        } else {
+            &errs.config
+        };
+        let exc = ty.bind(py).call1((e.to_string(),))?;
+        exc.setattr("code", &e.code)?;
+        exc.setattr("path", &e.path)?;
+        exc.setattr("message", &e.message)?;
+        Ok(exc)
+    })();
+    match exc {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(err) => err,
+    }
+}
+
+/// A policy config given as a dict or as its JSON text.
+fn policy_config(obj: &Bound<'_, PyAny>) -> PyResult<rg::PolicyConfig> {
+    let py = obj.py();
+    if let Ok(text) = obj.cast::<PyString>() {
+        let text = text.to_cow()?;
+        return core(py, Api::Config, || rg::PolicyConfig::from_json(&text));
+    }
+    let value = value_of(obj, Api::Config)?;
+    core(py, Api::Config, || rg::PolicyConfig::from_value(value))
+}
+
+/// A backtest document (a spec, samples, outcomes) given as Python objects or as JSON
+/// text, parsed as `T`; refused as `ConfigError` with code `invalid_json` at `what`.
+fn document<T: serde::de::DeserializeOwned>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<T> {
+    let py = obj.py();
+    let parsed = if let Ok(text) = obj.cast::<PyString>() {
+        serde_json::from_str(&text.to_cow()?)
+    } else {
+        serde_json::from_value(value_of(obj, Api::Config)?)
+    };
+    parsed.map_err(|e| {
+        backtest_err(
+            py,
+            &rollguard_backtest::BacktestError {
+                code: "invalid_json".into(),
+                path: what.into(),
+                message: e.to_string(),
+            },
+        )
+    })
+}
+
+fn optional_floats<'py>(
+    c: Option<&Bound<'py, PyAny>>,
+    name: &str,
+) -> PyResult<Option<Column<'py, f64>>> {
+    c.map(|c| float_column(c, name)).transpose()
+}
+
+fn read_optional<'a, 'py>(
+    c: &'a Option<Column<'py, f64>>,
+    name: &str,
+) -> PyResult<Option<Read<'a, 'py, f64>>> {
+    c.as_ref().map(|c| c.read(name)).transpose()
+}
+
+/// Recorded samples for a backtest, built once from columns and reused by every
+/// replication.
+#[pyclass(name = "Recording", module = "rollguard", frozen)]
+struct PyRecording {
+    inner: rollguard_backtest::Recording,
+}
+
+impl PyRecording {
+    /// A recording of `samples`; an empty one is refused as `InputError`.
+    fn of(py: Python<'_>, samples: Vec<rg::Sample>) -> PyResult<Self> {
+        rollguard_backtest::Recording::new(samples)
+            .map(|inner| Self { inner })
+            .map_err(|e| backtest_err_as(py, Api::Input, &e))
+    }
+}
+
+#[pymethods]
+impl PyRecording {
+    /// A recording from columns of equal length, one sample per row: `at` (int ms or
+    /// datetime64), `arm` and `metric` (strings, a numpy string array or a pandas
+    /// Categorical), then `value` for value metrics and `events` and `total` for count
+    /// metrics (floats, NaN where a row has none: a long table mixing both kinds), and
+    /// optional `tenant`, `tier` and `agent` labels.
+    #[staticmethod]
+    #[pyo3(signature = (
+        at, arm, metric, value = None, events = None, total = None,
+        tenant = None, tier = None, agent = None
+    ))]
+    #[allow(clippy::too_many_arguments)] // Python's signature: one argument per column.
+    fn from_columns(
+        py: Python<'_>,
+        at: &Bound<'_, PyAny>,
+        arm: &Bound<'_, PyAny>,
+        metric: &Bound<'_, PyAny>,
+        value: Option<&Bound<'_, PyAny>>,
+        events: Option<&Bound<'_, PyAny>>,
+        total: Option<&Bound<'_, PyAny>>,
+        tenant: Option<&Bound<'_, PyAny>>,
+        tier: Option<&Bound<'_, PyAny>>,
+        agent: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let times = time_column(at)?;
+        let arm = label_column(arm, "arm")?;
+        let metric = label_column(metric, "metric")?;
+        let (value, events, total) = (
+            optional_floats(value, "value")?,
+            optional_floats(events, "events")?,
+            optional_floats(total, "total")?,
+        );
+        let labels = [
+            tenant.map(|o| label_column(o, "tenant")).transpose()?,
+            tier.map(|o| label_column(o, "tier")).transpose()?,
+            agent.map(|o| label_column(o, "agent")).transpose()?,
+        ];
+        let at = times.read(py)?;
+        let at = at.ms();
+        let (arm_codes, metric_codes) = (arm.codes.read("arm")?, metric.codes.read("metric")?);
+        let (value, events, total) = (
+            read_optional(&value, "value")?,
+            read_optional(&events, "events")?,
+            read_optional(&total, "total")?,
+        );
+        let codes = read_label_codes(&labels)?;
+        let rows = at.len();
+        let fail = |path: String, why: String| column_error(py, path, why);
+        for (name, len) in [
+            ("arm", Some(arm_codes.len())),
+            ("metric", Some(metric_codes.len())),
+            ("value", value.as_ref().map(|c| c.len())),
+            ("events", events.as_ref().map(|c| c.len())),
+            ("total", total.as_ref().map(|c| c.len())),
+        ] {
+            if len.is_some_and(|n| n != rows) {
+                return Err(fail(
+                    name.into(),
+                    format!("has {} rows, at has {rows}", len.unwrap_or(0)),
+                ));
+            }
+        }
+        let label = |l: &LabelArg<'_>, code: i32, path: String| -> PyResult<Option<String>> {
+            if code < 0 {
+                return Ok(None);
+            }
+            l.categories
+                .get(code as usize)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| fail(path, format!("code {code} has no category")))
+        };
+        let count =
+            |c: &Option<Read<'_, '_, f64>>, i: usize, name: &str| -> PyResult<Option<i64>> {
+                match c.as_ref().map(|c| c[i]) {
+                    Some(x) if !x.is_nan() => core(py, Api::Input, || {
+                        rg::count_from_number(x, &format!("{name}[{i}]")).map(Some)
+                    }),
+                    _ => Ok(None),
+                }
+            };
+        let mut samples = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let required = |l: &LabelArg<'_>, code: i32, name: &str| {
+                label(l, code, format!("{name}[{i}]"))?
+                    .ok_or_else(|| fail(format!("{name}[{i}]"), "is missing".into()))
+            };
+            let [tenant, tier, agent] = [0, 1, 2].map(|k| match (&labels[k], &codes[k]) {
+                (Some(l), Some(c)) => label(l, c[i], format!("label[{i}]")),
+                _ => Ok(None),
+            });
+            samples.push(rg::Sample {
+                at: at[i],
+                arm: required(&arm, arm_codes[i], "arm")?,
+                metric: required(&metric, metric_codes[i], "metric")?,
+                value: value.as_ref().map(|c| c[i]).filter(|x| !x.is_nan()),
+                events: count(&events, i, "events")?,
+                total: count(&total, i, "total")?,
+                tenant: tenant?,
+                tier: tier?,
+                agent: agent?,
+            });
+        }
+        Self::of(py, samples)
+    }
+
+    /// A recording from sample dicts (as `Policy.observe` takes them), or their JSON
+    /// text as a list.
+    #[staticmethod]
+    fn from_samples(samples: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = samples.py();
+        let samples: Vec<rg::Sample> = document(samples, "samples")?;
+        Self::of(py, samples)
+    }
+
+    /// The traffic a scenario's (a dict or its JSON text) stable version served: each
+    /// version's samples while it was the stable one.
+    #[staticmethod]
+    fn from_scenario(scenario: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = scenario.py();
+        let scenario = scenario_of(scenario)?;
+        rollguard_backtest::Recording::from_scenario(&scenario)
+            .map(|inner| Self { inner })
+            .map_err(|e| backtest_err(py, &e))
+    }
+
+    /// The samples as JSON text (a list), for pickling and storage.
+    fn to_json(&self) -> String {
+        serde_json::to_string(self.inner.samples()).unwrap_or_default()
+    }
+
+    /// Pickles as its samples (`Recording.from_samples` of `to_json`), so a recording
+    /// can travel to another process (a Ray worker) and back unchanged.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        let from = slf.get_type().getattr("from_samples")?;
+        Ok((from, (slf.get().to_json(),)))
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.samples().len()
+    }
+
+    /// The first sample's time, in ms.
+    #[getter]
+    fn start(&self) -> u64 {
+        self.inner.start()
+    }
+
+    /// The last sample's time, in ms.
+    #[getter]
+    fn end(&self) -> u64 {
+        self.inner.end()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Recording({} samples, {} .. {} ms)",
+            self.inner.samples().len(),
+            self.inner.start(),
+            self.inner.end()
+        )
+    }
+}
+
+/// One replication of a backtest: `config` (a policy, dict or JSON), `recording`,
+/// `spec` (a backtest spec, dict or JSON) and the replication's index. Returns its
+/// outcome as a dict; the same on any machine and in any process.
+#[pyfunction]
+fn backtest_replication<'py>(
+    py: Python<'py>,
+    config: &Bound<'py, PyAny>,
+    recording: &PyRecording,
+    spec: &Bound<'py, PyAny>,
+    replication: u32,
+) -> PyResult<Bound<'py, PyAny>> {
+    let config = policy_config(config)?;
+    let spec: rollguard_backtest::BacktestSpec = document(spec, "spec")?;
+    let outcome = py
+        .detach(|| {
+            rollguard_backtest::run_replication(&config, &recording.inner, &spec, replication)
+        })
+        .map_err(|e| backtest_err(py, &e))?;
+    dict_of(py, &outcome)
+}
+
+/// Checks a backtest spec (dict or JSON) and returns it as the core reads it, with
+/// every default filled in; raises `ConfigError` as a backtest would.
+#[pyfunction]
+fn backtest_spec<'py>(py: Python<'py>, spec: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let spec: rollguard_backtest::BacktestSpec = document(spec, "spec")?;
+    spec.check().map_err(|e| backtest_err(py, &e))?;
+    dict_of(py, &spec)
+}
+
+/// Sums up replications' outcomes (dicts from `backtest_replication`, in any order)
+/// into a backtest report: a dict, with the Markdown table under `markdown`.
+#[pyfunction]
+fn backtest_report<'py>(
+    py: Python<'py>,
+    outcomes: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let outcomes: Vec<rollguard_backtest::Outcome> = document(outcomes, "outcomes")?;
+    let report = rollguard_backtest::Report::from_outcomes(outcomes);
+    let out = dict_of(py, &report)?;
+    out.set_item("markdown", report.to_markdown())?;
+    Ok(out)
+}
+
+/// Calibrates one gate: see `rollguard.backtest.calibrate`.
+#[pyfunction]
+#[pyo3(signature = (config, recording, spec, gate, target, parameter = None))]
+fn backtest_calibrate<'py>(
+    py: Python<'py>,
+    config: &Bound<'py, PyAny>,
+    recording: &PyRecording,
+    spec: &Bound<'py, PyAny>,
+    gate: String,
+    target: f64,
+    parameter: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let config = policy_config(config)?;
+    let spec: rollguard_backtest::BacktestSpec = document(spec, "spec")?;
+    let what = rollguard_backtest::CalibrateSpec {
+        gate,
+        target,
+        parameter,
+    };
+    let c = py
+        .detach(|| rollguard_backtest::calibrate(&config, &recording.inner, &spec, &what))
+        .map_err(|e| backtest_err(py, &e))?;
+    dict_of(py, &c)
+}
+
 #[pymodule]
 fn _rollguard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -1572,6 +1901,11 @@ fn _rollguard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(assign, m)?)?;
     m.add_function(wrap_pyfunction!(assign_bucket, m)?)?;
     m.add_function(wrap_pyfunction!(salt_for, m)?)?;
+    m.add_class::<PyRecording>()?;
+    m.add_function(wrap_pyfunction!(backtest_replication, m)?)?;
+    m.add_function(wrap_pyfunction!(backtest_report, m)?)?;
+    m.add_function(wrap_pyfunction!(backtest_spec, m)?)?;
+    m.add_function(wrap_pyfunction!(backtest_calibrate, m)?)?;
     m.add("ASSIGN_VERSION", rg::ASSIGN_VERSION)?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! A recording: samples in time order, and its moving-block bootstrap.
 
-use rollguard::{Sample, Timestamp};
+use rollguard::{EventKind, Input, Sample, Scenario, Timestamp};
 
 use crate::error::BacktestError;
 use crate::rng::Rng;
@@ -27,6 +27,37 @@ impl Recording {
         }
         samples.sort_by_key(|s| s.at);
         Ok(Self { samples })
+    }
+
+    /// The traffic a scenario's stable version served: the samples of each version
+    /// while it was the stable one, as the scenario's `aliases_changed` events say. A
+    /// recording of production, made of what the scenario replays.
+    ///
+    /// # Errors
+    /// The scenario's config error; `empty_recording` when no sample came from a
+    /// stable version.
+    pub fn from_scenario(scenario: &Scenario) -> Result<Self, BacktestError> {
+        let mut stable = scenario.config.stable.clone();
+        let mut samples = Vec::new();
+        rollguard::replay_with(
+            scenario.config.clone(),
+            scenario.start,
+            scenario.inputs.iter().cloned(),
+            |entry| {
+                let batch = match &entry.input {
+                    Input::Observe(s) => std::slice::from_ref(s),
+                    Input::ObserveBatch { samples } => samples.as_slice(),
+                    _ => &[],
+                };
+                samples.extend(batch.iter().filter(|s| s.arm == stable).cloned());
+                for e in entry.step.iter().flat_map(|s| &s.events) {
+                    if let EventKind::AliasesChanged(a) = &e.kind {
+                        stable = a.stable.clone();
+                    }
+                }
+            },
+        )?;
+        Self::new(samples)
     }
 
     /// The samples, in time order.

@@ -263,36 +263,15 @@ fn read_recording(path: &Path, format: Option<Format>, max: u64) -> Result<Recor
 }
 
 /// A scenario's policy, without its `candidate` (the backtest chooses what it rolls
-/// out), and the traffic its stable version served: the samples of each version while
-/// it was the stable one, as the scenario's `aliases_changed` events say.
+/// out), and the traffic its stable version served ([`Recording::from_scenario`]).
 fn from_scenario(path: &Path) -> Result<(PolicyConfig, Recording), CliError> {
     let text = read_text(path, crate::EXPLAIN_MAX_INPUT_BYTES)?;
     let scenario = rollguard::Scenario::from_json(&text)?;
-    let mut stable = scenario.config.stable.clone();
-    let mut samples = Vec::new();
-    rollguard::replay_with(
-        scenario.config.clone(),
-        scenario.start,
-        scenario.inputs.iter().cloned(),
-        |entry| {
-            let batch = match &entry.input {
-                Input::Observe(s) => std::slice::from_ref(s),
-                Input::ObserveBatch { samples } => samples.as_slice(),
-                _ => &[],
-            };
-            samples.extend(batch.iter().filter(|s| s.arm == stable).cloned());
-            for e in entry.step.iter().flat_map(|s| &s.events) {
-                if let rollguard::EventKind::AliasesChanged(a) = &e.kind {
-                    stable = a.stable.clone();
-                }
-            }
-        },
-    )?;
+    let recording = Recording::from_scenario(&scenario)
+        .map_err(|e| CliError::bad_input(e.code, path.display().to_string(), e.message))?;
     let config = PolicyConfig {
         candidate: None,
         ..scenario.config
     };
-    let recording = Recording::new(samples)
-        .map_err(|e| CliError::bad_input(e.code, path.display().to_string(), e.message))?;
     Ok((config, recording))
 }

@@ -36,6 +36,11 @@ __all__ = [
     "assign",
     "assign_bucket",
     "salt_for",
+    "Recording",
+    "backtest_replication",
+    "backtest_report",
+    "backtest_spec",
+    "backtest_calibrate",
 ]
 
 __version__: str
@@ -227,6 +232,49 @@ class Policy:
     def __ne__(self, value: object, /) -> bool: ...
     __hash__: None  # type: ignore[assignment]
 
+@final
+class Recording:
+    """Recorded samples for a backtest (``rollguard.backtest``), in time order."""
+    @staticmethod
+    def from_columns(
+        at: Any,
+        arm: Any,
+        metric: Any,
+        value: Optional[Any] = None,
+        events: Optional[Any] = None,
+        total: Optional[Any] = None,
+        tenant: Optional[Any] = None,
+        tier: Optional[Any] = None,
+        agent: Optional[Any] = None,
+    ) -> Recording: ...
+    @staticmethod
+    def from_samples(samples: Union[Sequence[SampleDict], str]) -> Recording: ...
+    @staticmethod
+    def from_scenario(scenario: Union[ScenarioDict, str]) -> Recording: ...
+    def to_json(self) -> str: ...
+    def __reduce__(self) -> Any: ...
+    def __len__(self) -> int: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+def backtest_replication(
+    config: Union[PolicyConfigDict, str],
+    recording: Recording,
+    spec: Union[Dict[str, Any], str],
+    replication: int,
+) -> Dict[str, Any]: ...
+def backtest_spec(spec: Union[Dict[str, Any], str]) -> Dict[str, Any]: ...
+def backtest_report(outcomes: Union[Sequence[Dict[str, Any]], str]) -> Dict[str, Any]: ...
+def backtest_calibrate(
+    config: Union[PolicyConfigDict, str],
+    recording: Recording,
+    spec: Union[Dict[str, Any], str],
+    gate: str,
+    target: float,
+    parameter: Optional[str] = None,
+) -> Dict[str, Any]: ...
 def replay(scenario: Union[ScenarioDict, str]) -> List[TraceEntry]: ...
 def import_kayenta(config: Union[Dict[str, Any], str]) -> KayentaImportDict: ...
 def assign(key: Union[str, bytes], *, salt: str, weight_bp: int) -> Literal["stable", "candidate"]:
