@@ -263,6 +263,7 @@ fn a_full_scoped_state_fits_the_estimate() {
         samples_min: None,
         tiers: Default::default(),
         impact: None,
+        ladder: None,
     });
     cfg.limits.scopes_max = 6;
     let unscoped = {
