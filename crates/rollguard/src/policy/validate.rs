@@ -600,6 +600,12 @@ impl Policy {
             format!("{at}.routed_back"),
             "routed back without a rollout before promotion that took route_back"
         );
+        let ladder = self.config.scopes.as_ref().and_then(|s| s.ladder.as_ref());
+        need!(
+            ladder.is_some_and(|l| l.iter().any(|x| x.rung == crate::config::Rung::RouteBack)),
+            format!("{at}.routed_back"),
+            "routed back without a route_back rung in the config's ladder"
+        );
         if let Some(plan) = &self.plan.scopes {
             let fresh = &plan.judging(scope.tier.as_deref()).fresh;
             for (g, (state, fresh)) in scope.gates.iter().zip(fresh).enumerate() {
