@@ -29,7 +29,6 @@ __all__ = [
     "AssignmentConfigDict",
     "EnvironmentConfigDict",
     "LadderRungDict",
-    "Rung",
     "PauseOnboardingDict",
     "RouteBackDict",
     "FreezeDict",
@@ -189,15 +188,12 @@ class ImpactDict(TypedDict, total=False):
     traffic_min: float
 
 
-#: A rung of ``scopes.ladder``.
-Rung = Literal["pause_onboarding", "route_back", "freeze", "rollback"]
-
-
 class LadderRungDict(TypedDict):
     """One rung of ``scopes.ladder``: what it does, and when (any condition of an
     impact rule met; ``{}``, the default, for any tripped scope)."""
 
-    rung: Rung
+    #: "pause_onboarding", "route_back", "freeze" or "rollback".
+    rung: Literal["pause_onboarding", "route_back", "freeze", "rollback"]
     when: NotRequired[ImpactDict]
 
 

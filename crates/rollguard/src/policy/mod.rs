@@ -5,7 +5,8 @@
 //! `inputs` (validating and recording), `columns` (samples as arrays, with label
 //! columns), `timers` (what fires when), `analysis` (gate evaluation), `rollout`
 //! (stages), `actions` (issuing and acknowledging, automated rollbacks), `environment`
-//! (holding instead of rolling back when the stable version is degraded too),
+//! (holding instead of rolling back when the stable version is degraded too), `ladder`
+//! (the graduated response to gates tripped in scopes),
 //! `commands` (operator inputs) and `validate` (the state's invariants).
 
 mod actions;
