@@ -671,6 +671,21 @@ impl PyStatus {
     fn compensations_waiting(&self) -> u32 {
         self.inner.compensations_waiting
     }
+    /// The ladder's `pause_onboarding` rung holds: tenants new to the candidate stay off it.
+    #[getter]
+    fn onboarding_paused(&self) -> bool {
+        self.inner.onboarding_paused
+    }
+    /// The scopes the ladder's `route_back` rung sent back to stable, as scope-key dicts.
+    #[getter]
+    fn routed_back<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner.routed_back)
+    }
+    /// The ladder's `freeze` rung holds until `resume`.
+    #[getter]
+    fn frozen(&self) -> bool {
+        self.inner.frozen
+    }
     /// The canonical JSON-shaped dict.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         dict_of(py, &self.inner)

@@ -153,8 +153,29 @@ export interface ScopesConfig {
     gates?: Record<string, { rule?: Rule; samples_min?: number }>;
   }>;
   /** When gates tripped in scopes roll back (default: any one); below it the rollout
-   *  holds and escalates with `scoped_failure`. */
-  impact?: { tiers?: string[]; scopes_min?: number; traffic_min?: number };
+   *  holds and escalates with `scoped_failure`. Not with `ladder`. */
+  impact?: Impact;
+  /** The graduated response to gates tripped in scopes only: rungs in this order, each
+   *  at most once; the most severe rung met applies, once per rollout. Not with
+   *  `impact` (the one-rung ladder `[{rung: "rollback", when: impact}]`). */
+  ladder?: LadderRung[];
+}
+
+/** An impact rule, or a ladder rung's trigger: any one condition met; `{}` in a rung
+ *  means any tripped scope. */
+export interface Impact {
+  tiers?: string[];
+  scopes_min?: number;
+  traffic_min?: number;
+}
+
+/** A rung of `scopes.ladder`. */
+export type Rung = "pause_onboarding" | "route_back" | "freeze" | "rollback";
+
+/** One rung of `scopes.ladder` and when it applies. */
+export interface LadderRung {
+  rung: Rung;
+  when?: Impact;
 }
 
 /** A scope in reports and events: its labels, or `{overflow: true}`. */
@@ -228,7 +249,7 @@ export type Reason =
   | "approval_timeout_hold" | "operator_revert" | "operator_abort" | "operator_force_promote"
   | "operator_retry" | "breaker_tripped" | "breaker_open" | "cooldown_active" | "halted"
   | "ack_timeout" | "action_failed" | "no_rollback_target" | "automated_rollback"
-  | "compensation" | "scoped_failure" | "environment_suspected";
+  | "compensation" | "scoped_failure" | "environment_suspected" | "graduated_response";
 
 /** The evidence of one gate evaluation: observed values, effective bounds, window. */
 export interface GateReport {
@@ -323,6 +344,10 @@ export type Action =
   | { kind: "rollback"; from: string; to: string; target: TargetKind; automated: boolean; degradation_started_at?: Timestamp }
   | { kind: "pause_for_approval"; version: string; deadline: Timestamp; on_timeout: OnTimeout }
   | { kind: "compensate"; version: string; effect_id: string; undo: { [key: string]: unknown } }
+  /** Ladder rungs (`scopes.ladder`), acknowledged like every routing change. */
+  | { kind: "pause_onboarding"; version: string }
+  | { kind: "route_back"; version: string; to: string; scopes: ScopeKey[] }
+  | { kind: "freeze"; version: string }
   | { kind: "hold" }
   | { kind: "escalate" };
 
@@ -399,6 +424,12 @@ export interface Status {
   effects_held?: number;
   /** Of those, how many wait to be compensated after a rollback; absent when 0. */
   compensations_waiting?: number;
+  /** The ladder's `pause_onboarding` holds; absent when false. */
+  onboarding_paused?: boolean;
+  /** The scopes the ladder's `route_back` sent back to stable; absent when empty. */
+  routed_back?: ScopeKey[];
+  /** The ladder's `freeze` holds until `resume`; absent when false. */
+  frozen?: boolean;
 }
 
 /** Why `Policy.assign` puts a key where it does. */
@@ -443,6 +474,13 @@ export interface RoutingTable {
   weights: WeightChange[];
   /** `assignment.pin_max_ms`. */
   pin_max_ms: number;
+  /** The ladder's `pause_onboarding` holds (mode `"split"`): a tenant not yet sent to
+   *  the candidate goes to `stable`. Absent when false. */
+  onboarding_paused?: boolean;
+  /** Scopes the ladder routed back (mode `"split"`): a request whose labels match one
+   *  (every label the key names equal) goes to `stable` before any key is assigned.
+   *  Absent when empty. */
+  routed_back?: ScopeKey[];
 }
 
 /** A registered version. */

@@ -94,6 +94,12 @@ pub enum Reason {
     /// Every tripped gate judges the candidate alone and finds the stable version
     /// degraded too (`environment.check`): the policy holds instead of rolling back.
     EnvironmentSuspected,
+    /// A rung of the graduated-response ladder (`scopes.ladder`) for gates tripped in
+    /// scopes: its action (`pause_onboarding`, `route_back`, `freeze`), the freeze's
+    /// escalation, the hold while a rung already taken still applies, and the approval
+    /// pause instead of promoting a candidate that scopes were routed back from. The
+    /// detail names the rung and the scopes.
+    GraduatedResponse,
 }
 
 /// A verdict of one gate evaluation.
@@ -566,6 +572,30 @@ pub enum Action {
         effect_id: String,
         /// The undo descriptor, as recorded.
         undo: serde_json::Map<String, serde_json::Value>,
+    },
+    /// Ladder rung `pause_onboarding` (`scopes.ladder`): stop sending tenants new to
+    /// `version` to it; tenants it already serves stay on it. Until the rollout ends
+    /// (or the candidate is promoted), the routing table says `onboarding_paused`.
+    PauseOnboarding {
+        /// The candidate.
+        version: String,
+    },
+    /// Ladder rung `route_back`: send the requests of `scopes` to `to` (the stable
+    /// version) from now on; the rest of the split stays as it is. The routing table
+    /// lists every scope routed back (`routed_back`).
+    RouteBack {
+        /// The candidate.
+        version: String,
+        /// The version the scopes go back to.
+        to: String,
+        /// The scopes newly routed back, in key order.
+        scopes: Vec<crate::scope::ScopeKey>,
+    },
+    /// Ladder rung `freeze`: keep the candidate at its current weight; the stage timers
+    /// stop until an operator's `resume`.
+    Freeze {
+        /// The candidate.
+        version: String,
     },
     /// Keep routing as it is.
     Hold {},

@@ -28,6 +28,11 @@ __all__ = [
     "SafetyConfigDict",
     "AssignmentConfigDict",
     "EnvironmentConfigDict",
+    "LadderRungDict",
+    "PauseOnboardingDict",
+    "RouteBackDict",
+    "FreezeDict",
+    "ScopeKeyDict",
     "AssignmentDict",
     "RoutingTableDict",
     "WeightChangeDict",
@@ -167,8 +172,12 @@ class ScopesConfigDict(TypedDict):
     samples_min: NotRequired[int]
     #: Per tier, how its scopes are judged instead.
     tiers: NotRequired[Dict[str, "TierOverrideDict"]]
-    #: When gates tripped in scopes roll back (default: any one).
+    #: When gates tripped in scopes roll back (default: any one). Not with ``ladder``.
     impact: NotRequired["ImpactDict"]
+    #: The graduated response to gates tripped in scopes only, rungs in the order
+    #: pause_onboarding, route_back, freeze, rollback, each at most once. Not with
+    #: ``impact`` (the one-rung ladder ``[{"rung": "rollback", "when": impact}]``).
+    ladder: NotRequired[List["LadderRungDict"]]
 
 
 class ImpactDict(TypedDict, total=False):
@@ -177,6 +186,27 @@ class ImpactDict(TypedDict, total=False):
     tiers: List[str]
     scopes_min: int
     traffic_min: float
+
+
+class LadderRungDict(TypedDict):
+    """One rung of ``scopes.ladder``: what it does, and when (any condition of an
+    impact rule met; ``{}``, the default, for any tripped scope)."""
+
+    #: "pause_onboarding", "route_back", "freeze" or "rollback".
+    rung: Literal["pause_onboarding", "route_back", "freeze", "rollback"]
+    when: NotRequired[ImpactDict]
+
+
+#: The decisions of the ladder's rungs besides ``rollback`` (each with an
+#: ``action_id`` to acknowledge, reason ``graduated_response``).
+PauseOnboardingDict = TypedDict(
+    "PauseOnboardingDict", {"kind": Literal["pause_onboarding"], "version": str}
+)
+RouteBackDict = TypedDict(
+    "RouteBackDict",
+    {"kind": Literal["route_back"], "version": str, "to": str, "scopes": List["ScopeKeyDict"]},
+)
+FreezeDict = TypedDict("FreezeDict", {"kind": Literal["freeze"], "version": str})
 
 
 class GateOverrideDict(TypedDict, total=False):
@@ -240,6 +270,12 @@ class RoutingTableDict(TypedDict):
     weight_bp: int
     weights: List[WeightChangeDict]
     pin_max_ms: int
+    #: The ladder's ``pause_onboarding`` holds (mode "split"): a tenant not yet sent to
+    #: the candidate goes to ``stable``.
+    onboarding_paused: NotRequired[bool]
+    #: Scopes the ladder routed back (mode "split"): a request whose labels match one
+    #: goes to ``stable`` before any key is assigned.
+    routed_back: NotRequired[List[ScopeKeyDict]]
 
 
 class PolicyConfigDict(TypedDict):

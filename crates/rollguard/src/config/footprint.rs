@@ -211,7 +211,13 @@ impl PolicyConfig {
         let scope = key
             .saturating_add(scope_gates)
             .saturating_add(ARMS_MAX.saturating_mul(scoped_arm));
-        let scopes = scopes_max.saturating_mul(scope);
+        // A pending `route_back` and one a `resume` would retry each name at most every
+        // scope (the ladder's routed-back flag fits in a scope's padding).
+        let laddered = self.scopes.as_ref().is_some_and(|s| s.ladder.is_some());
+        let route_backs = if laddered { 2 } else { 0 };
+        let scopes = scopes_max.saturating_mul(
+            scope.saturating_add(route_backs * (SCOPE_KEY_BYTES + 3 * string(label))),
+        );
         let state_bytes_max = [
             ARMS_MAX.saturating_mul(arm),
             scopes,

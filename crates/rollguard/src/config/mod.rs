@@ -185,13 +185,61 @@ pub struct ScopesConfig {
     #[serde(deserialize_with = "crate::json::unique_map")]
     pub tiers: BTreeMap<String, TierOverride>,
     /// When gates tripped in scopes (and not overall) roll back; default: any one.
+    /// The one-rung ladder `[{"rung": "rollback", "when": impact}]`; not with `ladder`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impact: Option<Impact>,
+    /// The graduated response to gates tripped in scopes (and not overall): rungs in
+    /// the order of [`Rung`], each at most once, each with its trigger. At each
+    /// evaluation the most severe rung whose `when` is met applies, once per rollout
+    /// (rungs only escalate); without a `rollback` rung a scope's trip never rolls back
+    /// (an overall trip always does). Not with `impact`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<Vec<LadderRung>>,
+}
+
+/// One rung of the graduated-response ladder (`scopes.ladder`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LadderRung {
+    /// What the rung does.
+    pub rung: Rung,
+    /// When it applies: the conditions of an impact rule, any one met; `{}` (the
+    /// default) for any scope tripped.
+    #[serde(default)]
+    pub when: Impact,
+}
+
+/// The rungs of the graduated-response ladder, least severe first (their order in a
+/// ladder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rung {
+    /// Stop sending tenants new to the candidate to it (`pause_onboarding`).
+    PauseOnboarding,
+    /// Send the tripped scopes back to the stable version (`route_back`).
+    RouteBack,
+    /// Hold the candidate's weight and stop the stage timers until `resume` (`freeze`).
+    Freeze,
+    /// Roll back (`rollback`).
+    Rollback,
+}
+
+impl Rung {
+    /// The rung's snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PauseOnboarding => "pause_onboarding",
+            Self::RouteBack => "route_back",
+            Self::Freeze => "freeze",
+            Self::Rollback => "rollback",
+        }
+    }
 }
 
 /// An impact rule: gates tripped in scopes roll back when any of its conditions holds
 /// (a tripped overall gate always does). Below it, the rollout holds at its step and
-/// escalates once with `scoped_failure`, naming the scopes.
+/// escalates once with `scoped_failure`, naming the scopes. A ladder rung's `when`
+/// takes the same conditions, and there none at all (`{}`) means any scope tripped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Impact {
@@ -1728,6 +1776,12 @@ impl PolicyConfig {
                 check_label(t, label_max, &format!("scopes.impact.tiers[{k}]"), false)?;
             }
         }
+        for (r, rung) in scopes.ladder.iter().flatten().enumerate() {
+            for (k, t) in rung.when.tiers.iter().enumerate() {
+                let path = format!("scopes.ladder[{r}].when.tiers[{k}]");
+                check_label(t, label_max, &path, false)?;
+            }
+        }
         for (tier, t) in &scopes.tiers {
             let at = crate::json::key_path("scopes.tiers", tier);
             check_label(tier, label_max, &at, false)?;
@@ -1827,6 +1881,66 @@ impl ScopesConfig {
             })?;
             if_given(i.traffic_min, |x| {
                 positive_at_most(x, 1.0, "impact.traffic_min")
+            })?;
+        }
+        if let Some(ladder) = &self.ladder {
+            self.validate_ladder(ladder)?;
+        }
+        Ok(())
+    }
+
+    /// The ladder: not empty, not with `impact`, rungs in order and each at most once,
+    /// each `when` an impact rule's conditions (none at all for any scope).
+    fn validate_ladder(&self, ladder: &[LadderRung]) -> Result<(), Error> {
+        ensure(
+            !ladder.is_empty(),
+            ErrorCode::InvalidValue,
+            "ladder",
+            || "give at least one rung (or leave the ladder out)".into(),
+        )?;
+        ensure(
+            self.impact.is_none(),
+            ErrorCode::InvalidValue,
+            "ladder",
+            || {
+                "give impact or ladder, not both: impact is the ladder \
+             [{\"rung\": \"rollback\", \"when\": impact}]"
+                    .into()
+            },
+        )?;
+        for (r, rung) in ladder.iter().enumerate() {
+            let at = format!("ladder[{r}]");
+            if let Some(before) = r.checked_sub(1).map(|b| ladder[b].rung) {
+                ensure(
+                    before != rung.rung,
+                    ErrorCode::DuplicateName,
+                    format!("{at}.rung"),
+                    || format!("{} appears twice", rung.rung.as_str()),
+                )?;
+                ensure(
+                    before < rung.rung,
+                    ErrorCode::InvalidValue,
+                    format!("{at}.rung"),
+                    || {
+                        format!(
+                            "{} comes before {}: rungs go pause_onboarding, route_back, \
+                             freeze, rollback",
+                            rung.rung.as_str(),
+                            before.as_str()
+                        )
+                    },
+                )?;
+            }
+            let w = &rung.when;
+            for (k, t) in w.tiers.iter().enumerate() {
+                let path = format!("{at}.when.tiers[{k}]");
+                check_label(t, LABEL_LEN_MAX_FOR_TIERS, &path, false)?;
+            }
+            if_given(w.scopes_min, |n| {
+                in_range(n, 1, limits::SCOPES_MAX, format!("{at}.when.scopes_min"))
+            })?;
+            if_given(w.traffic_min, |x| {
+                positive_at_most(x, 1.0, &format!("{at}.when.traffic_min"))
             })?;
         }
         Ok(())

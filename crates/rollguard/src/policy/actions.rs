@@ -244,6 +244,8 @@ impl Policy {
                 if let Some(r) = self.state.rollout.as_mut() {
                     r.promoted_at = Some(now);
                     r.weight = 100;
+                    // Every tenant is on the candidate now: nothing left to pause.
+                    r.ladder.onboarding_paused = false;
                 }
                 self.next_stage(now, Reason::StagePassed, out);
             }
@@ -253,6 +255,9 @@ impl Policy {
             Action::Compensate {
                 version, effect_id, ..
             } => self.compensated(now, version, effect_id, out),
+            Action::PauseOnboarding { .. } | Action::RouteBack { .. } | Action::Freeze { .. } => {
+                self.ladder_acknowledged(now);
+            }
             Action::PauseForApproval { .. } | Action::Hold {} | Action::Escalate {} => {}
         }
         Ok(())
@@ -314,7 +319,10 @@ pub(super) fn action_versions(action: &Action) -> [Option<&str>; 2] {
         Action::StartShadow { version }
         | Action::StartPreview { version }
         | Action::SetWeight { version, .. }
+        | Action::PauseOnboarding { version }
+        | Action::Freeze { version }
         | Action::PauseForApproval { version, .. } => [Some(version), None],
+        Action::RouteBack { version, to, .. } => [Some(to), Some(version)],
         Action::Promote { version, from } => [Some(version), Some(from)],
         Action::Rollback { from, to, .. } => [Some(to), Some(from)],
         // The effect's version need not stay registered: the action carries its undo.

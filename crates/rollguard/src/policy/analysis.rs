@@ -181,6 +181,10 @@ impl Policy {
         // drown the event).
         let mut scoped = Vec::new();
         for s in 0..self.state.scopes.len() as u32 {
+            // A scope routed back (`scopes.ladder`) is not judged: it left the candidate.
+            if self.is_routed_back(s) {
+                continue;
+            }
             let judged = self.judge_gates(phase, Some(s), &subject, baseline.as_deref(), now, out);
             scoped.extend(judged);
         }
@@ -190,9 +194,12 @@ impl Policy {
             .filter(|r| r.tripped && !r.dry_run)
             .cloned()
             .collect();
-        let below_impact = !tripped.is_empty()
-            && tripped.iter().all(|r| r.scope.is_some())
-            && !self.impact_met(&tripped, &reports);
+        let scoped_only = tripped.iter().all(|r| r.scope.is_some());
+        // The overall reports a ladder rung's traffic share is of.
+        let overall = match scoped_only && !tripped.is_empty() {
+            true => reports.clone(),
+            false => Vec::new(),
+        };
         out.event(
             now,
             EventKind::Analysis {
@@ -208,10 +215,6 @@ impl Policy {
             }
             return;
         }
-        if below_impact {
-            self.hold_for_scopes(now, tripped, out);
-            return;
-        }
         let scopes = self.state.scopes.iter().map(|s| &s.gates);
         let onset = core::iter::once(&self.state.gates)
             .chain(scopes)
@@ -219,8 +222,13 @@ impl Policy {
             .filter(|(c, g)| g.tripped() && !c.dry_run)
             .filter_map(|(_, g)| g.onset)
             .min();
+        if scoped_only {
+            // Tripped in scopes only: the ladder (or the impact rule) decides.
+            self.respond_to_scopes(now, tripped, &overall, onset, out);
+            return;
+        }
         // Environment or model? Asked of the overall verdicts only: a scope's trip is
-        // judged by the impact rule above.
+        // judged by the ladder above.
         if tripped.iter().all(|r| r.scope.is_none()) {
             if let Some((gates, detail)) = self.environment_suspected(phase, now, &tripped) {
                 self.hold_for_environment(now, gates, detail, out);

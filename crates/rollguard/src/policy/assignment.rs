@@ -15,6 +15,10 @@
 //! - [`Policy::routing_table`] exports all of the above (mode, versions, salt, routed
 //!   weight, history, `pin_max_ms`) so that a router answers every key and session
 //!   itself ([`RoutingTable::assign`], [`RoutingTable::assign_session`]).
+//! - The graduated-response ladder (`scopes.ladder`) acts on tenants, not keys: the
+//!   table says whether onboarding to the candidate is paused and which scopes are
+//!   routed back, and a router applies both before it assigns a key (see
+//!   [`RoutingTable::routed_back`]); the hash and the answers for a key are unchanged.
 
 use serde::{Deserialize, Serialize};
 
@@ -161,6 +165,18 @@ pub struct RoutingTable {
     pub weights: Vec<WeightChange>,
     /// `assignment.pin_max_ms`: how long a session keeps the weight of its start.
     pub pin_max_ms: u64,
+    /// The ladder's `pause_onboarding` rung holds (mode `split` only): a tenant the
+    /// router has not sent to the candidate yet goes to `stable` whatever its key's
+    /// bucket; tenants already on the candidate are assigned as usual. Absent from the
+    /// JSON when false.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub onboarding_paused: bool,
+    /// The scopes the ladder's `route_back` rung sent back, in key order (mode `split`
+    /// only). A request whose labels match one of them (every label the key names has
+    /// the key's value) goes to `stable`, before and whatever [`RoutingTable::assign`]
+    /// says for its routing key. Absent from the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routed_back: Vec<crate::scope::ScopeKey>,
 }
 
 impl RoutingTable {
@@ -350,6 +366,12 @@ impl Policy {
             weight_bp,
             weights: r.map(|r| r.weights.clone()).unwrap_or_default(),
             pin_max_ms: self.config.assignment.pin_max_ms,
+            onboarding_paused: mode == RoutingMode::Split
+                && r.is_some_and(|r| r.ladder.onboarding_paused),
+            routed_back: match mode {
+                RoutingMode::Split => self.routed_back(),
+                _ => Vec::new(),
+            },
         }
     }
 

@@ -687,7 +687,8 @@ impl Policy {
                 }
                 end += 1;
             }
-            if let Some(s) = scope {
+            // A scope the ladder routed back no longer counts.
+            if let Some(s) = scope.filter(|&s| !self.is_routed_back(s)) {
                 if let Some(w) = live.and_then(|a| self.scoped_window_at(a, s, metric)) {
                     record(w, shape, r..end);
                 }

@@ -300,6 +300,11 @@ impl Policy {
             }
             return Ok(());
         }
+        if self.frozen() {
+            // Frozen by the ladder: `resume` unfreezes (a pause, if any, stays).
+            self.unfreeze(at, out);
+            return Ok(());
+        }
         let r = self.require_rollout()?;
         let Some(pause) = r.pause.clone() else {
             return Err(Error::new(

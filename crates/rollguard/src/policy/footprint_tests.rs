@@ -62,6 +62,17 @@ fn allocated(s: &State) -> u64 {
         .map(string)
         .sum::<u64>();
     bytes += s.rollout.as_ref().map_or(0, |r| string(&r.version));
+    // A pending `route_back` (and one a `resume` would retry) names scopes.
+    let retry = s.halt.as_ref().and_then(|h| h.retry.as_ref());
+    for p in s.pending.iter().chain(retry) {
+        if let crate::output::Action::RouteBack { scopes, .. } = &p.action {
+            bytes += vec(scopes.capacity(), size_of::<crate::scope::ScopeKey>());
+            for k in scopes {
+                let labels = [&k.tenant, &k.tier, &k.agent].into_iter().flatten();
+                bytes += labels.map(string).sum::<u64>();
+            }
+        }
+    }
     bytes += gates(&s.gates);
     bytes += vec(s.effects.capacity(), size_of::<Effect>());
     for e in &s.effects {
@@ -263,6 +274,7 @@ fn a_full_scoped_state_fits_the_estimate() {
         samples_min: None,
         tiers: Default::default(),
         impact: None,
+        ladder: None,
     });
     cfg.limits.scopes_max = 6;
     let unscoped = {

@@ -305,6 +305,12 @@ impl Policy {
             self.advance(at, out);
         }
         self.state.now = at;
+        // A scope the ladder routed back no longer counts (checked after the timers,
+        // which may have routed it back).
+        let p = Parts {
+            scope: p.scope.filter(|&s| !self.is_routed_back(s)),
+            ..p
+        };
         let shape = self.plan.shapes[p.metric];
         let add = |w: &mut Window| match p.value {
             Some(x) => w.add_value(shape, at, x),

@@ -5,7 +5,8 @@
 //! `inputs` (validating and recording), `columns` (samples as arrays, with label
 //! columns), `timers` (what fires when), `analysis` (gate evaluation), `rollout`
 //! (stages), `actions` (issuing and acknowledging, automated rollbacks), `environment`
-//! (holding instead of rolling back when the stable version is degraded too),
+//! (holding instead of rolling back when the stable version is degraded too), `ladder`
+//! (the graduated response to gates tripped in scopes),
 //! `commands` (operator inputs) and `validate` (the state's invariants).
 
 mod actions;
@@ -18,6 +19,7 @@ mod environment;
 #[cfg(test)]
 mod footprint_tests;
 mod inputs;
+mod ladder;
 #[cfg(test)]
 mod observe_tests;
 mod rollout;
@@ -102,6 +104,9 @@ struct Rollout {
     /// weight stage of the strategy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     weights: Vec<WeightChange>,
+    /// The graduated-response ladder's progress (`scopes.ladder`; see `ladder`).
+    #[serde(default, skip_serializing_if = "ladder::Ladder::is_idle")]
+    ladder: ladder::Ladder,
 }
 
 /// Everything that changes, with the gates' states (`G`) and each arm's windows (`W`)
@@ -158,6 +163,12 @@ pub(crate) struct ScopeOf<G> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) tier: Option<String>,
     pub(crate) gates: G,
+    /// Routed back to the stable version by the ladder's `route_back` rung, until the
+    /// rollout ends or the candidate is promoted: its samples are ignored and its
+    /// gates (kept fresh) not judged. A flag on the scope rather than a list of keys in
+    /// the rollout, so that every sample checks it by id.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub(crate) routed_back: bool,
 }
 
 /// The state as the policy holds it.
@@ -198,6 +209,7 @@ impl<G, W> StateOf<G, W> {
                     key: sc.key,
                     tier: sc.tier,
                     gates: gates(Some(s), sc.gates)?,
+                    routed_back: sc.routed_back,
                 })
             })
             .collect::<Result<Vec<_>, E>>()?;
@@ -263,6 +275,18 @@ pub struct Status {
     /// yet (the one whose `compensate` is pending included). Absent from the JSON when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub compensations_waiting: u32,
+    /// The ladder's `pause_onboarding` rung holds: tenants new to the candidate are not
+    /// sent to it. Absent from the JSON when false.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub onboarding_paused: bool,
+    /// The scopes the ladder's `route_back` rung sent back to the stable version, in key
+    /// order. Absent from the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routed_back: Vec<crate::scope::ScopeKey>,
+    /// The ladder's `freeze` rung holds: the weight stays and the stage timers are
+    /// stopped until `resume`. Absent from the JSON when false.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub frozen: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -455,6 +479,9 @@ impl Policy {
                 .collect(),
             effects_held: s.effects.len() as u32,
             compensations_waiting: s.effects.iter().filter(|e| e.compensating).count() as u32,
+            onboarding_paused: r.is_some_and(|r| r.ladder.onboarding_paused),
+            routed_back: self.routed_back(),
+            frozen: r.is_some_and(|r| r.ladder.frozen.is_some()),
         }
     }
 

@@ -25,6 +25,7 @@ impl Policy {
             promoted_at: None,
             salt: Some(crate::assign::salt_for(&self.config.name, version, now)),
             weights: Vec::new(),
+            ladder: ladder::Ladder::default(),
         });
         out.event(
             now,
@@ -61,6 +62,9 @@ impl Policy {
         }
         if let Some(plan) = &self.plan.scopes {
             for scope in &mut self.state.scopes {
+                // Gates start afresh when a rollout begins, is promoted or ends: so do
+                // the scopes the ladder routed back from the candidate.
+                scope.routed_back = false;
                 let fresh = &plan.judging(scope.tier.as_deref()).fresh;
                 for (g, fresh) in scope.gates.iter_mut().zip(fresh) {
                     *g = GateState::new(fresh);
@@ -157,6 +161,9 @@ impl Policy {
         if let Some(pause) = r.pause.as_mut().filter(|p| p.kind == PauseKind::Operator) {
             // Paused while the action was pending: the bake starts frozen.
             pause.remaining_ms = r.stage_ends_at.take().map(|_| duration_ms);
+        } else if let Some(frozen) = r.ladder.frozen.as_mut() {
+            // Frozen by the ladder (an operator forced the promotion): likewise.
+            frozen.remaining_ms = r.stage_ends_at.take().map(|_| duration_ms);
         }
         let phase = r.phase.unwrap_or(Phase::Canary);
         out.event(
@@ -177,7 +184,7 @@ impl Policy {
                 .state
                 .rollout
                 .as_ref()
-                .is_some_and(|r| r.pause.is_none())
+                .is_some_and(|r| r.pause.is_none() && r.ladder.frozen.is_none())
             {
                 self.next_stage(now, Reason::StagePassed, out);
             } else if let Some(r) = self.state.rollout.as_mut() {
@@ -223,6 +230,7 @@ impl Policy {
         let Some(r) = &s.rollout else { return };
         if !r.stage_done
             || r.pause.is_some()
+            || r.ladder.frozen.is_some()
             || s.pending.is_some()
             || s.halt.is_some()
             || s.breaker.is_open()
@@ -265,6 +273,9 @@ impl Policy {
     }
 
     pub(super) fn next_stage(&mut self, now: Timestamp, reason: Reason, out: &mut Out) {
+        if self.hold_promotion(now, reason, out) {
+            return;
+        }
         let Some(r) = self.state.rollout.as_mut() else {
             return;
         };

@@ -39,6 +39,7 @@ impl Policy {
             key: key.clone(),
             tier,
             gates: fresh.iter().map(GateState::new).collect(),
+            routed_back: false,
         });
         self.scope_ids.insert(key, id);
         Some(id)
@@ -64,12 +65,15 @@ impl Policy {
     }
 
     /// Whether gates tripped in scopes (`tripped`, every one a scope's report) meet
-    /// the impact rule, given the same evaluation's `overall` reports (whose samples a
-    /// traffic share is of): any tripped scope without a rule.
-    pub(super) fn impact_met(&self, tripped: &[GateReport], overall: &[GateReport]) -> bool {
-        let Some(rule) = self.config.scopes.as_ref().and_then(|s| s.impact.as_ref()) else {
-            return true;
-        };
+    /// one of the conditions of `rule` (an impact rule, or a ladder rung's `when`),
+    /// given the same evaluation's `overall` reports (whose samples a traffic share is
+    /// of). See [`Policy::rule_met`] for a rule with none.
+    pub(super) fn impact_met(
+        &self,
+        rule: &crate::config::Impact,
+        tripped: &[GateReport],
+        overall: &[GateReport],
+    ) -> bool {
         let tier_of = |key: &ScopeKey| {
             let id = *self.scope_ids.get(key)?;
             self.state.scopes.get(id as usize)?.tier.as_deref()
@@ -99,19 +103,21 @@ impl Policy {
         by_tier || by_count || by_traffic
     }
 
-    /// Gates tripped in scopes below the impact rule: the rollout holds at its step,
-    /// and escalates once per episode, naming the scopes.
+    /// Gates tripped in scopes below the impact rule (or meeting no rung of the
+    /// ladder, as `below` says): the rollout holds at its step, and escalates once per
+    /// episode, naming the scopes.
     pub(super) fn hold_for_scopes(
         &mut self,
         now: Timestamp,
         tripped: Vec<GateReport>,
+        below: &str,
         out: &mut Out,
     ) {
         let why = Reason::ScopedFailure;
         out.decide(now, Action::Hold {}, why, tripped.clone());
         if self.state.blocked != Some(why) {
             self.state.blocked = Some(why);
-            let detail = format!("{}, below the impact rule", Self::scope_names(&tripped));
+            let detail = format!("{}, {below}", Self::scope_names(&tripped));
             out.escalate(now, why, detail, tripped);
         }
     }

@@ -37,16 +37,18 @@ impl Policy {
         let s = &self.state;
         let idle = s.pending.is_none();
         let running = s.rollout.as_ref().filter(|_| idle && s.halt.is_none());
+        // Frozen by the ladder: the stage does not move until `resume`.
+        let moving = running.filter(|r| r.ladder.frozen.is_none());
         match timer {
             Timer::Kickoff => s.kickoff.as_ref().map(|_| s.now),
             Timer::AckDeadline => s.pending.as_ref().map(Pending::deadline),
             Timer::Cooldown => s.cooldown_until.deadline(),
             Timer::Analysis => s.analysis_at.filter(|_| idle),
-            Timer::StageEnd => running.and_then(|r| r.stage_ends_at),
-            Timer::ApprovalTimeout => running
+            Timer::StageEnd => moving.and_then(|r| r.stage_ends_at),
+            Timer::ApprovalTimeout => moving
                 .and_then(|r| r.pause.as_ref())
                 .and_then(Pause::deadline),
-            Timer::StageEntry => running.filter(|r| !r.entered).map(|_| s.now),
+            Timer::StageEntry => moving.filter(|r| !r.entered).map(|_| s.now),
         }
     }
 

@@ -553,6 +553,9 @@ impl Policy {
                 );
             }
             self.validate_gate_states(&scope.gates, Some(i as u32), contents)?;
+            if scope.routed_back {
+                self.validate_routed_back(scope, &at)?;
+            }
         }
         for (i, arm) in s.arms.iter().enumerate() {
             need!(
@@ -576,6 +579,42 @@ impl Policy {
                     let path = crate::json::key_path(&at, &self.config.metrics[m].name);
                     self.validate_window(w, *shape, &path)?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// A scope the ladder routed back: not the overflow scope, during a rollout before
+    /// its promotion that took `route_back` or a later rung, with its gates as fresh as
+    /// they were made when it was routed back (they are not judged since).
+    fn validate_routed_back(&self, scope: &ScopeOf<Vec<GateState>>, at: &str) -> Result<(), Error> {
+        let r = self.state.rollout.as_ref();
+        need!(
+            !scope.key.overflow,
+            format!("{at}.routed_back"),
+            "the overflow scope is never routed back"
+        );
+        need!(
+            r.is_some_and(|r| r.promoted_at.is_none()
+                && r.ladder.rung >= Some(crate::config::Rung::RouteBack)),
+            format!("{at}.routed_back"),
+            "routed back without a rollout before promotion that took route_back"
+        );
+        let ladder = self.config.scopes.as_ref().and_then(|s| s.ladder.as_ref());
+        need!(
+            ladder.is_some_and(|l| l.iter().any(|x| x.rung == crate::config::Rung::RouteBack)),
+            format!("{at}.routed_back"),
+            "routed back without a route_back rung in the config's ladder"
+        );
+        if let Some(plan) = &self.plan.scopes {
+            let fresh = &plan.judging(scope.tier.as_deref()).fresh;
+            for (g, (state, fresh)) in scope.gates.iter().zip(fresh).enumerate() {
+                let name = &self.config.gates[g].name;
+                need!(
+                    *state == GateState::new(fresh),
+                    crate::json::key_path(&format!("{at}.gates"), name),
+                    "a scope routed back keeps its gates fresh"
+                );
             }
         }
         Ok(())
@@ -1084,12 +1123,55 @@ impl Policy {
             "state.rollout.stage_ends_at",
             "time above 2^53-1"
         );
+        self.validate_ladder(r)?;
         if let Some(p) = &r.pause {
             self.past(p.since, || "state.rollout.pause.since".into())?;
             need!(
                 p.deadline.is_none_or(|t| t <= TIME_MAX),
                 "state.rollout.pause.deadline",
                 "time above 2^53-1"
+            );
+        }
+        Ok(())
+    }
+
+    /// The rollout's progress on the ladder: a rung of the config's ladder (never
+    /// `rollback`), onboarding paused only before promotion by that rung or a later
+    /// one, a freeze only by `freeze` or a later rung, with its stage timer stopped.
+    fn validate_ladder(&self, r: &Rollout) -> Result<(), Error> {
+        use crate::config::Rung;
+        let l = &r.ladder;
+        let ladder = self.config.scopes.as_ref().and_then(|s| s.ladder.as_ref());
+        if let Some(rung) = l.rung {
+            need!(
+                rung != Rung::Rollback && ladder.is_some_and(|l| l.iter().any(|x| x.rung == rung)),
+                "state.rollout.ladder.rung",
+                "{} is not a rung of the config's ladder that a rollout keeps",
+                rung.as_str()
+            );
+        }
+        need!(
+            !l.onboarding_paused
+                || (r.promoted_at.is_none() && l.rung >= Some(Rung::PauseOnboarding)),
+            "state.rollout.ladder.onboarding_paused",
+            "onboarding paused without the rung, or after promotion"
+        );
+        if let Some(f) = &l.frozen {
+            need!(
+                l.rung >= Some(Rung::Freeze),
+                "state.rollout.ladder.frozen",
+                "frozen without the freeze rung"
+            );
+            self.past(f.since, || "state.rollout.ladder.frozen.since".into())?;
+            need!(
+                f.remaining_ms.is_none_or(|t| t <= TIME_MAX),
+                "state.rollout.ladder.frozen.remaining_ms",
+                "above 2^53-1"
+            );
+            need!(
+                r.stage_ends_at.is_none(),
+                "state.rollout.stage_ends_at",
+                "a stage timer runs while the rollout is frozen"
             );
         }
         Ok(())
@@ -1162,6 +1244,63 @@ impl Policy {
                 if let Some(t) = degradation_started_at {
                     self.past(*t, || at("degradation_started_at"))?;
                 }
+                return Ok(());
+            }
+            Action::PauseOnboarding { version } | Action::Freeze { version } => {
+                let taken = rollout.and_then(|r| r.ladder.rung);
+                let (rung, ok) = match &p.action {
+                    Action::Freeze { .. } => (
+                        crate::config::Rung::Freeze,
+                        rollout.is_some_and(|r| r.version == *version),
+                    ),
+                    _ => (
+                        crate::config::Rung::PauseOnboarding,
+                        candidate(version) && rollout.is_some_and(|r| r.ladder.onboarding_paused),
+                    ),
+                };
+                need!(
+                    ok,
+                    at("version"),
+                    "not the rollout's version, or its rung not held"
+                );
+                need!(
+                    taken >= Some(rung),
+                    format!("{path}.action"),
+                    "a rung the rollout did not take"
+                );
+                need!(
+                    p.mark.is_none(),
+                    format!("{path}.mark"),
+                    "only rollbacks mark versions"
+                );
+                return Ok(());
+            }
+            Action::RouteBack {
+                version,
+                to,
+                scopes,
+            } => {
+                need!(candidate(version), at("version"), "not the candidate");
+                need!(
+                    *to == s.registry.aliases.stable,
+                    at("to"),
+                    "not the stable version"
+                );
+                need!(!scopes.is_empty(), at("scopes"), "no scope");
+                for (i, key) in scopes.iter().enumerate() {
+                    let id = self.scope_ids.get(key).copied();
+                    need!(
+                        id.is_some_and(|id| self.is_routed_back(id))
+                            && (i == 0 || scopes[i - 1] < *key),
+                        at(&format!("scopes[{i}]")),
+                        "not a known scope routed back, in key order"
+                    );
+                }
+                need!(
+                    p.mark.is_none(),
+                    format!("{path}.mark"),
+                    "only rollbacks mark versions"
+                );
                 return Ok(());
             }
             Action::StartShadow { version }
