@@ -117,6 +117,8 @@ export interface PolicyConfig {
     cooldown_ms?: number;
     breaker?: { max_rollbacks?: number; window_ms?: number };
     ack_timeout_ms?: number;
+    /** Where automated rollbacks go: `default` (stable before promotion, previous after) or `golden`. */
+    rollback_to?: "default" | "golden";
   };
   limits?: {
     versions_max?: number; label_len_max?: number; text_len_max?: number; state_bytes_max?: number;
@@ -500,7 +502,7 @@ export type ErrorCode =
   | "time_went_backwards" | "time_out_of_range" | "unknown_arm" | "unknown_metric"
   | "label_too_long" | "text_too_long" | "unknown_version" | "duplicate_version"
   | "invalid_command" | "action_pending" | "unknown_action" | "breaker_open" | "invalid_rollback_target"
-  | "registry_full" | "duplicate_effect" | "too_many_effects" | "invalid_salt"
+  | "registry_full" | "duplicate_effect" | "too_many_effects" | "unknown_agent" | "invalid_salt"
   | "snapshot_corrupt";
 
 /** What every method throws on refusal: an `Error` with the core's `code` and `path`. */

@@ -149,6 +149,9 @@ class SafetyConfigDict(TypedDict, total=False):
     cooldown_ms: int
     breaker: Dict[str, int]
     ack_timeout_ms: int
+    #: Where automated rollbacks go: "default" (stable before promotion, previous
+    #: after) or "golden".
+    rollback_to: Literal["default", "golden"]
 
 
 class AssignmentConfigDict(TypedDict, total=False):
