@@ -505,6 +505,34 @@ export type ErrorCode =
   | "registry_full" | "duplicate_effect" | "too_many_effects" | "unknown_agent" | "invalid_salt"
   | "snapshot_corrupt";
 
+/**
+ * Per-agent policies (README "Per-agent versions"): a default policy config and, per agent,
+ * a JSON merge patch (RFC 7396) of it; agent `a`'s policy is named `<name>/a`.
+ */
+export interface AgentsConfig {
+  format_version: 1;
+  name?: string;
+  /** Most agents (default 64). */
+  agents_max?: number;
+  policy: PolicyConfig;
+  agents: Record<string, Record<string, unknown>>;
+}
+
+/** An input for `Agents`: a policy input with the agent it is for (a sample's own `agent`). */
+export type AgentInput = Input & { agent?: string };
+
+/** What one input to `Agents` produced: the agents with something to say, in name order. */
+export interface AgentsStep {
+  at: number;
+  agents: { agent: string; step: Step }[];
+}
+
+export interface AgentsSnapshot {
+  format_version: number;
+  config: AgentsConfig;
+  agents: Record<string, Snapshot>;
+}
+
 /** What every method throws on refusal: an `Error` with the core's `code` and `path`. */
 export interface RollguardError extends Error {
   name: "RollguardError";
