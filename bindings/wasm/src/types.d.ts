@@ -530,6 +530,8 @@ export interface AgentsStep {
 export interface AgentsSnapshot {
   format_version: number;
   config: AgentsConfig;
+  /** The agents' clock: the latest input's time. */
+  now: number;
   agents: Record<string, Snapshot>;
 }
 

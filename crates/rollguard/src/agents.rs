@@ -27,7 +27,7 @@
 //! Like a policy, the container is sans-IO and deterministic: agents are kept and
 //! reported in name order, and a refused input leaves every agent as it was.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -386,6 +386,8 @@ pub struct AgentsSnapshot {
     pub format_version: u32,
     /// The container's config.
     pub config: AgentsConfig,
+    /// The container's clock: the latest input's time, at or after every agent's.
+    pub now: Timestamp,
     /// Each agent's policy snapshot, by agent.
     #[serde(deserialize_with = "crate::json::unique_map")]
     pub agents: BTreeMap<String, Snapshot>,
@@ -423,6 +425,12 @@ impl AgentsSnapshot {
 pub struct Agents {
     config: AgentsConfig,
     policies: BTreeMap<String, Policy>,
+    /// Derived from `policies`, so that an input costs O(log agents) and not a question
+    /// to every agent: each agent's next deadline, in time order ...
+    due: BTreeSet<(Timestamp, String)>,
+    /// The container's clock: the latest input's time (an agent's own clock lags
+    /// behind it while no input reaches the agent).
+    now: Timestamp,
 }
 
 /// Where an input goes.
@@ -442,7 +450,20 @@ impl Agents {
             let policy = Policy::new(c, now).map_err(|e| e.within(key_path("agents", &agent)))?;
             policies.insert(agent, policy);
         }
-        Ok(Self { config, policies })
+        Ok(Self::indexed(config, policies, now))
+    }
+
+    fn indexed(config: AgentsConfig, policies: BTreeMap<String, Policy>, now: Timestamp) -> Self {
+        let due = policies
+            .iter()
+            .filter_map(|(a, p)| Some((p.next_deadline()?, a.clone())))
+            .collect();
+        Self {
+            config,
+            policies,
+            due,
+            now,
+        }
     }
 
     /// Parses and validates a config, then creates the agents.
@@ -470,15 +491,12 @@ impl Agents {
 
     /// The latest input's time.
     pub fn now(&self) -> Timestamp {
-        self.policies.values().map(Policy::now).max().unwrap_or(0)
+        self.now
     }
 
     /// When some agent next needs a [`tick`](Agents::tick), if ever.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.policies
-            .values()
-            .filter_map(Policy::next_deadline)
-            .min()
+        self.due.first().map(|(d, _)| *d)
     }
 
     /// Every agent's status, by agent.
@@ -525,6 +543,7 @@ impl Agents {
         AgentsSnapshot {
             format_version: AGENTS_SNAPSHOT_FORMAT_VERSION,
             config: self.config.clone(),
+            now: self.now,
             agents: self
                 .policies
                 .iter()
@@ -537,7 +556,8 @@ impl Agents {
     /// would.
     ///
     /// # Errors
-    /// `unsupported_format_version`; a config error (at `config....`); and
+    /// `unsupported_format_version`; a config error (at `config....`);
+    /// `snapshot_corrupt` at `now` when an agent's time is after it; and
     /// `snapshot_corrupt` at `agents.<agent>` when the snapshot's agents are not the
     /// config's, or at `agents.<agent>.config` when an agent's policy config is not the
     /// one the config gives it; any error restoring an agent's snapshot, at
@@ -580,10 +600,19 @@ impl Agents {
             let policy = Policy::restore(snap).map_err(|e| e.within(&path))?;
             policies.insert(agent, policy);
         }
-        Ok(Self {
-            config: snapshot.config,
-            policies,
-        })
+        crate::time::check_time(snapshot.now, "now")?;
+        if let Some((agent, p)) = policies.iter().find(|(_, p)| p.now() > snapshot.now) {
+            return Err(Error::new(
+                ErrorCode::SnapshotCorrupt,
+                "now",
+                format!(
+                    "the agents' time {} is before agent {agent:?}'s time {}",
+                    snapshot.now,
+                    p.now()
+                ),
+            ));
+        }
+        Ok(Self::indexed(snapshot.config, policies, snapshot.now))
     }
 
     /// Parses a snapshot's JSON and restores it.
@@ -626,8 +655,8 @@ impl Agents {
             Input::Observe(s) => {
                 let agent = self.sample_agent(s, wrapper, "agent")?;
                 self.check_time(s.at, now, "at")?;
-                self.check_others(s.at)?;
-                let step = self.policy_mut(&agent)?.observe(s)?;
+                self.check_due(s.at)?;
+                let step = self.with_agent(&agent, |p| p.observe(s))?;
                 (s.at, vec![(agent, step)])
             }
             Input::ObserveBatch { samples } => self.batch(samples, wrapper, now)?,
@@ -636,7 +665,8 @@ impl Agents {
                     self.require(a)?;
                 }
                 self.check_time(*at, now, "at")?;
-                self.check_others(*at)?;
+                self.check_due(*at)?;
+                // The agents due by `at` are ticked below; the others have nothing to do.
                 (*at, Vec::new())
             }
             command => {
@@ -656,31 +686,56 @@ impl Agents {
                 };
                 let at = command.at().unwrap_or(now);
                 self.check_time(at, now, "at")?;
-                self.check_others(at)?;
+                self.check_due(at)?;
                 (at, self.command(command, route)?)
             }
         };
         // Every agent fires its timers due by the input's time (the input's own
-        // agents did already); nothing can fail here (`check_others`).
-        for (agent, policy) in &mut self.policies {
-            if policy.next_deadline().is_some_and(|d| d <= at) {
-                if let Ok(step) = policy.tick(at) {
-                    steps.push((agent.clone(), step));
-                }
+        // agents did already); nothing can fail here (`check_due`).
+        for agent in self.due_by(at) {
+            if let Ok(step) = self.with_agent(&agent, |p| p.tick(at)) {
+                steps.push((agent, step));
             }
         }
+        self.now = self.now.max(at);
         Ok(Self::collect(at, steps))
+    }
+
+    /// The agents with a deadline at or before `at`.
+    fn due_by(&self, at: Timestamp) -> Vec<String> {
+        self.due
+            .range(..(at.saturating_add(1), String::new()))
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+
+    /// Runs `f` on `agent`'s policy, keeping the deadline index up to date.
+    fn with_agent<T>(
+        &mut self,
+        agent: &str,
+        f: impl FnOnce(&mut Policy) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let p = self
+            .policies
+            .get_mut(agent)
+            .ok_or_else(|| unknown(agent, "agent"))?;
+        let before = p.next_deadline();
+        let result = f(p);
+        let after = p.next_deadline();
+        if before != after {
+            if let Some(d) = before {
+                self.due.remove(&(d, agent.to_string()));
+            }
+            if let Some(d) = after {
+                self.due.insert((d, agent.to_string()));
+            }
+        }
+        result
     }
 
     fn require(&self, agent: &str) -> Result<&Policy, Error> {
         self.policies
             .get(agent)
-            .ok_or_else(|| unknown(agent, "agent"))
-    }
-
-    fn policy_mut(&mut self, agent: &str) -> Result<&mut Policy, Error> {
-        self.policies
-            .get_mut(agent)
             .ok_or_else(|| unknown(agent, "agent"))
     }
 
@@ -716,11 +771,13 @@ impl Agents {
         })
     }
 
-    /// Checks that every agent can be ticked at `at`, so that the ticks after an
-    /// accepted input cannot fail.
-    fn check_others(&self, at: Timestamp) -> Result<(), Error> {
-        for (agent, p) in &self.policies {
-            p.check_tick(at).map_err(|e| in_agent(e, agent))?;
+    /// Checks that every agent due by `at` can be ticked then, so that the ticks after
+    /// an accepted input cannot fail.
+    fn check_due(&self, at: Timestamp) -> Result<(), Error> {
+        for agent in self.due_by(at) {
+            self.require(&agent)?
+                .check_tick(at)
+                .map_err(|e| in_agent(e, &agent))?;
         }
         Ok(())
     }
@@ -745,7 +802,7 @@ impl Agents {
             t = s.at;
             groups.entry(agent).or_default().push((i, s));
         }
-        self.check_others(t)?;
+        self.check_due(t)?;
         let mut checked = Vec::with_capacity(groups.len());
         for (agent, group) in &groups {
             let metrics = self.require(agent)?.check_batch(group)?;
@@ -753,7 +810,7 @@ impl Agents {
         }
         let mut steps = Vec::with_capacity(groups.len());
         for ((agent, group), metrics) in groups.iter().zip(checked) {
-            let step = self.policy_mut(agent)?.record_checked(group, &metrics, t);
+            let step = self.with_agent(agent, |p| Ok(p.record_checked(group, &metrics, t)))?;
             steps.push((agent.clone(), step));
         }
         Ok((t, steps))
@@ -768,14 +825,15 @@ impl Agents {
         let broadcast = targets.len() > 1;
         let mut applied = Vec::with_capacity(targets.len());
         for agent in targets {
-            match self.policy_mut(&agent)?.command_revertible(input) {
+            match self.with_agent(&agent, |p| p.command_revertible(input)) {
                 Ok((step, undo)) => applied.push((agent, step, undo)),
                 Err(e) => {
                     // Put back the agents that took it, latest first.
                     for (a, _, undo) in applied.into_iter().rev() {
-                        if let Some(p) = self.policies.get_mut(&a) {
+                        let _ = self.with_agent(&a, |p| {
                             p.revert(undo);
-                        }
+                            Ok(())
+                        });
                     }
                     return Err(if broadcast { in_agent(e, &agent) } else { e });
                 }

@@ -462,10 +462,34 @@ fn a_restored_snapshot_continues_as_the_original() {
         (e.code, e.path.as_str()),
         (ErrorCode::SnapshotCorrupt, "agents.notifier.config")
     );
+    let mut early: Value = serde_json::from_str(&text).unwrap();
+    early["now"] = json!(1000);
+    let e = Agents::restore(AgentsSnapshot::from_value(early).unwrap()).unwrap_err();
+    assert_eq!(
+        (e.code, e.path.as_str()),
+        (ErrorCode::SnapshotCorrupt, "now")
+    );
     let mut version: Value = serde_json::from_str(&text).unwrap();
     version["format_version"] = json!(9);
     let e = Agents::restore(AgentsSnapshot::from_value(version).unwrap()).unwrap_err();
     assert_eq!(e.code, ErrorCode::UnsupportedFormatVersion);
+}
+
+#[test]
+fn a_tick_moves_the_clock_of_every_agent() {
+    let mut a = agents();
+    assert!(a.tick(50_000).unwrap().is_empty());
+    assert_eq!(a.now(), 50_000);
+    // Nothing was due, yet a later input for any agent must not go back in time.
+    let e = a
+        .handle(&input(
+            json!({"kind": "pause", "at": 40000, "agent": "notifier"}),
+        ))
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::TimeWentBackwards);
+    let restored = Agents::restore_json(&a.snapshot().to_json()).unwrap();
+    assert_eq!(restored.now(), 50_000);
+    assert_eq!(restored, a);
 }
 
 #[test]
@@ -579,6 +603,14 @@ fn random_inputs_never_panic_and_refusals_change_nothing() {
                 }
             }
             t = t.max(a.now());
+            // The derived clock and deadline index agree with the agents.
+            let earliest = a
+                .agents()
+                .filter_map(|x| a.policy(x).unwrap().next_deadline())
+                .min();
+            assert_eq!(a.next_deadline(), earliest);
+            let latest = a.agents().map(|x| a.policy(x).unwrap().now()).max();
+            assert!(Some(a.now()) >= latest);
         }
         let restored = Agents::restore_json(&a.snapshot().to_json()).unwrap();
         assert_eq!(restored, a);

@@ -346,6 +346,7 @@ class AgentsStepDict(TypedDict):
 class AgentsSnapshotDict(TypedDict):
     format_version: int
     config: AgentsConfigDict
+    now: int
     agents: Dict[str, SnapshotDict]
 
 
