@@ -22,7 +22,9 @@
 //! `ack` and `action_failed` must name their agent; any other command goes to its
 //! agent, or without one to every agent, atomically: if any agent refuses it, none
 //! takes it. Every input first ticks the agents whose timers are due by its time, so
-//! decisions come in time order whichever agent an input is for.
+//! decisions come in time order whichever agent an input is for; a `tick` (with or
+//! without an agent) does only that. The container has one clock: an input before the
+//! latest input's time, for any agent, is `time_went_backwards`.
 //!
 //! Like a policy, the container is sans-IO and deterministic: agents are kept and
 //! reported in name order, and a refused input leaves every agent as it was.
