@@ -1418,6 +1418,260 @@ impl PyPolicy {
     }
 }
 
+// ------------------------------------------------------------------ Agents
+
+/// Per-agent policies (README "Per-agent versions"): one policy per agent, each with its
+/// own versions, rollout, gates, cooldown and breaker. Inputs are the policy's with an
+/// optional ``agent`` key; steps are dicts ``{"at", "agents": [{"agent", "step"}]}``
+/// listing the agents with something to say, in name order.
+#[pyclass(eq, module = "rollguard", name = "Agents")]
+#[derive(Clone, PartialEq)]
+struct PyAgents {
+    inner: rg::Agents,
+}
+
+impl PyAgents {
+    fn input<'py>(&mut self, py: Python<'py>, value: Value) -> PyResult<Bound<'py, PyAny>> {
+        let input = core(py, Api::Input, || rg::AgentInput::from_value(value))?;
+        let inner = &mut self.inner;
+        let step = core(py, Api::Input, || inner.handle(&input))?;
+        dict_of(py, &step)
+    }
+
+    fn restored(
+        py: Python<'_>,
+        f: impl FnOnce() -> Result<rg::Agents, rg::Error>,
+    ) -> PyResult<Self> {
+        core(py, Api::Snapshot, f).map(|inner| Self { inner })
+    }
+}
+
+#[pymethods]
+impl PyAgents {
+    /// Creates every agent's policy from an agents config dict at time `now`.
+    #[new]
+    #[pyo3(signature = (config, *, now = None))]
+    fn new(
+        py: Python<'_>,
+        config: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let now = now.map_or(Ok(0), |n| time_of(n, "now", Api::Config))?;
+        let value = value_of(config, Api::Config)?;
+        core(py, Api::Config, || {
+            rg::Agents::new(rg::AgentsConfig::from_value(value)?, now)
+        })
+        .map(|inner| Self { inner })
+    }
+
+    /// Parses an agents config from JSON text and creates the agents.
+    #[classmethod]
+    #[pyo3(signature = (text, *, now = None))]
+    fn from_json(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        text: &str,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let now = now.map_or(Ok(0), |n| time_of(n, "now", Api::Config))?;
+        core(py, Api::Config, || rg::Agents::from_json(text, now)).map(|inner| Self { inner })
+    }
+
+    /// Restores the agents from a snapshot (a dict from `snapshot()`, or its JSON text).
+    #[classmethod]
+    fn restore(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        snapshot: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        if let Ok(text) = snapshot.cast::<PyString>() {
+            let text = text.to_cow()?;
+            return Self::restored(py, || rg::Agents::restore_json(&text));
+        }
+        let value = value_of(snapshot, Api::Snapshot)?;
+        Self::restored(py, || {
+            rg::Agents::restore(rg::AgentsSnapshot::from_value(value)?)
+        })
+    }
+
+    /// Restores the agents from a snapshot's JSON text.
+    #[classmethod]
+    fn restore_json(_cls: &Bound<'_, PyType>, py: Python<'_>, text: &str) -> PyResult<Self> {
+        Self::restored(py, || rg::Agents::restore_json(text))
+    }
+
+    /// Applies any input dict, with an optional ``agent`` key.
+    fn handle<'py>(
+        &mut self,
+        py: Python<'py>,
+        input: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let value = value_of(input, Api::Input)?;
+        self.input(py, value)
+    }
+
+    /// Parses one input from JSON text and applies it (the core's JSON parser).
+    fn handle_json<'py>(&mut self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+        let inner = &mut self.inner;
+        let step = core(py, Api::Input, || inner.handle_json(text))?;
+        dict_of(py, &step)
+    }
+
+    /// Records one sample dict; it goes to the agent of its ``agent`` label.
+    fn observe<'py>(
+        &mut self,
+        py: Python<'py>,
+        sample: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let value = observe_input(value_of(sample, Api::Input)?);
+        self.input(py, value)
+    }
+
+    /// Records several sample dicts atomically, in time order, each going to the agent
+    /// of its label (or ``agent``).
+    #[pyo3(signature = (samples, *, agent = None))]
+    fn observe_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        samples: &Bound<'py, PyAny>,
+        agent: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let samples = value_of(samples, Api::Input)?;
+        let mut m = Map::new();
+        m.insert("kind".into(), Value::String("observe_batch".into()));
+        m.insert("samples".into(), samples);
+        if let Some(a) = agent {
+            m.insert("agent".into(), Value::String(a.into()));
+        }
+        self.input(py, Value::Object(m))
+    }
+
+    /// Time passes: every agent fires its timers due at or before `now`.
+    fn tick<'py>(
+        &mut self,
+        py: Python<'py>,
+        now: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let now = time_of(now, "at", Api::Input)?;
+        let inner = &mut self.inner;
+        let step = core(py, Api::Input, || inner.tick(now))?;
+        dict_of(py, &step)
+    }
+
+    /// A command by kind, with its fields as keywords; ``agent=`` sends it to one agent,
+    /// without it a command goes to every agent (atomically): ``command("ack", at=t,
+    /// action_id=3, agent="negotiator")``, ``command("start_rollout", at=t, version="v3")``.
+    #[pyo3(signature = (kind, /, at, **fields))]
+    fn command<'py>(
+        &mut self,
+        py: Python<'py>,
+        kind: &str,
+        at: &Bound<'py, PyAny>,
+        fields: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut m = match fields
+            .map(|f| value_of(f.as_any(), Api::Input))
+            .transpose()?
+        {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        m.insert("kind".into(), Value::String(kind.into()));
+        m.insert("at".into(), Value::from(time_of(at, "at", Api::Input)?));
+        self.input(py, Value::Object(m))
+    }
+
+    /// When some agent next needs a `tick` (ms), or None.
+    fn next_deadline(&self) -> Option<u64> {
+        self.inner.next_deadline()
+    }
+
+    /// The agents' time: the latest input's (ms).
+    #[getter]
+    fn now(&self) -> u64 {
+        self.inner.now()
+    }
+
+    /// The agents' names, in order.
+    #[getter]
+    fn agents(&self) -> Vec<String> {
+        self.inner.agents().map(str::to_string).collect()
+    }
+
+    /// The agents config, as a canonical dict.
+    #[getter]
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, self.inner.config())
+    }
+
+    /// Every agent's status, as a dict of status dicts by agent.
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner.status())
+    }
+
+    /// Where a routing key of ``agent`` goes now (``Policy.assign`` of its policy).
+    #[pyo3(signature = (agent, key, *, session_started_at = None, now = None))]
+    fn assign<'py>(
+        &self,
+        py: Python<'py>,
+        agent: &str,
+        key: &Bound<'py, PyAny>,
+        session_started_at: Option<&Bound<'py, PyAny>>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_bytes(key)?;
+        let started = session_started_at
+            .map(|t| time_of(t, "session_started_at", Api::Input))
+            .transpose()?;
+        let now = now.map(|t| time_of(t, "now", Api::Input)).transpose()?;
+        let a = &self.inner;
+        let assignment = core(py, Api::Input, || {
+            a.assign_maybe_pinned(agent, &key, started, now)
+        })?;
+        dict_of(py, &assignment)
+    }
+
+    /// ``agent``'s routing table (``Policy.routing_table`` of its policy).
+    fn routing_table<'py>(&self, py: Python<'py>, agent: &str) -> PyResult<Bound<'py, PyAny>> {
+        let a = &self.inner;
+        let table = core(py, Api::Input, || a.routing_table(agent))?;
+        dict_of(py, &table)
+    }
+
+    /// Every agent's state with the config, as a dict (`Agents.restore` takes it back).
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        dict_of(py, &self.inner.snapshot())
+    }
+
+    /// The snapshot as the core's canonical JSON text.
+    fn snapshot_json(&self) -> String {
+        self.inner.snapshot().to_json()
+    }
+
+    fn __copy__(&self) -> Self {
+        self.clone()
+    }
+
+    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> Self {
+        self.clone()
+    }
+
+    /// Pickles through the snapshot's JSON text.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        let restore = slf.get_type().getattr("restore_json")?;
+        Ok((restore, (slf.borrow().inner.snapshot().to_json(),)))
+    }
+
+    fn __repr__(&self) -> String {
+        let agents: Vec<&str> = self.inner.agents().collect();
+        format!(
+            "Agents(now={}, agents={})",
+            self.inner.now(),
+            json_of(&agents)
+        )
+    }
+}
+
 // ------------------------------------------------------------------ replay
 
 /// Replays a scenario (a dict or its JSON text) into its trace. Refused inputs are part
@@ -1903,9 +2157,14 @@ fn _rollguard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SnapshotError", errs.snapshot.bind(py))?;
     m.add("FORMAT_VERSION", rg::FORMAT_VERSION)?;
     m.add("SNAPSHOT_FORMAT_VERSION", rg::SNAPSHOT_FORMAT_VERSION)?;
+    m.add(
+        "AGENTS_SNAPSHOT_FORMAT_VERSION",
+        rg::AGENTS_SNAPSHOT_FORMAT_VERSION,
+    )?;
     m.add("TIME_MAX", rg::TIME_MAX)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyPolicy>()?;
+    m.add_class::<PyAgents>()?;
     m.add_class::<PyStep>()?;
     m.add_class::<PyDecision>()?;
     m.add_class::<PyEvent>()?;

@@ -13,15 +13,15 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import assign_reference
 import rollguard
-from rollguard import Policy, RollguardError
+from rollguard import Agents, Policy, RollguardError
 
 VECTORS = Path(__file__).resolve().parents[3] / "tests" / "vectors"
 MIN_VECTORS = 40
 TOP_KEYS = {
-    "format_version", "name", "description", "config", "config_error", "snapshot",
+    "format_version", "name", "description", "config", "agents_config", "config_error", "snapshot",
     "snapshot_text", "restore_error", "start", "steps",
 }
-STEP_KEYS = {"input", "restore", "decisions", "events", "error", "assign", "routing_table"}
+STEP_KEYS = {"input", "restore", "decisions", "events", "agents", "error", "assign", "routing_table"}
 ASSIGN_KEYS = {"key", "session_started_at", "now", "expect", "error"}
 
 
@@ -98,6 +98,8 @@ def check_shape(name: str, doc: dict) -> str:
     for step in doc.get("steps", []):
         assert set(step) <= STEP_KEYS, f"unknown step keys {set(step) - STEP_KEYS}"
         assert isinstance(step.get("input"), dict)
+    if "agents_config" in doc:
+        return "agents_config_error" if "config_error" in doc else "agents_steps"
     if "config_error" in doc:
         return "config_error"
     if "restore_error" in doc:
@@ -119,6 +121,17 @@ def feed_native(policy: Policy, inp: dict) -> rollguard.Step:
 
 def run_vector(name: str, doc: dict, feed: Callable[[Policy, dict], rollguard.Step] = feed_json) -> None:
     kind = check_shape(name, doc)
+    if kind == "agents_config_error":
+        try:
+            Agents.from_json(json.dumps(doc["agents_config"]), now=doc.get("start", 0))
+        except rollguard.ConfigError as e:
+            check_error(doc["config_error"], e, True)
+        else:
+            raise AssertionError(f"expected config error {doc['config_error']}, but the config was accepted")
+        return
+    if kind == "agents_steps":
+        run_agents_steps(doc, native=feed is feed_native)
+        return
     if kind == "config_error":
         try:
             Policy.from_json(json.dumps(doc["config"]), now=doc.get("start", 0))
@@ -224,3 +237,47 @@ def check_tick_idempotent(policy: Policy, at: int, where: str) -> None:
     twin = copy.copy(policy)
     step = twin.tick(max(at, policy.now))
     assert step.is_empty() and twin == policy, f"{where}: a repeated tick was not a no-op: {step.to_json()}"
+
+
+def run_agents_steps(doc: dict, native: bool) -> None:
+    """An agents steps vector: inputs to ``Agents`` (as JSON text, or as native dicts)."""
+    if native:
+        agents = Agents(doc["agents_config"], now=doc["start"])
+    else:
+        agents = Agents.from_json(json.dumps(doc["agents_config"]), now=doc["start"])
+    for i, step in enumerate(doc["steps"]):
+        inp = step["input"]
+        where = f"steps[{i}] (input {json.dumps(inp)})"
+        for k in ("decisions", "events", "assign", "routing_table"):
+            assert k not in step, f"{where}: {k} does not belong in an agents step"
+        at = input_time(inp, agents.now)
+        before = agents.snapshot_json()
+        try:
+            actual = agents.handle(inp) if native else agents.handle_json(json.dumps(inp))
+        except rollguard.InputError as e:
+            assert agents.snapshot_json() == before, f"{where}: refused ({e}) but an agent changed"
+            assert "error" in step, f"{where}: expected a step, but the input was refused: {e}"
+            try:
+                check_error(step["error"], e, True)
+            except AssertionError as a:
+                raise AssertionError(f"{where}: {a}") from None
+        else:
+            assert "error" not in step, f"{where}: expected the error {step['error']}, but accepted: {actual}"
+            expected = {
+                "at": at,
+                "agents": [
+                    {"agent": a["agent"],
+                     "step": {"at": at, "decisions": a.get("decisions", []), "events": a.get("events", [])}}
+                    for a in step.get("agents", [])
+                ],
+            }
+            diff = first_difference(expected, actual)
+            assert diff is None, f"{where}: {diff}\n--- expected\n{json.dumps(expected)}\n--- actual\n{json.dumps(actual)}"
+            twin = copy.copy(agents)
+            tick = twin.tick(max(at, agents.now))
+            assert not tick["agents"] and twin == agents, f"{where}: a repeated tick was not a no-op: {tick}"
+        text = agents.snapshot_json()
+        assert Agents.restore_json(text).snapshot_json() == text, f"{where}: snapshot round trip"
+        assert Agents.restore(agents.snapshot()) == agents, f"{where}: snapshot dict round trip"
+        if step.get("restore") is True:
+            agents = Agents.restore_json(agents.snapshot_json())

@@ -18,7 +18,8 @@
 #![forbid(unsafe_code)]
 
 use rollguard::{
-    Error, ErrorCode, Input, Policy, PolicyConfig, Sample, Scenario, Snapshot, Step, TIME_MAX,
+    AgentInput, Agents, AgentsConfig, AgentsSnapshot, Error, ErrorCode, Input, Policy,
+    PolicyConfig, Sample, Scenario, Snapshot, Step, TIME_MAX,
 };
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
@@ -661,6 +662,237 @@ impl JsPolicy {
 
     /// The snapshot, for `JSON.stringify(policy)`.
     #[wasm_bindgen(js_name = toJSON, unchecked_return_type = "Snapshot")]
+    pub fn to_json(&self) -> JsResult<JsValue> {
+        self.snapshot()
+    }
+}
+
+// ---------------------------------------------------------------------- agents
+
+/// Per-agent policies (README "Per-agent versions"): one policy per agent, each with its
+/// own versions, rollout, gates, cooldown and breaker. Inputs are the policy's with an
+/// optional `agent` key; every input returns `{at, agents: [{agent, step}]}`, the agents
+/// with something to say, in name order.
+#[wasm_bindgen(js_name = Agents)]
+pub struct JsAgents {
+    inner: Agents,
+}
+
+#[wasm_bindgen(js_class = Agents)]
+impl JsAgents {
+    /// Creates every agent's policy from an agents config object at time `start` (ms,
+    /// default 0).
+    ///
+    /// # Errors
+    /// A config error with the field's path (`agents.<agent>....` inside an agent's
+    /// merged config), or `time_out_of_range` for `start`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "AgentsConfig")] config: JsValue,
+        start: Option<f64>,
+    ) -> JsResult<JsAgents> {
+        let run = || {
+            Agents::new(
+                AgentsConfig::from_value(to_json(&config)?)?,
+                start_time(start)?,
+            )
+        };
+        run().map(|inner| Self { inner }).map_err(|e| js_error(&e))
+    }
+
+    /// Creates the agents from a config's JSON text at time `start` (ms, default 0).
+    ///
+    /// # Errors
+    /// `invalid_json` or a config error, with the field's path.
+    #[wasm_bindgen(js_name = fromJson)]
+    pub fn from_json(text: &str, start: Option<f64>) -> JsResult<JsAgents> {
+        let run = || Agents::from_json(text, start_time(start)?);
+        run().map(|inner| Self { inner }).map_err(|e| js_error(&e))
+    }
+
+    /// Recreates the agents from a snapshot object.
+    ///
+    /// # Errors
+    /// `unsupported_format_version`, a config error or `snapshot_corrupt`.
+    pub fn restore(
+        #[wasm_bindgen(unchecked_param_type = "AgentsSnapshot")] snapshot: JsValue,
+    ) -> JsResult<JsAgents> {
+        let run = || {
+            let value = to_json(&snapshot)
+                .map_err(|e| Error::new(ErrorCode::SnapshotCorrupt, e.path, e.message))?;
+            Agents::restore(AgentsSnapshot::from_value(value)?)
+        };
+        run().map(|inner| Self { inner }).map_err(|e| js_error(&e))
+    }
+
+    /// Recreates the agents from a snapshot's JSON text (what `snapshotJson()` returns).
+    ///
+    /// # Errors
+    /// As `restore`.
+    #[wasm_bindgen(js_name = restoreJson)]
+    pub fn restore_json(text: &str) -> JsResult<JsAgents> {
+        Agents::restore_json(text)
+            .map(|inner| Self { inner })
+            .map_err(|e| js_error(&e))
+    }
+
+    /// Applies any input object with an optional `agent`: a sample goes to the agent of
+    /// its `agent` label, `ack` and `action_failed` name their agent, any other command
+    /// without one goes to every agent, atomically.
+    ///
+    /// # Errors
+    /// `unknown_agent`, or an input error; no agent changes.
+    #[wasm_bindgen(unchecked_return_type = "AgentsStep")]
+    pub fn handle(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "AgentInput")] input: JsValue,
+    ) -> JsResult<JsValue> {
+        let step = to_json(&input)
+            .and_then(AgentInput::from_value)
+            .and_then(|i| self.inner.handle(&i))
+            .map_err(|e| js_error(&e))?;
+        to_js(&step)
+    }
+
+    /// Parses one input from its canonical JSON text and applies it.
+    ///
+    /// # Errors
+    /// As `handle`.
+    #[wasm_bindgen(js_name = handleJson, unchecked_return_type = "AgentsStep")]
+    pub fn handle_json(&mut self, text: &str) -> JsResult<JsValue> {
+        let step = self.inner.handle_json(text).map_err(|e| js_error(&e))?;
+        to_js(&step)
+    }
+
+    /// A command (`{kind: "ack", at, action_id, agent}`); the same as `handle`.
+    ///
+    /// # Errors
+    /// As `handle`.
+    #[wasm_bindgen(unchecked_return_type = "AgentsStep")]
+    pub fn command(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "AgentInput")] command: JsValue,
+    ) -> JsResult<JsValue> {
+        self.handle(command)
+    }
+
+    /// Records one sample; it goes to the agent of its `agent` label.
+    ///
+    /// # Errors
+    /// As `handle`.
+    #[wasm_bindgen(unchecked_return_type = "AgentsStep")]
+    pub fn observe(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Sample")] sample: JsValue,
+    ) -> JsResult<JsValue> {
+        let run = || {
+            let mut value = to_json(&sample)?;
+            match &mut value {
+                Value::Object(map) => {
+                    map.insert("kind".into(), Value::String("observe".into()));
+                }
+                _ => return Err(invalid("", "a sample must be an object")),
+            }
+            AgentInput::from_value(value)
+        };
+        let step = run()
+            .and_then(|i| self.inner.handle(&i))
+            .map_err(|e| js_error(&e))?;
+        to_js(&step)
+    }
+
+    /// Time passes: every agent fires its timers due at or before `now` (ms).
+    ///
+    /// # Errors
+    /// `time_went_backwards` or `time_out_of_range`; no agent changes.
+    #[wasm_bindgen(unchecked_return_type = "AgentsStep")]
+    pub fn tick(&mut self, now: f64) -> JsResult<JsValue> {
+        let step = time(now, "at")
+            .and_then(|t| self.inner.tick(t))
+            .map_err(|e| js_error(&e))?;
+        to_js(&step)
+    }
+
+    /// When some agent next needs a `tick` (ms), or `null` if never.
+    #[wasm_bindgen(js_name = nextDeadline, unchecked_return_type = "number | null")]
+    pub fn next_deadline(&self) -> JsValue {
+        self.inner
+            .next_deadline()
+            .map_or(JsValue::NULL, |t| JsValue::from_f64(t.min(TIME_MAX) as f64))
+    }
+
+    /// The agents' time (ms): the latest input's.
+    #[wasm_bindgen(getter)]
+    pub fn now(&self) -> f64 {
+        self.inner.now() as f64
+    }
+
+    /// The agents' names, in order.
+    #[wasm_bindgen(getter, unchecked_return_type = "string[]")]
+    pub fn agents(&self) -> JsResult<JsValue> {
+        to_js(&self.inner.agents().collect::<Vec<_>>())
+    }
+
+    /// Every agent's status, by agent.
+    #[wasm_bindgen(unchecked_return_type = "Record<string, Status>")]
+    pub fn status(&self) -> JsResult<JsValue> {
+        to_js(&self.inner.status())
+    }
+
+    /// Where a routing key of `agent` goes now (`Policy.assign` of its policy).
+    ///
+    /// # Errors
+    /// `unknown_agent`, or as `Policy.assign`.
+    #[wasm_bindgen(unchecked_return_type = "Assignment")]
+    pub fn assign(
+        &self,
+        agent: &str,
+        #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] key: JsValue,
+        #[wasm_bindgen(js_name = sessionStartedAt)] session_started_at: Option<f64>,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
+        let a = (|| {
+            let key = key_bytes(&key)?;
+            let started = session_started_at
+                .map(|t| time(t, "session_started_at"))
+                .transpose()?;
+            let now = now.map(|t| time(t, "now")).transpose()?;
+            self.inner.assign_maybe_pinned(agent, &key, started, now)
+        })()
+        .map_err(|e| js_error(&e))?;
+        to_js(&a)
+    }
+
+    /// `agent`'s routing table (`Policy.routingTable` of its policy).
+    ///
+    /// # Errors
+    /// `unknown_agent`.
+    #[wasm_bindgen(js_name = routingTable, unchecked_return_type = "RoutingTable")]
+    pub fn routing_table(&self, agent: &str) -> JsResult<JsValue> {
+        let table = self.inner.routing_table(agent).map_err(|e| js_error(&e))?;
+        to_js(&table)
+    }
+
+    /// The agents config, as a plain object.
+    #[wasm_bindgen(unchecked_return_type = "AgentsConfig")]
+    pub fn config(&self) -> JsResult<JsValue> {
+        to_js(self.inner.config())
+    }
+
+    /// A snapshot of every agent with the config, as a plain object.
+    #[wasm_bindgen(unchecked_return_type = "AgentsSnapshot")]
+    pub fn snapshot(&self) -> JsResult<JsValue> {
+        to_js(&self.inner.snapshot())
+    }
+
+    /// The snapshot's canonical JSON text.
+    #[wasm_bindgen(js_name = snapshotJson)]
+    pub fn snapshot_json(&self) -> String {
+        self.inner.snapshot().to_json()
+    }
+
+    /// The snapshot, for `JSON.stringify(agents)`.
+    #[wasm_bindgen(js_name = toJSON, unchecked_return_type = "AgentsSnapshot")]
     pub fn to_json(&self) -> JsResult<JsValue> {
         self.snapshot()
     }

@@ -117,6 +117,8 @@ export interface PolicyConfig {
     cooldown_ms?: number;
     breaker?: { max_rollbacks?: number; window_ms?: number };
     ack_timeout_ms?: number;
+    /** Where automated rollbacks go: `default` (stable before promotion, previous after) or `golden`. */
+    rollback_to?: "default" | "golden";
   };
   limits?: {
     versions_max?: number; label_len_max?: number; text_len_max?: number; state_bytes_max?: number;
@@ -538,8 +540,38 @@ export type ErrorCode =
   | "time_went_backwards" | "time_out_of_range" | "unknown_arm" | "unknown_metric"
   | "label_too_long" | "text_too_long" | "unknown_version" | "duplicate_version"
   | "invalid_command" | "action_pending" | "unknown_action" | "breaker_open" | "invalid_rollback_target"
-  | "registry_full" | "duplicate_effect" | "too_many_effects" | "invalid_salt"
+  | "registry_full" | "duplicate_effect" | "too_many_effects" | "unknown_agent" | "invalid_salt"
   | "snapshot_corrupt";
+
+/**
+ * Per-agent policies (README "Per-agent versions"): a default policy config and, per agent,
+ * a JSON merge patch (RFC 7396) of it; agent `a`'s policy is named `<name>/a`.
+ */
+export interface AgentsConfig {
+  format_version: 1;
+  name?: string;
+  /** Most agents (default 64). */
+  agents_max?: number;
+  policy: PolicyConfig;
+  agents: Record<string, Record<string, unknown>>;
+}
+
+/** An input for `Agents`: a policy input with the agent it is for (a sample's own `agent`). */
+export type AgentInput = Input & { agent?: string };
+
+/** What one input to `Agents` produced: the agents with something to say, in name order. */
+export interface AgentsStep {
+  at: number;
+  agents: { agent: string; step: Step }[];
+}
+
+export interface AgentsSnapshot {
+  format_version: number;
+  config: AgentsConfig;
+  /** The agents' clock: the latest input's time. */
+  now: number;
+  agents: Record<string, Snapshot>;
+}
 
 /** What every method throws on refusal: an `Error` with the core's `code` and `path`. */
 export interface RollguardError extends Error {

@@ -1,8 +1,9 @@
 // A typed usage of the package, checked by `tsc --noEmit -p test/tsconfig.json` (never run):
 // it proves the declarations describe the API and the data documents as documented.
-import { Policy, assign, assignBucket, replay, saltFor } from "rollguard";
+import { Agents, Policy, assign, assignBucket, replay, saltFor } from "rollguard";
 import type {
   Arm, AssignReason, Assignment, RoutingMode, RoutingTable, WeightChange,
+  AgentsConfig, AgentsSnapshot, AgentsStep,
   Decision, Event, LabelColumns, PolicyConfig, RollguardError, Sample, Scenario, Snapshot, Status, Step, TraceEntry,
 } from "rollguard";
 
@@ -109,3 +110,19 @@ const tableSalt: string | undefined = table.salt;
 if (mode === "split" && table.candidate !== undefined) void [history[0]?.at, tableSalt, table.pin_max_ms];
 const pinConfig: PolicyConfig = { ...config, assignment: { pin_max_ms: 1800000 } };
 void pinConfig;
+
+// Per-agent versions.
+const agentsConfig: AgentsConfig = {
+  format_version: 1,
+  name: "ops",
+  policy: config,
+  agents: { negotiator: { safety: { rollback_to: "golden" } }, notifier: {} },
+};
+const agents = new Agents(agentsConfig, 0);
+const agentsStep: AgentsStep = agents.command({ kind: "pause", at: 1000, agent: "notifier" });
+for (const { agent, step: s } of agentsStep.agents) console.log(agent, s.decisions.length);
+const agentsSnapshot: AgentsSnapshot = agents.snapshot();
+const agentStatus: Status = agents.status()["negotiator"];
+const agentTable: RoutingTable = agents.routingTable("negotiator");
+const agentAssignment: Assignment = agents.assign("negotiator", "user-1");
+console.log(agentsSnapshot.format_version, agentStatus.weight, agentTable.mode, agentAssignment.arm, agents.agents);

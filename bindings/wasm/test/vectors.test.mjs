@@ -12,16 +12,16 @@ import { join, relative, sep } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { Policy } from "rollguard";
+import { Agents, Policy } from "rollguard";
 
 import { firstDifference } from "./json.mjs";
 import { assignFromTable } from "./router.mjs";
 
 const VECTORS = fileURLToPath(new URL("../../../tests/vectors", import.meta.url));
 const MIN_VECTORS = 40;
-const TOP_KEYS = ["format_version", "name", "description", "config", "config_error", "snapshot",
+const TOP_KEYS = ["format_version", "name", "description", "config", "agents_config", "config_error", "snapshot",
   "snapshot_text", "restore_error", "start", "steps"];
-const STEP_KEYS = ["input", "restore", "decisions", "events", "error", "assign", "routing_table"];
+const STEP_KEYS = ["input", "restore", "decisions", "events", "agents", "error", "assign", "routing_table"];
 const ASSIGN_KEYS = ["key", "session_started_at", "now", "expect", "error"];
 
 function findVectors(dir) {
@@ -42,6 +42,7 @@ function kindOf(doc) {
   const has = (k) => Object.hasOwn(doc, k);
   const bad = Object.keys(doc).find((k) => !TOP_KEYS.includes(k));
   assert.equal(bad, undefined, `unknown top-level key ${bad}`);
+  if (has("agents_config")) return has("config_error") ? "agents_config_error" : "agents_steps";
   if (has("config_error")) return "config_error";
   if (has("restore_error")) return "restore_error";
   if (has("config")) return "steps";
@@ -135,6 +136,60 @@ function runSteps(policy, twin, doc) {
   });
 }
 
+/** An agents steps vector: inputs to `Agents` as JSON text, and as objects to a twin. */
+function runAgentsSteps(agents, twin, doc) {
+  assert.ok(Array.isArray(doc.steps) && doc.steps.length > 0, "steps must be a non-empty array");
+  doc.steps.forEach((step, i) => {
+    const bad = Object.keys(step).find((k) => !STEP_KEYS.includes(k));
+    assert.equal(bad, undefined, `steps[${i}]: unknown key ${bad}`);
+    for (const k of ["decisions", "events", "assign", "routing_table"]) {
+      assert.ok(!Object.hasOwn(step, k), `steps[${i}]: ${k} does not belong in an agents step`);
+    }
+    const where = `steps[${i}] (input ${JSON.stringify(step.input)})`;
+    const at = inputTime(step.input, agents.now);
+    const before = agents.snapshotJson();
+    let actual;
+    const error = refusal(() => {
+      actual = agents.handleJson(JSON.stringify(step.input));
+    });
+    let twinActual;
+    const twinError = refusal(() => {
+      twinActual = twin.handle(step.input);
+    });
+    if (error) {
+      assert.equal(agents.snapshotJson(), before, `${where}: refused (${error.code}) but an agent changed`);
+      assert.ok(step.error, `${where}: expected a step, but the input was refused: ${error.message}`);
+      compareError(step.error, error, true, where);
+      assert.deepEqual(twinError && { code: twinError.code, path: twinError.path },
+        { code: error.code, path: error.path }, `${where}: handle(object) disagrees with handleJson`);
+    } else {
+      assert.ok(!step.error, `${where}: expected the error ${JSON.stringify(step.error)}, but the input was accepted`);
+      const expected = {
+        at,
+        agents: (step.agents ?? []).map((a) => ({
+          agent: a.agent, step: { at, decisions: a.decisions ?? [], events: a.events ?? [] },
+        })),
+      };
+      const diff = firstDifference(expected, actual);
+      assert.equal(diff, null, `${where}:\n${diff}\n--- expected\n${JSON.stringify(expected)}\n--- actual\n${JSON.stringify(actual)}`);
+      assert.equal(twinError, null, `${where}: handle(object) refused it: ${twinError?.message}`);
+      assert.equal(firstDifference(actual, twinActual), null, `${where}: handle(object) disagrees with handleJson`);
+      const copy = Agents.restoreJson(agents.snapshotJson());
+      const tick = copy.tick(Math.max(at, agents.now));
+      assert.equal(tick.agents.length, 0, `${where}: a repeated tick was not empty`);
+      assert.equal(copy.snapshotJson(), agents.snapshotJson(), `${where}: a repeated tick changed the agents`);
+      copy.free();
+    }
+    assert.equal(twin.snapshotJson(), agents.snapshotJson(), `${where}: the twin diverged`);
+    const text = agents.snapshotJson();
+    assert.equal(Agents.restoreJson(text).snapshotJson(), text, `${where}: snapshot round trip`);
+    if (step.restore === true) {
+      agents = Agents.restoreJson(agents.snapshotJson());
+      twin = Agents.restore(twin.snapshot());
+    }
+  });
+}
+
 /** A step's `assign` checks, on the policy as it stands after the step (and its restore):
  *  `policy.assign(key)`, or with `session_started_at` (and `now`, by default the policy's
  *  time) a pinned session. */
@@ -173,6 +228,19 @@ function runVector(name, doc) {
   assert.equal(doc.name, name, "name must be the file's path");
   assert.ok(typeof doc.description === "string" && doc.description.trim(), "a vector needs a description");
   switch (kindOf(doc)) {
+    case "agents_config_error": {
+      const error = refusal(() => Agents.fromJson(JSON.stringify(doc.agents_config), doc.start ?? 0));
+      compareError(doc.config_error, error, true, "config");
+      const viaObject = refusal(() => new Agents(doc.agents_config, doc.start ?? 0));
+      compareError(doc.config_error, viaObject, true, "new Agents(object)");
+      break;
+    }
+    case "agents_steps": {
+      assert.ok(Number.isInteger(doc.start) && doc.start >= 0, "start must be a non-negative integer");
+      runAgentsSteps(Agents.fromJson(JSON.stringify(doc.agents_config), doc.start),
+        new Agents(doc.agents_config, doc.start), doc);
+      break;
+    }
     case "config_error": {
       const error = refusal(() => Policy.fromJson(JSON.stringify(doc.config), doc.start ?? 0));
       compareError(doc.config_error, error, true, "config");

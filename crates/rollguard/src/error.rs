@@ -89,6 +89,11 @@ pub enum ErrorCode {
     DuplicateEffect,
     /// `record_effect` beyond `limits.effects_max` effects held.
     TooManyEffects,
+    // ---- agents ----
+    /// An input for [`Agents`](crate::Agents) names an agent the config does not
+    /// declare, or names none where it must (a sample, an `ack`, an `action_failed`),
+    /// or a sample's `agent` label differs from the input's `agent`.
+    UnknownAgent,
     // ---- assignment ----
     /// A salt that is not exactly 16 lowercase hexadecimal digits
     /// ([`Salt::from_hex`](crate::Salt::from_hex)).
@@ -137,6 +142,7 @@ impl ErrorCode {
             Self::RegistryFull => "registry_full",
             Self::DuplicateEffect => "duplicate_effect",
             Self::TooManyEffects => "too_many_effects",
+            Self::UnknownAgent => "unknown_agent",
             Self::InvalidSalt => "invalid_salt",
             Self::SnapshotCorrupt => "snapshot_corrupt",
         }

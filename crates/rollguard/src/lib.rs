@@ -74,6 +74,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod agents;
 mod assign;
 mod config;
 mod detect;
@@ -94,6 +95,10 @@ mod stats;
 mod tagged;
 mod time;
 
+pub use agents::{
+    AGENTS_SNAPSHOT_FORMAT_VERSION, AgentInput, AgentStep, Agents, AgentsConfig, AgentsSnapshot,
+    AgentsStep,
+};
 pub use assign::{
     ASSIGN_VERSION, Arm, Salt, WEIGHT_BP_MAX, assign, bucket, rollout_seq_from_number, salt_for,
     weight_bp_from_i64, weight_bp_from_number,
@@ -105,8 +110,8 @@ pub use config::{
     CanaryStep, Direction, Divergence, EffectSize, EnvironmentConfig, FORMAT_VERSION, GateConfig,
     GateOverride, HistogramRange, Impact, KayentaMember, LadderRung, Limits, Margin, MetricConfig,
     MetricKind, NoData, OnTimeout, OutlierStrategy, Outliers, Persistence, Phase, PolicyConfig,
-    Rule, Rung, SafetyConfig, ScopesConfig, Stat, Strategy, TierOverride, VersionSpec, Worse,
-    limits,
+    RollbackTo, Rule, Rung, SafetyConfig, ScopesConfig, Stat, Strategy, TierOverride, VersionSpec,
+    Worse, limits,
 };
 pub use error::{Error, ErrorCode};
 pub use input::{EffectSpec, Input, Sample, TargetKind, count_from_number};

@@ -25,7 +25,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use rollguard::{Input, Policy, Step};
+use rollguard::{AgentInput, Agents, AgentsStep, Input, Policy, Step};
 use serde_json::{Map, Value, json};
 
 /// The vector format this runner reads.
@@ -44,6 +44,7 @@ const TOP_KEYS: &[&str] = &[
     "name",
     "description",
     "config",
+    "agents_config",
     "config_error",
     "snapshot",
     "snapshot_text",
@@ -58,6 +59,7 @@ const STEP_KEYS: &[&str] = &[
     "restore",
     "decisions",
     "events",
+    "agents",
     "error",
     "assign",
     "routing_table",
@@ -114,6 +116,11 @@ pub enum VectorKind {
     ConfigError,
     /// `snapshot` or `snapshot_text`, `restore_error`: restoring must fail.
     RestoreError,
+    /// `agents_config`, `start`, `steps`: per-agent policies ([`rollguard::Agents`]);
+    /// each step expects `agents`, the agents with something to say.
+    AgentsSteps,
+    /// `agents_config`, `config_error`: creating the agents must fail.
+    AgentsConfigError,
 }
 
 /// A vector that failed, with a readable explanation.
@@ -139,6 +146,24 @@ pub fn run_vector(name: &str, doc: &Value, bless: bool) -> Result<Option<Value>,
     };
     let kind = check_shape(name, doc).map_err(fail)?;
     match kind {
+        VectorKind::AgentsConfigError => {
+            let start = doc.get("start").and_then(Value::as_u64).unwrap_or(0);
+            match Agents::from_json(&doc["agents_config"].to_string(), start) {
+                Ok(_) => Err(fail(format!(
+                    "expected config error {}, but the config was accepted",
+                    doc["config_error"]
+                ))),
+                Err(e) => compare_error(&doc["config_error"], &e, true)
+                    .map(|()| None)
+                    .map_err(|m| fail(format!("config error: {m}"))),
+            }
+        }
+        VectorKind::AgentsSteps => {
+            let start = doc["start"].as_u64().unwrap_or(0);
+            let agents = Agents::from_json(&doc["agents_config"].to_string(), start)
+                .map_err(|e| fail(format!("the config was refused: {e}")))?;
+            run_agents_steps(agents, doc, bless).map_err(fail)
+        }
         VectorKind::ConfigError => {
             let start = doc.get("start").and_then(Value::as_u64).unwrap_or(0);
             let text = doc["config"].to_string();
@@ -208,7 +233,11 @@ fn check_shape(name: &str, doc: &Value) -> Result<VectorKind, String> {
         return Err("a vector needs a description".into());
     }
     let has = |k: &str| obj.contains_key(k);
-    let kind = if has("config_error") {
+    let kind = if has("agents_config") && has("config_error") {
+        VectorKind::AgentsConfigError
+    } else if has("agents_config") {
+        VectorKind::AgentsSteps
+    } else if has("config_error") {
         VectorKind::ConfigError
     } else if has("restore_error") {
         VectorKind::RestoreError
@@ -222,6 +251,8 @@ fn check_shape(name: &str, doc: &Value) -> Result<VectorKind, String> {
         VectorKind::RestoreError => (&["restore_error"], &["snapshot", "snapshot_text"]),
         VectorKind::Steps => (&["config", "start", "steps"], &[]),
         VectorKind::Restore => (&["snapshot", "steps"], &[]),
+        VectorKind::AgentsSteps => (&["agents_config", "start", "steps"], &[]),
+        VectorKind::AgentsConfigError => (&["agents_config", "config_error"], &["start"]),
     };
     let common = ["format_version", "name", "description"];
     for k in required {
@@ -250,17 +281,52 @@ fn check_shape(name: &str, doc: &Value) -> Result<VectorKind, String> {
         if steps.is_empty() {
             return Err("steps must not be empty".into());
         }
+        let agents = kind == VectorKind::AgentsSteps;
         for (i, s) in steps.iter().enumerate() {
-            check_step(s).map_err(|m| format!("steps[{i}]: {m}"))?;
+            check_step(s, agents).map_err(|m| format!("steps[{i}]: {m}"))?;
         }
     }
     Ok(kind)
 }
 
-fn check_step(step: &Value) -> Result<(), String> {
+fn check_step(step: &Value, agents: bool) -> Result<(), String> {
     let obj = step.as_object().ok_or("a step must be an object")?;
     if let Some(k) = obj.keys().find(|k| !STEP_KEYS.contains(&k.as_str())) {
         return Err(format!("unknown key {k:?}"));
+    }
+    // An agents step expects `agents`; a policy step `decisions` and `events`.
+    let (theirs, mine): (&[&str], &str) = if agents {
+        (
+            &["decisions", "events", "assign", "routing_table"],
+            "agents",
+        )
+    } else {
+        (&["agents"], "decisions")
+    };
+    if let Some(k) = theirs.iter().find(|k| obj.contains_key(**k)) {
+        return Err(format!(
+            "{k:?} does not belong in this kind of step (it has {mine:?})"
+        ));
+    }
+    if obj.contains_key("error") && obj.contains_key("agents") {
+        return Err("a refused step has an error and no agents".into());
+    }
+    if let Some(list) = obj.get("agents") {
+        let list = list.as_array().ok_or("agents must be an array")?;
+        for (j, a) in list.iter().enumerate() {
+            let a = a
+                .as_object()
+                .ok_or(format!("agents[{j}] must be an object"))?;
+            if let Some(k) = a
+                .keys()
+                .find(|k| !["agent", "decisions", "events"].contains(&k.as_str()))
+            {
+                return Err(format!("agents[{j}]: unknown key {k:?}"));
+            }
+            if !a.get("agent").is_some_and(Value::is_string) {
+                return Err(format!("agents[{j}] needs an agent name"));
+            }
+        }
     }
     if !obj.get("input").is_some_and(Value::is_object) {
         return Err("a step needs an input object".into());
@@ -514,6 +580,144 @@ fn run_steps(mut policy: Policy, doc: &Value, bless: bool) -> Result<Option<Valu
     let mut doc = doc.clone();
     doc["steps"] = Value::Array(blessed);
     Ok(Some(doc))
+}
+
+/// The step of [`Agents`] a vector expects: `{"at", "agents": [{"agent", "step"}]}`
+/// from the step's `agents` list of `{"agent", "decisions", "events"}` (omitted arrays
+/// empty), every agent's step at the input's time.
+pub fn expected_agents_step(step: &Value, at: u64) -> Value {
+    let agents: Vec<Value> = step
+        .get("agents")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|a| json!({"agent": a["agent"], "step": expected_step(a, at)}))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({"at": at, "agents": agents})
+}
+
+/// An [`AgentsStep`] in a vector's form: the agents' names with their non-empty
+/// `decisions` and `events`.
+fn agents_entries(step: &Value) -> Vec<Value> {
+    let list = step["agents"].as_array().cloned().unwrap_or_default();
+    list.iter()
+        .map(|a| {
+            let mut out = Map::new();
+            out.insert("agent".into(), a["agent"].clone());
+            for k in ["decisions", "events"] {
+                if a["step"][k].as_array().is_some_and(|x| !x.is_empty()) {
+                    out.insert(k.into(), a["step"][k].clone());
+                }
+            }
+            Value::Object(out)
+        })
+        .collect()
+}
+
+fn run_agents_steps(mut agents: Agents, doc: &Value, bless: bool) -> Result<Option<Value>, String> {
+    let steps = doc["steps"].as_array().cloned().unwrap_or_default();
+    check_agents_round_trip(&agents).map_err(|m| format!("before the first step: {m}"))?;
+    let mut blessed = Vec::with_capacity(steps.len());
+    for (i, step) in steps.iter().enumerate() {
+        let input_value = &step["input"];
+        let at = input_time(input_value, agents.now());
+        let where_ = |m: String| format!("steps[{i}] (input {}):\n{m}", compact(input_value));
+        let before = agents.clone();
+        let result =
+            AgentInput::from_json(&input_value.to_string()).and_then(|i| agents.handle(&i));
+        let mut out = Map::new();
+        out.insert("input".into(), input_value.clone());
+        match result {
+            Ok(actual) => {
+                let text = serde_json::to_string(&actual).unwrap_or_default();
+                if serde_json::from_str::<AgentsStep>(&text).ok().as_ref() != Some(&actual) {
+                    return Err(where_("the step's JSON does not parse back into it".into()));
+                }
+                let actual: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if !bless {
+                    if let Some(e) = step.get("error") {
+                        return Err(where_(format!(
+                            "expected the error {e}, but the input was accepted:\n{}",
+                            to_pretty(&actual)
+                        )));
+                    }
+                    let expected = expected_agents_step(step, at);
+                    if let Some(diff) = first_difference(&expected, &actual) {
+                        return Err(where_(format!(
+                            "{diff}\n--- expected\n{}\n--- actual\n{}",
+                            to_pretty(&expected),
+                            to_pretty(&actual)
+                        )));
+                    }
+                }
+                let entries = agents_entries(&actual);
+                if !entries.is_empty() {
+                    out.insert("agents".into(), Value::Array(entries));
+                }
+                let mut copy = agents.clone();
+                let at = at.max(agents.now());
+                match copy.tick(at) {
+                    Ok(s) if s.is_empty() && copy == agents => {}
+                    Ok(s) => {
+                        return Err(where_(format!(
+                            "a tick at {at} right after this input was not a no-op: {}",
+                            serde_json::to_string(&s).unwrap_or_default()
+                        )));
+                    }
+                    Err(e) => return Err(where_(format!("a tick at {at} failed: {e}"))),
+                }
+            }
+            Err(e) => {
+                if agents != before || agents.snapshot() != before.snapshot() {
+                    return Err(where_(format!(
+                        "the input was refused ({e}) but an agent changed"
+                    )));
+                }
+                if !bless {
+                    match step.get("error") {
+                        None => {
+                            return Err(where_(format!(
+                                "expected a step, but the input was refused: {e}"
+                            )));
+                        }
+                        Some(expected) => compare_error(expected, &e, true).map_err(where_)?,
+                    }
+                }
+                out.insert(
+                    "error".into(),
+                    json!({"code": e.code.as_str(), "path": e.path}),
+                );
+            }
+        }
+        check_agents_round_trip(&agents).map_err(where_)?;
+        if step.get("restore") == Some(&Value::Bool(true)) {
+            agents = Agents::restore_json(&agents.snapshot().to_json())
+                .map_err(|e| where_(format!("restore failed: {e}")))?;
+            out.insert("restore".into(), Value::Bool(true));
+        }
+        blessed.push(Value::Object(out));
+    }
+    if !bless {
+        return Ok(None);
+    }
+    let mut doc = doc.clone();
+    doc["steps"] = Value::Array(blessed);
+    Ok(Some(doc))
+}
+
+/// `Agents::restore(snapshot())` must give back equal agents.
+fn check_agents_round_trip(agents: &Agents) -> Result<(), String> {
+    let text = agents.snapshot().to_json();
+    match Agents::restore_json(&text) {
+        Ok(restored) if restored == *agents => Ok(()),
+        Ok(restored) => Err(format!(
+            "restoring the snapshot gave different agents:\n{}",
+            text_difference(&text, &restored.snapshot().to_json())
+        )),
+        Err(e) => Err(format!("the agents' own snapshot was refused: {e}")),
+    }
 }
 
 /// A step's JSON must parse back into the same step. Gate reports write their per-kind

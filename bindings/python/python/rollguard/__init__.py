@@ -5,10 +5,12 @@ module only re-exports the compiled extension.
 """
 
 from rollguard._rollguard import (
+    AGENTS_SNAPSHOT_FORMAT_VERSION,
     ASSIGN_VERSION,
     FORMAT_VERSION,
     SNAPSHOT_FORMAT_VERSION,
     TIME_MAX,
+    Agents,
     ConfigError,
     Decision,
     Event,
@@ -29,10 +31,12 @@ from rollguard._rollguard import (
 )
 
 __all__ = [
+    "AGENTS_SNAPSHOT_FORMAT_VERSION",
     "ASSIGN_VERSION",
     "FORMAT_VERSION",
     "SNAPSHOT_FORMAT_VERSION",
     "TIME_MAX",
+    "Agents",
     "ConfigError",
     "Decision",
     "Event",

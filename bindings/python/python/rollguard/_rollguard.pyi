@@ -3,6 +3,9 @@
 from typing import Any, Dict, List, Literal, Optional, Sequence, Union, final
 
 from rollguard.types import (
+    AgentsConfigDict,
+    AgentsSnapshotDict,
+    AgentsStepDict,
     AssignmentDict,
     InputDict,
     KayentaImportDict,
@@ -23,10 +26,12 @@ __all__ = [
     "SnapshotError",
     "FORMAT_VERSION",
     "SNAPSHOT_FORMAT_VERSION",
+    "AGENTS_SNAPSHOT_FORMAT_VERSION",
     "TIME_MAX",
     "ASSIGN_VERSION",
     "__version__",
     "Policy",
+    "Agents",
     "Step",
     "Decision",
     "Event",
@@ -47,6 +52,7 @@ __all__ = [
 __version__: str
 FORMAT_VERSION: int
 SNAPSHOT_FORMAT_VERSION: int
+AGENTS_SNAPSHOT_FORMAT_VERSION: int
 TIME_MAX: int
 ASSIGN_VERSION: str
 
@@ -240,6 +246,56 @@ class Policy:
     __hash__: None  # type: ignore[assignment]
 
 @final
+class Agents:
+    """Per-agent policies: one policy per agent, each with its own versions, rollout,
+    gates, cooldown and breaker (README "Per-agent versions")."""
+
+    def __new__(cls, config: AgentsConfigDict, *, now: Optional[Time] = None) -> Agents: ...
+    @classmethod
+    def from_json(cls, text: str, *, now: Optional[Time] = None) -> Agents: ...
+    @classmethod
+    def restore(cls, snapshot: Union[AgentsSnapshotDict, str]) -> Agents: ...
+    @classmethod
+    def restore_json(cls, text: str) -> Agents: ...
+    def handle(self, input: InputDict) -> AgentsStepDict:
+        """Applies an input dict with an optional ``agent`` key. Samples go to the agent
+        of their ``agent`` label; ``ack`` and ``action_failed`` must name the agent; any
+        other command without one goes to every agent, atomically. Raises ``InputError``
+        (``unknown_agent`` for an agent not in the config or a missing one)."""
+    def handle_json(self, text: str) -> AgentsStepDict: ...
+    def observe(self, sample: SampleDict) -> AgentsStepDict: ...
+    def observe_batch(
+        self, samples: Sequence[SampleDict], *, agent: Optional[str] = None
+    ) -> AgentsStepDict: ...
+    def tick(self, now: Time) -> AgentsStepDict: ...
+    def command(self, kind: str, /, at: Time, **fields: Any) -> AgentsStepDict: ...
+    def next_deadline(self) -> Optional[int]: ...
+    @property
+    def now(self) -> int: ...
+    @property
+    def agents(self) -> List[str]: ...
+    @property
+    def config(self) -> AgentsConfigDict: ...
+    def status(self) -> Dict[str, Dict[str, Any]]: ...
+    def assign(
+        self,
+        agent: str,
+        key: Union[str, bytes],
+        *,
+        session_started_at: Optional[Time] = None,
+        now: Optional[Time] = None,
+    ) -> AssignmentDict: ...
+    def routing_table(self, agent: str) -> RoutingTableDict: ...
+    def snapshot(self) -> AgentsSnapshotDict: ...
+    def snapshot_json(self) -> str: ...
+    def __copy__(self) -> Agents: ...
+    def __deepcopy__(self, memo: Any, /) -> Agents: ...
+    def __reduce__(self) -> Any: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
 class Recording:
     """Recorded samples for a backtest (``rollguard.backtest``), in time order."""
     @staticmethod
@@ -282,6 +338,7 @@ def backtest_calibrate(
     target: float,
     parameter: Optional[str] = None,
 ) -> Dict[str, Any]: ...
+
 def replay(scenario: Union[ScenarioDict, str]) -> List[TraceEntry]: ...
 def import_kayenta(config: Union[Dict[str, Any], str]) -> KayentaImportDict: ...
 def assign(key: Union[str, bytes], *, salt: str, weight_bp: int) -> Literal["stable", "candidate"]:

@@ -44,6 +44,10 @@ __all__ = [
     "ScenarioDict",
     "SnapshotDict",
     "StepDict",
+    "AgentsConfigDict",
+    "AgentStepDict",
+    "AgentsStepDict",
+    "AgentsSnapshotDict",
 ]
 
 #: A time: integer milliseconds (since the Unix epoch, or a replay's own zero), or a
@@ -154,6 +158,9 @@ class SafetyConfigDict(TypedDict, total=False):
     cooldown_ms: int
     breaker: Dict[str, int]
     ack_timeout_ms: int
+    #: Where automated rollbacks go: "default" (stable before promotion, previous
+    #: after) or "golden".
+    rollback_to: Literal["default", "golden"]
 
 
 class AssignmentConfigDict(TypedDict, total=False):
@@ -347,6 +354,36 @@ class StepDict(TypedDict):
     at: int
     decisions: List[Dict[str, Any]]
     events: List[Dict[str, Any]]
+
+
+class AgentsConfigDict(TypedDict):
+    """Per-agent policies (README "Per-agent versions"): a default policy config and,
+    per agent, a JSON merge patch (RFC 7396) of it."""
+
+    format_version: int
+    name: NotRequired[str]
+    agents_max: NotRequired[int]
+    policy: PolicyConfigDict
+    agents: Dict[str, Dict[str, Any]]
+
+
+class AgentStepDict(TypedDict):
+    agent: str
+    step: StepDict
+
+
+class AgentsStepDict(TypedDict):
+    """What one input to ``Agents`` produced: the agents with something to say."""
+
+    at: int
+    agents: List[AgentStepDict]
+
+
+class AgentsSnapshotDict(TypedDict):
+    format_version: int
+    config: AgentsConfigDict
+    now: int
+    agents: Dict[str, SnapshotDict]
 
 
 class ImportWarningDict(TypedDict):

@@ -99,6 +99,8 @@ pub mod limits {
     pub const EFFECTS_MAX: u32 = 4096;
     /// Highest `limits.scopes_max` a config may set.
     pub const SCOPES_MAX: u32 = 100_000;
+    /// Highest `agents_max` an [`AgentsConfig`](crate::AgentsConfig) may set.
+    pub const AGENTS_MAX: u32 = 4096;
 }
 
 /// A complete policy: what is being rolled out, how it is judged and how it is kept safe.
@@ -1308,6 +1310,34 @@ pub struct SafetyConfig {
     /// Argo's `progressDeadlineSeconds`).
     #[serde(default = "default_ack_timeout_ms")]
     pub ack_timeout_ms: u64,
+    /// Where automated rollbacks go (default: the stable version before promotion, the
+    /// previous one after). Left out of the serialized config while it is the default,
+    /// so configs and snapshots written before it existed read and write the same.
+    #[serde(default, skip_serializing_if = "RollbackTo::is_default")]
+    pub rollback_to: RollbackTo,
+}
+
+/// The target of automated rollbacks (`safety.rollback_to`). An operator's `abort`
+/// and `revert_now` choose their own target, and a tripping breaker always goes to
+/// golden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackTo {
+    /// The stable version before promotion, the previous validated one after it (or,
+    /// without one, golden).
+    #[default]
+    Default,
+    /// The golden version (the most recently human-validated one), before promotion
+    /// as after; the default target when golden is not a usable target (failed) or is
+    /// the version being rolled back. For an agent that must fall back to its own
+    /// last-good version rather than to whatever was stable.
+    Golden,
+}
+
+impl RollbackTo {
+    fn is_default(&self) -> bool {
+        *self == Self::Default
+    }
 }
 
 impl Default for SafetyConfig {
@@ -1316,6 +1346,7 @@ impl Default for SafetyConfig {
             cooldown_ms: default_cooldown_ms(),
             breaker: BreakerConfig::default(),
             ack_timeout_ms: default_ack_timeout_ms(),
+            rollback_to: RollbackTo::Default,
         }
     }
 }

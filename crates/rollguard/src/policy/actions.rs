@@ -85,10 +85,14 @@ impl Policy {
         let safety = self.config.safety;
         let trips = self.state.breaker.trips_at(now, &safety.breaker);
         let from = self.judged_version();
-        let (to, target) = if trips {
-            (self.state.registry.golden_target(), TargetKind::Golden)
-        } else {
-            self.default_target(&from)
+        let golden = self.state.registry.golden_target();
+        let (to, target) = match golden {
+            // The breaker tripping always goes to golden (or to no target at all).
+            _ if trips => (golden, TargetKind::Golden),
+            Some(g) if safety.rollback_to == RollbackTo::Golden && g != from => {
+                (Some(g), TargetKind::Golden)
+            }
+            _ => self.default_target(&from),
         };
         let Some(to) = to.filter(|to| *to != from) else {
             out.decide(

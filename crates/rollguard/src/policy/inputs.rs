@@ -23,27 +23,85 @@ impl Policy {
             Input::Observe(sample) => self.observe(sample),
             Input::ObserveBatch { samples } => self.observe_batch(samples),
             Input::Tick { at } => self.tick(*at),
-            other => {
-                let at = other.at().unwrap_or(self.state.now);
-                self.check_now(at, "at")?;
-                // Timers due by `at` fire before the command, and the command may still be
-                // refused in the state they leave: keep an undo record rather than a
-                // clone of the whole policy (timers and commands never write to windows).
-                let undo = self.state.undo_record();
-                let mut out = Out::default();
-                self.advance(at, &mut out);
-                match self.command(other, at, &mut out) {
-                    Ok(()) => {
-                        self.debug_validate();
-                        Ok(out.into_step(at))
-                    }
-                    Err(e) => {
-                        self.state.undo(undo, out.dropped_arms);
-                        Err(e)
-                    }
-                }
+            other => self.command_revertible(other).map(|(step, _)| step),
+        }
+    }
+
+    /// Applies a command (any input but a sample, a batch or a tick) and returns, with
+    /// its step, what puts the policy back as it was ([`Policy::revert`]): for
+    /// [`Agents`](crate::Agents), which applies one command to several policies and
+    /// keeps it only if every one accepts it. A refused command leaves the policy as it
+    /// was, as [`Policy::handle`] does.
+    pub(crate) fn command_revertible(&mut self, input: &Input) -> Result<(Step, Applied), Error> {
+        let at = input.at().unwrap_or(self.state.now);
+        self.check_now(at, "at")?;
+        // Timers due by `at` fire before the command, and the command may still be
+        // refused in the state they leave: keep an undo record rather than a
+        // clone of the whole policy (timers and commands never write to windows).
+        let undo = self.state.undo_record();
+        let mut out = Out::default();
+        self.advance(at, &mut out);
+        match self.command(input, at, &mut out) {
+            Ok(()) => {
+                self.debug_validate();
+                let applied = Applied {
+                    undo,
+                    dropped: core::mem::take(&mut out.dropped_arms),
+                };
+                Ok((out.into_step(at), applied))
+            }
+            Err(e) => {
+                self.state.undo(undo, out.dropped_arms);
+                Err(e)
             }
         }
+    }
+
+    /// Checks that [`Policy::tick`] at `at` would be accepted.
+    pub(crate) fn check_tick(&self, at: Timestamp) -> Result<(), Error> {
+        self.check_now(at, "at")
+    }
+
+    /// Puts the policy back as it was before the command that returned `applied`; no
+    /// other input may have been applied since.
+    pub(crate) fn revert(&mut self, applied: Applied) {
+        self.state.undo(applied.undo, applied.dropped);
+    }
+
+    /// Checks samples as [`Policy::observe_batch`] does, without recording them: the
+    /// metric of each, for [`Policy::record_checked`]. `samples` pairs each sample with
+    /// its index in the caller's batch, which error paths give (`samples[i]`).
+    pub(crate) fn check_batch(&self, samples: &[(usize, &Sample)]) -> Result<Vec<usize>, Error> {
+        let mut metrics = Vec::with_capacity(samples.len());
+        let mut t = self.state.now;
+        for (k, (i, s)) in samples.iter().enumerate() {
+            metrics.push(
+                self.check_sample(s, t)
+                    .and_then(|m| {
+                        self.check_room(&s.arm, m, s.at, k as u64 + 1, "at")?;
+                        Ok(m)
+                    })
+                    .map_err(|e| e.within(format!("samples[{i}]")))?,
+            );
+            t = s.at;
+        }
+        Ok(metrics)
+    }
+
+    /// Records samples that [`Policy::check_batch`] accepted, with their metrics; the
+    /// step is at `at` (the batch's time).
+    pub(crate) fn record_checked(
+        &mut self,
+        samples: &[(usize, &Sample)],
+        metrics: &[usize],
+        at: Timestamp,
+    ) -> Step {
+        let mut out = Out::default();
+        for ((_, s), m) in samples.iter().zip(metrics) {
+            self.record(s, *m, &mut out);
+        }
+        self.debug_validate();
+        out.into_step(at)
     }
 
     /// Parses one input from JSON and applies it.
@@ -86,26 +144,10 @@ impl Policy {
     /// # Errors
     /// The first sample error, its path prefixed with `samples[i]`.
     pub fn observe_batch(&mut self, samples: &[Sample]) -> Result<Step, Error> {
-        let mut metrics = Vec::with_capacity(samples.len());
-        let mut t = self.state.now;
-        for (i, s) in samples.iter().enumerate() {
-            metrics.push(
-                self.check_sample(s, t)
-                    .and_then(|m| {
-                        // As if every sample so far went into this one's bucket.
-                        self.check_room(&s.arm, m, s.at, i as u64 + 1, "at")?;
-                        Ok(m)
-                    })
-                    .map_err(|e| e.within(format!("samples[{i}]")))?,
-            );
-            t = s.at;
-        }
-        let mut out = Out::default();
-        for (s, m) in samples.iter().zip(metrics) {
-            self.record(s, m, &mut out);
-        }
-        self.debug_validate();
-        Ok(out.into_step(t))
+        let indexed: Vec<(usize, &Sample)> = samples.iter().enumerate().collect();
+        let metrics = self.check_batch(&indexed)?;
+        let at = samples.last().map_or(self.state.now, |s| s.at);
+        Ok(self.record_checked(&indexed, &metrics, at))
     }
 
     /// The fast path for one value sample, without building a [`Sample`].

@@ -32,9 +32,12 @@ use serde::{Deserialize, Serialize};
 
 pub use assignment::{AssignReason, Assignment, RoutingMode, RoutingTable, WeightChange};
 pub use columns::{LabelCodes, LabelColumn, Labels};
+pub(crate) use undo::Applied;
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
-use crate::config::{GateConfig, OnTimeout, Phase, PolicyConfig, Rule, check_label, check_text};
+use crate::config::{
+    GateConfig, OnTimeout, Phase, PolicyConfig, RollbackTo, Rule, check_label, check_text,
+};
 use crate::detect::{Detector, Readings, Role, Side};
 use crate::error::{Error, ErrorCode, ensure};
 use crate::gate::{GateState, Transition};

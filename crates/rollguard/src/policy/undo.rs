@@ -8,6 +8,12 @@
 
 use super::*;
 
+/// A command a policy accepted, with what undoes it ([`Policy::revert`]).
+pub(crate) struct Applied {
+    pub(super) undo: Undo,
+    pub(super) dropped: Vec<Arm>,
+}
+
 /// What undoes one input: the state as it was with no arms, and its arms' versions.
 pub(super) struct Undo {
     state: State,
