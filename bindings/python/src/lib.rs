@@ -2099,6 +2099,26 @@ fn backtest_replication<'py>(
     dict_of(py, &outcome)
 }
 
+/// Runs the drill library: see `rollguard.backtest.drills`. Returns `{"results":
+/// [...], "markdown": "..."}`.
+#[pyfunction]
+fn backtest_drills<'py>(
+    py: Python<'py>,
+    config: &Bound<'py, PyAny>,
+    recording: &PyRecording,
+    spec: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let config = policy_config(config)?;
+    let spec: rollguard_backtest::BacktestSpec = document(spec, "spec")?;
+    let results = py
+        .detach(|| rollguard_backtest::run_drills(&config, &recording.inner, &spec))
+        .map_err(|e| backtest_err(py, &e))?;
+    let out = PyDict::new(py);
+    out.set_item("results", dict_of(py, &results)?)?;
+    out.set_item("markdown", rollguard_backtest::drills_markdown(&results))?;
+    Ok(out.into_any())
+}
+
 /// Checks a backtest spec (dict or JSON) and returns it as the core reads it, with
 /// every default filled in; raises `ConfigError` as a backtest would.
 #[pyfunction]
@@ -2179,6 +2199,7 @@ fn _rollguard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backtest_replication, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_report, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_spec, m)?)?;
+    m.add_function(wrap_pyfunction!(backtest_drills, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_calibrate, m)?)?;
     m.add("ASSIGN_VERSION", rg::ASSIGN_VERSION)?;
     Ok(())

@@ -172,3 +172,20 @@ def test_the_demo_scenario_s_stable_traffic_backtests_like_the_cli_says() -> Non
     report = backtest.run(policy, traffic, candidate="v2", traffic="duplicate",
                           replications=3, block_ms=600_000, seed=1, progress=False)
     assert report.promoted == 3 and report.false_rollbacks["count"] == 0
+
+
+def test_drills_play_each_failure_mode() -> None:
+    policy = {**POLICY, "versions": POLICY["versions"] + [{"id": "v3", "digest": "sha256:cc"}]}
+    policy["gates"] = [{**POLICY["gates"][0], "rule": {"kind": "threshold", "max": 130.0}},
+                       POLICY["gates"][1]]
+    # A canary long enough for failures from minute 10 to be judged in it.
+    policy["strategy"] = {"kind": "canary", "steps": [
+        {"kind": "set_weight", "weight": 50, "duration_ms": 1_800_000}]}
+    out = backtest.drills(policy, frame(minutes=40), candidate="v2", replications=2)
+    by = {r["drill"]["name"]: r for r in out["results"]}
+    assert list(by) == ["latency_regression", "error_burst", "quality_drift",
+                        "silent_candidate", "bad_candidate_twice"]
+    assert by["latency_regression"]["caught"]["count"] == 2
+    assert "lower is worse" in by["quality_drift"]["drill"]["skipped"]
+    assert by["bad_candidate_twice"]["report"]["outcomes"][0]["then"]["candidate"] == "v3"
+    assert "| latency_regression |" in out["markdown"]

@@ -41,6 +41,7 @@
 //! ```
 
 mod calibrate;
+mod drill;
 mod error;
 mod recording;
 mod report;
@@ -49,11 +50,12 @@ mod run;
 mod spec;
 
 pub use calibrate::{CalibrateSpec, Calibration, Trial, calibrate};
+pub use drill::{Drill, DrillResult, drills, drills_markdown, run_drills};
 pub use error::BacktestError;
 pub use recording::Recording;
 pub use report::{Rate, Report, Spread};
-pub use run::{Outcome, RollbackOutcome, run_replication};
-pub use spec::{BacktestSpec, Change, Injection, Resample, Traffic};
+pub use run::{FollowUpOutcome, Outcome, RollbackOutcome, run_replication};
+pub use spec::{BacktestSpec, Change, FollowUp, Injection, Resample, Traffic};
 
 use rollguard::PolicyConfig;
 

@@ -42,6 +42,31 @@ pub struct Outcome {
     pub exposure: u64,
     /// Samples the policy refused (a metric it does not know, say).
     pub refused: u64,
+    /// The spec's follow-up rollout, if it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then: Option<FollowUpOutcome>,
+}
+
+/// What happened to the follow-up rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpOutcome {
+    /// The version.
+    pub candidate: String,
+    /// When its rollout was started.
+    pub started_at: Timestamp,
+    /// The policy's refusal of the start, by code, if it refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// When it was promoted, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_at: Option<Timestamp>,
+    /// Its rollback, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackOutcome>,
+    /// The reasons of the escalations to a human during it, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalations: Vec<Reason>,
 }
 
 /// A rollback, as it happened.
@@ -122,6 +147,15 @@ pub fn run_replication(
 ) -> Result<Outcome, BacktestError> {
     spec.check()?;
     let candidate = candidate_of(config, spec)?;
+    if let Some(f) = &spec.then {
+        if f.candidate == candidate || !config.versions.iter().any(|v| v.id == f.candidate) {
+            return Err(BacktestError::new(
+                "unknown_reference",
+                "then.candidate",
+                format!("{} is not another of the policy's versions", f.candidate),
+            ));
+        }
+    }
     let stream = |s| Rng::for_stream(spec.seed, replication, s);
     let resample = |s| match spec.resample {
         Some(r) => recording.resampled(r.block_ms, &mut stream(s)),
@@ -152,6 +186,8 @@ pub fn run_replication(
         acks: VecDeque::new(),
         ack_delay_ms: spec.ack_delay_ms,
         exposure_centi: 0,
+        follow_up: spec.then.clone(),
+        follow_up_at: None,
         outcome: Outcome {
             replication,
             started_at: start,
@@ -160,6 +196,7 @@ pub fn run_replication(
             rollback: None,
             exposure: 0,
             refused: 0,
+            then: None,
         },
     };
     // A policy with a `candidate` began its rollout when it was made; its first
@@ -185,20 +222,30 @@ pub fn run_replication(
     let mut draws = stream(STREAM_INJECT);
     for (sample, copy) in &samples {
         run.advance(sample.at)?;
-        for (arm, serves) in run.arms_for(sample, *copy, &spec.traffic, &candidate, &mut route) {
+        // The version being rolled out and its onset: the follow-up's, once started.
+        let (current, onset) = match &run.outcome.then {
+            Some(f) => (
+                f.candidate.as_str(),
+                inject.as_ref().map(|i| f.started_at + (i.onset - start)),
+            ),
+            None => (candidate.as_str(), inject.as_ref().map(|i| i.onset)),
+        };
+        let current = current.to_string();
+        for (arm, serves) in run.arms_for(sample, *copy, &spec.traffic, &current, &mut route) {
             let mut s = Sample {
                 arm,
                 ..sample.clone()
             };
-            if s.arm == candidate {
-                if let Some(i) = inject
-                    .as_ref()
-                    .filter(|i| s.at >= i.onset && s.metric == i.metric)
-                {
-                    i.apply(&mut s, &mut draws);
-                    // In hundredths: the percent of the sample served there.
-                    run.exposure_centi += units(&s) * u64::from(serves);
+            let injected = inject
+                .as_ref()
+                .zip(onset)
+                .filter(|(i, onset)| s.arm == current && i.covers(&s, *onset));
+            if let Some((i, onset)) = injected {
+                if !i.apply(&mut s, onset, &mut draws) {
+                    continue;
                 }
+                // In hundredths: the percent of the sample served there.
+                run.exposure_centi += units(&s) * u64::from(serves);
             }
             match run.policy.observe(&s) {
                 Ok(step) => run.record(&step),
@@ -253,6 +300,11 @@ fn gate_names(d: &rollguard::Decision) -> Vec<String> {
     names
 }
 
+/// A core error's stable code, as its JSON spells it.
+fn rollguard_backtest_code(e: &rollguard::Error) -> String {
+    BacktestError::from(e.clone()).code
+}
+
 fn units(s: &Sample) -> u64 {
     s.total.map_or(1, |t| t.max(0) as u64)
 }
@@ -265,25 +317,36 @@ struct Run {
     ack_delay_ms: u64,
     /// The exposure so far, in hundredths of a unit.
     exposure_centi: u64,
+    /// The rollout to start once the first has ended, and when (set when it ends).
+    follow_up: Option<crate::spec::FollowUp>,
+    follow_up_at: Option<Timestamp>,
     outcome: Outcome,
 }
 
 impl Run {
-    /// Keeps the actions to acknowledge and the outcome's promotion and rollback.
+    /// Keeps the actions to acknowledge and the outcome's promotion and rollback (the
+    /// follow-up's, once it has started).
     fn record(&mut self, step: &Step) {
         for d in &step.decisions {
-            match &d.action {
-                Action::Promote { .. } if self.outcome.promoted_at.is_none() => {
-                    self.outcome.promoted_at = Some(d.at);
+            let (promoted_at, rollback) = match &mut self.outcome.then {
+                Some(f) => {
+                    if matches!(d.action, Action::Escalate {}) {
+                        f.escalations.push(d.reason);
+                    }
+                    (&mut f.promoted_at, &mut f.rollback)
                 }
+                None => (&mut self.outcome.promoted_at, &mut self.outcome.rollback),
+            };
+            match &d.action {
+                Action::Promote { .. } if promoted_at.is_none() => *promoted_at = Some(d.at),
                 Action::Rollback {
                     to,
                     target,
                     automated,
                     degradation_started_at,
                     ..
-                } if self.outcome.rollback.is_none() => {
-                    self.outcome.rollback = Some(RollbackOutcome {
+                } if rollback.is_none() => {
+                    *rollback = Some(RollbackOutcome {
                         at: d.at,
                         restored_at: None,
                         to: to.clone(),
@@ -303,34 +366,75 @@ impl Run {
         }
     }
 
+    /// The first rollout ended at `at` (its rollback or promotion acknowledged): the
+    /// follow-up, if any, is due `after_ms` later.
+    fn first_ended(&mut self, at: Timestamp) {
+        if self.outcome.then.is_none() && self.follow_up_at.is_none() {
+            if let Some(f) = &self.follow_up {
+                self.follow_up_at = Some(at.saturating_add(f.after_ms));
+            }
+        }
+    }
+
+    /// Starts the follow-up rollout at `at`.
+    fn start_follow_up(&mut self, at: Timestamp) -> Option<Step> {
+        let f = self.follow_up.take()?;
+        self.follow_up_at = None;
+        let mut then = FollowUpOutcome {
+            candidate: f.candidate.clone(),
+            started_at: at,
+            refused: None,
+            promoted_at: None,
+            rollback: None,
+            escalations: Vec::new(),
+        };
+        let step = match self.policy.handle(&Input::StartRollout {
+            at,
+            version: f.candidate,
+        }) {
+            Ok(step) => Some(step),
+            Err(e) => {
+                then.refused = Some(rollguard_backtest_code(&e));
+                None
+            }
+        };
+        self.outcome.then = Some(then);
+        step
+    }
+
     /// Acknowledges the actions and fires the timers due at or before `t`, in time
     /// order (acknowledgements first at equal times).
     fn advance(&mut self, t: Timestamp) -> Result<(), BacktestError> {
         loop {
             let ack = self.acks.front().map(|a| a.0).filter(|&a| a <= t);
             let deadline = self.policy.next_deadline().filter(|&d| d <= t);
-            let step = match (ack, deadline) {
-                (Some(a), d) if d.is_none_or(|d| a <= d) => {
+            let follow_up = self.follow_up_at.filter(|&f| f <= t);
+            let first = [ack, deadline, follow_up].into_iter().flatten().min();
+            let step = match first {
+                None => break,
+                Some(a) if ack == Some(a) => {
                     let Some((_, id, action)) = self.acks.pop_front() else {
                         break;
                     };
                     self.router.execute(&action);
+                    let at = a.max(self.policy.now());
+                    let rollback = match &mut self.outcome.then {
+                        Some(f) => &mut f.rollback,
+                        None => &mut self.outcome.rollback,
+                    };
                     if matches!(action, Action::Rollback { .. }) {
-                        if let Some(r) = self
-                            .outcome
-                            .rollback
-                            .as_mut()
-                            .filter(|r| r.restored_at.is_none())
-                        {
-                            r.restored_at = Some(a.max(self.policy.now()));
+                        if let Some(r) = rollback.as_mut().filter(|r| r.restored_at.is_none()) {
+                            r.restored_at = Some(at);
                         }
                     }
-                    let at = a.max(self.policy.now());
+                    if matches!(action, Action::Rollback { .. } | Action::Promote { .. }) {
+                        self.first_ended(at);
+                    }
                     // An action that timed out is refused as unknown: the policy has
                     // already escalated and moved on, and so does the router.
                     self.policy.handle(&Input::Ack { at, action_id: id }).ok()
                 }
-                (_, Some(d)) => {
+                Some(d) if deadline == Some(d) => {
                     let at = d.max(self.policy.now());
                     let step = self.policy.tick(at)?;
                     if self.policy.next_deadline().is_some_and(|n| n <= at) {
@@ -342,7 +446,7 @@ impl Run {
                     }
                     Some(step)
                 }
-                _ => break,
+                Some(f) => self.start_follow_up(f.max(self.policy.now())),
             };
             if let Some(step) = step {
                 self.record(&step);
@@ -401,6 +505,7 @@ struct Injector {
     metric: String,
     change: Change,
     onset: Timestamp,
+    duration_ms: Option<u64>,
     /// For `error_rate`: the probability a non-event becomes an event.
     flip: f64,
 }
@@ -433,10 +538,11 @@ impl Injector {
                 ));
             }
             flip = (multiplier - 1.0) * rate / (1.0 - rate);
-        } else if !recording
-            .samples()
-            .iter()
-            .any(|s| s.metric == i.metric && s.value.is_some())
+        } else if !matches!(i.change, Change::Silence {})
+            && !recording
+                .samples()
+                .iter()
+                .any(|s| s.metric == i.metric && s.value.is_some())
         {
             return Err(BacktestError::new(
                 "invalid_value",
@@ -448,12 +554,27 @@ impl Injector {
             metric: i.metric.clone(),
             change: i.change,
             onset: start.saturating_add(after),
+            duration_ms: i.duration_ms,
             flip,
         })
     }
 
-    fn apply(&self, s: &mut Sample, rng: &mut Rng) {
+    /// Whether the change applies to `s`, given the current rollout's onset.
+    fn covers(&self, s: &Sample, onset: Timestamp) -> bool {
+        let within = self
+            .duration_ms
+            .is_none_or(|d| s.at < onset.saturating_add(d));
+        s.at >= onset && within && (self.metric == "*" || s.metric == self.metric)
+    }
+
+    /// Changes `s`; `false` when the sample is dropped instead (`silence`).
+    fn apply(&self, s: &mut Sample, onset: Timestamp, rng: &mut Rng) -> bool {
         match self.change {
+            Change::Silence {} => return false,
+            Change::Drift { per_hour } => {
+                let hours = (s.at - onset) as f64 / 3_600_000.0;
+                s.value = s.value.map(|v| v + per_hour * hours);
+            }
             Change::Shift { delta } => s.value = s.value.map(|v| v + delta),
             Change::Ratio { factor } => s.value = s.value.map(|v| v * factor),
             Change::Tail { share, factor } => {
@@ -468,5 +589,6 @@ impl Injector {
                 }
             }
         }
+        true
     }
 }

@@ -37,6 +37,22 @@ pub struct BacktestSpec {
     /// (default 0).
     #[serde(default)]
     pub ack_delay_ms: u64,
+    /// A second rollout once the first has ended (its rollback or promotion
+    /// acknowledged): "a bad candidate twice in a row". The injection applies to it
+    /// too, at the same offset from its own start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then: Option<FollowUp>,
+}
+
+/// A rollout started after the first one ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUp {
+    /// The version rolled out.
+    pub candidate: String,
+    /// How long after the first rollout ended (default 0).
+    #[serde(default)]
+    pub after_ms: u64,
 }
 
 fn one() -> u32 {
@@ -53,6 +69,7 @@ impl Default for BacktestSpec {
             resample: None,
             inject: None,
             ack_delay_ms: 0,
+            then: None,
         }
     }
 }
@@ -102,7 +119,7 @@ pub struct Resample {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Injection {
-    /// The metric changed.
+    /// The metric changed; `*` (with `silence` only) for every metric.
     pub metric: String,
     /// How.
     pub change: Change,
@@ -113,6 +130,10 @@ pub struct Injection {
     /// replication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onset_max_ms: Option<u64>,
+    /// When given, the change lasts this long from the onset (a burst); otherwise to
+    /// the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 /// A change to the candidate's samples.
@@ -137,6 +158,15 @@ pub enum Change {
         /// The factor.
         factor: f64,
     },
+    /// Adds `per_hour × hours since the onset` to every value: a gradual drift (a
+    /// quality score eroding, say, with a negative `per_hour`).
+    Drift {
+        /// The change per hour, in the metric's unit.
+        per_hour: f64,
+    },
+    /// Drops the candidate's samples: a candidate that stops reporting (a crashed
+    /// exporter, a silent failure).
+    Silence {},
     /// Multiplies a count metric's event rate by `multiplier` (≥ 1): each non-event is
     /// turned into an event with the probability that takes the recording's overall
     /// rate `r` to `multiplier × r`.
@@ -175,6 +205,12 @@ impl BacktestSpec {
         let Some(inject) = &self.inject else {
             return Ok(());
         };
+        if inject.duration_ms == Some(0) {
+            return bad("inject.duration_ms", "must be positive");
+        }
+        if inject.metric == "*" && !matches!(inject.change, Change::Silence {}) {
+            return bad("inject.metric", "`*` (every metric) goes with silence only");
+        }
         if inject.onset_max_ms.is_some_and(|m| m < inject.onset_ms) {
             return bad("inject.onset_max_ms", "must not be below onset_ms");
         }
@@ -191,6 +227,9 @@ impl BacktestSpec {
             }
             Change::Tail { factor, .. } if !(finite(factor) && factor >= 0.0) => {
                 bad("inject.change.factor", "must be finite and not negative")
+            }
+            Change::Drift { per_hour } if !finite(per_hour) => {
+                bad("inject.change.per_hour", "must be finite")
             }
             Change::ErrorRate { multiplier } if !(finite(multiplier) && multiplier >= 1.0) => {
                 bad("inject.change.multiplier", "must be finite and at least 1")

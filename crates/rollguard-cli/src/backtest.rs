@@ -98,6 +98,30 @@ pub(crate) struct CalibrateArgs {
     parameter: Option<String>,
 }
 
+/// Runs the drill library against the policy and prints what each found.
+pub(crate) fn drill(args: &BacktestArgs) -> Result<(), CliError> {
+    let spec = spec(args)?;
+    if spec.inject.is_some() {
+        return Err(CliError::bad_input(
+            "invalid_value",
+            "--inject",
+            "each drill injects its own failure",
+        ));
+    }
+    let (config, recording) = source(args)?;
+    let results =
+        rollguard_backtest::run_drills(&config, &recording, &spec).map_err(backtest_error)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).unwrap_or_default()
+        );
+    } else {
+        print!("{}", rollguard_backtest::drills_markdown(&results));
+    }
+    Ok(())
+}
+
 /// Runs the backtest and prints its report.
 pub(crate) fn run(args: &BacktestArgs) -> Result<(), CliError> {
     let spec = spec(args)?;

@@ -34,7 +34,8 @@ use crate::samples::{DEFAULT_MAX_INPUT_BYTES, Format};
         rollguard replay --policy policy.json --samples metrics.csv\n  \
         rollguard validate policy.json\n  \
         rollguard backtest --policy policy.json --samples metrics.csv --replications 200 --block-ms 600000\n  \
-        rollguard calibrate --policy policy.json --samples metrics.csv --gate p95 --target 0.01\n\n\
+        rollguard calibrate --policy policy.json --samples metrics.csv --gate p95 --target 0.01\n  \
+        rollguard drill --scenario examples/scenarios/demo.json --candidate v2 --traffic duplicate\n\n\
         Exit codes: 0 ok, 2 bad input (with replay --strict: any refused input), 1 I/O failure."
 )]
 struct Cli {
@@ -96,6 +97,18 @@ enum Command {
         Takes every argument of backtest but --inject."
     )]
     Calibrate(backtest::CalibrateArgs),
+    /// Drill a policy: the seeds' failure modes injected into recorded traffic
+    #[command(
+        long_about = "Run the drill library against a policy on recorded traffic: a \
+        latency regression (× 1.5), an error burst (rate × 5 for 5 minutes), a quality drift \
+        (down 20 % of its mean per hour), a silent candidate (stops reporting) and a bad \
+        candidate twice in a row (the next version started as soon as the first is rolled \
+        back). Metrics are chosen from the policy's gates; the onset is a quarter into the \
+        recording, at most 10 minutes. For each: how many replications rolled back, onset to \
+        rollback and to restored traffic, to which version, and what became of the second \
+        candidate.\n\nTakes every argument of backtest but --inject."
+    )]
+    Drill(backtest::BacktestArgs),
     /// Replay the bundled demo and tell its story: a regression caught and rolled back
     #[command(
         long_about = "Replay the bundled demo scenario (three rollouts of a support \
@@ -293,6 +306,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Backtest(args) => backtest::run(&args),
         Command::Calibrate(args) => backtest::calibrate(&args),
+        Command::Drill(args) => backtest::drill(&args),
         Command::Demo(args) => demo::run(
             if args.statistical {
                 demo::STATISTICAL_JSON

@@ -1019,3 +1019,49 @@ fn calibrate_finds_the_tightest_ratio_a_recorded_null_allows() {
     let text = stdout(&rollguard(&args));
     assert!(text.contains("p95.max_ratio as configured: 1.3"), "{text}");
 }
+
+#[test]
+fn drill_runs_the_failure_modes_against_the_demo_policy() {
+    let demo = demo_path();
+    let args = [
+        "drill",
+        "--scenario",
+        demo.as_str(),
+        "--candidate",
+        "v2",
+        "--traffic",
+        "duplicate",
+        "--replications",
+        "1",
+    ];
+    let out = rollguard(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    for drill in [
+        "latency_regression",
+        "error_burst",
+        "quality_drift",
+        "silent_candidate",
+        "bad_candidate_twice",
+    ] {
+        assert!(table.contains(&format!("| {drill} |")), "{drill}: {table}");
+    }
+    let mut json = args.to_vec();
+    json.push("--json");
+    let results: serde_json::Value = serde_json::from_str(&stdout(&rollguard(&json))).unwrap();
+    let latency = &results[0];
+    assert_eq!(latency["drill"]["name"], "latency_regression");
+    assert_eq!(latency["caught"]["count"], 1);
+    let twice = &results[4];
+    assert_eq!(twice["report"]["outcomes"][0]["then"]["candidate"], "v3");
+    let out = rollguard(&[
+        "drill",
+        "--scenario",
+        &demo,
+        "--candidate",
+        "v2",
+        "--inject",
+        "{}",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

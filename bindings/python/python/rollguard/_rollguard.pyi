@@ -47,6 +47,7 @@ __all__ = [
     "backtest_report",
     "backtest_spec",
     "backtest_calibrate",
+    "backtest_drills",
 ]
 
 __version__: str
@@ -327,6 +328,11 @@ def backtest_replication(
     recording: Recording,
     spec: Union[Dict[str, Any], str],
     replication: int,
+) -> Dict[str, Any]: ...
+def backtest_drills(
+    config: Union[PolicyConfigDict, str],
+    recording: Recording,
+    spec: Union[Dict[str, Any], str],
 ) -> Dict[str, Any]: ...
 def backtest_spec(spec: Union[Dict[str, Any], str]) -> Dict[str, Any]: ...
 def backtest_report(outcomes: Union[Sequence[Dict[str, Any]], str]) -> Dict[str, Any]: ...

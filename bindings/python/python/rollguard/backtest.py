@@ -36,13 +36,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union, cast
 from rollguard._rollguard import (
     Recording,
     backtest_calibrate,
+    backtest_drills,
     backtest_replication,
     backtest_report,
     backtest_spec,
 )
 from rollguard.types import PolicyConfigDict
 
-__all__ = ["Recording", "Report", "recording", "spec", "run", "calibrate"]
+__all__ = ["Recording", "Report", "recording", "spec", "run", "calibrate", "drills"]
 
 Samples = Union[Recording, Mapping[str, Any], Sequence[Mapping[str, Any]], str, "os.PathLike[str]"]
 
@@ -232,3 +233,18 @@ def calibrate(
     return backtest_calibrate(
         policy, recording(samples), spec(**spec_fields), gate, target, parameter
     )
+
+
+def drills(
+    policy: Union[PolicyConfigDict, str],
+    samples: Samples,
+    **spec_fields: Any,
+) -> Dict[str, Any]:
+    """Plays the seeds' failure modes against ``policy`` on ``samples``: a latency
+    regression, an error burst, a quality drift, a silent candidate and a bad candidate
+    twice in a row, each with metrics chosen from the policy's gates (a drill the
+    policy cannot be asked says why it is skipped). The keyword arguments are
+    :func:`spec`'s, less ``inject``. Returns ``{"results": [...], "markdown": ...}``:
+    for each drill how many replications rolled back, onset to rollback and to restored
+    traffic, to which version and why, and what became of the second candidate."""
+    return backtest_drills(policy, recording(samples), spec(**spec_fields))
