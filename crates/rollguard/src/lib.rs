@@ -103,9 +103,10 @@ pub use config::kayenta::{ImportWarning, KayentaImport, import_kayenta};
 pub use config::{
     AnalysisConfig, ApprovalConfig, AssignmentConfig, Autocorrelation, Bins, BreakerConfig,
     CanaryStep, Direction, Divergence, EffectSize, EnvironmentConfig, FORMAT_VERSION, GateConfig,
-    GateOverride, HistogramRange, Impact, KayentaMember, Limits, Margin, MetricConfig, MetricKind,
-    NoData, OnTimeout, OutlierStrategy, Outliers, Persistence, Phase, PolicyConfig, Rule,
-    SafetyConfig, ScopesConfig, Stat, Strategy, TierOverride, VersionSpec, Worse, limits,
+    GateOverride, GradualRollbackConfig, HistogramRange, Impact, KayentaMember, Limits, Margin,
+    MetricConfig, MetricKind, NoData, OnTimeout, OutlierStrategy, Outliers, Persistence, Phase,
+    PolicyConfig, Rule, SafetyConfig, ScopesConfig, Stat, Strategy, TierOverride, VersionSpec,
+    Worse, limits,
 };
 pub use error::{Error, ErrorCode};
 pub use input::{EffectSpec, Input, Sample, TargetKind, count_from_number};

@@ -94,6 +94,10 @@ pub enum Reason {
     /// Every tripped gate judges the candidate alone and finds the stable version
     /// degraded too (`environment.check`): the policy holds instead of rolling back.
     EnvironmentSuspected,
+    /// Gates failed a live canary and `safety.gradual_rollback` is on: the weight is
+    /// stepped down (each step a `set_weight`), or stopped at a step with gates
+    /// passing (a pause for approval); escalations tell a human it began.
+    GradualRollback,
 }
 
 /// A verdict of one gate evaluation.
@@ -661,6 +665,19 @@ pub enum EventKind {
         /// Candidate traffic percent.
         weight: u32,
         /// When its bake ends, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ends_at: Option<Timestamp>,
+    },
+    /// A gradual rollback's step is in place (its `set_weight` was acknowledged) and
+    /// its bake started.
+    GradualStepStarted {
+        /// The step, from 1, among the steps below the weight it began at.
+        step: u32,
+        /// Those steps.
+        steps: u32,
+        /// Candidate traffic percent.
+        weight: u32,
+        /// When its bake ends (absent while an operator pause holds it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ends_at: Option<Timestamp>,
     },

@@ -5,7 +5,8 @@
 //! `inputs` (validating and recording), `columns` (samples as arrays, with label
 //! columns), `timers` (what fires when), `analysis` (gate evaluation), `rollout`
 //! (stages), `actions` (issuing and acknowledging, automated rollbacks), `environment`
-//! (holding instead of rolling back when the stable version is degraded too),
+//! (holding instead of rolling back when the stable version is degraded too), `gradual`
+//! (stepping the weight down instead of rolling back at once),
 //! `commands` (operator inputs) and `validate` (the state's invariants).
 
 mod actions;
@@ -17,6 +18,9 @@ mod compensation;
 mod environment;
 #[cfg(test)]
 mod footprint_tests;
+mod gradual;
+#[cfg(test)]
+mod gradual_tests;
 mod inputs;
 #[cfg(test)]
 mod observe_tests;
@@ -99,9 +103,18 @@ struct Rollout {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     salt: Option<crate::assign::Salt>,
     /// The acknowledged weight changes, in time order, for session pins: at most one per
-    /// weight stage of the strategy.
+    /// weight stage of the strategy, and with a gradual rollback one per step and one
+    /// more for the stage entered again after it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     weights: Vec<WeightChange>,
+    /// A gradual rollback under way, or stopped at a weight (config
+    /// `safety.gradual_rollback`; see `gradual`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gradual: Option<gradual::Gradual>,
+    /// This rollout had its gradual rollback and carried on after it: the next gate
+    /// failure rolls back at once.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    gradual_spent: bool,
 }
 
 /// Everything that changes, with the gates' states (`G`) and each arm's windows (`W`)

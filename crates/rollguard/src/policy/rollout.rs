@@ -25,6 +25,8 @@ impl Policy {
             promoted_at: None,
             salt: Some(crate::assign::salt_for(&self.config.name, version, now)),
             weights: Vec::new(),
+            gradual: None,
+            gradual_spent: false,
         });
         out.event(
             now,
@@ -222,6 +224,7 @@ impl Policy {
         let s = &self.state;
         let Some(r) = &s.rollout else { return };
         if !r.stage_done
+            || r.gradual.is_some()
             || r.pause.is_some()
             || s.pending.is_some()
             || s.halt.is_some()
@@ -299,7 +302,11 @@ impl Policy {
                         by: PauseKind::Approval,
                     },
                 );
-                self.next_stage(now, Reason::ApprovalTimeoutContinue, out);
+                if self.gradual_stopped() {
+                    self.gradual_resume(now, Reason::ApprovalTimeoutContinue, out);
+                } else {
+                    self.next_stage(now, Reason::ApprovalTimeoutContinue, out);
+                }
             }
             OnTimeout::Hold => {
                 out.escalate(now, Reason::ApprovalTimeoutHold, String::new(), Vec::new())
