@@ -117,6 +117,12 @@ export interface PolicyConfig {
     cooldown_ms?: number;
     breaker?: { max_rollbacks?: number; window_ms?: number };
     ack_timeout_ms?: number;
+    /**
+     * Gradual rollback: when gates fail a live canary, step the candidate's weight down
+     * through `steps` (percent, strictly decreasing, each 1..=99), each a `set_weight` with
+     * reason `gradual_rollback` baked for `bake_ms`, before the full rollback. Off when absent.
+     */
+    gradual_rollback?: { steps: number[]; bake_ms: number };
   };
   limits?: {
     versions_max?: number; label_len_max?: number; text_len_max?: number; state_bytes_max?: number;
@@ -228,7 +234,7 @@ export type Reason =
   | "approval_timeout_hold" | "operator_revert" | "operator_abort" | "operator_force_promote"
   | "operator_retry" | "breaker_tripped" | "breaker_open" | "cooldown_active" | "halted"
   | "ack_timeout" | "action_failed" | "no_rollback_target" | "automated_rollback"
-  | "compensation" | "scoped_failure" | "environment_suspected";
+  | "compensation" | "scoped_failure" | "environment_suspected" | "gradual_rollback";
 
 /** The evidence of one gate evaluation: observed values, effective bounds, window. */
 export interface GateReport {
@@ -352,6 +358,8 @@ export type EventKind =
   | { kind: "action_failed"; action_id: number; reason: string }
   | { kind: "ack_timed_out"; action_id: number }
   | { kind: "stage_started"; stage: number; phase: Phase; weight: number; ends_at?: Timestamp }
+  /** A gradual rollback's step is acknowledged and bakes (step 1..=steps). */
+  | { kind: "gradual_step_started"; step: number; steps: number; weight: number; ends_at?: Timestamp }
   | { kind: "analysis"; phase: Phase; reports: GateReport[]; scoped?: GateReport[] }
   | { kind: "analysis_skipped"; evaluations: number; resumes_at: Timestamp }
   | { kind: "gate_tripped"; gate: string; dry_run?: boolean; scope?: ScopeKey }
