@@ -526,7 +526,8 @@ pub enum Action {
         version: String,
         /// Percent of traffic.
         weight: u32,
-        /// Strategy step index.
+        /// Strategy step index (for a gradual rollback's step, that of the weight the
+        /// rollout stood at when the rollback began).
         step: u32,
     },
     /// Switch all traffic to `version`; `from` stays warm for the post-promotion bake.

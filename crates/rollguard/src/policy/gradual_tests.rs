@@ -118,6 +118,8 @@ impl Run {
             .map(|d| match &d.action {
                 Action::SetWeight { weight, .. } => (d.at, "set_weight", *weight, d.reason),
                 Action::Rollback { .. } => (d.at, "rollback", 0, d.reason),
+                Action::Promote { .. } => (d.at, "promote", 100, d.reason),
+                Action::StartPreview { .. } => (d.at, "start_preview", 0, d.reason),
                 Action::PauseForApproval { .. } => (d.at, "pause_for_approval", 0, d.reason),
                 other => panic!("unexpected action {other:?}"),
             })
@@ -448,6 +450,60 @@ fn an_ack_timeout_on_a_step_halts_and_resume_retries_it() {
     );
     assert_eq!(run.p.status().weight, 10);
     assert_eq!(run.gradual().and_then(|g| g.bake_ends_at), Some(670_000));
+}
+
+/// A run of `config(true)` with another strategy.
+fn with_strategy(strategy: &str) -> Run {
+    let text = config(true);
+    let from = text.find(r#""strategy""#).unwrap();
+    let to = text.find(r#""safety""#).unwrap();
+    let text = format!(
+        "{}\"strategy\": {strategy},\n    {}",
+        &text[..from],
+        &text[to..]
+    );
+    let mut run = Run {
+        p: Policy::from_json(&text, 0).unwrap(),
+        decisions: Vec::new(),
+        events: Vec::new(),
+        auto_ack: true,
+    };
+    run.input(Input::StartRollout {
+        at: 0,
+        version: "v2".into(),
+    });
+    run
+}
+
+#[test]
+fn a_blue_green_preview_rolls_back_at_once() {
+    let mut run = with_strategy(r#"{"kind": "blue_green", "preview_ms": 60000}"#);
+    run.feed(0, 10_000, always_bad);
+    assert_eq!(
+        run.actions(),
+        [
+            (0, "start_preview", 0, Reason::RolloutStarted),
+            (10_000, "rollback", 0, Reason::GateFailed)
+        ]
+    );
+    assert!(run.p.state.rollout.is_none());
+}
+
+#[test]
+fn the_post_promotion_bake_rolls_back_at_once() {
+    let mut run = with_strategy(
+        r#"{"kind": "canary", "post_promotion_bake_ms": 600000,
+            "steps": [{"kind": "set_weight", "weight": 50, "duration_ms": 10000}]}"#,
+    );
+    // Healthy through the canary and the promotion at 10 s; bad in the bake.
+    run.feed(0, 30_000, |t| (t >= 10_000, false));
+    let kinds: Vec<&str> = run.actions().iter().map(|a| a.1).collect();
+    assert_eq!(kinds, ["set_weight", "promote", "rollback"]);
+    assert!(
+        run.decisions
+            .iter()
+            .all(|d| d.reason != Reason::GradualRollback)
+    );
 }
 
 #[test]
