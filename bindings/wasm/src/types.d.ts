@@ -407,6 +407,12 @@ export interface Status {
   effects_held?: number;
   /** Of those, how many wait to be compensated after a rollback; absent when 0. */
   compensations_waiting?: number;
+  /** A gradual rollback under way (step of steps, at `weight`, baking until `bake_ends_at`)
+   *  or stopped at a weight with gates passing; absent otherwise. */
+  gradual_rollback?: {
+    step: number; steps: number; from_weight: number; weight: number;
+    bake_ends_at?: Timestamp; stopped?: boolean;
+  };
 }
 
 /** Why `Policy.assign` puts a key where it does. */

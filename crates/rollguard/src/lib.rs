@@ -117,8 +117,8 @@ pub use output::{
     PauseKind, Reason, ScoreGroup, ScoreMetric, ScoreReason, Step, Verdict,
 };
 pub use policy::{
-    AssignReason, Assignment, LabelCodes, LabelColumn, Labels, Policy, RoutingMode, RoutingTable,
-    Status, WeightChange,
+    AssignReason, Assignment, GradualRollbackStatus, LabelCodes, LabelColumn, Labels, Policy,
+    RoutingMode, RoutingTable, Status, WeightChange,
 };
 pub use registry::{Aliases, Stage, Validation, Validator, Version};
 pub use scenario::{Scenario, TraceEntry, replay, replay_with};

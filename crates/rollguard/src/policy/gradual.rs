@@ -57,7 +57,41 @@ pub(super) struct Gradual {
     pub(super) stopped: bool,
 }
 
+/// A gradual rollback as [`Policy::status`](crate::Policy::status) shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct GradualRollbackStatus {
+    /// The step in effect, or whose `set_weight` waits for its acknowledgement, from 1.
+    pub step: u32,
+    /// The steps below the weight it began at.
+    pub steps: u32,
+    /// The candidate's weight when it began.
+    pub from_weight: u32,
+    /// The step's weight.
+    pub weight: u32,
+    /// When the step's bake ends (absent while its `set_weight` is pending, while an
+    /// operator pause holds it, and once stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_ends_at: Option<Timestamp>,
+    /// Stopped at the step's weight with gates passing, waiting for approval.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub stopped: bool,
+}
+
 impl Gradual {
+    /// The status of this rollback under `cfg`.
+    pub(super) fn status(&self, cfg: &GradualRollbackConfig) -> GradualRollbackStatus {
+        let (step, steps) = self.position(cfg);
+        GradualRollbackStatus {
+            step,
+            steps,
+            from_weight: self.from_weight,
+            weight: cfg.steps.get(self.step as usize).copied().unwrap_or(0),
+            bake_ends_at: self.bake_ends_at,
+            stopped: self.stopped,
+        }
+    }
+
     /// "step i of n", counting only the steps below the weight it began at.
     fn position(&self, cfg: &GradualRollbackConfig) -> (u32, u32) {
         let first = first_below(cfg, self.from_weight).unwrap_or(0);

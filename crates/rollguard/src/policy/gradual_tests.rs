@@ -336,6 +336,7 @@ fn gates_clearing_stop_at_the_weight_and_pause_then_resume_reenters_the_stage() 
     assert_eq!(run.p.status().paused, Some(PauseKind::Approval));
     assert_eq!(run.p.status().weight, 25);
     assert!(run.gradual().is_some_and(|g| g.stopped));
+    assert!(run.p.status().gradual_rollback.is_some_and(|g| g.stopped));
     // Resume: the current stage again (its weight and its bake), not the next one.
     run.input(Input::Resume { at: 45_000 });
     assert_eq!(
@@ -346,6 +347,7 @@ fn gates_clearing_stop_at_the_weight_and_pause_then_resume_reenters_the_stage() 
     assert_eq!((r.stage, r.weight), (0, 50));
     assert_eq!(r.stage_ends_at, Some(645_000));
     assert!(r.gradual.is_none() && r.gradual_spent);
+    assert_eq!(run.p.status().gradual_rollback, None);
     // A second failure in this rollout rolls back at once, at the first evaluation
     // of the stage entered again (10 s after its ack).
     run.feed(45_000, 60_000, always_bad);
@@ -390,7 +392,17 @@ fn abort_mid_way_rolls_back_fully_now() {
 fn an_operator_pause_freezes_the_bake() {
     let mut run = Run::new(true);
     run.feed(0, 50_000, always_bad); // step 2 bakes until 70 s
+    let status = run.p.status().gradual_rollback.unwrap();
+    assert_eq!(
+        (status.step, status.steps, status.from_weight, status.weight),
+        (2, 3, 50, 10)
+    );
+    assert_eq!((status.bake_ends_at, status.stopped), (Some(70_000), false));
     run.input(Input::Pause { at: 50_000 });
+    assert_eq!(
+        run.p.status().gradual_rollback.and_then(|g| g.bake_ends_at),
+        None
+    );
     run.feed(50_000, 90_000, always_bad);
     assert_eq!(run.p.status().weight, 10);
     run.input(Input::Resume { at: 90_000 });

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub use assignment::{AssignReason, Assignment, RoutingMode, RoutingTable, WeightChange};
 pub use columns::{LabelCodes, LabelColumn, Labels};
+pub use gradual::GradualRollbackStatus;
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
 use crate::config::{GateConfig, OnTimeout, Phase, PolicyConfig, Rule, check_label, check_text};
@@ -276,6 +277,10 @@ pub struct Status {
     /// yet (the one whose `compensate` is pending included). Absent from the JSON when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub compensations_waiting: u32,
+    /// A gradual rollback under way or stopped (config `safety.gradual_rollback`);
+    /// absent from the JSON otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gradual_rollback: Option<GradualRollbackStatus>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -468,6 +473,10 @@ impl Policy {
                 .collect(),
             effects_held: s.effects.len() as u32,
             compensations_waiting: s.effects.iter().filter(|e| e.compensating).count() as u32,
+            gradual_rollback: r
+                .and_then(|r| r.gradual.as_ref())
+                .zip(self.config.safety.gradual_rollback.as_ref())
+                .map(|(g, cfg)| g.status(cfg)),
         }
     }
 
