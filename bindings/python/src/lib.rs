@@ -686,6 +686,16 @@ impl PyStatus {
     fn frozen(&self) -> bool {
         self.inner.frozen
     }
+    /// A gradual rollback under way or stopped, as a dict (`step`, `steps`,
+    /// `from_weight`, `weight`, `bake_ends_at`, `stopped`), or None.
+    #[getter]
+    fn gradual_rollback<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .gradual_rollback
+            .as_ref()
+            .map(|g| dict_of(py, g))
+            .transpose()
+    }
     /// The canonical JSON-shaped dict.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         dict_of(py, &self.inner)

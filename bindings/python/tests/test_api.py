@@ -359,3 +359,23 @@ def test_status_counts_effects_held_and_compensations_waiting(config: dict) -> N
     p.command("ack", at=2000, action_id=nxt.action_id)
     assert (p.status().effects_held, p.status().compensations_waiting) == (1, 0)
     assert "compensations_waiting" not in p.status().to_dict()
+
+
+def test_status_shows_a_gradual_rollback() -> None:
+    """The vector rollout/gradual_rollback_steps_then_full, stopped after its first step's
+    acknowledgement: `status().gradual_rollback` shows the step, then None once rolled back."""
+    from vectors import VECTORS
+
+    vector = json.loads((VECTORS / "rollout/gradual_rollback_steps_then_full.json").read_text())
+    p = Policy(vector["config"], now=vector["start"])
+    steps = [s["input"] for s in vector["steps"]]
+    for inp in steps[:5]:  # start, ack, samples, the tick that trips, the step's ack
+        p.handle(inp)
+    assert p.status().gradual_rollback == {
+        "step": 1, "steps": 2, "from_weight": 50, "weight": 25, "bake_ends_at": 30_000,
+    }
+    assert p.status().to_dict()["gradual_rollback"]["weight"] == 25
+    for inp in steps[5:]:
+        p.handle(inp)
+    assert p.status().gradual_rollback is None
+    assert "gradual_rollback" not in p.status().to_dict()

@@ -119,6 +119,12 @@ export interface PolicyConfig {
     ack_timeout_ms?: number;
     /** Where automated rollbacks go: `default` (stable before promotion, previous after) or `golden`. */
     rollback_to?: "default" | "golden";
+    /**
+     * Gradual rollback: when gates fail a live canary, step the candidate's weight down
+     * through `steps` (percent, strictly decreasing, each 1..=99), each a `set_weight` with
+     * reason `gradual_rollback` baked for `bake_ms`, before the full rollback. Off when absent.
+     */
+    gradual_rollback?: { steps: number[]; bake_ms: number };
   };
   limits?: {
     versions_max?: number; label_len_max?: number; text_len_max?: number; state_bytes_max?: number;
@@ -251,7 +257,8 @@ export type Reason =
   | "approval_timeout_hold" | "operator_revert" | "operator_abort" | "operator_force_promote"
   | "operator_retry" | "breaker_tripped" | "breaker_open" | "cooldown_active" | "halted"
   | "ack_timeout" | "action_failed" | "no_rollback_target" | "automated_rollback"
-  | "compensation" | "scoped_failure" | "environment_suspected" | "graduated_response";
+  | "compensation" | "scoped_failure" | "environment_suspected" | "graduated_response"
+  | "gradual_rollback";
 
 /** The evidence of one gate evaluation: observed values, effective bounds, window. */
 export interface GateReport {
@@ -379,6 +386,8 @@ export type EventKind =
   | { kind: "action_failed"; action_id: number; reason: string }
   | { kind: "ack_timed_out"; action_id: number }
   | { kind: "stage_started"; stage: number; phase: Phase; weight: number; ends_at?: Timestamp }
+  /** A gradual rollback's step is acknowledged and bakes (step 1..=steps). */
+  | { kind: "gradual_step_started"; step: number; steps: number; weight: number; ends_at?: Timestamp }
   | { kind: "analysis"; phase: Phase; reports: GateReport[]; scoped?: GateReport[] }
   | { kind: "analysis_skipped"; evaluations: number; resumes_at: Timestamp }
   | { kind: "gate_tripped"; gate: string; dry_run?: boolean; scope?: ScopeKey }
@@ -432,6 +441,12 @@ export interface Status {
   routed_back?: ScopeKey[];
   /** The ladder's `freeze` holds until `resume`; absent when false. */
   frozen?: boolean;
+  /** A gradual rollback under way (step of steps, at `weight`, baking until `bake_ends_at`)
+   *  or stopped at a weight with gates passing; absent otherwise. */
+  gradual_rollback?: {
+    step: number; steps: number; from_weight: number; weight: number;
+    bake_ends_at?: Timestamp; stopped?: boolean;
+  };
 }
 
 /** Why `Policy.assign` puts a key where it does. */

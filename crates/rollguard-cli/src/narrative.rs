@@ -793,6 +793,9 @@ fn explain(reason: Reason) -> String {
         Reason::EnvironmentSuspected => {
             "the stable version fails the same gates too: the environment, not the candidate, looks degraded"
         }
+        Reason::GradualRollback => {
+            "gates failed a live canary: its weight is stepped down, a bake per step, before a full rollback"
+        }
         _ => "",
     };
     if why.is_empty() {
@@ -1216,7 +1219,7 @@ fn policy_lines(config: &PolicyConfig) -> Vec<String> {
         "checks:  gates every {}{trip}",
         duration(config.analysis.interval_ms)
     ));
-    let s = config.safety;
+    let s = &config.safety;
     lines.push(format!(
         "safety:  cooldown {} after an automated rollback; the breaker trips on automated rollback #{} within {}",
         duration(s.cooldown_ms),

@@ -108,10 +108,10 @@ pub use config::kayenta::{ImportWarning, KayentaImport, import_kayenta};
 pub use config::{
     AnalysisConfig, ApprovalConfig, AssignmentConfig, Autocorrelation, Bins, BreakerConfig,
     CanaryStep, Direction, Divergence, EffectSize, EnvironmentConfig, FORMAT_VERSION, GateConfig,
-    GateOverride, HistogramRange, Impact, KayentaMember, LadderRung, Limits, Margin, MetricConfig,
-    MetricKind, NoData, OnTimeout, OutlierStrategy, Outliers, Persistence, Phase, PolicyConfig,
-    RollbackTo, Rule, Rung, SafetyConfig, ScopesConfig, Stat, Strategy, TierOverride, VersionSpec,
-    Worse, limits,
+    GateOverride, GradualRollbackConfig, HistogramRange, Impact, KayentaMember, LadderRung, Limits,
+    Margin, MetricConfig, MetricKind, NoData, OnTimeout, OutlierStrategy, Outliers, Persistence,
+    Phase, PolicyConfig, RollbackTo, Rule, Rung, SafetyConfig, ScopesConfig, Stat, Strategy,
+    TierOverride, VersionSpec, Worse, limits,
 };
 pub use error::{Error, ErrorCode};
 pub use input::{EffectSpec, Input, Sample, TargetKind, count_from_number};
@@ -122,8 +122,8 @@ pub use output::{
     PauseKind, Reason, ScoreGroup, ScoreMetric, ScoreReason, Step, Verdict,
 };
 pub use policy::{
-    AssignReason, Assignment, LabelCodes, LabelColumn, Labels, Policy, RoutingMode, RoutingTable,
-    Status, WeightChange,
+    AssignReason, Assignment, GradualRollbackStatus, LabelCodes, LabelColumn, Labels, Policy,
+    RoutingMode, RoutingTable, Status, WeightChange,
 };
 pub use registry::{Aliases, Stage, Validation, Validator, Version};
 pub use scenario::{Scenario, TraceEntry, replay, replay_with};

@@ -100,6 +100,10 @@ pub enum Reason {
     /// pause instead of promoting a candidate that scopes were routed back from. The
     /// detail names the rung and the scopes.
     GraduatedResponse,
+    /// Gates failed a live canary and `safety.gradual_rollback` is on: the weight is
+    /// stepped down (each step a `set_weight`), or stopped at a step with gates
+    /// passing (a pause for approval); escalations tell a human it began.
+    GradualRollback,
 }
 
 /// A verdict of one gate evaluation.
@@ -528,7 +532,8 @@ pub enum Action {
         version: String,
         /// Percent of traffic.
         weight: u32,
-        /// Strategy step index.
+        /// Strategy step index (for a gradual rollback's step, that of the weight the
+        /// rollout stood at when the rollback began).
         step: u32,
     },
     /// Switch all traffic to `version`; `from` stays warm for the post-promotion bake.
@@ -691,6 +696,19 @@ pub enum EventKind {
         /// Candidate traffic percent.
         weight: u32,
         /// When its bake ends, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ends_at: Option<Timestamp>,
+    },
+    /// A gradual rollback's step is in place (its `set_weight` was acknowledged) and
+    /// its bake started.
+    GradualStepStarted {
+        /// The step, from 1, among the steps below the weight it began at.
+        step: u32,
+        /// Those steps.
+        steps: u32,
+        /// Candidate traffic percent.
+        weight: u32,
+        /// When its bake ends (absent while an operator pause holds it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ends_at: Option<Timestamp>,
     },

@@ -51,6 +51,7 @@ const REASONS = {
   scoped_failure: "gates tripped in some scopes, below the impact rule: the rollout holds",
   compensation: "a rollback undoes the side effects of the versions it left, newest first",
   environment_suspected: "the stable version fails the same gates as much: holding, not rolling back",
+  gradual_rollback: "gates failed a live canary: its weight is stepped down, a bake per step, before a full rollback",
 };
 const reasonText = (r) => `${r}: ${REASONS[r] ?? r}`;
 

@@ -26,6 +26,7 @@ __all__ = [
     "KayentaMemberDict",
     "StrategyDict",
     "SafetyConfigDict",
+    "GradualRollbackConfigDict",
     "AssignmentConfigDict",
     "EnvironmentConfigDict",
     "LadderRungDict",
@@ -154,6 +155,15 @@ class StrategyDict(TypedDict):
     steps: NotRequired[List[Dict[str, Any]]]
 
 
+class GradualRollbackConfigDict(TypedDict):
+    """Config ``safety.gradual_rollback`` (README "Gradual rollback")."""
+
+    #: Weights in percent stepped down through: strictly decreasing, each in 1..=99.
+    steps: List[int]
+    #: How long each step bakes before it is judged (positive).
+    bake_ms: int
+
+
 class SafetyConfigDict(TypedDict, total=False):
     cooldown_ms: int
     breaker: Dict[str, int]
@@ -161,6 +171,9 @@ class SafetyConfigDict(TypedDict, total=False):
     #: Where automated rollbacks go: "default" (stable before promotion, previous
     #: after) or "golden".
     rollback_to: Literal["default", "golden"]
+    #: Step the weight down instead of rolling back at once when gates fail a live
+    #: canary (reason ``gradual_rollback``); off when absent.
+    gradual_rollback: GradualRollbackConfigDict
 
 
 class AssignmentConfigDict(TypedDict, total=False):

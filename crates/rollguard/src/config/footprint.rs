@@ -80,8 +80,10 @@ pub(crate) const RANK_CELLS_PER_SAMPLE: u64 = 4 * 64 + 16 + 2;
 /// added per bin.
 pub(crate) const DRIFT_BYTES: u64 = 32;
 /// One acknowledged weight change a rollout keeps for session pins (at most one per
-/// step of a canary strategy).
+/// step of a canary strategy, and of a gradual rollback, plus one).
 pub(crate) const WEIGHT_CHANGE_BYTES: u64 = 16;
+/// A gradual rollback's fixed fields: weights, step, times, flags.
+pub(crate) const GRADUAL_BYTES: u64 = 48;
 /// The state's fixed fields: times, ids, rollout, pending action, halt, breaker header.
 pub(crate) const STATE_FIXED_BYTES: u64 = 1024;
 /// Labels held outside the registry and arms: the four aliases, the rollout's version,
@@ -149,7 +151,18 @@ impl PolicyConfig {
             crate::config::Strategy::Canary { steps, .. } => steps.len() as u64,
             _ => 0,
         };
-        let weights = HEADER + WEIGHT_CHANGE_BYTES * weight_steps;
+        // A gradual rollback adds one per step, and the stage's weight set again after
+        // it stops; its state names each gate at most once (tripped overall or only in
+        // scopes when it began).
+        let (gradual_weights, gradual) = match &self.safety.gradual_rollback {
+            Some(g) => (
+                g.steps.len() as u64 + 1,
+                (GRADUAL_BYTES + 2 * HEADER)
+                    .saturating_add((self.gates.len() as u64).saturating_mul(string(label))),
+            ),
+            None => (0, 0),
+        };
+        let weights = HEADER + WEIGHT_CHANGE_BYTES * (weight_steps + gradual_weights);
         let gates_bytes = |gates: &mut dyn Iterator<Item = &crate::config::GateConfig>| {
             gates.fold(HEADER, |acc, g| {
                 let detector = match g.rule {
@@ -226,6 +239,7 @@ impl PolicyConfig {
             breaker,
             effects,
             weights,
+            gradual,
             STATE_FIXED_BYTES,
             LABELS_FIXED * string(label),
         ]

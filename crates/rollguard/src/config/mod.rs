@@ -1296,8 +1296,8 @@ fn default_approval_timeout_ms() -> u64 {
     3_600_000
 }
 
-/// Cooldown, circuit breaker and the acknowledgement deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Cooldown, circuit breaker, the acknowledgement deadline and gradual rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SafetyConfig {
     /// No automated rollback within this long of the last one (default 30 minutes).
@@ -1315,6 +1315,10 @@ pub struct SafetyConfig {
     /// so configs and snapshots written before it existed read and write the same.
     #[serde(default, skip_serializing_if = "RollbackTo::is_default")]
     pub rollback_to: RollbackTo,
+    /// Step the weight down instead of switching all traffic back at once, when gates
+    /// fail a live canary (see [`GradualRollbackConfig`]); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gradual_rollback: Option<GradualRollbackConfig>,
 }
 
 /// The target of automated rollbacks (`safety.rollback_to`). An operator's `abort`
@@ -1347,7 +1351,60 @@ impl Default for SafetyConfig {
             breaker: BreakerConfig::default(),
             ack_timeout_ms: default_ack_timeout_ms(),
             rollback_to: RollbackTo::Default,
+            gradual_rollback: None,
         }
+    }
+}
+
+/// A gradual rollback (issue 10, item 3): when gates trip during a live canary (before
+/// promotion, not at a breaker trip), the policy does not switch all traffic back at
+/// once. It sets the candidate's weight to the first of `steps` below the current one,
+/// and bakes it for `bake_ms` while analysis goes on. If a gate is still tripped at the
+/// end of the bake, it takes the next step; after the last step's bake, the full
+/// rollback. A gate tripping that was not tripped when it began rolls back fully at
+/// once. If no gate is tripped at the end of a bake, the rollout stops at that weight
+/// and pauses for approval. Each step is a `set_weight` with an action id, acknowledged
+/// like any other. Operator `abort` and `revert_now`, shadow and preview phases, the
+/// post-promotion bake and a rollback that trips the breaker stay immediate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GradualRollbackConfig {
+    /// The weights stepped down through, in percent: strictly decreasing, each in
+    /// 1..=99, at most [`limits::STEPS_MAX`].
+    pub steps: Vec<u32>,
+    /// How long each step bakes before it is judged (positive).
+    pub bake_ms: u64,
+}
+
+impl GradualRollbackConfig {
+    fn validate(&self) -> Result<(), Error> {
+        ensure(!self.steps.is_empty(), ErrorCode::NoSteps, "steps", || {
+            "a gradual rollback needs at least one step".into()
+        })?;
+        count_at_most(self.steps.len(), limits::STEPS_MAX, "steps", "steps")?;
+        for (i, &w) in self.steps.iter().enumerate() {
+            let path = format!("steps[{i}]");
+            ensure(
+                (1..=99).contains(&w),
+                ErrorCode::WeightOutOfRange,
+                &path,
+                || format!("weight {w} is not in 1..=99"),
+            )?;
+            if let Some(&before) = i.checked_sub(1).and_then(|j| self.steps.get(j)) {
+                ensure(w < before, ErrorCode::InvalidValue, &path, || {
+                    format!("weight {w} is not below the step before it, {before}")
+                })?;
+            }
+        }
+        ensure(self.bake_ms > 0, ErrorCode::ZeroDuration, "bake_ms", || {
+            "each step must bake".into()
+        })?;
+        ensure(
+            self.bake_ms <= crate::time::TIME_MAX,
+            ErrorCode::InvalidValue,
+            "bake_ms",
+            || "bake_ms is at most 2^53-1 ms".into(),
+        )
     }
 }
 fn default_cooldown_ms() -> u64 {
@@ -1777,6 +1834,10 @@ impl PolicyConfig {
             "safety.breaker.window_ms",
             || "the breaker window must be positive".into(),
         )?;
+        if let Some(g) = &self.safety.gradual_rollback {
+            g.validate()
+                .map_err(|e| e.within("safety.gradual_rollback"))?;
+        }
         if let Some(scopes) = &self.scopes {
             scopes.validate().map_err(|e| e.within("scopes"))?;
             self.validate_tiers(scopes)?;

@@ -31,6 +31,8 @@ pub(crate) enum Timer {
     Cooldown,
     /// Gates are evaluated (only while no action is pending).
     Analysis,
+    /// A gradual rollback's step has baked (while the rollout runs).
+    GradualBake,
     /// The current stage's bake is over (while the rollout runs: no pending action,
     /// no halt).
     StageEnd,
@@ -42,13 +44,14 @@ pub(crate) enum Timer {
 
 impl Timer {
     /// The table, in firing order: the ack deadline and cooldown before an analysis
-    /// at the same time, and the analysis (which may roll back) before the rollout
-    /// moves on.
-    pub(crate) const ALL: [Self; 7] = [
+    /// at the same time, the analysis (which may roll back) before a gradual
+    /// rollback's step is judged on it, and both before the rollout moves on.
+    pub(crate) const ALL: [Self; 8] = [
         Self::Kickoff,
         Self::AckDeadline,
         Self::Cooldown,
         Self::Analysis,
+        Self::GradualBake,
         Self::StageEnd,
         Self::ApprovalTimeout,
         Self::StageEntry,

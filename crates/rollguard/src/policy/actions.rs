@@ -23,6 +23,9 @@ impl Policy {
         let deadline = later(now, self.config.safety.ack_timeout_ms);
         // Gates pause until the switch is in place; the acknowledgement restarts them.
         self.state.analysis_at = None;
+        if matches!(action, Action::Rollback { .. }) {
+            self.end_gradual();
+        }
         self.state.pending = Some(Pending {
             id,
             action: action.clone(),
@@ -82,14 +85,14 @@ impl Policy {
             }
             return;
         }
-        let safety = self.config.safety;
-        let trips = self.state.breaker.trips_at(now, &safety.breaker);
+        let (breaker, cooldown_ms) = (self.config.safety.breaker, self.config.safety.cooldown_ms);
+        let trips = self.state.breaker.trips_at(now, &breaker);
         let from = self.judged_version();
         let golden = self.state.registry.golden_target();
         let (to, target) = match golden {
             // The breaker tripping always goes to golden (or to no target at all).
             _ if trips => (golden, TargetKind::Golden),
-            Some(g) if safety.rollback_to == RollbackTo::Golden && g != from => {
+            Some(g) if self.config.safety.rollback_to == RollbackTo::Golden && g != from => {
                 (Some(g), TargetKind::Golden)
             }
             _ => self.default_target(&from),
@@ -127,9 +130,9 @@ impl Policy {
             gates.clone(),
             out,
         );
-        let until = self.state.cooldown_until.start(now, safety.cooldown_ms);
+        let until = self.state.cooldown_until.start(now, cooldown_ms);
         out.event(now, EventKind::CooldownStarted { until });
-        if let Some(rollbacks) = self.state.breaker.record(now, &safety.breaker) {
+        if let Some(rollbacks) = self.state.breaker.record(now, &breaker) {
             out.event(now, EventKind::BreakerTripped { rollbacks });
         }
         out.escalate(
@@ -199,6 +202,9 @@ impl Policy {
         out.event(now, EventKind::ActionAcknowledged { action_id: id });
         self.state.halt = None;
         match p.action {
+            Action::SetWeight { weight, .. } if self.gradual_stepping() => {
+                self.gradual_acked(now, weight, out);
+            }
             Action::StartShadow { .. } | Action::StartPreview { .. } | Action::SetWeight { .. } => {
                 let Some(stage) = self.stage() else {
                     return Ok(());

@@ -208,6 +208,9 @@ impl Policy {
                 scoped,
             },
         );
+        if self.gradual_analysis(now, &tripped, out) {
+            return;
+        }
         if tripped.is_empty() {
             self.state.blocked = None;
             if self.state.rollout.as_ref().is_some_and(|r| r.stage_done) {
@@ -235,7 +238,7 @@ impl Policy {
                 return;
             }
         }
-        self.auto_rollback(now, Reason::GateFailed, tripped, onset, out);
+        self.gate_rollback(now, tripped, onset, out);
     }
 
     /// Evaluates the gates of `phase` overall (`scope` `None`) or in one scope, records

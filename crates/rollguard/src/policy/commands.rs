@@ -24,7 +24,13 @@ impl Policy {
                         reason: reason.clone(),
                     },
                 );
-                self.halt(at, Reason::ActionFailed, Some(p), reason.clone(), out);
+                match p.action {
+                    // A step of a gradual rollback: roll back fully instead.
+                    Action::SetWeight { weight, .. } if self.gradual_stepping() => {
+                        self.gradual_action_failed(at, weight, out);
+                    }
+                    _ => self.halt(at, Reason::ActionFailed, Some(p), reason.clone(), out),
+                }
                 return Ok(());
             }
             Input::RegisterVersion { version, .. } => {
@@ -89,7 +95,12 @@ impl Policy {
                 let Some(r) = self.state.rollout.as_mut() else {
                     return Ok(());
                 };
-                let remaining_ms = r.stage_ends_at.take().map(|e| e.saturating_sub(at));
+                // The bake that runs: a gradual rollback's step, or the stage's.
+                let ends_at = match r.gradual.as_mut() {
+                    Some(g) => g.bake_ends_at.take(),
+                    None => r.stage_ends_at.take(),
+                };
+                let remaining_ms = ends_at.map(|e| e.saturating_sub(at));
                 r.pause = Some(Pause {
                     kind: PauseKind::Operator,
                     since: at,
@@ -147,6 +158,7 @@ impl Policy {
                     },
                 );
                 self.state.halt = None;
+                self.end_gradual();
                 let promote = self.plan.promote_index();
                 if let Some(r) = self.state.rollout.as_mut() {
                     r.stage = promote;
@@ -319,11 +331,18 @@ impl Policy {
         }
         out.event(at, EventKind::Resumed { by: pause.kind });
         match pause.kind {
+            PauseKind::Approval if self.gradual_stopped() => {
+                self.gradual_resume(at, Reason::ApprovalGranted, out);
+            }
             PauseKind::Approval => self.next_stage(at, Reason::ApprovalGranted, out),
             PauseKind::Operator => {
                 if let Some(r) = self.state.rollout.as_mut() {
                     r.pause = None;
-                    r.stage_ends_at = pause.remaining_ms.map(|ms| later(at, ms));
+                    let ends_at = pause.remaining_ms.map(|ms| later(at, ms));
+                    match r.gradual.as_mut() {
+                        Some(g) => g.bake_ends_at = ends_at,
+                        None => r.stage_ends_at = ends_at,
+                    }
                 }
                 self.stage_end(at, out);
             }

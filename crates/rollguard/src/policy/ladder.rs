@@ -121,7 +121,7 @@ impl Policy {
         };
         if rung == Rung::Rollback {
             let decided = out.decisions.len();
-            self.auto_rollback(now, Reason::GateFailed, tripped, onset, out);
+            self.gate_rollback(now, tripped, onset, out);
             if laddered {
                 // The rollback names its rung, as the ladder's other actions do.
                 for d in &mut out.decisions[decided..] {

@@ -6,7 +6,8 @@
 //! columns), `timers` (what fires when), `analysis` (gate evaluation), `rollout`
 //! (stages), `actions` (issuing and acknowledging, automated rollbacks), `environment`
 //! (holding instead of rolling back when the stable version is degraded too), `ladder`
-//! (the graduated response to gates tripped in scopes),
+//! (the graduated response to gates tripped in scopes), `gradual`
+//! (stepping the weight down instead of rolling back at once),
 //! `commands` (operator inputs) and `validate` (the state's invariants).
 
 mod actions;
@@ -18,6 +19,9 @@ mod compensation;
 mod environment;
 #[cfg(test)]
 mod footprint_tests;
+mod gradual;
+#[cfg(test)]
+mod gradual_tests;
 mod inputs;
 mod ladder;
 #[cfg(test)]
@@ -32,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use assignment::{AssignReason, Assignment, RoutingMode, RoutingTable, WeightChange};
 pub use columns::{LabelCodes, LabelColumn, Labels};
+pub use gradual::GradualRollbackStatus;
 pub(crate) use undo::Applied;
 
 use crate::config::limits::{ANALYSIS_CATCHUP_MAX, VALUE_ABS_MAX};
@@ -104,12 +109,21 @@ struct Rollout {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     salt: Option<crate::assign::Salt>,
     /// The acknowledged weight changes, in time order, for session pins: at most one per
-    /// weight stage of the strategy.
+    /// weight stage of the strategy, and with a gradual rollback one per step and one
+    /// more for the stage entered again after it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     weights: Vec<WeightChange>,
     /// The graduated-response ladder's progress (`scopes.ladder`; see `ladder`).
     #[serde(default, skip_serializing_if = "ladder::Ladder::is_idle")]
     ladder: ladder::Ladder,
+    /// A gradual rollback under way, or stopped at a weight (config
+    /// `safety.gradual_rollback`; see `gradual`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gradual: Option<gradual::Gradual>,
+    /// This rollout had its gradual rollback and carried on after it: the next gate
+    /// failure rolls back at once.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    gradual_spent: bool,
 }
 
 /// Everything that changes, with the gates' states (`G`) and each arm's windows (`W`)
@@ -290,6 +304,10 @@ pub struct Status {
     /// stopped until `resume`. Absent from the JSON when false.
     #[serde(default, skip_serializing_if = "core::ops::Not::not")]
     pub frozen: bool,
+    /// A gradual rollback under way or stopped (config `safety.gradual_rollback`);
+    /// absent from the JSON otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gradual_rollback: Option<GradualRollbackStatus>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -485,6 +503,10 @@ impl Policy {
             onboarding_paused: r.is_some_and(|r| r.ladder.onboarding_paused),
             routed_back: self.routed_back(),
             frozen: r.is_some_and(|r| r.ladder.frozen.is_some()),
+            gradual_rollback: r
+                .and_then(|r| r.gradual.as_ref())
+                .zip(self.config.safety.gradual_rollback.as_ref())
+                .map(|(g, cfg)| g.status(cfg)),
         }
     }
 

@@ -26,6 +26,8 @@ impl Policy {
             salt: Some(crate::assign::salt_for(&self.config.name, version, now)),
             weights: Vec::new(),
             ladder: ladder::Ladder::default(),
+            gradual: None,
+            gradual_spent: false,
         });
         out.event(
             now,
@@ -229,6 +231,7 @@ impl Policy {
         let s = &self.state;
         let Some(r) = &s.rollout else { return };
         if !r.stage_done
+            || r.gradual.is_some()
             || r.pause.is_some()
             || r.ladder.frozen.is_some()
             || s.pending.is_some()
@@ -310,7 +313,11 @@ impl Policy {
                         by: PauseKind::Approval,
                     },
                 );
-                self.next_stage(now, Reason::ApprovalTimeoutContinue, out);
+                if self.gradual_stopped() {
+                    self.gradual_resume(now, Reason::ApprovalTimeoutContinue, out);
+                } else {
+                    self.next_stage(now, Reason::ApprovalTimeoutContinue, out);
+                }
             }
             OnTimeout::Hold => {
                 out.escalate(now, Reason::ApprovalTimeoutHold, String::new(), Vec::new())

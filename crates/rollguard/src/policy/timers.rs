@@ -44,6 +44,9 @@ impl Policy {
             Timer::AckDeadline => s.pending.as_ref().map(Pending::deadline),
             Timer::Cooldown => s.cooldown_until.deadline(),
             Timer::Analysis => s.analysis_at.filter(|_| idle),
+            Timer::GradualBake => running
+                .and_then(|r| r.gradual.as_ref())
+                .and_then(|g| g.bake_ends_at),
             Timer::StageEnd => moving.and_then(|r| r.stage_ends_at),
             Timer::ApprovalTimeout => moving
                 .and_then(|r| r.pause.as_ref())
@@ -82,6 +85,7 @@ impl Policy {
                 out.event(now, EventKind::CooldownEnded {});
             }
             Timer::Analysis => self.analysis_due(now, until, out),
+            Timer::GradualBake => self.gradual_bake_end(now, out),
             Timer::StageEnd => {
                 if let Some(r) = self.state.rollout.as_mut() {
                     r.stage_ends_at = None;

@@ -1091,8 +1091,16 @@ impl Policy {
             r.weight
         );
         self.past(r.started_at, || "state.rollout.started_at".into())?;
+        // A weight per stage, and with a gradual rollback one per step and the stage's
+        // weight entered again after it.
+        let gradual = self
+            .config
+            .safety
+            .gradual_rollback
+            .as_ref()
+            .map_or(0, |g| g.steps.len() + 1);
         need!(
-            r.weights.len() <= self.plan.stages.len(),
+            r.weights.len() <= self.plan.stages.len() + gradual,
             "state.rollout.weights",
             "{} weight changes for {} stages",
             r.weights.len(),
@@ -1131,6 +1139,85 @@ impl Policy {
                 "state.rollout.pause.deadline",
                 "time above 2^53-1"
             );
+        }
+        self.validate_gradual(r)
+    }
+
+    /// A gradual rollback fits the config and the rollout (see `gradual`).
+    fn validate_gradual(&self, r: &Rollout) -> Result<(), Error> {
+        let Some(g) = &r.gradual else {
+            return Ok(());
+        };
+        let at = |f: &str| format!("state.rollout.gradual.{f}");
+        let Some(cfg) = &self.config.safety.gradual_rollback else {
+            need!(
+                false,
+                "state.rollout.gradual",
+                "the config has no safety.gradual_rollback"
+            );
+            return Ok(());
+        };
+        need!(
+            r.promoted_at.is_none() && r.phase == Some(Phase::Canary),
+            "state.rollout.gradual",
+            "only a live canary before promotion rolls back gradually"
+        );
+        need!(
+            !r.gradual_spent,
+            "state.rollout.gradual_spent",
+            "a rollout has at most one gradual rollback"
+        );
+        need!(
+            (1..=100).contains(&g.from_weight),
+            at("from_weight"),
+            "{} is not in 1..=100",
+            g.from_weight
+        );
+        let weight = cfg.steps.get(g.step as usize).copied();
+        need!(
+            weight.is_some_and(|w| w < g.from_weight),
+            at("step"),
+            "step {} is not one of the {} steps below {}%",
+            g.step,
+            cfg.steps.len(),
+            g.from_weight
+        );
+        if let Some(t) = g.bake_ends_at {
+            need!(t <= TIME_MAX, at("bake_ends_at"), "time above 2^53-1");
+            need!(
+                !g.stopped && Some(r.weight) == weight,
+                at("bake_ends_at"),
+                "a step bakes at its own weight, while stepping"
+            );
+        }
+        let approval = r
+            .pause
+            .as_ref()
+            .is_some_and(|p| p.kind == PauseKind::Approval);
+        need!(
+            g.stopped == approval,
+            at("stopped"),
+            "a stopped gradual rollback waits for approval, and only it does"
+        );
+        if let Some(t) = g.onset {
+            self.past(t, || at("onset"))?;
+        }
+        for (field, names) in [
+            ("tripped", &g.tripped),
+            ("tripped_in_scopes", &g.tripped_in_scopes),
+        ] {
+            let mut from = 0;
+            for (i, name) in names.iter().enumerate() {
+                let found = self.config.gates[from..]
+                    .iter()
+                    .position(|c| c.name == *name);
+                need!(
+                    found.is_some(),
+                    at(&format!("{field}[{i}]")),
+                    "not a gate of the config after the one before it"
+                );
+                from += found.unwrap_or(0) + 1;
+            }
         }
         Ok(())
     }
@@ -1333,7 +1420,7 @@ impl Policy {
                 }),
             ) => weight == w && step == k,
             _ => false,
-        };
+        } || self.gradual_action(&p.action);
         match &p.action {
             Action::Rollback { .. } => {}
             Action::PauseForApproval { .. } | Action::Hold {} | Action::Escalate {} => {
