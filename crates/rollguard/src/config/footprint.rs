@@ -44,9 +44,12 @@ pub struct Footprint {
 pub(crate) const ARMS_MAX: u64 = 3;
 /// A `Vec` or `String` header.
 pub(crate) const HEADER: u64 = 24;
-/// One window slot without its histogram: seven 8-byte fields and the histogram's `Vec`.
-pub(crate) const SLOT_BYTES: u64 = 7 * 8 + HEADER;
-/// One histogram bin.
+/// One window slot without its histogram: seven 8-byte fields and the histogram's `Vec`
+/// and bin count.
+pub(crate) const SLOT_BYTES: u64 = 7 * 8 + HEADER + 8;
+/// One histogram bin. A bucket keeps its bins sparse (4 bytes per bin used) while it
+/// uses fewer than a quarter of them, and dense (4 bytes per bin) after; either way it
+/// never allocates more than 4 bytes per bin, which is what the model counts.
 pub(crate) const BIN_BYTES: u64 = 4;
 /// A registered version without its strings and components: id, digest, components
 /// map, stage, validation, sequence numbers.
