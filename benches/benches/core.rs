@@ -153,8 +153,8 @@ fn observe_columns(c: &mut Criterion) {
     // histograms of every scope, amortized into the figure; with one every 30 days none
     // falls due during the bench: the ingest alone.
     let tenants: Vec<String> = (0..TENANTS).map(|k| format!("tenant-{k:04}")).collect();
-    // `quality` has no quantile gate, so no histogram: the ingest without the random
-    // access into 1000 scopes' 16 KB histograms that `latency_ms` (p95) costs.
+    // `quality` has no quantile gate, so no histogram: the ingest without the
+    // histogram bins of 1000 scopes that `latency_ms` (p95) fills.
     for (name, rows, metric, interval) in [
         ("values_1000_tenants_1000", CHUNK, "latency_ms", 10_000),
         (

@@ -96,6 +96,8 @@ pub(crate) const EFFECT_BYTES: u64 = 16;
 /// A scope's key besides its label strings: three optional labels' headers and the
 /// overflow flag, with the id it maps to in the index.
 pub(crate) const SCOPE_KEY_BYTES: u64 = 32;
+/// A scope's grouping entry in the column cache (two `u32`s).
+pub(crate) const CACHE_GROUP_BYTES: u64 = 8;
 /// An arm's optional windows of one scope, besides the windows.
 pub(crate) const OPTION_BYTES: u64 = 8;
 /// Cells a window read visits per bucket besides its bins: the live-slot filter, the
@@ -214,7 +216,13 @@ impl PolicyConfig {
         let scope = key
             .saturating_add(scope_gates)
             .saturating_add(ARMS_MAX.saturating_mul(scoped_arm));
-        let scopes = scopes_max.saturating_mul(scope);
+        // The scope ids of a scope column's categories kept across calls: at most two
+        // categories per scope, each a label and an id, and a grouping entry per scope.
+        let cache = (4 * HEADER)
+            .saturating_add(scopes_max.saturating_mul(2 * (string(label) + 4) + CACHE_GROUP_BYTES));
+        let scopes = scopes_max
+            .saturating_mul(scope)
+            .saturating_add(if scopes_max > 0 { cache } else { 0 });
         let state_bytes_max = [
             ARMS_MAX.saturating_mul(arm),
             scopes,

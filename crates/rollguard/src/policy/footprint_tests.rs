@@ -642,3 +642,46 @@ fn a_scope_metric_with_a_p99_histogram_takes_under_4_kb_with_realistic_traffic()
     let due = scoped.next_deadline().expect("due");
     assert_eq!(back.tick(due), scoped.tick(due));
 }
+
+#[test]
+fn a_full_column_cache_fits_the_estimate() {
+    // Scopes by tenant, at most 6: a column naming 12 tenants of the longest labels
+    // (the most the policy keeps the scope ids of), every one used.
+    let mut cfg = config(10);
+    cfg.analysis.interval_ms = 60_000;
+    cfg.scopes = Some(crate::config::ScopesConfig {
+        by: vec![crate::scope::ScopeLabel::Tenant],
+        alpha_share: 0.5,
+        samples_min: None,
+        tiers: Default::default(),
+        impact: None,
+    });
+    cfg.limits.scopes_max = 6;
+    let f = cfg.footprint();
+    let mut p = rolling_out(cfg);
+    let arm = p.state.arms[1].version.clone();
+    let tenants: Vec<String> = (0..12).map(|k| format!("{k:t>256}")).collect();
+    let codes: Vec<i32> = (0..1200).map(|i| i % 12).collect();
+    let labels = Labels {
+        tenant: Some(LabelColumn::new(&codes, &tenants)),
+        ..Labels::default()
+    };
+    let at: Vec<u64> = (0..1200).collect();
+    let x: Vec<f64> = (0..1200).map(|i| 1.0 + f64::from(i)).collect();
+    let _ = p
+        .observe_values_labelled(&arm, "latency", &at, &x, &labels)
+        .expect("values");
+    // Kept: the same call again finds them.
+    let again: Vec<u64> = (1200..2400).collect();
+    let _ = p
+        .observe_values_labelled(&arm, "latency", &again, &x, &labels)
+        .expect("values");
+    let cache = p.columns.allocated();
+    assert!(cache > 12 * 256, "{cache}");
+    let measured = allocated(&p.state) + cache;
+    assert!(
+        measured <= f.state_bytes_max,
+        "measured {measured} > estimated {}",
+        f.state_bytes_max
+    );
+}

@@ -337,6 +337,8 @@ pub struct Policy {
     state: State,
     /// Scope ids by key: the index of `state.scopes`, derived from it.
     scope_ids: std::collections::BTreeMap<crate::scope::ScopeKey, u32>,
+    /// Scope ids of the last scope column's categories, derived from `scope_ids`.
+    columns: columns::CategoryCache,
 }
 
 impl PartialEq for Policy {
@@ -378,6 +380,7 @@ impl Policy {
             plan,
             config,
             scope_ids: Default::default(),
+            columns: Default::default(),
         };
         policy
             .state
@@ -493,6 +496,7 @@ impl Policy {
             config,
             state,
             scope_ids,
+            columns: Default::default(),
         };
         policy.validate().map_err(|e| Error {
             path: crate::snapshot::path_in_format(e.path, format, &policy.config),
