@@ -481,6 +481,10 @@ impl Policy {
         let format = snapshot.format_version;
         snapshot.config.validate().map_err(|e| e.within("config"))?;
         let (config, mut state) = snapshot.into_parts()?;
+        // An arm's overall windows keep dense bins (scopes' stay sparse while small).
+        for w in state.arms.iter_mut().flat_map(|a| &mut a.windows) {
+            w.keep_dense();
+        }
         if let Some(r) = state.rollout.as_mut() {
             r.fill_assignment(&config.name);
         }

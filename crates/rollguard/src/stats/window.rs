@@ -63,6 +63,10 @@ const ENTRY_COUNT_MAX: u32 = (1 << COUNT_BITS) - 1;
 pub(crate) struct Bins {
     cells: Vec<u32>,
     len: u32,
+    /// Dense for good, also after a reset: an arm's overall window, which takes every
+    /// sample of the arm (three such windows per metric at most: their bins cost
+    /// little, and a dense bin is found without a search).
+    keep_dense: bool,
 }
 
 impl Bins {
@@ -70,6 +74,17 @@ impl Bins {
         Self {
             cells: Vec::new(),
             len,
+            keep_dense: false,
+        }
+    }
+
+    /// Dense for good (see `keep_dense`), with the same counts.
+    fn keep_dense(&mut self) {
+        if self.len > 0 {
+            if !self.is_dense() {
+                self.densify();
+            }
+            self.keep_dense = true;
         }
     }
 
@@ -168,9 +183,14 @@ impl Bins {
         self.cells = dense;
     }
 
-    /// Every count to zero: sparse and empty, keeping the allocation.
+    /// Every count to zero: sparse and empty, keeping the allocation (dense and zero
+    /// when kept dense).
     fn clear(&mut self) {
-        self.cells.clear();
+        if self.keep_dense {
+            self.cells.fill(0);
+        } else {
+            self.cells.clear();
+        }
     }
 
     /// Bins from `(bin, count)` pairs, a later pair of a bin replacing an earlier one
@@ -335,6 +355,21 @@ impl Window {
             slots: (0..shape.buckets)
                 .map(|_| Slot::empty(shape.hist_len()))
                 .collect(),
+        }
+    }
+
+    /// A window whose buckets keep their bins dense (an arm's overall window).
+    pub(crate) fn new_dense(shape: WindowShape) -> Self {
+        let mut w = Self::new(shape);
+        w.keep_dense();
+        w
+    }
+
+    /// Makes the buckets keep their bins dense, with the same counts (an arm's overall
+    /// window restored from a snapshot).
+    pub(crate) fn keep_dense(&mut self) {
+        for slot in &mut self.slots {
+            slot.hist.keep_dense();
         }
     }
 
@@ -875,5 +910,30 @@ mod tests {
         let many = read(&format!(r#"{{"len":34,"bins":[{}]}}"#, many.join(","))).unwrap();
         assert!(many.is_dense());
         assert_eq!(many.iter().count(), 20);
+    }
+
+    #[test]
+    fn an_overall_window_keeps_dense_bins_and_reads_alike() {
+        let m = value_metric(4_000, 4);
+        let shape = WindowShape::new(&m, 4_000, true);
+        let (mut dense, mut sparse) = (Window::new_dense(shape), Window::new(shape));
+        for i in 0..20_000u64 {
+            let x = 1.0 + (i * 7919 % 1000) as f64;
+            dense.add_value(shape, i / 2, x);
+            sparse.add_value(shape, i / 2, x);
+        }
+        assert!(dense.slots.iter().all(|s| s.hist.is_dense()));
+        assert_eq!(dense, sparse);
+        for stat in [Stat::P50, Stat::P99] {
+            let (a, b) = (
+                dense.read(shape, stat, 10_000),
+                sparse.read(shape, stat, 10_000),
+            );
+            assert_eq!(a.value.map(f64::to_bits), b.value.map(f64::to_bits));
+        }
+        assert_eq!(
+            serde_json::to_string(&dense).unwrap(),
+            serde_json::to_string(&sparse).unwrap()
+        );
     }
 }
