@@ -10,7 +10,8 @@
 //! - `observe_columns`: a column of 1000 latencies per call (`observe_values`), and the
 //!   same with a tenant column of 1000 tenants drawn at random per row, on the
 //!   reference policy with scopes by tenant (`observe_values_labelled`): with its
-//!   analyses (every 10 s, over every scope) amortized in, and without any (the ingest).
+//!   analyses (every 10 s, over every scope) amortized in, and without any (the ingest);
+//!   and the same with calls of 100 000 rows (`values_100000_…`), as pandas sends them.
 //! - `tick`: one tick with an analysis due, on windows full of samples (p95 read from
 //!   the merged histograms of 10 buckets on both arms). Each run ticks a fresh clone,
 //!   and the clone is not timed.
@@ -37,6 +38,8 @@
 //!   scope's windows full: labelled samples through `observe` (throughput in samples),
 //!   a tick with the analysis due over every scope and the overall gates, and the
 //!   snapshot's round trip. The state's bytes per scope and metric are printed once.
+//!   The tick again with the latency gate on p99 (`_p99`): a quantile histogram in
+//!   every bucket of every scope's latency window.
 //! - `assign`: traffic assignment (`rollguard-assign-v1`) of one 36-byte key (a UUID):
 //!   its `bucket`, and `assign` at 25 % (the bucket and a comparison).
 
@@ -150,22 +153,40 @@ fn observe_columns(c: &mut Criterion) {
     // histograms of every scope, amortized into the figure; with one every 30 days none
     // falls due during the bench: the ingest alone.
     let tenants: Vec<String> = (0..TENANTS).map(|k| format!("tenant-{k:04}")).collect();
-    let codes = tenant_codes(CHUNK);
-    // `quality` has no quantile gate, so no histogram: the ingest without the random
-    // access into 1000 scopes' 16 KB histograms that `latency_ms` (p95) costs.
-    for (name, metric, interval) in [
-        ("values_1000_tenants_1000", "latency_ms", 10_000),
+    // `quality` has no quantile gate, so no histogram: the ingest without the
+    // histogram bins of 1000 scopes that `latency_ms` (p95) fills.
+    for (name, rows, metric, interval) in [
+        ("values_1000_tenants_1000", CHUNK, "latency_ms", 10_000),
         (
             "values_1000_tenants_1000_ingest_only",
+            CHUNK,
             "latency_ms",
             2_592_000_000,
         ),
         (
             "values_1000_tenants_1000_ingest_only_no_histogram",
+            CHUNK,
+            "quality",
+            2_592_000_000,
+        ),
+        // A pandas-sized call: 100 000 rows over the same 1000 tenants.
+        ("values_100000_tenants_1000", BIG, "latency_ms", 10_000),
+        (
+            "values_100000_tenants_1000_ingest_only",
+            BIG,
+            "latency_ms",
+            2_592_000_000,
+        ),
+        (
+            "values_100000_tenants_1000_ingest_only_no_histogram",
+            BIG,
             "quality",
             2_592_000_000,
         ),
     ] {
+        let codes = tenant_codes(rows);
+        let values = latency_column(rows);
+        group.throughput(Throughput::Elements(rows));
         group.bench_function(name, |b| {
             let mut p = scoped_policy(0, TENANTS as u32, interval);
             let labels = Labels {
@@ -173,17 +194,18 @@ fn observe_columns(c: &mut Criterion) {
                 ..Labels::default()
             };
             let mut i = 0u64;
-            const AHEAD: u64 = 100;
+            // 100 calls ahead, as above (at most 10^5 rows ahead for the large calls).
+            let ahead = (100 * CHUNK / rows).max(1);
             b.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;
                 let mut left = iters;
                 while left > 0 {
-                    let calls = left.min(AHEAD);
-                    let at: Vec<u64> = (0..calls * CHUNK).map(|k| (i + k) / PER_MS).collect();
-                    i += calls * CHUNK;
+                    let calls = left.min(ahead);
+                    let at: Vec<u64> = (0..calls * rows).map(|k| (i + k) / PER_MS).collect();
+                    i += calls * rows;
                     #[allow(clippy::disallowed_methods)] // the one clock: a bench's stopwatch
                     let start = std::time::Instant::now();
-                    for times in at.chunks_exact(CHUNK as usize) {
+                    for times in at.chunks_exact(rows as usize) {
                         let step = p.observe_values_labelled("v2", metric, times, &values, &labels);
                         let _ = black_box(step).expect("accepted");
                     }
@@ -199,6 +221,9 @@ fn observe_columns(c: &mut Criterion) {
 
 /// Tenants in the scoped column bench.
 const TENANTS: u64 = 1000;
+
+/// Rows of the large calls of the scoped column bench.
+const BIG: u64 = 100_000;
 
 /// A column of `n` tenant codes drawn uniformly from [`TENANTS`] (a fixed LCG).
 fn tenant_codes(n: u64) -> Vec<i32> {
@@ -307,8 +332,9 @@ fn snapshot(c: &mut Criterion) {
 /// Scopes in the `scopes` benches.
 const SCOPES: u64 = 10_000;
 
-/// The `scopes` benches' policy: three gates on three metrics, judged per tenant.
-fn ten_thousand_scopes() -> Policy {
+/// The `scopes` benches' policy: three gates on three metrics, judged per tenant; the
+/// latency gate reads `latency_stat` (`mean`, or `p99` for a histogram per bucket).
+fn ten_thousand_scopes(latency_stat: &str) -> Policy {
     let config = format!(
         r#"{{
       "format_version": 1,
@@ -317,7 +343,7 @@ fn ten_thousand_scopes() -> Policy {
       "metrics": [{{"name": "latency_ms", "kind": "value", "window_ms": 60000, "buckets": 6}},
                   {{"name": "errors", "kind": "count", "window_ms": 60000, "buckets": 6}},
                   {{"name": "score", "kind": "value", "window_ms": 60000, "buckets": 6}}],
-      "gates": [{{"name": "latency", "metric": "latency_ms", "stat": "mean",
+      "gates": [{{"name": "latency", "metric": "latency_ms", "stat": "{latency_stat}",
                   "rule": {{"kind": "threshold", "max": 1000}}, "samples_min": 5}},
                 {{"name": "errors", "metric": "errors", "stat": "rate",
                   "rule": {{"kind": "vs_baseline", "max_increase": 0.5}}, "samples_min": 5}},
@@ -327,7 +353,7 @@ fn ten_thousand_scopes() -> Policy {
       "analysis": {{"interval_ms": 60000}},
       "scopes": {{"by": ["tenant"]}},
       "limits": {{"scopes_max": {max}, "state_bytes_max": 1073741824,
-                  "evaluations_per_input_max": 10000000000}}
+                  "evaluations_per_input_max": 10000000000, "cells_read_per_input_max": 1099511627776}}
     }}"#,
         max = SCOPES + 1
     );
@@ -356,42 +382,48 @@ fn scoped_sample(i: u64, at: u64, tenants: &[String]) -> Sample {
     s
 }
 
-fn scopes(c: &mut Criterion) {
-    let tenants: Vec<String> = (0..SCOPES).map(|i| format!("tenant-{i:05}")).collect();
-    // Every scope's windows on both arms, every metric: 6 samples per tenant per pass,
-    // ten passes spread over the 60 s window.
-    let mut loaded = ten_thousand_scopes();
+/// [`ten_thousand_scopes`] with every scope's windows full on both arms, every metric:
+/// 6 samples per tenant per pass, ten passes spread over the 60 s window. Prints its
+/// sizes once.
+fn loaded_scopes(latency_stat: &str, tenants: &[String]) -> Policy {
+    let mut loaded = ten_thousand_scopes(latency_stat);
     let n = SCOPES * 6 * 10;
     for i in 0..n {
         let at = 1 + i * 59_000 / n;
         let _ = loaded
-            .observe(&scoped_sample(i, at, &tenants))
+            .observe(&scoped_sample(i, at, tenants))
             .expect("sample");
     }
-    let due = loaded.next_deadline().expect("an analysis is due");
     let json = loaded.snapshot().to_json();
     let scope_metrics = SCOPES * 3;
     eprintln!(
-        "scopes: {SCOPES} scopes x 3 metrics, snapshot {} bytes ({} per scope-metric)",
+        "scopes ({latency_stat}): {SCOPES} scopes x 3 metrics, snapshot {} bytes ({} per scope-metric)",
         json.len(),
         json.len() as u64 / scope_metrics
     );
     let footprint = loaded.config().footprint();
     eprintln!(
-        "scopes: footprint state_bytes_max {} ({} per scope-metric)",
+        "scopes ({latency_stat}): footprint state_bytes_max {} ({} per scope-metric)",
         footprint.state_bytes_max,
         footprint.state_bytes_max / scope_metrics
     );
-    {
-        let mut p = loaded.clone();
-        let step = p.tick(due).expect("tick");
-        assert!(
-            step.events
-                .iter()
-                .any(|e| matches!(&e.kind, rollguard::EventKind::Analysis { .. })),
-            "no analysis at {due}"
-        );
-    }
+    let due = loaded.next_deadline().expect("an analysis is due");
+    let mut p = loaded.clone();
+    let step = p.tick(due).expect("tick");
+    assert!(
+        step.events
+            .iter()
+            .any(|e| matches!(&e.kind, rollguard::EventKind::Analysis { .. })),
+        "no analysis at {due}"
+    );
+    loaded
+}
+
+fn scopes(c: &mut Criterion) {
+    let tenants: Vec<String> = (0..SCOPES).map(|i| format!("tenant-{i:05}")).collect();
+    let loaded = loaded_scopes("mean", &tenants);
+    let due = loaded.next_deadline().expect("an analysis is due");
+    let json = loaded.snapshot().to_json();
     let mut group = c.benchmark_group("scopes");
     group.throughput(Throughput::Elements(CHUNK));
     group.bench_function("observe_labelled", |b| {
@@ -419,6 +451,17 @@ fn scopes(c: &mut Criterion) {
     });
     group.bench_function("restore_json_10000_scopes", |b| {
         b.iter(|| black_box(Policy::restore_json(black_box(&json))).expect("restore"));
+    });
+    drop(loaded);
+    // The same with the latency gate on p99: a quantile histogram in every bucket of
+    // every scope's latency window.
+    let loaded = loaded_scopes("p99", &tenants);
+    group.bench_function("tick_analysis_due_10000_scopes_p99", |b| {
+        b.iter_batched_ref(
+            || loaded.clone(),
+            |p| black_box(p.tick(due)).expect("tick"),
+            BatchSize::LargeInput,
+        );
     });
     group.finish();
 }

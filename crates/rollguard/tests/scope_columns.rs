@@ -260,6 +260,118 @@ proptest! {
     }
 }
 
+/// Tenants short enough for the policy to keep their scope ids across calls, in an
+/// order unlike the rows', with `t1` twice (two codes, one scope).
+fn cacheable() -> Vec<String> {
+    ["t5", "t4", "t3", "t2", "t1", "t0", "t1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Rows cut into several calls with scopes by tenant, where the policy keeps the
+    /// scope ids of the last call's categories: calls with the same categories, with
+    /// them reversed, a snapshot restored between calls (the kept ids are gone), and
+    /// scopes numbered by single samples between calls (the kept ids do not know them)
+    /// all end as the rows one by one do.
+    #[test]
+    fn labelled_columns_over_several_calls_equal_single_rows(
+        rows in rows(),
+        arm in prop::sample::select(vec!["v1", "v2"]),
+        cuts in prop::collection::vec(0usize..200, 0..5),
+        reversed in prop::collection::vec(any::<bool>(), 6),
+        restored in prop::collection::vec(any::<bool>(), 6),
+        between in prop::collection::vec(prop::option::of(0usize..7), 6),
+    ) {
+        let cats = cacheable();
+        let backwards: Vec<String> = cats.iter().rev().cloned().collect();
+        let n = cats.len() as i32;
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(rows.len())).collect();
+        cuts.push(0);
+        cuts.push(rows.len());
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut columns = started(BY_TENANT);
+        let mut singles = started(BY_TENANT);
+        let (mut column_steps, mut single_steps) = (Vec::new(), Vec::new());
+        // Each call's counts come after its values: later calls' times move on by the
+        // time the counts took.
+        let mut shift = 0;
+        for (k, call) in cuts.windows(2).enumerate() {
+            let part = &rows[call[0]..call[1]];
+            let Some(first) = part.first() else { continue };
+            if restored[k] {
+                columns = Policy::restore_json(&columns.snapshot().to_json()).unwrap();
+            }
+            // A scope numbered by a single sample between calls.
+            if let Some(c) = between[k] {
+                let mut s = Sample::value(first.0 + shift, arm, "latency_ms", 100.0);
+                s.tenant = Some(cats[c].clone());
+                column_steps.push(columns.observe(&s).unwrap());
+                single_steps.push(singles.observe(&s).unwrap());
+            }
+            let at: Vec<u64> = part.iter().map(|r| r.0 + shift).collect();
+            let values: Vec<f64> = part.iter().map(|r| r.1).collect();
+            // Tenant 4 is sometimes written with the second `t1`.
+            let mut tenants: Vec<i32> = part
+                .iter()
+                .enumerate()
+                .map(|(i, r)| if r.3[0] == 4 && i % 2 == 1 { 6 } else { r.3[0] })
+                .collect();
+            let mut tiers: Vec<i32> = part.iter().map(|r| r.3[1]).collect();
+            let categories = if reversed[k] {
+                for c in tenants.iter_mut().chain(&mut tiers).filter(|c| **c >= 0) {
+                    *c = n - 1 - *c;
+                }
+                &backwards
+            } else {
+                &cats
+            };
+            let labels = Labels {
+                tenant: Some(LabelColumn::new(&tenants, categories)),
+                tier: Some(LabelColumn::new(&tiers, categories)),
+                ..Labels::default()
+            };
+            column_steps.push(
+                columns
+                    .observe_values_labelled(arm, "latency_ms", &at, &values, &labels)
+                    .unwrap(),
+            );
+            for (i, r) in part.iter().enumerate() {
+                let mut s = Sample::value(r.0 + shift, arm, "latency_ms", r.1);
+                let label = |c: i32| usize::try_from(c).ok().map(|c| categories[c].clone());
+                s.tenant = label(tenants[i]);
+                s.tier = label(tiers[i]);
+                single_steps.push(singles.observe(&s).unwrap());
+            }
+            // Counts of the same rows, a little later: the same categories again.
+            let now = columns.now();
+            let at: Vec<u64> = at.iter().map(|t| t - at[0] + now).collect();
+            let events: Vec<i64> = part.iter().map(|r| r.2).collect();
+            let totals = vec![100; part.len()];
+            column_steps.push(
+                columns
+                    .observe_counts_labelled(arm, "errors", &at, &events, &totals, &labels)
+                    .unwrap(),
+            );
+            for (i, (r, t)) in part.iter().zip(&at).enumerate() {
+                let mut s = Sample::count(*t, arm, "errors", r.2, 100);
+                let label = |c: i32| usize::try_from(c).ok().map(|c| categories[c].clone());
+                s.tenant = label(tenants[i]);
+                s.tier = label(tiers[i]);
+                single_steps.push(singles.observe(&s).unwrap());
+            }
+            prop_assert_eq!(&columns, &singles);
+            shift += columns.now() - now;
+        }
+        prop_assert_eq!(flatten(&column_steps), flatten(&single_steps));
+        prop_assert_eq!(columns.snapshot().to_json(), singles.snapshot().to_json());
+    }
+}
+
 #[test]
 fn a_label_column_of_another_length_is_refused() {
     let mut p = started(BY_TENANT);

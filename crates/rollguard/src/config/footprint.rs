@@ -44,9 +44,12 @@ pub struct Footprint {
 pub(crate) const ARMS_MAX: u64 = 3;
 /// A `Vec` or `String` header.
 pub(crate) const HEADER: u64 = 24;
-/// One window slot without its histogram: seven 8-byte fields and the histogram's `Vec`.
-pub(crate) const SLOT_BYTES: u64 = 7 * 8 + HEADER;
-/// One histogram bin.
+/// One window slot without its histogram: seven 8-byte fields and the histogram's `Vec`
+/// and bin count.
+pub(crate) const SLOT_BYTES: u64 = 7 * 8 + HEADER + 8;
+/// One histogram bin. A bucket keeps its bins sparse (4 bytes per bin used) while it
+/// uses fewer than a quarter of them, and dense (4 bytes per bin) after; either way it
+/// never allocates more than 4 bytes per bin, which is what the model counts.
 pub(crate) const BIN_BYTES: u64 = 4;
 /// A registered version without its strings and components: id, digest, components
 /// map, stage, validation, sequence numbers.
@@ -95,6 +98,8 @@ pub(crate) const EFFECT_BYTES: u64 = 16;
 /// A scope's key besides its label strings: three optional labels' headers and the
 /// overflow flag, with the id it maps to in the index.
 pub(crate) const SCOPE_KEY_BYTES: u64 = 32;
+/// A scope's grouping entry in the column cache (two `u32`s).
+pub(crate) const CACHE_GROUP_BYTES: u64 = 8;
 /// An arm's optional windows of one scope, besides the windows.
 pub(crate) const OPTION_BYTES: u64 = 8;
 /// Cells a window read visits per bucket besides its bins: the live-slot filter, the
@@ -228,9 +233,15 @@ impl PolicyConfig {
         // scope (the ladder's routed-back flag fits in a scope's padding).
         let laddered = self.scopes.as_ref().is_some_and(|s| s.ladder.is_some());
         let route_backs = if laddered { 2 } else { 0 };
-        let scopes = scopes_max.saturating_mul(
-            scope.saturating_add(route_backs * (SCOPE_KEY_BYTES + 3 * string(label))),
-        );
+        // The scope ids of a scope column's categories kept across calls: at most two
+        // categories per scope, each a label and an id, and a grouping entry per scope.
+        let cache = (4 * HEADER)
+            .saturating_add(scopes_max.saturating_mul(2 * (string(label) + 4) + CACHE_GROUP_BYTES));
+        let scopes = scopes_max
+            .saturating_mul(
+                scope.saturating_add(route_backs * (SCOPE_KEY_BYTES + 3 * string(label))),
+            )
+            .saturating_add(if scopes_max > 0 { cache } else { 0 });
         let state_bytes_max = [
             ARMS_MAX.saturating_mul(arm),
             scopes,

@@ -7,8 +7,14 @@
 //! dictionary-encoded, as a pandas categorical is: per row a code, an index into the
 //! column's categories. Each distinct tuple of codes is resolved to its scope id once,
 //! at its first row, so scopes are numbered in row order exactly as `observe` numbers
-//! them one sample at a time; then consecutive rows of one scope go into its windows
-//! together.
+//! them one sample at a time; then the rows of each scope go into its windows together
+//! (grouped by scope, in row order within each: the same additions in the same order as
+//! row by row, since scopes share no state).
+//!
+//! With scopes formed by one label, the policy keeps the scope ids of the last call's
+//! categories ([`CategoryCache`]): a call with the same categories (a pandas
+//! categorical's, or one `LabelCodes` reused) maps a code to its scope id with one
+//! array look-up, without comparing labels against the scope dictionary.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -144,6 +150,64 @@ impl LabelCodes {
 /// A key not resolved to a scope yet.
 const UNSEEN: u32 = u32::MAX;
 
+/// The scope ids of the categories of the last scope column (scopes formed by one
+/// label), kept across column calls; and scratch for grouping rows by scope.
+///
+/// Derived state, not in snapshots or equality: every id in it is what the scope
+/// dictionary gives its category's key, which never changes once given (scopes are
+/// only added; a key sent to the overflow scope stays there, since the dictionary stays
+/// full). A restored policy starts with it empty. Bounded by the config: it holds at
+/// most 2 · `scopes_max` categories of at most `label_len_max` bytes, and one entry
+/// per scope (counted by the footprint).
+#[derive(Debug, Clone, Default)]
+pub(super) struct CategoryCache {
+    /// The categories, as the last call gave them (each within `label_len_max`).
+    categories: Vec<String>,
+    /// Per category, its scope id, or [`UNSEEN`] while no row of it came.
+    ids: Vec<u32>,
+    /// Per scope id: the run that last met it and its group in that run.
+    groups: Vec<(u32, u32)>,
+    /// The current run's number in `groups`.
+    run: u32,
+}
+
+impl CategoryCache {
+    /// Bytes allocated, by capacity.
+    #[cfg(test)]
+    pub(super) fn allocated(&self) -> u64 {
+        let strings: usize = self.categories.iter().map(String::capacity).sum();
+        (self.categories.capacity() * core::mem::size_of::<String>()
+            + strings
+            + self.ids.capacity() * 4
+            + self.groups.capacity() * 8) as u64
+            + 4 * 24
+    }
+
+    /// Whether the cache holds exactly these categories.
+    fn holds<S: AsRef<str>>(&self, categories: &[S]) -> bool {
+        self.categories.len() == categories.len()
+            && self
+                .categories
+                .iter()
+                .zip(categories)
+                .all(|(a, b)| a.as_str() == b.as_ref())
+    }
+
+    /// Takes these categories, with no id known yet, reusing the strings.
+    fn hold<S: AsRef<str>>(&mut self, categories: &[S]) {
+        self.categories.truncate(categories.len());
+        for (mine, c) in self.categories.iter_mut().zip(categories) {
+            mine.clear();
+            mine.push_str(c.as_ref());
+        }
+        let have = self.categories.len();
+        self.categories
+            .extend(categories[have..].iter().map(|c| c.as_ref().to_string()));
+        self.ids.clear();
+        self.ids.resize(categories.len(), UNSEEN);
+    }
+}
+
 /// Keys in a dense table up to this many (or as many as rows), in a map beyond.
 const DENSE_KEYS_MAX: u128 = 1 << 16;
 
@@ -160,6 +224,17 @@ struct RowScopes<'a, S> {
     /// A key looked up in the policy's dictionary, its strings reused from one look-up
     /// to the next (no allocation for a key the policy already holds).
     probe: crate::scope::ScopeKey,
+    /// Scopes formed by one label whose categories the policy's [`CategoryCache`]
+    /// holds: a key (a code) is resolved there, across calls, not in `ids`.
+    cached: bool,
+}
+
+/// A call's scope columns (if scopes are formed and every `by` label has one) and how
+/// a scope's rows, given by index, go into its window and detectors.
+struct Scoped<'a, S, R, F> {
+    rows: Option<RowScopes<'a, S>>,
+    record: R,
+    feed: F,
 }
 
 /// Scope ids by key.
@@ -185,11 +260,37 @@ impl<'a, S: AsRef<str>> RowScopes<'a, S> {
     #[inline]
     fn scope(&mut self, p: &mut Policy, r: usize) -> Option<u32> {
         let key = self.key(r)?;
-        let id = match &mut self.ids {
-            Ids::Dense(ids) => ids.get_mut(key as usize)?,
-            Ids::Sparse(ids) => ids.entry(key).or_insert(UNSEEN),
+        if self.cached {
+            let known = *p.columns.ids.get(key as usize)?;
+            if known != UNSEEN {
+                return Some(known);
+            }
+            let id = self.resolve(p, r)?;
+            if let Some(slot) = p.columns.ids.get_mut(key as usize) {
+                *slot = id;
+            }
+            return Some(id);
+        }
+        let known = match &self.ids {
+            Ids::Dense(ids) => *ids.get(key as usize)?,
+            Ids::Sparse(ids) => ids.get(&key).copied().unwrap_or(UNSEEN),
         };
-        if *id == UNSEEN {
+        if known != UNSEEN {
+            return Some(known);
+        }
+        let id = self.resolve(p, r)?;
+        match &mut self.ids {
+            Ids::Dense(ids) => ids[key as usize] = id,
+            Ids::Sparse(ids) => {
+                ids.insert(key, id);
+            }
+        }
+        Some(id)
+    }
+
+    /// Row `r`'s scope id from the policy's dictionary, numbering a new key there.
+    fn resolve(&mut self, p: &mut Policy, r: usize) -> Option<u32> {
+        {
             let label = |l: ScopeLabel| {
                 let (_, c, _) = self.by.iter().find(|(by, ..)| *by == l)?;
                 let code = usize::try_from(*c.codes.get(r)?).ok()?;
@@ -214,12 +315,11 @@ impl<'a, S: AsRef<str>> RowScopes<'a, S> {
                 tier.filter(|_| self.by.iter().any(|(l, ..)| *l == ScopeLabel::Tier)),
             );
             reuse(&mut probe.agent, agent);
-            *id = match p.scope_ids.get(probe) {
-                Some(&known) => known,
-                None => p.scope_of(tenant, tier, agent)?,
-            };
+            match p.scope_ids.get(probe) {
+                Some(&known) => Some(known),
+                None => p.scope_of(tenant, tier, agent),
+            }
         }
-        Some(*id)
     }
 }
 
@@ -332,7 +432,7 @@ impl Policy {
         labels: &Labels<'_, S>,
     ) -> Result<Step, Error> {
         same_length(at.len(), values.len(), "value")?;
-        self.check_labels(labels, at.len())?;
+        let cached = self.check_labels(labels, at.len())?;
         let Some((&first, &x)) = at.first().zip(values.first()) else {
             return Ok(Out::default().into_step(self.state.now));
         };
@@ -376,8 +476,27 @@ impl Policy {
                 d.observe_value(role, t.ms(), x);
             }
         };
-        let scopes = self.row_scopes(labels, at.len());
-        self.record_column(arm, m, at, scopes, &mut out, record, feed);
+        // A scope's rows, gathered (in row order) for its window and detectors.
+        let (mut ts, mut xs) = (Vec::new(), Vec::new());
+        let record_rows = |w: &mut Window, shape, rows: &[u32]| {
+            ts.clear();
+            xs.clear();
+            ts.extend(rows.iter().map(|&r| at[r as usize]));
+            xs.extend(rows.iter().map(|&r| values[r as usize]));
+            w.add_values(shape, &ts, &xs);
+        };
+        let feed_rows = |d: &mut Detector, role, rows: &[u32]| {
+            for &r in rows {
+                d.observe_value(role, at[r as usize].ms(), values[r as usize]);
+            }
+        };
+        let scopes = self.row_scopes(labels, at.len(), cached);
+        let scoped = Scoped {
+            rows: scopes,
+            record: record_rows,
+            feed: feed_rows,
+        };
+        self.record_column(arm, m, at, scoped, &mut out, record, feed);
         self.debug_validate();
         Ok(out.into_step(self.state.now))
     }
@@ -463,7 +582,7 @@ impl Policy {
     ) -> Result<Step, Error> {
         same_length(at.len(), events.len(), "events")?;
         same_length(at.len(), totals.len(), "total")?;
-        self.check_labels(labels, at.len())?;
+        let cached = self.check_labels(labels, at.len())?;
         let Some(&first) = at.first() else {
             return Ok(Out::default().into_step(self.state.now));
         };
@@ -509,21 +628,47 @@ impl Policy {
                 d.observe_count(role, t.ms(), e.get(), n.get());
             }
         };
-        let scopes = self.row_scopes(labels, at.len());
-        self.record_column(arm, m, at, scopes, &mut out, record, feed);
+        let (mut ts, mut es, mut ns) = (Vec::new(), Vec::new(), Vec::new());
+        let record_rows = |w: &mut Window, shape, rows: &[u32]| {
+            ts.clear();
+            es.clear();
+            ns.clear();
+            ts.extend(rows.iter().map(|&r| at[r as usize]));
+            es.extend(rows.iter().map(|&r| events[r as usize]));
+            ns.extend(rows.iter().map(|&r| totals[r as usize]));
+            w.add_counts(shape, &ts, &es, &ns);
+        };
+        let feed_rows = |d: &mut Detector, role, rows: &[u32]| {
+            for &r in rows {
+                let (e, n) = (events[r as usize].get(), totals[r as usize].get());
+                d.observe_count(role, at[r as usize].ms(), e, n);
+            }
+        };
+        let scopes = self.row_scopes(labels, at.len(), cached);
+        let scoped = Scoped {
+            rows: scopes,
+            record: record_rows,
+            feed: feed_rows,
+        };
+        self.record_column(arm, m, at, scoped, &mut out, record, feed);
         self.debug_validate();
         Ok(out.into_step(self.state.now))
     }
 
     /// Checks label columns of `rows` rows: their lengths, their codes, and the labels
     /// rows use (as `observe` checks a sample's), naming the first row refused.
+    ///
+    /// Returns whether scopes are formed by one label whose column's categories the
+    /// policy's [`CategoryCache`] holds (they were checked when it took them).
     fn check_labels<S: AsRef<str>>(
         &self,
         labels: &Labels<'_, S>,
         rows: usize,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let max = self.config.limits.label_len_max;
-        for (_, name, column) in labels.named() {
+        let by = self.plan.scopes.as_ref().map(|s| s.by.as_slice());
+        let mut cached = false;
+        for (label, name, column) in labels.named() {
             let Some(c) = column else {
                 continue;
             };
@@ -543,7 +688,17 @@ impl Policy {
                     ));
                 }
             }
+            if by == Some(&[label]) && self.columns.holds(c.categories) {
+                cached = true;
+                continue;
+            }
             // Every category is checked, but refused only if a row has it.
+            if c.categories
+                .iter()
+                .all(|l| l.as_ref().len() as u64 <= u64::from(max))
+            {
+                continue;
+            }
             let refused: Vec<Option<Error>> = c
                 .categories
                 .iter()
@@ -559,15 +714,21 @@ impl Policy {
                 }
             }
         }
-        Ok(())
+        Ok(cached)
     }
 
     /// The columns of checked `labels` that form the policy's scopes: `None` without
     /// `scopes` in the config, or when a `by` label has no column (no row has a scope).
+    ///
+    /// With scopes formed by one label, the column's categories go into the policy's
+    /// [`CategoryCache`] unless it holds them already (`cached`), when there are at
+    /// most twice `scopes_max` of them (room for as many as the overflow scope takes),
+    /// each within `label_len_max`.
     fn row_scopes<'a, S: AsRef<str>>(
-        &self,
+        &mut self,
         labels: &Labels<'a, S>,
         rows: usize,
+        mut cached: bool,
     ) -> Option<RowScopes<'a, S>> {
         let plan = self.plan.scopes.as_ref()?;
         let named = labels.named();
@@ -581,7 +742,21 @@ impl Policy {
             // below 2^93.
             keys *= column.categories.len().min(1 << 31) as u128;
         }
-        let ids = if keys <= DENSE_KEYS_MAX.max(rows as u128) {
+        if let [(_, column, _)] = by.as_slice() {
+            let max = u64::from(self.config.limits.label_len_max);
+            if !cached
+                && column.categories.len() as u64 <= 2 * u64::from(plan.max)
+                && (column.categories.iter()).all(|c| c.as_ref().len() as u64 <= max)
+            {
+                self.columns.hold(column.categories);
+                cached = true;
+            }
+        } else {
+            cached = false;
+        }
+        let ids = if cached {
+            Ids::Dense(Vec::new())
+        } else if keys <= DENSE_KEYS_MAX.max(rows as u128) {
             Ids::Dense(vec![UNSEEN; keys as usize])
         } else {
             Ids::Sparse(BTreeMap::new())
@@ -599,12 +774,13 @@ impl Policy {
             ids,
             tier,
             probe: crate::scope::ScopeKey::default(),
+            cached,
         })
     }
 
     /// Records validated column rows in runs that end at timer deadlines: the timers
     /// fire before the first row at or after them, exactly as when the rows come one by
-    /// one, and each run goes into the window in one pass. With `scopes`, each row goes
+    /// one, and each run goes into the window in one pass. With scopes, each row goes
     /// into its scope's windows and detectors as well.
     #[allow(clippy::too_many_arguments)]
     fn record_column<T: Millis, S: AsRef<str>>(
@@ -612,7 +788,12 @@ impl Policy {
         arm: &str,
         metric: usize,
         at: &[T],
-        mut scopes: Option<RowScopes<'_, S>>,
+        mut scoped: Scoped<
+            '_,
+            S,
+            impl FnMut(&mut Window, WindowShape, &[u32]),
+            impl FnMut(&mut Detector, Side, &[u32]),
+        >,
         out: &mut Out,
         mut record: impl FnMut(&mut Window, WindowShape, Range<usize>),
         mut feed: impl FnMut(&mut Detector, Side, Range<usize>),
@@ -620,7 +801,7 @@ impl Policy {
         let shape = self.plan.shapes[metric];
         let mut i = 0;
         while let Some(t) = at.get(i).map(|t| t.ms()) {
-            if let Some(s) = scopes.as_mut() {
+            if let Some(s) = scoped.rows.as_mut() {
                 // As `observe` does: a new scope is numbered before the timers due at
                 // its first sample's time fire.
                 let _ = s.scope(self, i);
@@ -641,8 +822,8 @@ impl Policy {
             if !self.plan.observers[metric].is_empty() {
                 self.observe_samples(arm, metric, None, |d, role| feed(d, role, i..end));
             }
-            if let Some(s) = scopes.as_mut() {
-                self.record_scoped(arm, metric, s, i..end, &mut record, &mut feed);
+            if scoped.rows.is_some() {
+                self.record_scoped(arm, metric, &mut scoped, i..end);
             }
             self.state.now = at[end - 1].ms();
             i = end;
@@ -650,17 +831,25 @@ impl Policy {
     }
 
     /// Records a run of rows (one between timers) in their scopes' windows and
-    /// detectors, consecutive rows of one scope together, numbering new scopes in row
-    /// order (also for an arm that is not live, as `observe` does).
+    /// detectors, numbering new scopes in row order (also for an arm that is not live,
+    /// as `observe` does). The rows are grouped by scope, in row order within each
+    /// group: a scope's window and detectors take its rows in the same order as row by
+    /// row, and scopes share nothing, so the order of the groups does not matter.
     fn record_scoped<S: AsRef<str>>(
         &mut self,
         arm: &str,
         metric: usize,
-        scopes: &mut RowScopes<'_, S>,
+        scoped: &mut Scoped<
+            '_,
+            S,
+            impl FnMut(&mut Window, WindowShape, &[u32]),
+            impl FnMut(&mut Detector, Side, &[u32]),
+        >,
         rows: Range<usize>,
-        record: &mut impl FnMut(&mut Window, WindowShape, Range<usize>),
-        feed: &mut impl FnMut(&mut Detector, Side, Range<usize>),
     ) {
+        let Some(scopes) = scoped.rows.as_mut() else {
+            return;
+        };
         let shape = self.plan.shapes[metric];
         let live = self.state.arms.iter().position(|a| a.version == arm);
         // The gates whose detectors take these rows, as `observe_samples` picks them.
@@ -675,33 +864,69 @@ impl Policy {
             }
             None => None,
         };
-        let mut r = rows.start;
-        let mut scope = scopes.scope(self, r);
-        while r < rows.end {
-            let mut end = r + 1;
-            let mut next = None;
-            while end < rows.end {
-                next = scopes.scope(self, end);
-                if next != scope {
-                    break;
-                }
-                end += 1;
+        // Each row's scope, in row order (numbering new ones), and its group: the
+        // groups in the order of their first row.
+        let mut groups: Vec<(u32, u32)> = Vec::new();
+        let mut group_of: Vec<u32> = Vec::with_capacity(rows.len());
+        let cache = &mut self.columns;
+        cache.run = cache.run.wrapping_add(1);
+        if cache.run == 0 {
+            cache.groups.iter_mut().for_each(|g| *g = (0, 0));
+            cache.run = 1;
+        }
+        for r in rows.clone() {
+            let Some(s) = scopes.scope(self, r) else {
+                group_of.push(u32::MAX);
+                continue;
+            };
+            let cache = &mut self.columns;
+            let s = s as usize;
+            if cache.groups.len() <= s {
+                cache
+                    .groups
+                    .resize(self.state.scopes.len().max(s + 1), (0, 0));
             }
+            let (run, group) = &mut cache.groups[s];
+            if *run != cache.run {
+                *run = cache.run;
+                *group = groups.len() as u32;
+                groups.push((s as u32, 0));
+            }
+            groups[*group as usize].1 += 1;
+            group_of.push(*group);
+        }
+        // The rows of each group, contiguous (a stable counting sort).
+        let mut start = Vec::with_capacity(groups.len() + 1);
+        let mut next = 0u32;
+        for (_, n) in &groups {
+            start.push(next);
+            next += n;
+        }
+        start.push(next);
+        let mut fill = start.clone();
+        let mut order = vec![0u32; next as usize];
+        for (r, g) in rows.clone().zip(&group_of) {
+            if let Some(at) = fill.get_mut(*g as usize) {
+                order[*at as usize] = r as u32;
+                *at += 1;
+            }
+        }
+        for (g, (s, _)) in groups.iter().enumerate() {
             // A scope the ladder routed back no longer counts.
-            if let Some(s) = scope.filter(|&s| !self.is_routed_back(s)) {
-                if let Some(w) = live.and_then(|a| self.scoped_window_at(a, s, metric)) {
-                    record(w, shape, r..end);
-                }
-                if let Some((side, gates)) = &detectors {
-                    if let Some(states) = self.state.scopes.get_mut(s as usize) {
-                        for &g in gates {
-                            feed(&mut states.gates[g].detector, *side, r..end);
-                        }
+            if self.is_routed_back(*s) {
+                continue;
+            }
+            let mine = &order[start[g] as usize..start[g + 1] as usize];
+            if let Some(w) = live.and_then(|a| self.scoped_window_at(a, *s, metric)) {
+                (scoped.record)(w, shape, mine);
+            }
+            if let Some((side, gates)) = &detectors {
+                if let Some(states) = self.state.scopes.get_mut(*s as usize) {
+                    for &gate in gates {
+                        (scoped.feed)(&mut states.gates[gate].detector, *side, mine);
                     }
                 }
             }
-            r = end;
-            scope = next;
         }
     }
 

@@ -253,6 +253,23 @@ fn a_full_state_fits_the_estimate_and_the_estimate_is_not_far_off() {
         "measured {measured} > estimated {}",
         f.state_bytes_max
     );
+    // 125 values per bucket and arm keep the histograms sparse. A bucket with a quarter
+    // of its 4098 bins used turns dense: make every one dense, as busy buckets would be.
+    for arm in &mut p.state.arms {
+        for slot in arm.windows.iter_mut().flat_map(|w| &mut w.slots) {
+            slot.hist.make_dense();
+        }
+    }
+    let measured = allocated(&p.state);
+    eprintln!(
+        "dense: measured {measured}, estimated {}",
+        f.state_bytes_max
+    );
+    assert!(
+        measured <= f.state_bytes_max,
+        "measured {measured} > estimated {}",
+        f.state_bytes_max
+    );
     // Two of the three arms the model counts are live: the estimate is within 2× here.
     assert!(
         f.state_bytes_max <= 2 * measured,
@@ -446,5 +463,237 @@ fn the_12_kb_config_of_the_issue_is_refused_for_its_state_then_its_work() {
     assert_eq!(
         (e.code, e.path.as_str()),
         (ErrorCode::TooMuchWork, "limits.cells_read_per_input_max")
+    );
+}
+
+/// The `scopes` bench's config (three metrics of 6 buckets in 60 s, judged per tenant)
+/// with the latency gate on p99: a histogram of 1282 bins (the default range) in every
+/// bucket of every scope's latency window.
+fn scoped_p99_config(scopes_max: u32) -> PolicyConfig {
+    PolicyConfig::from_json(&format!(
+        r#"{{
+      "format_version": 1,
+      "versions": [{{"id": "v1", "digest": "d1", "validated": true}}, {{"id": "v2", "digest": "d2"}}],
+      "stable": "v1", "candidate": "v2",
+      "metrics": [{{"name": "latency_ms", "kind": "value", "window_ms": 60000, "buckets": 6}},
+                  {{"name": "errors", "kind": "count", "window_ms": 60000, "buckets": 6}},
+                  {{"name": "score", "kind": "value", "window_ms": 60000, "buckets": 6}}],
+      "gates": [{{"name": "latency", "metric": "latency_ms", "stat": "p99",
+                  "rule": {{"kind": "threshold", "max": 100000}}, "samples_min": 5}},
+                {{"name": "errors", "metric": "errors", "stat": "rate",
+                  "rule": {{"kind": "vs_baseline", "max_increase": 0.5}}, "samples_min": 5}},
+                {{"name": "score", "metric": "score", "stat": "mean",
+                  "rule": {{"kind": "threshold", "min": 0.1}}, "samples_min": 5}}],
+      "strategy": {{"kind": "canary", "steps": [{{"kind": "set_weight", "weight": 50, "duration_ms": 86400000}}]}},
+      "analysis": {{"interval_ms": 60000}},
+      "scopes": {{"by": ["tenant"]}},
+      "limits": {{"scopes_max": {scopes_max}, "state_bytes_max": 1073741824,
+                  "evaluations_per_input_max": 10000000000, "cells_read_per_input_max": 1099511627776}}
+    }}"#
+    ))
+    .expect("parses")
+}
+
+/// A policy of [`scoped_p99_config`] with its canary acknowledged.
+fn scoped_p99_policy(scopes_max: u32) -> Policy {
+    let mut p = Policy::new(scoped_p99_config(scopes_max), 0).expect("valid");
+    let step = p.tick(0).expect("kick off");
+    for action_id in step
+        .actions()
+        .filter_map(|d| d.action_id)
+        .collect::<Vec<_>>()
+    {
+        let _ = p.handle(&Input::Ack { at: 0, action_id }).expect("ack");
+    }
+    p
+}
+
+/// Realistic traffic for [`scoped_p99_config`]: `n` requests over 60 s, each a latency,
+/// an error count and a score; tenants drawn with Zipf weights (tenant k with weight
+/// 1/(k+1), so the busiest sees about a seventh of the traffic and most see a few
+/// requests a minute), latencies log-normal (median 120 ms, σ = 0.6), both arms alike.
+fn realistic_traffic(p: &mut Policy, tenants: u32, n: u64) {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut uniform = || {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let at = 1 + i * 59_000 / n;
+        let tenant = (libm::pow(f64::from(tenants) + 1.0, uniform()) - 1.0) as u32;
+        let tenant = format!("tenant-{:05}", tenant.min(tenants - 1));
+        // A standard normal from twelve uniforms (Irwin–Hall).
+        let z = (0..12).map(|_| uniform()).sum::<f64>() - 6.0;
+        let latency = 120.0 * libm::exp(0.6 * z);
+        let arm = if uniform() < 0.5 { "v1" } else { "v2" };
+        let errors = i64::from(uniform() < 0.01);
+        for mut s in [
+            Sample::value(at, arm, "latency_ms", latency),
+            Sample::count(at, arm, "errors", errors, 1),
+            Sample::value(at, arm, "score", 0.8),
+        ] {
+            s.tenant = Some(tenant.clone());
+            batch.push(s);
+        }
+        // In batches: a debug build checks the whole state after each input.
+        if batch.len() >= 3_000 || i + 1 == n {
+            let _ = p.observe_batch(&batch).expect("samples");
+            batch.clear();
+        }
+    }
+}
+
+#[test]
+fn scoped_histograms_never_allocate_more_than_dense_bins() {
+    // Buckets using just under, at and just over a quarter of the 1282 bins (where
+    // they turn dense), and every bin: each bucket's cells stay within its bins, so
+    // the state stays within the estimate.
+    let len = 1282u64;
+    for used in [1, len / 4 - 1, len / 4, len / 4 + 1, 2 * len] {
+        let cfg = scoped_p99_config(4);
+        let f = cfg.footprint();
+        let mut p = scoped_p99_policy(4);
+        for (k, arm) in ["v1", "v2"].into_iter().enumerate() {
+            let mut batch = Vec::new();
+            for tenant in ["a", "b", "c", "d", "e"] {
+                for i in 0..used {
+                    // Values 1/32 octave apart from 0.001 up: one bin each.
+                    let x = 0.001 * libm::exp2((i % (len - 2)) as f64 / 32.0 + 1.0 / 64.0);
+                    let mut s = Sample::value(1 + k as u64 * 10_000, arm, "latency_ms", x);
+                    s.tenant = Some(tenant.into());
+                    batch.push(s);
+                }
+            }
+            let _ = p.observe_batch(&batch).expect("values");
+        }
+        let windows = p.state.arms.iter().flat_map(|a| a.scoped.iter().flatten());
+        for slot in windows.flat_map(|ws| ws.iter().flat_map(|w| &w.slots)) {
+            assert!(
+                slot.hist.capacity() as u64 <= u64::from(slot.hist.len()),
+                "{used}: {} cells for {} bins",
+                slot.hist.capacity(),
+                slot.hist.len()
+            );
+        }
+        let measured = allocated(&p.state);
+        assert!(measured <= f.state_bytes_max, "{used}: {measured} > {f:?}");
+        // A snapshot restores to the same state, sparse or dense.
+        let back = Policy::restore_json(&p.snapshot().to_json()).expect("restores");
+        assert!(back == p);
+    }
+}
+
+#[test]
+fn a_scope_metric_with_a_p99_histogram_takes_under_4_kb_with_realistic_traffic() {
+    // 1000 tenants, 60 000 requests in the window (1000 a second): the busiest tenant
+    // sees ~8000, the median one ~30.
+    let tenants = 1000;
+    let mut scoped = scoped_p99_policy(tenants + 1);
+    realistic_traffic(&mut scoped, tenants, 60_000);
+    let scopes = scoped.state.scopes.len() as u64;
+    assert!(scopes > 900, "{scopes} scopes");
+    let mut unscoped = {
+        let mut cfg = scoped_p99_config(tenants + 1);
+        cfg.scopes = None;
+        let mut p = Policy::new(cfg, 0).expect("valid");
+        let step = p.tick(0).expect("kick off");
+        for action_id in step
+            .actions()
+            .filter_map(|d| d.action_id)
+            .collect::<Vec<_>>()
+        {
+            let _ = p.handle(&Input::Ack { at: 0, action_id }).expect("ack");
+        }
+        p
+    };
+    realistic_traffic(&mut unscoped, tenants, 60_000);
+    // What the scopes add: their keys, gates and windows on both arms.
+    let per_scope_metric = (allocated(&scoped.state) - allocated(&unscoped.state)) / (scopes * 3);
+    let worst = {
+        let f = |c: &PolicyConfig| c.footprint().state_bytes_max;
+        let mut cfg = scoped_p99_config(tenants + 1);
+        let with = f(&cfg);
+        cfg.scopes = None;
+        (with - f(&cfg)) / ((u64::from(tenants) + 1) * 3)
+    };
+    // The latency windows alone (both arms), with their histograms.
+    let latency: u64 = scoped
+        .state
+        .arms
+        .iter()
+        .flat_map(|a| a.scoped.iter().flatten())
+        .map(|ws| {
+            let w = &ws[0];
+            (size_of::<Window>() + w.slots.capacity() * size_of::<Slot>()) as u64
+                + w.slots
+                    .iter()
+                    .map(|s| 4 * s.hist.capacity() as u64)
+                    .sum::<u64>()
+        })
+        .sum::<u64>()
+        / scopes;
+    eprintln!(
+        "{scopes} scopes, p99 on latency: {per_scope_metric} bytes per scope-metric \
+         allocated ({latency} for a scope's latency windows); worst case (footprint) {worst}"
+    );
+    assert!(
+        per_scope_metric <= 4096,
+        "{per_scope_metric} bytes per scope-metric"
+    );
+    assert!(
+        latency <= 4096,
+        "{latency} bytes per scope's latency windows"
+    );
+    // Quantiles read as they would from dense bins: the same verdicts after a
+    // snapshot round trip, and a tick judging every scope.
+    let mut back = Policy::restore_json(&scoped.snapshot().to_json()).expect("restores");
+    assert!(back == scoped);
+    let due = scoped.next_deadline().expect("due");
+    assert_eq!(back.tick(due), scoped.tick(due));
+}
+
+#[test]
+fn a_full_column_cache_fits_the_estimate() {
+    // Scopes by tenant, at most 6: a column naming 12 tenants of the longest labels
+    // (the most the policy keeps the scope ids of), every one used.
+    let mut cfg = config(10);
+    cfg.analysis.interval_ms = 60_000;
+    cfg.scopes = Some(crate::config::ScopesConfig {
+        by: vec![crate::scope::ScopeLabel::Tenant],
+        alpha_share: 0.5,
+        samples_min: None,
+        tiers: Default::default(),
+        impact: None,
+    });
+    cfg.limits.scopes_max = 6;
+    let f = cfg.footprint();
+    let mut p = rolling_out(cfg);
+    let arm = p.state.arms[1].version.clone();
+    let tenants: Vec<String> = (0..12).map(|k| format!("{k:t>256}")).collect();
+    let codes: Vec<i32> = (0..1200).map(|i| i % 12).collect();
+    let labels = Labels {
+        tenant: Some(LabelColumn::new(&codes, &tenants)),
+        ..Labels::default()
+    };
+    let at: Vec<u64> = (0..1200).collect();
+    let x: Vec<f64> = (0..1200).map(|i| 1.0 + f64::from(i)).collect();
+    let _ = p
+        .observe_values_labelled(&arm, "latency", &at, &x, &labels)
+        .expect("values");
+    // Kept: the same call again finds them.
+    let again: Vec<u64> = (1200..2400).collect();
+    let _ = p
+        .observe_values_labelled(&arm, "latency", &again, &x, &labels)
+        .expect("values");
+    let cache = p.columns.allocated();
+    assert!(cache > 12 * 256, "{cache}");
+    let measured = allocated(&p.state) + cache;
+    assert!(
+        measured <= f.state_bytes_max,
+        "measured {measured} > estimated {}",
+        f.state_bytes_max
     );
 }

@@ -382,6 +382,8 @@ pub struct Policy {
     state: State,
     /// Scope ids by key: the index of `state.scopes`, derived from it.
     scope_ids: std::collections::BTreeMap<crate::scope::ScopeKey, u32>,
+    /// Scope ids of the last scope column's categories, derived from `scope_ids`.
+    columns: columns::CategoryCache,
 }
 
 impl PartialEq for Policy {
@@ -423,6 +425,7 @@ impl Policy {
             plan,
             config,
             scope_ids: Default::default(),
+            columns: Default::default(),
         };
         policy
             .state
@@ -530,6 +533,10 @@ impl Policy {
         let format = snapshot.format_version;
         snapshot.config.validate().map_err(|e| e.within("config"))?;
         let (config, mut state) = snapshot.into_parts()?;
+        // An arm's overall windows keep dense bins (scopes' stay sparse while small).
+        for w in state.arms.iter_mut().flat_map(|a| &mut a.windows) {
+            w.keep_dense();
+        }
         if let Some(r) = state.rollout.as_mut() {
             r.fill_assignment(&config.name);
         }
@@ -545,6 +552,7 @@ impl Policy {
             config,
             state,
             scope_ids,
+            columns: Default::default(),
         };
         policy.validate().map_err(|e| Error {
             path: crate::snapshot::path_in_format(e.path, format, &policy.config),

@@ -53,7 +53,9 @@ impl Policy {
     pub(super) fn new_arm(&self, version: &str) -> Arm {
         Arm {
             version: version.to_string(),
-            windows: self.plan.shapes.iter().map(|s| Window::new(*s)).collect(),
+            windows: (self.plan.shapes.iter())
+                .map(|s| Window::new_dense(*s))
+                .collect(),
             scoped: Vec::new(),
         }
     }

@@ -449,7 +449,7 @@ impl Policy {
                         at("total"),
                         "counts in a value metric"
                     );
-                    let binned: u64 = slot.hist.iter().map(|c| u64::from(*c)).sum();
+                    let binned: u64 = slot.hist.iter().map(|(_, c)| u64::from(c)).sum();
                     need!(
                         binned <= slot.count,
                         at("hist"),
@@ -1456,7 +1456,7 @@ impl Policy {
         {
             let windows = self.state.arms.iter().flat_map(|a| &a.windows);
             let cells: usize = windows
-                .map(|w| w.slots.len() * (1 + w.slots.first().map_or(0, |s| s.hist.len())))
+                .map(|w| w.slots.len() * (1 + w.slots.first().map_or(0, |s| s.hist.len() as usize)))
                 .sum();
             if let Err(e) = self.check(cells <= DEBUG_CELLS_MAX) {
                 panic!("an accepted input left an invalid state: {e}");
@@ -1536,7 +1536,7 @@ fn slot_is_empty(s: &Slot) -> bool {
         && s.max == 0.0
         && s.events == 0
         && s.total == 0
-        && s.hist.iter().all(|c| *c == 0)
+        && s.hist.iter().all(|(_, c)| c == 0)
 }
 
 /// The parts of a `cusum` or `ewma` state restore checks alike.

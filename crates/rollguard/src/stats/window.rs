@@ -9,7 +9,9 @@
 //! share no boundary within one analysis interval) ends with the bucket in progress.
 //!
 //! Quantiles come from the bins of [`HistShape`](crate::stats::histogram), within
-//! 1/64 relative error inside the metric's `histogram_range`.
+//! 1/64 relative error inside the metric's `histogram_range`. A bucket keeps its bins
+//! sparse while it uses few of them (see [`Bins`]): a scoped policy has a histogram
+//! per bucket of every scope, and most scopes see few distinct bins.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,9 +37,194 @@ pub(crate) struct Slot {
     pub(crate) max: f64,
     pub(crate) events: u64,
     pub(crate) total: u64,
-    /// Dense bin counts when the metric feeds a quantile gate; empty otherwise.
-    #[serde(with = "sparse")]
-    pub(crate) hist: Vec<u32>,
+    /// Bin counts when the metric feeds a quantile gate; no bins otherwise.
+    pub(crate) hist: Bins,
+}
+
+/// Bits of a sparse entry that hold its count; the bin is above them. Bins are below
+/// `OCTAVES_MAX · 32 + 2 = 4098 < 2^13`, so an entry fits a `u32`.
+const COUNT_BITS: u32 = 19;
+/// The largest count a sparse entry holds; a bin past it makes the bins dense.
+const ENTRY_COUNT_MAX: u32 = (1 << COUNT_BITS) - 1;
+
+/// A bucket's histogram: `len` bin counts, kept sparse while few bins are used.
+///
+/// - **Sparse**: the used bins as sorted entries `bin << 19 | count` (count ≥ 1), fewer
+///   than a quarter of `len` of them. Sorted by entry is sorted by bin.
+/// - **Dense**: one `u32` count per bin (`cells.len() == len`), as every bucket kept
+///   them before; a bucket turns dense when its used bins reach a quarter of `len` or a
+///   count passes 2^19 − 1, and sparse again (keeping its allocation) when reset.
+///
+/// The counts are the same either way, and so is every reading: equality, the
+/// snapshot form (`{len, bins: [[bin, count], …]}`) and quantiles depend on the counts
+/// only. The allocation never exceeds the dense one: `cells` grows to at most `len`
+/// entries (checked by the footprint tests).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Bins {
+    cells: Vec<u32>,
+    len: u32,
+    /// Dense for good, also after a reset: an arm's overall window, which takes every
+    /// sample of the arm (three such windows per metric at most: their bins cost
+    /// little, and a dense bin is found without a search).
+    keep_dense: bool,
+}
+
+impl Bins {
+    fn new(len: u32) -> Self {
+        Self {
+            cells: Vec::new(),
+            len,
+            keep_dense: false,
+        }
+    }
+
+    /// Dense for good (see `keep_dense`), with the same counts.
+    fn keep_dense(&mut self) {
+        if self.len > 0 {
+            if !self.is_dense() {
+                self.densify();
+            }
+            self.keep_dense = true;
+        }
+    }
+
+    /// Number of bins.
+    pub(crate) fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Cells allocated (each 4 bytes): at most `len`.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.cells.capacity()
+    }
+
+    /// The same counts, dense (as a busy bucket keeps them).
+    #[cfg(test)]
+    pub(crate) fn make_dense(&mut self) {
+        if !self.is_dense() && self.len > 0 {
+            self.densify();
+        }
+    }
+
+    fn is_dense(&self) -> bool {
+        self.len > 0 && self.cells.len() == self.len as usize
+    }
+
+    /// Used bins past which a bucket turns dense.
+    fn sparse_max(&self) -> usize {
+        self.len as usize / 4
+    }
+
+    /// Used bins and their counts, in bin order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let dense = self.is_dense();
+        self.cells
+            .iter()
+            .enumerate()
+            .filter(move |(_, c)| !dense || **c > 0)
+            .map(move |(i, &c)| {
+                if dense {
+                    (i as u32, c)
+                } else {
+                    (c >> COUNT_BITS, c & ENTRY_COUNT_MAX)
+                }
+            })
+    }
+
+    /// Adds one to `bin`'s count (saturating); a bin out of range is ignored.
+    #[inline]
+    fn add(&mut self, bin: usize) {
+        if self.is_dense() {
+            if let Some(c) = self.cells.get_mut(bin) {
+                *c = c.saturating_add(1);
+            }
+            return;
+        }
+        if bin >= self.len as usize {
+            return;
+        }
+        let key = (bin as u32) << COUNT_BITS;
+        let i = self.cells.partition_point(|&e| e < key);
+        let room = self.cells.len() < self.sparse_max();
+        match self.cells.get_mut(i) {
+            Some(e) if *e >> COUNT_BITS == bin as u32 && *e & ENTRY_COUNT_MAX < ENTRY_COUNT_MAX => {
+                *e += 1;
+                return;
+            }
+            // The bin's count is full: dense below.
+            Some(e) if *e >> COUNT_BITS == bin as u32 => {}
+            _ if room => {
+                let cap = self.cells.capacity();
+                if self.cells.len() == cap {
+                    // Doubling, but never past `len` cells.
+                    let want = (2 * cap).max(8).min(self.len as usize);
+                    self.cells.reserve_exact(want - cap);
+                }
+                self.cells.insert(i, key | 1);
+                return;
+            }
+            _ => {}
+        }
+        self.densify();
+        if let Some(c) = self.cells.get_mut(bin) {
+            *c = c.saturating_add(1);
+        }
+    }
+
+    /// Turns sparse bins dense.
+    fn densify(&mut self) {
+        let mut dense = vec![0; self.len as usize];
+        for (bin, c) in self.iter() {
+            if let Some(d) = dense.get_mut(bin as usize) {
+                *d = c;
+            }
+        }
+        self.cells = dense;
+    }
+
+    /// Every count to zero: sparse and empty, keeping the allocation (dense and zero
+    /// when kept dense).
+    fn clear(&mut self) {
+        if self.keep_dense {
+            self.cells.fill(0);
+        } else {
+            self.cells.clear();
+        }
+    }
+
+    /// Bins from `(bin, count)` pairs, a later pair of a bin replacing an earlier one
+    /// (as a snapshot's were read into dense bins); `None` for a bin out of range.
+    fn from_pairs(len: u32, pairs: Vec<(u32, u32)>) -> Option<Self> {
+        let mut bins = Self::new(len);
+        if pairs.iter().any(|(b, _)| *b >= len) {
+            return None;
+        }
+        let mut pairs: Vec<(usize, (u32, u32))> = pairs.into_iter().enumerate().collect();
+        // By bin, the last of a bin first; then keep the first of each bin.
+        pairs.sort_unstable_by_key(|(i, (b, _))| (*b, core::cmp::Reverse(*i)));
+        pairs.dedup_by_key(|(_, (b, _))| *b);
+        let used: Vec<(u32, u32)> = pairs
+            .into_iter()
+            .map(|(_, p)| p)
+            .filter(|(_, c)| *c > 0)
+            .collect();
+        if used.len() < bins.sparse_max() && used.iter().all(|(_, c)| *c <= ENTRY_COUNT_MAX) {
+            bins.cells = used.iter().map(|(b, c)| b << COUNT_BITS | c).collect();
+        } else {
+            bins.cells = vec![0; len as usize];
+            for (b, c) in used {
+                bins.cells[b as usize] = c;
+            }
+        }
+        Some(bins)
+    }
+}
+
+impl PartialEq for Bins {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
 }
 
 impl Slot {
@@ -51,9 +238,7 @@ impl Slot {
         self.count = self.count.saturating_add(1);
         self.sum += x;
         if let Some(h) = hist {
-            if let Some(c) = self.hist.get_mut(h.bin(x)) {
-                *c = c.saturating_add(1);
-            }
+            self.hist.add(h.bin(x));
         }
     }
 
@@ -72,9 +257,7 @@ impl Slot {
                 for &x in xs {
                     (lo, hi) = (lower(lo, x), upper(hi, x));
                     sum += x;
-                    if let Some(c) = self.hist.get_mut(h.bin(x)) {
-                        *c = c.saturating_add(1);
-                    }
+                    self.hist.add(h.bin(x));
                 }
             }
             None => {
@@ -108,7 +291,7 @@ impl Slot {
             max: 0.0,
             events: 0,
             total: 0,
-            hist: vec![0; hist_len as usize],
+            hist: Bins::new(hist_len),
         }
     }
 
@@ -120,7 +303,7 @@ impl Slot {
         self.max = 0.0;
         self.events = 0;
         self.total = 0;
-        self.hist.fill(0);
+        self.hist.clear();
     }
 }
 
@@ -172,6 +355,21 @@ impl Window {
             slots: (0..shape.buckets)
                 .map(|_| Slot::empty(shape.hist_len()))
                 .collect(),
+        }
+    }
+
+    /// A window whose buckets keep their bins dense (an arm's overall window).
+    pub(crate) fn new_dense(shape: WindowShape) -> Self {
+        let mut w = Self::new(shape);
+        w.keep_dense();
+        w
+    }
+
+    /// Makes the buckets keep their bins dense, with the same counts (an arm's overall
+    /// window restored from a snapshot).
+    pub(crate) fn keep_dense(&mut self) {
+        for slot in &mut self.slots {
+            slot.hist.keep_dense();
         }
     }
 
@@ -345,38 +543,67 @@ impl Window {
 }
 
 /// Nearest-rank quantile `pct`/100 over the merged histograms of `slots`.
+///
+/// The rank's bin is the first whose cumulative count reaches it; cumulative counts
+/// are exact integer sums, so the order in which the buckets' counts are added does
+/// not matter. Sparse buckets are merged by sorting their entries (a scope's few used
+/// bins); with a dense one, the counts go into one array of the bins.
 fn quantile(h: HistShape, slots: &[&Slot], n: u64, pct: u64, min: f64, max: f64) -> Option<f64> {
     if n == 0 {
         return None;
     }
     // rank = ⌈n·pct/100⌉ in integers, at least 1.
     let rank = (n.saturating_mul(pct).div_ceil(100)).max(1);
+    let at = |bin: usize| {
+        let x = if bin == 0 {
+            min
+        } else if bin == h.len() as usize - 1 {
+            max
+        } else {
+            h.midpoint(bin)
+        };
+        Some(x.clamp(min, max))
+    };
     let mut seen = 0u64;
-    for bin in 0..h.len() as usize {
-        seen += slots
+    if slots.iter().all(|s| !s.hist.is_dense()) {
+        let mut entries: Vec<u32> = slots
             .iter()
-            .map(|s| u64::from(s.hist.get(bin).copied().unwrap_or(0)))
-            .sum::<u64>();
-        if seen >= rank {
-            let x = if bin == 0 {
-                min
-            } else if bin == h.len() as usize - 1 {
-                max
-            } else {
-                h.midpoint(bin)
-            };
-            return Some(x.clamp(min, max));
+            .flat_map(|s| s.hist.cells.iter().copied())
+            .collect();
+        entries.sort_unstable();
+        for e in entries {
+            seen += u64::from(e & ENTRY_COUNT_MAX);
+            if seen >= rank {
+                return at((e >> COUNT_BITS) as usize);
+            }
+        }
+    } else {
+        let mut counts = vec![0u64; h.len() as usize];
+        for s in slots {
+            for (bin, c) in s.hist.iter() {
+                if let Some(n) = counts.get_mut(bin as usize) {
+                    *n += u64::from(c);
+                }
+            }
+        }
+        for (bin, c) in counts.into_iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return at(bin);
+            }
         }
     }
     // Only reachable when bin counts saturated; the maximum is the honest answer.
     Some(max)
 }
 
-/// Histograms are mostly zeros: serialize them as `[[bin, count], …]` plus their length.
+/// Histograms are mostly zeros: serialize them as `[[bin, count], …]` plus their length
+/// (the used bins in bin order, whether kept sparse or dense).
 mod sparse {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+    use super::Bins;
     use crate::config::limits::OCTAVES_MAX;
 
     #[derive(Serialize, Deserialize)]
@@ -386,33 +613,26 @@ mod sparse {
         bins: Vec<(u32, u32)>,
     }
 
-    pub(super) fn serialize<S: Serializer>(hist: &[u32], s: S) -> Result<S::Ok, S::Error> {
-        let bins = hist
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c > 0)
-            .map(|(i, c)| (i as u32, *c))
-            .collect();
-        Sparse {
-            len: hist.len() as u32,
-            bins,
+    impl Serialize for Bins {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            Sparse {
+                len: self.len,
+                bins: self.iter().collect(),
+            }
+            .serialize(s)
         }
-        .serialize(s)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
-        let sparse = Sparse::deserialize(d)?;
-        let cap = (OCTAVES_MAX * crate::stats::histogram::SUB) as u32 + 2;
-        if sparse.len > cap {
-            return Err(D::Error::custom("histogram longer than any config allows"));
+    impl<'de> Deserialize<'de> for Bins {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let sparse = Sparse::deserialize(d)?;
+            let cap = (OCTAVES_MAX * crate::stats::histogram::SUB) as u32 + 2;
+            if sparse.len > cap {
+                return Err(D::Error::custom("histogram longer than any config allows"));
+            }
+            Bins::from_pairs(sparse.len, sparse.bins)
+                .ok_or_else(|| D::Error::custom("histogram bin out of range"))
         }
-        let mut hist = vec![0; sparse.len as usize];
-        for (i, c) in sparse.bins {
-            *hist
-                .get_mut(i as usize)
-                .ok_or_else(|| D::Error::custom("histogram bin out of range"))? = c;
-        }
-        Ok(hist)
     }
 }
 
@@ -541,6 +761,179 @@ mod tests {
         assert!(
             json.len() < 400,
             "histograms should serialize sparsely: {json}"
+        );
+    }
+
+    /// The nearest-rank bin of the values, from dense counts: how quantiles were read
+    /// when every bucket kept dense bins.
+    fn dense_quantile(h: HistShape, values: &[f64], pct: u64) -> Option<f64> {
+        let (min, max) = values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                (lower(lo, x), upper(hi, x))
+            });
+        let mut counts = vec![0u64; h.len() as usize];
+        for &x in values {
+            counts[h.bin(x)] += 1;
+        }
+        let n = values.len() as u64;
+        let rank = (n * pct).div_ceil(100).max(1);
+        let mut seen = 0;
+        for (bin, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                let x = if bin == 0 {
+                    min
+                } else if bin == h.len() as usize - 1 {
+                    max
+                } else {
+                    h.midpoint(bin)
+                };
+                return Some(x.clamp(min, max));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn sparse_and_dense_bins_read_the_same_quantiles_as_dense_counts() {
+        let m = value_metric(6_000, 6);
+        let shape = WindowShape::new(&m, 6_000, true);
+        let h = shape.hist.unwrap();
+        let len = h.len() as usize;
+        // From a handful of distinct bins (sparse) to every bin (dense), with buckets of
+        // both kinds merged in one read, and values outside the range.
+        for spread in [1u64, 7, 60, 319, 320, 321, 2_000, 100_000] {
+            let mut w = Window::new(shape);
+            let mut values = Vec::new();
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for i in 0..6_000u64 {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                // Bucket 3 gets 40x the spread of the others: a mix of sparse and dense.
+                let width = if i / 1_000 == 3 { spread * 40 } else { spread };
+                let v = 0.0005 * libm::pow(1.0157, ((x >> 33) % width % 2_000) as f64);
+                w.add_value(shape, i, v);
+                values.push(v);
+                for s in &w.slots {
+                    assert!(
+                        s.hist.capacity() <= len,
+                        "{} cells of {len}",
+                        s.hist.capacity()
+                    );
+                    assert!(s.hist.is_dense() || s.hist.cells.len() <= len / 4);
+                }
+            }
+            for pct in [1, 50, 90, 95, 99, 100] {
+                let stat = match pct {
+                    50 => Stat::P50,
+                    90 => Stat::P90,
+                    95 => Stat::P95,
+                    _ => Stat::P99,
+                };
+                let want =
+                    dense_quantile(h, &values, if pct == 1 || pct == 100 { 99 } else { pct });
+                let got = w.read(shape, stat, 6_000).value;
+                if pct != 1 && pct != 100 {
+                    assert_eq!(
+                        got.map(f64::to_bits),
+                        want.map(f64::to_bits),
+                        "{spread} p{pct}"
+                    );
+                }
+            }
+            // The snapshot form restores the same counts, and it is the dense form's.
+            let json = serde_json::to_string(&w).unwrap();
+            let back: Window = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, w);
+            assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        }
+    }
+
+    #[test]
+    fn a_count_past_a_sparse_entry_s_makes_the_bins_dense_and_saturates_as_before() {
+        let mut b = Bins::new(34);
+        for _ in 0..ENTRY_COUNT_MAX {
+            b.add(5);
+        }
+        assert!(!b.is_dense());
+        b.add(5);
+        b.add(6);
+        assert!(b.is_dense());
+        assert_eq!(
+            b.iter().collect::<Vec<_>>(),
+            [(5, ENTRY_COUNT_MAX + 1), (6, 1)]
+        );
+        b.cells[5] = u32::MAX;
+        b.add(5);
+        assert_eq!(b.iter().next(), Some((5, u32::MAX)));
+        b.add(40); // out of range: ignored, as a dense vector's `get_mut` ignored it
+        let mut s = Bins::new(34);
+        s.add(40);
+        assert_eq!(s.iter().count(), 0);
+        // Reset: sparse again, the allocation kept.
+        b.clear();
+        assert!(!b.is_dense());
+        assert_eq!((b.iter().count(), b.capacity()), (0, 34));
+    }
+
+    #[test]
+    fn sparse_and_dense_bins_with_the_same_counts_are_equal_and_serialize_alike() {
+        let mut sparse = Bins::new(34);
+        let mut dense = Bins::new(34);
+        dense.densify();
+        for bin in [3, 3, 9, 33, 0] {
+            sparse.add(bin);
+            dense.add(bin);
+        }
+        assert!(!sparse.is_dense() && dense.is_dense());
+        assert_eq!(sparse, dense);
+        let (a, b) = (
+            serde_json::to_string(&sparse).unwrap(),
+            serde_json::to_string(&dense).unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a, r#"{"len":34,"bins":[[0,1],[3,2],[9,1],[33,1]]}"#);
+        dense.add(9);
+        assert_ne!(sparse, dense);
+        // As dense bins were read: a later pair of a bin replaces an earlier one, zero
+        // counts are no entries, and a bin out of range is refused.
+        let read = |t: &str| serde_json::from_str::<Bins>(t);
+        let b = read(r#"{"len":34,"bins":[[9,4],[3,2],[9,1],[7,0]]}"#).unwrap();
+        assert_eq!(b.iter().collect::<Vec<_>>(), [(3, 2), (9, 1)]);
+        assert!(!b.is_dense());
+        assert!(read(r#"{"len":34,"bins":[[34,1]]}"#).is_err());
+        let big = read(r#"{"len":34,"bins":[[1,600000]]}"#).unwrap();
+        assert!(big.is_dense());
+        let many: Vec<String> = (0..20).map(|i| format!("[{i},1]")).collect();
+        let many = read(&format!(r#"{{"len":34,"bins":[{}]}}"#, many.join(","))).unwrap();
+        assert!(many.is_dense());
+        assert_eq!(many.iter().count(), 20);
+    }
+
+    #[test]
+    fn an_overall_window_keeps_dense_bins_and_reads_alike() {
+        let m = value_metric(4_000, 4);
+        let shape = WindowShape::new(&m, 4_000, true);
+        let (mut dense, mut sparse) = (Window::new_dense(shape), Window::new(shape));
+        for i in 0..20_000u64 {
+            let x = 1.0 + (i * 7919 % 1000) as f64;
+            dense.add_value(shape, i / 2, x);
+            sparse.add_value(shape, i / 2, x);
+        }
+        assert!(dense.slots.iter().all(|s| s.hist.is_dense()));
+        assert_eq!(dense, sparse);
+        for stat in [Stat::P50, Stat::P99] {
+            let (a, b) = (
+                dense.read(shape, stat, 10_000),
+                sparse.read(shape, stat, 10_000),
+            );
+            assert_eq!(a.value.map(f64::to_bits), b.value.map(f64::to_bits));
+        }
+        assert_eq!(
+            serde_json::to_string(&dense).unwrap(),
+            serde_json::to_string(&sparse).unwrap()
         );
     }
 }
