@@ -667,6 +667,7 @@ fn a_full_column_cache_fits_the_estimate() {
         samples_min: None,
         tiers: Default::default(),
         impact: None,
+        ladder: None,
     });
     cfg.limits.scopes_max = 6;
     let f = cfg.footprint();
