@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::backtest;
-use crate::error::BacktestError;
+use crate::error::{BacktestError, snake_name as code};
 use crate::recording::Recording;
 use crate::report::{Rate, Report, Spread};
 use crate::spec::{BacktestSpec, Change, FollowUp, Injection};
@@ -326,14 +326,6 @@ pub fn drills_markdown(results: &[DrillResult]) -> String {
         ));
     }
     out
-}
-
-/// A serde enum's snake_case name (a reason, a target kind).
-fn code<T: Serialize>(x: &T) -> String {
-    serde_json::to_value(x)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn tally(v: &mut Vec<(String, u32)>, key: String) {

@@ -35,14 +35,18 @@ impl BacktestError {
 
 impl From<rollguard::Error> for BacktestError {
     fn from(e: rollguard::Error) -> Self {
-        let code = serde_json::to_value(e.code)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
         Self {
-            code,
-            path: e.path.clone(),
-            message: e.message.clone(),
+            code: e.code.as_str().into(),
+            path: e.path,
+            message: e.message,
         }
     }
+}
+
+/// A serde enum's snake_case name, as its JSON spells it (a reason, a target kind).
+pub(crate) fn snake_name<T: Serialize>(x: &T) -> String {
+    serde_json::to_value(x)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }

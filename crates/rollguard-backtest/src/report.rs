@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use rollguard::Reason;
 use serde::{Deserialize, Serialize};
 
+use crate::error::snake_name;
 use crate::run::Outcome;
 
 /// A proportion with its 95 % Wilson score interval.
@@ -161,12 +162,7 @@ impl Report {
         }
         let detections: Vec<(&Outcome, u64)> = outcomes
             .iter()
-            .filter_map(|o| {
-                let onset = o.onset?;
-                automated(o)
-                    .filter(|&at| at >= onset)
-                    .map(|at| (o, at - onset))
-            })
+            .filter_map(|o| o.detection_delay().map(|d| (o, d)))
             .collect();
         let spread_if = |values: Vec<u64>| if injected { Spread::of(values) } else { None };
         Self {
@@ -245,13 +241,10 @@ impl Report {
                 .join(", ")
         };
         if !self.false_by_reason.is_empty() {
-            let reasons = self.false_by_reason.iter().map(|(r, n)| {
-                let name = serde_json::to_value(r)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                (name, *n)
-            });
+            let reasons = self
+                .false_by_reason
+                .iter()
+                .map(|(r, n)| (snake_name(r), *n));
             rows.push(("false rollbacks by reason", counts(reasons.collect())));
         }
         if !self.false_by_gate.is_empty() {

@@ -42,6 +42,10 @@ pub struct Outcome {
     pub exposure: u64,
     /// Samples the policy refused (a metric it does not know, say).
     pub refused: u64,
+    /// From the onset to an automated rollback at or after it: the regression was
+    /// caught. Absent without an injection or without such a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_delay_ms: Option<u64>,
     /// The spec's follow-up rollout, if it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub then: Option<FollowUpOutcome>,
@@ -67,6 +71,18 @@ pub struct FollowUpOutcome {
     /// The reasons of the escalations to a human during it, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub escalations: Vec<Reason>,
+}
+
+impl Outcome {
+    /// From the onset to an automated rollback at or after it, if both happened.
+    pub fn detection_delay(&self) -> Option<u64> {
+        let onset = self.onset?;
+        let r = self
+            .rollback
+            .as_ref()
+            .filter(|r| r.automated && r.at >= onset)?;
+        Some(r.at - onset)
+    }
 }
 
 /// A rollback, as it happened.
@@ -196,6 +212,7 @@ pub fn run_replication(
             rollback: None,
             exposure: 0,
             refused: 0,
+            detection_delay_ms: None,
             then: None,
         },
     };
@@ -255,6 +272,7 @@ pub fn run_replication(
     }
     run.advance(recording.end())?;
     run.outcome.exposure = run.exposure_centi / 100;
+    run.outcome.detection_delay_ms = run.outcome.detection_delay();
     Ok(run.outcome)
 }
 
@@ -298,11 +316,6 @@ fn gate_names(d: &rollguard::Decision) -> Vec<String> {
         }
     }
     names
-}
-
-/// A core error's stable code, as its JSON spells it.
-fn rollguard_backtest_code(e: &rollguard::Error) -> String {
-    BacktestError::from(e.clone()).code
 }
 
 fn units(s: &Sample) -> u64 {
@@ -394,7 +407,7 @@ impl Run {
         }) {
             Ok(step) => Some(step),
             Err(e) => {
-                then.refused = Some(rollguard_backtest_code(&e));
+                then.refused = Some(e.code.as_str().into());
                 None
             }
         };

@@ -156,9 +156,7 @@ class Report:
             cols["rollback_gates"].append(",".join(r.get("gates", [])) if r else None)
             cols["rollback_to"].append(r.get("to"))
             cols["degradation_started_at"].append(r.get("degradation_started_at"))
-            cols["detection_delay_ms"].append(
-                at - onset if at is not None and onset is not None and at >= onset else None
-            )
+            cols["detection_delay_ms"].append(o.get("detection_delay_ms"))
             cols["exposure"].append(o["exposure"])
             cols["refused"].append(o["refused"])
         return cols
