@@ -35,7 +35,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::{FORMAT_VERSION, PolicyConfig, check_label, limits};
+use crate::config::{PolicyConfig, check_label, limits};
 use crate::error::{Error, ErrorCode, ensure, parse_json, parse_value};
 use crate::input::{Input, Sample};
 use crate::json::{UniqueValue, key_path};
@@ -153,17 +153,7 @@ impl AgentsConfig {
     /// together exceed [`limits::STATE_BYTES_CEILING`] or
     /// [`limits::CELLS_READ_CEILING`].
     pub fn policies(&self) -> Result<BTreeMap<String, PolicyConfig>, Error> {
-        ensure(
-            self.format_version == FORMAT_VERSION,
-            ErrorCode::UnsupportedFormatVersion,
-            "format_version",
-            || {
-                format!(
-                    "format_version {} is not {FORMAT_VERSION}",
-                    self.format_version
-                )
-            },
-        )?;
+        crate::error::check_format_version(self.format_version)?;
         self.policy.validate().map_err(|e| e.within("policy"))?;
         ensure(
             self.policy.name.is_empty(),

@@ -265,3 +265,14 @@ pub(crate) fn ensure(
         Err(Error::new(code, path, message()))
     }
 }
+
+/// Refuses a document (a config, a scenario) whose `format_version` is not
+/// [`FORMAT_VERSION`](crate::FORMAT_VERSION), at `format_version`.
+pub(crate) fn check_format_version(v: u32) -> Result<(), Error> {
+    ensure(
+        v == crate::FORMAT_VERSION,
+        ErrorCode::UnsupportedFormatVersion,
+        "format_version",
+        || format!("format_version {v} is not {}", crate::FORMAT_VERSION),
+    )
+}

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::PolicyConfig;
-use crate::error::{Error, ErrorCode, ensure, parse_json};
+use crate::error::{Error, parse_json};
 use crate::input::Input;
 use crate::output::Step;
 use crate::policy::Policy;
@@ -50,18 +50,7 @@ impl Scenario {
     }
 
     fn checked(s: Self) -> Result<Self, Error> {
-        ensure(
-            s.format_version == crate::FORMAT_VERSION,
-            ErrorCode::UnsupportedFormatVersion,
-            "format_version",
-            || {
-                format!(
-                    "format_version {} is not {}",
-                    s.format_version,
-                    crate::FORMAT_VERSION
-                )
-            },
-        )?;
+        crate::error::check_format_version(s.format_version)?;
         Ok(s)
     }
 }

@@ -1635,17 +1635,7 @@ impl PolicyConfig {
     /// `invalid_value`, `unsupported_format_version`, and `state_too_large` or
     /// `too_much_work` when the worst case exceeds the `limits`) and the field's path.
     pub fn validate(&self) -> Result<(), Error> {
-        ensure(
-            self.format_version == FORMAT_VERSION,
-            ErrorCode::UnsupportedFormatVersion,
-            "format_version",
-            || {
-                format!(
-                    "format_version {} is not {FORMAT_VERSION}",
-                    self.format_version
-                )
-            },
-        )?;
+        crate::error::check_format_version(self.format_version)?;
         self.limits.validate().map_err(|e| e.within("limits"))?;
         let label_max = self.limits.label_len_max;
         check_label(&self.name, label_max, "name", true)?;
