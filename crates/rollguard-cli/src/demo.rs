@@ -162,3 +162,87 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod vector_stories {
+    use super::*;
+
+    /// A conformance vector told as a scenario: its config, start and inputs.
+    fn vector_story(path: &str) -> String {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors/");
+        let text = std::fs::read_to_string(format!("{dir}{path}")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let inputs: Vec<serde_json::Value> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["input"].clone())
+            .collect();
+        let scenario = serde_json::json!({
+            "format_version": v["format_version"], "name": v["name"],
+            "config": v["config"], "start": v["start"], "inputs": inputs,
+        });
+        let scenario = Scenario::from_json(&scenario.to_string()).unwrap();
+        story(&scenario, "rollguard explain", "rollguard replay").unwrap()
+    }
+
+    fn in_order(text: &str, beats: &[&str]) {
+        let mut from = 0;
+        for beat in beats {
+            let Some(i) = text[from..].find(beat) else {
+                panic!("missing {beat:?} (in order) in:\n{text}");
+            };
+            from += i + beat.len();
+        }
+    }
+
+    #[test]
+    fn a_ladder_is_told_rung_by_rung_naming_the_scopes() {
+        let text = vector_story("scopes/ladder_escalates_from_pause_to_freeze_to_rollback.json");
+        in_order(
+            &text,
+            &[
+                "ladder: pause_onboarding when any scope trips, then freeze when 2 scopes trip, then rollback when 3 scopes trip",
+                "gate mean_latency in tenant=acme TRIPPED",
+                "PAUSE ONBOARDING to v2",
+                "HOLD, no rollback: graduated_response",
+                "FREEZE v2 at its weight",
+                "rung freeze: failing in scopes tenant=acme, tenant=globex",
+                "ROLLBACK v2 -> v1",
+                "onboarding paused at 0:00:20",
+                "frozen at 0:00:40",
+            ],
+        );
+        let text = vector_story("scopes/ladder_route_back_then_approval_at_promotion.json");
+        in_order(
+            &text,
+            &[
+                "ladder: route_back when any scope trips",
+                "ROUTE BACK tenant=acme to v1",
+                "ROUTE BACK tenant=globex to v1",
+                "PAUSE v2 for approval (graduated_response)",
+                "PROMOTE v2",
+                "routed back tenant=acme at 0:00:20",
+                "routed back tenant=globex at 0:00:50",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_gradual_rollback_is_told_step_by_step() {
+        let text = vector_story("rollout/gradual_rollback_steps_then_full.json");
+        in_order(
+            &text,
+            &[
+                "gradual rollback: a failing live canary steps down through 25%, 10%, 20s per step",
+                "STEP DOWN: route 25% of traffic to v2",
+                "gradual rollback step 1/2 at 25%: bakes until 0:00:30, then the next step",
+                "STEP DOWN: route 10% of traffic to v2",
+                "step 2/2 at 10%: bakes until 0:00:50, then the full rollback",
+                "ROLLBACK v2 -> v1",
+                "stepped down to 25% at 0:00:10",
+                "stepped down to 10% at 0:00:30",
+            ],
+        );
+    }
+}

@@ -68,6 +68,8 @@ struct VersionStory {
     first_trip: Option<(Timestamp, String)>,
     holds: u32,
     hold_reason: Option<Reason>,
+    /// Graduated responses and gradual-rollback steps, in order: `(at, what)`.
+    rungs: Vec<(Timestamp, String)>,
     rollback: Option<RollbackStory>,
     /// Side effects compensated, in order, and when the last was acknowledged.
     compensated: Vec<String>,
@@ -293,8 +295,17 @@ impl<'a> Narrator<'a> {
             Action::SetWeight {
                 version, weight, ..
             } => {
+                if d.reason == Reason::GradualRollback {
+                    self.story(version)
+                        .rungs
+                        .push((at, format!("stepped down to {weight}%")));
+                }
                 let text = self.traffic_text(version, d.reason, &format!("{weight}%"), || {
-                    format!("route {weight}% of traffic to {version}")
+                    if d.reason == Reason::GradualRollback {
+                        format!("STEP DOWN: route {weight}% of traffic to {version}")
+                    } else {
+                        format!("route {weight}% of traffic to {version}")
+                    }
                 });
                 self.emit(at, ACTION, &text, &[]);
             }
@@ -368,6 +379,40 @@ impl<'a> Narrator<'a> {
                 );
                 let undo = serde_json::to_string(undo).unwrap_or_default();
                 self.emit(at, ACTION, &text, &[format!("undo: {undo}")]);
+            }
+            Action::PauseOnboarding { version } => {
+                self.story(version)
+                    .rungs
+                    .push((at, "onboarding paused".into()));
+                let text = format!(
+                    "PAUSE ONBOARDING to {version}: tenants new to it stay on the stable version ({})",
+                    snake(&d.reason)
+                );
+                self.emit(at, ACTION, &text, &[]);
+            }
+            Action::RouteBack {
+                version,
+                to,
+                scopes,
+            } => {
+                let names: Vec<String> = scopes.iter().map(|k| k.label()).collect();
+                let names = names.join(", ");
+                self.story(version)
+                    .rungs
+                    .push((at, format!("routed back {names}")));
+                let text = format!(
+                    "ROUTE BACK {names} to {to}; the rest of the split stays ({})",
+                    snake(&d.reason)
+                );
+                self.emit(at, ACTION, &text, &[]);
+            }
+            Action::Freeze { version } => {
+                self.story(version).rungs.push((at, "frozen".into()));
+                let text = format!(
+                    "FREEZE {version} at its weight: the stage timers stop until resume ({})",
+                    snake(&d.reason)
+                );
+                self.emit(at, HOLD, &text, &[]);
             }
             Action::Hold {} => self.hold(d),
             Action::Escalate {} => {
@@ -512,6 +557,23 @@ impl<'a> Narrator<'a> {
                 let text = format!(
                     "{} serves all traffic; post-promotion bake{until}",
                     self.aliases.stable
+                );
+                self.emit(at, INFO, &text, &[]);
+            }
+            EventKind::GradualStepStarted {
+                step,
+                steps,
+                weight,
+                ends_at,
+            } => {
+                let until = ends_at.map_or(String::new(), |t| format!(" until {}", self.clock(t)));
+                let next = if step < steps {
+                    "the next step"
+                } else {
+                    "the full rollback"
+                };
+                let text = format!(
+                    "gradual rollback step {step}/{steps} at {weight}%: bakes{until}, then {next} if the gates still fail"
                 );
                 self.emit(at, INFO, &text, &[]);
             }
@@ -705,6 +767,9 @@ impl<'a> Narrator<'a> {
             if let Some((t, gate)) = &s.first_trip {
                 parts.push(format!("{gate} tripped at {}", self.clock(*t)));
             }
+            for (t, what) in &s.rungs {
+                parts.push(format!("{what} at {}", self.clock(*t)));
+            }
             if s.holds > 0 {
                 let why = s.hold_reason.map(|r| snake(&r)).unwrap_or_default();
                 parts.push(format!("held at {} checks ({why})", s.holds));
@@ -793,6 +858,9 @@ fn explain(reason: Reason) -> String {
         Reason::EnvironmentSuspected => {
             "the stable version fails the same gates too: the environment, not the candidate, looks degraded"
         }
+        Reason::GraduatedResponse => {
+            "gates tripped in some scopes: the ladder's rung for them applies, not a full rollback"
+        }
         Reason::GradualRollback => {
             "gates failed a live canary: its weight is stepped down, a bake per step, before a full rollback"
         }
@@ -849,6 +917,25 @@ fn effect_text(
         (None, Some(hi)) => format!("{} (≤ {})", value(e), value(hi)),
         (None, None) => value(e),
     }
+}
+
+/// An impact rule's conditions, any one met: `it is of tier gold or 3 scopes trip`;
+/// empty for `{}`.
+fn impact_text(i: &rollguard::Impact) -> String {
+    let mut when = Vec::new();
+    if !i.tiers.is_empty() {
+        when.push(format!("it is of tier {}", i.tiers.join(" or ")));
+    }
+    if let Some(k) = i.scopes_min {
+        when.push(format!("{k} scopes trip"));
+    }
+    if let Some(x) = i.traffic_min {
+        when.push(format!(
+            "the tripped scopes carry {:.0}% of the samples",
+            x * 100.0
+        ));
+    }
+    when.join(" or ")
 }
 
 /// A gate as the narrative names it: `p95`, or in a scope `p95 in tenant=acme`.
@@ -1226,6 +1313,14 @@ fn policy_lines(config: &PolicyConfig) -> Vec<String> {
         s.breaker.max_rollbacks,
         duration(s.breaker.window_ms)
     ));
+    if let Some(g) = &s.gradual_rollback {
+        let steps: Vec<String> = g.steps.iter().map(|w| format!("{w}%")).collect();
+        lines.push(format!(
+            "         gradual rollback: a failing live canary steps down through {}, {} per step, before the full rollback",
+            steps.join(", "),
+            duration(g.bake_ms)
+        ));
+    }
     if config.environment.check {
         lines.push(format!(
             "         environment check: a threshold or rate_slo gate that trips in shadow or canary holds (no rollback) while the stable version fails it too, by at least {} of the candidate's degradation",
@@ -1266,26 +1361,26 @@ fn scopes_lines(config: &PolicyConfig) -> Vec<String> {
             rollguard::ScopeLabel::Agent => "agent",
         })
         .collect();
-    let impact = match &scopes.impact {
-        None => "any tripped scope rolls back".to_string(),
-        Some(i) => {
-            let mut when = Vec::new();
-            if !i.tiers.is_empty() {
-                when.push(format!("it is of tier {}", i.tiers.join(" or ")));
-            }
-            if let Some(k) = i.scopes_min {
-                when.push(format!("{k} scopes trip"));
-            }
-            if let Some(x) = i.traffic_min {
-                when.push(format!(
-                    "the tripped scopes carry {:.0}% of the samples",
-                    x * 100.0
-                ));
-            }
-            format!(
-                "a tripped scope rolls back when {}; below that the rollout holds and pages",
-                when.join(" or ")
-            )
+    let impact = match (&scopes.impact, scopes.ladder.as_deref().unwrap_or_default()) {
+        (Some(i), _) => format!(
+            "a tripped scope rolls back when {}; below that the rollout holds and pages",
+            impact_text(i)
+        ),
+        (None, []) => "any tripped scope rolls back".to_string(),
+        (None, ladder) => {
+            let rungs: Vec<String> = ladder
+                .iter()
+                .map(|r| {
+                    let when = impact_text(&r.when);
+                    let when = if when.is_empty() {
+                        "any scope trips".to_string()
+                    } else {
+                        when
+                    };
+                    format!("{} when {when}", r.rung.as_str())
+                })
+                .collect();
+            format!("ladder: {}", rungs.join(", then "))
         }
     };
     let mut lines = vec![format!(
