@@ -56,8 +56,8 @@ section "node tests (every conformance vector, errors, typed arrays, snapshots)"
 section "tsc --noEmit (typed usage file)"
 (cd bindings/wasm && npx tsc --noEmit -p test/tsconfig.json && echo "tsc: no errors")
 
-section "dashboard build"
-(cd examples/dashboard && node build.mjs)
+section "dashboard build, and its per-scope grid's model on conformance vectors (node --test)"
+(cd examples/dashboard && node build.mjs && node --test test/)
 
 section "dashboard end to end (headless Chromium)"
 cargo run -q --release -p rollguard-cli --locked -- replay examples/scenarios/demo.json --all \

@@ -7,6 +7,7 @@ import { Policy, replay } from "rollguard";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
+import "./scopes.css";
 import { drawScopeGrid, gateLabel, scopeGrid } from "./scopes.js";
 
 const $ = (id) => document.getElementById(id);

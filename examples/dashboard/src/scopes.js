@@ -7,11 +7,17 @@
 //   - "pass" when it is not listed (the core lists only failing, tripped and recovered
 //     scopes: an unlisted scope passed, or had too few samples for a verdict),
 //   - "unseen" (blank) before the scope's first labelled sample.
-// Markers: the scopes a `scoped_failure` hold or escalation named (held for), and the
-// scopes whose tripped reports a rollback carries (rolled back for: today a scoped trip
-// rolls back every tenant, and these are the scopes that caused it).
-
-import "./scopes.css";
+//   - "routed" after a ladder's `route_back` decision named the scope: its traffic went
+//     back to the stable version and its samples no longer count.
+// Markers: the scopes a `scoped_failure` or `graduated_response` hold or escalation
+// named (held for), the scopes a `route_back` sent back (routed back), and the scopes
+// whose tripped reports a rollback carries (rolled back for: a full rollback routes
+// every tenant back, and these are the scopes that caused it). Above the grid, the
+// ladder's rungs as they were taken (`scopes.ladder`: pause onboarding, route back,
+// freeze), from their decisions.
+//
+// Pure: no DOM until `drawScopeGrid`, no CSS import (app.js imports scopes.css), so Node
+// tests it on conformance vectors (test/scopes.test.mjs).
 
 const LABELS = ["tenant", "tier", "agent"];
 
@@ -40,7 +46,12 @@ function samplesOf(input) {
   return [];
 }
 
-const RANK = { unseen: 0, pass: 1, inconclusive: 1, recovered: 2, fail: 3, tripped: 4 };
+const RANK = { unseen: 0, pass: 1, routed: 1, inconclusive: 1, recovered: 2, fail: 3, tripped: 4 };
+/** The ladder's decisions (a full rollback is a `rollback`, marked per scope). */
+const RUNGS = new Set(["pause_onboarding", "route_back", "freeze"]);
+/** Holds and escalations that name the scopes they hold for. */
+const HELD_REASONS = new Set(["scoped_failure", "graduated_response"]);
+const RUNG_TEXT = { pause_onboarding: "onboarding paused", route_back: "routed back", freeze: "frozen" };
 
 /** The grid's model from a trace and the normalised config; null without `scopes`. */
 export function scopeGrid(trace, config) {
@@ -51,11 +62,12 @@ export function scopeGrid(trace, config) {
   const row = (key, at, tier) => {
     const label = scopeLabel(key);
     if (!rows.has(label)) {
-      rows.set(label, { label, key, tier, firstSeen: at, cells: [], heldFor: [], rolledBackFor: [] });
+      rows.set(label, { label, key, tier, firstSeen: at, cells: [], heldFor: [], routedBack: null, rolledBackFor: [] });
     }
     return rows.get(label);
   };
   const columns = [];
+  const rungs = []; // { at, rung, version, scopes? } per ladder decision, in order
   for (const entry of trace) {
     if (!entry.error) {
       for (const s of samplesOf(entry.input)) {
@@ -78,18 +90,25 @@ export function scopeGrid(trace, config) {
       // A decision taken at an evaluation comes in the same step as its analysis event.
       const col = columns.at(-1);
       if (col?.at === d.at) col.decisions.push(d);
+      if (RUNGS.has(d.kind)) {
+        rungs.push({ at: d.at, rung: d.kind, version: d.version, to: d.to, scopes: (d.scopes ?? []).map(scopeLabel) });
+        for (const k of d.scopes ?? []) {
+          const r = row(k, d.at, undefined);
+          r.routedBack ??= { at: d.at, version: d.version, to: d.to };
+        }
+      }
     }
   }
   for (const r of rows.values()) {
     for (const col of columns) {
       const reports = col.scoped.filter((x) => scopeLabel(x.scope) === r.label);
-      let state = col.at < r.firstSeen ? "unseen" : "pass";
+      let state = col.at < r.firstSeen ? "unseen" : r.routedBack && col.at > r.routedBack.at ? "routed" : "pass";
       for (const x of reports) {
         const s = x.tripped ? "tripped" : x.verdict === "fail" ? "fail" : x.verdict === "pass" ? "recovered" : "inconclusive";
         if (RANK[s] > RANK[state]) state = s;
       }
       const named = (d) => (d.gates ?? []).some((g) => g.scope && scopeLabel(g.scope) === r.label && (g.tripped || d.kind !== "rollback"));
-      const held = col.decisions.filter((d) => d.reason === "scoped_failure" && (d.kind === "hold" || d.kind === "escalate") && named(d));
+      const held = col.decisions.filter((d) => HELD_REASONS.has(d.reason) && (d.kind === "hold" || d.kind === "escalate") && named(d));
       const rolled = col.decisions.filter((d) => d.kind === "rollback" && named(d));
       // Held for: once per candidate version, at the first hold naming the scope.
       const version = held[0]?.gates.find((g) => g.scope && scopeLabel(g.scope) === r.label)?.arm;
@@ -98,7 +117,7 @@ export function scopeGrid(trace, config) {
       r.cells.push({ at: col.at, phase: col.phase, state, reports, held: held.length > 0, escalated: held.some((d) => d.kind === "escalate"), rolledBack: rolled.length > 0 });
     }
   }
-  return { by, columns: columns.map((c) => ({ at: c.at, phase: c.phase })), rows: [...rows.values()] };
+  return { by, columns: columns.map((c) => ({ at: c.at, phase: c.phase })), rows: [...rows.values()], rungs };
 }
 
 const STATE_TEXT = {
@@ -108,6 +127,7 @@ const STATE_TEXT = {
   inconclusive: "inconclusive",
   fail: "failing",
   tripped: "tripped",
+  routed: "routed back to the stable version: its samples no longer count",
 };
 
 /**
@@ -125,7 +145,8 @@ export function drawScopeGrid(root, grid, fmt) {
     `${i % 5 === 0 ? esc(time(c.at)) : ""}</th>`).join("");
   const body = grid.rows.map((r) => {
     const marks = [
-      ...r.heldFor.map((h) => `<span class="scope-mark held" title="${esc(`${time(h.at)}: the rollout of ${h.version ?? "the candidate"} held for this scope (scoped_failure, below the impact rule)`)}">held ${esc(h.version ?? "")}</span>`),
+      ...r.heldFor.map((h) => `<span class="scope-mark held" title="${esc(`${time(h.at)}: the rollout of ${h.version ?? "the candidate"} held for this scope (below the impact rule or the ladder's next rung)`)}">held ${esc(h.version ?? "")}</span>`),
+      ...(r.routedBack ? [r.routedBack].map((b) => `<span class="scope-mark routed" title="${esc(`${time(b.at)}: this scope was routed back from ${b.version} to ${b.to} (ladder rung route_back); the rest of the split stayed`)}">⇠ ${esc(b.to ?? "")}</span>`) : []),
       ...r.rolledBackFor.map((b) => `<span class="scope-mark rolled" title="${esc(`${time(b.at)}: ${b.from} rolled back to ${b.to} because this scope tripped (everyone was routed back)`)}">⟲ ${esc(b.from)}→${esc(b.to)}</span>`),
     ].join(" ");
     const cells = r.cells.map((c) => {
@@ -139,9 +160,13 @@ export function drawScopeGrid(root, grid, fmt) {
     return `<tr data-scope="${esc(r.label)}"><th class="scope" title="${esc(`${r.label}${r.tier ? `, tier ${r.tier}` : ""}; first sample at ${time(r.firstSeen)}`)}">` +
       `${esc(r.label)}${r.tier ? ` <span class="muted">${esc(r.tier)}</span>` : ""}</th><td class="marks">${marks}</td>${cells}</tr>`;
   }).join("");
-  root.innerHTML = `<h2>Verdicts per scope <span class="muted">(scopes by ${esc(grid.by.join(" × "))}; one cell per evaluation)</span></h2>` +
+  const ladder = grid.rungs.length
+    ? `<div class="scope-ladder">Ladder: ${grid.rungs.map((g) => `<span class="scope-mark rung ${esc(g.rung)}" data-rung="${esc(g.rung)}" title="${esc(`${time(g.at)}: ${g.rung} (graduated_response)`)}">` +
+      `${esc(RUNG_TEXT[g.rung])}${g.scopes.length ? ` ${esc(g.scopes.join(", "))}` : ""} at ${esc(time(g.at))}</span>`).join(" → ")}</div>`
+    : "";
+  root.innerHTML = `<h2>Verdicts per scope <span class="muted">(scopes by ${esc(grid.by.join(" × "))}; one cell per evaluation)</span></h2>` + ladder +
     `<div class="scope-legend"><i class="cell pass"></i>pass or no verdict <i class="cell recovered"></i>passing again ` +
     `<i class="cell fail"></i>failing <i class="cell tripped"></i>tripped <i class="cell unseen"></i>no sample yet ` +
-    `<i class="cell held"></i>rollout held for it <i class="cell rolled"></i>rolled back for it</div>` +
+    `<i class="cell routed"></i>routed back <i class="cell held"></i>rollout held for it <i class="cell rolled"></i>rolled back for it</div>` +
     `<div class="scope-scroll"><table class="scope-grid"><thead><tr><th></th><th></th>${head}</tr></thead><tbody>${body}</tbody></table></div>`;
 }
