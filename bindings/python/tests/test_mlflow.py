@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
@@ -24,7 +24,7 @@ mlflow = pytest.importorskip("mlflow")
 
 from mlflow import MlflowClient  # noqa: E402
 
-from rollguard import Policy, SnapshotError  # noqa: E402,F401
+from rollguard import Policy  # noqa: E402
 from rollguard.integrations.mlflow import (  # noqa: E402
     TAG_VALIDATED,
     TAG_WEIGHT,
