@@ -10,8 +10,10 @@ Ray), on Ray with ``num_cpus=1`` and with ``num_cpus=2``, and the scaling ratio.
 is started fresh and warmed up (its workers started, rollguard imported) before it is
 timed; the time is ``fleet.run``'s wall clock (checking the jobs, putting the recording,
 the tasks and joining the reports), the median of `--repeat` runs. The reports of the
-two configurations are checked to be equal. The machine's load average is printed: on
-shared cores the ratio moves with it.
+two configurations are checked to be equal. On shared cores the ratio moves with what
+else runs: the load average is printed, and so are the cores the Ray workers actually
+got (their CPU seconds over the wall clock, from psutil) and the replications per
+worker CPU-second, which show whether the fleet scales with the CPU it is given.
 ``--quick`` (4 jobs × 100 replications) takes about 20 s, most of it starting Ray twice.
 """
 
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
+import psutil  # a dependency of ray[default]
 import ray
 
 from rollguard import backtest, fleet
@@ -53,10 +56,28 @@ def jobs(policy: Dict[str, Any], rec: backtest.Recording, n: int, reps: int) -> 
     return out
 
 
+def worker_cpu() -> float:
+    """CPU seconds (user + system) used so far by the worker processes of the Ray this
+    process started (its descendants named ``ray::IDLE`` or ``ray::<task>``; not the
+    agents, the raylet or another session's workers)."""
+    total = 0.0
+    for p in psutil.Process().children(recursive=True):
+        try:
+            name = p.name()
+            if name.startswith("ray::") and not name.endswith("Agent"):
+                t = p.cpu_times()
+                total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def on_ray(
     cpus: int, work: List[fleet.Job], chunk: int, repeat: int
-) -> Tuple[float, fleet.FleetReport]:
-    """The median wall clock of ``repeat`` runs of the fleet, and its report."""
+) -> Tuple[float, float, fleet.FleetReport]:
+    """The median wall clock of ``repeat`` runs of the fleet, the CPU cores its workers
+    obtained on average over the runs (their CPU seconds / wall clock), and its
+    report."""
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     try:
         # Warm-up: every worker started and rollguard imported in it.
@@ -64,11 +85,13 @@ def on_ray(
                           {**work[0].spec, "replications": 4 * cpus})]
         fleet.run(warm, chunk_size=1, progress=False)
         times = []
+        cpu = worker_cpu()
         for _ in range(repeat):
             started = time.perf_counter()
             result = fleet.run(work, chunk_size=chunk, progress=False)
             times.append(time.perf_counter() - started)
-        return statistics.median(times), result
+        cores = (worker_cpu() - cpu) / sum(times)
+        return statistics.median(times), cores, result
     finally:
         ray.shutdown()
 
@@ -99,22 +122,27 @@ def main() -> None:
 
     # One process: an eighth of each job's replications, the same mix.
     single_reps = max(1, reps // 8) * n
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for job in work:
         backtest.run(job.policy, rec, progress=False,
                      **{**job.spec, "replications": max(1, reps // 8)})
     single_s = time.perf_counter() - started
+    single_cpu = time.process_time() - cpu
 
-    one_s, one = on_ray(1, work, chunk, repeat)
-    two_s, two = on_ray(2, work, chunk, repeat)
+    one_s, one_cores, one = on_ray(1, work, chunk, repeat)
+    two_s, two_cores, two = on_ray(2, work, chunk, repeat)
     same = all(one[k].to_dict() == two[k].to_dict() for k in one.reports)
     r1, r2 = total / one_s, total / two_s
-    print("| run | replications | seconds | replications/s | vs 1 worker |")
-    print("|---|---|---|---|---|")
+    print("| run | replications | seconds | replications/s | vs 1 worker "
+          "| cores the workers got | replications per worker CPU-second |")
+    print("|---|---|---|---|---|---|---|")
     print(f"| one process, no Ray (`backtest.run`) | {single_reps} | {single_s:.2f} | "
-          f"{single_reps / single_s:.1f} | – |")
-    print(f"| Ray, 1 worker (num_cpus=1) | {total} | {one_s:.2f} | {r1:.1f} | 1.00 |")
-    print(f"| Ray, 2 workers (num_cpus=2) | {total} | {two_s:.2f} | {r2:.1f} | {r2 / r1:.2f} |")
+          f"{single_reps / single_s:.1f} | – | {single_cpu / single_s:.2f} "
+          f"| {single_reps / single_cpu:.1f} |")
+    print(f"| Ray, 1 worker (num_cpus=1) | {total} | {one_s:.2f} | {r1:.1f} | 1.00 "
+          f"| {one_cores:.2f} | {r1 / one_cores:.1f} |")
+    print(f"| Ray, 2 workers (num_cpus=2) | {total} | {two_s:.2f} | {r2:.1f} | {r2 / r1:.2f} "
+          f"| {two_cores:.2f} | {r2 / two_cores:.1f} |")
     print(f"\nscaling ratio (2 workers / 1): {r2 / r1:.2f}; "
           f"seconds per replication on one worker: {one_s / total:.4f}; "
           f"reports identical across runs: {'yes' if same else 'NO'}")
