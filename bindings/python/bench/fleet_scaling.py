@@ -134,7 +134,7 @@ def main() -> None:
     same = all(one[k].to_dict() == two[k].to_dict() for k in one.reports)
     r1, r2 = total / one_s, total / two_s
     print("| run | replications | seconds | replications/s | vs 1 worker "
-          "| cores the workers got | replications per worker CPU-second |")
+          "| cores it got | replications per CPU-second |")
     print("|---|---|---|---|---|---|---|")
     print(f"| one process, no Ray (`backtest.run`) | {single_reps} | {single_s:.2f} | "
           f"{single_reps / single_s:.1f} | – | {single_cpu / single_s:.2f} "
