@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Python wheel (abi3, maturin), installs it in a venv, and runs pytest (every
-# conformance vector plus the binding's own tests), mypy's stubtest and the example
-# notebook. Self-contained and idempotent: safe on a fresh machine and on re-runs.
+# conformance vector plus the binding's own tests), mypy's stubtest, the example
+# notebooks and the fleet bench's quick mode. Self-contained and idempotent: safe on a
+# fresh machine and on re-runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -63,3 +64,7 @@ for path in paths:
     nbformat.write(nb, f"{out}/{name}")
     print(f"notebook {name} executed: {len(nb.cells)} cells, outputs in {out}")
 PY
+
+echo "== fleet bench (--quick: 4 jobs × 100 replications on Ray with 1 and 2 CPUs, ~20 s)"
+# Exits non-zero if the two Ray configurations' reports differ.
+(cd "$ROOT/target" && python "$ROOT/bindings/python/bench/fleet_scaling.py" --quick)

@@ -2109,6 +2109,44 @@ fn backtest_replication<'py>(
     dict_of(py, &outcome)
 }
 
+/// Checks without running anything that `spec` (dict or JSON) runs `config` on
+/// `recording`: raises the `ConfigError` (or `InputError`) a backtest of it would.
+#[pyfunction]
+fn backtest_check(
+    py: Python<'_>,
+    config: &Bound<'_, PyAny>,
+    recording: &PyRecording,
+    spec: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let config = policy_config(config)?;
+    let spec: rollguard_backtest::BacktestSpec = document(spec, "spec")?;
+    rollguard_backtest::check(&config, &recording.inner, &spec).map_err(|e| backtest_err(py, &e))
+}
+
+/// Checks without running anything that `backtest_calibrate` with these arguments
+/// can calibrate: raises the `ConfigError` it would raise before its search.
+#[pyfunction]
+#[pyo3(signature = (config, recording, spec, gate, target, parameter = None))]
+fn backtest_check_calibration(
+    py: Python<'_>,
+    config: &Bound<'_, PyAny>,
+    recording: &PyRecording,
+    spec: &Bound<'_, PyAny>,
+    gate: String,
+    target: f64,
+    parameter: Option<String>,
+) -> PyResult<()> {
+    let config = policy_config(config)?;
+    let spec: rollguard_backtest::BacktestSpec = document(spec, "spec")?;
+    let what = rollguard_backtest::CalibrateSpec {
+        gate,
+        target,
+        parameter,
+    };
+    rollguard_backtest::check_calibration(&config, &recording.inner, &spec, &what)
+        .map_err(|e| backtest_err(py, &e))
+}
+
 /// Runs the drill library: see `rollguard.backtest.drills`. Returns `{"results":
 /// [...], "markdown": "..."}`.
 #[pyfunction]
@@ -2211,6 +2249,8 @@ fn _rollguard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backtest_spec, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_drills, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_calibrate, m)?)?;
+    m.add_function(wrap_pyfunction!(backtest_check, m)?)?;
+    m.add_function(wrap_pyfunction!(backtest_check_calibration, m)?)?;
     m.add("ASSIGN_VERSION", rg::ASSIGN_VERSION)?;
     Ok(())
 }

@@ -82,30 +82,7 @@ pub fn calibrate(
     spec: &BacktestSpec,
     what: &CalibrateSpec,
 ) -> Result<Calibration, BacktestError> {
-    if spec.inject.is_some() {
-        return Err(BacktestError::invalid(
-            "inject",
-            "calibration runs on the null: no injection",
-        ));
-    }
-    if !(0.0..1.0).contains(&what.target) {
-        return Err(BacktestError::invalid("target", "must be in [0, 1)"));
-    }
-    let base = serde_json::to_value(config).map_err(|e| BacktestError::json("config", &e))?;
-    let index = base["gates"]
-        .as_array()
-        .and_then(|gates| gates.iter().position(|g| g["name"] == what.gate.as_str()))
-        .ok_or_else(|| {
-            BacktestError::new(
-                "unknown_reference",
-                "gate",
-                format!("no gate {}", what.gate),
-            )
-        })?;
-    // A dry-run gate is calibrated as it would act: its trips roll back.
-    let mut base = base;
-    base["gates"][index]["dry_run"] = Value::Bool(false);
-    let base = base;
+    let (base, index) = plan(config, spec, what)?;
     let gate = &base["gates"][index];
     let rate_with = |path: &[&str], value: Option<f64>| -> Result<Rate, BacktestError> {
         let mut v = base.clone();
@@ -137,10 +114,7 @@ pub fn calibrate(
             trials: vec![trial],
         });
     }
-    let parameter = match &what.parameter {
-        Some(p) => p.clone(),
-        None => only_bound(gate)?,
-    };
+    let parameter = parameter_of(gate, what)?;
     let search = Search {
         target: what.target,
         trials: Vec::new(),
@@ -151,18 +125,96 @@ pub fn calibrate(
             rate_with(&["persistence", "consecutive"], Some(n as f64))
         });
     }
-    let Some(looser) = looser_sign(&parameter) else {
+    // parameter_of checked both.
+    let (Some(looser), Some(configured)) = (
+        looser_sign(&parameter),
+        gate["rule"][parameter.as_str()].as_f64(),
+    ) else {
+        return Err(BacktestError::invalid(
+            "parameter",
+            "not a bound of the gate's rule",
+        ));
+    };
+    search.bound(&what.gate, &parameter, configured, looser, |x| {
+        rate_with(&["rule", parameter.as_str()], Some(x))
+    })
+}
+
+/// Checks, without running a backtest, that `calibrate` can calibrate `what` on
+/// `recording` run as `spec`: the spec against the policy and the recording (as
+/// [`crate::check`]), no injection, the target, the gate and its setting.
+///
+/// # Errors
+/// As [`calibrate`], before it runs anything (a search that finds no value is only
+/// known by running it).
+pub fn check_calibration(
+    config: &PolicyConfig,
+    recording: &Recording,
+    spec: &BacktestSpec,
+    what: &CalibrateSpec,
+) -> Result<(), BacktestError> {
+    crate::run::check(config, recording, spec)?;
+    let (base, index) = plan(config, spec, what)?;
+    let gate = &base["gates"][index];
+    if gate["rule"]["alpha"].as_f64().is_none() {
+        parameter_of(gate, what)?;
+    }
+    Ok(())
+}
+
+/// The policy as JSON with the calibrated gate acting (a dry-run gate is calibrated
+/// as it would act: its trips roll back), and that gate's index.
+fn plan(
+    config: &PolicyConfig,
+    spec: &BacktestSpec,
+    what: &CalibrateSpec,
+) -> Result<(Value, usize), BacktestError> {
+    if spec.inject.is_some() {
+        return Err(BacktestError::invalid(
+            "inject",
+            "calibration runs on the null: no injection",
+        ));
+    }
+    if !(0.0..1.0).contains(&what.target) {
+        return Err(BacktestError::invalid("target", "must be in [0, 1)"));
+    }
+    let mut base = serde_json::to_value(config).map_err(|e| BacktestError::json("config", &e))?;
+    let index = base["gates"]
+        .as_array()
+        .and_then(|gates| gates.iter().position(|g| g["name"] == what.gate.as_str()))
+        .ok_or_else(|| {
+            BacktestError::new(
+                "unknown_reference",
+                "gate",
+                format!("no gate {}", what.gate),
+            )
+        })?;
+    base["gates"][index]["dry_run"] = Value::Bool(false);
+    Ok((base, index))
+}
+
+/// The threshold gate's setting searched: `consecutive` or a bound its rule has.
+fn parameter_of(gate: &Value, what: &CalibrateSpec) -> Result<String, BacktestError> {
+    let parameter = match &what.parameter {
+        Some(p) => p.clone(),
+        None => only_bound(gate)?,
+    };
+    if parameter == "consecutive" {
+        return Ok(parameter);
+    }
+    if looser_sign(&parameter).is_none() {
         return Err(BacktestError::invalid(
             "parameter",
             "not a bound calibration can search",
         ));
-    };
-    let configured = gate["rule"][parameter.as_str()]
-        .as_f64()
-        .ok_or_else(|| BacktestError::invalid("parameter", "the gate's rule has no such bound"))?;
-    search.bound(&what.gate, &parameter, configured, looser, |x| {
-        rate_with(&["rule", parameter.as_str()], Some(x))
-    })
+    }
+    if gate["rule"][parameter.as_str()].as_f64().is_none() {
+        return Err(BacktestError::invalid(
+            "parameter",
+            "the gate's rule has no such bound",
+        ));
+    }
+    Ok(parameter)
 }
 
 /// The share of replications whose rollback named `gate`.

@@ -49,12 +49,12 @@ mod rng;
 mod run;
 mod spec;
 
-pub use calibrate::{CalibrateSpec, Calibration, Trial, calibrate};
+pub use calibrate::{CalibrateSpec, Calibration, Trial, calibrate, check_calibration};
 pub use drill::{Drill, DrillResult, drills, drills_markdown, run_drills};
 pub use error::BacktestError;
 pub use recording::Recording;
 pub use report::{Rate, Report, Spread};
-pub use run::{FollowUpOutcome, Outcome, RollbackOutcome, run_replication};
+pub use run::{FollowUpOutcome, Outcome, RollbackOutcome, check, run_replication};
 pub use spec::{BacktestSpec, Change, FollowUp, Injection, Resample, Traffic};
 
 use rollguard::PolicyConfig;

@@ -161,17 +161,7 @@ pub fn run_replication(
     spec: &BacktestSpec,
     replication: u32,
 ) -> Result<Outcome, BacktestError> {
-    spec.check()?;
-    let candidate = candidate_of(config, spec)?;
-    if let Some(f) = &spec.then {
-        if f.candidate == candidate || !config.versions.iter().any(|v| v.id == f.candidate) {
-            return Err(BacktestError::new(
-                "unknown_reference",
-                "then.candidate",
-                format!("{} is not another of the policy's versions", f.candidate),
-            ));
-        }
-    }
+    let candidate = prepare(config, spec)?;
     let stream = |s| Rng::for_stream(spec.seed, replication, s);
     let resample = |s| match spec.resample {
         Some(r) => recording.resampled(r.block_ms, &mut stream(s)),
@@ -274,6 +264,45 @@ pub fn run_replication(
     run.outcome.exposure = run.exposure_centi / 100;
     run.outcome.detection_delay_ms = run.outcome.detection_delay();
     Ok(run.outcome)
+}
+
+/// Checks, without running a replication, that `spec` runs `config` on `recording`:
+/// the refusals [`run_replication`] would raise for every replication (the spec, the
+/// candidate and the follow-up, the policy's config, the injection against the
+/// recording). A fleet checks each job this way before handing work out.
+///
+/// # Errors
+/// As [`run_replication`], before it replays anything.
+pub fn check(
+    config: &PolicyConfig,
+    recording: &Recording,
+    spec: &BacktestSpec,
+) -> Result<(), BacktestError> {
+    prepare(config, spec)?;
+    Policy::new(config.clone(), recording.start())?;
+    if let Some(i) = &spec.inject {
+        // The onset draw differs per replication; what is refused does not.
+        let mut rng = Rng::for_stream(spec.seed, 0, STREAM_ONSET);
+        Injector::new(i, recording, recording.start(), &mut rng)?;
+    }
+    Ok(())
+}
+
+/// The checks of a spec against a policy that come before a replication: the
+/// candidate rolled out, and the follow-up's.
+fn prepare(config: &PolicyConfig, spec: &BacktestSpec) -> Result<String, BacktestError> {
+    spec.check()?;
+    let candidate = candidate_of(config, spec)?;
+    if let Some(f) = &spec.then {
+        if f.candidate == candidate || !config.versions.iter().any(|v| v.id == f.candidate) {
+            return Err(BacktestError::new(
+                "unknown_reference",
+                "then.candidate",
+                format!("{} is not another of the policy's versions", f.candidate),
+            ));
+        }
+    }
+    Ok(candidate)
 }
 
 /// The version rolled out: the spec's, else the policy's `candidate`.

@@ -3,7 +3,7 @@
 
 use rollguard::{PolicyConfig, Sample, TargetKind};
 use rollguard_backtest::{
-    BacktestSpec, Outcome, Recording, Report, Traffic, backtest, run_replication,
+    BacktestSpec, Outcome, Recording, Report, Traffic, backtest, check, run_replication,
 };
 
 /// A policy judging mean latency (threshold `max`) and the error rate on a 50 %
@@ -239,7 +239,15 @@ fn a_recorded_canary_keeps_its_arms_and_drops_the_candidate_after_a_rollback() {
 fn specs_that_do_not_fit_are_refused_with_a_path() {
     let config = policy(150.0, 60_000);
     let rec = recording();
-    let err = |json: serde_json::Value| backtest(&config, &rec, &spec(json)).unwrap_err();
+    // `check` refuses each without running a replication, with the same code and path.
+    let err = |json: serde_json::Value| {
+        let spec = spec(json);
+        let e = backtest(&config, &rec, &spec).unwrap_err();
+        let checked = check(&config, &rec, &spec).unwrap_err();
+        assert_eq!((&checked.code, &checked.path), (&e.code, &e.path));
+        e
+    };
+    assert!(check(&config, &rec, &spec(serde_json::json!({}))).is_ok());
     let e = err(serde_json::json!({"replications": 0}));
     assert_eq!(
         (e.code.as_str(), e.path.as_str()),

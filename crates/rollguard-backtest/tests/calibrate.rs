@@ -2,7 +2,7 @@
 //! tighter value tried does not; a statistical gate is checked against its alpha.
 
 use rollguard::{PolicyConfig, Sample};
-use rollguard_backtest::{BacktestSpec, CalibrateSpec, Recording, calibrate};
+use rollguard_backtest::{BacktestSpec, CalibrateSpec, Recording, calibrate, check_calibration};
 
 fn policy(rule: serde_json::Value, consecutive: u32) -> PolicyConfig {
     serde_json::from_value(serde_json::json!({
@@ -146,7 +146,11 @@ fn calibration_refuses_what_it_cannot_search() {
             target: 0.05,
             parameter: parameter.map(str::to_string),
         };
-        calibrate(&config, &rec, spec, &what).unwrap_err()
+        let e = calibrate(&config, &rec, spec, &what).unwrap_err();
+        // check_calibration refuses it before any backtest, alike.
+        let checked = check_calibration(&config, &rec, spec, &what).unwrap_err();
+        assert_eq!((&checked.code, &checked.path), (&e.code, &e.path));
+        e
     };
     assert_eq!(err("nope", None, &spec()).code, "unknown_reference");
     assert!(

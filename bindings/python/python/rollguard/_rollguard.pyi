@@ -48,6 +48,8 @@ __all__ = [
     "backtest_spec",
     "backtest_calibrate",
     "backtest_drills",
+    "backtest_check",
+    "backtest_check_calibration",
 ]
 
 __version__: str
@@ -346,6 +348,19 @@ def backtest_calibrate(
     target: float,
     parameter: Optional[str] = None,
 ) -> Dict[str, Any]: ...
+def backtest_check(
+    config: Union[PolicyConfigDict, str],
+    recording: Recording,
+    spec: Union[Dict[str, Any], str],
+) -> None: ...
+def backtest_check_calibration(
+    config: Union[PolicyConfigDict, str],
+    recording: Recording,
+    spec: Union[Dict[str, Any], str],
+    gate: str,
+    target: float,
+    parameter: Optional[str] = None,
+) -> None: ...
 
 def replay(scenario: Union[ScenarioDict, str]) -> List[TraceEntry]: ...
 def import_kayenta(config: Union[Dict[str, Any], str]) -> KayentaImportDict: ...

@@ -31,11 +31,12 @@ Example::
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union, cast
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 from rollguard._rollguard import (
     Recording,
     backtest_calibrate,
+    backtest_check,
     backtest_drills,
     backtest_replication,
     backtest_report,
@@ -176,7 +177,7 @@ class Report:
         return self.markdown
 
 
-def _progress(total: int, progress: Optional[bool]) -> Any:
+def _progress(total: int, progress: Optional[bool], unit: str = "replication") -> Any:
     if progress is False or (progress is None and total < 2):
         return None
     try:
@@ -185,7 +186,43 @@ def _progress(total: int, progress: Optional[bool]) -> Any:
         if progress:
             raise
         return None
-    return tqdm(total=total, unit="replication")
+    return tqdm(total=total, unit=unit)
+
+
+# How a backtest is split: `run` below and `rollguard.fleet`'s tasks share these three,
+# so a report merged from replications run apart is the one `run` makes.
+
+
+def _prepare(
+    policy: Union[PolicyConfigDict, str], samples: Samples, spec_fields: Mapping[str, Any]
+) -> Tuple[Recording, Dict[str, Any]]:
+    """The recording and the checked spec (every default filled in) each replication
+    runs on; raises what a replication would raise, before any runs."""
+    rec = recording(samples)
+    s = backtest_spec(spec(**spec_fields))
+    backtest_check(policy, rec, s)
+    return rec, s
+
+
+def _replications(
+    policy: Union[PolicyConfigDict, str],
+    rec: Recording,
+    checked_spec: Dict[str, Any],
+    indices: Iterable[int],
+    bar: Any = None,
+) -> List[Dict[str, Any]]:
+    """The outcomes of replications ``indices`` (any subset, in any process)."""
+    outcomes = []
+    for r in indices:
+        outcomes.append(backtest_replication(policy, rec, checked_spec, r))
+        if bar is not None:
+            bar.update(1)
+    return outcomes
+
+
+def _report(outcomes: Sequence[Dict[str, Any]]) -> Report:
+    """The report of a backtest's outcomes, joined in any order."""
+    return Report(backtest_report(outcomes))
 
 
 def run(
@@ -199,19 +236,14 @@ def run(
     :func:`recording`). The keyword arguments are :func:`spec`'s. A progress bar shows
     when ``tqdm`` is installed and there are several replications (``progress=False``
     hides it). Raises ``ConfigError`` for a config or spec that does not fit."""
-    rec = recording(samples)
-    s = backtest_spec(spec(**spec_fields))
+    rec, s = _prepare(policy, samples, spec_fields)
     bar = _progress(s["replications"], progress)
-    outcomes = []
     try:
-        for r in range(s["replications"]):
-            outcomes.append(backtest_replication(policy, rec, s, r))
-            if bar is not None:
-                bar.update(1)
+        outcomes = _replications(policy, rec, s, range(s["replications"]), bar)
     finally:
         if bar is not None:
             bar.close()
-    return Report(backtest_report(outcomes))
+    return _report(outcomes)
 
 
 def calibrate(
