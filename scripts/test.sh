@@ -3,8 +3,8 @@
 # format, lints (native and wasm32), unit/property/conformance/doc tests, the core
 # built for wasm32, the CLI demo and the example, the Python package (wheel, pytest,
 # stubtest, notebook), the npm package (Node tests, tsc) and the dashboard end to end in
-# headless Chromium, benches compiled, the detection benchmark in its quick mode, and a
-# short fuzz run per target.
+# headless Chromium, the packages ready to publish (scripts/check-publish.sh), benches
+# compiled, the detection benchmark in its quick mode, and a short fuzz run per target.
 # `.ci/run` calls exactly this.
 #
 #   ./scripts/test.sh             everything
@@ -57,6 +57,12 @@ section "Python package (maturin wheel in a fresh venv, pytest, stubtest, notebo
 
 section "npm package over WebAssembly, and the dashboard in headless Chromium"
 ./scripts/test-wasm.sh
+
+section "ready to publish: crates packaged and dry-run, sdist into a fresh venv, npm pack into a fresh project, one version"
+# After the Python and npm sections: reuses their venv's maturin, the release builds in
+# target/ and the built npm package (about 40 s warm; cargo package's verification builds
+# add a minute or two on a fresh clone).
+./scripts/check-publish.sh
 
 section "benches compile"
 cargo bench --workspace --no-run --locked

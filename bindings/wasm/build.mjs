@@ -20,7 +20,8 @@ const run = (cmd, args, env = {}) =>
     .toString();
 
 const meta = JSON.parse(run("cargo", ["metadata", "--format-version", "1", "--locked"]));
-const version = (name) => meta.packages.find((p) => p.name === name)?.version;
+const cratePackage = (name) => meta.packages.find((p) => p.name === name);
+const version = (name) => cratePackage(name)?.version;
 const crateVersion = version("rollguard-wasm");
 const bindgenVersion = version("wasm-bindgen");
 const targetDir = meta.target_directory;
@@ -88,20 +89,32 @@ export { ${names.join(", ")} } from "./rollguard_wasm.js";
 );
 writeFileSync(
   join(pkg, "index.d.ts"),
-  `${header}export { ${names.join(", ")} } from "./rollguard_wasm.js";
+  // wasm-bindgen's classes declare [Symbol.dispose] (`using`): pull in its lib (TypeScript
+  // >= 5.2) so a project with the default libs type-checks without skipLibCheck.
+  `${header}/// <reference lib="esnext.disposable" />
+export { ${names.join(", ")} } from "./rollguard_wasm.js";
 export type * from "./rollguard_wasm.js";
 `,
 );
 copyFileSync(join(here, "README.md"), join(pkg, "README.md"));
+for (const license of ["LICENSE-MIT", "LICENSE-APACHE"]) {
+  copyFileSync(join(here, "..", "..", license), join(pkg, license));
+}
 const manifest = {
   name: "rollguard",
   version: crateVersion,
   description:
     "Deterministic rollback policy for ML model and agent rollouts (WebAssembly build of the rollguard Rust core)",
   license: "MIT OR Apache-2.0",
+  // The crate's (the workspace's) repository and homepage, like the version.
+  repository: { type: "git", url: cratePackage("rollguard-wasm").repository },
+  homepage: cratePackage("rollguard-wasm").homepage,
   type: "module",
+  // ESM only. Node (import, and require() of ESM in Node >= 20.19) reads the .wasm from
+  // disk; browsers and bundlers fetch it by URL ("browser", and "default" for anything
+  // else); TypeScript finds the types first.
   exports: {
-    ".": { types: "./index.d.ts", node: "./node.js", default: "./browser.js" },
+    ".": { types: "./index.d.ts", node: "./node.js", browser: "./browser.js", default: "./browser.js" },
     "./rollguard_wasm_bg.wasm": "./rollguard_wasm_bg.wasm",
     "./package.json": "./package.json",
   },
@@ -116,6 +129,8 @@ const manifest = {
     "rollguard_wasm_bg.wasm.d.ts",
     "snippets/",
     "README.md",
+    "LICENSE-MIT",
+    "LICENSE-APACHE",
   ],
   sideEffects: ["./node.js", "./browser.js"],
   engines: { node: ">=18" },

@@ -282,7 +282,7 @@ describe("replay and the package", () => {
     assert.equal(manifest.name, "rollguard");
     assert.equal(manifest.type, "module");
     assert.match(manifest.version, /^\d+\.\d+\.\d+/);
-    assert.deepEqual(Object.keys(manifest.exports["."]), ["types", "node", "default"]);
+    assert.deepEqual(Object.keys(manifest.exports["."]), ["types", "node", "browser", "default"]);
   });
 });
 

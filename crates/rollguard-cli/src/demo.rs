@@ -12,15 +12,14 @@ use crate::replay::{self, ReplayOptions};
 use crate::samples::DEFAULT_MAX_INPUT_BYTES;
 
 /// The bundled demo scenario.
-pub(crate) const DEMO_JSON: &str = include_str!("../../../examples/scenarios/demo.json");
+pub(crate) const DEMO_JSON: &str = include_str!("../scenarios/demo.json");
 /// The second bundled scenario: one gate of every statistical kind (the dashboard's
 /// `#statistical`).
-pub(crate) const STATISTICAL_JSON: &str =
-    include_str!("../../../examples/scenarios/statistical.json");
+pub(crate) const STATISTICAL_JSON: &str = include_str!("../scenarios/statistical.json");
 /// The third bundled scenario: eight tenants judged per tenant, a silver tenant's
 /// failure held below the impact rule, a gold tenant's rolled back (the dashboard's
 /// `#tenants`).
-pub(crate) const TENANTS_JSON: &str = include_str!("../../../examples/scenarios/tenants.json");
+pub(crate) const TENANTS_JSON: &str = include_str!("../scenarios/tenants.json");
 
 /// Runs `rollguard demo` on one of the bundled scenarios.
 pub(crate) fn run(

@@ -22,7 +22,8 @@ use crate::error::CliError;
 use crate::replay::ReplayOptions;
 use crate::samples::{DEFAULT_MAX_INPUT_BYTES, Format};
 
-/// Deterministic rollback policy for model and agent rollouts: replay, explain, validate.
+/// Deterministic rollback policy for model and agent rollouts: replay, explain, validate,
+/// backtest, calibrate, drill.
 #[derive(Debug, Parser)]
 #[command(
     name = "rollguard",
