@@ -30,6 +30,7 @@
 //! reported in name order, and a refused input leaves every agent as it was.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -40,9 +41,9 @@ use crate::error::{Error, ErrorCode, ensure, parse_json, parse_value};
 use crate::input::{Input, Sample};
 use crate::json::{UniqueValue, key_path};
 use crate::output::Step;
-use crate::policy::{Assignment, Policy, RoutingTable, Status};
+use crate::policy::{Assignment, Labels, Policy, RoutingTable, Status};
 use crate::snapshot::Snapshot;
-use crate::time::Timestamp;
+use crate::time::{Millis, Timestamp};
 
 /// The format of an [`AgentsSnapshot`] this build writes and reads.
 pub const AGENTS_SNAPSHOT_FORMAT_VERSION: u32 = 1;
@@ -691,6 +692,187 @@ impl Agents {
         }
         self.now = self.now.max(at);
         Ok(Self::collect(at, steps))
+    }
+
+    /// Records a column of value samples of one metric on one arm of `agent`'s
+    /// policy, atomically, with the result of the rows one by one as
+    /// [`Agents::handle`] inputs: the agent takes them as
+    /// [`Policy::observe_values_labelled`] does, and every other agent fires its timers
+    /// due by a row's time after that row, as after any input. `labels` may hold tenant
+    /// and tier columns (scopes within the agent); an `agent` column, if given, must
+    /// name `agent` on every row that has one.
+    ///
+    /// # Errors
+    /// `unknown_agent` for an agent not in the config or a row labelled with another
+    /// agent (`agent[3]`); `time_went_backwards` for a first row before the latest
+    /// input's time (of any agent); any error of the policy's column call, naming its
+    /// row. No agent changes.
+    pub fn observe_values<S: AsRef<str>>(
+        &mut self,
+        agent: &str,
+        arm: &str,
+        metric: &str,
+        at: &[Timestamp],
+        values: &[f64],
+        labels: &Labels<'_, S>,
+    ) -> Result<AgentsStep, Error> {
+        self.column(
+            agent,
+            at,
+            labels,
+            |p| p.check_value_column(arm, metric, at, values, labels),
+            |p, r| {
+                let (t, x) = (&at[r.clone()], &values[r.clone()]);
+                p.observe_values_labelled(arm, metric, t, x, &labels.rows(r))
+            },
+        )
+    }
+
+    /// [`Agents::observe_values`] with the times as `f64` ms (see
+    /// [`Policy::observe_values_f64`]).
+    ///
+    /// # Errors
+    /// As [`Agents::observe_values`].
+    pub fn observe_values_f64<S: AsRef<str>>(
+        &mut self,
+        agent: &str,
+        arm: &str,
+        metric: &str,
+        at: &[f64],
+        values: &[f64],
+        labels: &Labels<'_, S>,
+    ) -> Result<AgentsStep, Error> {
+        self.column(
+            agent,
+            at,
+            labels,
+            |p| p.check_value_column(arm, metric, at, values, labels),
+            |p, r| {
+                let (t, x) = (&at[r.clone()], &values[r.clone()]);
+                p.observe_values_f64_labelled(arm, metric, t, x, &labels.rows(r))
+            },
+        )
+    }
+
+    /// Records a column of count samples (`events` out of `totals`) for `agent`, as
+    /// [`Agents::observe_values`] does.
+    ///
+    /// # Errors
+    /// As [`Agents::observe_values`] (`events[3]`, `total[3]`, …).
+    #[allow(clippy::too_many_arguments)] // one argument per column, as the policy's
+    pub fn observe_counts<S: AsRef<str>>(
+        &mut self,
+        agent: &str,
+        arm: &str,
+        metric: &str,
+        at: &[Timestamp],
+        events: &[i64],
+        totals: &[i64],
+        labels: &Labels<'_, S>,
+    ) -> Result<AgentsStep, Error> {
+        self.column(
+            agent,
+            at,
+            labels,
+            |p| p.check_count_column(arm, metric, at, events, totals, labels),
+            |p, r| {
+                let (t, e, n) = (&at[r.clone()], &events[r.clone()], &totals[r.clone()]);
+                p.observe_counts_labelled(arm, metric, t, e, n, &labels.rows(r))
+            },
+        )
+    }
+
+    /// [`Agents::observe_counts`] with times and counts as `f64` (see
+    /// [`Policy::observe_counts_f64`]).
+    ///
+    /// # Errors
+    /// As [`Agents::observe_counts`].
+    #[allow(clippy::too_many_arguments)] // one argument per column, as the policy's
+    pub fn observe_counts_f64<S: AsRef<str>>(
+        &mut self,
+        agent: &str,
+        arm: &str,
+        metric: &str,
+        at: &[f64],
+        events: &[f64],
+        totals: &[f64],
+        labels: &Labels<'_, S>,
+    ) -> Result<AgentsStep, Error> {
+        self.column(
+            agent,
+            at,
+            labels,
+            |p| p.check_count_column(arm, metric, at, events, totals, labels),
+            |p, r| {
+                let (t, e, n) = (&at[r.clone()], &events[r.clone()], &totals[r.clone()]);
+                p.observe_counts_f64_labelled(arm, metric, t, e, n, &labels.rows(r))
+            },
+        )
+    }
+
+    /// A column for `agent`: checked whole first (against the container's clock, the
+    /// other agents' timers and by `check`, the policy's own checks), so that nothing
+    /// changes when it is refused; then recorded in pieces, each ending at the first
+    /// row at or after another agent's next timer, which then fires at that row's
+    /// time, as it would after that row's input. Agents share nothing, so the agent's
+    /// pieces give it what the whole column would.
+    fn column<T: Millis, S: AsRef<str>>(
+        &mut self,
+        agent: &str,
+        at: &[T],
+        labels: &Labels<'_, S>,
+        check: impl FnOnce(&Policy) -> Result<Option<(usize, bool)>, Error>,
+        mut record: impl FnMut(&mut Policy, Range<usize>) -> Result<Step, Error>,
+    ) -> Result<AgentsStep, Error> {
+        let policy = self.require(agent)?;
+        if let Some(column) = &labels.agent {
+            for (i, &code) in column.codes.iter().enumerate() {
+                let label = usize::try_from(code)
+                    .ok()
+                    .and_then(|c| column.categories.get(c));
+                if let Some(label) = label.map(AsRef::as_ref).filter(|l| *l != agent) {
+                    return Err(Error::new(
+                        ErrorCode::UnknownAgent,
+                        format!("agent[{i}]"),
+                        format!(
+                            "the row's agent {label:?} is not the agent {agent:?} the column goes to"
+                        ),
+                    ));
+                }
+            }
+        }
+        let now = self.now;
+        // A malformed first time is the policy's to refuse, naming its row.
+        if let Some(first) = at.first().and_then(|t| t.exact("at").ok()) {
+            self.check_time(first, now, "at[0]")?;
+        }
+        if check(policy)?.is_none() {
+            return Ok(Self::collect(now, Vec::new()));
+        }
+        // Checked: every time is exact, in order, and not before `now`.
+        let last = at.last().map_or(now, |t| t.ms());
+        self.check_due(last)?;
+        let mut steps = Vec::new();
+        let mut i = 0;
+        while i < at.len() {
+            let next = self.due.iter().find(|(_, a)| a != agent).map(|(d, _)| *d);
+            let end = match next {
+                Some(d) => (i + at[i..].partition_point(|t| t.ms() < d) + 1).min(at.len()),
+                None => at.len(),
+            };
+            // A piece of a column the policy accepted: it cannot be refused.
+            let step = self.with_agent(agent, |p| record(p, i..end))?;
+            steps.push((agent.to_string(), step));
+            let t = at[end - 1].ms();
+            for other in self.due_by(t) {
+                if let Ok(step) = self.with_agent(&other, |p| p.tick(t)) {
+                    steps.push((other, step));
+                }
+            }
+            i = end;
+        }
+        self.now = last;
+        Ok(Self::collect(last, steps))
     }
 
     /// The agents with a deadline at or before `at`.

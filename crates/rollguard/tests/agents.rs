@@ -5,6 +5,7 @@ use rollguard::{
     TargetKind,
 };
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// Two agents on one default policy (stable v2, a p95 threshold of 300 ms); the
 /// negotiator is held to 200 ms and falls back to its golden version.
@@ -616,4 +617,166 @@ fn random_inputs_never_panic_and_refusals_change_nothing() {
         assert_eq!(restored, a);
     }
     assert!(accepted > 1000 && refused > 1000, "{accepted} {refused}");
+}
+
+// ------------------------------------------------------------------ columns
+
+/// [`config`] with a count metric `errors` (an error-rate gate of 20 %) as well.
+fn config_with_errors() -> Value {
+    let mut c = config();
+    let policy = &mut c["policy"];
+    policy["metrics"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "errors", "kind": "count", "window_ms": 60000, "buckets": 6}));
+    policy["gates"].as_array_mut().unwrap().push(json!(
+        {"name": "error_rate", "metric": "errors", "stat": "rate",
+         "rule": {"kind": "threshold", "max": 0.2}, "samples_min": 5}));
+    c
+}
+
+/// Every decision and event per agent, in order, over a run of steps.
+fn per_agent(steps: &[AgentsStep]) -> BTreeMap<String, (Vec<Value>, Vec<Value>)> {
+    let mut out: BTreeMap<String, (Vec<Value>, Vec<Value>)> = BTreeMap::new();
+    for s in steps {
+        for a in &s.agents {
+            let entry = out.entry(a.agent.clone()).or_default();
+            entry.0.extend(
+                a.step
+                    .decisions
+                    .iter()
+                    .map(|d| serde_json::to_value(d).unwrap()),
+            );
+            entry.1.extend(
+                a.step
+                    .events
+                    .iter()
+                    .map(|e| serde_json::to_value(e).unwrap()),
+            );
+        }
+    }
+    out
+}
+
+/// Two containers in the same state: v3 rolling out to both agents (acknowledged).
+fn two_rolling_out(config: &Value) -> (Agents, Agents) {
+    let mut a = Agents::from_json(&config.to_string(), 0).unwrap();
+    roll_out_v3(&mut a);
+    let b = a.clone();
+    (a, b)
+}
+
+#[test]
+fn a_value_column_for_one_agent_is_its_rows_one_by_one() {
+    let (mut column, mut rows) = two_rolling_out(&config());
+    // Four minutes of the negotiator's candidate, its p95 crossing its 200 ms threshold
+    // after 42 s: it rolls back, and the other agent's analyses and stage timer (it
+    // promotes at 2 min) fall due inside the column.
+    let at: Vec<u64> = (1..=340u64).map(|i| i * 700).collect();
+    let values: Vec<f64> = (0..340u64)
+        .map(|i| {
+            if i < 60 {
+                120.0 + (i % 7) as f64
+            } else {
+                260.0 + (i % 5) as f64
+            }
+        })
+        .collect();
+    let mut one_by_one = Vec::new();
+    for (&t, &x) in at.iter().zip(&values) {
+        let sample = Sample::value(t, "v3", "latency_ms", x);
+        one_by_one.push(
+            rows.handle(&AgentInput::to("negotiator", Input::Observe(sample)))
+                .unwrap(),
+        );
+    }
+    let labels = rollguard::Labels::<&str>::default();
+    let step = column
+        .observe_values("negotiator", "v3", "latency_ms", &at, &values, &labels)
+        .unwrap();
+    assert_eq!(step.at, *at.last().unwrap());
+    let want = per_agent(&one_by_one);
+    assert_eq!(per_agent(std::slice::from_ref(&step)), want);
+    // The other agent's timers fired inside the column, and the negotiator rolled back.
+    assert!(!want["notifier"].1.is_empty(), "{want:?}");
+    assert_eq!(rollbacks(&[step], "negotiator").len(), 1);
+    assert_eq!(column, rows);
+    assert_eq!(column.snapshot().to_json(), rows.snapshot().to_json());
+}
+
+#[test]
+fn a_count_column_with_tenant_labels_is_its_rows_one_by_one() {
+    let (mut column, mut rows) = two_rolling_out(&config_with_errors());
+    let tenants = ["acme", "globex"];
+    let at: Vec<u64> = (1..=200u64).map(|i| i * 1100).collect();
+    let events: Vec<i64> = (0..200i64)
+        .map(|i| if i > 40 { 9 } else { i % 2 })
+        .collect();
+    let totals: Vec<i64> = vec![20; 200];
+    let codes: Vec<i32> = (0..200)
+        .map(|i| if i % 5 == 0 { -1 } else { i % 2 })
+        .collect();
+    let mut one_by_one = Vec::new();
+    for i in 0..at.len() {
+        let mut s = Sample::count(at[i], "v3", "errors", events[i], totals[i]);
+        s.tenant = usize::try_from(codes[i])
+            .ok()
+            .map(|c| tenants[c].to_string());
+        s.agent = Some("notifier".into());
+        one_by_one.push(rows.handle(&AgentInput::all(Input::Observe(s))).unwrap());
+    }
+    // An agent column naming the agent on some rows is accepted.
+    let agent_codes: Vec<i32> = (0..200).map(|i| if i % 3 == 0 { 0 } else { -1 }).collect();
+    let labels = rollguard::Labels {
+        tenant: Some(rollguard::LabelColumn::new(&codes, &tenants)),
+        agent: Some(rollguard::LabelColumn::new(&agent_codes, &["notifier"])),
+        ..rollguard::Labels::default()
+    };
+    let step = column
+        .observe_counts("notifier", "v3", "errors", &at, &events, &totals, &labels)
+        .unwrap();
+    assert_eq!(per_agent(std::slice::from_ref(&step)), per_agent(&one_by_one));
+    assert_eq!(rollbacks(&[step], "notifier").len(), 1);
+    assert_eq!(column, rows);
+}
+
+#[test]
+fn a_refused_column_changes_no_agent() {
+    let (mut a, _) = two_rolling_out(&config());
+    a.tick(5_000).unwrap();
+    let before = a.clone();
+    let at: Vec<u64> = (0..10u64).map(|i| 6_000 + i * 100).collect();
+    let values = vec![100.0; 10];
+    let none = rollguard::Labels::<&str>::default();
+    let refused =
+        |a: &mut Agents, r: Result<AgentsStep, rollguard::Error>, code: ErrorCode, path: &str| {
+            let e = r.unwrap_err();
+            assert_eq!((e.code, e.path.as_str()), (code, path), "{e}");
+            assert_eq!(*a, before);
+        };
+    let r = a.observe_values("planner", "v3", "latency_ms", &at, &values, &none);
+    refused(&mut a, r, ErrorCode::UnknownAgent, "agent");
+    let early: Vec<u64> = (0..10u64).map(|i| 4_000 + i * 100).collect();
+    let r = a.observe_values("notifier", "v3", "latency_ms", &early, &values, &none);
+    refused(&mut a, r, ErrorCode::TimeWentBackwards, "at[0]");
+    let mut bad = values.clone();
+    bad[7] = f64::NAN;
+    let r = a.observe_values("notifier", "v3", "latency_ms", &at, &bad, &none);
+    refused(&mut a, r, ErrorCode::NonFiniteValue, "value[7]");
+    let codes = [-1, 0, -1, 1, 0, 0, 0, 0, 0, 0];
+    let other = rollguard::Labels {
+        agent: Some(rollguard::LabelColumn::new(
+            &codes,
+            &["notifier", "negotiator"],
+        )),
+        ..rollguard::Labels::default()
+    };
+    let r = a.observe_values("notifier", "v3", "latency_ms", &at, &values, &other);
+    refused(&mut a, r, ErrorCode::UnknownAgent, "agent[3]");
+    // An empty column is accepted and changes nothing.
+    let step = a
+        .observe_values("notifier", "v3", "latency_ms", &[], &[], &none)
+        .unwrap();
+    assert!(step.agents.is_empty());
+    assert_eq!(a, before);
 }

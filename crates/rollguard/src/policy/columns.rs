@@ -86,6 +86,22 @@ impl<S> Clone for Labels<'_, S> {
 impl<S> Copy for Labels<'_, S> {}
 
 impl<'a, S> Labels<'a, S> {
+    /// The labels of rows `rows` only (every column's codes cut to them; a column
+    /// shorter than that, refused by any column call, is cut to none).
+    pub(crate) fn rows(&self, rows: Range<usize>) -> Self {
+        let cut = |c: Option<LabelColumn<'a, S>>| {
+            c.map(|c| LabelColumn {
+                codes: c.codes.get(rows.clone()).unwrap_or(&[]),
+                categories: c.categories,
+            })
+        };
+        Self {
+            tenant: cut(self.tenant),
+            tier: cut(self.tier),
+            agent: cut(self.agent),
+        }
+    }
+
     /// The columns with their labels' names, in the order `observe` checks them.
     fn named(&self) -> [(ScopeLabel, &'static str, Option<LabelColumn<'a, S>>); 3] {
         [
@@ -423,18 +439,22 @@ impl Policy {
         self.observe_value_column(arm, metric, at, values, labels)
     }
 
-    fn observe_value_column<T: Millis, S: AsRef<str>>(
-        &mut self,
+    /// Checks a column of value samples as [`Policy::observe_values_labelled`] does,
+    /// changing nothing: the metric's index and whether the scope column is cached, or
+    /// `None` for an empty column. A column it accepts is recorded whole or in pieces
+    /// (each piece a column of its own) without a refusal.
+    pub(crate) fn check_value_column<T: Millis, S: AsRef<str>>(
+        &self,
         arm: &str,
         metric: &str,
         at: &[T],
         values: &[f64],
         labels: &Labels<'_, S>,
-    ) -> Result<Step, Error> {
+    ) -> Result<Option<(usize, bool)>, Error> {
         same_length(at.len(), values.len(), "value")?;
         let cached = self.check_labels(labels, at.len())?;
         let Some((&first, &x)) = at.first().zip(values.first()) else {
-            return Ok(Out::default().into_step(self.state.now));
+            return Ok(None);
         };
         // Row 0 through the general check settles arm, metric and kind for the column;
         // the other rows need only the cheap per-row tests.
@@ -467,6 +487,20 @@ impl Policy {
             }
         }
         self.check_column_room(arm, m, at)?;
+        Ok(Some((m, cached)))
+    }
+
+    fn observe_value_column<T: Millis, S: AsRef<str>>(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[T],
+        values: &[f64],
+        labels: &Labels<'_, S>,
+    ) -> Result<Step, Error> {
+        let Some((m, cached)) = self.check_value_column(arm, metric, at, values, labels)? else {
+            return Ok(Out::default().into_step(self.state.now));
+        };
         let mut out = Out::default();
         let record = |w: &mut Window, shape, rows: Range<usize>| {
             w.add_values(shape, &at[rows.clone()], &values[rows]);
@@ -571,20 +605,22 @@ impl Policy {
         self.observe_count_column(arm, metric, at, events, totals, labels)
     }
 
-    fn observe_count_column<T: Millis, N: Count, S: AsRef<str>>(
-        &mut self,
+    /// Checks a column of count samples as [`Policy::observe_counts_labelled`] does,
+    /// changing nothing (see [`Policy::check_value_column`]).
+    pub(crate) fn check_count_column<T: Millis, N: Count, S: AsRef<str>>(
+        &self,
         arm: &str,
         metric: &str,
         at: &[T],
         events: &[N],
         totals: &[N],
         labels: &Labels<'_, S>,
-    ) -> Result<Step, Error> {
+    ) -> Result<Option<(usize, bool)>, Error> {
         same_length(at.len(), events.len(), "events")?;
         same_length(at.len(), totals.len(), "total")?;
         let cached = self.check_labels(labels, at.len())?;
         let Some(&first) = at.first() else {
-            return Ok(Out::default().into_step(self.state.now));
+            return Ok(None);
         };
         // Row `i` through the general check, with the time it must not be before: its
         // time and the metric's index.
@@ -613,6 +649,22 @@ impl Policy {
             }
         }
         self.check_column_room(arm, m, at)?;
+        Ok(Some((m, cached)))
+    }
+
+    fn observe_count_column<T: Millis, N: Count, S: AsRef<str>>(
+        &mut self,
+        arm: &str,
+        metric: &str,
+        at: &[T],
+        events: &[N],
+        totals: &[N],
+        labels: &Labels<'_, S>,
+    ) -> Result<Step, Error> {
+        let Some((m, cached)) = self.check_count_column(arm, metric, at, events, totals, labels)?
+        else {
+            return Ok(Out::default().into_step(self.state.now));
+        };
         let mut out = Out::default();
         let record = |w: &mut Window, shape, rows: Range<usize>| {
             w.add_counts(
