@@ -735,7 +735,10 @@ fn a_count_column_with_tenant_labels_is_its_rows_one_by_one() {
     let step = column
         .observe_counts("notifier", "v3", "errors", &at, &events, &totals, &labels)
         .unwrap();
-    assert_eq!(per_agent(std::slice::from_ref(&step)), per_agent(&one_by_one));
+    assert_eq!(
+        per_agent(std::slice::from_ref(&step)),
+        per_agent(&one_by_one)
+    );
     assert_eq!(rollbacks(&[step], "notifier").len(), 1);
     assert_eq!(column, rows);
 }
