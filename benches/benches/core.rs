@@ -372,7 +372,7 @@ fn ten_thousand_scopes(latency_stat: &str) -> Policy {
 
 /// One labelled sample of tenant `i` at `at`: cycling arms and metrics.
 fn scoped_sample(i: u64, at: u64, tenants: &[String]) -> Sample {
-    let arm = if i % 2 == 0 { "v1" } else { "v2" };
+    let arm = if i.is_multiple_of(2) { "v1" } else { "v2" };
     let mut s = match (i / 2) % 3 {
         0 => Sample::value(at, arm, "latency_ms", 100.0 + (i % 17) as f64),
         1 => Sample::count(at, arm, "errors", (i % 3) as i64 / 2, 10),

@@ -522,11 +522,11 @@ impl Stream {
                 };
                 let mut x = c.latency * (LATENCY_MEAN_MS + LATENCY_SD_MS * (e + shift));
                 let mut hit = shift != 0.0;
-                if let Effect::TailP99 { factor } = effect {
-                    if z > Z95 {
-                        x *= tail_factor(z, factor);
-                        hit = true;
-                    }
+                if let Effect::TailP99 { factor } = effect
+                    && z > Z95
+                {
+                    x *= tail_factor(z, factor);
+                    hit = true;
                 }
                 let u: f64 = self.rng.random();
                 let failed = match effect {

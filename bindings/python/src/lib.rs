@@ -823,14 +823,14 @@ impl<'py> Times<'py> {
                 let read = c.read("at")?;
                 // One branch-free pass (it vectorizes); the row is looked for only on
                 // refusal.
-                if read.iter().fold(0, |acc, t| acc | t) < 0 {
-                    if let Some((i, t)) = read.iter().enumerate().find(|(_, t)| **t < 0) {
-                        return Err(column_error(
-                            py,
-                            format!("at[{i}]"),
-                            format!("time {t} is negative"),
-                        ));
-                    }
+                if read.iter().fold(0, |acc, t| acc | t) < 0
+                    && let Some((i, t)) = read.iter().enumerate().find(|(_, t)| **t < 0)
+                {
+                    return Err(column_error(
+                        py,
+                        format!("at[{i}]"),
+                        format!("time {t} is negative"),
+                    ));
                 }
                 Ok(TimesRead::Signed(read))
             }
@@ -982,10 +982,11 @@ fn label_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<LabelArg<'
         return dictionary(&obj.getattr("codes")?, &obj.getattr("categories")?, name);
     }
     // A Series of another dtype refuses `.cat` (AttributeError).
-    if let Ok(cat) = obj.getattr("cat") {
-        if cat.hasattr("codes")? && cat.hasattr("categories")? {
-            return dictionary(&cat.getattr("codes")?, &cat.getattr("categories")?, name);
-        }
+    if let Ok(cat) = obj.getattr("cat")
+        && cat.hasattr("codes")?
+        && cat.hasattr("categories")?
+    {
+        return dictionary(&cat.getattr("codes")?, &cat.getattr("categories")?, name);
     }
     if is_sequence(obj) {
         return encoded(obj, name);

@@ -293,14 +293,14 @@ pub fn check(
 fn prepare(config: &PolicyConfig, spec: &BacktestSpec) -> Result<String, BacktestError> {
     spec.check()?;
     let candidate = candidate_of(config, spec)?;
-    if let Some(f) = &spec.then {
-        if f.candidate == candidate || !config.versions.iter().any(|v| v.id == f.candidate) {
-            return Err(BacktestError::new(
-                "unknown_reference",
-                "then.candidate",
-                format!("{} is not another of the policy's versions", f.candidate),
-            ));
-        }
+    if let Some(f) = &spec.then
+        && (f.candidate == candidate || !config.versions.iter().any(|v| v.id == f.candidate))
+    {
+        return Err(BacktestError::new(
+            "unknown_reference",
+            "then.candidate",
+            format!("{} is not another of the policy's versions", f.candidate),
+        ));
     }
     Ok(candidate)
 }
@@ -325,14 +325,14 @@ fn candidate_of(config: &PolicyConfig, spec: &BacktestSpec) -> Result<String, Ba
             format!("{candidate} is not among the policy's versions"),
         ));
     }
-    if let (Some(a), Some(b)) = (&spec.candidate, &config.candidate) {
-        if a != b {
-            return Err(BacktestError::new(
-                "invalid_value",
-                "candidate",
-                format!("the policy already rolls out {b}, not {a}"),
-            ));
-        }
+    if let (Some(a), Some(b)) = (&spec.candidate, &config.candidate)
+        && a != b
+    {
+        return Err(BacktestError::new(
+            "invalid_value",
+            "candidate",
+            format!("the policy already rolls out {b}, not {a}"),
+        ));
     }
     Ok(candidate)
 }
@@ -411,10 +411,11 @@ impl Run {
     /// The first rollout ended at `at` (its rollback or promotion acknowledged): the
     /// follow-up, if any, is due `after_ms` later.
     fn first_ended(&mut self, at: Timestamp) {
-        if self.outcome.then.is_none() && self.follow_up_at.is_none() {
-            if let Some(f) = &self.follow_up {
-                self.follow_up_at = Some(at.saturating_add(f.after_ms));
-            }
+        if self.outcome.then.is_none()
+            && self.follow_up_at.is_none()
+            && let Some(f) = &self.follow_up
+        {
+            self.follow_up_at = Some(at.saturating_add(f.after_ms));
         }
     }
 
@@ -464,10 +465,10 @@ impl Run {
                         Some(f) => &mut f.rollback,
                         None => &mut self.outcome.rollback,
                     };
-                    if matches!(action, Action::Rollback { .. }) {
-                        if let Some(r) = rollback.as_mut().filter(|r| r.restored_at.is_none()) {
-                            r.restored_at = Some(at);
-                        }
+                    if matches!(action, Action::Rollback { .. })
+                        && let Some(r) = rollback.as_mut().filter(|r| r.restored_at.is_none())
+                    {
+                        r.restored_at = Some(at);
                     }
                     if matches!(action, Action::Rollback { .. } | Action::Promote { .. }) {
                         self.first_ended(at);

@@ -197,10 +197,10 @@ impl BacktestSpec {
         if self.resample.is_some_and(|r| r.block_ms == 0) {
             return bad("resample.block_ms", "must be positive");
         }
-        if let Traffic::Recorded { candidate_arm } = &self.traffic {
-            if candidate_arm.is_empty() {
-                return bad("traffic.candidate_arm", "must not be empty");
-            }
+        if let Traffic::Recorded { candidate_arm } = &self.traffic
+            && candidate_arm.is_empty()
+        {
+            return bad("traffic.candidate_arm", "must not be empty");
         }
         let Some(inject) = &self.inject else {
             return Ok(());

@@ -471,7 +471,7 @@ impl<W: Write> Sink for ScenarioSink<'_, W> {
 
     fn entry(&mut self, entry: &TraceEntry, origin: Origin, read: u64) -> bool {
         self.entries += 1;
-        if let Some(b) = self.bar.filter(|_| self.entries % 1024 == 0) {
+        if let Some(b) = self.bar.filter(|_| self.entries.is_multiple_of(1024)) {
             b.set_position(read);
         }
         self.writer.accept(entry, origin)
@@ -552,7 +552,7 @@ pub(crate) fn replay_samples(
     let rest = std::iter::from_fn(|| {
         let item = reader.next();
         lines += 1;
-        if let Some(b) = bar.as_ref().filter(|_| lines % 1024 == 0) {
+        if let Some(b) = bar.as_ref().filter(|_| lines.is_multiple_of(1024)) {
             b.set_position(reader.bytes_read());
         }
         item

@@ -227,10 +227,8 @@ pub(crate) const UNTRACKED_FIRST: bool = cfg!(not(target_arch = "wasm32"));
 
 /// Parses a JSON document into `T`, reporting the failing field's path.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
-    if UNTRACKED_FIRST {
-        if let Ok(value) = serde_json::from_str(text) {
-            return Ok(value);
-        }
+    if UNTRACKED_FIRST && let Ok(value) = serde_json::from_str(text) {
+        return Ok(value);
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(Error::from_json)?;
@@ -244,10 +242,8 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T
 pub(crate) fn parse_value<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
 ) -> Result<T, Error> {
-    if UNTRACKED_FIRST {
-        if let Ok(t) = T::deserialize(&value) {
-            return Ok(t);
-        }
+    if UNTRACKED_FIRST && let Ok(t) = T::deserialize(&value) {
+        return Ok(t);
     }
     serde_path_to_error::deserialize(value).map_err(Error::from_json)
 }

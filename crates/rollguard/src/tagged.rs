@@ -26,10 +26,10 @@ where
     let value = Value::deserialize(d)?;
     let t = T::deserialize(&value).map_err(D::Error::custom)?;
     let canonical = serde_json::to_value(&t).map_err(D::Error::custom)?;
-    if let (Some(given), Some(known)) = (value.as_object(), canonical.as_object()) {
-        if let Some(field) = given.keys().find(|k| !known.contains_key(*k)) {
-            return Err(D::Error::custom(format!("unknown field `{field}`")));
-        }
+    if let (Some(given), Some(known)) = (value.as_object(), canonical.as_object())
+        && let Some(field) = given.keys().find(|k| !known.contains_key(*k))
+    {
+        return Err(D::Error::custom(format!("unknown field `{field}`")));
     }
     Ok(t)
 }

@@ -1047,13 +1047,12 @@ proptest! {
                     if d.reason == Reason::OperatorRetry {
                         continue;
                     }
-                    if let Some(t) = last {
-                        if d.at < t + cooldown {
+                    if let Some(t) = last
+                        && d.at < t + cooldown {
                             return Err(format!(
                                 "automated rollback at {} only {} ms after the one at {t} \
                                  (cooldown {cooldown} ms): {d:?}", d.at, d.at - t));
                         }
-                    }
                     last = Some(d.at);
                 }
             }

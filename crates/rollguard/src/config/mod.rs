@@ -2299,7 +2299,7 @@ impl MetricConfig {
             || format!("at most {} buckets", limits::BUCKETS_MAX),
         )?;
         ensure(
-            window_ms % u64::from(self.buckets) == 0,
+            window_ms.is_multiple_of(u64::from(self.buckets)),
             ErrorCode::InvalidValue,
             "window_ms",
             || {

@@ -232,11 +232,11 @@ impl Policy {
         }
         // Environment or model? Asked of the overall verdicts only: a scope's trip is
         // judged by the ladder above.
-        if tripped.iter().all(|r| r.scope.is_none()) {
-            if let Some((gates, detail)) = self.environment_suspected(phase, now, &tripped) {
-                self.hold_for_environment(now, gates, detail, out);
-                return;
-            }
+        if tripped.iter().all(|r| r.scope.is_none())
+            && let Some((gates, detail)) = self.environment_suspected(phase, now, &tripped)
+        {
+            self.hold_for_environment(now, gates, detail, out);
+            return;
         }
         self.gate_rollback(now, tripped, onset, out);
     }

@@ -731,14 +731,14 @@ impl Policy {
             let n = c.categories.len();
             let bound = n.min(1 << 31) as u32;
             let fine = |code: i32| code.wrapping_add(1) as u32 <= bound;
-            if !c.codes.iter().fold(true, |ok, &code| ok & fine(code)) {
-                if let Some((i, code)) = c.codes.iter().enumerate().find(|(_, c)| !fine(**c)) {
-                    return Err(Error::new(
-                        ErrorCode::InvalidValue,
-                        format!("{name}[{i}]"),
-                        format!("code {code} is neither -1 nor the index of one of {n} categories"),
-                    ));
-                }
+            if !c.codes.iter().fold(true, |ok, &code| ok & fine(code))
+                && let Some((i, code)) = c.codes.iter().enumerate().find(|(_, c)| !fine(**c))
+            {
+                return Err(Error::new(
+                    ErrorCode::InvalidValue,
+                    format!("{name}[{i}]"),
+                    format!("code {code} is neither -1 nor the index of one of {n} categories"),
+                ));
             }
             if by == Some(&[label]) && self.columns.holds(c.categories) {
                 cached = true;
@@ -972,11 +972,11 @@ impl Policy {
             if let Some(w) = live.and_then(|a| self.scoped_window_at(a, *s, metric)) {
                 (scoped.record)(w, shape, mine);
             }
-            if let Some((side, gates)) = &detectors {
-                if let Some(states) = self.state.scopes.get_mut(*s as usize) {
-                    for &gate in gates {
-                        (scoped.feed)(&mut states.gates[gate].detector, *side, mine);
-                    }
+            if let Some((side, gates)) = &detectors
+                && let Some(states) = self.state.scopes.get_mut(*s as usize)
+            {
+                for &gate in gates {
+                    (scoped.feed)(&mut states.gates[gate].detector, *side, mine);
                 }
             }
         }

@@ -449,10 +449,10 @@ impl Policy {
 
     /// A rollback is issued, or the candidate forced through: the episode is over.
     pub(super) fn end_gradual(&mut self) {
-        if let Some(r) = self.state.rollout.as_mut() {
-            if r.gradual.take().is_some() {
-                r.gradual_spent = true;
-            }
+        if let Some(r) = self.state.rollout.as_mut()
+            && r.gradual.take().is_some()
+        {
+            r.gradual_spent = true;
         }
     }
 

@@ -80,7 +80,7 @@ impl Run {
     fn feed(&mut self, from: Timestamp, to: Timestamp, health: Health) {
         let mut t = from;
         while t < to {
-            if t % 10_000 == 0 {
+            if t.is_multiple_of(10_000) {
                 // Evaluations (and bake ends) fire on their own time, so that actions
                 // are acknowledged then.
                 let step = self.p.tick(t).unwrap();

@@ -408,19 +408,18 @@ mod tier_tests {
                 s.tier = Some(if tenant == "acme" { "gold" } else { "silver" }.into());
                 decisions.extend(p.observe(&s).unwrap().decisions);
             }
-            if let Some(id) = p.status().pending_action {
-                if !decisions
+            if let Some(id) = p.status().pending_action
+                && !decisions
                     .iter()
                     .any(|d| matches!(d.action, Action::Rollback { .. }))
-                {
-                    let step = p
-                        .handle(&Input::Ack {
-                            at: t,
-                            action_id: id,
-                        })
-                        .unwrap();
-                    decisions.extend(step.decisions);
-                }
+            {
+                let step = p
+                    .handle(&Input::Ack {
+                        at: t,
+                        action_id: id,
+                    })
+                    .unwrap();
+                decisions.extend(step.decisions);
             }
         }
         (p, decisions)

@@ -228,12 +228,12 @@ impl Snapshot {
         // A snapshot of a known format parses straight into its type; any other
         // document goes through a value, for the format check and the failing field's
         // path.
-        if crate::error::UNTRACKED_FIRST {
-            if let Ok(s) = serde_json::from_str::<Self>(text) {
-                if readable(s.format_version) && s.check_form().is_ok() {
-                    return Ok(s);
-                }
-            }
+        if crate::error::UNTRACKED_FIRST
+            && let Ok(s) = serde_json::from_str::<Self>(text)
+            && readable(s.format_version)
+            && s.check_form().is_ok()
+        {
+            return Ok(s);
         }
         // Through a `UniqueValue`, not a `Value`, which would keep the last of a
         // repeated key.
