@@ -130,8 +130,8 @@ def _per_agent(steps: Any) -> Dict[str, Any]:
 def test_observe_many_for_one_agent_is_its_rows_one_by_one() -> None:
     np = pytest.importorskip("numpy")
     column, rows = _rolling_out(), _rolling_out()
-    # The negotiator's candidate slows down after 40 s; the notifier's analyses and
-    # promotion (at 60 s) fall due inside the column.
+    # The negotiator's candidate slows down after 40 s; the notifier's analyses fall
+    # due inside the column.
     at = np.arange(1, 201, dtype=np.int64) * 500
     value = np.where(at < 40_000, 120.0, 260.0)
     tenant = ["acme" if i % 3 else "globex" for i in range(len(at))]
@@ -145,6 +145,9 @@ def test_observe_many_for_one_agent_is_its_rows_one_by_one() -> None:
     assert _per_agent([step]) == _per_agent(one_by_one)
     kinds = [d["kind"] for d in _per_agent([step])["negotiator"][0]]
     assert "rollback" in kinds
+    # The notifier's timers fired at the rows' times, inside the column.
+    assert any(0 < e["at"] < 100_000 and e["kind"] == "analysis"
+               for e in _per_agent([step])["notifier"][1])
     assert column == rows
     assert column.snapshot() == rows.snapshot()
 
