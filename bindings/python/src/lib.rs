@@ -1090,6 +1090,49 @@ fn labels_of<'a>(
     })
 }
 
+/// The columns of an `observe_many` call: every column converted before any is read
+/// (see `Column`), then `values` runs on `target` with the times, values and labels,
+/// or `counts` with the times, events, totals and labels.
+#[allow(clippy::type_complexity)] // the three optional columns, as Python passes them
+fn observe_columns<T, R>(
+    py: Python<'_>,
+    target: &mut T,
+    at: &Bound<'_, PyAny>,
+    (value, events, total): (
+        Option<&Bound<'_, PyAny>>,
+        Option<&Bound<'_, PyAny>>,
+        Option<&Bound<'_, PyAny>>,
+    ),
+    [tenant, tier, agent]: [Option<&Bound<'_, PyAny>>; 3],
+    values: impl FnOnce(&mut T, &[u64], &[f64], Option<&rg::Labels<'_, String>>) -> PyResult<R>,
+    counts: impl FnOnce(&mut T, &[u64], &[i64], &[i64], Option<&rg::Labels<'_, String>>) -> PyResult<R>,
+) -> PyResult<R> {
+    let times = time_column(at)?;
+    let labels = [
+        tenant.map(|o| label_column(o, "tenant")).transpose()?,
+        tier.map(|o| label_column(o, "tier")).transpose()?,
+        agent.map(|o| label_column(o, "agent")).transpose()?,
+    ];
+    let read_codes = || read_label_codes(&labels);
+    match (value, events, total) {
+        (Some(v), None, None) => {
+            let v = float_column(v, "value")?;
+            let (at, v, codes) = (times.read(py)?, v.read("value")?, read_codes()?);
+            values(target, at.ms(), &v, labels_of(&labels, &codes).as_ref())
+        }
+        (None, Some(e), Some(n)) => {
+            let e = int_column(e, "events")?;
+            let n = int_column(n, "total")?;
+            let (at, e, n) = (times.read(py)?, e.read("events")?, n.read("total")?);
+            let codes = read_codes()?;
+            counts(target, at.ms(), &e, &n, labels_of(&labels, &codes).as_ref())
+        }
+        _ => Err(PyTypeError::new_err(
+            "observe_many takes value=, or events= and total=",
+        )),
+    }
+}
+
 // ------------------------------------------------------------------ Policy
 
 fn observe_input(sample: Value) -> Value {
@@ -1261,39 +1304,26 @@ impl PyPolicy {
         tier: Option<&Bound<'_, PyAny>>,
         agent: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyStep> {
-        // Every column is converted before any is read (see `Column`).
-        let times = time_column(at)?;
-        let labels = [
-            tenant.map(|o| label_column(o, "tenant")).transpose()?,
-            tier.map(|o| label_column(o, "tier")).transpose()?,
-            agent.map(|o| label_column(o, "agent")).transpose()?,
-        ];
-        let read_codes = || read_label_codes(&labels);
-        match (value, events, total) {
-            (Some(v), None, None) => {
-                let v = float_column(v, "value")?;
-                let (at, v, codes) = (times.read(py)?, v.read("value")?, read_codes()?);
-                let labels = labels_of(&labels, &codes);
-                self.run(py, |p| match labels {
-                    None => p.observe_values(arm, metric, at.ms(), &v),
-                    Some(l) => p.observe_values_labelled(arm, metric, at.ms(), &v, &l),
+        let step = observe_columns(
+            py,
+            &mut self.inner,
+            at,
+            (value, events, total),
+            [tenant, tier, agent],
+            |inner, at, v, labels| {
+                core(py, Api::Input, || match labels {
+                    None => inner.observe_values(arm, metric, at, v),
+                    Some(l) => inner.observe_values_labelled(arm, metric, at, v, l),
                 })
-            }
-            (None, Some(e), Some(n)) => {
-                let e = int_column(e, "events")?;
-                let n = int_column(n, "total")?;
-                let (at, e, n) = (times.read(py)?, e.read("events")?, n.read("total")?);
-                let codes = read_codes()?;
-                let labels = labels_of(&labels, &codes);
-                self.run(py, |p| match labels {
-                    None => p.observe_counts(arm, metric, at.ms(), &e, &n),
-                    Some(l) => p.observe_counts_labelled(arm, metric, at.ms(), &e, &n, &l),
+            },
+            |inner, at, e, n, labels| {
+                core(py, Api::Input, || match labels {
+                    None => inner.observe_counts(arm, metric, at, e, n),
+                    Some(l) => inner.observe_counts_labelled(arm, metric, at, e, n, l),
                 })
-            }
-            _ => Err(PyTypeError::new_err(
-                "observe_many takes value=, or events= and total=",
-            )),
-        }
+            },
+        )?;
+        Ok(PyStep { inner: step })
     }
 
     /// Time passes: fires every timer due at or before `now` (int ms or aware datetime).
@@ -1536,6 +1566,52 @@ impl PyAgents {
     ) -> PyResult<Bound<'py, PyAny>> {
         let value = observe_input(value_of(sample, Api::Input)?);
         self.input(py, value)
+    }
+
+    /// Records a column of samples of one metric on one arm of ``agent``, atomically:
+    /// ``value`` for a value metric, or ``events`` and ``total`` for a count metric, as
+    /// ``Policy.observe_many`` takes them (``tenant`` and ``tier`` label columns
+    /// included). The result is that of ``observe`` of each row for that agent: the
+    /// other agents fire their timers at the rows' times as they fall due.
+    #[pyo3(signature = (
+        agent, arm, metric, at, value = None, *, events = None, total = None,
+        tenant = None, tier = None
+    ))]
+    #[allow(clippy::too_many_arguments)] // Python's signature: one argument per column.
+    fn observe_many<'py>(
+        &mut self,
+        py: Python<'py>,
+        agent: &str,
+        arm: &str,
+        metric: &str,
+        at: &Bound<'py, PyAny>,
+        value: Option<&Bound<'py, PyAny>>,
+        events: Option<&Bound<'py, PyAny>>,
+        total: Option<&Bound<'py, PyAny>>,
+        tenant: Option<&Bound<'py, PyAny>>,
+        tier: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let none = rg::Labels::<String>::default();
+        let step = observe_columns(
+            py,
+            &mut self.inner,
+            at,
+            (value, events, total),
+            [tenant, tier, None],
+            |inner, at, v, labels| {
+                let l = labels.unwrap_or(&none);
+                core(py, Api::Input, || {
+                    inner.observe_values(agent, arm, metric, at, v, l)
+                })
+            },
+            |inner, at, e, n, labels| {
+                let l = labels.unwrap_or(&none);
+                core(py, Api::Input, || {
+                    inner.observe_counts(agent, arm, metric, at, e, n, l)
+                })
+            },
+        )?;
+        dict_of(py, &step)
     }
 
     /// Records several sample dicts atomically, in time order, each going to the agent

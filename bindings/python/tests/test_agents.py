@@ -108,3 +108,63 @@ def test_snapshot_copy_and_pickle_round_trip() -> None:
     assert agents.next_deadline() == twin.next_deadline()
     assert agents.config["name"] == "ops"
     assert "notifier" in repr(agents)
+
+
+def _rolling_out() -> Agents:
+    agents = Agents(CONFIG)
+    agents.command("register_version", at=0, version={"id": "v3", "digest": "sha256:03"})
+    ack_all(agents, agents.command("start_rollout", at=0, version="v3"))
+    return agents
+
+
+def _per_agent(steps: Any) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for step in steps:
+        for entry in step["agents"]:
+            d, e = out.setdefault(entry["agent"], ([], []))
+            d.extend(entry["step"]["decisions"])
+            e.extend(entry["step"]["events"])
+    return out
+
+
+def test_observe_many_for_one_agent_is_its_rows_one_by_one() -> None:
+    np = pytest.importorskip("numpy")
+    column, rows = _rolling_out(), _rolling_out()
+    # The negotiator's candidate slows down after 40 s; the notifier's analyses fall
+    # due inside the column.
+    at = np.arange(1, 201, dtype=np.int64) * 500
+    value = np.where(at < 40_000, 120.0, 260.0)
+    tenant = ["acme" if i % 3 else "globex" for i in range(len(at))]
+    one_by_one = [
+        rows.observe({"at": int(t), "arm": "v3", "metric": "latency_ms", "value": float(x),
+                      "agent": "negotiator", "tenant": tn})
+        for t, x, tn in zip(at, value, tenant)
+    ]
+    step = column.observe_many("negotiator", "v3", "latency_ms", at, value, tenant=tenant)
+    assert step["at"] == 100_000
+    assert _per_agent([step]) == _per_agent(one_by_one)
+    kinds = [d["kind"] for d in _per_agent([step])["negotiator"][0]]
+    assert "rollback" in kinds
+    # The notifier's timers fired at the rows' times, inside the column.
+    assert any(0 < e["at"] < 100_000 and e["kind"] == "analysis"
+               for e in _per_agent([step])["notifier"][1])
+    assert column == rows
+    assert column.snapshot() == rows.snapshot()
+
+
+def test_observe_many_counts_and_refusals_change_nothing() -> None:
+    agents = _rolling_out()
+    before = agents.snapshot()
+    with pytest.raises(rollguard.InputError) as e:
+        agents.observe_many("planner", "v3", "latency_ms", [1000], [1.0])
+    assert (e.value.code, e.value.path) == ("unknown_agent", "agent")
+    with pytest.raises(rollguard.InputError) as e:
+        agents.observe_many("notifier", "v3", "latency_ms", [1000, 2000, 3000], [1.0, float("nan"), 2.0])
+    assert (e.value.code, e.value.path) == ("non_finite_value", "value[1]")
+    with pytest.raises(rollguard.InputError) as e:
+        # latency_ms is a value metric: counts are refused, naming the first row.
+        agents.observe_many("notifier", "v3", "latency_ms", [1000], events=[1], total=[2])
+    assert (e.value.code, e.value.path) == ("metric_kind_mismatch", "value[0]")
+    with pytest.raises(TypeError):
+        agents.observe_many("notifier", "v3", "latency_ms", [1000])
+    assert agents.snapshot() == before

@@ -801,6 +801,62 @@ impl JsAgents {
         to_js(&step)
     }
 
+    /// Records a column of value samples of one metric on one arm of `agent`,
+    /// atomically, as `Policy.observeMany` does (`labels`: tenant and tier columns; an
+    /// agent column must name `agent`). The result is that of `observe` of each row for
+    /// that agent: the other agents fire their timers at the rows' times as they fall
+    /// due.
+    ///
+    /// # Errors
+    /// `unknown_agent`, or the first sample error naming its row (`value[3]`); no
+    /// agent changes.
+    #[wasm_bindgen(js_name = observeMany, unchecked_return_type = "AgentsStep")]
+    pub fn observe_many(
+        &mut self,
+        agent: &str,
+        arm: &str,
+        metric: &str,
+        at: &[f64],
+        values: &[f64],
+        #[wasm_bindgen(unchecked_optional_param_type = "LabelColumns")] labels: JsValue,
+    ) -> JsResult<JsValue> {
+        let mut run = || {
+            let columns = label_columns(&labels)?.unwrap_or_default();
+            let labels = core_labels(&columns);
+            self.inner
+                .observe_values_f64(agent, arm, metric, at, values, &labels)
+        };
+        let step = run().map_err(|e| js_error(&e))?;
+        to_js(&step)
+    }
+
+    /// Records a column of count samples (`events[i]` out of `totals[i]`) for `agent`,
+    /// as `observeMany` does.
+    ///
+    /// # Errors
+    /// As `observeMany` (`events[3]`, `total[3]`, ...).
+    #[wasm_bindgen(js_name = observeCounts, unchecked_return_type = "AgentsStep")]
+    #[allow(clippy::too_many_arguments)] // one argument per column, as Policy's
+    pub fn observe_counts(
+        &mut self,
+        agent: &str,
+        arm: &str,
+        metric: &str,
+        at: &[f64],
+        events: &[f64],
+        totals: &[f64],
+        #[wasm_bindgen(unchecked_optional_param_type = "LabelColumns")] labels: JsValue,
+    ) -> JsResult<JsValue> {
+        let mut run = || {
+            let columns = label_columns(&labels)?.unwrap_or_default();
+            let labels = core_labels(&columns);
+            self.inner
+                .observe_counts_f64(agent, arm, metric, at, events, totals, &labels)
+        };
+        let step = run().map_err(|e| js_error(&e))?;
+        to_js(&step)
+    }
+
     /// Time passes: every agent fires its timers due at or before `now` (ms).
     ///
     /// # Errors

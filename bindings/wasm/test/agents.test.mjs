@@ -86,3 +86,59 @@ test("refusals are typed and change nothing", () => {
     { code: "unknown_reference", path: "agents.x.stable" });
   assert.equal(agents.config().name, "ops");
 });
+
+function rollingOut() {
+  const agents = new Agents(config, 0);
+  agents.command({ kind: "register_version", at: 0, version: { id: "v3", digest: "sha256:03" } });
+  ackAll(agents, agents.command({ kind: "start_rollout", at: 0, version: "v3" }));
+  return agents;
+}
+
+/** Every decision and event per agent over steps, in order. */
+function perAgent(steps) {
+  const out = {};
+  for (const step of steps) {
+    for (const { agent, step: s } of step.agents) {
+      out[agent] ??= { decisions: [], events: [] };
+      out[agent].decisions.push(...s.decisions);
+      out[agent].events.push(...s.events);
+    }
+  }
+  return out;
+}
+
+test("observeMany for one agent is its rows one by one, typed arrays and label codes", () => {
+  const [column, rows] = [rollingOut(), rollingOut()];
+  // The negotiator's candidate slows down after 40 s; the notifier's analyses fall
+  // due inside the column.
+  const n = 200;
+  const at = Float64Array.from({ length: n }, (_, i) => (i + 1) * 500);
+  const values = Float64Array.from(at, (t) => (t < 40000 ? 120 : 260));
+  const codes = Int32Array.from({ length: n }, (_, i) => (i % 3 ? 0 : 1));
+  const categories = ["acme", "globex"];
+  const oneByOne = [...at].map((t, i) => rows.observe({
+    at: t, arm: "v3", metric: "latency_ms", value: values[i], agent: "negotiator", tenant: categories[codes[i]],
+  }));
+  const step = column.observeMany("negotiator", "v3", "latency_ms", at, values, { tenant: { codes, categories } });
+  assert.equal(step.at, 100000);
+  const got = perAgent([step]);
+  assert.deepEqual(got, perAgent(oneByOne));
+  assert.ok(got.negotiator.decisions.some((d) => d.kind === "rollback"));
+  // The notifier's timers fired at the rows' times, inside the column.
+  assert.ok(got.notifier.events.some((e) => e.kind === "analysis" && e.at > 0 && e.at < 100000), JSON.stringify(got.notifier));
+  assert.equal(column.snapshotJson(), rows.snapshotJson());
+});
+
+test("observeMany and observeCounts refusals are typed and change nothing", () => {
+  const agents = rollingOut();
+  const before = agents.snapshotJson();
+  assert.deepEqual(thrown(() => agents.observeMany("planner", "v3", "latency_ms", [1000], [1])),
+    { code: "unknown_agent", path: "agent" });
+  assert.deepEqual(thrown(() => agents.observeMany("notifier", "v3", "latency_ms", [1000, 2000], [1, NaN])),
+    { code: "non_finite_value", path: "value[1]" });
+  assert.deepEqual(thrown(() => agents.observeMany("notifier", "v3", "latency_ms", [1000, 2000], [1, 2],
+    { agent: ["notifier", "negotiator"] })), { code: "unknown_agent", path: "agent[1]" });
+  assert.deepEqual(thrown(() => agents.observeCounts("notifier", "v3", "latency_ms", [1000], [1], [2])),
+    { code: "metric_kind_mismatch", path: "value[0]" });
+  assert.equal(agents.snapshotJson(), before);
+});

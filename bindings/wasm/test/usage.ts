@@ -121,6 +121,12 @@ const agentsConfig: AgentsConfig = {
 const agents = new Agents(agentsConfig, 0);
 const agentsStep: AgentsStep = agents.command({ kind: "pause", at: 1000, agent: "notifier" });
 for (const { agent, step: s } of agentsStep.agents) console.log(agent, s.decisions.length);
+const columnStep: AgentsStep = agents.observeMany("negotiator", "v2", "latency_ms",
+  Float64Array.of(2000, 3000), Float64Array.of(120, 130), { tenant: ["acme", "globex"] });
+// Counts take the same shape (for a config with a count metric `errors`).
+const recordErrors = (a: Agents): AgentsStep =>
+  a.observeCounts("notifier", "v2", "errors", Float64Array.of(4000), Float64Array.of(1), Float64Array.of(10));
+console.log(columnStep.at, recordErrors.length);
 const agentsSnapshot: AgentsSnapshot = agents.snapshot();
 const agentStatus: Status = agents.status()["negotiator"];
 const agentTable: RoutingTable = agents.routingTable("negotiator");

@@ -670,8 +670,8 @@ fn two_rolling_out(config: &Value) -> (Agents, Agents) {
 fn a_value_column_for_one_agent_is_its_rows_one_by_one() {
     let (mut column, mut rows) = two_rolling_out(&config());
     // Four minutes of the negotiator's candidate, its p95 crossing its 200 ms threshold
-    // after 42 s: it rolls back, and the other agent's analyses and stage timer (it
-    // promotes at 2 min) fall due inside the column.
+    // after 42 s: it rolls back, and the other agent's analyses fall due inside the
+    // column.
     let at: Vec<u64> = (1..=340u64).map(|i| i * 700).collect();
     let values: Vec<f64> = (0..340u64)
         .map(|i| {

@@ -272,6 +272,24 @@ class Agents:
     def observe_batch(
         self, samples: Sequence[SampleDict], *, agent: Optional[str] = None
     ) -> AgentsStepDict: ...
+    def observe_many(
+        self,
+        agent: str,
+        arm: str,
+        metric: str,
+        at: Any,
+        value: Optional[Any] = None,
+        *,
+        events: Optional[Any] = None,
+        total: Optional[Any] = None,
+        tenant: Optional[Any] = None,
+        tier: Optional[Any] = None,
+    ) -> AgentsStepDict:
+        """Records a column of samples of one metric on one arm of ``agent``,
+        atomically, as ``Policy.observe_many`` takes them (numpy arrays or sequences;
+        ``tenant`` and ``tier`` label columns). The result is that of ``observe`` of
+        each row for that agent; the other agents fire their timers at the rows' times
+        as they fall due. Raises ``InputError`` naming the row (``value[3]``)."""
     def tick(self, now: Time) -> AgentsStepDict: ...
     def command(self, kind: str, /, at: Time, **fields: Any) -> AgentsStepDict: ...
     def next_deadline(self) -> Optional[int]: ...
