@@ -38,7 +38,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{PolicyConfig, check_label, limits};
 use crate::error::{Error, ErrorCode, ensure, parse_json, parse_value};
-use crate::input::{Input, Sample};
+use crate::input::{Count, Input, Sample};
 use crate::json::{UniqueValue, key_path};
 use crate::output::Step;
 use crate::policy::{Assignment, Labels, Policy, RoutingTable, Status};
@@ -716,16 +716,7 @@ impl Agents {
         values: &[f64],
         labels: &Labels<'_, S>,
     ) -> Result<AgentsStep, Error> {
-        self.column(
-            agent,
-            at,
-            labels,
-            |p| p.check_value_column(arm, metric, at, values, labels),
-            |p, r| {
-                let (t, x) = (&at[r.clone()], &values[r.clone()]);
-                p.observe_values_labelled(arm, metric, t, x, &labels.rows(r))
-            },
-        )
+        self.value_column(agent, arm, metric, at, values, labels)
     }
 
     /// [`Agents::observe_values`] with the times as `f64` ms (see
@@ -742,16 +733,7 @@ impl Agents {
         values: &[f64],
         labels: &Labels<'_, S>,
     ) -> Result<AgentsStep, Error> {
-        self.column(
-            agent,
-            at,
-            labels,
-            |p| p.check_value_column(arm, metric, at, values, labels),
-            |p, r| {
-                let (t, x) = (&at[r.clone()], &values[r.clone()]);
-                p.observe_values_f64_labelled(arm, metric, t, x, &labels.rows(r))
-            },
-        )
+        self.value_column(agent, arm, metric, at, values, labels)
     }
 
     /// Records a column of count samples (`events` out of `totals`) for `agent`, as
@@ -770,16 +752,7 @@ impl Agents {
         totals: &[i64],
         labels: &Labels<'_, S>,
     ) -> Result<AgentsStep, Error> {
-        self.column(
-            agent,
-            at,
-            labels,
-            |p| p.check_count_column(arm, metric, at, events, totals, labels),
-            |p, r| {
-                let (t, e, n) = (&at[r.clone()], &events[r.clone()], &totals[r.clone()]);
-                p.observe_counts_labelled(arm, metric, t, e, n, &labels.rows(r))
-            },
-        )
+        self.count_column(agent, arm, metric, at, events, totals, labels)
     }
 
     /// [`Agents::observe_counts`] with times and counts as `f64` (see
@@ -798,14 +771,51 @@ impl Agents {
         totals: &[f64],
         labels: &Labels<'_, S>,
     ) -> Result<AgentsStep, Error> {
+        self.count_column(agent, arm, metric, at, events, totals, labels)
+    }
+
+    /// [`Agents::observe_values`] for either kind of time.
+    fn value_column<T: Millis, S: AsRef<str>>(
+        &mut self,
+        agent: &str,
+        arm: &str,
+        metric: &str,
+        at: &[T],
+        values: &[f64],
+        labels: &Labels<'_, S>,
+    ) -> Result<AgentsStep, Error> {
+        self.column(
+            agent,
+            at,
+            labels,
+            |p| p.check_value_column(arm, metric, at, values, labels),
+            |p, checked, r| {
+                let (t, x) = (&at[r.clone()], &values[r.clone()]);
+                p.record_value_column(checked, arm, t, x, &labels.rows(r))
+            },
+        )
+    }
+
+    /// [`Agents::observe_counts`] for either kind of time and count.
+    #[allow(clippy::too_many_arguments)] // one argument per column, as the policy's
+    fn count_column<T: Millis, N: Count, S: AsRef<str>>(
+        &mut self,
+        agent: &str,
+        arm: &str,
+        metric: &str,
+        at: &[T],
+        events: &[N],
+        totals: &[N],
+        labels: &Labels<'_, S>,
+    ) -> Result<AgentsStep, Error> {
         self.column(
             agent,
             at,
             labels,
             |p| p.check_count_column(arm, metric, at, events, totals, labels),
-            |p, r| {
+            |p, checked, r| {
                 let (t, e, n) = (&at[r.clone()], &events[r.clone()], &totals[r.clone()]);
-                p.observe_counts_f64_labelled(arm, metric, t, e, n, &labels.rows(r))
+                p.record_count_column(checked, arm, t, e, n, &labels.rows(r))
             },
         )
     }
@@ -822,7 +832,7 @@ impl Agents {
         at: &[T],
         labels: &Labels<'_, S>,
         check: impl FnOnce(&Policy) -> Result<Option<(usize, bool)>, Error>,
-        mut record: impl FnMut(&mut Policy, Range<usize>) -> Result<Step, Error>,
+        mut record: impl FnMut(&mut Policy, (usize, bool), Range<usize>) -> Step,
     ) -> Result<AgentsStep, Error> {
         let policy = self.require(agent)?;
         if let Some(column) = &labels.agent {
@@ -846,9 +856,9 @@ impl Agents {
         if let Some(first) = at.first().and_then(|t| t.exact("at").ok()) {
             self.check_time(first, now, "at[0]")?;
         }
-        if check(policy)?.is_none() {
+        let Some(checked) = check(policy)? else {
             return Ok(Self::collect(now, Vec::new()));
-        }
+        };
         // Checked: every time is exact, in order, and not before `now`.
         let last = at.last().map_or(now, |t| t.ms());
         self.check_due(last)?;
@@ -861,7 +871,7 @@ impl Agents {
                 None => at.len(),
             };
             // A piece of a column the policy accepted: it cannot be refused.
-            let step = self.with_agent(agent, |p| record(p, i..end))?;
+            let step = self.with_agent(agent, |p| Ok(record(p, checked, i..end)))?;
             steps.push((agent.to_string(), step));
             let t = at[end - 1].ms();
             for other in self.due_by(t) {

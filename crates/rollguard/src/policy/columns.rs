@@ -498,9 +498,24 @@ impl Policy {
         values: &[f64],
         labels: &Labels<'_, S>,
     ) -> Result<Step, Error> {
-        let Some((m, cached)) = self.check_value_column(arm, metric, at, values, labels)? else {
-            return Ok(Out::default().into_step(self.state.now));
-        };
+        Ok(
+            match self.check_value_column(arm, metric, at, values, labels)? {
+                Some(checked) => self.record_value_column(checked, arm, at, values, labels),
+                None => Out::default().into_step(self.state.now),
+            },
+        )
+    }
+
+    /// Records a column [`Policy::check_value_column`] accepted (`checked` is what it
+    /// returned), or any run of its rows: it cannot be refused.
+    pub(crate) fn record_value_column<T: Millis, S: AsRef<str>>(
+        &mut self,
+        (m, cached): (usize, bool),
+        arm: &str,
+        at: &[T],
+        values: &[f64],
+        labels: &Labels<'_, S>,
+    ) -> Step {
         let mut out = Out::default();
         let record = |w: &mut Window, shape, rows: Range<usize>| {
             w.add_values(shape, &at[rows.clone()], &values[rows]);
@@ -532,7 +547,7 @@ impl Policy {
         };
         self.record_column(arm, m, at, scoped, &mut out, record, feed);
         self.debug_validate();
-        Ok(out.into_step(self.state.now))
+        out.into_step(self.state.now)
     }
 
     /// Records a column of count samples (`events` out of `totals`) of one metric on one
@@ -661,10 +676,25 @@ impl Policy {
         totals: &[N],
         labels: &Labels<'_, S>,
     ) -> Result<Step, Error> {
-        let Some((m, cached)) = self.check_count_column(arm, metric, at, events, totals, labels)?
-        else {
-            return Ok(Out::default().into_step(self.state.now));
-        };
+        Ok(
+            match self.check_count_column(arm, metric, at, events, totals, labels)? {
+                Some(checked) => self.record_count_column(checked, arm, at, events, totals, labels),
+                None => Out::default().into_step(self.state.now),
+            },
+        )
+    }
+
+    /// Records a count column [`Policy::check_count_column`] accepted, or any run of its
+    /// rows (see [`Policy::record_value_column`]).
+    pub(crate) fn record_count_column<T: Millis, N: Count, S: AsRef<str>>(
+        &mut self,
+        (m, cached): (usize, bool),
+        arm: &str,
+        at: &[T],
+        events: &[N],
+        totals: &[N],
+        labels: &Labels<'_, S>,
+    ) -> Step {
         let mut out = Out::default();
         let record = |w: &mut Window, shape, rows: Range<usize>| {
             w.add_counts(
@@ -704,7 +734,7 @@ impl Policy {
         };
         self.record_column(arm, m, at, scoped, &mut out, record, feed);
         self.debug_validate();
-        Ok(out.into_step(self.state.now))
+        out.into_step(self.state.now)
     }
 
     /// Checks label columns of `rows` rows: their lengths, their codes, and the labels
