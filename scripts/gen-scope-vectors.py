@@ -96,3 +96,24 @@ write("empty_by_is_refused",
 write("a_label_named_twice_is_refused",
  "Each label may form a scope once: [\"tenant\", \"tenant\"] is refused with duplicate_name at the second.",
  {"config":base({"by":["tenant","tenant"]}),"config_error":{"code":"duplicate_name","path":"scopes.by[1]"}})
+# histogram_bins_max: a scope's bucket halves its resolution
+def spread(t, ten, arm):
+    if ten == "acme" and arm == "v2":
+        xs = [round(10 * 1.32 ** k, 3) for k in range(20)]
+    else:
+        xs = [round(100 * 1.04 ** k, 3) for k in range(20 if ten == "acme" else 40)]
+    return [{"at": t, "arm": arm, "metric": "latency_ms", "value": x, "tenant": ten} for x in xs]
+g=[{"name":"p95_latency","metric":"latency_ms","stat":"p95","rule":{"kind":"threshold","max":1000},"samples_min":3,"persistence":{"consecutive":2}}]
+steps=list(start)
+for t in range(0, 22500, 2500):
+    samples=[s for ten in ["acme","globex"] for arm in ["v1","v2"] for s in spread(t, ten, arm)]
+    steps.append({"input":{"kind":"observe_batch","samples":samples}})
+    if t == 10000:
+        steps[-1]["restore"]=True
+steps.append({"input":{"kind":"tick","at":22500}})
+write("a_scope_bucket_halves_its_histogram_past_histogram_bins_max",
+ "scopes.histogram_bins_max 16, a p95 gate (fail above 1000 ms). Every 2.5 s acme sends 20 latencies per arm and globex 40; on v2 acme's spread from 10 ms to 1950 ms (3 of 20 above 1000), every other series from 100 ms to at most 460 ms. A 5 s bucket of a scope uses more distinct bins than its 16 cells, so it halves its resolution until its values fit: acme's v2 buckets four times, to cells of 16 bins (half an octave). acme's v2 p95 (exactly 1477) is read as the midpoint of the cell holding its rank, 1024 to 1536: 1280, within the 2^4/64 bound. It fails at 10 s and 20 s, tripping the gate in acme's scope and rolling back, while globex passes; the overall window keeps every bin, and its p95 (856, the bin of 848: acme's tail is under 5 % of v2's samples) passes. The state is snapshotted and restored at 10 s: the halved buckets keep their resolution (`halvings` in the snapshot) and the run continues identically.",
+ {"config":base({"by":["tenant"],"histogram_bins_max":16},gates=g),"start":0,"steps":steps})
+write("histogram_bins_max_below_16_is_refused",
+ "scopes.histogram_bins_max must be from 16 to 4098: 8 is refused with invalid_value at scopes.histogram_bins_max.",
+ {"config":base({"by":["tenant"],"histogram_bins_max":8}),"config_error":{"code":"invalid_value","path":"scopes.histogram_bins_max"}})

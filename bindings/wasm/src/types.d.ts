@@ -154,6 +154,9 @@ export interface ScopesConfig {
   alpha_share?: number;
   /** Samples a scope's window needs before its gates judge it (default: the gate's). */
   samples_min?: number;
+  /** Most histogram cells a bucket of a scope's window keeps (default 48, 16 to 4098);
+   *  past it the bucket halves its resolution. */
+  histogram_bins_max?: number;
   /** Per tier, how its scopes are judged instead: a gate's rule in full (same kind)
    *  and `samples_min`. */
   tiers?: Record<string, {

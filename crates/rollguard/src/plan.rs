@@ -127,7 +127,8 @@ impl Plan {
                     .iter()
                     .zip(&gate_metric)
                     .any(|(g, gm)| *gm == m && g.stat.quantile().is_some());
-                WindowShape::new(mc, config.window_ms(mc), quantiles)
+                let cells_max = config.scopes.as_ref().map_or(0, |s| s.histogram_bins_max);
+                WindowShape::new(mc, config.window_ms(mc), quantiles, cells_max)
             })
             .collect();
         let steady = config
@@ -341,7 +342,7 @@ mod tests {
             buckets,
             histogram_range: Default::default(),
         };
-        WindowShape::new(&m, window_ms, false)
+        WindowShape::new(&m, window_ms, false, 0)
     }
 
     #[test]

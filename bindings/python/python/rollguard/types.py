@@ -194,6 +194,9 @@ class ScopesConfigDict(TypedDict):
     tiers: NotRequired[Dict[str, "TierOverrideDict"]]
     #: When gates tripped in scopes roll back (default: any one). Not with ``ladder``.
     impact: NotRequired["ImpactDict"]
+    #: Most histogram cells a bucket of a scope's window keeps (default 48, 16 to
+    #: 4098); past it the bucket halves its resolution.
+    histogram_bins_max: NotRequired[int]
     #: The graduated response to gates tripped in scopes only, rungs in the order
     #: pause_onboarding, route_back, freeze, rollback, each at most once. Not with
     #: ``impact`` (the one-rung ladder ``[{"rung": "rollback", "when": impact}]``).

@@ -47,9 +47,9 @@ pub(crate) const HEADER: u64 = 24;
 /// One window slot without its histogram: seven 8-byte fields and the histogram's `Vec`
 /// and bin count.
 pub(crate) const SLOT_BYTES: u64 = 7 * 8 + HEADER + 8;
-/// One histogram bin. A bucket keeps its bins sparse (4 bytes per bin used) while it
-/// uses fewer than a quarter of them, and dense (4 bytes per bin) after; either way it
-/// never allocates more than 4 bytes per bin, which is what the model counts.
+/// One histogram cell. An arm's overall window keeps its bins dense (4 bytes per bin); a
+/// scope's keeps at most `scopes.histogram_bins_max` sparse entries of 4 bytes (and
+/// never more than one per bin), which is what the model counts.
 pub(crate) const BIN_BYTES: u64 = 4;
 /// A registered version without its strings and components: id, digest, components
 /// map, stage, validation, sequence numbers.
@@ -133,10 +133,14 @@ impl PolicyConfig {
                 (u64::from(m.buckets), bins)
             })
             .collect();
-        let arm = windows.iter().fold(string(label) + HEADER, |acc, (b, h)| {
-            let slot = SLOT_BYTES.saturating_add(h.saturating_mul(BIN_BYTES));
-            acc.saturating_add(HEADER.saturating_add(b.saturating_mul(slot)))
-        });
+        // An arm's windows, each bucket with at most `bins` histogram cells.
+        let arm_of = |bins: &dyn Fn(u64) -> u64| {
+            windows.iter().fold(string(label) + HEADER, |acc, (b, h)| {
+                let slot = SLOT_BYTES.saturating_add(bins(*h).saturating_mul(BIN_BYTES));
+                acc.saturating_add(HEADER.saturating_add(b.saturating_mul(slot)))
+            })
+        };
+        let arm = arm_of(&|h| h);
 
         let component = COMPONENT_BYTES + 2 * label;
         let version = (VERSION_BYTES + 2 * label)
@@ -223,7 +227,12 @@ impl PolicyConfig {
         };
         // The key twice (list and index) and the scope's tier.
         let key = 2 * (SCOPE_KEY_BYTES + 3 * string(label)) + string(label);
-        let scoped_arm = arm
+        // A scope's buckets keep at most `histogram_bins_max` cells of their histogram.
+        let cells_max = self
+            .scopes
+            .as_ref()
+            .map_or(0, |s| u64::from(s.histogram_bins_max));
+        let scoped_arm = arm_of(&|h| h.min(cells_max))
             .saturating_sub(string(label))
             .saturating_add(OPTION_BYTES);
         let scope = key

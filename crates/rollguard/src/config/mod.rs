@@ -40,6 +40,9 @@ pub mod limits {
     pub const LABEL_LEN_MAX: u32 = 4096;
     /// Octaves a quantile histogram may span.
     pub const OCTAVES_MAX: i32 = 128;
+    /// Most histogram cells `scopes.histogram_bins_max` may keep per bucket: the bins
+    /// of the widest histogram (`OCTAVES_MAX` × 32 and the two end bins).
+    pub const HISTOGRAM_BINS_MAX: u64 = OCTAVES_MAX as u64 * 32 + 2;
     /// Largest magnitude of a sample value. No latency, score or cost comes near it, and
     /// it keeps every window sum finite (at most 2^53 samples of it).
     pub const VALUE_ABS_MAX: f64 = 1e100;
@@ -197,6 +200,18 @@ pub struct ScopesConfig {
     /// (an overall trip always does). Not with `impact`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ladder: Option<Vec<LadderRung>>,
+    /// Most histogram cells a bucket of a scope's window keeps (default 48, from 16 to
+    /// 4 098). A bucket files each value in its own bin while it has used fewer bins
+    /// than this; past it, the bucket halves its resolution (pairs of neighbouring bins
+    /// become one cell, as UDDSketch collapses), so a scope's window stays within
+    /// `histogram_bins_max` × 4 bytes per bucket whatever its values. Quantiles read
+    /// from a bucket halved `k` times are within 2^k/64 relative error instead of 1/64.
+    /// An arm's overall windows keep every bin.
+    #[serde(
+        default = "default_histogram_bins_max",
+        skip_serializing_if = "is_default_histogram_bins_max"
+    )]
+    pub histogram_bins_max: u32,
 }
 
 /// One rung of the graduated-response ladder (`scopes.ladder`).
@@ -312,6 +327,14 @@ impl PolicyConfig {
 
 fn default_alpha_share() -> f64 {
     0.5
+}
+
+fn default_histogram_bins_max() -> u32 {
+    48
+}
+
+fn is_default_histogram_bins_max(n: &u32) -> bool {
+    *n == default_histogram_bins_max()
 }
 
 /// An immutable version bundle: everything that moves together.
@@ -1943,6 +1966,12 @@ impl ScopesConfig {
         if_given(self.samples_min, |n| {
             in_range(n, 1, crate::time::TIME_MAX, "samples_min")
         })?;
+        in_range(
+            u64::from(self.histogram_bins_max),
+            16,
+            limits::HISTOGRAM_BINS_MAX,
+            "histogram_bins_max",
+        )?;
         if let Some(i) = &self.impact {
             ensure(
                 !i.tiers.is_empty() || i.scopes_min.is_some() || i.traffic_min.is_some(),

@@ -369,13 +369,21 @@ impl Policy {
             for (m, (w, shape)) in windows.enumerate().filter(|_| buckets) {
                 let name = &self.config.metrics[m].name;
                 let path = crate::json::key_path(&format!("state.arms[{i}].windows"), name);
-                self.validate_window(w, *shape, &path)?;
+                self.validate_window(w, *shape, false, &path)?;
             }
         }
         Ok(())
     }
 
-    fn validate_window(&self, w: &Window, shape: WindowShape, path: &str) -> Result<(), Error> {
+    /// A window of `shape`: a scope's (`scoped`, sparse bins within
+    /// `histogram_bins_max` entries) or an arm's overall one (dense, full resolution).
+    fn validate_window(
+        &self,
+        w: &Window,
+        shape: WindowShape,
+        scoped: bool,
+        path: &str,
+    ) -> Result<(), Error> {
         need!(
             w.slots.len() as u64 == u64::from(shape.buckets),
             path,
@@ -393,6 +401,18 @@ impl Policy {
                 at("hist"),
                 "{} histogram bins, the metric has {hist_len}",
                 slot.hist.len()
+            );
+            let entries_max = shape.cells_max.min(hist_len) as usize;
+            need!(
+                if scoped {
+                    !slot.hist.is_dense() && slot.hist.entries() <= entries_max
+                } else {
+                    slot.hist.halvings() == 0
+                },
+                at("hist"),
+                "{} histogram entries at {} halvings, a scope's bucket keeps at most {entries_max} and an overall one every bin",
+                slot.hist.entries(),
+                slot.hist.halvings()
             );
             // A bucket lives in the ring slot of its epoch; a never-used one says 0.
             let empty = slot_is_empty(slot);
@@ -577,7 +597,7 @@ impl Policy {
                 let shapes = windows.iter().zip(&self.plan.shapes);
                 for (m, (w, shape)) in shapes.enumerate().filter(|_| contents) {
                     let path = crate::json::key_path(&at, &self.config.metrics[m].name);
-                    self.validate_window(w, *shape, &path)?;
+                    self.validate_window(w, *shape, true, &path)?;
                 }
             }
         }

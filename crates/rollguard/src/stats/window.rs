@@ -44,29 +44,42 @@ pub(crate) struct Slot {
 /// Bits of a sparse entry that hold its count; the bin is above them. Bins are below
 /// `OCTAVES_MAX · 32 + 2 = 4098 < 2^13`, so an entry fits a `u32`.
 const COUNT_BITS: u32 = 19;
-/// The largest count a sparse entry holds; a bin past it makes the bins dense.
+/// The largest count a sparse entry holds; a cell counts past it in further entries.
 const ENTRY_COUNT_MAX: u32 = (1 << COUNT_BITS) - 1;
+/// Most halvings of a bucket's resolution: after 12, one cell holds every interior bin
+/// (there are at most 4 096).
+const HALVINGS_MAX: u8 = 12;
 
-/// A bucket's histogram: `len` bin counts, kept sparse while few bins are used.
+/// A bucket's histogram: `len` bin counts, dense for an arm's overall window, sparse
+/// and bounded for a scope's.
 ///
-/// - **Sparse**: the used bins as sorted entries `bin << 19 | count` (count ≥ 1), fewer
-///   than a quarter of `len` of them. Sorted by entry is sorted by bin.
-/// - **Dense**: one `u32` count per bin (`cells.len() == len`), as every bucket kept
-///   them before; a bucket turns dense when its used bins reach a quarter of `len` or a
-///   count passes 2^19 − 1, and sparse again (keeping its allocation) when reset.
+/// - **Dense**: one `u32` count per bin (`cells.len() == len`): an arm's overall
+///   window, which takes every sample of the arm (three such windows per metric at
+///   most: their bins cost little, and a bin is found without a search).
+/// - **Sparse**: the used cells as sorted entries `cell << 19 | count` (count ≥ 1),
+///   at most `cells_max` of them (`scopes.histogram_bins_max`, and never more than
+///   `len`). A cell is a bin while the bucket has room; when a value needs a new entry
+///   and there is none, the bucket halves its resolution: each pair of neighbouring
+///   interior bins becomes one cell (`halvings` counts how often; the under- and
+///   overflow bins stay cells of their own), as UDDSketch collapses its buckets. A
+///   cell is named by its first bin, so sorted by entry is sorted by cell. A cell
+///   whose count passes 2^19 − 1 counts on in a further entry (the partial entry
+///   first, then the full ones), so counts stay exact.
 ///
-/// The counts are the same either way, and so is every reading: equality, the
-/// snapshot form (`{len, bins: [[bin, count], …]}`) and quantiles depend on the counts
-/// only. The allocation never exceeds the dense one: `cells` grows to at most `len`
-/// entries (checked by the footprint tests).
+/// Equality, the snapshot form (`{len, bins: [[bin, count], …], halvings}`) and
+/// quantiles depend on the counts per cell and the resolution only. The allocation
+/// never exceeds `len` cells (checked by the footprint tests).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Bins {
     cells: Vec<u32>,
     len: u32,
-    /// Dense for good, also after a reset: an arm's overall window, which takes every
-    /// sample of the arm (three such windows per metric at most: their bins cost
-    /// little, and a dense bin is found without a search).
+    /// Dense for good, also after a reset (an arm's overall window).
     keep_dense: bool,
+    /// `cells` holds one count per bin: kept dense, or read from a snapshot with more
+    /// entries than the sparse form holds.
+    dense: bool,
+    /// Times the resolution was halved (sparse bins only; 0 after a reset).
+    halvings: u8,
 }
 
 impl Bins {
@@ -75,6 +88,8 @@ impl Bins {
             cells: Vec::new(),
             len,
             keep_dense: false,
+            dense: false,
+            halvings: 0,
         }
     }
 
@@ -93,13 +108,23 @@ impl Bins {
         self.len
     }
 
+    /// Times a sparse bucket's resolution was halved.
+    pub(crate) fn halvings(&self) -> u8 {
+        self.halvings
+    }
+
+    /// Entries a sparse bucket holds (a cell counted past 2^19 − 1 holds several).
+    pub(crate) fn entries(&self) -> usize {
+        if self.is_dense() { 0 } else { self.cells.len() }
+    }
+
     /// Cells allocated (each 4 bytes): at most `len`.
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.cells.capacity()
     }
 
-    /// The same counts, dense (as a busy bucket keeps them).
+    /// The same counts, dense (as an overall window keeps them).
     #[cfg(test)]
     pub(crate) fn make_dense(&mut self) {
         if !self.is_dense() && self.len > 0 {
@@ -107,34 +132,51 @@ impl Bins {
         }
     }
 
-    fn is_dense(&self) -> bool {
-        self.len > 0 && self.cells.len() == self.len as usize
+    /// Whether `cells` holds one count per bin rather than entries.
+    pub(crate) fn is_dense(&self) -> bool {
+        self.dense
     }
 
-    /// Used bins past which a bucket turns dense.
-    fn sparse_max(&self) -> usize {
-        self.len as usize / 4
+    /// The cell of `bin` at `halvings` halvings: the first bin of its run of 2^h
+    /// interior bins (the under- and overflow bins are cells of their own).
+    #[inline]
+    fn cell_of(len: u32, halvings: u8, bin: u32) -> u32 {
+        if bin == 0 || bin + 1 >= len {
+            bin
+        } else {
+            (((bin - 1) >> halvings) << halvings) + 1
+        }
     }
 
-    /// Used bins and their counts, in bin order.
+    /// Used cells and their counts, in cell order (each cell once, a bin when dense).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let dense = self.is_dense();
-        self.cells
+        let (dense, sparse) = if self.is_dense() {
+            (&self.cells[..], &[][..])
+        } else {
+            (&[][..], &self.cells[..])
+        };
+        let dense = dense
             .iter()
             .enumerate()
-            .filter(move |(_, c)| !dense || **c > 0)
-            .map(move |(i, &c)| {
-                if dense {
-                    (i as u32, c)
-                } else {
-                    (c >> COUNT_BITS, c & ENTRY_COUNT_MAX)
-                }
-            })
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, &c)| (i as u32, c));
+        // A cell's entries sum to at most `len` · (2^19 − 1) < 2^32.
+        let sparse = sparse
+            .chunk_by(|a, b| a >> COUNT_BITS == b >> COUNT_BITS)
+            .map(|run| {
+                (
+                    run[0] >> COUNT_BITS,
+                    run.iter().map(|e| e & ENTRY_COUNT_MAX).sum(),
+                )
+            });
+        dense.chain(sparse)
     }
 
-    /// Adds one to `bin`'s count (saturating); a bin out of range is ignored.
+    /// Adds one to `bin`'s count (saturating); a bin out of range is ignored. A sparse
+    /// bucket keeps at most `cells_max` entries (and at most `len`), halving its
+    /// resolution when a value needs one more.
     #[inline]
-    fn add(&mut self, bin: usize) {
+    fn add(&mut self, bin: usize, cells_max: u32) {
         if self.is_dense() {
             if let Some(c) = self.cells.get_mut(bin) {
                 *c = c.saturating_add(1);
@@ -144,35 +186,73 @@ impl Bins {
         if bin >= self.len as usize {
             return;
         }
-        let key = (bin as u32) << COUNT_BITS;
-        let i = self.cells.partition_point(|&e| e < key);
-        let room = self.cells.len() < self.sparse_max();
-        match self.cells.get_mut(i) {
-            Some(e) if *e >> COUNT_BITS == bin as u32 && *e & ENTRY_COUNT_MAX < ENTRY_COUNT_MAX => {
+        let max = cells_max.min(self.len) as usize;
+        loop {
+            let key = Self::cell_of(self.len, self.halvings, bin as u32) << COUNT_BITS;
+            let i = self.cells.partition_point(|&e| e < key);
+            // The partial entry of a cell comes before its full ones.
+            if let Some(e) = self.cells.get_mut(i)
+                && *e >> COUNT_BITS == key >> COUNT_BITS
+                && *e & ENTRY_COUNT_MAX < ENTRY_COUNT_MAX
+            {
                 *e += 1;
                 return;
             }
-            // The bin's count is full: dense below.
-            Some(e) if *e >> COUNT_BITS == bin as u32 => {}
-            _ if room => {
+            if self.cells.len() < max {
                 let cap = self.cells.capacity();
                 if self.cells.len() == cap {
-                    // Doubling, but never past `len` cells.
-                    let want = (2 * cap).max(8).min(self.len as usize);
+                    // Doubling, but never past `max` cells.
+                    let want = (2 * cap).max(8).min(max);
                     self.cells.reserve_exact(want - cap);
                 }
                 self.cells.insert(i, key | 1);
                 return;
             }
-            _ => {}
-        }
-        self.densify();
-        if let Some(c) = self.cells.get_mut(bin) {
-            *c = c.saturating_add(1);
+            if self.halvings >= HALVINGS_MAX {
+                // Every entry of at most three cells full: the count saturates.
+                return;
+            }
+            self.halve();
         }
     }
 
-    /// Turns sparse bins dense.
+    /// Halves a sparse bucket's resolution: neighbouring cells merge, their counts
+    /// added (in place: merged cells never need more entries than they had).
+    fn halve(&mut self) {
+        let h = self.halvings + 1;
+        let (len, n) = (self.len, self.cells.len());
+        let cell = |e: u32| Self::cell_of(len, h, e >> COUNT_BITS);
+        let (mut r, mut w) = (0, 0);
+        while r < n {
+            let c = cell(self.cells[r]);
+            let mut total = 0u64;
+            while r < n && cell(self.cells[r]) == c {
+                total += u64::from(self.cells[r] & ENTRY_COUNT_MAX);
+                r += 1;
+            }
+            w = Self::put(&mut self.cells, w, c, total);
+        }
+        self.cells.truncate(w);
+        self.halvings = h;
+    }
+
+    /// Writes a cell's `total` as entries from `w` on (the partial one first, then the
+    /// full ones), returning the index after them.
+    fn put(cells: &mut [u32], mut w: usize, cell: u32, total: u64) -> usize {
+        let max = u64::from(ENTRY_COUNT_MAX);
+        let (full, rest) = (total / max, total % max);
+        if rest > 0 {
+            cells[w] = cell << COUNT_BITS | rest as u32;
+            w += 1;
+        }
+        for _ in 0..full {
+            cells[w] = cell << COUNT_BITS | ENTRY_COUNT_MAX;
+            w += 1;
+        }
+        w
+    }
+
+    /// Turns sparse bins dense (cells named by their first bin; only at halvings 0).
     fn densify(&mut self) {
         let mut dense = vec![0; self.len as usize];
         for (bin, c) in self.iter() {
@@ -181,23 +261,33 @@ impl Bins {
             }
         }
         self.cells = dense;
+        self.dense = true;
     }
 
-    /// Every count to zero: sparse and empty, keeping the allocation (dense and zero
-    /// when kept dense).
+    /// Every count to zero: sparse and empty at full resolution, keeping the
+    /// allocation (dense and zero when kept dense).
     fn clear(&mut self) {
         if self.keep_dense {
             self.cells.fill(0);
         } else {
             self.cells.clear();
+            self.dense = false;
+            self.halvings = 0;
         }
     }
 
-    /// Bins from `(bin, count)` pairs, a later pair of a bin replacing an earlier one
-    /// (as a snapshot's were read into dense bins); `None` for a bin out of range.
-    fn from_pairs(len: u32, pairs: Vec<(u32, u32)>) -> Option<Self> {
+    /// Bins from `(bin, count)` pairs at `halvings` halvings, a later pair of a bin
+    /// replacing an earlier one (as a snapshot's were read into dense bins); `None` for
+    /// a bin out of range or not the first of its cell. Sparse when its entries fit in
+    /// `len`, else dense (only at full resolution).
+    fn from_pairs(len: u32, pairs: Vec<(u32, u32)>, halvings: u8) -> Option<Self> {
         let mut bins = Self::new(len);
-        if pairs.iter().any(|(b, _)| *b >= len) {
+        bins.halvings = halvings;
+        if halvings > HALVINGS_MAX
+            || pairs
+                .iter()
+                .any(|(b, _)| *b >= len || Self::cell_of(len, halvings, *b) != *b)
+        {
             return None;
         }
         let mut pairs: Vec<(usize, (u32, u32))> = pairs.into_iter().enumerate().collect();
@@ -209,13 +299,24 @@ impl Bins {
             .map(|(_, p)| p)
             .filter(|(_, c)| *c > 0)
             .collect();
-        if used.len() < bins.sparse_max() && used.iter().all(|(_, c)| *c <= ENTRY_COUNT_MAX) {
-            bins.cells = used.iter().map(|(b, c)| b << COUNT_BITS | c).collect();
-        } else {
+        let entries: u64 = used
+            .iter()
+            .map(|(_, c)| u64::from(*c).div_ceil(u64::from(ENTRY_COUNT_MAX)))
+            .sum();
+        if entries <= u64::from(len) {
+            bins.cells = vec![0; entries as usize];
+            let mut w = 0;
+            for (b, c) in used {
+                w = Self::put(&mut bins.cells, w, b, u64::from(c));
+            }
+        } else if halvings == 0 {
             bins.cells = vec![0; len as usize];
+            bins.dense = true;
             for (b, c) in used {
                 bins.cells[b as usize] = c;
             }
+        } else {
+            return None;
         }
         Some(bins)
     }
@@ -223,13 +324,14 @@ impl Bins {
 
 impl PartialEq for Bins {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
+        self.len == other.len && self.halvings == other.halvings && self.iter().eq(other.iter())
     }
 }
 
 impl Slot {
+    /// Records one value (`cells_max`: see [`Bins::add`]).
     #[inline]
-    fn push_value(&mut self, hist: Option<HistShape>, x: f64) {
+    fn push_value(&mut self, hist: Option<HistShape>, cells_max: u32, x: f64) {
         if self.count == 0 {
             (self.min, self.max) = (x, x);
         } else {
@@ -238,13 +340,13 @@ impl Slot {
         self.count = self.count.saturating_add(1);
         self.sum += x;
         if let Some(h) = hist {
-            self.hist.add(h.bin(x));
+            self.hist.add(h.bin(x), cells_max);
         }
     }
 
     /// [`Slot::push_value`] for a run: the same updates in the same order (so the same
     /// bits), with the slot's fields kept in registers.
-    fn push_values(&mut self, hist: Option<HistShape>, xs: &[f64]) {
+    fn push_values(&mut self, hist: Option<HistShape>, cells_max: u32, xs: &[f64]) {
         let Some(&first) = xs.first() else { return };
         let (mut lo, mut hi) = if self.count == 0 {
             (first, first)
@@ -257,7 +359,7 @@ impl Slot {
                 for &x in xs {
                     (lo, hi) = (lower(lo, x), upper(hi, x));
                     sum += x;
-                    self.hist.add(h.bin(x));
+                    self.hist.add(h.bin(x), cells_max);
                 }
             }
             None => {
@@ -315,11 +417,20 @@ pub(crate) struct WindowShape {
     pub(crate) kind: MetricKind,
     /// `None` when no gate reads a quantile of this metric.
     pub(crate) hist: Option<HistShape>,
+    /// Most histogram cells a bucket of a scope's window keeps
+    /// (`scopes.histogram_bins_max`; overall windows keep every bin).
+    pub(crate) cells_max: u32,
 }
 
 impl WindowShape {
-    pub(crate) fn new(m: &MetricConfig, window_ms: u64, wants_quantiles: bool) -> Self {
+    pub(crate) fn new(
+        m: &MetricConfig,
+        window_ms: u64,
+        wants_quantiles: bool,
+        cells_max: u32,
+    ) -> Self {
         Self {
+            cells_max,
             width_ms: window_ms / u64::from(m.buckets),
             buckets: m.buckets,
             kind: m.kind,
@@ -399,7 +510,7 @@ impl Window {
     #[inline]
     pub(crate) fn add_value(&mut self, shape: WindowShape, at: Timestamp, x: f64) {
         if let Some(slot) = self.slot_mut(shape, at) {
-            slot.push_value(shape.hist, x);
+            slot.push_value(shape.hist, shape.cells_max, x);
         }
     }
 
@@ -415,7 +526,7 @@ impl Window {
     /// instead of per value, the same additions in the same order as [`Window::add_value`].
     pub(crate) fn add_values<T: Millis>(&mut self, shape: WindowShape, at: &[T], values: &[f64]) {
         self.for_each_bucket(shape, at, |slot, rows| {
-            slot.push_values(shape.hist, &values[rows])
+            slot.push_values(shape.hist, shape.cells_max, &values[rows])
         });
     }
 
@@ -544,23 +655,30 @@ impl Window {
 
 /// Nearest-rank quantile `pct`/100 over the merged histograms of `slots`.
 ///
-/// The rank's bin is the first whose cumulative count reaches it; cumulative counts
+/// The rank's cell is the first whose cumulative count reaches it; cumulative counts
 /// are exact integer sums, so the order in which the buckets' counts are added does
 /// not matter. Sparse buckets are merged by sorting their entries (a scope's few used
-/// bins); with a dense one, the counts go into one array of the bins.
+/// cells), each named by its cell at the coarsest resolution among them; with a dense
+/// one, the counts go into one array of the bins. A bin reads as its midpoint; a cell
+/// of several bins as the midpoint of its edges.
 fn quantile(h: HistShape, slots: &[&Slot], n: u64, pct: u64, min: f64, max: f64) -> Option<f64> {
     if n == 0 {
         return None;
     }
     // rank = ⌈n·pct/100⌉ in integers, at least 1.
     let rank = (n.saturating_mul(pct).div_ceil(100)).max(1);
-    let at = |bin: usize| {
+    let len = h.len();
+    let halvings = slots.iter().map(|s| s.hist.halvings).max().unwrap_or(0);
+    let at = |bin: u32| {
         let x = if bin == 0 {
             min
-        } else if bin == h.len() as usize - 1 {
+        } else if bin == len - 1 {
             max
+        } else if halvings == 0 {
+            h.midpoint(bin as usize)
         } else {
-            h.midpoint(bin)
+            let end = (bin + (1 << halvings)).min(len - 1);
+            (h.lower_edge(bin as usize) + h.lower_edge(end as usize)) * 0.5
         };
         Some(x.clamp(min, max))
     };
@@ -570,15 +688,21 @@ fn quantile(h: HistShape, slots: &[&Slot], n: u64, pct: u64, min: f64, max: f64)
             .iter()
             .flat_map(|s| s.hist.cells.iter().copied())
             .collect();
+        if halvings > 0 {
+            for e in &mut entries {
+                let cell = Bins::cell_of(len, halvings, *e >> COUNT_BITS);
+                *e = cell << COUNT_BITS | *e & ENTRY_COUNT_MAX;
+            }
+        }
         entries.sort_unstable();
         for e in entries {
             seen += u64::from(e & ENTRY_COUNT_MAX);
             if seen >= rank {
-                return at((e >> COUNT_BITS) as usize);
+                return at(e >> COUNT_BITS);
             }
         }
     } else {
-        let mut counts = vec![0u64; h.len() as usize];
+        let mut counts = vec![0u64; len as usize];
         for s in slots {
             for (bin, c) in s.hist.iter() {
                 if let Some(n) = counts.get_mut(bin as usize) {
@@ -589,7 +713,7 @@ fn quantile(h: HistShape, slots: &[&Slot], n: u64, pct: u64, min: f64, max: f64)
         for (bin, c) in counts.into_iter().enumerate() {
             seen += c;
             if seen >= rank {
-                return at(bin);
+                return at(bin as u32);
             }
         }
     }
@@ -611,6 +735,14 @@ mod sparse {
     struct Sparse {
         len: u32,
         bins: Vec<(u32, u32)>,
+        /// A scope's bucket whose resolution was halved: each pair's bin is the first
+        /// of its cell of 2^halvings bins.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        halvings: u8,
+    }
+
+    fn is_zero(n: &u8) -> bool {
+        *n == 0
     }
 
     impl Serialize for Bins {
@@ -618,6 +750,7 @@ mod sparse {
             Sparse {
                 len: self.len,
                 bins: self.iter().collect(),
+                halvings: self.halvings,
             }
             .serialize(s)
         }
@@ -630,8 +763,9 @@ mod sparse {
             if sparse.len > cap {
                 return Err(D::Error::custom("histogram longer than any config allows"));
             }
-            Bins::from_pairs(sparse.len, sparse.bins)
-                .ok_or_else(|| D::Error::custom("histogram bin out of range"))
+            Bins::from_pairs(sparse.len, sparse.bins, sparse.halvings).ok_or_else(|| {
+                D::Error::custom("histogram bin out of range, or not the first of its cell")
+            })
         }
     }
 }
@@ -654,7 +788,7 @@ mod tests {
     #[test]
     fn quantile_matches_nearest_rank_within_bound() {
         let m = value_metric(60_000, 6);
-        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), true);
+        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), true, u32::MAX);
         let mut w = Window::new(shape);
         let mut exact = Vec::new();
         for i in 0..1000u64 {
@@ -678,7 +812,7 @@ mod tests {
     #[test]
     fn a_read_on_a_boundary_covers_exactly_the_window() {
         let m = value_metric(10_000, 10);
-        let shape = WindowShape::new(&m, 10_000, false);
+        let shape = WindowShape::new(&m, 10_000, false, 64);
         let mut w = Window::new(shape);
         w.add_value(shape, 0, 100.0);
         w.add_value(shape, 9_999, 1.0);
@@ -696,7 +830,7 @@ mod tests {
     #[test]
     fn slot_reuse_resets_old_contents() {
         let m = value_metric(4_000, 4);
-        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), true);
+        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), true, 64);
         let mut w = Window::new(shape);
         w.add_value(shape, 500, 9.0);
         w.add_value(shape, 4_500, 3.0); // same ring slot, new epoch
@@ -711,7 +845,7 @@ mod tests {
             kind: MetricKind::Count,
             ..value_metric(1_000, 1)
         };
-        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), false);
+        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), false, 64);
         let mut w = Window::new(shape);
         w.add_count(shape, 1, 3, 100);
         w.add_count(shape, 2, 1, 100);
@@ -719,7 +853,7 @@ mod tests {
         assert_eq!((r.evidence, r.value), (200, Some(0.02)));
 
         let m = value_metric(1_000, 1);
-        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), true);
+        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), true, 64);
         let mut w = Window::new(shape);
         for x in [-5.0, 0.0, 2e12] {
             w.add_value(shape, 1, x);
@@ -731,7 +865,7 @@ mod tests {
     #[test]
     fn signed_zero_ties_keep_the_first_value_on_every_platform() {
         let m = value_metric(1_000, 1);
-        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), false);
+        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), false, 64);
         for (first, second) in [(0.0, -0.0), (-0.0, 0.0)] {
             let mut w = Window::new(shape);
             w.add_value(shape, 1, first);
@@ -752,7 +886,7 @@ mod tests {
     #[test]
     fn sparse_histograms_round_trip() {
         let m = value_metric(1_000, 2);
-        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), true);
+        let shape = WindowShape::new(&m, m.window_ms.unwrap_or(0), true, 64);
         let mut w = Window::new(shape);
         w.add_value(shape, 1, 42.0);
         let json = serde_json::to_string(&w).unwrap();
@@ -798,7 +932,8 @@ mod tests {
     #[test]
     fn sparse_and_dense_bins_read_the_same_quantiles_as_dense_counts() {
         let m = value_metric(6_000, 6);
-        let shape = WindowShape::new(&m, 6_000, true);
+        // Room for every bin: a scope's bucket at full resolution.
+        let shape = WindowShape::new(&m, 6_000, true, u32::MAX);
         let h = shape.hist.unwrap();
         let len = h.len() as usize;
         // From a handful of distinct bins (sparse) to every bin (dense), with buckets of
@@ -822,7 +957,7 @@ mod tests {
                         "{} cells of {len}",
                         s.hist.capacity()
                     );
-                    assert!(s.hist.is_dense() || s.hist.cells.len() <= len / 4);
+                    assert!(!s.hist.is_dense() && s.hist.halvings == 0);
                 }
             }
             for pct in [1, 50, 90, 95, 99, 100] {
@@ -852,30 +987,123 @@ mod tests {
     }
 
     #[test]
-    fn a_count_past_a_sparse_entry_s_makes_the_bins_dense_and_saturates_as_before() {
+    fn a_count_past_a_sparse_entry_s_goes_on_in_another_entry_and_dense_bins_saturate() {
         let mut b = Bins::new(34);
         for _ in 0..ENTRY_COUNT_MAX {
-            b.add(5);
+            b.add(5, 64);
         }
+        b.add(5, 64);
+        b.add(6, 64);
+        b.add(5, 64);
         assert!(!b.is_dense());
-        b.add(5);
-        b.add(6);
-        assert!(b.is_dense());
+        // The partial entry first, then the full one; counted as one bin.
+        assert_eq!(
+            b.cells,
+            [
+                5 << COUNT_BITS | 2,
+                5 << COUNT_BITS | ENTRY_COUNT_MAX,
+                6 << COUNT_BITS | 1
+            ]
+        );
         assert_eq!(
             b.iter().collect::<Vec<_>>(),
-            [(5, ENTRY_COUNT_MAX + 1), (6, 1)]
+            [(5, ENTRY_COUNT_MAX + 2), (6, 1)]
         );
-        b.cells[5] = u32::MAX;
-        b.add(5);
-        assert_eq!(b.iter().next(), Some((5, u32::MAX)));
-        b.add(40); // out of range: ignored, as a dense vector's `get_mut` ignored it
-        let mut s = Bins::new(34);
-        s.add(40);
-        assert_eq!(s.iter().count(), 0);
-        // Reset: sparse again, the allocation kept.
+        let json = serde_json::to_string(&b).unwrap();
+        let back: Bins = serde_json::from_str(&json).unwrap();
+        assert_eq!((&back, &back.cells), (&b, &b.cells));
+        b.add(40, 64); // out of range: ignored
+        assert_eq!(b.iter().count(), 2);
+        // Dense bins saturate.
+        let mut d = Bins::new(34);
+        d.make_dense();
+        d.cells[5] = u32::MAX;
+        d.add(5, 64);
+        d.add(40, 64);
+        assert_eq!(d.iter().collect::<Vec<_>>(), [(5, u32::MAX)]);
+        // Reset: empty at full resolution, the allocation kept.
+        b.halve();
+        assert_eq!(b.halvings, 1);
+        let cap = b.capacity();
         b.clear();
-        assert!(!b.is_dense());
-        assert_eq!((b.iter().count(), b.capacity()), (0, 34));
+        assert_eq!((b.iter().count(), b.halvings, b.capacity()), (0, 0, cap));
+    }
+
+    #[test]
+    fn a_scope_bucket_halves_its_resolution_past_its_cells_and_stays_within_the_bound() {
+        let m = value_metric(6_000, 6);
+        let h = HistShape::new(m.histogram_range);
+        for cells_max in [16u32, 64, 200] {
+            let shape = WindowShape::new(&m, 6_000, true, cells_max);
+            let full = WindowShape::new(&m, 6_000, true, u32::MAX);
+            for octaves in [1u32, 3, 6, 12] {
+                let (mut w, mut exact) = (Window::new(shape), Window::new(full));
+                let mut values = Vec::new();
+                let mut x = 0x2545_f491_4f6c_dd1du64;
+                for i in 0..6_000u64 {
+                    x = x
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+                    let v = 3.7 * libm::exp2(u * f64::from(octaves));
+                    w.add_value(shape, i, v);
+                    exact.add_value(full, i, v);
+                    values.push(v);
+                }
+                let k = w.slots.iter().map(|s| s.hist.halvings).max().unwrap();
+                for s in &w.slots {
+                    assert!(s.hist.entries() <= cells_max as usize);
+                    assert!(s.hist.capacity() <= cells_max as usize);
+                    let n: u64 = s.hist.iter().map(|(_, c)| u64::from(c)).sum();
+                    assert_eq!(n, s.count, "counts are kept exactly");
+                }
+                // Halved only when the bins did not fit.
+                let used = exact.slots.iter().map(|s| s.hist.entries()).max().unwrap();
+                assert_eq!(k > 0, used > cells_max as usize, "{cells_max} {octaves}");
+                values.sort_by(f64::total_cmp);
+                for (stat, pct) in [
+                    (Stat::P50, 50),
+                    (Stat::P90, 90),
+                    (Stat::P95, 95),
+                    (Stat::P99, 99),
+                ] {
+                    let want = values[(6_000usize * pct).div_ceil(100) - 1];
+                    let got = w.read(shape, stat, 6_000).value.unwrap();
+                    let bound = f64::from(1u32 << k) / 64.0;
+                    assert!(
+                        ((got - want) / want).abs() <= bound,
+                        "{cells_max} cells, {octaves} octaves, {k} halvings, p{pct}: {got} vs {want}"
+                    );
+                    if k == 0 {
+                        let full = exact.read(full, stat, 6_000).value.unwrap();
+                        assert_eq!(got.to_bits(), full.to_bits());
+                    }
+                }
+                // A scope's bucket restores with its resolution, and reads alike.
+                let json = serde_json::to_string(&w).unwrap();
+                let back: Window = serde_json::from_str(&json).unwrap();
+                assert_eq!(back, w);
+                assert_eq!(serde_json::to_string(&back).unwrap(), json);
+                assert_eq!(json.contains("halvings"), k > 0);
+            }
+        }
+        // A cell reads as the midpoint of its edges: bins 1..=4 halved twice.
+        let mut b = Bins::new(h.len());
+        for bin in [1, 2, 3, 4, 5] {
+            b.add(bin, 16);
+        }
+        b.halve();
+        b.halve();
+        assert_eq!(b.iter().collect::<Vec<_>>(), [(1, 4), (5, 1)]);
+        let slot = Slot {
+            count: 5,
+            min: 0.0,
+            max: 1e9,
+            hist: b,
+            ..Slot::empty(h.len())
+        };
+        let mid = (h.lower_edge(1) + h.lower_edge(5)) * 0.5;
+        assert_eq!(quantile(h, &[&slot], 5, 50, 0.0, 1e9), Some(mid));
     }
 
     #[test]
@@ -884,8 +1112,8 @@ mod tests {
         let mut dense = Bins::new(34);
         dense.densify();
         for bin in [3, 3, 9, 33, 0] {
-            sparse.add(bin);
-            dense.add(bin);
+            sparse.add(bin, 64);
+            dense.add(bin, 64);
         }
         assert!(!sparse.is_dense() && dense.is_dense());
         assert_eq!(sparse, dense);
@@ -895,7 +1123,7 @@ mod tests {
         );
         assert_eq!(a, b);
         assert_eq!(a, r#"{"len":34,"bins":[[0,1],[3,2],[9,1],[33,1]]}"#);
-        dense.add(9);
+        dense.add(9, 64);
         assert_ne!(sparse, dense);
         // As dense bins were read: a later pair of a bin replaces an earlier one, zero
         // counts are no entries, and a bin out of range is refused.
@@ -905,17 +1133,28 @@ mod tests {
         assert!(!b.is_dense());
         assert!(read(r#"{"len":34,"bins":[[34,1]]}"#).is_err());
         let big = read(r#"{"len":34,"bins":[[1,600000]]}"#).unwrap();
-        assert!(big.is_dense());
-        let many: Vec<String> = (0..20).map(|i| format!("[{i},1]")).collect();
+        assert_eq!((big.is_dense(), big.entries()), (false, 2));
+        let many: Vec<String> = (0..34)
+            .map(|i| format!("[{i},{}]", 1 + i * 20_000))
+            .collect();
         let many = read(&format!(r#"{{"len":34,"bins":[{}]}}"#, many.join(","))).unwrap();
-        assert!(many.is_dense());
-        assert_eq!(many.iter().count(), 20);
+        assert!(many.is_dense(), "more entries than bins: dense");
+        assert_eq!(many.iter().count(), 34);
+        // Halved bins: each pair's bin is the first of its cell.
+        let halved = read(r#"{"len":34,"bins":[[0,1],[1,3],[5,2],[33,1]],"halvings":2}"#).unwrap();
+        assert_eq!(halved.halvings, 2);
+        assert_ne!(
+            halved,
+            read(r#"{"len":34,"bins":[[0,1],[1,3],[5,2],[33,1]]}"#).unwrap()
+        );
+        assert!(read(r#"{"len":34,"bins":[[2,1]],"halvings":1}"#).is_err());
+        assert!(read(r#"{"len":34,"bins":[[1,1]],"halvings":13}"#).is_err());
     }
 
     #[test]
     fn an_overall_window_keeps_dense_bins_and_reads_alike() {
         let m = value_metric(4_000, 4);
-        let shape = WindowShape::new(&m, 4_000, true);
+        let shape = WindowShape::new(&m, 4_000, true, u32::MAX);
         let (mut dense, mut sparse) = (Window::new_dense(shape), Window::new(shape));
         for i in 0..20_000u64 {
             let x = 1.0 + (i * 7919 % 1000) as f64;
