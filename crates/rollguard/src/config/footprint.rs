@@ -98,8 +98,14 @@ pub(crate) const EFFECT_BYTES: u64 = 16;
 /// A scope's key besides its label strings: three optional labels' headers and the
 /// overflow flag, with the id it maps to in the index.
 pub(crate) const SCOPE_KEY_BYTES: u64 = 32;
-/// A scope's grouping entry in the column cache (two `u32`s).
+/// A scope's grouping entry in the column cache (a `u32` count, counted as two).
 pub(crate) const CACHE_GROUP_BYTES: u64 = 8;
+/// Rows of a column call grouped by scope at a time: the column cache keeps scratch
+/// for this many.
+pub(crate) const COLUMN_CHUNK_ROWS: u64 = 1 << 13;
+/// A row's scratch in the column cache: its scope id, its scope's id once more at
+/// most, its time and two numbers (a value, or events and total).
+pub(crate) const COLUMN_SCRATCH_ROW_BYTES: u64 = 4 + 4 + 3 * 8;
 /// An arm's optional windows of one scope, besides the windows.
 pub(crate) const OPTION_BYTES: u64 = 8;
 /// Cells a window read visits per bucket besides its bins: the live-slot filter, the
@@ -234,9 +240,11 @@ impl PolicyConfig {
         let laddered = self.scopes.as_ref().is_some_and(|s| s.ladder.is_some());
         let route_backs = if laddered { 2 } else { 0 };
         // The scope ids of a scope column's categories kept across calls: at most two
-        // categories per scope, each a label and an id, and a grouping entry per scope.
-        let cache = (4 * HEADER)
-            .saturating_add(scopes_max.saturating_mul(2 * (string(label) + 4) + CACHE_GROUP_BYTES));
+        // categories per scope, each a label and an id, and a grouping entry per scope;
+        // and the scratch of one chunk of rows.
+        let cache = (9 * HEADER)
+            .saturating_add(scopes_max.saturating_mul(2 * (string(label) + 4) + CACHE_GROUP_BYTES))
+            .saturating_add(COLUMN_CHUNK_ROWS * COLUMN_SCRATCH_ROW_BYTES);
         let scopes = scopes_max
             .saturating_mul(
                 scope.saturating_add(route_backs * (SCOPE_KEY_BYTES + 3 * string(label))),
