@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::*;
-use crate::config::footprint::COLUMN_CHUNK_ROWS;
+use crate::config::footprint::{COLUMN_GATHER_ROWS, column_chunk_rows};
 use crate::input::Count;
 use crate::scope::ScopeLabel;
 use crate::stats::window::WindowShape;
@@ -184,28 +184,36 @@ pub(super) struct CategoryCache {
     ids: Vec<u32>,
     /// Per scope id, while a chunk of rows is grouped by scope (see
     /// [`Policy::record_scoped`]): its rows in the chunk, then the place of its next
-    /// row among the chunk's rows copied out. Zero between chunks.
+    /// row in the chunk's order by scope. Zero between chunks.
     counts: Vec<u32>,
     /// Scratch for grouping a chunk of rows, kept so that a call does not allocate
     /// (and fault in) its own.
     scratch: Scratch,
 }
 
-/// Rows of a run grouped by scope at most this many at a time (a chunk), so the
-/// scratch stays within [`COLUMN_CHUNK_ROWS`] rows whatever the size of the call.
-const CHUNK_ROWS: usize = COLUMN_CHUNK_ROWS as usize;
+/// Rows of a scope at most this many go into its window one by one (a slot look-up
+/// each costs less than gathering them).
+const FEW_ROWS: usize = 4;
 
-/// Scratch for grouping a chunk of rows by scope: at most [`CHUNK_ROWS`] long, each
-/// row [`COLUMN_SCRATCH_ROW_BYTES`](crate::config::footprint::COLUMN_SCRATCH_ROW_BYTES) at most. Not cloned: a clone starts without it.
+/// Rows of a scope gathered at a time for its window (see [`Rows::record_rows`]).
+const GATHER_ROWS: usize = COLUMN_GATHER_ROWS as usize;
+
+/// Scratch for grouping a chunk of rows by scope, at most [`column_chunk_rows`] long
+/// for the config's `scopes_max` (see
+/// [`COLUMN_SCRATCH_ROW_BYTES`](crate::config::footprint::COLUMN_SCRATCH_ROW_BYTES)),
+/// and for gathering a scope's rows, at most [`GATHER_ROWS`]. Not cloned: a clone
+/// starts without it.
 #[derive(Debug, Default)]
 struct Scratch {
     /// Per row of the chunk, its scope id or [`NO_SCOPE`].
     scope: Vec<u32>,
     /// The chunk's scopes, in the order of their first row.
     scopes: Vec<u32>,
-    /// The chunk's rows copied out, grouped by scope (the groups in `scopes` order):
-    /// their times, and their values (or events and totals, as `f64`: checked counts
-    /// are integers below 2^53, exact as `f64`).
+    /// The chunk's rows (each an offset from the chunk's first) grouped by scope, the
+    /// groups in `scopes` order, each in row order.
+    order: Vec<u32>,
+    /// A piece of a scope's rows gathered: their times, and their values (or events
+    /// and totals, as `f64`: checked counts are integers below 2^53, exact as `f64`).
     at: Vec<Timestamp>,
     x: Vec<f64>,
     y: Vec<f64>,
@@ -218,12 +226,24 @@ impl Clone for Scratch {
 }
 
 impl Scratch {
+    /// Empties the gathered rows, with room for [`GATHER_ROWS`] (allocated once, and
+    /// no more).
+    #[inline]
+    fn gather(&mut self) {
+        self.at.clear();
+        self.at.reserve_exact(GATHER_ROWS);
+        for v in [&mut self.x, &mut self.y] {
+            v.clear();
+            v.reserve_exact(GATHER_ROWS);
+        }
+    }
+
     /// Bytes allocated, by capacity.
     #[cfg(test)]
     fn allocated(&self) -> u64 {
-        (4 * (self.scope.capacity() + self.scopes.capacity())
+        (4 * (self.scope.capacity() + self.scopes.capacity() + self.order.capacity())
             + 8 * (self.at.capacity() + self.x.capacity() + self.y.capacity())) as u64
-            + 5 * 24
+            + 6 * 24
     }
 }
 
@@ -297,32 +317,37 @@ struct RowScopes<'a, S> {
 /// The samples of a column call by row, of one kind: [`ValueRows`] or [`CountRows`].
 ///
 /// A run of rows goes into a window in one pass and into a detector row by row. With
-/// scopes, the rows of a chunk are grouped by scope: each row is copied once, straight
-/// to its scope's place in the [`Scratch`] (in row order within each scope), and each
-/// scope's rows go in from there, as a run of their own.
+/// scopes, a scope's rows (given by index, in row order) go into its window a piece at
+/// a time, each piece gathered first, and into its detectors row by row.
 trait Rows: Copy {
     /// Records rows `rows` in `w`, in one pass.
     fn record(self, w: &mut Window, shape: WindowShape, rows: Range<usize>);
     /// Feeds rows `rows` to `d`, in row order.
     fn feed(self, d: &mut Detector, side: Side, rows: Range<usize>);
-    /// Copies rows `rows` to their scopes' places in `to`, at least `n` long: the row
-    /// of scope `scope[i]` (the `i`-th of `rows`) to place `next[scope[i]]`, which
-    /// then moves on by one. A row whose scope has no place in `next` (none) is not
-    /// copied.
-    fn scatter(
+    /// Records rows `base + rows[i]` in `w`, in that order: the same additions in the
+    /// same order as row by row. A few rows go in one by one, rows that follow one
+    /// another in one pass, others gathered into `scratch` [`GATHER_ROWS`] at a time.
+    fn record_rows(
         self,
-        rows: Range<usize>,
-        scope: &[u32],
-        next: &mut [u32],
-        to: &mut Scratch,
-        n: usize,
+        w: &mut Window,
+        shape: WindowShape,
+        base: usize,
+        rows: &[u32],
+        scratch: &mut Scratch,
     );
-    /// Records places `places` of the rows copied to `scratch` in `w`, as
-    /// [`Rows::record`] does rows.
-    fn record_copied(scratch: &Scratch, w: &mut Window, shape: WindowShape, places: Range<usize>);
-    /// Feeds places `places` of the rows copied to `scratch` to `d`, as [`Rows::feed`]
-    /// does rows.
-    fn feed_copied(scratch: &Scratch, d: &mut Detector, side: Side, places: Range<usize>);
+    /// Feeds rows `base + rows[i]` to `d`, in that order.
+    fn feed_rows(self, d: &mut Detector, side: Side, base: usize, rows: &[u32]);
+}
+
+/// Rows `base + rows[i]` as a range when they follow one another (a column sorted by
+/// scope, or with one scope): recorded straight from the column, without gathering
+/// them. `rows` are increasing, so they follow one another when the last is as far
+/// from the first as their number allows.
+#[inline]
+fn consecutive(base: usize, rows: &[u32]) -> Option<Range<usize>> {
+    let (&first, &last) = rows.first().zip(rows.last())?;
+    let (first, last) = (base + first as usize, base + last as usize);
+    (last - first + 1 == rows.len()).then_some(first..last + 1)
 }
 
 /// Value samples by row.
@@ -343,43 +368,39 @@ impl<T: Millis> Rows for ValueRows<'_, T> {
         }
     }
 
-    fn scatter(
+    fn record_rows(
         self,
-        rows: Range<usize>,
-        scope: &[u32],
-        next: &mut [u32],
-        to: &mut Scratch,
-        n: usize,
+        w: &mut Window,
+        shape: WindowShape,
+        base: usize,
+        rows: &[u32],
+        scratch: &mut Scratch,
     ) {
-        grow(&mut to.at, n);
-        grow(&mut to.x, n);
-        let at = self.at.get(rows.clone()).unwrap_or_default();
-        let values = self.values.get(rows).unwrap_or_default();
-        for ((t, &x), &s) in at.iter().zip(values).zip(scope) {
-            if let Some(place) = next.get_mut(s as usize) {
-                let i = *place as usize;
-                *place += 1;
-                if let (Some(ct), Some(cx)) = (to.at.get_mut(i), to.x.get_mut(i)) {
-                    (*ct, *cx) = (t.ms(), x);
-                }
+        let (at, values) = (&self.at[base..], &self.values[base..]);
+        if rows.len() <= FEW_ROWS {
+            for &r in rows {
+                w.add_value(shape, at[r as usize].ms(), values[r as usize]);
             }
+            return;
+        }
+        if let Some(rows) = consecutive(base, rows) {
+            return self.record(w, shape, rows);
+        }
+        for piece in rows.chunks(GATHER_ROWS) {
+            scratch.gather();
+            scratch
+                .at
+                .extend(piece.iter().map(|&r| at[r as usize].ms()));
+            scratch.x.extend(piece.iter().map(|&r| values[r as usize]));
+            w.add_values(shape, &scratch.at, &scratch.x);
         }
     }
 
-    fn record_copied(scratch: &Scratch, w: &mut Window, shape: WindowShape, places: Range<usize>) {
-        let rows = ValueRows {
-            at: &scratch.at,
-            values: &scratch.x,
-        };
-        rows.record(w, shape, places);
-    }
-
-    fn feed_copied(scratch: &Scratch, d: &mut Detector, side: Side, places: Range<usize>) {
-        let rows = ValueRows {
-            at: &scratch.at,
-            values: &scratch.x,
-        };
-        rows.feed(d, side, places);
+    fn feed_rows(self, d: &mut Detector, side: Side, base: usize, rows: &[u32]) {
+        let (at, values) = (&self.at[base..], &self.values[base..]);
+        for &r in rows {
+            d.observe_value(side, at[r as usize].ms(), values[r as usize]);
+        }
     }
 }
 
@@ -410,50 +431,48 @@ impl<T: Millis, N: Count> Rows for CountRows<'_, T, N> {
         }
     }
 
-    fn scatter(
+    fn record_rows(
         self,
-        rows: Range<usize>,
-        scope: &[u32],
-        next: &mut [u32],
-        to: &mut Scratch,
-        n: usize,
+        w: &mut Window,
+        shape: WindowShape,
+        base: usize,
+        rows: &[u32],
+        scratch: &mut Scratch,
     ) {
-        grow(&mut to.at, n);
-        grow(&mut to.x, n);
-        grow(&mut to.y, n);
-        let at = self.at.get(rows.clone()).unwrap_or_default();
-        let events = self.events.get(rows.clone()).unwrap_or_default();
-        let totals = self.totals.get(rows).unwrap_or_default();
-        let counts = events.iter().zip(totals);
-        for ((t, (e, n)), &s) in at.iter().zip(counts).zip(scope) {
-            if let Some(place) = next.get_mut(s as usize) {
-                let i = *place as usize;
-                *place += 1;
-                if let (Some(ct), Some(ce), Some(cn)) =
-                    (to.at.get_mut(i), to.x.get_mut(i), to.y.get_mut(i))
-                {
-                    (*ct, *ce, *cn) = (t.ms(), e.get() as f64, n.get() as f64);
-                }
+        let at = &self.at[base..];
+        let (events, totals) = (&self.events[base..], &self.totals[base..]);
+        if rows.len() <= FEW_ROWS {
+            for &r in rows {
+                let (e, n) = (events[r as usize].get(), totals[r as usize].get());
+                w.add_count(shape, at[r as usize].ms(), e, n);
             }
+            return;
+        }
+        if let Some(rows) = consecutive(base, rows) {
+            return self.record(w, shape, rows);
+        }
+        for piece in rows.chunks(GATHER_ROWS) {
+            scratch.gather();
+            scratch
+                .at
+                .extend(piece.iter().map(|&r| at[r as usize].ms()));
+            scratch
+                .x
+                .extend(piece.iter().map(|&r| events[r as usize].get() as f64));
+            scratch
+                .y
+                .extend(piece.iter().map(|&r| totals[r as usize].get() as f64));
+            w.add_counts(shape, &scratch.at, &scratch.x, &scratch.y);
         }
     }
 
-    fn record_copied(scratch: &Scratch, w: &mut Window, shape: WindowShape, places: Range<usize>) {
-        let rows = CountRows {
-            at: &scratch.at,
-            events: &scratch.x,
-            totals: &scratch.y,
-        };
-        rows.record(w, shape, places);
-    }
-
-    fn feed_copied(scratch: &Scratch, d: &mut Detector, side: Side, places: Range<usize>) {
-        let rows = CountRows {
-            at: &scratch.at,
-            events: &scratch.x,
-            totals: &scratch.y,
-        };
-        rows.feed(d, side, places);
+    fn feed_rows(self, d: &mut Detector, side: Side, base: usize, rows: &[u32]) {
+        let at = &self.at[base..];
+        let (events, totals) = (&self.events[base..], &self.totals[base..]);
+        for &r in rows {
+            let (e, n) = (events[r as usize].get(), totals[r as usize].get());
+            d.observe_count(side, at[r as usize].ms(), e, n);
+        }
     }
 }
 
@@ -1100,13 +1119,13 @@ impl Policy {
     /// detectors, numbering new scopes in row order (also for an arm that is not live,
     /// as `observe` does).
     ///
-    /// The rows are grouped by scope, a chunk of at most [`CHUNK_ROWS`] at a time (a
+    /// The rows are grouped by scope, a chunk of at most [`column_chunk_rows`] at a time (a
     /// counting sort): each row's scope in row order, then the rows of each scope
-    /// counted, then each row copied to its scope's next place, so that each scope's
-    /// rows lie together in row order. A scope's window and detectors take them in the
-    /// same order as row by row, and scopes share nothing, so the order of the scopes
-    /// (that of their first row) does not matter; nor do the chunks, taken in row
-    /// order.
+    /// counted, then each row's index put at its scope's next place, so that each
+    /// scope's rows lie together in row order. A scope's window and detectors take
+    /// them in the same order as row by row, and scopes share nothing, so the order of
+    /// the scopes (that of their first row) does not matter; nor do the chunks, taken
+    /// in row order.
     fn record_scoped<R: Rows, S: AsRef<str>>(
         &mut self,
         arm: &str,
@@ -1130,9 +1149,10 @@ impl Policy {
             }
             None => None,
         };
+        let chunk_rows = column_chunk_rows(self.config.limits.scopes_max) as usize;
         let mut from = run.start;
         while from < run.end {
-            let chunk = from..run.end.min(from.saturating_add(CHUNK_ROWS));
+            let chunk = from..run.end.min(from.saturating_add(chunk_rows));
             from = chunk.end;
             let n = chunk.len();
             // Each row's scope, numbering new ones.
@@ -1160,37 +1180,48 @@ impl Policy {
                     (*n, places) = (places, places + *n);
                 }
             }
-            // Each row to its scope's next place.
-            let scope = core::mem::take(&mut scratch.scope);
-            rows.scatter(chunk, &scope[..n], counts, scratch, places as usize);
-            scratch.scope = scope;
+            // Each row to its scope's next place (a counting sort).
+            grow(&mut scratch.order, places as usize);
+            for (r, &s) in (0u32..).zip(&*scope) {
+                if let Some(next) = counts.get_mut(s as usize) {
+                    if let Some(place) = scratch.order.get_mut(*next as usize) {
+                        *place = r;
+                    }
+                    *next += 1;
+                }
+            }
             // Each scope's rows into its window and detectors; its count back to zero
             // (its next place is now the end of its rows).
+            let (order, groups) = (
+                core::mem::take(&mut scratch.order),
+                core::mem::take(&mut scratch.scopes),
+            );
             let mut start = 0;
-            for &s in &scratch.scopes {
+            for &s in &groups {
                 let end = self
                     .columns
                     .counts
                     .get_mut(s as usize)
                     .map_or(start, |n| core::mem::take(n) as usize);
-                let mine = start..end;
+                let mine = order.get(start..end).unwrap_or_default();
                 start = end;
                 // A scope the ladder routed back no longer counts.
                 if self.is_routed_back(s) {
                     continue;
                 }
                 if let Some(w) = live.and_then(|a| self.scoped_window_at(a, s, metric)) {
-                    R::record_copied(scratch, w, shape, mine.clone());
+                    rows.record_rows(w, shape, chunk.start, mine, scratch);
                 }
                 if let Some((side, gates)) = &detectors
                     && let Some(states) = self.state.scopes.get_mut(s as usize)
                 {
                     for &gate in gates {
                         let d = &mut states.gates[gate].detector;
-                        R::feed_copied(scratch, d, *side, mine.clone());
+                        rows.feed_rows(d, *side, chunk.start, mine);
                     }
                 }
             }
+            (scratch.order, scratch.scopes) = (order, groups);
         }
     }
 
