@@ -98,8 +98,25 @@ pub(crate) const EFFECT_BYTES: u64 = 16;
 /// A scope's key besides its label strings: three optional labels' headers and the
 /// overflow flag, with the id it maps to in the index.
 pub(crate) const SCOPE_KEY_BYTES: u64 = 32;
-/// A scope's grouping entry in the column cache (two `u32`s).
+/// A scope's grouping entry in the column cache (a `u32` count, counted as two).
 pub(crate) const CACHE_GROUP_BYTES: u64 = 8;
+/// The most rows of a column call grouped by scope at a time (see
+/// [`column_chunk_rows`]).
+pub(crate) const COLUMN_CHUNK_ROWS_MAX: u64 = 1 << 15;
+/// A row's scratch in the column cache: its scope id, its index in the order of the
+/// scopes and its scope's id once more at most.
+pub(crate) const COLUMN_SCRATCH_ROW_BYTES: u64 = 3 * 4;
+/// Rows of a column call grouped by scope at a time, with at most `scopes_max` scopes:
+/// 32 per scope (a scope's rows go into its window together, so more rows per scope
+/// cost less per row), at least 1024 and at most [`COLUMN_CHUNK_ROWS_MAX`]. The column
+/// cache keeps scratch for this many.
+pub(crate) fn column_chunk_rows(scopes_max: u32) -> u64 {
+    (32 * u64::from(scopes_max)).clamp(1 << 10, COLUMN_CHUNK_ROWS_MAX)
+}
+
+/// Rows of a scope gathered at a time for its window, each a time and two numbers (a
+/// value, or events and total).
+pub(crate) const COLUMN_GATHER_ROWS: u64 = 256;
 /// An arm's optional windows of one scope, besides the windows.
 pub(crate) const OPTION_BYTES: u64 = 8;
 /// Cells a window read visits per bucket besides its bins: the live-slot filter, the
@@ -243,9 +260,12 @@ impl PolicyConfig {
         let laddered = self.scopes.as_ref().is_some_and(|s| s.ladder.is_some());
         let route_backs = if laddered { 2 } else { 0 };
         // The scope ids of a scope column's categories kept across calls: at most two
-        // categories per scope, each a label and an id, and a grouping entry per scope.
-        let cache = (4 * HEADER)
-            .saturating_add(scopes_max.saturating_mul(2 * (string(label) + 4) + CACHE_GROUP_BYTES));
+        // categories per scope, each a label and an id, and a grouping entry per scope;
+        // and the scratch of one chunk of rows.
+        let cache = (10 * HEADER)
+            .saturating_add(scopes_max.saturating_mul(2 * (string(label) + 4) + CACHE_GROUP_BYTES))
+            .saturating_add(column_chunk_rows(self.limits.scopes_max) * COLUMN_SCRATCH_ROW_BYTES)
+            .saturating_add(COLUMN_GATHER_ROWS * 3 * 8);
         let scopes = scopes_max
             .saturating_mul(
                 scope.saturating_add(route_backs * (SCOPE_KEY_BYTES + 3 * string(label))),

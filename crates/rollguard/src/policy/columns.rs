@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::*;
+use crate::config::footprint::{COLUMN_GATHER_ROWS, column_chunk_rows};
 use crate::input::Count;
 use crate::scope::ScopeLabel;
 use crate::stats::window::WindowShape;
@@ -173,18 +174,85 @@ const UNSEEN: u32 = u32::MAX;
 /// dictionary gives its category's key, which never changes once given (scopes are
 /// only added; a key sent to the overflow scope stays there, since the dictionary stays
 /// full). A restored policy starts with it empty. Bounded by the config: it holds at
-/// most 2 · `scopes_max` categories of at most `label_len_max` bytes, and one entry
-/// per scope (counted by the footprint).
+/// most 2 · `scopes_max` categories of at most `label_len_max` bytes, one count per
+/// scope and the scratch of one chunk of rows (counted by the footprint).
 #[derive(Debug, Clone, Default)]
 pub(super) struct CategoryCache {
     /// The categories, as the last call gave them (each within `label_len_max`).
     categories: Vec<String>,
     /// Per category, its scope id, or [`UNSEEN`] while no row of it came.
     ids: Vec<u32>,
-    /// Per scope id: the run that last met it and its group in that run.
-    groups: Vec<(u32, u32)>,
-    /// The current run's number in `groups`.
-    run: u32,
+    /// Per scope id, while a chunk of rows is grouped by scope (see
+    /// [`Policy::record_scoped`]): its rows in the chunk, then the place of its next
+    /// row in the chunk's order by scope. Zero between chunks.
+    counts: Vec<u32>,
+    /// Scratch for grouping a chunk of rows, kept so that a call does not allocate
+    /// (and fault in) its own.
+    scratch: Scratch,
+}
+
+/// Rows of a scope at most this many go into its window one by one (a slot look-up
+/// each costs less than gathering them).
+const FEW_ROWS: usize = 4;
+
+/// Rows of a scope gathered at a time for its window (see [`Rows::record_rows`]).
+const GATHER_ROWS: usize = COLUMN_GATHER_ROWS as usize;
+
+/// Scratch for grouping a chunk of rows by scope, at most [`column_chunk_rows`] long
+/// for the config's `scopes_max` (see
+/// [`COLUMN_SCRATCH_ROW_BYTES`](crate::config::footprint::COLUMN_SCRATCH_ROW_BYTES)),
+/// and for gathering a scope's rows, at most [`GATHER_ROWS`]. Not cloned: a clone
+/// starts without it.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Per row of the chunk, its scope id or [`NO_SCOPE`].
+    scope: Vec<u32>,
+    /// The chunk's scopes, in the order of their first row.
+    scopes: Vec<u32>,
+    /// The chunk's rows (each an offset from the chunk's first) grouped by scope, the
+    /// groups in `scopes` order, each in row order.
+    order: Vec<u32>,
+    /// A piece of a scope's rows gathered: their times, and their values (or events
+    /// and totals, as `f64`: checked counts are integers below 2^53, exact as `f64`).
+    at: Vec<Timestamp>,
+    x: Vec<f64>,
+    y: Vec<f64>,
+}
+
+impl Clone for Scratch {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl Scratch {
+    /// Empties the gathered rows, with room for [`GATHER_ROWS`] (allocated once, and
+    /// no more).
+    #[inline]
+    fn gather(&mut self) {
+        self.at.clear();
+        self.at.reserve_exact(GATHER_ROWS);
+        for v in [&mut self.x, &mut self.y] {
+            v.clear();
+            v.reserve_exact(GATHER_ROWS);
+        }
+    }
+
+    /// Bytes allocated, by capacity.
+    #[cfg(test)]
+    fn allocated(&self) -> u64 {
+        (4 * (self.scope.capacity() + self.scopes.capacity() + self.order.capacity())
+            + 8 * (self.at.capacity() + self.x.capacity() + self.y.capacity())) as u64
+            + 6 * 24
+    }
+}
+
+/// Makes `v` at least `n` long (allocating no more than that), keeping its contents.
+fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
+    if v.len() < n {
+        v.reserve_exact(n - v.len());
+        v.resize(n, T::default());
+    }
 }
 
 impl CategoryCache {
@@ -195,8 +263,9 @@ impl CategoryCache {
         (self.categories.capacity() * core::mem::size_of::<String>()
             + strings
             + self.ids.capacity() * 4
-            + self.groups.capacity() * 8) as u64
-            + 4 * 24
+            + self.counts.capacity() * 4) as u64
+            + 3 * 24
+            + self.scratch.allocated()
     }
 
     /// Whether the cache holds exactly these categories.
@@ -245,13 +314,170 @@ struct RowScopes<'a, S> {
     cached: bool,
 }
 
-/// A call's scope columns (if scopes are formed and every `by` label has one) and how
-/// a scope's rows, given by index, go into its window and detectors.
-struct Scoped<'a, S, R, F> {
-    rows: Option<RowScopes<'a, S>>,
-    record: R,
-    feed: F,
+/// The samples of a column call by row, of one kind: [`ValueRows`] or [`CountRows`].
+///
+/// A run of rows goes into a window in one pass and into a detector row by row. With
+/// scopes, a scope's rows (given by index, in row order) go into its window a piece at
+/// a time, each piece gathered first, and into its detectors row by row.
+trait Rows: Copy {
+    /// Records rows `rows` in `w`, in one pass.
+    fn record(self, w: &mut Window, shape: WindowShape, rows: Range<usize>);
+    /// Feeds rows `rows` to `d`, in row order.
+    fn feed(self, d: &mut Detector, side: Side, rows: Range<usize>);
+    /// Records rows `base + rows[i]` in `w`, in that order: the same additions in the
+    /// same order as row by row. A few rows go in one by one, rows that follow one
+    /// another in one pass, others gathered into `scratch` [`GATHER_ROWS`] at a time.
+    fn record_rows(
+        self,
+        w: &mut Window,
+        shape: WindowShape,
+        base: usize,
+        rows: &[u32],
+        scratch: &mut Scratch,
+    );
+    /// Feeds rows `base + rows[i]` to `d`, in that order.
+    fn feed_rows(self, d: &mut Detector, side: Side, base: usize, rows: &[u32]);
 }
+
+/// Rows `base + rows[i]` as a range when they follow one another (a column sorted by
+/// scope, or with one scope): recorded straight from the column, without gathering
+/// them. `rows` are increasing, so they follow one another when the last is as far
+/// from the first as their number allows.
+#[inline]
+fn consecutive(base: usize, rows: &[u32]) -> Option<Range<usize>> {
+    let (&first, &last) = rows.first().zip(rows.last())?;
+    let (first, last) = (base + first as usize, base + last as usize);
+    (last - first + 1 == rows.len()).then_some(first..last + 1)
+}
+
+/// Value samples by row.
+#[derive(Clone, Copy)]
+struct ValueRows<'a, T> {
+    at: &'a [T],
+    values: &'a [f64],
+}
+
+impl<T: Millis> Rows for ValueRows<'_, T> {
+    fn record(self, w: &mut Window, shape: WindowShape, rows: Range<usize>) {
+        w.add_values(shape, &self.at[rows.clone()], &self.values[rows]);
+    }
+
+    fn feed(self, d: &mut Detector, side: Side, rows: Range<usize>) {
+        for (t, &x) in self.at[rows.clone()].iter().zip(&self.values[rows]) {
+            d.observe_value(side, t.ms(), x);
+        }
+    }
+
+    fn record_rows(
+        self,
+        w: &mut Window,
+        shape: WindowShape,
+        base: usize,
+        rows: &[u32],
+        scratch: &mut Scratch,
+    ) {
+        let (at, values) = (&self.at[base..], &self.values[base..]);
+        if rows.len() <= FEW_ROWS {
+            for &r in rows {
+                w.add_value(shape, at[r as usize].ms(), values[r as usize]);
+            }
+            return;
+        }
+        if let Some(rows) = consecutive(base, rows) {
+            return self.record(w, shape, rows);
+        }
+        for piece in rows.chunks(GATHER_ROWS) {
+            scratch.gather();
+            scratch
+                .at
+                .extend(piece.iter().map(|&r| at[r as usize].ms()));
+            scratch.x.extend(piece.iter().map(|&r| values[r as usize]));
+            w.add_values(shape, &scratch.at, &scratch.x);
+        }
+    }
+
+    fn feed_rows(self, d: &mut Detector, side: Side, base: usize, rows: &[u32]) {
+        let (at, values) = (&self.at[base..], &self.values[base..]);
+        for &r in rows {
+            d.observe_value(side, at[r as usize].ms(), values[r as usize]);
+        }
+    }
+}
+
+/// Count samples by row.
+#[derive(Clone, Copy)]
+struct CountRows<'a, T, N> {
+    at: &'a [T],
+    events: &'a [N],
+    totals: &'a [N],
+}
+
+impl<T: Millis, N: Count> Rows for CountRows<'_, T, N> {
+    fn record(self, w: &mut Window, shape: WindowShape, rows: Range<usize>) {
+        w.add_counts(
+            shape,
+            &self.at[rows.clone()],
+            &self.events[rows.clone()],
+            &self.totals[rows],
+        );
+    }
+
+    fn feed(self, d: &mut Detector, side: Side, rows: Range<usize>) {
+        let counts = self.events[rows.clone()]
+            .iter()
+            .zip(&self.totals[rows.clone()]);
+        for (t, (e, n)) in self.at[rows].iter().zip(counts) {
+            d.observe_count(side, t.ms(), e.get(), n.get());
+        }
+    }
+
+    fn record_rows(
+        self,
+        w: &mut Window,
+        shape: WindowShape,
+        base: usize,
+        rows: &[u32],
+        scratch: &mut Scratch,
+    ) {
+        let at = &self.at[base..];
+        let (events, totals) = (&self.events[base..], &self.totals[base..]);
+        if rows.len() <= FEW_ROWS {
+            for &r in rows {
+                let (e, n) = (events[r as usize].get(), totals[r as usize].get());
+                w.add_count(shape, at[r as usize].ms(), e, n);
+            }
+            return;
+        }
+        if let Some(rows) = consecutive(base, rows) {
+            return self.record(w, shape, rows);
+        }
+        for piece in rows.chunks(GATHER_ROWS) {
+            scratch.gather();
+            scratch
+                .at
+                .extend(piece.iter().map(|&r| at[r as usize].ms()));
+            scratch
+                .x
+                .extend(piece.iter().map(|&r| events[r as usize].get() as f64));
+            scratch
+                .y
+                .extend(piece.iter().map(|&r| totals[r as usize].get() as f64));
+            w.add_counts(shape, &scratch.at, &scratch.x, &scratch.y);
+        }
+    }
+
+    fn feed_rows(self, d: &mut Detector, side: Side, base: usize, rows: &[u32]) {
+        let at = &self.at[base..];
+        let (events, totals) = (&self.events[base..], &self.totals[base..]);
+        for &r in rows {
+            let (e, n) = (events[r as usize].get(), totals[r as usize].get());
+            d.observe_count(side, at[r as usize].ms(), e, n);
+        }
+    }
+}
+
+/// A scope id for a row without a scope.
+const NO_SCOPE: u32 = u32::MAX;
 
 /// Scope ids by key.
 enum Ids {
@@ -304,6 +530,30 @@ impl<'a, S: AsRef<str>> RowScopes<'a, S> {
         Some(id)
     }
 
+    /// The scope ids of rows `rows` into `out`, as long ([`NO_SCOPE`] for a row without
+    /// one), numbering new scopes in row order, as [`RowScopes::scope`] row by row.
+    fn scopes_of(&mut self, p: &mut Policy, rows: Range<usize>, out: &mut [u32]) {
+        match (self.cached, self.by.as_slice()) {
+            // Codes whose ids the cache knows in one pass; `scope` numbers an unseen one.
+            (true, [(_, column, _)]) => {
+                let codes = column.codes.get(rows.clone()).unwrap_or_default();
+                let mut i = 0;
+                while i < codes.len() {
+                    i += known_ids(&p.columns.ids, &codes[i..], &mut out[i..]);
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = self.scope(p, rows.start + i).unwrap_or(NO_SCOPE);
+                        i += 1;
+                    }
+                }
+            }
+            _ => {
+                for (r, slot) in rows.zip(out.iter_mut()) {
+                    *slot = self.scope(p, r).unwrap_or(NO_SCOPE);
+                }
+            }
+        }
+    }
+
     /// Row `r`'s scope id from the policy's dictionary, numbering a new key there.
     fn resolve(&mut self, p: &mut Policy, r: usize) -> Option<u32> {
         {
@@ -337,6 +587,19 @@ impl<'a, S: AsRef<str>> RowScopes<'a, S> {
             }
         }
     }
+}
+
+/// The scope ids of `codes` into `out` from a [`CategoryCache`]'s `ids` ([`NO_SCOPE`]
+/// for -1), up to the first code not resolved yet: how many it wrote.
+fn known_ids(ids: &[u32], codes: &[i32], out: &mut [u32]) -> usize {
+    for (i, (&code, slot)) in codes.iter().zip(out.iter_mut()).enumerate() {
+        *slot = match usize::try_from(code).ok().map(|c| ids.get(c)) {
+            Some(Some(&UNSEEN)) => return i,
+            Some(Some(&id)) => id,
+            _ => NO_SCOPE,
+        };
+    }
+    codes.len().min(out.len())
 }
 
 /// Sets a probe key's label, reusing its string.
@@ -517,35 +780,8 @@ impl Policy {
         labels: &Labels<'_, S>,
     ) -> Step {
         let mut out = Out::default();
-        let record = |w: &mut Window, shape, rows: Range<usize>| {
-            w.add_values(shape, &at[rows.clone()], &values[rows]);
-        };
-        let feed = |d: &mut Detector, role, rows: Range<usize>| {
-            for (t, &x) in at[rows.clone()].iter().zip(&values[rows]) {
-                d.observe_value(role, t.ms(), x);
-            }
-        };
-        // A scope's rows, gathered (in row order) for its window and detectors.
-        let (mut ts, mut xs) = (Vec::new(), Vec::new());
-        let record_rows = |w: &mut Window, shape, rows: &[u32]| {
-            ts.clear();
-            xs.clear();
-            ts.extend(rows.iter().map(|&r| at[r as usize]));
-            xs.extend(rows.iter().map(|&r| values[r as usize]));
-            w.add_values(shape, &ts, &xs);
-        };
-        let feed_rows = |d: &mut Detector, role, rows: &[u32]| {
-            for &r in rows {
-                d.observe_value(role, at[r as usize].ms(), values[r as usize]);
-            }
-        };
         let scopes = self.row_scopes(labels, at.len(), cached);
-        let scoped = Scoped {
-            rows: scopes,
-            record: record_rows,
-            feed: feed_rows,
-        };
-        self.record_column(arm, m, at, scoped, &mut out, record, feed);
+        self.record_column(arm, m, at, ValueRows { at, values }, scopes, &mut out);
         self.debug_validate();
         out.into_step(self.state.now)
     }
@@ -696,43 +932,9 @@ impl Policy {
         labels: &Labels<'_, S>,
     ) -> Step {
         let mut out = Out::default();
-        let record = |w: &mut Window, shape, rows: Range<usize>| {
-            w.add_counts(
-                shape,
-                &at[rows.clone()],
-                &events[rows.clone()],
-                &totals[rows],
-            );
-        };
-        let feed = |d: &mut Detector, role, rows: Range<usize>| {
-            let counts = events[rows.clone()].iter().zip(&totals[rows.clone()]);
-            for (t, (e, n)) in at[rows].iter().zip(counts) {
-                d.observe_count(role, t.ms(), e.get(), n.get());
-            }
-        };
-        let (mut ts, mut es, mut ns) = (Vec::new(), Vec::new(), Vec::new());
-        let record_rows = |w: &mut Window, shape, rows: &[u32]| {
-            ts.clear();
-            es.clear();
-            ns.clear();
-            ts.extend(rows.iter().map(|&r| at[r as usize]));
-            es.extend(rows.iter().map(|&r| events[r as usize]));
-            ns.extend(rows.iter().map(|&r| totals[r as usize]));
-            w.add_counts(shape, &ts, &es, &ns);
-        };
-        let feed_rows = |d: &mut Detector, role, rows: &[u32]| {
-            for &r in rows {
-                let (e, n) = (events[r as usize].get(), totals[r as usize].get());
-                d.observe_count(role, at[r as usize].ms(), e, n);
-            }
-        };
         let scopes = self.row_scopes(labels, at.len(), cached);
-        let scoped = Scoped {
-            rows: scopes,
-            record: record_rows,
-            feed: feed_rows,
-        };
-        self.record_column(arm, m, at, scoped, &mut out, record, feed);
+        let rows = CountRows { at, events, totals };
+        self.record_column(arm, m, at, rows, scopes, &mut out);
         self.debug_validate();
         out.into_step(self.state.now)
     }
@@ -860,30 +1062,28 @@ impl Policy {
         })
     }
 
-    /// Records validated column rows in runs that end at timer deadlines: the timers
-    /// fire before the first row at or after them, exactly as when the rows come one by
-    /// one, and each run goes into the window in one pass. With scopes, each row goes
-    /// into its scope's windows and detectors as well.
-    #[allow(clippy::too_many_arguments)]
-    fn record_column<T: Millis, S: AsRef<str>>(
+    /// Records validated column rows (`rows`, at times `at`) in runs that end at timer
+    /// deadlines: the timers fire before the first row at or after them, exactly as
+    /// when the rows come one by one, and each run goes into the window in one pass.
+    /// With scopes, each row goes into its scope's windows and detectors as well.
+    fn record_column<T: Millis, R: Rows, S: AsRef<str>>(
         &mut self,
         arm: &str,
         metric: usize,
         at: &[T],
-        mut scoped: Scoped<
-            '_,
-            S,
-            impl FnMut(&mut Window, WindowShape, &[u32]),
-            impl FnMut(&mut Detector, Side, &[u32]),
-        >,
+        rows: R,
+        mut scopes: Option<RowScopes<'_, S>>,
         out: &mut Out,
-        mut record: impl FnMut(&mut Window, WindowShape, Range<usize>),
-        mut feed: impl FnMut(&mut Detector, Side, Range<usize>),
     ) {
         let shape = self.plan.shapes[metric];
+        // The cache's scratch, taken for the call (and put back).
+        let mut scratch = match scopes {
+            Some(_) => core::mem::take(&mut self.columns.scratch),
+            None => Scratch::default(),
+        };
         let mut i = 0;
         while let Some(t) = at.get(i).map(|t| t.ms()) {
-            if let Some(s) = scoped.rows.as_mut() {
+            if let Some(s) = scopes.as_mut() {
                 // As `observe` does: a new scope is numbered before the timers due at
                 // its first sample's time fire.
                 let _ = s.scope(self, i);
@@ -899,39 +1099,42 @@ impl Policy {
             // The live arms change only when timers fire or commands run, so one look-up
             // serves the whole run; samples of versions that are not live are ignored.
             if let Some(w) = self.window_mut(arm, metric) {
-                record(w, shape, i..end);
+                rows.record(w, shape, i..end);
             }
             if !self.plan.observers[metric].is_empty() {
-                self.observe_samples(arm, metric, None, |d, role| feed(d, role, i..end));
+                self.observe_samples(arm, metric, None, |d, side| rows.feed(d, side, i..end));
             }
-            if scoped.rows.is_some() {
-                self.record_scoped(arm, metric, &mut scoped, i..end);
+            if let Some(s) = scopes.as_mut() {
+                self.record_scoped(arm, metric, rows, s, &mut scratch, i..end);
             }
             self.state.now = at[end - 1].ms();
             i = end;
+        }
+        if scopes.is_some() {
+            self.columns.scratch = scratch;
         }
     }
 
     /// Records a run of rows (one between timers) in their scopes' windows and
     /// detectors, numbering new scopes in row order (also for an arm that is not live,
-    /// as `observe` does). The rows are grouped by scope, in row order within each
-    /// group: a scope's window and detectors take its rows in the same order as row by
-    /// row, and scopes share nothing, so the order of the groups does not matter.
-    fn record_scoped<S: AsRef<str>>(
+    /// as `observe` does).
+    ///
+    /// The rows are grouped by scope, a chunk of at most [`column_chunk_rows`] at a time (a
+    /// counting sort): each row's scope in row order, then the rows of each scope
+    /// counted, then each row's index put at its scope's next place, so that each
+    /// scope's rows lie together in row order. A scope's window and detectors take
+    /// them in the same order as row by row, and scopes share nothing, so the order of
+    /// the scopes (that of their first row) does not matter; nor do the chunks, taken
+    /// in row order.
+    fn record_scoped<R: Rows, S: AsRef<str>>(
         &mut self,
         arm: &str,
         metric: usize,
-        scoped: &mut Scoped<
-            '_,
-            S,
-            impl FnMut(&mut Window, WindowShape, &[u32]),
-            impl FnMut(&mut Detector, Side, &[u32]),
-        >,
-        rows: Range<usize>,
+        rows: R,
+        scopes: &mut RowScopes<'_, S>,
+        scratch: &mut Scratch,
+        run: Range<usize>,
     ) {
-        let Some(scopes) = scoped.rows.as_mut() else {
-            return;
-        };
         let shape = self.plan.shapes[metric];
         let live = self.state.arms.iter().position(|a| a.version == arm);
         // The gates whose detectors take these rows, as `observe_samples` picks them.
@@ -946,69 +1149,79 @@ impl Policy {
             }
             None => None,
         };
-        // Each row's scope, in row order (numbering new ones), and its group: the
-        // groups in the order of their first row.
-        let mut groups: Vec<(u32, u32)> = Vec::new();
-        let mut group_of: Vec<u32> = Vec::with_capacity(rows.len());
-        let cache = &mut self.columns;
-        cache.run = cache.run.wrapping_add(1);
-        if cache.run == 0 {
-            cache.groups.iter_mut().for_each(|g| *g = (0, 0));
-            cache.run = 1;
-        }
-        for r in rows.clone() {
-            let Some(s) = scopes.scope(self, r) else {
-                group_of.push(u32::MAX);
-                continue;
-            };
-            let cache = &mut self.columns;
-            let s = s as usize;
-            if cache.groups.len() <= s {
-                cache
-                    .groups
-                    .resize(self.state.scopes.len().max(s + 1), (0, 0));
+        let chunk_rows = column_chunk_rows(self.config.limits.scopes_max) as usize;
+        let mut from = run.start;
+        while from < run.end {
+            let chunk = from..run.end.min(from.saturating_add(chunk_rows));
+            from = chunk.end;
+            let n = chunk.len();
+            // Each row's scope, numbering new ones.
+            grow(&mut scratch.scope, n);
+            let scope = &mut scratch.scope[..n];
+            scopes.scopes_of(self, chunk.clone(), scope);
+            // Each scope's rows, and the scopes in the order of their first row.
+            let counts = &mut self.columns.counts;
+            if counts.len() < self.state.scopes.len() {
+                counts.resize(self.state.scopes.len(), 0);
             }
-            let (run, group) = &mut cache.groups[s];
-            if *run != cache.run {
-                *run = cache.run;
-                *group = groups.len() as u32;
-                groups.push((s as u32, 0));
-            }
-            groups[*group as usize].1 += 1;
-            group_of.push(*group);
-        }
-        // The rows of each group, contiguous (a stable counting sort).
-        let mut start = Vec::with_capacity(groups.len() + 1);
-        let mut next = 0u32;
-        for (_, n) in &groups {
-            start.push(next);
-            next += n;
-        }
-        start.push(next);
-        let mut fill = start.clone();
-        let mut order = vec![0u32; next as usize];
-        for (r, g) in rows.clone().zip(&group_of) {
-            if let Some(at) = fill.get_mut(*g as usize) {
-                order[*at as usize] = r as u32;
-                *at += 1;
-            }
-        }
-        for (g, (s, _)) in groups.iter().enumerate() {
-            // A scope the ladder routed back no longer counts.
-            if self.is_routed_back(*s) {
-                continue;
-            }
-            let mine = &order[start[g] as usize..start[g + 1] as usize];
-            if let Some(w) = live.and_then(|a| self.scoped_window_at(a, *s, metric)) {
-                (scoped.record)(w, shape, mine);
-            }
-            if let Some((side, gates)) = &detectors
-                && let Some(states) = self.state.scopes.get_mut(*s as usize)
-            {
-                for &gate in gates {
-                    (scoped.feed)(&mut states.gates[gate].detector, *side, mine);
+            scratch.scopes.clear();
+            for &s in &*scope {
+                if let Some(n) = counts.get_mut(s as usize) {
+                    if *n == 0 {
+                        scratch.scopes.push(s);
+                    }
+                    *n += 1;
                 }
             }
+            // Each scope's first place.
+            let mut places = 0;
+            for &s in &scratch.scopes {
+                if let Some(n) = counts.get_mut(s as usize) {
+                    (*n, places) = (places, places + *n);
+                }
+            }
+            // Each row to its scope's next place (a counting sort).
+            grow(&mut scratch.order, places as usize);
+            for (r, &s) in (0u32..).zip(&*scope) {
+                if let Some(next) = counts.get_mut(s as usize) {
+                    if let Some(place) = scratch.order.get_mut(*next as usize) {
+                        *place = r;
+                    }
+                    *next += 1;
+                }
+            }
+            // Each scope's rows into its window and detectors; its count back to zero
+            // (its next place is now the end of its rows).
+            let (order, groups) = (
+                core::mem::take(&mut scratch.order),
+                core::mem::take(&mut scratch.scopes),
+            );
+            let mut start = 0;
+            for &s in &groups {
+                let end = self
+                    .columns
+                    .counts
+                    .get_mut(s as usize)
+                    .map_or(start, |n| core::mem::take(n) as usize);
+                let mine = order.get(start..end).unwrap_or_default();
+                start = end;
+                // A scope the ladder routed back no longer counts.
+                if self.is_routed_back(s) {
+                    continue;
+                }
+                if let Some(w) = live.and_then(|a| self.scoped_window_at(a, s, metric)) {
+                    rows.record_rows(w, shape, chunk.start, mine, scratch);
+                }
+                if let Some((side, gates)) = &detectors
+                    && let Some(states) = self.state.scopes.get_mut(s as usize)
+                {
+                    for &gate in gates {
+                        let d = &mut states.gates[gate].detector;
+                        rows.feed_rows(d, *side, chunk.start, mine);
+                    }
+                }
+            }
+            (scratch.order, scratch.scopes) = (order, groups);
         }
     }
 
