@@ -186,6 +186,24 @@ impl Bins {
         if bin >= self.len as usize {
             return;
         }
+        // The common case inline: the value's cell has an entry with room.
+        let key = Self::cell_of(self.len, self.halvings, bin as u32) << COUNT_BITS;
+        let i = self.cells.partition_point(|&e| e < key);
+        if let Some(e) = self.cells.get_mut(i)
+            && *e >> COUNT_BITS == key >> COUNT_BITS
+            && *e & ENTRY_COUNT_MAX < ENTRY_COUNT_MAX
+        {
+            *e += 1;
+            return;
+        }
+        self.add_entry(bin, cells_max);
+    }
+
+    /// [`Bins::add`] when the value needs a new entry: inserted, after halving the
+    /// resolution while there is no room.
+    #[cold]
+    #[inline(never)]
+    fn add_entry(&mut self, bin: usize, cells_max: u32) {
         let max = cells_max.min(self.len) as usize;
         loop {
             let key = Self::cell_of(self.len, self.halvings, bin as u32) << COUNT_BITS;
