@@ -322,8 +322,17 @@ struct RowScopes<'a, S> {
 trait Rows: Copy {
     /// Records rows `rows` in `w`, in one pass.
     fn record(self, w: &mut Window, shape: WindowShape, rows: Range<usize>);
+    /// Records row `r` in `w`.
+    fn record_row(self, w: &mut Window, shape: WindowShape, r: usize);
+    /// Gathers rows `base + rows[i]` into `scratch` (emptied by [`Scratch::gather`]).
+    fn gather(self, scratch: &mut Scratch, base: usize, rows: &[u32]);
+    /// Records the rows gathered in `scratch` in `w`, in one pass.
+    fn record_gathered(w: &mut Window, shape: WindowShape, scratch: &Scratch);
     /// Feeds rows `rows` to `d`, in row order.
     fn feed(self, d: &mut Detector, side: Side, rows: Range<usize>);
+    /// Feeds row `r` to `d`.
+    fn feed_row(self, d: &mut Detector, side: Side, r: usize);
+
     /// Records rows `base + rows[i]` in `w`, in that order: the same additions in the
     /// same order as row by row. A few rows go in one by one, rows that follow one
     /// another in one pass, others gathered into `scratch` [`GATHER_ROWS`] at a time.
@@ -334,9 +343,29 @@ trait Rows: Copy {
         base: usize,
         rows: &[u32],
         scratch: &mut Scratch,
-    );
+    ) {
+        if rows.len() <= FEW_ROWS {
+            for &r in rows {
+                self.record_row(w, shape, base + r as usize);
+            }
+            return;
+        }
+        if let Some(rows) = consecutive(base, rows) {
+            return self.record(w, shape, rows);
+        }
+        for piece in rows.chunks(GATHER_ROWS) {
+            scratch.gather();
+            self.gather(scratch, base, piece);
+            Self::record_gathered(w, shape, scratch);
+        }
+    }
+
     /// Feeds rows `base + rows[i]` to `d`, in that order.
-    fn feed_rows(self, d: &mut Detector, side: Side, base: usize, rows: &[u32]);
+    fn feed_rows(self, d: &mut Detector, side: Side, base: usize, rows: &[u32]) {
+        for &r in rows {
+            self.feed_row(d, side, base + r as usize);
+        }
+    }
 }
 
 /// Rows `base + rows[i]` as a range when they follow one another (a column sorted by
@@ -362,45 +391,28 @@ impl<T: Millis> Rows for ValueRows<'_, T> {
         w.add_values(shape, &self.at[rows.clone()], &self.values[rows]);
     }
 
+    fn record_row(self, w: &mut Window, shape: WindowShape, r: usize) {
+        w.add_value(shape, self.at[r].ms(), self.values[r]);
+    }
+
+    fn gather(self, scratch: &mut Scratch, base: usize, rows: &[u32]) {
+        let (at, values) = (&self.at[base..], &self.values[base..]);
+        scratch.at.extend(rows.iter().map(|&r| at[r as usize].ms()));
+        scratch.x.extend(rows.iter().map(|&r| values[r as usize]));
+    }
+
+    fn record_gathered(w: &mut Window, shape: WindowShape, scratch: &Scratch) {
+        w.add_values(shape, &scratch.at, &scratch.x);
+    }
+
     fn feed(self, d: &mut Detector, side: Side, rows: Range<usize>) {
         for (t, &x) in self.at[rows.clone()].iter().zip(&self.values[rows]) {
             d.observe_value(side, t.ms(), x);
         }
     }
 
-    fn record_rows(
-        self,
-        w: &mut Window,
-        shape: WindowShape,
-        base: usize,
-        rows: &[u32],
-        scratch: &mut Scratch,
-    ) {
-        let (at, values) = (&self.at[base..], &self.values[base..]);
-        if rows.len() <= FEW_ROWS {
-            for &r in rows {
-                w.add_value(shape, at[r as usize].ms(), values[r as usize]);
-            }
-            return;
-        }
-        if let Some(rows) = consecutive(base, rows) {
-            return self.record(w, shape, rows);
-        }
-        for piece in rows.chunks(GATHER_ROWS) {
-            scratch.gather();
-            scratch
-                .at
-                .extend(piece.iter().map(|&r| at[r as usize].ms()));
-            scratch.x.extend(piece.iter().map(|&r| values[r as usize]));
-            w.add_values(shape, &scratch.at, &scratch.x);
-        }
-    }
-
-    fn feed_rows(self, d: &mut Detector, side: Side, base: usize, rows: &[u32]) {
-        let (at, values) = (&self.at[base..], &self.values[base..]);
-        for &r in rows {
-            d.observe_value(side, at[r as usize].ms(), values[r as usize]);
-        }
+    fn feed_row(self, d: &mut Detector, side: Side, r: usize) {
+        d.observe_value(side, self.at[r].ms(), self.values[r]);
     }
 }
 
@@ -422,6 +434,27 @@ impl<T: Millis, N: Count> Rows for CountRows<'_, T, N> {
         );
     }
 
+    fn record_row(self, w: &mut Window, shape: WindowShape, r: usize) {
+        let (e, n) = (self.events[r].get(), self.totals[r].get());
+        w.add_count(shape, self.at[r].ms(), e, n);
+    }
+
+    fn gather(self, scratch: &mut Scratch, base: usize, rows: &[u32]) {
+        let at = &self.at[base..];
+        let (events, totals) = (&self.events[base..], &self.totals[base..]);
+        scratch.at.extend(rows.iter().map(|&r| at[r as usize].ms()));
+        scratch
+            .x
+            .extend(rows.iter().map(|&r| events[r as usize].get() as f64));
+        scratch
+            .y
+            .extend(rows.iter().map(|&r| totals[r as usize].get() as f64));
+    }
+
+    fn record_gathered(w: &mut Window, shape: WindowShape, scratch: &Scratch) {
+        w.add_counts(shape, &scratch.at, &scratch.x, &scratch.y);
+    }
+
     fn feed(self, d: &mut Detector, side: Side, rows: Range<usize>) {
         let counts = self.events[rows.clone()]
             .iter()
@@ -431,48 +464,13 @@ impl<T: Millis, N: Count> Rows for CountRows<'_, T, N> {
         }
     }
 
-    fn record_rows(
-        self,
-        w: &mut Window,
-        shape: WindowShape,
-        base: usize,
-        rows: &[u32],
-        scratch: &mut Scratch,
-    ) {
-        let at = &self.at[base..];
-        let (events, totals) = (&self.events[base..], &self.totals[base..]);
-        if rows.len() <= FEW_ROWS {
-            for &r in rows {
-                let (e, n) = (events[r as usize].get(), totals[r as usize].get());
-                w.add_count(shape, at[r as usize].ms(), e, n);
-            }
-            return;
-        }
-        if let Some(rows) = consecutive(base, rows) {
-            return self.record(w, shape, rows);
-        }
-        for piece in rows.chunks(GATHER_ROWS) {
-            scratch.gather();
-            scratch
-                .at
-                .extend(piece.iter().map(|&r| at[r as usize].ms()));
-            scratch
-                .x
-                .extend(piece.iter().map(|&r| events[r as usize].get() as f64));
-            scratch
-                .y
-                .extend(piece.iter().map(|&r| totals[r as usize].get() as f64));
-            w.add_counts(shape, &scratch.at, &scratch.x, &scratch.y);
-        }
-    }
-
-    fn feed_rows(self, d: &mut Detector, side: Side, base: usize, rows: &[u32]) {
-        let at = &self.at[base..];
-        let (events, totals) = (&self.events[base..], &self.totals[base..]);
-        for &r in rows {
-            let (e, n) = (events[r as usize].get(), totals[r as usize].get());
-            d.observe_count(side, at[r as usize].ms(), e, n);
-        }
+    fn feed_row(self, d: &mut Detector, side: Side, r: usize) {
+        d.observe_count(
+            side,
+            self.at[r].ms(),
+            self.events[r].get(),
+            self.totals[r].get(),
+        );
     }
 }
 
