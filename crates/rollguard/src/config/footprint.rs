@@ -98,20 +98,21 @@ pub(crate) const EFFECT_BYTES: u64 = 16;
 /// A scope's key besides its label strings: three optional labels' headers and the
 /// overflow flag, with the id it maps to in the index.
 pub(crate) const SCOPE_KEY_BYTES: u64 = 32;
-/// A scope's grouping entry in the column cache (a `u32` count, counted as two).
+/// A scope's grouping entries in the column cache: its count of rows, and its place in
+/// the list of a chunk's scopes (a `u32` each).
 pub(crate) const CACHE_GROUP_BYTES: u64 = 8;
 /// The most rows of a column call grouped by scope at a time (see
 /// [`column_chunk_rows`]).
-pub(crate) const COLUMN_CHUNK_ROWS_MAX: u64 = 1 << 15;
-/// A row's scratch in the column cache: its scope id, its index in the order of the
-/// scopes and its scope's id once more at most.
-pub(crate) const COLUMN_SCRATCH_ROW_BYTES: u64 = 3 * 4;
+pub(crate) const COLUMN_CHUNK_ROWS_MAX: u64 = 1 << 16;
+/// A row's scratch in the column cache: its scope id, and its index in the order of
+/// the scopes.
+pub(crate) const COLUMN_SCRATCH_ROW_BYTES: u64 = 2 * 4;
 /// Rows of a column call grouped by scope at a time, with at most `scopes_max` scopes:
-/// 32 per scope (a scope's rows go into its window together, so more rows per scope
-/// cost less per row), at least 1024 and at most [`COLUMN_CHUNK_ROWS_MAX`]. The column
-/// cache keeps scratch for this many.
+/// 64 per scope (a scope's rows go into its window together, so more rows per scope
+/// cost less per row: a histogram's entries are visited once per run), at least 1024
+/// and at most [`COLUMN_CHUNK_ROWS_MAX`]. The column cache keeps scratch for this many.
 pub(crate) fn column_chunk_rows(scopes_max: u32) -> u64 {
-    (32 * u64::from(scopes_max)).clamp(1 << 10, COLUMN_CHUNK_ROWS_MAX)
+    (64 * u64::from(scopes_max)).clamp(1 << 10, COLUMN_CHUNK_ROWS_MAX)
 }
 
 /// Rows of a scope gathered at a time for its window, each a time and two numbers (a
@@ -261,11 +262,16 @@ impl PolicyConfig {
         let route_backs = if laddered { 2 } else { 0 };
         // The scope ids of a scope column's categories kept across calls: at most two
         // categories per scope, each a label and an id, and a grouping entry per scope;
-        // and the scratch of one chunk of rows.
+        // the scratch of one chunk of rows; and that of tallying a scope's run of
+        // values into its histogram (a count per bin, two lists of at most
+        // `histogram_bins_max` cells).
+        let bins_max = windows.iter().map(|w| w.1).max().unwrap_or(0);
+        let tally = (3 * HEADER).saturating_add(4 * (bins_max + 2 * bins_max.min(cells_max)));
         let cache = (10 * HEADER)
             .saturating_add(scopes_max.saturating_mul(2 * (string(label) + 4) + CACHE_GROUP_BYTES))
             .saturating_add(column_chunk_rows(self.limits.scopes_max) * COLUMN_SCRATCH_ROW_BYTES)
-            .saturating_add(COLUMN_GATHER_ROWS * 3 * 8);
+            .saturating_add(COLUMN_GATHER_ROWS * 3 * 8)
+            .saturating_add(tally);
         let scopes = scopes_max
             .saturating_mul(
                 scope.saturating_add(route_backs * (SCOPE_KEY_BYTES + 3 * string(label))),

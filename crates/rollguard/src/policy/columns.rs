@@ -23,7 +23,7 @@ use super::*;
 use crate::config::footprint::{COLUMN_GATHER_ROWS, column_chunk_rows};
 use crate::input::Count;
 use crate::scope::ScopeLabel;
-use crate::stats::window::WindowShape;
+use crate::stats::window::{Tally, WindowShape};
 use crate::time::{Millis, run_end};
 
 /// One label's column, dictionary-encoded as a pandas categorical is: per row, the
@@ -217,6 +217,8 @@ struct Scratch {
     at: Vec<Timestamp>,
     x: Vec<f64>,
     y: Vec<f64>,
+    /// For tallying a run of values into a scope's histogram.
+    tally: Tally,
 }
 
 impl Clone for Scratch {
@@ -244,6 +246,7 @@ impl Scratch {
         (4 * (self.scope.capacity() + self.scopes.capacity() + self.order.capacity())
             + 8 * (self.at.capacity() + self.x.capacity() + self.y.capacity())) as u64
             + 6 * 24
+            + self.tally.allocated()
     }
 }
 
@@ -320,14 +323,14 @@ struct RowScopes<'a, S> {
 /// scopes, a scope's rows (given by index, in row order) go into its window a piece at
 /// a time, each piece gathered first, and into its detectors row by row.
 trait Rows: Copy {
-    /// Records rows `rows` in `w`, in one pass.
-    fn record(self, w: &mut Window, shape: WindowShape, rows: Range<usize>);
+    /// Records rows `rows` in `w`, in one pass (`tally`: see [`Window::add_values`]).
+    fn record(self, w: &mut Window, shape: WindowShape, rows: Range<usize>, tally: &mut Tally);
     /// Records row `r` in `w`.
     fn record_row(self, w: &mut Window, shape: WindowShape, r: usize);
     /// Gathers rows `base + rows[i]` into `scratch` (emptied by [`Scratch::gather`]).
     fn gather(self, scratch: &mut Scratch, base: usize, rows: &[u32]);
     /// Records the rows gathered in `scratch` in `w`, in one pass.
-    fn record_gathered(w: &mut Window, shape: WindowShape, scratch: &Scratch);
+    fn record_gathered(w: &mut Window, shape: WindowShape, scratch: &mut Scratch);
     /// Feeds rows `rows` to `d`, in row order.
     fn feed(self, d: &mut Detector, side: Side, rows: Range<usize>);
     /// Feeds row `r` to `d`.
@@ -351,7 +354,7 @@ trait Rows: Copy {
             return;
         }
         if let Some(rows) = consecutive(base, rows) {
-            return self.record(w, shape, rows);
+            return self.record(w, shape, rows, &mut scratch.tally);
         }
         for piece in rows.chunks(GATHER_ROWS) {
             scratch.gather();
@@ -387,8 +390,8 @@ struct ValueRows<'a, T> {
 }
 
 impl<T: Millis> Rows for ValueRows<'_, T> {
-    fn record(self, w: &mut Window, shape: WindowShape, rows: Range<usize>) {
-        w.add_values(shape, &self.at[rows.clone()], &self.values[rows]);
+    fn record(self, w: &mut Window, shape: WindowShape, rows: Range<usize>, tally: &mut Tally) {
+        w.add_values(shape, &self.at[rows.clone()], &self.values[rows], tally);
     }
 
     fn record_row(self, w: &mut Window, shape: WindowShape, r: usize) {
@@ -401,8 +404,8 @@ impl<T: Millis> Rows for ValueRows<'_, T> {
         scratch.x.extend(rows.iter().map(|&r| values[r as usize]));
     }
 
-    fn record_gathered(w: &mut Window, shape: WindowShape, scratch: &Scratch) {
-        w.add_values(shape, &scratch.at, &scratch.x);
+    fn record_gathered(w: &mut Window, shape: WindowShape, scratch: &mut Scratch) {
+        w.add_values(shape, &scratch.at, &scratch.x, &mut scratch.tally);
     }
 
     fn feed(self, d: &mut Detector, side: Side, rows: Range<usize>) {
@@ -425,7 +428,7 @@ struct CountRows<'a, T, N> {
 }
 
 impl<T: Millis, N: Count> Rows for CountRows<'_, T, N> {
-    fn record(self, w: &mut Window, shape: WindowShape, rows: Range<usize>) {
+    fn record(self, w: &mut Window, shape: WindowShape, rows: Range<usize>, _: &mut Tally) {
         w.add_counts(
             shape,
             &self.at[rows.clone()],
@@ -451,7 +454,7 @@ impl<T: Millis, N: Count> Rows for CountRows<'_, T, N> {
             .extend(rows.iter().map(|&r| totals[r as usize].get() as f64));
     }
 
-    fn record_gathered(w: &mut Window, shape: WindowShape, scratch: &Scratch) {
+    fn record_gathered(w: &mut Window, shape: WindowShape, scratch: &mut Scratch) {
         w.add_counts(shape, &scratch.at, &scratch.x, &scratch.y);
     }
 
@@ -1097,7 +1100,7 @@ impl Policy {
             // The live arms change only when timers fire or commands run, so one look-up
             // serves the whole run; samples of versions that are not live are ignored.
             if let Some(w) = self.window_mut(arm, metric) {
-                rows.record(w, shape, i..end);
+                rows.record(w, shape, i..end, &mut scratch.tally);
             }
             if !self.plan.observers[metric].is_empty() {
                 self.observe_samples(arm, metric, None, |d, side| rows.feed(d, side, i..end));
@@ -1159,10 +1162,10 @@ impl Policy {
             scopes.scopes_of(self, chunk.clone(), scope);
             // Each scope's rows, and the scopes in the order of their first row.
             let counts = &mut self.columns.counts;
-            if counts.len() < self.state.scopes.len() {
-                counts.resize(self.state.scopes.len(), 0);
-            }
+            grow(counts, self.state.scopes.len());
             scratch.scopes.clear();
+            // At most one place per scope (counted with the scope's grouping entry).
+            scratch.scopes.reserve_exact(counts.len());
             for &s in &*scope {
                 if let Some(n) = counts.get_mut(s as usize) {
                     if *n == 0 {

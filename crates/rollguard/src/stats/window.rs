@@ -50,6 +50,41 @@ const ENTRY_COUNT_MAX: u32 = (1 << COUNT_BITS) - 1;
 /// (there are at most 4 096).
 const HALVINGS_MAX: u8 = 12;
 
+/// Values of a run at least this many go into a sparse bucket tallied (see
+/// [`Bins::add_run`]); fewer go in one by one.
+const RUN_MIN: usize = 8;
+
+/// Scratch for adding a run of values to a sparse bucket ([`Bins::add_run`]), kept by
+/// the column cache so that a call does not allocate. Not cloned: a clone starts
+/// without it.
+///
+/// Bounded by the config: one count per bin (at most
+/// [`HISTOGRAM_BINS_MAX`](crate::config::limits::HISTOGRAM_BINS_MAX)), and at most
+/// `histogram_bins_max` cells and entries each.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// Per cell, the count of the bucket being filled; zero between runs.
+    counts: Vec<u32>,
+    /// The cells the run added to the bucket, in the order of their first value.
+    new: Vec<u32>,
+    /// The bucket's entries rebuilt from `counts`.
+    out: Vec<u32>,
+}
+
+impl Clone for Tally {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl Tally {
+    /// Bytes allocated, by capacity.
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> u64 {
+        4 * (self.counts.capacity() + self.new.capacity() + self.out.capacity()) as u64 + 3 * 24
+    }
+}
+
 /// A bucket's histogram: `len` bin counts, dense for an arm's overall window, sparse
 /// and bounded for a scope's.
 ///
@@ -234,6 +269,128 @@ impl Bins {
         }
     }
 
+    /// Adds one to the bin of each of `xs`, in order, leaving the bucket exactly as
+    /// [`Bins::add`] value by value would (`h` is the bucket's shape).
+    ///
+    /// A sparse bucket takes a run of at least [`RUN_MIN`] values tallied: its counts
+    /// spread into `tally` one per cell, each value counted there with the steps of
+    /// [`Bins::add_entry`] (a value needing a new entry takes one while there is room,
+    /// else the bucket halves first, or past [`HALVINGS_MAX`] the value is dropped),
+    /// and the entries rebuilt at the end. No search per value, and no entries moved
+    /// for each new cell.
+    pub(crate) fn add_run(&mut self, h: HistShape, xs: &[f64], cells_max: u32, tally: &mut Tally) {
+        if self.is_dense() || xs.len() < RUN_MIN || h.len() != self.len {
+            for &x in xs {
+                self.add(h.bin(x), cells_max);
+            }
+            return;
+        }
+        let max = cells_max.min(self.len) as usize;
+        let len = self.len as usize;
+        if tally.counts.len() < len {
+            tally.counts.reserve_exact(len - tally.counts.len());
+            tally.counts.resize(len, 0);
+        }
+        self.spread(tally);
+        let mut entries = self.cells.len();
+        'values: for &x in xs {
+            let bin = h.bin(x) as u32;
+            let mut cell = Self::cell_of(self.len, self.halvings, bin);
+            let mut c = tally.counts.get(cell as usize).copied().unwrap_or(0);
+            // A new cell, or one whose entries are full, takes another entry.
+            while c == 0 || (c >= ENTRY_COUNT_MAX && c % ENTRY_COUNT_MAX == 0) {
+                if entries < max {
+                    entries += 1;
+                    if c == 0 {
+                        tally.new.push(cell);
+                    }
+                    break;
+                }
+                if self.halvings >= HALVINGS_MAX {
+                    continue 'values;
+                }
+                self.gather(tally, max);
+                self.halve();
+                self.spread(tally);
+                entries = self.cells.len();
+                cell = Self::cell_of(self.len, self.halvings, bin);
+                c = tally.counts.get(cell as usize).copied().unwrap_or(0);
+            }
+            if let Some(n) = tally.counts.get_mut(cell as usize) {
+                *n = c + 1;
+            }
+        }
+        if entries == self.cells.len() {
+            // No new entry: each cell's entries rewritten where they are.
+            let mut i = 0;
+            while let Some(&e) = self.cells.get(i) {
+                let cell = e >> COUNT_BITS;
+                let total = tally
+                    .counts
+                    .get_mut(cell as usize)
+                    .map_or(0, core::mem::take);
+                i = Self::put(&mut self.cells, i, cell, u64::from(total)).max(i + 1);
+            }
+        } else {
+            self.gather(tally, max);
+        }
+    }
+
+    /// Adds the bucket's counts into `tally.counts` (zero before), one per cell.
+    fn spread(&self, tally: &mut Tally) {
+        tally.new.clear();
+        for &e in &self.cells {
+            if let Some(n) = tally.counts.get_mut((e >> COUNT_BITS) as usize) {
+                *n += e & ENTRY_COUNT_MAX;
+            }
+        }
+    }
+
+    /// Rebuilds the bucket's entries (at most `max`) from `tally.counts`: its cells
+    /// and the new ones, in cell order, each as the partial entry first and then the
+    /// full ones. `tally.counts` is zero again after it.
+    fn gather(&mut self, tally: &mut Tally, max: usize) {
+        let Tally { counts, new, out } = tally;
+        new.sort_unstable();
+        out.clear();
+        let (mut i, mut j, mut last) = (0, 0, None);
+        loop {
+            let cell = match (self.cells.get(i), new.get(j)) {
+                (Some(&e), Some(&n)) if n < e >> COUNT_BITS => {
+                    j += 1;
+                    n
+                }
+                (Some(&e), _) => {
+                    i += 1;
+                    e >> COUNT_BITS
+                }
+                (None, Some(&n)) => {
+                    j += 1;
+                    n
+                }
+                (None, None) => break,
+            };
+            if last == Some(cell) {
+                continue;
+            }
+            last = Some(cell);
+            let total = counts.get_mut(cell as usize).map_or(0, core::mem::take);
+            let (full, rest) = (total / ENTRY_COUNT_MAX, total % ENTRY_COUNT_MAX);
+            if rest > 0 {
+                out.push(cell << COUNT_BITS | rest);
+            }
+            out.extend((0..full).map(|_| cell << COUNT_BITS | ENTRY_COUNT_MAX));
+        }
+        let mut want = self.cells.capacity();
+        while want < out.len().min(max) {
+            // Grown as `add_entry` grows it: doubling from 8, never past `max`.
+            want = (2 * want).max(8).min(max);
+        }
+        self.cells.clear();
+        self.cells.reserve_exact(want.max(out.len()));
+        self.cells.extend_from_slice(out);
+    }
+
     /// Halves a sparse bucket's resolution: neighbouring cells merge, their counts
     /// added (in place: merged cells never need more entries than they had).
     fn halve(&mut self) {
@@ -363,8 +520,14 @@ impl Slot {
     }
 
     /// [`Slot::push_value`] for a run: the same updates in the same order (so the same
-    /// bits), with the slot's fields kept in registers.
-    fn push_values(&mut self, hist: Option<HistShape>, cells_max: u32, xs: &[f64]) {
+    /// bits), with the slot's fields kept in registers (the bins: see [`Bins::add_run`]).
+    fn push_values(
+        &mut self,
+        hist: Option<HistShape>,
+        cells_max: u32,
+        xs: &[f64],
+        tally: &mut Tally,
+    ) {
         let Some(&first) = xs.first() else { return };
         let (mut lo, mut hi) = if self.count == 0 {
             (first, first)
@@ -372,20 +535,12 @@ impl Slot {
             (self.min, self.max)
         };
         let mut sum = self.sum;
-        match hist {
-            Some(h) => {
-                for &x in xs {
-                    (lo, hi) = (lower(lo, x), upper(hi, x));
-                    sum += x;
-                    self.hist.add(h.bin(x), cells_max);
-                }
-            }
-            None => {
-                for &x in xs {
-                    (lo, hi) = (lower(lo, x), upper(hi, x));
-                    sum += x;
-                }
-            }
+        for &x in xs {
+            (lo, hi) = (lower(lo, x), upper(hi, x));
+            sum += x;
+        }
+        if let Some(h) = hist {
+            self.hist.add_run(h, xs, cells_max, tally);
         }
         (self.min, self.max, self.sum) = (lo, hi, sum);
         self.count = self.count.saturating_add(xs.len() as u64);
@@ -541,11 +696,18 @@ impl Window {
     }
 
     /// Records a run of values with non-decreasing times: one slot look-up per bucket
-    /// instead of per value, the same additions in the same order as [`Window::add_value`].
+    /// instead of per value, the same state as [`Window::add_value`] value by value
+    /// (`tally`: scratch for a scope's histogram, see [`Bins::add_run`]).
     #[inline]
-    pub(crate) fn add_values<T: Millis>(&mut self, shape: WindowShape, at: &[T], values: &[f64]) {
+    pub(crate) fn add_values<T: Millis>(
+        &mut self,
+        shape: WindowShape,
+        at: &[T],
+        values: &[f64],
+        tally: &mut Tally,
+    ) {
         self.for_each_bucket(shape, at, |slot, rows| {
-            slot.push_values(shape.hist, shape.cells_max, &values[rows])
+            slot.push_values(shape.hist, shape.cells_max, &values[rows], tally)
         });
     }
 
@@ -903,7 +1065,7 @@ mod tests {
             );
             // The column path agrees bit for bit.
             let mut c = Window::new(shape);
-            c.add_values(shape, &[1, 1], &[first, second]);
+            c.add_values(shape, &[1, 1], &[first, second], &mut Tally::default());
             assert_eq!(c, w);
         }
     }
@@ -1129,6 +1291,60 @@ mod tests {
         };
         let mid = (h.lower_edge(1) + h.lower_edge(5)) * 0.5;
         assert_eq!(quantile(h, &[&slot], 5, 50, 0.0, 1e9), Some(mid));
+    }
+
+    /// A value in `bin` of `h` (the end bins take values below and above the range).
+    fn value_in(h: HistShape, bin: u32) -> f64 {
+        match bin {
+            0 => -1.0,
+            b if b + 1 >= h.len() => 1e300,
+            b => h.lower_edge(b as usize),
+        }
+    }
+
+    proptest::proptest! {
+        /// A run tallied leaves a bucket exactly as its values one by one do: the same
+        /// entries (in the same order) and resolution, from any state a snapshot can
+        /// hold — cells near or past 2^19 − 1, halved up to the last halving — so also
+        /// when it must split a cell's entries, halve, or drop values.
+        #[test]
+        fn a_run_tallied_leaves_a_bucket_as_its_values_one_by_one(
+            start in proptest::collection::vec((0u32..66, 0u32..4), 0..40),
+            big in proptest::collection::vec((0u32..66, 1u32..8, 0u32..20), 0..4),
+            halvings in proptest::sample::select(vec![0u8, 0, 1, 2, 5, 11, HALVINGS_MAX]),
+            runs in proptest::collection::vec(proptest::collection::vec(0u32..66, 0..300), 1..4),
+            cells_max in proptest::sample::select(vec![16u32, 17, 24, 48, 66]),
+        ) {
+            // 2 octaves: 66 bins.
+            let h = HistShape::new(HistogramRange { min: 1.0, max: 3.0 });
+            assert_eq!(h.len(), 66);
+            // Cells a few values short of filling their entries.
+            let big = big.into_iter().map(|(b, k, short)| (b, k * ENTRY_COUNT_MAX - short));
+            let pairs: Vec<(u32, u32)> = start
+                .into_iter()
+                .chain(big)
+                .map(|(b, c)| (Bins::cell_of(66, halvings, b), c))
+                .collect();
+            let Some(mut tallied) = Bins::from_pairs(66, pairs, halvings) else {
+                return Ok(());
+            };
+            if tallied.is_dense() || tallied.entries() > cells_max as usize {
+                return Ok(());
+            }
+            let mut one_by_one = tallied.clone();
+            let mut tally = Tally::default();
+            for run in runs {
+                let xs: Vec<f64> = run.iter().map(|&b| value_in(h, b)).collect();
+                tallied.add_run(h, &xs, cells_max, &mut tally);
+                for &x in &xs {
+                    one_by_one.add(h.bin(x), cells_max);
+                }
+                proptest::prop_assert_eq!(&tallied.cells, &one_by_one.cells);
+                proptest::prop_assert_eq!(tallied.halvings, one_by_one.halvings);
+                proptest::prop_assert!(tallied.capacity() <= cells_max.min(66) as usize);
+                proptest::prop_assert!(tally.counts.iter().all(|&c| c == 0));
+            }
+        }
     }
 
     #[test]
