@@ -830,10 +830,9 @@ impl Window {
                     Stat::P95 => 95,
                     _ => 99,
                 };
-                let slots: Vec<&Slot> = order().collect();
                 shape
                     .hist
-                    .and_then(|h| quantile(h, &slots, count, pct, min, max))
+                    .and_then(|h| quantile(h, order(), count, pct, min, max))
             }
         };
         Reading { value, evidence }
@@ -848,14 +847,21 @@ impl Window {
 /// cells), each named by its cell at the coarsest resolution among them; with a dense
 /// one, the counts go into one array of the bins. A bin reads as its midpoint; a cell
 /// of several bins as the midpoint of its edges.
-fn quantile(h: HistShape, slots: &[&Slot], n: u64, pct: u64, min: f64, max: f64) -> Option<f64> {
+fn quantile<'a>(
+    h: HistShape,
+    slots: impl Iterator<Item = &'a Slot> + Clone,
+    n: u64,
+    pct: u64,
+    min: f64,
+    max: f64,
+) -> Option<f64> {
     if n == 0 {
         return None;
     }
     // rank = ⌈n·pct/100⌉ in integers, at least 1.
     let rank = (n.saturating_mul(pct).div_ceil(100)).max(1);
     let len = h.len();
-    let halvings = slots.iter().map(|s| s.hist.halvings).max().unwrap_or(0);
+    let halvings = slots.clone().map(|s| s.hist.halvings).max().unwrap_or(0);
     let at = |bin: u32| {
         let x = if bin == 0 {
             min
@@ -870,19 +876,28 @@ fn quantile(h: HistShape, slots: &[&Slot], n: u64, pct: u64, min: f64, max: f64)
         Some(x.clamp(min, max))
     };
     let mut seen = 0u64;
-    if slots.iter().all(|s| !s.hist.is_dense()) {
-        let mut entries: Vec<u32> = slots
-            .iter()
-            .flat_map(|s| s.hist.cells.iter().copied())
-            .collect();
-        if halvings > 0 {
-            for e in &mut entries {
-                let cell = Bins::cell_of(len, halvings, *e >> COUNT_BITS);
-                *e = cell << COUNT_BITS | *e & ENTRY_COUNT_MAX;
+    if slots.clone().all(|s| !s.hist.is_dense()) {
+        // On the stack when they are few (a scope's windows: a tick reads thousands).
+        let total: usize = slots.clone().map(|s| s.hist.cells.len()).sum();
+        let (mut stack, mut heap) = ([0u32; 256], Vec::new());
+        let entries = match stack.get_mut(..total) {
+            Some(entries) => entries,
+            None => {
+                heap.resize(total, 0);
+                &mut heap[..]
             }
+        };
+        let all = slots.flat_map(|s| s.hist.cells.iter().copied());
+        for (e, from) in entries.iter_mut().zip(all) {
+            *e = if halvings > 0 {
+                Bins::cell_of(len, halvings, from >> COUNT_BITS) << COUNT_BITS
+                    | from & ENTRY_COUNT_MAX
+            } else {
+                from
+            };
         }
         entries.sort_unstable();
-        for e in entries {
+        for &e in &*entries {
             seen += u64::from(e & ENTRY_COUNT_MAX);
             if seen >= rank {
                 return at(e >> COUNT_BITS);
@@ -1290,7 +1305,7 @@ mod tests {
             ..Slot::empty(h.len())
         };
         let mid = (h.lower_edge(1) + h.lower_edge(5)) * 0.5;
-        assert_eq!(quantile(h, &[&slot], 5, 50, 0.0, 1e9), Some(mid));
+        assert_eq!(quantile(h, [&slot].into_iter(), 5, 50, 0.0, 1e9), Some(mid));
     }
 
     /// A value in `bin` of `h` (the end bins take values below and above the range).
