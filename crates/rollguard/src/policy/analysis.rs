@@ -101,16 +101,17 @@ impl Policy {
         }
     }
 
+    /// A gate's reading of the live arm at index `arm` (see [`Policy::arm_of`]).
     pub(super) fn reading(
         &self,
-        version: &str,
+        arm: Option<usize>,
         scope: Option<u32>,
         metric: usize,
         gate: usize,
         now: Timestamp,
     ) -> Reading {
         let stat = self.config.gates[gate].stat;
-        self.window_in(version, scope, metric).map_or(
+        self.window_at(arm, scope, metric).map_or(
             Reading {
                 value: None,
                 evidence: 0,
@@ -124,17 +125,17 @@ impl Policy {
     /// bake compares with its window as it stood at promotion.
     pub(super) fn baseline_reading(
         &self,
-        version: &str,
+        arm: Option<usize>,
         scope: Option<u32>,
         metric: usize,
         gate: usize,
         now: Timestamp,
     ) -> Reading {
-        let live = self.reading(version, scope, metric, gate, now);
+        let live = self.reading(arm, scope, metric, gate, now);
         let frozen_at = self.state.rollout.as_ref().and_then(|r| r.promoted_at);
         match frozen_at {
             Some(at) if live.evidence < self.judged(scope, gate).samples_min => {
-                self.reading(version, scope, metric, gate, at)
+                self.reading(arm, scope, metric, gate, at)
             }
             _ => live,
         }
@@ -254,8 +255,17 @@ impl Policy {
         now: Timestamp,
         out: &mut Out,
     ) -> Vec<GateReport> {
-        let tier = scope.and_then(|s| self.state.scopes[s as usize].tier.clone());
+        // The scope's tier, when tiers judge differently (a string kept for the loop).
+        let tiered = self
+            .plan
+            .scopes
+            .as_ref()
+            .is_some_and(|p| !p.tiers.is_empty());
+        let tier = scope
+            .filter(|_| tiered)
+            .and_then(|s| self.state.scopes[s as usize].tier.clone());
         let mut key = None;
+        let (subject_arm, baseline_arm) = (self.arm_of(subject), baseline.map(|b| self.arm_of(b)));
         let mut reports = Vec::new();
         // Reports built only for a `kayenta_score` gate of this evaluation to read.
         let mut unlisted = Vec::new();
@@ -265,8 +275,8 @@ impl Policy {
                 continue;
             }
             let m = self.plan.gate_metric[i];
-            let observed = self.reading(subject, scope, m, i, now);
-            let base = match (&gate.rule, baseline) {
+            let observed = self.reading(subject_arm, scope, m, i, now);
+            let base = match (&gate.rule, baseline_arm) {
                 (Rule::VsBaseline { .. }, Some(b)) => {
                     Some(self.baseline_reading(b, scope, m, i, now))
                 }

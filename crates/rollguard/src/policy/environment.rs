@@ -174,8 +174,8 @@ impl Policy {
         match g.rule {
             Rule::Threshold { min, max } => {
                 let m = self.plan.gate_metric[gate];
-                let judged = self.reading(subject, None, m, gate, now);
-                let s = self.reading(stable, None, m, gate, now);
+                let judged = self.reading(self.arm_of(subject), None, m, gate, now);
+                let s = self.reading(self.arm_of(stable), None, m, gate, now);
                 let (Some(x), Some(y)) = (judged.value, s.value) else {
                     return None;
                 };

@@ -576,7 +576,10 @@ mod tests {
         let _ = drive(&mut p, 0, 300_000, |_| vec![3]);
         let id = p.scope_ids[&tenant("t3")] as usize;
         assert!(p.state.scopes[id].routed_back);
-        let mean = |p: &Policy| p.reading("v2", Some(id as u32), 0, 0, p.now()).evidence;
+        let mean = |p: &Policy| {
+            p.reading(p.arm_of("v2"), Some(id as u32), 0, 0, p.now())
+                .evidence
+        };
         let before = mean(&p);
         let mut s = Sample::value(300_100, "v2", "latency_ms", 900.0);
         s.tenant = Some("t3".into());

@@ -454,7 +454,18 @@ impl Policy {
     /// The window of `metric` for a live `version`, overall or in a scope (none for a
     /// version that is not live or a scope it has no samples in).
     fn window_in(&self, version: &str, scope: Option<u32>, metric: usize) -> Option<&Window> {
-        let arm = self.state.arms.iter().find(|a| a.version == version)?;
+        self.window_at(self.arm_of(version), scope, metric)
+    }
+
+    /// The index of the live arm of `version`, if it is live.
+    fn arm_of(&self, version: &str) -> Option<usize> {
+        self.state.arms.iter().position(|a| a.version == version)
+    }
+
+    /// [`Policy::window_in`] for the live arm at index `arm` (found once for many
+    /// reads: a scoped analysis reads thousands of windows).
+    fn window_at(&self, arm: Option<usize>, scope: Option<u32>, metric: usize) -> Option<&Window> {
+        let arm = self.state.arms.get(arm?)?;
         match scope {
             None => arm.windows.get(metric),
             Some(s) => arm.scoped.get(s as usize)?.as_ref()?.get(metric),

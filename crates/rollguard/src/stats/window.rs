@@ -794,9 +794,16 @@ impl Window {
         // (restore checks it), so the live ones in epoch order are found without
         // collecting and sorting: a scoped policy reads thousands of windows per tick.
         // (Slots of epoch 0 elsewhere in the ring are empty and add nothing.)
-        let n = (self.slots.len() as u64).max(1);
+        // One division per read: the ring slot of `lo`, then the next ones in turn.
+        let n = self.slots.len();
+        let first = (lo % (n as u64).max(1)) as usize;
         let order = || {
-            (lo..=hi).filter_map(move |e| self.slots.get((e % n) as usize).filter(|s| s.epoch == e))
+            let mut i = first;
+            (lo..=hi).filter_map(move |e| {
+                let slot = self.slots.get(i);
+                i = if i + 1 == n { 0 } else { i + 1 };
+                slot.filter(|s| s.epoch == e)
+            })
         };
         let mut count = 0u64;
         let mut sum = 0.0;
@@ -861,7 +868,14 @@ fn quantile<'a>(
     // rank = ⌈n·pct/100⌉ in integers, at least 1.
     let rank = (n.saturating_mul(pct).div_ceil(100)).max(1);
     let len = h.len();
-    let halvings = slots.clone().map(|s| s.hist.halvings).max().unwrap_or(0);
+    // The coarsest resolution, whether all are sparse, and their entries: one pass.
+    let (halvings, sparse, total) = slots.clone().fold((0, true, 0), |(h, sparse, n), s| {
+        (
+            h.max(s.hist.halvings),
+            sparse && !s.hist.is_dense(),
+            n + s.hist.cells.len(),
+        )
+    });
     let at = |bin: u32| {
         let x = if bin == 0 {
             min
@@ -876,9 +890,8 @@ fn quantile<'a>(
         Some(x.clamp(min, max))
     };
     let mut seen = 0u64;
-    if slots.clone().all(|s| !s.hist.is_dense()) {
+    if sparse {
         // On the stack when they are few (a scope's windows: a tick reads thousands).
-        let total: usize = slots.clone().map(|s| s.hist.cells.len()).sum();
         let (mut stack, mut heap) = ([0u32; 256], Vec::new());
         let entries = match stack.get_mut(..total) {
             Some(entries) => entries,
