@@ -295,7 +295,11 @@ impl Bins {
         let mut entries = self.cells.len();
         'values: for &x in xs {
             let bin = h.bin(x) as u32;
-            let mut cell = Self::cell_of(self.len, self.halvings, bin);
+            // At full resolution a cell is its bin (mostly: a bucket halves rarely).
+            let mut cell = match self.halvings {
+                0 => bin,
+                k => Self::cell_of(self.len, k, bin),
+            };
             let mut c = tally.counts.get(cell as usize).copied().unwrap_or(0);
             // A new cell, or one whose entries are full, takes another entry.
             while c == 0 || (c >= ENTRY_COUNT_MAX && c % ENTRY_COUNT_MAX == 0) {
@@ -329,7 +333,17 @@ impl Bins {
                     .counts
                     .get_mut(cell as usize)
                     .map_or(0, core::mem::take);
-                i = Self::put(&mut self.cells, i, cell, u64::from(total)).max(i + 1);
+                if total <= ENTRY_COUNT_MAX {
+                    // One entry (the common case, without put's divisions).
+                    if let Some(e) = self.cells.get_mut(i)
+                        && total > 0
+                    {
+                        *e = cell << COUNT_BITS | total;
+                    }
+                    i += 1;
+                } else {
+                    i = Self::put(&mut self.cells, i, cell, u64::from(total)).max(i + 1);
+                }
             }
         } else {
             self.gather(tally, max);
@@ -375,6 +389,12 @@ impl Bins {
             }
             last = Some(cell);
             let total = counts.get_mut(cell as usize).map_or(0, core::mem::take);
+            if total <= ENTRY_COUNT_MAX {
+                if total > 0 {
+                    out.push(cell << COUNT_BITS | total);
+                }
+                continue;
+            }
             let (full, rest) = (total / ENTRY_COUNT_MAX, total % ENTRY_COUNT_MAX);
             if rest > 0 {
                 out.push(cell << COUNT_BITS | rest);
