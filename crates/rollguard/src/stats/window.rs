@@ -866,12 +866,48 @@ impl Window {
     }
 }
 
+/// Entries of sparse buckets a quantile read sorts; with more, it counts them per cell.
+const SORTED_ENTRIES_MAX: usize = 64;
+
+/// The cells of a histogram of `len` bins at `halvings` halvings, numbered from 0: the
+/// underflow bin, each run of 2^halvings interior bins, the overflow bin.
+#[derive(Clone, Copy)]
+struct Cells {
+    len: u32,
+    halvings: u8,
+}
+
+impl Cells {
+    /// The number of the cell of `bin`.
+    fn index(self, bin: u32) -> usize {
+        if bin == 0 {
+            0
+        } else if bin + 1 >= self.len {
+            self.index(self.len.saturating_sub(2)) + 1
+        } else {
+            (((bin - 1) >> self.halvings) + 1) as usize
+        }
+    }
+
+    /// The first bin of cell `index`.
+    fn bin(self, index: usize) -> u32 {
+        let last = self.index(self.len.saturating_sub(2)) + 1;
+        if index == 0 {
+            0
+        } else if index >= last {
+            self.len - 1
+        } else {
+            (((index - 1) as u32) << self.halvings) + 1
+        }
+    }
+}
+
 /// Nearest-rank quantile `pct`/100 over the merged histograms of `slots`.
 ///
 /// The rank's cell is the first whose cumulative count reaches it; cumulative counts
 /// are exact integer sums, so the order in which the buckets' counts are added does
-/// not matter. Sparse buckets are merged by sorting their entries (a scope's few used
-/// cells), each named by its cell at the coarsest resolution among them; with a dense
+/// not matter. Sparse buckets are merged at the coarsest resolution among them: a few
+/// entries sorted, more counted per cell over the span of cells they use; with a dense
 /// one, the counts go into one array of the bins. A bin reads as its midpoint; a cell
 /// of several bins as the midpoint of its edges.
 fn quantile<'a>(
@@ -881,6 +917,20 @@ fn quantile<'a>(
     pct: u64,
     min: f64,
     max: f64,
+) -> Option<f64> {
+    quantile_sorting(h, slots, n, pct, min, max, SORTED_ENTRIES_MAX)
+}
+
+/// [`quantile`], sorting sparse entries up to `sorted_max` of them (the tests check
+/// that both ways read alike).
+fn quantile_sorting<'a>(
+    h: HistShape,
+    slots: impl Iterator<Item = &'a Slot> + Clone,
+    n: u64,
+    pct: u64,
+    min: f64,
+    max: f64,
+    sorted_max: usize,
 ) -> Option<f64> {
     if n == 0 {
         return None;
@@ -910,9 +960,10 @@ fn quantile<'a>(
         Some(x.clamp(min, max))
     };
     let mut seen = 0u64;
-    if sparse {
-        // On the stack when they are few (a scope's windows: a tick reads thousands).
-        let (mut stack, mut heap) = ([0u32; 256], Vec::new());
+    if sparse && total <= sorted_max {
+        // A few entries (a scope's windows: a tick reads thousands): sorted, on the
+        // stack.
+        let (mut stack, mut heap) = ([0u32; SORTED_ENTRIES_MAX], Vec::new());
         let entries = match stack.get_mut(..total) {
             Some(entries) => entries,
             None => {
@@ -934,6 +985,42 @@ fn quantile<'a>(
             seen += u64::from(e & ENTRY_COUNT_MAX);
             if seen >= rank {
                 return at(e >> COUNT_BITS);
+            }
+        }
+    } else if sparse {
+        // Many: counted per cell over the span of cells they use (each bucket's
+        // entries are in cell order, so its first and last entries bound it).
+        let cells = Cells { len, halvings };
+        let (lo, hi) = slots
+            .clone()
+            .filter_map(|s| Some((*s.hist.cells.first()?, *s.hist.cells.last()?)))
+            .fold((usize::MAX, 0), |(lo, hi), (first, last)| {
+                (
+                    lo.min(cells.index(first >> COUNT_BITS)),
+                    hi.max(cells.index(last >> COUNT_BITS)),
+                )
+            });
+        let span = (hi + 1).saturating_sub(lo);
+        let (mut stack, mut heap) = ([0u64; 128], Vec::new());
+        let counts = match stack.get_mut(..span) {
+            Some(counts) => counts,
+            None => {
+                heap.resize(span, 0);
+                &mut heap[..]
+            }
+        };
+        for s in slots {
+            for &e in &s.hist.cells {
+                let i = cells.index(e >> COUNT_BITS).wrapping_sub(lo);
+                if let Some(n) = counts.get_mut(i) {
+                    *n += u64::from(e & ENTRY_COUNT_MAX);
+                }
+            }
+        }
+        for (i, &c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return at(cells.bin(lo + i));
             }
         }
     } else {
@@ -1347,6 +1434,38 @@ mod tests {
             0 => -1.0,
             b if b + 1 >= h.len() => 1e300,
             b => h.lower_edge(b as usize),
+        }
+    }
+
+    proptest::proptest! {
+        /// A quantile read of sparse buckets counts their entries per cell as sorting
+        /// them does: the same value, at any mix of resolutions, spans of cells and
+        /// ranks.
+        #[test]
+        fn a_quantile_read_counting_entries_per_cell_reads_as_sorting_them(
+            buckets in proptest::collection::vec(
+                (proptest::collection::vec((0u32..1282, 1u32..1000), 0..300), 0u8..4),
+                1..8,
+            ),
+            pct in 1u64..=100,
+        ) {
+            let h = HistShape::new(HistogramRange::default());
+            assert_eq!(h.len(), 1282);
+            let slots: Vec<Slot> = buckets
+                .into_iter()
+                .filter_map(|(pairs, k)| {
+                    let pairs = pairs.into_iter().map(|(b, c)| (Bins::cell_of(1282, k, b), c));
+                    let hist = Bins::from_pairs(1282, pairs.collect(), k)?;
+                    let count = hist.iter().map(|(_, c)| u64::from(c)).sum();
+                    Some(Slot { count, min: 1e-9, max: 1e12, hist, ..Slot::empty(1282) })
+                })
+                .filter(|s| !s.hist.is_dense())
+                .collect();
+            let n = slots.iter().map(|s| s.count).sum();
+            let read = |sorted_max| quantile_sorting(h, slots.iter(), n, pct, 1e-9, 1e12, sorted_max);
+            let (sorted, counted) = (read(usize::MAX), read(0));
+            proptest::prop_assert_eq!(sorted.map(f64::to_bits), counted.map(f64::to_bits));
+            proptest::prop_assert_eq!(read(SORTED_ENTRIES_MAX).map(f64::to_bits), sorted.map(f64::to_bits));
         }
     }
 
