@@ -859,7 +859,7 @@ impl Window {
                 };
                 shape
                     .hist
-                    .and_then(|h| quantile(h, order(), count, pct, min, max))
+                    .and_then(|h| quantile(h, order(), count, pct, min, max, SORTED_ENTRIES_MAX))
             }
         };
         Reading { value, evidence }
@@ -910,20 +910,10 @@ impl Cells {
 /// entries sorted, more counted per cell over the span of cells they use; with a dense
 /// one, the counts go into one array of the bins. A bin reads as its midpoint; a cell
 /// of several bins as the midpoint of its edges.
+///
+/// Sparse entries up to `sorted_max` of them are sorted, more counted per cell
+/// ([`SORTED_ENTRIES_MAX`]; the tests check that both ways read alike).
 fn quantile<'a>(
-    h: HistShape,
-    slots: impl Iterator<Item = &'a Slot> + Clone,
-    n: u64,
-    pct: u64,
-    min: f64,
-    max: f64,
-) -> Option<f64> {
-    quantile_sorting(h, slots, n, pct, min, max, SORTED_ENTRIES_MAX)
-}
-
-/// [`quantile`], sorting sparse entries up to `sorted_max` of them (the tests check
-/// that both ways read alike).
-fn quantile_sorting<'a>(
     h: HistShape,
     slots: impl Iterator<Item = &'a Slot> + Clone,
     n: u64,
@@ -1425,7 +1415,10 @@ mod tests {
             ..Slot::empty(h.len())
         };
         let mid = (h.lower_edge(1) + h.lower_edge(5)) * 0.5;
-        assert_eq!(quantile(h, [&slot].into_iter(), 5, 50, 0.0, 1e9), Some(mid));
+        assert_eq!(
+            quantile(h, [&slot].into_iter(), 5, 50, 0.0, 1e9, 64),
+            Some(mid)
+        );
     }
 
     /// A value in `bin` of `h` (the end bins take values below and above the range).
@@ -1462,7 +1455,7 @@ mod tests {
                 .filter(|s| !s.hist.is_dense())
                 .collect();
             let n = slots.iter().map(|s| s.count).sum();
-            let read = |sorted_max| quantile_sorting(h, slots.iter(), n, pct, 1e-9, 1e12, sorted_max);
+            let read = |sorted_max| quantile(h, slots.iter(), n, pct, 1e-9, 1e12, sorted_max);
             let (sorted, counted) = (read(usize::MAX), read(0));
             proptest::prop_assert_eq!(sorted.map(f64::to_bits), counted.map(f64::to_bits));
             proptest::prop_assert_eq!(read(SORTED_ENTRIES_MAX).map(f64::to_bits), sorted.map(f64::to_bits));
