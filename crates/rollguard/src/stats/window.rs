@@ -222,16 +222,28 @@ impl Bins {
             return;
         }
         // The common case inline: the value's cell has an entry with room.
-        let key = Self::cell_of(self.len, self.halvings, bin as u32) << COUNT_BITS;
-        let i = self.cells.partition_point(|&e| e < key);
-        if let Some(e) = self.cells.get_mut(i)
-            && *e >> COUNT_BITS == key >> COUNT_BITS
-            && *e & ENTRY_COUNT_MAX < ENTRY_COUNT_MAX
-        {
-            *e += 1;
-            return;
+        if !self.bump(bin) {
+            self.add_entry(bin, cells_max);
         }
-        self.add_entry(bin, cells_max);
+    }
+
+    /// Adds one to the partial entry of `bin`'s cell (a sparse bucket's), if the cell
+    /// has one with room: `false` when the value needs a new entry.
+    #[inline]
+    fn bump(&mut self, bin: usize) -> bool {
+        let key = Self::cell_of(self.len, self.halvings, bin as u32) << COUNT_BITS;
+        // The partial entry of a cell comes before its full ones.
+        let i = self.cells.partition_point(|&e| e < key);
+        match self.cells.get_mut(i) {
+            Some(e)
+                if *e >> COUNT_BITS == key >> COUNT_BITS
+                    && *e & ENTRY_COUNT_MAX < ENTRY_COUNT_MAX =>
+            {
+                *e += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// [`Bins::add`] when the value needs a new entry: inserted, after halving the
@@ -241,23 +253,14 @@ impl Bins {
     fn add_entry(&mut self, bin: usize, cells_max: u32) {
         let max = cells_max.min(self.len) as usize;
         loop {
-            let key = Self::cell_of(self.len, self.halvings, bin as u32) << COUNT_BITS;
-            let i = self.cells.partition_point(|&e| e < key);
-            // The partial entry of a cell comes before its full ones.
-            if let Some(e) = self.cells.get_mut(i)
-                && *e >> COUNT_BITS == key >> COUNT_BITS
-                && *e & ENTRY_COUNT_MAX < ENTRY_COUNT_MAX
-            {
-                *e += 1;
+            if self.bump(bin) {
                 return;
             }
             if self.cells.len() < max {
-                let cap = self.cells.capacity();
-                if self.cells.len() == cap {
-                    // Doubling, but never past `max` cells.
-                    let want = (2 * cap).max(8).min(max);
-                    self.cells.reserve_exact(want - cap);
-                }
+                let key = Self::cell_of(self.len, self.halvings, bin as u32) << COUNT_BITS;
+                let i = self.cells.partition_point(|&e| e < key);
+                let n = self.cells.len() + 1;
+                Self::make_room(&mut self.cells, n, max);
                 self.cells.insert(i, key | 1);
                 return;
             }
@@ -401,14 +404,19 @@ impl Bins {
             }
             out.extend((0..full).map(|_| cell << COUNT_BITS | ENTRY_COUNT_MAX));
         }
-        let mut want = self.cells.capacity();
-        while want < out.len().min(max) {
-            // Grown as `add_entry` grows it: doubling from 8, never past `max`.
+        self.cells.clear();
+        Self::make_room(&mut self.cells, out.len(), max);
+        self.cells.extend_from_slice(out);
+    }
+
+    /// Capacity for `n` entries, growing by doubling from 8 but never past `max`
+    /// (`n` ≤ `max`), so a bucket never allocates more than its cells.
+    fn make_room(cells: &mut Vec<u32>, n: usize, max: usize) {
+        let mut want = cells.capacity();
+        while want < n.min(max) {
             want = (2 * want).max(8).min(max);
         }
-        self.cells.clear();
-        self.cells.reserve_exact(want.max(out.len()));
-        self.cells.extend_from_slice(out);
+        cells.reserve_exact(want.max(n) - cells.len());
     }
 
     /// Halves a sparse bucket's resolution: neighbouring cells merge, their counts
