@@ -120,6 +120,56 @@ fn a_slot_whose_min_is_above_its_max_is_refused() {
 }
 
 #[test]
+fn buckets_of_the_other_kind_of_metric_are_refused() {
+    // Counts in a value metric's buckets, values in a count metric's: each refused at
+    // a field. (Counts alone read as a count metric's window, which has no histogram
+    // for the p95 gate.)
+    let mut doc = snapshot(&canary());
+    let slot = &mut doc["state"]["arms"][1]["windows"]["latency_ms"][1];
+    (slot["events"], slot["total"]) = (json!(1), json!(10));
+    slot["sum"] = json!(0.0);
+    let mut values = doc.clone();
+    for slot in values["state"]["arms"][1]["windows"]["latency_ms"]
+        .as_array_mut()
+        .unwrap()
+    {
+        for key in ["sum", "min", "max"] {
+            slot[key] = json!(0.0);
+        }
+        slot["hist"] = json!({"len": 0, "bins": []});
+    }
+    refused_at(&values, "state.arms[1].windows.latency_ms[0].hist");
+    // With values beside the counts, the window is neither kind: refused as a whole.
+    match Policy::restore_json(&doc.to_string()) {
+        Ok(_) => panic!("restored a window of values and counts"),
+        Err(e) => {
+            assert_eq!(e.code, ErrorCode::SnapshotCorrupt, "{e}");
+            assert!(e.message.contains("both values and counts"), "{e}");
+        }
+    }
+    let mut doc = snapshot(&canary());
+    for slot in doc["state"]["arms"][1]["windows"]["errors"]
+        .as_array_mut()
+        .unwrap()
+    {
+        (slot["events"], slot["total"]) = (json!(0), json!(0));
+    }
+    doc["state"]["arms"][1]["windows"]["errors"][0]["sum"] = json!(3.0);
+    refused_at(&doc, "state.arms[1].windows.errors[0].sum");
+}
+
+#[test]
+fn empty_windows_restore_whatever_kind_their_metric() {
+    // An empty bucket reads the same for either kind: a fresh policy's windows, and a
+    // count metric's window whose buckets are all empty, restore to equal policies.
+    let p = rolled_out(CONFIG);
+    let q = Policy::restore_json(&p.snapshot().to_json()).unwrap();
+    assert!(q == p);
+    assert_eq!(q.snapshot().to_json(), p.snapshot().to_json());
+    let _ = q.clone().observe_count(100, "v2", "errors", 1, 10).unwrap();
+}
+
+#[test]
 fn counters_at_u64_max_are_refused() {
     let mut doc = snapshot(&canary());
     doc["state"]["arms"][0]["windows"]["latency_ms"][0]["count"] = json!(u64::MAX);

@@ -44,9 +44,14 @@ pub struct Footprint {
 pub(crate) const ARMS_MAX: u64 = 3;
 /// A `Vec` or `String` header.
 pub(crate) const HEADER: u64 = 24;
-/// One window slot without its histogram: seven 8-byte fields and the histogram's `Vec`
-/// and bin count.
-pub(crate) const SLOT_BYTES: u64 = 7 * 8 + HEADER + 8;
+/// A window: its buckets' `Vec` and a value metric's histograms' `Vec`.
+pub(crate) const WINDOW_BYTES: u64 = 2 * HEADER;
+/// A value metric's bucket: epoch, count, sum, min and max.
+pub(crate) const VALUE_SLOT_BYTES: u64 = 5 * 8;
+/// A count metric's bucket: epoch, count, events and total.
+pub(crate) const COUNT_SLOT_BYTES: u64 = 4 * 8;
+/// A bucket's histogram without its cells: the cells' `Vec`, the bin count and flags.
+pub(crate) const HIST_BYTES: u64 = HEADER + 8;
 /// One histogram cell. An arm's overall window keeps its bins dense (4 bytes per bin); a
 /// scope's keeps at most `scopes.histogram_bins_max` sparse entries of 4 bytes (and
 /// never more than one per bin), which is what the model counts.
@@ -133,9 +138,9 @@ impl PolicyConfig {
         let label = u64::from(self.limits.label_len_max);
         let string = |len: u64| HEADER.saturating_add(len);
 
-        // Windows: per metric, its buckets, each with its histogram when a quantile
-        // gate reads the metric.
-        let windows: Vec<(u64, u64)> = self
+        // Windows: per metric, its buckets, their histogram bins when a quantile gate
+        // reads the metric, and a bucket's bytes besides the bins.
+        let windows: Vec<(u64, u64, u64)> = self
             .metrics
             .iter()
             .map(|m| {
@@ -148,15 +153,22 @@ impl PolicyConfig {
                 } else {
                     0
                 };
-                (u64::from(m.buckets), bins)
+                let slot = match (m.kind, bins) {
+                    (MetricKind::Count, _) => COUNT_SLOT_BYTES,
+                    (MetricKind::Value, 0) => VALUE_SLOT_BYTES,
+                    (MetricKind::Value, _) => VALUE_SLOT_BYTES + HIST_BYTES,
+                };
+                (u64::from(m.buckets), bins, slot)
             })
             .collect();
         // An arm's windows, each bucket with at most `bins` histogram cells.
         let arm_of = |bins: &dyn Fn(u64) -> u64| {
-            windows.iter().fold(string(label) + HEADER, |acc, (b, h)| {
-                let slot = SLOT_BYTES.saturating_add(bins(*h).saturating_mul(BIN_BYTES));
-                acc.saturating_add(HEADER.saturating_add(b.saturating_mul(slot)))
-            })
+            windows
+                .iter()
+                .fold(string(label) + HEADER, |acc, (b, h, slot)| {
+                    let slot = slot.saturating_add(bins(*h).saturating_mul(BIN_BYTES));
+                    acc.saturating_add(WINDOW_BYTES.saturating_add(b.saturating_mul(slot)))
+                })
         };
         let arm = arm_of(&|h| h);
 
@@ -310,12 +322,12 @@ impl PolicyConfig {
                         (2 * u64::from(samples_max)).saturating_mul(RANK_CELLS_PER_SAMPLE),
                     );
                 }
-                let (b, h) = self
+                let (b, h, _) = self
                     .metrics
                     .iter()
                     .position(|m| m.name == g.metric)
                     .and_then(|i| windows.get(i).copied())
-                    .unwrap_or((0, 0));
+                    .unwrap_or((0, 0, 0));
                 let n = match g.rule {
                     Rule::VsBaseline { .. } => 3,
                     _ => 1,

@@ -5,11 +5,14 @@ use core::mem::size_of;
 
 use super::*;
 use crate::config::VersionSpec;
-use crate::config::footprint::{BIN_BYTES, GATE_BYTES, SLOT_BYTES, VERSION_BYTES};
+use crate::config::footprint::{
+    BIN_BYTES, COUNT_SLOT_BYTES, GATE_BYTES, HIST_BYTES, VALUE_SLOT_BYTES, VERSION_BYTES,
+    WINDOW_BYTES,
+};
 use crate::gate::GateState;
 use crate::input::Sample;
 use crate::registry::Version;
-use crate::stats::window::Slot;
+use crate::stats::window::{Bins, CountSlot, ValueSlot};
 
 /// Bytes the state has allocated: every `Vec` and `String` by its capacity, plus the
 /// struct itself. B-tree nodes of component maps are not visible; each entry is
@@ -22,12 +25,7 @@ fn allocated(s: &State) -> u64 {
     let windows = |ws: &Vec<Window>| {
         let mut bytes = vec(ws.capacity(), size_of::<Window>());
         for w in ws {
-            bytes += vec(w.slots.capacity(), size_of::<Slot>());
-            bytes += w
-                .slots
-                .iter()
-                .map(|s| vec(s.hist.capacity(), 4))
-                .sum::<u64>();
+            bytes += w.allocated();
         }
         bytes
     };
@@ -171,7 +169,10 @@ fn rolling_out(cfg: PolicyConfig) -> Policy {
 
 #[test]
 fn the_field_sizes_the_model_counts_cover_this_platform() {
-    assert!(size_of::<Slot>() as u64 <= SLOT_BYTES);
+    assert!(size_of::<Window>() as u64 <= WINDOW_BYTES);
+    assert!(size_of::<ValueSlot>() as u64 <= VALUE_SLOT_BYTES);
+    assert!(size_of::<CountSlot>() as u64 <= COUNT_SLOT_BYTES);
+    assert!(size_of::<Bins>() as u64 <= HIST_BYTES);
     assert!(size_of::<u32>() as u64 <= BIN_BYTES);
     assert!(size_of::<GateState>() as u64 <= GATE_BYTES);
     assert!(
@@ -256,8 +257,8 @@ fn a_full_state_fits_the_estimate_and_the_estimate_is_not_far_off() {
     // 125 values per bucket and arm keep the histograms sparse. A bucket with a quarter
     // of its 4098 bins used turns dense: make every one dense, as busy buckets would be.
     for arm in &mut p.state.arms {
-        for slot in arm.windows.iter_mut().flat_map(|w| &mut w.slots) {
-            slot.hist.make_dense();
+        for w in &mut arm.windows {
+            w.make_dense();
         }
     }
     let measured = allocated(&p.state);
@@ -324,7 +325,7 @@ fn a_full_scoped_state_fits_the_estimate() {
         .iter()
         .flat_map(|a| a.scoped.iter().flatten().flatten());
     let halved = buckets
-        .flat_map(|w| &w.slots)
+        .flat_map(|w| w.slots())
         .filter(|s| s.count > 0)
         .inspect(|s| assert!(s.hist.capacity() <= 48))
         .filter(|s| s.hist.halvings() > 0)
@@ -582,7 +583,7 @@ fn scoped_histograms_never_allocate_more_than_dense_bins() {
             let _ = p.observe_batch(&batch).expect("values");
         }
         let windows = p.state.arms.iter().flat_map(|a| a.scoped.iter().flatten());
-        for slot in windows.flat_map(|ws| ws.iter().flat_map(|w| &w.slots)) {
+        for slot in windows.flat_map(|ws| ws.iter().flat_map(Window::slots)) {
             assert!(
                 slot.hist.capacity() as u64 <= u64::from(slot.hist.len()),
                 "{used}: {} cells for {} bins",
@@ -639,11 +640,7 @@ fn a_scope_metric_with_a_p99_histogram_takes_under_4_kb_with_realistic_traffic()
         .flat_map(|a| a.scoped.iter().flatten())
         .map(|ws| {
             let w = &ws[0];
-            (size_of::<Window>() + w.slots.capacity() * size_of::<Slot>()) as u64
-                + w.slots
-                    .iter()
-                    .map(|s| 4 * s.hist.capacity() as u64)
-                    .sum::<u64>()
+            size_of::<Window>() as u64 + w.allocated()
         })
         .sum::<u64>()
         / scopes;

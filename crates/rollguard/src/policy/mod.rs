@@ -552,6 +552,14 @@ impl Policy {
             r.fill_assignment(&config.name);
         }
         let plan = Plan::new(&config);
+        for arm in &mut state.arms {
+            let scoped = arm.scoped.iter_mut().flatten();
+            for ws in std::iter::once(&mut arm.windows).chain(scoped) {
+                for (w, shape) in ws.iter_mut().zip(&plan.shapes) {
+                    w.fit(shape.kind);
+                }
+            }
+        }
         let scope_ids = state
             .scopes
             .iter()

@@ -385,16 +385,17 @@ impl Policy {
         path: &str,
     ) -> Result<(), Error> {
         need!(
-            w.slots.len() as u64 == u64::from(shape.buckets),
+            w.len() as u64 == u64::from(shape.buckets),
             path,
             "{} buckets, the metric has {}",
-            w.slots.len(),
+            w.len(),
             shape.buckets
         );
         let hist_len = shape.hist.map_or(0, |h| h.len());
-        let n = w.slots.len() as u64;
+        let n = w.len() as u64;
         let latest = self.state.now / shape.width_ms;
-        for (j, slot) in w.slots.iter().enumerate() {
+        for (j, slot) in w.slots().enumerate() {
+            let slot = &slot;
             let at = |field: &str| format!("{path}[{j}].{field}");
             need!(
                 slot.hist.len() as u64 == u64::from(hist_len),
@@ -486,6 +487,13 @@ impl Policy {
                 }
             }
         }
+        // Buckets of the other kind that passed the checks above hold nothing restore
+        // could not fit (see `Window::fit`): only a bug leaves them.
+        need!(
+            w.kind() == shape.kind,
+            path,
+            "the buckets are of the other kind of metric"
+        );
         Ok(())
     }
 
@@ -1476,7 +1484,7 @@ impl Policy {
         {
             let windows = self.state.arms.iter().flat_map(|a| &a.windows);
             let cells: usize = windows
-                .map(|w| w.slots.len() * (1 + w.slots.first().map_or(0, |s| s.hist.len() as usize)))
+                .map(|w| w.len() * (1 + w.hists().first().map_or(0, |h| h.len() as usize)))
                 .sum();
             if let Err(e) = self.check(cells <= DEBUG_CELLS_MAX) {
                 panic!("an accepted input left an invalid state: {e}");
@@ -1533,7 +1541,7 @@ impl Policy {
             return Ok(());
         };
         let rows = at.len() as u64;
-        let used = w.slots.iter().map(|s| s.count).max().unwrap_or(0);
+        let used = w.count_max();
         if used <= COUNTER_MAX.saturating_sub(rows) {
             return Ok(());
         }

@@ -13,6 +13,8 @@
 //! sparse while it uses few of them (see [`Bins`]): a scoped policy has a histogram
 //! per bucket of every scope, and most scopes see few distinct bins.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::{MetricConfig, MetricKind, Stat};
@@ -21,25 +23,55 @@ use crate::stats::histogram::HistShape;
 use crate::stats::{lower, upper};
 use crate::time::{Millis, Timestamp, run_end};
 
-/// One time bucket of a window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Slot {
+/// One time bucket of a value metric's window (its histogram, if any, is kept beside
+/// it: see [`Window`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct ValueSlot {
     /// `at / width` of the samples in it. A never-used slot says 0 and is empty, which
     /// reads the same as an empty slot of epoch 0 (and keeps snapshots JSON-safe: every
     /// integer stays below 2^53).
+    epoch: u64,
+    count: u64,
+    sum: f64,
+    /// Smallest and largest value; meaningful only when `count > 0` (kept finite so
+    /// that snapshots stay plain JSON).
+    min: f64,
+    max: f64,
+}
+
+/// One time bucket of a count metric's window (`epoch` as in [`ValueSlot`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct CountSlot {
+    epoch: u64,
+    count: u64,
+    events: u64,
+    total: u64,
+}
+
+/// A bucket as a snapshot writes it, whatever its metric's kind: every field, those of
+/// the other kind zero, and `hist` of length 0 when the metric keeps no histogram.
+/// [`Policy::validate`](crate::Policy::validate) checks buckets in this form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Slot<'a> {
     pub(crate) epoch: u64,
     pub(crate) count: u64,
     pub(crate) sum: f64,
-    /// Smallest and largest value; meaningful only when `count > 0` (kept finite so
-    /// that snapshots stay plain JSON).
     pub(crate) min: f64,
     pub(crate) max: f64,
     pub(crate) events: u64,
     pub(crate) total: u64,
-    /// Bin counts when the metric feeds a quantile gate; no bins otherwise.
-    pub(crate) hist: Bins,
+    pub(crate) hist: Cow<'a, Bins>,
 }
+
+/// The bins of a bucket without a histogram.
+static NO_BINS: Bins = Bins {
+    cells: Vec::new(),
+    len: 0,
+    keep_dense: false,
+    dense: false,
+    halvings: 0,
+};
 
 /// Bits of a sparse entry that hold its count; the bin is above them. Bins are below
 /// `OCTAVES_MAX · 32 + 2 = 4098 < 2^13`, so an entry fits a `u32`.
@@ -531,10 +563,17 @@ impl PartialEq for Bins {
     }
 }
 
-impl Slot {
-    /// Records one value (`cells_max`: see [`Bins::add`]).
+impl ValueSlot {
+    fn at(epoch: u64) -> Self {
+        Self {
+            epoch,
+            ..Self::default()
+        }
+    }
+
+    /// Records one value.
     #[inline]
-    fn push_value(&mut self, hist: Option<HistShape>, cells_max: u32, x: f64) {
+    fn push(&mut self, x: f64) {
         if self.count == 0 {
             (self.min, self.max) = (x, x);
         } else {
@@ -542,20 +581,11 @@ impl Slot {
         }
         self.count = self.count.saturating_add(1);
         self.sum += x;
-        if let Some(h) = hist {
-            self.hist.add(h.bin(x), cells_max);
-        }
     }
 
-    /// [`Slot::push_value`] for a run: the same updates in the same order (so the same
-    /// bits), with the slot's fields kept in registers (the bins: see [`Bins::add_run`]).
-    fn push_values(
-        &mut self,
-        hist: Option<HistShape>,
-        cells_max: u32,
-        xs: &[f64],
-        tally: &mut Tally,
-    ) {
+    /// [`ValueSlot::push`] for a run: the same updates in the same order (so the same
+    /// bits), with the slot's fields kept in registers.
+    fn push_run(&mut self, xs: &[f64]) {
         let Some(&first) = xs.first() else { return };
         let (mut lo, mut hi) = if self.count == 0 {
             (first, first)
@@ -567,15 +597,21 @@ impl Slot {
             (lo, hi) = (lower(lo, x), upper(hi, x));
             sum += x;
         }
-        if let Some(h) = hist {
-            self.hist.add_run(h, xs, cells_max, tally);
-        }
         (self.min, self.max, self.sum) = (lo, hi, sum);
         self.count = self.count.saturating_add(xs.len() as u64);
     }
+}
+
+impl CountSlot {
+    fn at(epoch: u64) -> Self {
+        Self {
+            epoch,
+            ..Self::default()
+        }
+    }
 
     #[inline]
-    fn push_count(&mut self, events: u64, total: u64) {
+    fn push(&mut self, events: u64, total: u64) {
         self.count = self.count.saturating_add(1);
         // Saturate below 2^53 so snapshots stay exact in every binding's JSON.
         self.events = self
@@ -583,30 +619,6 @@ impl Slot {
             .saturating_add(events)
             .min(crate::time::TIME_MAX);
         self.total = self.total.saturating_add(total).min(crate::time::TIME_MAX);
-    }
-
-    fn empty(hist_len: u32) -> Self {
-        Self {
-            epoch: 0,
-            count: 0,
-            sum: 0.0,
-            min: 0.0,
-            max: 0.0,
-            events: 0,
-            total: 0,
-            hist: Bins::new(hist_len),
-        }
-    }
-
-    fn reset(&mut self, epoch: u64) {
-        self.epoch = epoch;
-        self.count = 0;
-        self.sum = 0.0;
-        self.min = 0.0;
-        self.max = 0.0;
-        self.events = 0;
-        self.total = 0;
-        self.hist.clear();
     }
 }
 
@@ -639,10 +651,6 @@ impl WindowShape {
                 .then(|| HistShape::new(m.histogram_range)),
         }
     }
-
-    fn hist_len(self) -> u32 {
-        self.hist.map_or(0, HistShape::len)
-    }
 }
 
 /// A statistic read from a window, with the evidence behind it.
@@ -654,19 +662,42 @@ pub(crate) struct Reading {
     pub(crate) evidence: u64,
 }
 
-/// A rolling window of one metric for one arm.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub(crate) struct Window {
-    pub(crate) slots: Vec<Slot>,
+/// A rolling window of one metric for one arm: a ring of buckets of its metric's kind.
+///
+/// A value metric's buckets keep their histograms in a list of their own, one per
+/// slot, or none when no gate reads a quantile of the metric: a read of a mean, a rate
+/// or a count (most of a scoped tick's) touches only the few words it needs.
+///
+/// A snapshot writes every bucket in one form ([`Slot`]); a window read from one takes
+/// the kind its buckets show (counts if any has events, values otherwise), and restore
+/// fits it to its metric's kind when that loses nothing ([`Window::fit`]). Equality is
+/// the snapshot form's: an empty window of either kind equals the other.
+#[derive(Debug, Clone)]
+pub(crate) enum Window {
+    Values {
+        slots: Vec<ValueSlot>,
+        /// Empty, or one per slot.
+        hists: Vec<Bins>,
+    },
+    Counts {
+        slots: Vec<CountSlot>,
+    },
 }
 
 impl Window {
     pub(crate) fn new(shape: WindowShape) -> Self {
-        Self {
-            slots: (0..shape.buckets)
-                .map(|_| Slot::empty(shape.hist_len()))
-                .collect(),
+        let n = shape.buckets as usize;
+        match shape.kind {
+            MetricKind::Value => Self::Values {
+                slots: vec![ValueSlot::default(); n],
+                hists: match shape.hist {
+                    Some(h) => vec![Bins::new(h.len()); n],
+                    None => Vec::new(),
+                },
+            },
+            MetricKind::Count => Self::Counts {
+                slots: vec![CountSlot::default(); n],
+            },
         }
     }
 
@@ -680,46 +711,207 @@ impl Window {
     /// Makes the buckets keep their bins dense, with the same counts (an arm's overall
     /// window restored from a snapshot).
     pub(crate) fn keep_dense(&mut self) {
-        for slot in &mut self.slots {
-            slot.hist.keep_dense();
+        self.hists_mut().iter_mut().for_each(Bins::keep_dense);
+    }
+
+    /// A window read from a snapshot as its metric's `kind`, if its buckets hold
+    /// nothing of the other kind; otherwise as it is, for
+    /// [`Policy::validate`](crate::Policy::validate) to refuse.
+    pub(crate) fn fit(&mut self, kind: MetricKind) {
+        if let (Self::Values { slots, hists }, MetricKind::Count) = (&*self, kind)
+            && hists.is_empty()
+            && slots
+                .iter()
+                .all(|s| (s.sum, s.min, s.max) == (0.0, 0.0, 0.0))
+        {
+            let slots = slots
+                .iter()
+                .map(|s| CountSlot {
+                    epoch: s.epoch,
+                    count: s.count,
+                    ..CountSlot::default()
+                })
+                .collect();
+            *self = Self::Counts { slots };
         }
+    }
+
+    /// Bytes the buckets have allocated, by capacity (not the `Window` itself).
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> u64 {
+        let slots = match self {
+            Self::Values { slots, .. } => slots.capacity() * size_of::<ValueSlot>(),
+            Self::Counts { slots } => slots.capacity() * size_of::<CountSlot>(),
+        };
+        let hists = match self {
+            Self::Values { hists, .. } => hists.capacity() * size_of::<Bins>(),
+            Self::Counts { .. } => 0,
+        };
+        let cells: usize = self.hists().iter().map(|b| 4 * b.capacity()).sum();
+        (slots + hists + cells) as u64
+    }
+
+    /// The same counts, dense (as an overall window keeps them).
+    #[cfg(test)]
+    pub(crate) fn make_dense(&mut self) {
+        self.hists_mut().iter_mut().for_each(Bins::make_dense);
+    }
+
+    /// The kind of metric the buckets hold.
+    pub(crate) fn kind(&self) -> MetricKind {
+        match self {
+            Self::Values { .. } => MetricKind::Value,
+            Self::Counts { .. } => MetricKind::Count,
+        }
+    }
+
+    /// Number of buckets.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Values { slots, .. } => slots.len(),
+            Self::Counts { slots } => slots.len(),
+        }
+    }
+
+    /// The histograms of the buckets: one per bucket, or none.
+    pub(crate) fn hists(&self) -> &[Bins] {
+        match self {
+            Self::Values { hists, .. } => hists,
+            Self::Counts { .. } => &[],
+        }
+    }
+
+    fn hists_mut(&mut self) -> &mut [Bins] {
+        match self {
+            Self::Values { hists, .. } => hists,
+            Self::Counts { .. } => &mut [],
+        }
+    }
+
+    fn epoch(&self, i: usize) -> Option<u64> {
+        match self {
+            Self::Values { slots, .. } => slots.get(i).map(|s| s.epoch),
+            Self::Counts { slots } => slots.get(i).map(|s| s.epoch),
+        }
+    }
+
+    /// Bucket `i` in the snapshot's form.
+    pub(crate) fn slot(&self, i: usize) -> Option<Slot<'_>> {
+        let hist = Cow::Borrowed(self.hists().get(i).unwrap_or(&NO_BINS));
+        Some(match self {
+            Self::Values { slots, .. } => {
+                let s = slots.get(i)?;
+                Slot {
+                    epoch: s.epoch,
+                    count: s.count,
+                    sum: s.sum,
+                    min: s.min,
+                    max: s.max,
+                    events: 0,
+                    total: 0,
+                    hist,
+                }
+            }
+            Self::Counts { slots } => {
+                let s = slots.get(i)?;
+                Slot {
+                    epoch: s.epoch,
+                    count: s.count,
+                    sum: 0.0,
+                    min: 0.0,
+                    max: 0.0,
+                    events: s.events,
+                    total: s.total,
+                    hist,
+                }
+            }
+        })
+    }
+
+    /// The buckets in the snapshot's form, in ring order.
+    pub(crate) fn slots(&self) -> impl Iterator<Item = Slot<'_>> {
+        (0..self.len()).filter_map(|i| self.slot(i))
+    }
+
+    /// The window of buckets read from a snapshot, as the kind they show (see
+    /// [`Window`]); `None` when some hold values and others counts.
+    fn from_slots(slots: Vec<Slot<'_>>) -> Option<Self> {
+        let values = slots
+            .iter()
+            .any(|s| (s.sum, s.min, s.max) != (0.0, 0.0, 0.0) || s.hist.len() > 0);
+        let counts = slots.iter().any(|s| s.events > 0 || s.total > 0);
+        if counts {
+            return (!values).then(|| Self::Counts {
+                slots: slots
+                    .iter()
+                    .map(|s| CountSlot {
+                        epoch: s.epoch,
+                        count: s.count,
+                        events: s.events,
+                        total: s.total,
+                    })
+                    .collect(),
+            });
+        }
+        let binned = slots.iter().any(|s| s.hist.len() > 0);
+        let (slots, hists) = slots
+            .into_iter()
+            .map(|s| {
+                let v = ValueSlot {
+                    epoch: s.epoch,
+                    count: s.count,
+                    sum: s.sum,
+                    min: s.min,
+                    max: s.max,
+                };
+                (v, s.hist.into_owned())
+            })
+            .unzip::<_, _, Vec<_>, Vec<_>>();
+        Some(Self::Values {
+            slots,
+            hists: if binned { hists } else { Vec::new() },
+        })
+    }
+
+    /// The ring slot of `at`'s bucket, and its epoch.
+    #[inline]
+    fn ring(&self, shape: WindowShape, at: Timestamp) -> (usize, u64) {
+        let epoch = at / shape.width_ms;
+        ((epoch % (self.len() as u64).max(1)) as usize, epoch)
     }
 
     /// Samples in the bucket of `at` (none if its slot holds another epoch, which a
     /// sample at `at` would reset).
     pub(crate) fn count_at(&self, shape: WindowShape, at: Timestamp) -> u64 {
-        let epoch = at / shape.width_ms;
-        let n = self.slots.len() as u64;
-        self.slots
-            .get((epoch % n.max(1)) as usize)
+        let (i, epoch) = self.ring(shape, at);
+        self.slot(i)
             .filter(|s| s.epoch == epoch)
             .map_or(0, |s| s.count)
     }
 
-    #[inline]
-    fn slot_mut(&mut self, shape: WindowShape, at: Timestamp) -> Option<&mut Slot> {
-        let epoch = at / shape.width_ms;
-        let n = self.slots.len() as u64;
-        let slot = self.slots.get_mut((epoch % n.max(1)) as usize)?;
-        if slot.epoch != epoch {
-            slot.reset(epoch);
-        }
-        Some(slot)
+    /// The most samples a bucket holds.
+    pub(crate) fn count_max(&self) -> u64 {
+        self.slots().map(|s| s.count).max().unwrap_or(0)
     }
 
     /// Records one value.
     #[inline]
     pub(crate) fn add_value(&mut self, shape: WindowShape, at: Timestamp, x: f64) {
-        if let Some(slot) = self.slot_mut(shape, at) {
-            slot.push_value(shape.hist, shape.cells_max, x);
+        let (i, epoch) = self.ring(shape, at);
+        if let Some((slot, bins)) = self.value_slot(i, epoch) {
+            slot.push(x);
+            if let (Some(h), Some(bins)) = (shape.hist, bins) {
+                bins.add(h.bin(x), shape.cells_max);
+            }
         }
     }
 
     /// Records `events` out of `total`.
     #[inline]
     pub(crate) fn add_count(&mut self, shape: WindowShape, at: Timestamp, events: u64, total: u64) {
-        if let Some(slot) = self.slot_mut(shape, at) {
-            slot.push_count(events, total);
+        let (i, epoch) = self.ring(shape, at);
+        if let Some(slot) = self.count_slot(i, epoch) {
+            slot.push(events, total);
         }
     }
 
@@ -734,8 +926,14 @@ impl Window {
         values: &[f64],
         tally: &mut Tally,
     ) {
-        self.for_each_bucket(shape, at, |slot, rows| {
-            slot.push_values(shape.hist, shape.cells_max, &values[rows], tally)
+        for_each_bucket(shape, self.len(), at, |i, epoch, rows| {
+            if let Some((slot, bins)) = self.value_slot(i, epoch) {
+                let xs = &values[rows];
+                slot.push_run(xs);
+                if let (Some(h), Some(bins)) = (shape.hist, bins) {
+                    bins.add_run(h, xs, shape.cells_max, tally);
+                }
+            }
         });
     }
 
@@ -747,35 +945,43 @@ impl Window {
         events: &[N],
         totals: &[N],
     ) {
-        self.for_each_bucket(shape, at, |slot, rows| {
-            for (&e, &n) in events[rows.clone()].iter().zip(&totals[rows]) {
-                slot.push_count(e.get(), n.get());
+        for_each_bucket(shape, self.len(), at, |i, epoch, rows| {
+            if let Some(slot) = self.count_slot(i, epoch) {
+                for (&e, &n) in events[rows.clone()].iter().zip(&totals[rows]) {
+                    slot.push(e.get(), n.get());
+                }
             }
         });
     }
 
-    /// Splits non-decreasing times into runs of one bucket each.
+    /// Value slot `i` and its bins, reset first if it holds another epoch than `epoch`.
     #[inline]
-    fn for_each_bucket<T: Millis>(
-        &mut self,
-        shape: WindowShape,
-        at: &[T],
-        mut f: impl FnMut(&mut Slot, core::ops::Range<usize>),
-    ) {
-        let mut i = 0;
-        while let Some(t) = at.get(i).map(|t| t.ms()) {
-            let next = (t / shape.width_ms + 1).saturating_mul(shape.width_ms);
-            // Mostly the rest is in this bucket (a scope's few rows of a column call):
-            // that takes one comparison, not a search.
-            let end = match at.last() {
-                Some(last) if last.ms() < next => at.len(),
-                _ => run_end(at, i, next),
-            };
-            if let Some(slot) = self.slot_mut(shape, t) {
-                f(slot, i..end);
+    fn value_slot(&mut self, i: usize, epoch: u64) -> Option<(&mut ValueSlot, Option<&mut Bins>)> {
+        let Self::Values { slots, hists } = self else {
+            return None;
+        };
+        let slot = slots.get_mut(i)?;
+        let mut bins = hists.get_mut(i);
+        if slot.epoch != epoch {
+            *slot = ValueSlot::at(epoch);
+            if let Some(b) = bins.as_deref_mut() {
+                b.clear();
             }
-            i = end;
         }
+        Some((slot, bins))
+    }
+
+    /// Count slot `i`, reset first if it holds another epoch than `epoch`.
+    #[inline]
+    fn count_slot(&mut self, i: usize, epoch: u64) -> Option<&mut CountSlot> {
+        let Self::Counts { slots } = self else {
+            return None;
+        };
+        let slot = slots.get_mut(i)?;
+        if slot.epoch != epoch {
+            *slot = CountSlot::at(epoch);
+        }
+        Some(slot)
     }
 
     /// The epochs a read at `now` covers: the last `buckets` ones that start before
@@ -811,69 +1017,173 @@ impl Window {
     ) -> Vec<(Timestamp, Reading)> {
         let (lo, hi) = Self::live(shape, now);
         (lo..=hi)
-            .filter(|e| self.slots.iter().any(|s| s.epoch == *e))
+            .filter(|e| (0..self.len()).any(|i| self.epoch(i) == Some(*e)))
             .map(|e| (e * shape.width_ms, self.read_epochs(shape, stat, e, e)))
             .collect()
     }
 
     fn read_epochs(&self, shape: WindowShape, stat: Stat, lo: u64, hi: u64) -> Reading {
-        // Sum in epoch order, not ring order, so the result does not depend on where
-        // the ring happens to start. A bucket lives in the ring slot of its epoch
-        // (restore checks it), so the live ones in epoch order are found without
-        // collecting and sorting: a scoped policy reads thousands of windows per tick.
-        // (Slots of epoch 0 elsewhere in the ring are empty and add nothing.)
-        // One division per read: the ring slot of `lo`, then the next ones in turn.
-        let n = self.slots.len();
-        let first = (lo % (n as u64).max(1)) as usize;
-        let order = || {
-            let mut i = first;
-            (lo..=hi).filter_map(move |e| {
-                let slot = self.slots.get(i);
-                i = if i + 1 == n { 0 } else { i + 1 };
-                slot.filter(|s| s.epoch == e)
-            })
+        let mut m = Moments {
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            events: 0,
+            total: 0,
         };
-        let mut count = 0u64;
-        let mut sum = 0.0;
-        let mut min = f64::INFINITY;
-        let mut max = f64::NEG_INFINITY;
-        let mut events = 0u64;
-        let mut total = 0u64;
-        for s in order() {
-            if s.count > 0 {
-                (min, max) = (lower(min, s.min), upper(max, s.max));
+        let value = match self {
+            Self::Values { slots, hists } => {
+                let live = || live(slots, |s| s.epoch, lo, hi);
+                for i in live() {
+                    let s = &slots[i];
+                    if s.count > 0 {
+                        (m.min, m.max) = (lower(m.min, s.min), upper(m.max, s.max));
+                    }
+                    m.count += s.count;
+                    m.sum += s.sum;
+                }
+                let (count, min, max) = (m.count, m.min, m.max);
+                m.value(shape, stat, |pct| {
+                    let bins = live().filter_map(|i| hists.get(i));
+                    let h = shape.hist?;
+                    quantile(h, bins, count, pct, min, max, SORTED_ENTRIES_MAX)
+                })
             }
-            count += s.count;
-            sum += s.sum;
-            events = events.saturating_add(s.events);
-            total = total.saturating_add(s.total);
-        }
-        let evidence = match shape.kind {
-            MetricKind::Value => count,
-            MetricKind::Count => total,
-        };
-        let value = match stat {
-            Stat::Count => Some(evidence as f64),
-            Stat::Rate => (total > 0).then(|| events as f64 / total as f64),
-            Stat::Mean => (count > 0).then(|| sum / count as f64),
-            Stat::Min => (count > 0).then_some(min),
-            Stat::Max => (count > 0).then_some(max),
-            Stat::P50 | Stat::P90 | Stat::P95 | Stat::P99 => {
-                let pct = match stat {
-                    Stat::P50 => 50,
-                    Stat::P90 => 90,
-                    Stat::P95 => 95,
-                    _ => 99,
-                };
-                shape
-                    .hist
-                    .and_then(|h| quantile(h, order(), count, pct, min, max, SORTED_ENTRIES_MAX))
+            Self::Counts { slots } => {
+                for i in live(slots, |s| s.epoch, lo, hi) {
+                    let s = &slots[i];
+                    if s.count > 0 {
+                        // A count metric's buckets read as values of 0.
+                        (m.min, m.max) = (lower(m.min, 0.0), upper(m.max, 0.0));
+                    }
+                    m.count += s.count;
+                    m.events = m.events.saturating_add(s.events);
+                    m.total = m.total.saturating_add(s.total);
+                }
+                m.value(shape, stat, |_| None)
             }
         };
+        let evidence = m.evidence(shape.kind);
         Reading { value, evidence }
     }
 }
 
+/// Splits non-decreasing times into runs of one bucket each: `f(ring slot, epoch,
+/// rows)` for each.
+#[inline]
+fn for_each_bucket<T: Millis>(
+    shape: WindowShape,
+    len: usize,
+    at: &[T],
+    mut f: impl FnMut(usize, u64, core::ops::Range<usize>),
+) {
+    let n = (len as u64).max(1);
+    let mut i = 0;
+    while let Some(t) = at.get(i).map(|t| t.ms()) {
+        let epoch = t / shape.width_ms;
+        let next = (epoch + 1).saturating_mul(shape.width_ms);
+        // Mostly the rest is in this bucket (a scope's few rows of a column call):
+        // that takes one comparison, not a search.
+        let end = match at.last() {
+            Some(last) if last.ms() < next => at.len(),
+            _ => run_end(at, i, next),
+        };
+        f((epoch % n) as usize, epoch, i..end);
+        i = end;
+    }
+}
+
+/// The ring slots of epochs `lo..=hi` that hold them, in epoch order.
+///
+/// In epoch order, not ring order, so that sums do not depend on where the ring
+/// happens to start. A bucket lives in the ring slot of its epoch (restore checks
+/// it), so the live ones in epoch order are found without collecting and sorting: a
+/// scoped policy reads thousands of windows per tick. (Slots of epoch 0 elsewhere in
+/// the ring are empty and add nothing.) One division per read: the ring slot of `lo`,
+/// then the next ones in turn.
+fn live<S>(
+    slots: &[S],
+    epoch: impl Fn(&S) -> u64 + Copy,
+    lo: u64,
+    hi: u64,
+) -> impl Iterator<Item = usize> + Clone {
+    let n = slots.len();
+    let mut i = (lo % (n as u64).max(1)) as usize;
+    (lo..=hi).filter_map(move |e| {
+        let here = i;
+        i = if i + 1 == n { 0 } else { i + 1 };
+        slots.get(here).filter(|s| epoch(s) == e).map(|_| here)
+    })
+}
+
+/// A window's buckets merged.
+struct Moments {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    events: u64,
+    total: u64,
+}
+
+impl Moments {
+    /// Samples (value metrics) or `total` (count metrics).
+    fn evidence(&self, kind: MetricKind) -> u64 {
+        match kind {
+            MetricKind::Value => self.count,
+            MetricKind::Count => self.total,
+        }
+    }
+
+    /// `stat` of the buckets; `quantile(pct)` reads their histograms.
+    fn value(
+        &self,
+        shape: WindowShape,
+        stat: Stat,
+        quantile: impl FnOnce(u64) -> Option<f64>,
+    ) -> Option<f64> {
+        let Self {
+            count,
+            sum,
+            min,
+            max,
+            events,
+            total,
+        } = *self;
+        match stat {
+            Stat::Count => Some(self.evidence(shape.kind) as f64),
+            Stat::Rate => (total > 0).then(|| events as f64 / total as f64),
+            Stat::Mean => (count > 0).then(|| sum / count as f64),
+            Stat::Min => (count > 0).then_some(min),
+            Stat::Max => (count > 0).then_some(max),
+            Stat::P50 => quantile(50),
+            Stat::P90 => quantile(90),
+            Stat::P95 => quantile(95),
+            Stat::P99 => quantile(99),
+        }
+    }
+}
+
+impl PartialEq for Window {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.slots().eq(other.slots())
+    }
+}
+
+impl Serialize for Window {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.slots())
+    }
+}
+
+impl<'de> Deserialize<'de> for Window {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let slots = Vec::<Slot<'static>>::deserialize(d)?;
+        Self::from_slots(slots).ok_or_else(|| {
+            serde::de::Error::custom("a window's buckets hold both values and counts")
+        })
+    }
+}
 /// Entries of sparse buckets a quantile read sorts; with more, it counts them per cell.
 const SORTED_ENTRIES_MAX: usize = 64;
 
@@ -910,7 +1220,7 @@ impl Cells {
     }
 }
 
-/// Nearest-rank quantile `pct`/100 over the merged histograms of `slots`.
+/// Nearest-rank quantile `pct`/100 over the merged histograms `bins`.
 ///
 /// The rank's cell is the first whose cumulative count reaches it; cumulative counts
 /// are exact integer sums, so the order in which the buckets' counts are added does
@@ -923,7 +1233,7 @@ impl Cells {
 /// ([`SORTED_ENTRIES_MAX`]; the tests check that both ways read alike).
 fn quantile<'a>(
     h: HistShape,
-    slots: impl Iterator<Item = &'a Slot> + Clone,
+    bins: impl Iterator<Item = &'a Bins> + Clone,
     n: u64,
     pct: u64,
     min: f64,
@@ -937,11 +1247,11 @@ fn quantile<'a>(
     let rank = (n.saturating_mul(pct).div_ceil(100)).max(1);
     let len = h.len();
     // The coarsest resolution, whether all are sparse, and their entries: one pass.
-    let (halvings, sparse, total) = slots.clone().fold((0, true, 0), |(h, sparse, n), s| {
+    let (halvings, sparse, total) = bins.clone().fold((0, true, 0), |(h, sparse, n), s| {
         (
-            h.max(s.hist.halvings),
-            sparse && !s.hist.is_dense(),
-            n + s.hist.cells.len(),
+            h.max(s.halvings),
+            sparse && !s.is_dense(),
+            n + s.cells.len(),
         )
     });
     let at = |bin: u32| {
@@ -969,7 +1279,7 @@ fn quantile<'a>(
                 &mut heap[..]
             }
         };
-        let all = slots.flat_map(|s| s.hist.cells.iter().copied());
+        let all = bins.flat_map(|s| s.cells.iter().copied());
         for (e, from) in entries.iter_mut().zip(all) {
             *e = if halvings > 0 {
                 Bins::cell_of(len, halvings, from >> COUNT_BITS) << COUNT_BITS
@@ -989,9 +1299,9 @@ fn quantile<'a>(
         // Many: counted per cell over the span of cells they use (each bucket's
         // entries are in cell order, so its first and last entries bound it).
         let cells = Cells { len, halvings };
-        let (lo, hi) = slots
+        let (lo, hi) = bins
             .clone()
-            .filter_map(|s| Some((*s.hist.cells.first()?, *s.hist.cells.last()?)))
+            .filter_map(|s| Some((*s.cells.first()?, *s.cells.last()?)))
             .fold((usize::MAX, 0), |(lo, hi), (first, last)| {
                 (
                     lo.min(cells.index(first >> COUNT_BITS)),
@@ -1007,8 +1317,8 @@ fn quantile<'a>(
                 &mut heap[..]
             }
         };
-        for s in slots {
-            for &e in &s.hist.cells {
+        for s in bins {
+            for &e in &s.cells {
                 let i = cells.index(e >> COUNT_BITS).wrapping_sub(lo);
                 if let Some(n) = counts.get_mut(i) {
                     *n += u64::from(e & ENTRY_COUNT_MAX);
@@ -1023,8 +1333,8 @@ fn quantile<'a>(
         }
     } else {
         let mut counts = vec![0u64; len as usize];
-        for s in slots {
-            for (bin, c) in s.hist.iter() {
+        for s in bins {
+            for (bin, c) in s.iter() {
                 if let Some(n) = counts.get_mut(bin as usize) {
                     *n += u64::from(c);
                 }
@@ -1271,13 +1581,9 @@ mod tests {
                 let v = 0.0005 * libm::pow(1.0157, ((x >> 33) % width % 2_000) as f64);
                 w.add_value(shape, i, v);
                 values.push(v);
-                for s in &w.slots {
-                    assert!(
-                        s.hist.capacity() <= len,
-                        "{} cells of {len}",
-                        s.hist.capacity()
-                    );
-                    assert!(!s.hist.is_dense() && s.hist.halvings == 0);
+                for b in w.hists() {
+                    assert!(b.capacity() <= len, "{} cells of {len}", b.capacity());
+                    assert!(!b.is_dense() && b.halvings == 0);
                 }
             }
             for pct in [1, 50, 90, 95, 99, 100] {
@@ -1370,15 +1676,15 @@ mod tests {
                     exact.add_value(full, i, v);
                     values.push(v);
                 }
-                let k = w.slots.iter().map(|s| s.hist.halvings).max().unwrap();
-                for s in &w.slots {
+                let k = w.hists().iter().map(|b| b.halvings).max().unwrap();
+                for s in w.slots() {
                     assert!(s.hist.entries() <= cells_max as usize);
                     assert!(s.hist.capacity() <= cells_max as usize);
                     let n: u64 = s.hist.iter().map(|(_, c)| u64::from(c)).sum();
                     assert_eq!(n, s.count, "counts are kept exactly");
                 }
                 // Halved only when the bins did not fit.
-                let used = exact.slots.iter().map(|s| s.hist.entries()).max().unwrap();
+                let used = exact.hists().iter().map(Bins::entries).max().unwrap();
                 assert_eq!(k > 0, used > cells_max as usize, "{cells_max} {octaves}");
                 values.sort_by(f64::total_cmp);
                 for (stat, pct) in [
@@ -1415,16 +1721,9 @@ mod tests {
         b.halve();
         b.halve();
         assert_eq!(b.iter().collect::<Vec<_>>(), [(1, 4), (5, 1)]);
-        let slot = Slot {
-            count: 5,
-            min: 0.0,
-            max: 1e9,
-            hist: b,
-            ..Slot::empty(h.len())
-        };
         let mid = (h.lower_edge(1) + h.lower_edge(5)) * 0.5;
         assert_eq!(
-            quantile(h, [&slot].into_iter(), 5, 50, 0.0, 1e9, 64),
+            quantile(h, [&b].into_iter(), 5, 50, 0.0, 1e9, 64),
             Some(mid)
         );
     }
@@ -1452,18 +1751,16 @@ mod tests {
         ) {
             let h = HistShape::new(HistogramRange::default());
             assert_eq!(h.len(), 1282);
-            let slots: Vec<Slot> = buckets
+            let hists: Vec<Bins> = buckets
                 .into_iter()
                 .filter_map(|(pairs, k)| {
                     let pairs = pairs.into_iter().map(|(b, c)| (Bins::cell_of(1282, k, b), c));
-                    let hist = Bins::from_pairs(1282, pairs.collect(), k)?;
-                    let count = hist.iter().map(|(_, c)| u64::from(c)).sum();
-                    Some(Slot { count, min: 1e-9, max: 1e12, hist, ..Slot::empty(1282) })
+                    Bins::from_pairs(1282, pairs.collect(), k)
                 })
-                .filter(|s| !s.hist.is_dense())
+                .filter(|b| !b.is_dense())
                 .collect();
-            let n = slots.iter().map(|s| s.count).sum();
-            let read = |sorted_max| quantile(h, slots.iter(), n, pct, 1e-9, 1e12, sorted_max);
+            let n = hists.iter().flat_map(Bins::iter).map(|(_, c)| u64::from(c)).sum();
+            let read = |sorted_max| quantile(h, hists.iter(), n, pct, 1e-9, 1e12, sorted_max);
             let (sorted, counted) = (read(usize::MAX), read(0));
             proptest::prop_assert_eq!(sorted.map(f64::to_bits), counted.map(f64::to_bits));
             proptest::prop_assert_eq!(read(SORTED_ENTRIES_MAX).map(f64::to_bits), sorted.map(f64::to_bits));
@@ -1570,7 +1867,7 @@ mod tests {
             dense.add_value(shape, i / 2, x);
             sparse.add_value(shape, i / 2, x);
         }
-        assert!(dense.slots.iter().all(|s| s.hist.is_dense()));
+        assert!(dense.hists().iter().all(Bins::is_dense));
         assert_eq!(dense, sparse);
         for stat in [Stat::P50, Stat::P99] {
             let (a, b) = (
