@@ -16,6 +16,7 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::config::{MetricConfig, MetricKind, Stat};
 use crate::input::Count;
@@ -66,7 +67,7 @@ pub(crate) struct Slot<'a> {
 
 /// The bins of a bucket without a histogram.
 static NO_BINS: Bins = Bins {
-    cells: Vec::new(),
+    cells: SmallVec::new_const(),
     len: 0,
     keep_dense: false,
     dense: false,
@@ -81,6 +82,10 @@ const ENTRY_COUNT_MAX: u32 = (1 << COUNT_BITS) - 1;
 /// Most halvings of a bucket's resolution: after 12, one cell holds every interior bin
 /// (there are at most 4 096).
 const HALVINGS_MAX: u8 = 12;
+
+/// Cells a bucket keeps in place, without an allocation (as many as fit in the `Vec`
+/// header they share the space of).
+const INLINE_CELLS: usize = 4;
 
 /// Values of a run at least this many go into a sparse bucket tallied (see
 /// [`Bins::add_run`]); fewer go in one by one.
@@ -138,7 +143,10 @@ impl Tally {
 /// never exceeds `len` cells (checked by the footprint tests).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Bins {
-    cells: Vec<u32>,
+    /// The first [`INLINE_CELLS`] inline: most of a scope's buckets use a few cells,
+    /// and a tick over thousands of scopes then reads them with the bucket rather
+    /// than at an allocation of their own.
+    cells: SmallVec<[u32; INLINE_CELLS]>,
     len: u32,
     /// Dense for good, also after a reset (an arm's overall window).
     keep_dense: bool,
@@ -152,7 +160,7 @@ pub(crate) struct Bins {
 impl Bins {
     fn new(len: u32) -> Self {
         Self {
-            cells: Vec::new(),
+            cells: SmallVec::new(),
             len,
             keep_dense: false,
             dense: false,
@@ -185,10 +193,14 @@ impl Bins {
         if self.is_dense() { 0 } else { self.cells.len() }
     }
 
-    /// Cells allocated (each 4 bytes): at most `len`.
+    /// Cells allocated (each 4 bytes): at most `len`; none while they fit in place.
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.cells.capacity()
+        if self.cells.spilled() {
+            self.cells.capacity()
+        } else {
+            0
+        }
     }
 
     /// The same counts, dense (as an overall window keeps them).
@@ -265,8 +277,9 @@ impl Bins {
     fn bump(&mut self, bin: usize) -> bool {
         let key = Self::cell_of(self.len, self.halvings, bin as u32) << COUNT_BITS;
         // The partial entry of a cell comes before its full ones.
-        let i = self.cells.partition_point(|&e| e < key);
-        match self.cells.get_mut(i) {
+        let cells = &mut self.cells[..];
+        let i = cells.partition_point(|&e| e < key);
+        match cells.get_mut(i) {
             Some(e)
                 if *e >> COUNT_BITS == key >> COUNT_BITS
                     && *e & ENTRY_COUNT_MAX < ENTRY_COUNT_MAX =>
@@ -361,8 +374,9 @@ impl Bins {
         }
         if entries == self.cells.len() {
             // No new entry: each cell's entries rewritten where they are.
+            let cells = &mut self.cells[..];
             let mut i = 0;
-            while let Some(&e) = self.cells.get(i) {
+            while let Some(&e) = cells.get(i) {
                 let cell = e >> COUNT_BITS;
                 let total = tally
                     .counts
@@ -370,14 +384,14 @@ impl Bins {
                     .map_or(0, core::mem::take);
                 if total <= ENTRY_COUNT_MAX {
                     // One entry (the common case, without put's divisions).
-                    if let Some(e) = self.cells.get_mut(i)
+                    if let Some(e) = cells.get_mut(i)
                         && total > 0
                     {
                         *e = cell << COUNT_BITS | total;
                     }
                     i += 1;
                 } else {
-                    i = Self::put(&mut self.cells, i, cell, u64::from(total)).max(i + 1);
+                    i = Self::put(cells, i, cell, u64::from(total)).max(i + 1);
                 }
             }
         } else {
@@ -403,8 +417,9 @@ impl Bins {
         new.sort_unstable();
         out.clear();
         let (mut i, mut j, mut last) = (0, 0, None);
+        let cells = &self.cells[..];
         loop {
-            let cell = match (self.cells.get(i), new.get(j)) {
+            let cell = match (cells.get(i), new.get(j)) {
                 (Some(&e), Some(&n)) if n < e >> COUNT_BITS => {
                     j += 1;
                     n
@@ -443,7 +458,7 @@ impl Bins {
 
     /// Capacity for `n` entries, growing by doubling from 8 but never past `max`
     /// (`n` ≤ `max`), so a bucket never allocates more than its cells.
-    fn make_room(cells: &mut Vec<u32>, n: usize, max: usize) {
+    fn make_room(cells: &mut SmallVec<[u32; INLINE_CELLS]>, n: usize, max: usize) {
         let mut want = cells.capacity();
         while want < n.min(max) {
             want = (2 * want).max(8).min(max);
@@ -455,17 +470,19 @@ impl Bins {
     /// added (in place: merged cells never need more entries than they had).
     fn halve(&mut self) {
         let h = self.halvings + 1;
-        let (len, n) = (self.len, self.cells.len());
+        let len = self.len;
+        let cells = &mut self.cells[..];
+        let n = cells.len();
         let cell = |e: u32| Self::cell_of(len, h, e >> COUNT_BITS);
         let (mut r, mut w) = (0, 0);
         while r < n {
-            let c = cell(self.cells[r]);
+            let c = cell(cells[r]);
             let mut total = 0u64;
-            while r < n && cell(self.cells[r]) == c {
-                total += u64::from(self.cells[r] & ENTRY_COUNT_MAX);
+            while r < n && cell(cells[r]) == c {
+                total += u64::from(cells[r] & ENTRY_COUNT_MAX);
                 r += 1;
             }
-            w = Self::put(&mut self.cells, w, c, total);
+            w = Self::put(cells, w, c, total);
         }
         self.cells.truncate(w);
         self.halvings = h;
@@ -495,7 +512,7 @@ impl Bins {
                 *d = c;
             }
         }
-        self.cells = dense;
+        self.cells = SmallVec::from_vec(dense);
         self.dense = true;
     }
 
@@ -539,13 +556,13 @@ impl Bins {
             .map(|(_, c)| u64::from(*c).div_ceil(u64::from(ENTRY_COUNT_MAX)))
             .sum();
         if entries <= u64::from(len) {
-            bins.cells = vec![0; entries as usize];
+            bins.cells = SmallVec::from_elem(0, entries as usize);
             let mut w = 0;
             for (b, c) in used {
                 w = Self::put(&mut bins.cells, w, b, u64::from(c));
             }
         } else if halvings == 0 {
-            bins.cells = vec![0; len as usize];
+            bins.cells = SmallVec::from_elem(0, len as usize);
             bins.dense = true;
             for (b, c) in used {
                 bins.cells[b as usize] = c;
@@ -897,8 +914,12 @@ impl Window {
     /// Records one value.
     #[inline]
     pub(crate) fn add_value(&mut self, shape: WindowShape, at: Timestamp, x: f64) {
-        let (i, epoch) = self.ring(shape, at);
-        if let Some((slot, bins)) = self.value_slot(i, epoch) {
+        let Self::Values { slots, hists } = self else {
+            return;
+        };
+        let epoch = at / shape.width_ms;
+        let i = (epoch % (slots.len() as u64).max(1)) as usize;
+        if let Some((slot, bins)) = Self::value_slot(slots, hists, i, epoch) {
             slot.push(x);
             if let (Some(h), Some(bins)) = (shape.hist, bins) {
                 bins.add(h.bin(x), shape.cells_max);
@@ -926,8 +947,11 @@ impl Window {
         values: &[f64],
         tally: &mut Tally,
     ) {
-        for_each_bucket(shape, self.len(), at, |i, epoch, rows| {
-            if let Some((slot, bins)) = self.value_slot(i, epoch) {
+        let Self::Values { slots, hists } = self else {
+            return;
+        };
+        for_each_bucket(shape, slots.len(), at, |i, epoch, rows| {
+            if let Some((slot, bins)) = Self::value_slot(slots, hists, i, epoch) {
                 let xs = &values[rows];
                 slot.push_run(xs);
                 if let (Some(h), Some(bins)) = (shape.hist, bins) {
@@ -956,10 +980,12 @@ impl Window {
 
     /// Value slot `i` and its bins, reset first if it holds another epoch than `epoch`.
     #[inline]
-    fn value_slot(&mut self, i: usize, epoch: u64) -> Option<(&mut ValueSlot, Option<&mut Bins>)> {
-        let Self::Values { slots, hists } = self else {
-            return None;
-        };
+    fn value_slot<'a>(
+        slots: &'a mut [ValueSlot],
+        hists: &'a mut [Bins],
+        i: usize,
+        epoch: u64,
+    ) -> Option<(&'a mut ValueSlot, Option<&'a mut Bins>)> {
         let slot = slots.get_mut(i)?;
         let mut bins = hists.get_mut(i);
         if slot.epoch != epoch {
@@ -1624,7 +1650,7 @@ mod tests {
         assert!(!b.is_dense());
         // The partial entry first, then the full one; counted as one bin.
         assert_eq!(
-            b.cells,
+            b.cells[..],
             [
                 5 << COUNT_BITS | 2,
                 5 << COUNT_BITS | ENTRY_COUNT_MAX,
