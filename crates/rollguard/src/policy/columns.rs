@@ -594,10 +594,11 @@ impl<'a, S: AsRef<str>> RowScopes<'a, S> {
 /// for -1), up to the first code not resolved yet: how many it wrote.
 fn known_ids(ids: &[u32], codes: &[i32], out: &mut [u32]) -> usize {
     for (i, (&code, slot)) in codes.iter().zip(out.iter_mut()).enumerate() {
-        *slot = match usize::try_from(code).ok().map(|c| ids.get(c)) {
-            Some(Some(&UNSEEN)) => return i,
-            Some(Some(&id)) => id,
-            _ => NO_SCOPE,
+        // -1 (no label) reads as 2^32 − 1, past any table: codes index at most 2^31.
+        *slot = match ids.get(code as u32 as usize) {
+            Some(&UNSEEN) => return i,
+            Some(&id) => id,
+            None => NO_SCOPE,
         };
     }
     codes.len().min(out.len())
