@@ -327,7 +327,17 @@ impl Bins {
     /// and the entries rebuilt at the end. No search per value, and no entries moved
     /// for each new cell.
     pub(crate) fn add_run(&mut self, h: HistShape, xs: &[f64], cells_max: u32, tally: &mut Tally) {
-        if self.is_dense() || xs.len() < RUN_MIN || h.len() != self.len {
+        if self.is_dense() {
+            // As `add` does, with the bins borrowed once for the run.
+            let cells = &mut self.cells[..];
+            for &x in xs {
+                if let Some(c) = cells.get_mut(h.bin(x)) {
+                    *c = c.saturating_add(1);
+                }
+            }
+            return;
+        }
+        if xs.len() < RUN_MIN || h.len() != self.len {
             for &x in xs {
                 self.add(h.bin(x), cells_max);
             }
