@@ -902,17 +902,17 @@ impl Window {
         })
     }
 
-    /// The ring slot of `at`'s bucket, and its epoch.
+    /// The slot of `at`'s bucket in a ring of `len`, and its epoch.
     #[inline]
-    fn ring(&self, shape: WindowShape, at: Timestamp) -> (usize, u64) {
+    fn ring(len: usize, shape: WindowShape, at: Timestamp) -> (usize, u64) {
         let epoch = at / shape.width_ms;
-        ((epoch % (self.len() as u64).max(1)) as usize, epoch)
+        ((epoch % (len as u64).max(1)) as usize, epoch)
     }
 
     /// Samples in the bucket of `at` (none if its slot holds another epoch, which a
     /// sample at `at` would reset).
     pub(crate) fn count_at(&self, shape: WindowShape, at: Timestamp) -> u64 {
-        let (i, epoch) = self.ring(shape, at);
+        let (i, epoch) = Self::ring(self.len(), shape, at);
         self.slot(i)
             .filter(|s| s.epoch == epoch)
             .map_or(0, |s| s.count)
@@ -929,8 +929,7 @@ impl Window {
         let Self::Values { slots, hists } = self else {
             return;
         };
-        let epoch = at / shape.width_ms;
-        let i = (epoch % (slots.len() as u64).max(1)) as usize;
+        let (i, epoch) = Self::ring(slots.len(), shape, at);
         if let Some((slot, bins)) = Self::value_slot(slots, hists, i, epoch) {
             slot.push(x);
             if let (Some(h), Some(bins)) = (shape.hist, bins) {
@@ -942,7 +941,7 @@ impl Window {
     /// Records `events` out of `total`.
     #[inline]
     pub(crate) fn add_count(&mut self, shape: WindowShape, at: Timestamp, events: u64, total: u64) {
-        let (i, epoch) = self.ring(shape, at);
+        let (i, epoch) = Self::ring(self.len(), shape, at);
         if let Some(slot) = self.count_slot(i, epoch) {
             slot.push(events, total);
         }
