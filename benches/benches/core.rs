@@ -51,7 +51,7 @@ use rollguard::{Input, LabelColumn, Labels, Policy, Sample};
 use rollguard_benches::{
     ALL_KINDS, Item, all_kinds_policy, attribution_policy, cusum_policy, drift_policy, ewma_policy,
     feed, kayenta_policy, mean_test_policy, quantile_test_policy, reference_policy, scoped_policy,
-    stream,
+    scoped_policy_by, stream,
 };
 
 /// Samples per iteration of the `observe` benches.
@@ -216,6 +216,43 @@ fn observe_columns(c: &mut Criterion) {
             });
         });
     }
+    // Scopes by tier and tenant (each tenant in one of 3 tiers), 1000-row calls: a
+    // row's scope is found from the pair of its codes, kept across calls as one code's.
+    let codes = tenant_codes(CHUNK);
+    let tiers: Vec<i32> = codes.iter().map(|c| c % 3).collect();
+    let tier_names: Vec<String> = ["gold", "silver", "bronze"].map(String::from).to_vec();
+    group.throughput(Throughput::Elements(CHUNK));
+    group.bench_function(
+        "values_1000_tier_tenant_1000_ingest_only_no_histogram",
+        |b| {
+            let mut p = scoped_policy_by(0, &["tier", "tenant"], TENANTS as u32, 2_592_000_000);
+            let labels = Labels {
+                tenant: Some(LabelColumn::new(&codes, &tenants)),
+                tier: Some(LabelColumn::new(&tiers, &tier_names)),
+                ..Labels::default()
+            };
+            let mut i = 0u64;
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let calls = left.min(100);
+                    let at: Vec<u64> = (0..calls * CHUNK).map(|k| (i + k) / PER_MS).collect();
+                    i += calls * CHUNK;
+                    #[allow(clippy::disallowed_methods)] // the one clock: a bench's stopwatch
+                    let start = std::time::Instant::now();
+                    for times in at.chunks_exact(CHUNK as usize) {
+                        let step =
+                            p.observe_values_labelled("v2", "quality", times, &values, &labels);
+                        let _ = black_box(step).expect("accepted");
+                    }
+                    spent += start.elapsed();
+                    left -= calls;
+                }
+                spent
+            });
+        },
+    );
     group.finish();
 }
 

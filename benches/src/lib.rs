@@ -281,12 +281,21 @@ fn policy_with_gates(start: u64, gates: Vec<Value>) -> Policy {
 /// # Panics
 /// If the config is refused (a bug in this crate).
 pub fn scoped_policy(start: u64, tenants: u32, analysis_interval_ms: u64) -> Policy {
+    scoped_policy_by(start, &["tenant"], tenants, analysis_interval_ms)
+}
+
+/// [`scoped_policy`] with scopes formed by the labels `by` (`"tenant"`, `"tier"`,
+/// `"agent"`), room for `scopes` of them.
+///
+/// # Panics
+/// If the config is refused (a bug in this crate, or an unknown label).
+pub fn scoped_policy_by(start: u64, by: &[&str], scopes: u32, analysis_interval_ms: u64) -> Policy {
     let mut config: serde_json::Value =
         serde_json::from_str(REFERENCE_CONFIG).expect("the reference config");
     config["analysis"] = serde_json::json!({"interval_ms": analysis_interval_ms});
-    config["scopes"] = serde_json::json!({"by": ["tenant"]});
+    config["scopes"] = serde_json::json!({ "by": by });
     config["limits"] = serde_json::json!({
-        "scopes_max": tenants + 1,
+        "scopes_max": scopes + 1,
         "state_bytes_max": 1u64 << 30,
         "evaluations_per_input_max": 1_000_000,
         "cells_read_per_input_max": 1u64 << 40,

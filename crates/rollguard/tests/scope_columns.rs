@@ -8,9 +8,9 @@ use proptest::prelude::*;
 use rollguard::{ErrorCode, Input, LabelCodes, LabelColumn, Labels, Policy, Sample, Step};
 
 /// Two metrics, a threshold gate and a statistical gate on each (so scoped windows
-/// and scoped detectors both take samples), scopes formed by `by`, at most 4 of them;
-/// `v3` is registered but never live.
-fn config(by: &str) -> String {
+/// and scoped detectors both take samples), scopes formed by `by`, at most
+/// `scopes_max` of them; `v3` is registered but never live.
+fn config(by: &str, scopes_max: u32) -> String {
     format!(
         r#"{{"format_version": 1,
   "versions": [{{"id": "v1", "digest": "d1", "validated": true}}, {{"id": "v2", "digest": "d2"}},
@@ -29,16 +29,21 @@ fn config(by: &str) -> String {
   "strategy": {{"kind": "canary", "steps": [{{"kind": "set_weight", "weight": 10, "duration_ms": 30000}},
                                            {{"kind": "set_weight", "weight": 50, "duration_ms": 30000}}]}},
   "analysis": {{"interval_ms": 5000}}, "safety": {{"ack_timeout_ms": 1000000}},
-  "scopes": {{"by": {by}}}, "limits": {{"scopes_max": 4}}}}"#
+  "scopes": {{"by": {by}}}, "limits": {{"scopes_max": {scopes_max}}}}}"#
     )
 }
 
 const BY_TENANT: &str = r#"["tenant"]"#;
 const BY_TIER_AGENT: &str = r#"["tier", "agent"]"#;
 
-/// A started rollout with its first action acknowledged, so gates run.
+/// A started rollout with its first action acknowledged, so gates run, at most 4 scopes.
 fn started(by: &str) -> Policy {
-    let mut p = Policy::from_json(&config(by), 0).unwrap();
+    started_max(by, 4)
+}
+
+/// [`started`] with room for `scopes_max` scopes.
+fn started_max(by: &str, scopes_max: u32) -> Policy {
+    let mut p = Policy::from_json(&config(by, scopes_max), 0).unwrap();
     let step = p.tick(0).unwrap();
     let id = step.decisions[0].action_id.unwrap();
     let _ = p
@@ -272,17 +277,21 @@ fn cacheable() -> Vec<String> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// Rows cut into several calls with scopes by tenant, where the policy keeps the
-    /// scope ids of the last call's categories: calls with the same categories, with
-    /// them reversed, a snapshot restored between calls (the kept ids are gone), and
-    /// scopes numbered by single samples between calls (the kept ids do not know them)
-    /// all end as the rows one by one do.
+    /// Rows cut into several calls with scopes by tenant, or by tier and agent, where
+    /// the policy keeps the scope ids of the last call's categories: calls with the
+    /// same categories, with them reversed, a snapshot restored between calls (the kept
+    /// ids are gone), and scopes numbered by single samples between calls (the kept ids
+    /// do not know them) all end as the rows one by one do.
     #[test]
     fn labelled_columns_over_several_calls_equal_single_rows(
         rows in rows(),
         arm in prop::sample::select(vec!["v1", "v2"]),
+        // Room for the keys of two columns of 7 categories: 14 labels, 49 keys.
+        (by, scopes_max) in prop::sample::select(vec![(BY_TENANT, 4), (BY_TIER_AGENT, 8)]),
         cuts in prop::collection::vec(0usize..200, 0..5),
-        reversed in prop::collection::vec(any::<bool>(), 6),
+        // Per call, whether the tenant and tier columns' categories are reversed, and
+        // whether the agent column's are (so that one `by` column's change alone).
+        reversed in prop::collection::vec(any::<(bool, bool)>(), 6),
         restored in prop::collection::vec(any::<bool>(), 6),
         between in prop::collection::vec(prop::option::of(0usize..7), 6),
     ) {
@@ -294,8 +303,8 @@ proptest! {
         cuts.push(rows.len());
         cuts.sort_unstable();
         cuts.dedup();
-        let mut columns = started(BY_TENANT);
-        let mut singles = started(BY_TENANT);
+        let mut columns = started_max(by, scopes_max);
+        let mut singles = started_max(by, scopes_max);
         let (mut column_steps, mut single_steps) = (Vec::new(), Vec::new());
         // Each call's counts come after its values: later calls' times move on by the
         // time the counts took.
@@ -310,6 +319,8 @@ proptest! {
             if let Some(c) = between[k] {
                 let mut s = Sample::value(first.0 + shift, arm, "latency_ms", 100.0);
                 s.tenant = Some(cats[c].clone());
+                s.tier = Some(cats[c].clone());
+                s.agent = Some(cats[(c + 1) % cats.len()].clone());
                 column_steps.push(columns.observe(&s).unwrap());
                 single_steps.push(singles.observe(&s).unwrap());
             }
@@ -322,18 +333,21 @@ proptest! {
                 .map(|(i, r)| if r.3[0] == 4 && i % 2 == 1 { 6 } else { r.3[0] })
                 .collect();
             let mut tiers: Vec<i32> = part.iter().map(|r| r.3[1]).collect();
-            let categories = if reversed[k] {
-                for c in tenants.iter_mut().chain(&mut tiers).filter(|c| **c >= 0) {
+            let mut agents: Vec<i32> = part.iter().map(|r| r.3[2]).collect();
+            let reverse = |codes: &mut [i32], yes: bool| {
+                for c in codes.iter_mut().filter(|c| yes && **c >= 0) {
                     *c = n - 1 - *c;
                 }
-                &backwards
-            } else {
-                &cats
+                if yes { &backwards } else { &cats }
             };
+            let (first, agent) = reversed[k];
+            reverse(&mut tenants, first);
+            let categories = reverse(&mut tiers, first);
+            let agent_categories = reverse(&mut agents, agent);
             let labels = Labels {
                 tenant: Some(LabelColumn::new(&tenants, categories)),
                 tier: Some(LabelColumn::new(&tiers, categories)),
-                ..Labels::default()
+                agent: Some(LabelColumn::new(&agents, agent_categories)),
             };
             column_steps.push(
                 columns
@@ -345,6 +359,7 @@ proptest! {
                 let label = |c: i32| usize::try_from(c).ok().map(|c| categories[c].clone());
                 s.tenant = label(tenants[i]);
                 s.tier = label(tiers[i]);
+                s.agent = usize::try_from(agents[i]).ok().map(|c| agent_categories[c].clone());
                 single_steps.push(singles.observe(&s).unwrap());
             }
             // Counts of the same rows, a little later: the same categories again.
@@ -362,6 +377,7 @@ proptest! {
                 let label = |c: i32| usize::try_from(c).ok().map(|c| categories[c].clone());
                 s.tenant = label(tenants[i]);
                 s.tier = label(tiers[i]);
+                s.agent = usize::try_from(agents[i]).ok().map(|c| agent_categories[c].clone());
                 single_steps.push(singles.observe(&s).unwrap());
             }
             prop_assert_eq!(&columns, &singles);

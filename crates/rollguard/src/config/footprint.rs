@@ -103,6 +103,10 @@ pub(crate) const EFFECT_BYTES: u64 = 16;
 /// A scope's key besides its label strings: three optional labels' headers and the
 /// overflow flag, with the id it maps to in the index.
 pub(crate) const SCOPE_KEY_BYTES: u64 = 32;
+/// Keys (tuples of the `by` columns' codes) per scope the column cache keeps the scope
+/// ids of at most: as many as two tiers of each agent of a tenant, or the keys of
+/// scopes by tenant and tier when the overflow scope takes as many again.
+pub(crate) const CACHE_KEYS_PER_SCOPE: u64 = 8;
 /// A scope's grouping entries in the column cache: its count of rows, and its place in
 /// the list of a chunk's scopes (a `u32` each).
 pub(crate) const CACHE_GROUP_BYTES: u64 = 8;
@@ -272,15 +276,20 @@ impl PolicyConfig {
         // scope (the ladder's routed-back flag fits in a scope's padding).
         let laddered = self.scopes.as_ref().is_some_and(|s| s.ladder.is_some());
         let route_backs = if laddered { 2 } else { 0 };
-        // The scope ids of a scope column's categories kept across calls: at most two
-        // categories per scope, each a label and an id, and a grouping entry per scope;
+        // The scope ids of the scope columns' keys kept across calls: at most two
+        // categories per scope (labels), at most `CACHE_KEYS_PER_SCOPE` keys per scope
+        // (an id each), and a grouping entry per scope;
         // the scratch of one chunk of rows; and that of tallying a scope's run of
         // values into its histogram (a count per bin, two lists of at most
         // `histogram_bins_max` cells).
         let bins_max = windows.iter().map(|w| w.1).max().unwrap_or(0);
         let tally = (3 * HEADER).saturating_add(4 * (bins_max + 2 * bins_max.min(cells_max)));
-        let cache = (10 * HEADER)
-            .saturating_add(scopes_max.saturating_mul(2 * (string(label) + 4) + CACHE_GROUP_BYTES))
+        let cache = (11 * HEADER)
+            .saturating_add(
+                scopes_max.saturating_mul(
+                    2 * string(label) + 4 * CACHE_KEYS_PER_SCOPE + CACHE_GROUP_BYTES,
+                ),
+            )
             .saturating_add(column_chunk_rows(self.limits.scopes_max) * COLUMN_SCRATCH_ROW_BYTES)
             .saturating_add(COLUMN_GATHER_ROWS * 3 * 8)
             .saturating_add(tally);

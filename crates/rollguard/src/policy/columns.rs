@@ -11,16 +11,18 @@
 //! (grouped by scope, in row order within each: the same additions in the same order as
 //! row by row, since scopes share no state).
 //!
-//! With scopes formed by one label, the policy keeps the scope ids of the last call's
-//! categories ([`CategoryCache`]): a call with the same categories (a pandas
-//! categorical's, or one `LabelCodes` reused) maps a code to its scope id with one
-//! array look-up, without comparing labels against the scope dictionary.
+//! The policy keeps the scope ids of the last call's categories ([`CategoryCache`]): a
+//! call with the same categories (a pandas categorical's, or one `LabelCodes` reused)
+//! maps a row's codes to its scope id with one array look-up, without comparing labels
+//! against the scope dictionary, whether scopes are formed by one label or by several.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+use smallvec::SmallVec;
+
 use super::*;
-use crate::config::footprint::{COLUMN_GATHER_ROWS, column_chunk_rows};
+use crate::config::footprint::{CACHE_KEYS_PER_SCOPE, COLUMN_GATHER_ROWS, column_chunk_rows};
 use crate::input::Count;
 use crate::scope::ScopeLabel;
 use crate::stats::window::{Tally, WindowShape};
@@ -167,20 +169,25 @@ impl LabelCodes {
 /// A key not resolved to a scope yet.
 const UNSEEN: u32 = u32::MAX;
 
-/// The scope ids of the categories of the last scope column (scopes formed by one
-/// label), kept across column calls; and scratch for grouping rows by scope.
+/// The scope ids of the keys of the last call's scope columns (the columns of the
+/// `by` labels), kept across column calls; and scratch for grouping rows by scope.
 ///
 /// Derived state, not in snapshots or equality: every id in it is what the scope
-/// dictionary gives its category's key, which never changes once given (scopes are
-/// only added; a key sent to the overflow scope stays there, since the dictionary stays
-/// full). A restored policy starts with it empty. Bounded by the config: it holds at
-/// most 2 · `scopes_max` categories of at most `label_len_max` bytes, one count per
-/// scope and the scratch of one chunk of rows (counted by the footprint).
+/// dictionary gives its key, which never changes once given (scopes are only added; a
+/// key sent to the overflow scope stays there, since the dictionary stays full). A
+/// restored policy starts with it empty. Bounded by the config: it holds at most
+/// 2 · `scopes_max` categories of at most `label_len_max` bytes, at most
+/// [`CACHE_KEYS_PER_SCOPE`] · `scopes_max` keys, one count per scope and the scratch of
+/// one chunk of rows (counted by the footprint).
 #[derive(Debug, Clone, Default)]
 pub(super) struct CategoryCache {
-    /// The categories, as the last call gave them (each within `label_len_max`).
+    /// The categories of the `by` columns as the last call gave them, one column's after
+    /// the other's (each within `label_len_max`).
     categories: Vec<String>,
-    /// Per category, its scope id, or [`UNSEEN`] while no row of it came.
+    /// How many of `categories` each `by` column has, in `by` order.
+    lens: SmallVec<[u32; 3]>,
+    /// Per key (the mixed-radix number of a row's codes, as [`RowScopes::key`] forms
+    /// it), its scope id, or [`UNSEEN`] while no row of it came.
     ids: Vec<u32>,
     /// Per scope id, while a chunk of rows is grouped by scope (see
     /// [`Policy::record_scoped`]): its rows in the chunk, then the place of its next
@@ -267,33 +274,66 @@ impl CategoryCache {
             + strings
             + self.ids.capacity() * 4
             + self.counts.capacity() * 4) as u64
-            + 3 * 24
+            + 4 * 24
             + self.scratch.allocated()
     }
 
-    /// Whether the cache holds exactly these categories.
-    fn holds<S: AsRef<str>>(&self, categories: &[S]) -> bool {
-        self.categories.len() == categories.len()
+    /// Keys the cache has room for, and how many of them it knows the scope of.
+    #[cfg(test)]
+    pub(super) fn keys(&self) -> (usize, usize) {
+        let known = self.ids.iter().filter(|&&id| id != UNSEEN).count();
+        (self.ids.len(), known)
+    }
+
+    /// Whether the cache holds exactly these columns' categories (the `by` columns', in
+    /// `by` order).
+    fn holds<S: AsRef<str>>(&self, columns: &[&[S]]) -> bool {
+        self.lens.len() == columns.len()
+            && self
+                .lens
+                .iter()
+                .zip(columns)
+                .all(|(&n, c)| n as usize == c.len())
             && self
                 .categories
                 .iter()
-                .zip(categories)
+                .zip(columns.iter().copied().flatten())
                 .all(|(a, b)| a.as_str() == b.as_ref())
     }
 
-    /// Takes these categories, with no id known yet, reusing the strings.
-    fn hold<S: AsRef<str>>(&mut self, categories: &[S]) {
-        self.categories.truncate(categories.len());
-        for (mine, c) in self.categories.iter_mut().zip(categories) {
+    /// Takes these columns' categories, with no id known yet for any of their `keys`
+    /// keys, reusing the strings.
+    fn hold<S: AsRef<str>>(&mut self, columns: &[&[S]], keys: usize) {
+        let all = columns.iter().copied().flatten();
+        let n = all.clone().count();
+        self.categories.truncate(n);
+        for (mine, c) in self.categories.iter_mut().zip(all.clone()) {
             mine.clear();
             mine.push_str(c.as_ref());
         }
         let have = self.categories.len();
         self.categories
-            .extend(categories[have..].iter().map(|c| c.as_ref().to_string()));
+            .extend(all.skip(have).map(|c| c.as_ref().to_string()));
+        self.lens.clear();
+        self.lens.extend(columns.iter().map(|c| c.len() as u32));
         self.ids.clear();
-        self.ids.resize(categories.len(), UNSEEN);
+        self.ids.resize(keys, UNSEEN);
     }
+}
+
+/// The categories of `labels`' columns of the `by` labels, in `by` order: `None` if
+/// one of them has no column.
+fn by_categories<'a, S>(
+    by: &[ScopeLabel],
+    labels: &Labels<'a, S>,
+) -> Option<SmallVec<[&'a [S]; 3]>> {
+    let named = labels.named();
+    by.iter()
+        .map(|label| {
+            let (_, _, column) = named.iter().find(|(l, ..)| l == label)?;
+            Some(column.as_ref()?.categories)
+        })
+        .collect()
 }
 
 /// Keys in a dense table up to this many (or as many as rows), in a map beyond.
@@ -312,8 +352,8 @@ struct RowScopes<'a, S> {
     /// A key looked up in the policy's dictionary, its strings reused from one look-up
     /// to the next (no allocation for a key the policy already holds).
     probe: crate::scope::ScopeKey,
-    /// Scopes formed by one label whose categories the policy's [`CategoryCache`]
-    /// holds: a key (a code) is resolved there, across calls, not in `ids`.
+    /// The `by` columns' categories are the ones the policy's [`CategoryCache`] holds:
+    /// a key is resolved there, across calls, not in `ids`.
     cached: bool,
 }
 
@@ -944,16 +984,21 @@ impl Policy {
     /// Checks label columns of `rows` rows: their lengths, their codes, and the labels
     /// rows use (as `observe` checks a sample's), naming the first row refused.
     ///
-    /// Returns whether scopes are formed by one label whose column's categories the
-    /// policy's [`CategoryCache`] holds (they were checked when it took them).
+    /// Returns whether the policy's [`CategoryCache`] holds the categories of the
+    /// columns that form scopes (they were checked when it took them).
     fn check_labels<S: AsRef<str>>(
         &self,
         labels: &Labels<'_, S>,
         rows: usize,
     ) -> Result<bool, Error> {
         let max = self.config.limits.label_len_max;
-        let by = self.plan.scopes.as_ref().map(|s| s.by.as_slice());
-        let mut cached = false;
+        let by = self
+            .plan
+            .scopes
+            .as_ref()
+            .map_or(&[][..], |s| s.by.as_slice());
+        let cached = !by.is_empty()
+            && by_categories(by, labels).is_some_and(|columns| self.columns.holds(&columns));
         for (label, name, column) in labels.named() {
             let Some(c) = column else {
                 continue;
@@ -974,8 +1019,7 @@ impl Policy {
                     format!("code {code} is neither -1 nor the index of one of {n} categories"),
                 ));
             }
-            if by == Some(&[label]) && self.columns.holds(c.categories) {
-                cached = true;
+            if cached && by.contains(&label) {
                 continue;
             }
             // Every category is checked, but refused only if a row has it.
@@ -1006,10 +1050,10 @@ impl Policy {
     /// The columns of checked `labels` that form the policy's scopes: `None` without
     /// `scopes` in the config, or when a `by` label has no column (no row has a scope).
     ///
-    /// With scopes formed by one label, the column's categories go into the policy's
-    /// [`CategoryCache`] unless it holds them already (`cached`), when there are at
-    /// most twice `scopes_max` of them (room for as many as the overflow scope takes),
-    /// each within `label_len_max`.
+    /// The `by` columns' categories go into the policy's [`CategoryCache`] unless it
+    /// holds them already (`cached`), when there are at most twice `scopes_max` of them
+    /// (room for as many as the overflow scope takes), each within `label_len_max`, and
+    /// at most [`CACHE_KEYS_PER_SCOPE`] · `scopes_max` keys (tuples of their codes).
     fn row_scopes<'a, S: AsRef<str>>(
         &mut self,
         labels: &Labels<'a, S>,
@@ -1028,17 +1072,17 @@ impl Policy {
             // below 2^93.
             keys *= column.categories.len().min(1 << 31) as u128;
         }
-        if let [(_, column, _)] = by.as_slice() {
+        if !cached {
             let max = u64::from(self.config.limits.label_len_max);
-            if !cached
-                && column.categories.len() as u64 <= 2 * u64::from(plan.max)
-                && (column.categories.iter()).all(|c| c.as_ref().len() as u64 <= max)
+            let columns: SmallVec<[&[S]; 3]> = by.iter().map(|(_, c, _)| c.categories).collect();
+            let all = columns.iter().copied().flatten();
+            if all.clone().count() as u64 <= 2 * u64::from(plan.max)
+                && keys <= u128::from(CACHE_KEYS_PER_SCOPE * u64::from(plan.max))
+                && all.clone().all(|c| c.as_ref().len() as u64 <= max)
             {
-                self.columns.hold(column.categories);
+                self.columns.hold(&columns, keys as usize);
                 cached = true;
             }
-        } else {
-            cached = false;
         }
         let ids = if cached {
             Ids::Dense(Vec::new())

@@ -667,14 +667,18 @@ fn a_scope_metric_with_a_p99_histogram_takes_under_4_kb_with_realistic_traffic()
     assert_eq!(back.tick(due), scoped.tick(due));
 }
 
-#[test]
-fn a_full_column_cache_fits_the_estimate() {
-    // Scopes by tenant, at most 6: a column naming 12 tenants of the longest labels
-    // (the most the policy keeps the scope ids of), every one used.
+/// A policy with scopes by `by`, at most 6, fed two calls with the same label columns
+/// (`tenants` and `tiers` categories of the longest labels, the codes of row `i` being
+/// `i` modulo each): the measured state and column cache, and the estimate.
+fn column_cache(
+    by: Vec<crate::scope::ScopeLabel>,
+    tenants: usize,
+    tiers: usize,
+) -> (Policy, u64, u64) {
     let mut cfg = config(10);
     cfg.analysis.interval_ms = 60_000;
     cfg.scopes = Some(crate::config::ScopesConfig {
-        by: vec![crate::scope::ScopeLabel::Tenant],
+        by,
         alpha_share: 0.5,
         samples_min: None,
         tiers: Default::default(),
@@ -686,10 +690,14 @@ fn a_full_column_cache_fits_the_estimate() {
     let f = cfg.footprint();
     let mut p = rolling_out(cfg);
     let arm = p.state.arms[1].version.clone();
-    let tenants: Vec<String> = (0..12).map(|k| format!("{k:t>256}")).collect();
-    let codes: Vec<i32> = (0..1200).map(|i| i % 12).collect();
+    let labels =
+        |n: usize, c: char| -> Vec<String> { (0..n).map(|k| format!("{c}{k:0>255}")).collect() };
+    let (tenant_labels, tier_labels) = (labels(tenants, 't'), labels(tiers, 'g'));
+    let codes = |n: usize| -> Vec<i32> { (0..1200).map(|i| (i % n) as i32).collect() };
+    let (tenant_codes, tier_codes) = (codes(tenants), codes(tiers));
     let labels = Labels {
-        tenant: Some(LabelColumn::new(&codes, &tenants)),
+        tenant: Some(LabelColumn::new(&tenant_codes, &tenant_labels)),
+        tier: Some(LabelColumn::new(&tier_codes, &tier_labels)),
         ..Labels::default()
     };
     let at: Vec<u64> = (0..1200).collect();
@@ -702,12 +710,37 @@ fn a_full_column_cache_fits_the_estimate() {
     let _ = p
         .observe_values_labelled(&arm, "latency", &again, &x, &labels)
         .expect("values");
-    let cache = p.columns.allocated();
-    assert!(cache > 12 * 256, "{cache}");
-    let measured = allocated(&p.state) + cache;
+    let measured = allocated(&p.state) + p.columns.allocated();
+    (p, measured, f.state_bytes_max)
+}
+
+#[test]
+fn a_full_column_cache_fits_the_estimate() {
+    use crate::scope::ScopeLabel::{Tenant, Tier};
+    // Scopes by tenant: 12 tenants (the most the policy keeps the scope ids of), every
+    // one used.
+    let (p, measured, estimated) = column_cache(vec![Tenant], 12, 1);
+    assert_eq!(p.columns.keys(), (12, 12));
     assert!(
-        measured <= f.state_bytes_max,
-        "measured {measured} > estimated {}",
-        f.state_bytes_max
+        p.columns.allocated() > 12 * 256,
+        "{}",
+        p.columns.allocated()
+    );
+    assert!(
+        measured <= estimated,
+        "measured {measured} > estimated {estimated}"
+    );
+    // Scopes by tier and tenant: 10 tenants in 2 tiers, 12 labels as before and 20
+    // keys (of the most 48), 10 of them used.
+    let (p, measured, estimated) = column_cache(vec![Tier, Tenant], 10, 2);
+    assert!(
+        p.columns.allocated() > 12 * 256,
+        "{}",
+        p.columns.allocated()
+    );
+    assert_eq!(p.columns.keys(), (20, 10));
+    assert!(
+        measured <= estimated,
+        "measured {measured} > estimated {estimated}"
     );
 }
