@@ -288,17 +288,21 @@ impl CategoryCache {
     /// Whether the cache holds exactly these columns' categories (the `by` columns', in
     /// `by` order).
     fn holds<S: AsRef<str>>(&self, columns: &[&[S]]) -> bool {
-        self.lens.len() == columns.len()
-            && self
-                .lens
-                .iter()
-                .zip(columns)
-                .all(|(&n, c)| n as usize == c.len())
-            && self
-                .categories
-                .iter()
-                .zip(columns.iter().copied().flatten())
-                .all(|(a, b)| a.as_str() == b.as_ref())
+        if self.lens.len() != columns.len() {
+            return false;
+        }
+        let mut mine = &self.categories[..];
+        self.lens.iter().zip(columns).all(|(&n, theirs)| {
+            let Some((column, rest)) = mine.split_at_checked(n as usize) else {
+                return false;
+            };
+            mine = rest;
+            column.len() == theirs.len()
+                && column
+                    .iter()
+                    .zip(*theirs)
+                    .all(|(a, b)| a.as_str() == b.as_ref())
+        })
     }
 
     /// Takes these columns' categories, with no id known yet for any of their `keys`

@@ -351,7 +351,7 @@ impl Bins {
         }
         self.spread(tally);
         let mut entries = self.cells.len();
-        'values: for &x in xs {
+        for &x in xs {
             let bin = h.bin(x) as u32;
             // At full resolution a cell is its bin (mostly: a bucket halves rarely).
             let mut cell = match self.halvings {
@@ -359,24 +359,11 @@ impl Bins {
                 k => Self::cell_of(self.len, k, bin),
             };
             let mut c = tally.counts.get(cell as usize).copied().unwrap_or(0);
-            // A new cell, or one whose entries are full, takes another entry.
-            while c == 0 || (c >= ENTRY_COUNT_MAX && c % ENTRY_COUNT_MAX == 0) {
-                if entries < max {
-                    entries += 1;
-                    if c == 0 {
-                        tally.new.push(cell);
-                    }
-                    break;
+            if c == 0 || c >= ENTRY_COUNT_MAX {
+                match self.tally_entry(tally, bin, cell, c, &mut entries, max) {
+                    Some(taken) => (cell, c) = taken,
+                    None => continue,
                 }
-                if self.halvings >= HALVINGS_MAX {
-                    continue 'values;
-                }
-                self.gather(tally, max);
-                self.halve();
-                self.spread(tally);
-                entries = self.cells.len();
-                cell = Self::cell_of(self.len, self.halvings, bin);
-                c = tally.counts.get(cell as usize).copied().unwrap_or(0);
             }
             if let Some(n) = tally.counts.get_mut(cell as usize) {
                 *n = c + 1;
@@ -407,6 +394,44 @@ impl Bins {
         } else {
             self.gather(tally, max);
         }
+    }
+
+    /// [`Bins::add_run`] for a value of `bin` whose cell (`cell`, counted `c` so far)
+    /// is new to the bucket or has its entries full at `c` (out of line: a run's
+    /// values mostly find their cell): a new cell, or one whose entries are full, takes
+    /// another entry while `entries` < `max`, else the bucket halves first, or past
+    /// [`HALVINGS_MAX`] the value is dropped (`None`). The value's cell and its count
+    /// so far, after any halvings.
+    #[cold]
+    #[inline(never)]
+    fn tally_entry(
+        &mut self,
+        tally: &mut Tally,
+        bin: u32,
+        mut cell: u32,
+        mut c: u32,
+        entries: &mut usize,
+        max: usize,
+    ) -> Option<(u32, u32)> {
+        while c == 0 || (c >= ENTRY_COUNT_MAX && c.is_multiple_of(ENTRY_COUNT_MAX)) {
+            if *entries < max {
+                *entries += 1;
+                if c == 0 {
+                    tally.new.push(cell);
+                }
+                break;
+            }
+            if self.halvings >= HALVINGS_MAX {
+                return None;
+            }
+            self.gather(tally, max);
+            self.halve();
+            self.spread(tally);
+            *entries = self.cells.len();
+            cell = Self::cell_of(self.len, self.halvings, bin);
+            c = tally.counts.get(cell as usize).copied().unwrap_or(0);
+        }
+        Some((cell, c))
     }
 
     /// Adds the bucket's counts into `tally.counts` (zero before), one per cell.
