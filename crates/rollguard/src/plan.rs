@@ -241,14 +241,33 @@ pub(crate) struct ScopePlan {
     /// How a scope is judged: every gate with its share of `alpha` (or `arl0`) and
     /// the scopes' `samples_min`.
     pub(crate) base: Judging,
-    /// How the scopes of a tier with overrides are judged instead.
-    pub(crate) tiers: std::collections::BTreeMap<String, Judging>,
+    /// How the scopes of a tier with overrides are judged instead, by tier, in order of
+    /// the tiers' names.
+    pub(crate) tiers: Vec<(String, Judging)>,
 }
 
 impl ScopePlan {
     /// How the scopes of `tier` (or of no known tier) are judged.
     pub(crate) fn judging(&self, tier: Option<&str>) -> &Judging {
-        tier.and_then(|t| self.tiers.get(t)).unwrap_or(&self.base)
+        self.judging_at(self.tier_index(tier))
+    }
+
+    /// The index in `tiers` of `tier`, if it has overrides: found once for a scope,
+    /// then [`ScopePlan::judging_at`] per gate.
+    pub(crate) fn tier_index(&self, tier: Option<&str>) -> Option<u32> {
+        let tier = tier?;
+        let i = self
+            .tiers
+            .binary_search_by(|(t, _)| t.as_str().cmp(tier))
+            .ok()?;
+        Some(i as u32)
+    }
+
+    /// How the scopes of the tier at `index` in `tiers` (or of none) are judged.
+    pub(crate) fn judging_at(&self, index: Option<u32>) -> &Judging {
+        index
+            .and_then(|i| self.tiers.get(i as usize))
+            .map_or(&self.base, |(_, j)| j)
     }
 }
 

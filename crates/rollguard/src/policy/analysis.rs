@@ -82,7 +82,8 @@ impl Policy {
     /// A gate's config as `scope` (or, for `None`, the overall verdict) judges it.
     pub(super) fn judged(&self, scope: Option<u32>, gate: usize) -> &GateConfig {
         let tier = scope.and_then(|s| self.state.scopes.get(s as usize)?.tier.as_deref());
-        judged_in(&self.plan, scope.is_some(), tier, gate)
+        let index = self.plan.scopes.as_ref().and_then(|p| p.tier_index(tier));
+        judged_at(&self.plan, scope.is_some(), index, gate)
     }
 
     /// A gate's state overall or in `scope`.
@@ -255,22 +256,20 @@ impl Policy {
         now: Timestamp,
         out: &mut Out,
     ) -> Vec<GateReport> {
-        // The scope's tier, when tiers judge differently (a string kept for the loop).
-        let tiered = self
-            .plan
-            .scopes
-            .as_ref()
-            .is_some_and(|p| !p.tiers.is_empty());
-        let tier = scope
-            .filter(|_| tiered)
-            .and_then(|s| self.state.scopes[s as usize].tier.clone());
+        // The scope's tier, if its tier judges differently: found once, by index.
+        let tier = match (scope, &self.plan.scopes) {
+            (Some(s), Some(plan)) if !plan.tiers.is_empty() => {
+                plan.tier_index(self.state.scopes[s as usize].tier.as_deref())
+            }
+            _ => None,
+        };
         let mut key = None;
         let (subject_arm, baseline_arm) = (self.arm_of(subject), baseline.map(|b| self.arm_of(b)));
         let mut reports = Vec::new();
         // Reports built only for a `kayenta_score` gate of this evaluation to read.
         let mut unlisted = Vec::new();
         for i in 0..self.config.gates.len() {
-            let gate = judged_in(&self.plan, scope.is_some(), tier.as_deref(), i);
+            let gate = judged_at(&self.plan, scope.is_some(), tier, i);
             if !gate.phases.contains(&phase) {
                 continue;
             }
@@ -400,10 +399,13 @@ impl Policy {
     }
 }
 
-/// [`Policy::judged`], borrowing only the plan: overall, or in a scope of `tier`.
-fn judged_in<'p>(plan: &'p Plan, scoped: bool, tier: Option<&str>, gate: usize) -> &'p GateConfig {
+/// [`Policy::judged`], borrowing only the plan: overall, or in a scope of the tier at
+/// `tier` in the plan's tiers with overrides (see [`ScopePlan::tier_index`]).
+///
+/// [`ScopePlan::tier_index`]: crate::plan::ScopePlan::tier_index
+fn judged_at(plan: &Plan, scoped: bool, tier: Option<u32>, gate: usize) -> &GateConfig {
     match (scoped, &plan.scopes) {
-        (true, Some(scopes)) => &scopes.judging(tier).gates[gate],
+        (true, Some(scopes)) => &scopes.judging_at(tier).gates[gate],
         _ => &plan.gates[gate],
     }
 }
