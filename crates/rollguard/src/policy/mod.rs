@@ -544,19 +544,20 @@ impl Policy {
         let format = snapshot.format_version;
         snapshot.config.validate().map_err(|e| e.within("config"))?;
         let (config, mut state) = snapshot.into_parts()?;
-        // An arm's overall windows keep dense bins (scopes' stay sparse while small).
-        for w in state.arms.iter_mut().flat_map(|a| &mut a.windows) {
-            w.keep_dense();
-        }
         if let Some(r) = state.rollout.as_mut() {
             r.fill_assignment(&config.name);
         }
         let plan = Plan::new(&config);
+        // Windows of their metric's kind; an arm's overall windows (the first of each
+        // arm) keep dense bins, scopes' stay sparse while small.
         for arm in &mut state.arms {
             let scoped = arm.scoped.iter_mut().flatten();
-            for ws in std::iter::once(&mut arm.windows).chain(scoped) {
+            for (k, ws) in std::iter::once(&mut arm.windows).chain(scoped).enumerate() {
                 for (w, shape) in ws.iter_mut().zip(&plan.shapes) {
                     w.fit(shape.kind);
+                    if k == 0 {
+                        w.keep_dense();
+                    }
                 }
             }
         }

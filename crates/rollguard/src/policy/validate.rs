@@ -395,7 +395,6 @@ impl Policy {
         let n = w.len() as u64;
         let latest = self.state.now / shape.width_ms;
         for (j, slot) in w.slots().enumerate() {
-            let slot = &slot;
             let at = |field: &str| format!("{path}[{j}].{field}");
             need!(
                 slot.hist.len() as u64 == u64::from(hist_len),
@@ -416,7 +415,7 @@ impl Policy {
                 slot.hist.halvings()
             );
             // A bucket lives in the ring slot of its epoch; a never-used one says 0.
-            let empty = slot_is_empty(slot);
+            let empty = slot_is_empty(&slot);
             need!(
                 (slot.epoch % n == j as u64 || (slot.epoch == 0 && empty)) && slot.epoch <= latest,
                 at("epoch"),
