@@ -309,8 +309,8 @@ impl CategoryCache {
     /// keys, reusing the strings.
     fn hold<S: AsRef<str>>(&mut self, columns: &[&[S]], keys: usize) {
         let all = columns.iter().copied().flatten();
-        let n = all.clone().count();
-        self.categories.truncate(n);
+        self.categories
+            .truncate(columns.iter().map(|c| c.len()).sum());
         for (mine, c) in self.categories.iter_mut().zip(all.clone()) {
             mine.clear();
             mine.push_str(c.as_ref());
@@ -1079,10 +1079,10 @@ impl Policy {
         if !cached {
             let max = u64::from(self.config.limits.label_len_max);
             let columns: SmallVec<[&[S]; 3]> = by.iter().map(|(_, c, _)| c.categories).collect();
-            let all = columns.iter().copied().flatten();
-            if all.clone().count() as u64 <= 2 * u64::from(plan.max)
+            let labels: u64 = columns.iter().map(|c| c.len() as u64).sum();
+            if labels <= 2 * u64::from(plan.max)
                 && keys <= u128::from(CACHE_KEYS_PER_SCOPE * u64::from(plan.max))
-                && all.clone().all(|c| c.as_ref().len() as u64 <= max)
+                && (columns.iter().copied().flatten()).all(|c| c.as_ref().len() as u64 <= max)
             {
                 self.columns.hold(&columns, keys as usize);
                 cached = true;
