@@ -278,10 +278,9 @@ impl PolicyConfig {
         let route_backs = if laddered { 2 } else { 0 };
         // The scope ids of the scope columns' keys kept across calls: at most two
         // categories per scope (labels), at most `CACHE_KEYS_PER_SCOPE` keys per scope
-        // (an id each), and a grouping entry per scope;
-        // the scratch of one chunk of rows; and that of tallying a scope's run of
-        // values into its histogram (a count per bin, two lists of at most
-        // `histogram_bins_max` cells).
+        // (an id each), and a grouping entry per scope; the scratch of one chunk of
+        // rows; and that of tallying a scope's run of values into its histogram (a
+        // count per bin, two lists of at most `histogram_bins_max` cells).
         let bins_max = windows.iter().map(|w| w.1).max().unwrap_or(0);
         let tally = (3 * HEADER).saturating_add(4 * (bins_max + 2 * bins_max.min(cells_max)));
         let cache = (11 * HEADER)

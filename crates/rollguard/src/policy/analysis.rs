@@ -81,9 +81,14 @@ impl Policy {
 
     /// A gate's config as `scope` (or, for `None`, the overall verdict) judges it.
     pub(super) fn judged(&self, scope: Option<u32>, gate: usize) -> &GateConfig {
-        let tier = scope.and_then(|s| self.state.scopes.get(s as usize)?.tier.as_deref());
-        let index = self.plan.scopes.as_ref().and_then(|p| p.tier_index(tier));
-        judged_at(&self.plan, scope.is_some(), index, gate)
+        judged_at(&self.plan, scope.is_some(), self.tier_index(scope), gate)
+    }
+
+    /// The index of `scope`'s tier among the plan's tiers with overrides, if it has
+    /// one (see [`crate::plan::ScopePlan::tier_index`]).
+    fn tier_index(&self, scope: Option<u32>) -> Option<u32> {
+        let tier = self.state.scopes.get(scope? as usize)?.tier.as_deref();
+        self.plan.scopes.as_ref()?.tier_index(tier)
     }
 
     /// A gate's state overall or in `scope`.
@@ -257,12 +262,7 @@ impl Policy {
         out: &mut Out,
     ) -> Vec<GateReport> {
         // The scope's tier, if its tier judges differently: found once, by index.
-        let tier = match (scope, &self.plan.scopes) {
-            (Some(s), Some(plan)) if !plan.tiers.is_empty() => {
-                plan.tier_index(self.state.scopes[s as usize].tier.as_deref())
-            }
-            _ => None,
-        };
+        let tier = self.tier_index(scope);
         let mut key = None;
         let (subject_arm, baseline_arm) = (self.arm_of(subject), baseline.map(|b| self.arm_of(b)));
         let mut reports = Vec::new();
