@@ -7,7 +7,8 @@
 #      their .crate files (each against the others' packaged sources), the .crate files
 #      hold only sources, README and licenses, `cargo publish --dry-run` accepts them, and
 #      `rollguard --help` names the binary `rollguard`;
-#   3. Python: maturin builds the sdist and the abi3 wheel; the sdist installs with pip
+#   3. Python: maturin builds the sdist and the abi3 wheel (manylinux2014, linked by
+#      zig against glibc 2.17); the sdist installs with pip
 #      into a fresh venv (compiled from source, reusing target/ for the dependencies) and
 #      the installed package makes a decision and reports the version;
 #   4. npm: `npm pack` of bindings/wasm/pkg holds only the package's files (types,
@@ -81,19 +82,24 @@ echo "rollguard --help: $(grep '^Usage' <<<"$help"); --version: rollguard $VERSI
 
 section "Python: maturin sdist and abi3 wheel"
 if [ ! -x "$PY_VENV/bin/maturin" ]; then
-  # Alone (without test-python.sh's venv): a venv with just the pinned maturin.
+  # Alone (without test-python.sh's venv): a venv with just the pinned maturin and zig.
   PY_VENV=$OUT/venv-tools
   [ -x "$PY_VENV/bin/python" ] || "$PYTHON" -m venv "$PY_VENV"
-  "$PY_VENV/bin/python" -m pip install -q "$(grep '^maturin==' bindings/python/requirements-dev.txt)"
+  "$PY_VENV/bin/python" -m pip install -q $(grep -E '^(maturin|ziglang)==' bindings/python/requirements-dev.txt)
 fi
 MATURIN=$PY_VENV/bin/maturin
+# maturin --zig finds zig in the venv's ziglang package, through the venv's python.
+export PATH=$PY_VENV/bin:$PATH
 rm -rf "$OUT/python"
 "$MATURIN" sdist -m bindings/python/Cargo.toml -o "$OUT/python" 2>&1 | grep -E 'Built|rror' || true
-"$MATURIN" build --release --locked -m bindings/python/Cargo.toml -o "$OUT/python" 2>&1 | grep -E 'Built|rror' || true
+# manylinux2014 (glibc 2.17): maturin audits the library's symbols before it tags the
+# wheel so, and refuses a newer one.
+"$MATURIN" build --release --locked --zig --compatibility manylinux2014 -m bindings/python/Cargo.toml \
+  -o "$OUT/python" 2>&1 | grep -E 'Built|rror' || true
 sdist=$OUT/python/rollguard-$VERSION.tar.gz
-wheel=$(ls "$OUT"/python/rollguard-"$VERSION"-cp39-abi3-*.whl 2>/dev/null || true)
+wheel=$(ls "$OUT"/python/rollguard-"$VERSION"-cp39-abi3-manylinux2014_x86_64*.whl 2>/dev/null || true)
 test -s "$sdist" || fail "no sdist rollguard-$VERSION.tar.gz"
-test -n "$wheel" || fail "no abi3 wheel rollguard-$VERSION-cp39-abi3-*.whl in $OUT/python"
+test -n "$wheel" || fail "no manylinux2014 abi3 wheel rollguard-$VERSION-cp39-abi3-manylinux2014_x86_64*.whl in $OUT/python"
 slist=$(tar tzf "$sdist")
 for f in pyproject.toml PKG-INFO LICENSE-MIT LICENSE-APACHE python/rollguard/__init__.py python/rollguard/py.typed \
   bindings/python/src/lib.rs crates/rollguard/src/lib.rs crates/rollguard-backtest/src/lib.rs; do

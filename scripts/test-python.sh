@@ -29,9 +29,9 @@ if ! python -c "import confseq.boundaries" 2>/dev/null; then
   python -m pip install -q --no-build-isolation confseq==0.0.11
 fi
 
-echo "== maturin build (release, abi3)"
+echo "== maturin build (release, abi3, manylinux2014: linked by zig against glibc 2.17)"
 rm -rf "$WHEELS"
-maturin build --release -m bindings/python/Cargo.toml -o "$WHEELS"
+maturin build --release --zig --compatibility manylinux2014 -m bindings/python/Cargo.toml -o "$WHEELS"
 python -m pip install -q --force-reinstall --no-deps "$WHEELS"/rollguard-*.whl
 
 echo "== pytest"
