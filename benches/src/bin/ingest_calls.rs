@@ -1,6 +1,7 @@
 //! Runs column calls with a tenant column through the scoped policy, for instruction
 //! counts under callgrind: `ingest_calls METRIC CALLS ROWS [digest]`, with an analysis
-//! every `INTERVAL` ms (environment; default 30 days: none during the calls).
+//! every `INTERVAL` ms (environment; default 30 days: none during the calls), and
+//! `PER_MS` rows per millisecond of policy time (default 10).
 
 use rollguard::{LabelColumn, Labels};
 use rollguard_benches::scoped_policy;
@@ -30,6 +31,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_592_000_000);
+    // Rows per millisecond of policy time: 10 (the criterion benches') starts new
+    // buckets in every scope every call; more fill each bucket over many calls.
+    let per_ms: u64 = std::env::var("PER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let mut p = scoped_policy(0, 1000, interval);
     let labels = Labels {
         tenant: Some(LabelColumn::new(&codes, &tenants)),
@@ -38,7 +45,7 @@ fn main() {
     let mut i = 0u64;
     // One call to number the scopes, then the measured ones.
     for _ in 0..=calls {
-        let at: Vec<u64> = (0..rows).map(|k| (i + k) / 10).collect();
+        let at: Vec<u64> = (0..rows).map(|k| (i + k) / per_ms).collect();
         i += rows;
         let step = p.observe_values_labelled("v2", metric, &at, &values, &labels);
         assert!(step.is_ok());
