@@ -7,10 +7,10 @@
 #      their .crate files (each against the others' packaged sources), the .crate files
 #      hold only sources, README and licenses, `cargo publish --dry-run` accepts them, and
 #      `rollguard --help` names the binary `rollguard`;
-#   3. Python: maturin builds the sdist and the abi3 wheel (manylinux2014, linked by
-#      zig against glibc 2.17); the sdist installs with pip
-#      into a fresh venv (compiled from source, reusing target/ for the dependencies) and
-#      the installed package makes a decision and reports the version;
+#   3. Python: maturin builds the sdist and the abi3 wheel (manylinux2014, linked by zig
+#      against glibc 2.17); the sdist installs with pip into a fresh venv (compiled from
+#      source, reusing target/ for the dependencies) and the installed package makes a
+#      decision and reports the version;
 #   4. npm: `npm pack` of bindings/wasm/pkg holds only the package's files (types,
 #      exports), installs offline into a fresh project, makes a decision through import
 #      and require(), and TypeScript resolves its types;
