@@ -44,7 +44,10 @@ fn main() {
     };
     // A call's times from its first row's (the rows a whole number of milliseconds, so
     // each call adds one number to the same offsets: little of the count is this loop's).
-    assert!(per_ms > 0 && rows % per_ms == 0, "ROWS a multiple of PER_MS");
+    assert!(
+        per_ms > 0 && rows.is_multiple_of(per_ms),
+        "ROWS a multiple of PER_MS"
+    );
     let offsets: Vec<u64> = (0..rows).map(|k| k / per_ms).collect();
     let mut start = 0u64;
     // One call to number the scopes, then the measured ones.
