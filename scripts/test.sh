@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need on a fresh machine, then runs them all:
 # format, lints (native and wasm32), unit/property/conformance/doc tests, the core
-# built for wasm32, the CLI demo and the example, the Python package (wheel, pytest,
-# stubtest, notebook), the npm package (Node tests, tsc) and the dashboard end to end in
-# headless Chromium, the packages ready to publish (scripts/check-publish.sh), benches
-# compiled, the detection benchmark in its quick mode, and a short fuzz run per target.
+# built for wasm32, the vectors on aarch64 under qemu, the CLI demo and the example, the
+# Python package (wheel, pytest, stubtest, notebook), the npm package (Node tests, tsc)
+# and the dashboard end to end in headless Chromium, the packages ready to publish
+# (scripts/check-publish.sh), benches compiled, the detection benchmark in its quick
+# mode, and a short fuzz run per target.
 # `.ci/run` calls exactly this.
 #
 #   ./scripts/test.sh             everything
@@ -41,6 +42,9 @@ cargo test --workspace --locked
 
 section "core built for wasm32-unknown-unknown"
 cargo build -p rollguard --target wasm32-unknown-unknown --release --locked
+
+section "core on aarch64 under qemu-user (conformance and assignment vectors)"
+./scripts/test-aarch64.sh
 
 section "demo and examples run"
 cargo run -q --release -p rollguard-cli --locked -- demo >/dev/null
